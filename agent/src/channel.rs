@@ -1,0 +1,87 @@
+//! The agent's own channel to the host: a virtio-serial port found by name.
+//! Commands are accepted only from here; the agent opens no network socket.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use hilt_protocol::{encode_frame, AgentMsg, Decoded, FrameDecoder, HostMsg};
+
+pub fn find_port(name: &str) -> io::Result<PathBuf> {
+    for entry in fs::read_dir("/sys/class/virtio-ports")? {
+        let entry = entry?;
+        let port_name = fs::read_to_string(entry.path().join("name")).unwrap_or_default();
+        if port_name.trim() == name {
+            return Ok(Path::new("/dev").join(entry.file_name()));
+        }
+    }
+    Err(io::Error::new(io::ErrorKind::NotFound, format!("no virtio-serial port named {name}")))
+}
+
+struct Out {
+    file: File,
+    seq: u64,
+    buf: Vec<u8>,
+}
+
+/// Cloneable sender; one lock serialises frames so sequence numbers match
+/// the order on the wire.
+#[derive(Clone)]
+pub struct Sender(Arc<Mutex<Out>>);
+
+impl Sender {
+    pub fn send(&self, msg: &AgentMsg) {
+        let mut out = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let Out { file, seq, buf } = &mut *out;
+        buf.clear();
+        encode_frame(*seq, msg, buf);
+        *seq += 1;
+        // A failed write means the host went away; there is no one to tell,
+        // and the watcher must keep running for the console side.
+        let _ = file.write_all(buf);
+    }
+}
+
+pub struct Receiver {
+    file: File,
+    decoder: FrameDecoder,
+    pending: std::collections::VecDeque<HostMsg>,
+}
+
+impl Receiver {
+    /// Blocks until the next valid command; `None` when the channel closed.
+    pub fn recv(&mut self) -> Option<HostMsg> {
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Some(m) = self.pending.pop_front() {
+                return Some(m);
+            }
+            let n = match self.file.read(&mut buf) {
+                Ok(0) => {
+                    // virtio-serial reads 0 while the host side is not
+                    // connected; wait instead of spinning.
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    continue;
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return None,
+            };
+            let mut out = Vec::new();
+            self.decoder.feed::<HostMsg>(&buf[..n], &mut out);
+            for d in out {
+                if let Decoded::Record { msg, .. } = d {
+                    self.pending.push_back(msg);
+                }
+            }
+        }
+    }
+}
+
+pub fn open(path: &Path) -> io::Result<(Sender, Receiver)> {
+    let file = OpenOptions::new().read(true).write(true).open(path)?;
+    let tx = Sender(Arc::new(Mutex::new(Out { file: file.try_clone()?, seq: 0, buf: Vec::with_capacity(64 * 1024) })));
+    let rx = Receiver { file, decoder: FrameDecoder::new(), pending: Default::default() };
+    Ok((tx, rx))
+}

@@ -1,0 +1,131 @@
+//! hilt-agent: the small program that runs on the board under test.
+//!
+//! `hilt-agent` talks to the host over its virtio-serial port;
+//! `hilt-agent worker <json>` is how it starts its own workload processes.
+
+mod block;
+mod channel;
+mod dm;
+mod kmsg;
+mod run;
+mod sampler;
+mod settings;
+mod shm;
+mod storage;
+mod swap;
+mod sys;
+mod workloads;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use hilt_protocol::{AgentMsg, Hello, HostMsg, Stage, AGENT_PORT_NAME, PROTOCOL_VERSION};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("--version") => println!("hilt-agent {} (protocol {PROTOCOL_VERSION})", env!("CARGO_PKG_VERSION")),
+        Some("worker") => {
+            if let Err(e) = workloads::worker_main(args.get(2).map(String::as_str).unwrap_or("")) {
+                eprintln!("hilt-agent worker: {e}");
+                std::process::exit(1);
+            }
+        }
+        Some("--port") => agent(args.get(2).map(PathBuf::from)),
+        None => agent(None),
+        Some(other) => {
+            eprintln!("usage: hilt-agent [--version | --port DEVICE]\nunknown argument {other:?}");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn agent(port: Option<PathBuf>) {
+    if let Err(e) = sys::harden_self() {
+        eprintln!("hilt-agent: warning: {e}");
+    }
+    let port = port.map(Ok).unwrap_or_else(|| wait_for_port(Duration::from_secs(20)));
+    let port = match port {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("hilt-agent: {e}");
+            std::process::exit(1);
+        }
+    };
+    let (tx, mut rx) = match channel::open(&port) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("hilt-agent: opening {}: {e}", port.display());
+            std::process::exit(1);
+        }
+    };
+    let (release, version, machine) = sys::uname();
+    tx.send(&AgentMsg::Hello(Hello {
+        protocol: PROTOCOL_VERSION,
+        agent_version: env!("CARGO_PKG_VERSION").into(),
+        kernel_release: release,
+        kernel_version: version,
+        machine,
+        uptime_ms: sys::uptime_ms(),
+        mem_total_kb: sampler::read_mem().total_kb,
+        cpus: std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1),
+    }));
+    {
+        let tx = tx.clone();
+        std::thread::spawn(move || loop {
+            tx.send(&AgentMsg::Heartbeat { uptime_ms: sys::uptime_ms() });
+            std::thread::sleep(Duration::from_secs(1));
+        });
+    }
+    {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            if let Err(e) = kmsg::run(tx.clone()) {
+                tx.send(&AgentMsg::Error { stage: Stage::Watch, message: format!("/dev/kmsg: {e}") });
+            }
+        });
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let (start_tx, start_rx) = mpsc::channel();
+    {
+        let stop = stop.clone();
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            while let Some(msg) = rx.recv() {
+                match msg {
+                    HostMsg::Start { spec } => {
+                        let _ = start_tx.send(spec);
+                    }
+                    HostMsg::Stop => stop.store(true, Ordering::Relaxed),
+                    HostMsg::Sysrq { key } => {
+                        if let Err(e) = sys::sysrq(key) {
+                            tx.send(&AgentMsg::Error { stage: Stage::Channel, message: e.to_string() });
+                        }
+                    }
+                }
+            }
+        });
+    }
+    // The agent keeps watching after a run: the host decides when the board
+    // powers off, and late kernel reports still matter.
+    while let Ok(spec) = start_rx.recv() {
+        stop.store(false, Ordering::Relaxed);
+        run::run(&spec, &tx, &stop);
+    }
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+fn wait_for_port(limit: Duration) -> std::io::Result<PathBuf> {
+    let t = Instant::now();
+    loop {
+        match channel::find_port(AGENT_PORT_NAME) {
+            Ok(p) => return Ok(p),
+            Err(e) if t.elapsed() > limit => return Err(e),
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}

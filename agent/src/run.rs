@@ -1,0 +1,156 @@
+//! One iteration on the board: settings, storage, swap, workloads, watch.
+
+use std::process::Child;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hilt_protocol::{AgentMsg, DoneReason, RunSpec, Stage, StageReport, WorkloadSpec};
+
+use crate::channel::Sender;
+use crate::shm::{self, Mapping};
+use crate::workloads::{self, WorkerArgs};
+use crate::{sampler, settings, storage, swap, sys};
+
+fn stage<T>(tx: &Sender, stage: Stage, f: impl FnOnce() -> std::io::Result<(T, String)>) -> Option<T> {
+    let t = Instant::now();
+    match f() {
+        Ok((v, detail)) => {
+            tx.send(&AgentMsg::Stage(StageReport {
+                stage,
+                uptime_ms: sys::uptime_ms(),
+                elapsed_ms: t.elapsed().as_millis() as u64,
+                detail,
+            }));
+            Some(v)
+        }
+        Err(e) => {
+            tx.send(&AgentMsg::Error { stage, message: e.to_string() });
+            None
+        }
+    }
+}
+
+pub fn run(spec: &RunSpec, tx: &Sender, stop: &Arc<AtomicBool>) {
+    let Some(saved) = stage(tx, Stage::Settings, || settings::apply(&spec.kernel)) else { return };
+    let result = run_inner(spec, tx, stop);
+    settings::restore(&saved);
+    if let Some(reason) = result {
+        tx.send(&AgentMsg::Done { uptime_ms: sys::uptime_ms(), reason });
+    }
+}
+
+fn run_inner(spec: &RunSpec, tx: &Sender, stop: &Arc<AtomicBool>) -> Option<DoneReason> {
+    let mounted = stage(tx, Stage::Mount, || {
+        let m = storage::set_up(&spec.storage)?;
+        let files = storage::files()?;
+        let detail = format!(
+            "{} on {}{}, {} files",
+            storage::MOUNT_POINT,
+            m.device.display(),
+            if m.verity { format!(" (dm-verity over {})", m.lower.display()) } else { String::new() },
+            files.len()
+        );
+        Ok(((m, files), detail))
+    })?;
+    let (_mount, files) = mounted;
+    stage(tx, Stage::Swap, || {
+        let s = swap::set_up(&spec.swap)?;
+        let detail = s.as_ref().map(|(_, d)| d.clone()).unwrap_or_else(|| "no swap".into());
+        Ok(((), detail))
+    })?;
+    let map = stage(tx, Stage::Workloads, || Mapping::create().map(|m| (m, String::new())))?;
+    let mem_total_kb = sampler::read_mem().total_kb;
+    let start = sys::uptime_ms();
+    let deadline = start + spec.duration_ms;
+    let mut children: Vec<(String, Child)> = Vec::new();
+    let mut slot_base = 0;
+    for w in &spec.workloads {
+        let (name, threads) = match w {
+            WorkloadSpec::Hog { name, .. } => (name.clone(), 0),
+            WorkloadSpec::Readers { name, threads, .. } => (name.clone(), *threads as usize),
+        };
+        if slot_base + threads > shm::MAX_READERS {
+            tx.send(&AgentMsg::Error { stage: Stage::Workloads, message: format!("more than {} readers", shm::MAX_READERS) });
+            return None;
+        }
+        let args = WorkerArgs { spec: w.clone(), shm_fd: map.fd, slot_base, deadline_uptime_ms: deadline, files: files.clone(), mem_total_kb };
+        match workloads::spawn(&args) {
+            Ok(c) => children.push((name, c)),
+            Err(e) => {
+                tx.send(&AgentMsg::Error { stage: Stage::Workloads, message: format!("starting {name}: {e}") });
+                return None;
+            }
+        }
+        slot_base += threads;
+    }
+    let readers = slot_base;
+    let reason = watch(spec, tx, stop, &map, readers, deadline, &mut children);
+    for (_, c) in &mut children {
+        let _ = c.kill();
+    }
+    Some(reason)
+}
+
+fn watch(
+    spec: &RunSpec,
+    tx: &Sender,
+    stop: &Arc<AtomicBool>,
+    map: &Mapping,
+    readers: usize,
+    deadline: u64,
+    children: &mut [(String, Child)],
+) -> DoneReason {
+    let mut sampler = sampler::Sampler::new(readers);
+    let mut stalled = vec![false; readers];
+    let interval = Duration::from_millis(spec.watch.interval_ms.max(100));
+    let mut next = Instant::now() + interval;
+    loop {
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        next += interval;
+        let now = sys::uptime_ms();
+        let stats = sampler.sample(map.get(), now);
+        tx.send(&AgentMsg::Interval(Box::new(stats)));
+        let mut now_stalled = vec![false; readers];
+        for (i, since) in sampler::stalled(map.get(), readers, now, spec.watch.reader_stall_ms) {
+            now_stalled[i] = true;
+            if !stalled[i] {
+                tx.send(&AgentMsg::ReaderStall { uptime_ms: now, reader: i as u32, workload: reader_workload(spec, i), stalled_ms: since });
+            }
+        }
+        for i in 0..readers {
+            if stalled[i] && !now_stalled[i] {
+                tx.send(&AgentMsg::ReaderResumed { uptime_ms: now, reader: i as u32, workload: reader_workload(spec, i) });
+            }
+        }
+        stalled = now_stalled;
+        for (name, c) in children.iter_mut() {
+            if let Ok(Some(status)) = c.try_wait() {
+                if !status.success() && now < deadline {
+                    tx.send(&AgentMsg::Error { stage: Stage::Workloads, message: format!("{name} exited early: {status}") });
+                }
+            }
+        }
+        if stop.load(Ordering::Relaxed) {
+            return DoneReason::Stopped;
+        }
+        let readers_done = readers > 0
+            && map.get().readers[..readers].iter().all(|s| s.state.load(Ordering::Relaxed) == shm::FINISHED);
+        if now >= deadline || readers_done {
+            return DoneReason::Completed;
+        }
+    }
+}
+
+fn reader_workload(spec: &RunSpec, reader: usize) -> String {
+    let mut base = 0;
+    for w in &spec.workloads {
+        if let WorkloadSpec::Readers { name, threads, .. } = w {
+            if reader < base + *threads as usize {
+                return name.clone();
+            }
+            base += *threads as usize;
+        }
+    }
+    String::new()
+}

@@ -1,0 +1,82 @@
+//! erofs, optionally on dm-verity, mounted read-only.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use hilt_protocol::StorageSpec;
+
+use crate::{block, dm, sys};
+
+pub const MOUNT_POINT: &str = "/mnt/erofs";
+pub const VERITY_NAME: &str = "hilt-verity";
+
+pub struct Mounted {
+    pub device: PathBuf,
+    pub lower: PathBuf,
+    pub verity: bool,
+}
+
+pub fn set_up(spec: &StorageSpec) -> io::Result<Mounted> {
+    let lower = block::resolve(&spec.erofs)?;
+    if let Some(s) = &spec.io_scheduler {
+        set_scheduler(&lower, s)?;
+    }
+    let device = match &spec.verity {
+        None => lower.clone(),
+        Some(v) => {
+            let hash = block::resolve(&v.hash)?;
+            let sectors = v.data_blocks * (v.data_block_size as u64 / 512);
+            let params = format!(
+                "1 {} {} {} {} {} {} sha256 {} {}",
+                lower.display(),
+                hash.display(),
+                v.data_block_size,
+                v.hash_block_size,
+                v.data_blocks,
+                v.hash_start_block,
+                v.root_hash,
+                v.salt
+            );
+            let _ = dm::remove(VERITY_NAME);
+            dm::create(VERITY_NAME, &[dm::Target { start: 0, sectors, kind: "verity", params: &params }], true)?
+        }
+    };
+    std::fs::create_dir_all(MOUNT_POINT)?;
+    let src = sys::cstr(&device.to_string_lossy())?;
+    let dst = sys::cstr(MOUNT_POINT)?;
+    let data = sys::cstr(&spec.mount_options)?;
+    let ret = unsafe {
+        libc::mount(src.as_ptr(), dst.as_ptr(), c"erofs".as_ptr(), libc::MS_RDONLY, data.as_ptr() as *const libc::c_void)
+    };
+    sys::check(ret, &format!("mount -t erofs {} {MOUNT_POINT} -o {}", device.display(), spec.mount_options))?;
+    if let Some(mode) = spec.sync_decompress {
+        let dev = device.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        sys::write_attr(format!("/sys/fs/erofs/{dev}/sync_decompress"), &mode.to_string())?;
+    }
+    Ok(Mounted { device, lower, verity: spec.verity.is_some() })
+}
+
+pub fn set_scheduler(dev: &Path, sched: &str) -> io::Result<()> {
+    let Some(disk) = block::disk_name(dev) else { return Ok(()) };
+    sys::write_attr(format!("/sys/block/{disk}/queue/scheduler"), sched)
+}
+
+/// Lists the dataset files under the mount, sorted so every reader sees the
+/// same order.
+pub fn files() -> io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![PathBuf::from(MOUNT_POINT)];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir)? {
+            let e = e?;
+            let ft = e.file_type()?;
+            if ft.is_dir() {
+                stack.push(e.path());
+            } else if ft.is_file() {
+                out.push(e.path());
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}

@@ -1,0 +1,63 @@
+//! Thin wrappers over the procfs/sysfs and syscalls the agent needs.
+
+use std::fs;
+use std::io;
+use std::path::Path;
+
+pub fn uptime_ms() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // CLOCK_BOOTTIME matches the kernel's printk clock closely enough to
+    // line up agent samples with kernel reports.
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+}
+
+pub fn read_trimmed(path: impl AsRef<Path>) -> io::Result<String> {
+    Ok(fs::read_to_string(path)?.trim().to_string())
+}
+
+/// Writes a sysfs/procfs attribute, naming the path in the error because a
+/// bare "Invalid argument" tells the user nothing.
+pub fn write_attr(path: impl AsRef<Path>, value: &str) -> io::Result<()> {
+    let path = path.as_ref();
+    fs::write(path, value).map_err(|e| io::Error::new(e.kind(), format!("writing {value:?} to {}: {e}", path.display())))
+}
+
+pub fn cstr(s: &str) -> io::Result<std::ffi::CString> {
+    std::ffi::CString::new(s).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))
+}
+
+pub fn check(ret: libc::c_int, what: &str) -> io::Result<()> {
+    if ret < 0 {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(e.kind(), format!("{what}: {e}")));
+    }
+    Ok(())
+}
+
+/// Keeps the watcher resident and last in line for the OOM killer: it must
+/// outlive the pressure it is there to observe.
+pub fn harden_self() -> io::Result<()> {
+    check(unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) }, "mlockall")?;
+    write_attr("/proc/self/oom_score_adj", "-1000")
+}
+
+pub fn uname() -> (String, String, String) {
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    unsafe { libc::uname(&mut u) };
+    let field = |f: &[libc::c_char]| {
+        let bytes: Vec<u8> = f.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    (field(&u.release), field(&u.version), field(&u.machine))
+}
+
+pub fn meminfo_kb(text: &str, key: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+}
+
+pub fn sysrq(key: char) -> io::Result<()> {
+    write_attr("/proc/sysrq-trigger", &key.to_string())
+}

@@ -1,0 +1,205 @@
+//! The workload processes: an anonymous-memory hog and erofs readers.
+//! Each runs as `hilt-agent worker <json>` in its own process.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use hilt_protocol::{ReadPattern, WorkloadSpec};
+use serde::{Deserialize, Serialize};
+
+use crate::shm::{self, Mapping};
+use crate::sys;
+
+/// What the watcher tells a worker process; passed as one argv entry.
+#[derive(Serialize, Deserialize)]
+pub struct WorkerArgs {
+    pub spec: WorkloadSpec,
+    pub shm_fd: i32,
+    /// First reader slot this worker owns.
+    pub slot_base: usize,
+    pub deadline_uptime_ms: u64,
+    pub files: Vec<PathBuf>,
+    pub mem_total_kb: u64,
+}
+
+pub fn spawn(args: &WorkerArgs) -> io::Result<Child> {
+    let json = serde_json::to_string(args).map_err(io::Error::other)?;
+    // Exec the agent's own file by name, so workers show as hilt-agent in
+    // ps and in the kernel's task dumps rather than as "exe".
+    Command::new(std::env::current_exe()?).arg("worker").arg(json).spawn()
+}
+
+pub fn worker_main(json: &str) -> io::Result<()> {
+    let args: WorkerArgs = serde_json::from_str(json).map_err(io::Error::other)?;
+    let map = Mapping::map(args.shm_fd)?;
+    match &args.spec {
+        WorkloadSpec::Hog { mem_fraction, start_after_ms, .. } => {
+            // The hog, not the readers, should be what an OOM kill takes.
+            let _ = sys::write_attr("/proc/self/oom_score_adj", "1000");
+            std::thread::sleep(Duration::from_millis(*start_after_ms));
+            let bytes = (args.mem_total_kb as f64 * 1024.0 * mem_fraction) as usize;
+            hog(&map, bytes, args.deadline_uptime_ms)
+        }
+        WorkloadSpec::Readers { threads, pattern, block_size, drop_caches, rounds, start_after_ms, .. } => {
+            std::thread::sleep(Duration::from_millis(*start_after_ms));
+            std::thread::scope(|s| {
+                for t in 0..*threads as usize {
+                    let slot = &map.get().readers[args.slot_base + t];
+                    let files = &args.files;
+                    let (pattern, bs, drop, rounds) = (*pattern, *block_size as usize, *drop_caches, *rounds);
+                    let deadline = args.deadline_uptime_ms;
+                    s.spawn(move || reader(slot, t, files, pattern, bs, drop, rounds, deadline));
+                }
+            });
+            Ok(())
+        }
+    }
+}
+
+fn hog(map: &Mapping, bytes: usize, deadline: u64) -> io::Result<()> {
+    let page = 4096;
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            bytes,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    let mem = unsafe { std::slice::from_raw_parts_mut(ptr as *mut u8, bytes) };
+    let shared = map.get();
+    let mut pass: u64 = 0;
+    while sys::uptime_ms() < deadline {
+        for (i, chunk) in mem.chunks_mut(page).enumerate() {
+            // Distinct values per pass so no page stays identical (and
+            // cheap for zram to store as a same-filled page).
+            chunk[0] = pass as u8;
+            chunk[chunk.len() / 2] = (i as u8) ^ (pass as u8);
+            if pass == 0 {
+                shared.hog_bytes.fetch_add(chunk.len() as u64, Relaxed);
+            }
+        }
+        shared.hog_passes.fetch_add(1, Relaxed);
+        pass += 1;
+        // Often enough to keep every page on the active list, rarely enough
+        // that the hog does not take a whole CPU away from the readers.
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn reader(
+    slot: &shm::ReaderSlot,
+    index: usize,
+    files: &[PathBuf],
+    pattern: ReadPattern,
+    block_size: usize,
+    drop_caches: bool,
+    rounds: Option<u32>,
+    deadline: u64,
+) {
+    slot.state.store(shm::RUNNING, Relaxed);
+    slot.last_progress_ms.store(sys::uptime_ms(), Relaxed);
+    let mut buf = vec![0u8; block_size];
+    let mut rng = Rng(index as u64 + 1);
+    let mut round = 0u32;
+    'rounds: while rounds.is_none_or(|r| round < r) {
+        if drop_caches {
+            let _ = sys::write_attr("/proc/sys/vm/drop_caches", "3");
+        }
+        // Readers start at different files so they do not all fault the
+        // same pclusters in lockstep.
+        for k in 0..files.len() {
+            if sys::uptime_ms() >= deadline {
+                break 'rounds;
+            }
+            let path = &files[(k + index) % files.len()];
+            if read_file(slot, path, pattern, &mut buf, &mut rng, deadline).is_err() {
+                slot.errors.fetch_add(1, Relaxed);
+            }
+        }
+        round += 1;
+        slot.rounds.fetch_add(1, Relaxed);
+    }
+    slot.state.store(shm::FINISHED, Relaxed);
+}
+
+fn read_file(
+    slot: &shm::ReaderSlot,
+    path: &PathBuf,
+    pattern: ReadPattern,
+    buf: &mut [u8],
+    rng: &mut Rng,
+    deadline: u64,
+) -> io::Result<()> {
+    let mut f = File::open(path)?;
+    let len = f.metadata()?.len();
+    match pattern {
+        ReadPattern::Sequential => loop {
+            let t = Instant::now();
+            let n = f.read(buf)?;
+            if n == 0 {
+                return Ok(());
+            }
+            slot.record(t.elapsed().as_micros() as u64, n as u64, sys::uptime_ms());
+        },
+        ReadPattern::Random => {
+            let blocks = (len / buf.len() as u64).max(1);
+            for _ in 0..blocks {
+                let off = (rng.next() % blocks) * buf.len() as u64;
+                let t = Instant::now();
+                let n = f.read_at(buf, off)?;
+                slot.record(t.elapsed().as_micros() as u64, n as u64, sys::uptime_ms());
+                if sys::uptime_ms() >= deadline {
+                    break;
+                }
+            }
+            Ok(())
+        }
+        ReadPattern::Mmap => {
+            use std::os::fd::AsRawFd;
+            if len == 0 {
+                return Ok(());
+            }
+            let p = unsafe { libc::mmap(std::ptr::null_mut(), len as usize, libc::PROT_READ, libc::MAP_SHARED, f.as_raw_fd(), 0) };
+            if p == libc::MAP_FAILED {
+                return Err(io::Error::last_os_error());
+            }
+            let data = unsafe { std::slice::from_raw_parts(p as *const u8, len as usize) };
+            let mut sum = 0u8;
+            for chunk in data.chunks(buf.len()) {
+                let t = Instant::now();
+                // One touch per page faults the whole chunk in.
+                for page in chunk.chunks(4096) {
+                    sum ^= unsafe { std::ptr::read_volatile(&page[0]) };
+                }
+                slot.record(t.elapsed().as_micros() as u64, chunk.len() as u64, sys::uptime_ms());
+            }
+            std::hint::black_box(sum);
+            unsafe { libc::munmap(p, len as usize) };
+            Ok(())
+        }
+    }
+}

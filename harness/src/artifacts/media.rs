@@ -1,0 +1,217 @@
+//! The dataset, its erofs image and verity tree, and the disks the
+//! emulated board gets for one plan's storage stack.
+
+use std::path::{Path, PathBuf};
+
+use hilt_images::{dataset, disk, erofs, verity};
+use hilt_protocol::{BlockDevice, StorageSpec, SwapSpec, VeritySpec};
+use serde::{Deserialize, Serialize};
+
+use super::Cache;
+use crate::board::qemu::{Attach, Disk};
+use crate::plan::{Compressor, ErofsOn, Plan, SwapCfg};
+
+/// What the board is given, and how the agent will find it.
+#[derive(Debug, Clone)]
+pub struct Media {
+    pub disks: Vec<Disk>,
+    pub storage: StorageSpec,
+    pub swap: SwapSpec,
+    pub provenance: MediaProvenance,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MediaProvenance {
+    pub dataset_bytes: u64,
+    pub dataset_files: u32,
+    pub erofs_bytes: u64,
+    pub erofs_sha256: String,
+    pub verity_root_hash: Option<String>,
+    pub verity_salt: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct VerityRecord {
+    root_hash: String,
+    salt: String,
+    data_blocks: u64,
+    hash_start_block: u64,
+    data_block_size: u32,
+    hash_block_size: u32,
+}
+
+struct Images {
+    erofs: PathBuf,
+    erofs_info: erofs::ErofsInfo,
+    verity: Option<(PathBuf, VerityRecord)>,
+}
+
+fn build_images(cache: &Cache, plan: &Plan, say: &dyn Fn(&str)) -> anyhow::Result<Images> {
+    let spec = dataset::DatasetSpec {
+        seed: plan.dataset.seed,
+        total_bytes: plan.dataset.size_mb << 20,
+        files: plan.dataset.files,
+    };
+    let dkey = Cache::key(&[b"dataset-v1", &serde_json::to_vec(&spec)?]);
+    let data_dir = cache.entry("datasets", &dkey, "", |dir| {
+        say(&format!("generating a {} MiB dataset in {} files", plan.dataset.size_mb, plan.dataset.files));
+        std::fs::create_dir_all(dir)?;
+        dataset::generate(&spec, dir)?;
+        Ok(())
+    })?;
+    let opts = erofs::ErofsOptions {
+        compressor: match plan.image.compressor {
+            Compressor::Lz4 => "lz4".into(),
+            Compressor::Lz4hc => "lz4hc".into(),
+        },
+        level: plan.image.level,
+        pcluster_bytes: plan.image.pcluster_kb * 1024,
+    };
+    let ekey = Cache::key(&[dkey.as_bytes(), &serde_json::to_vec(&opts)?]);
+    let erofs_path = cache.entry("erofs", &ekey, ".img", |out| {
+        say(&format!("building the erofs image ({}, {} KiB pclusters)", opts.compressor, plan.image.pcluster_kb));
+        erofs::build(&data_dir, out, &opts)?;
+        Ok(())
+    })?;
+    let erofs_info = erofs_info(cache, &ekey, &erofs_path)?;
+    let verity = if plan.image.verity {
+        let params = verity::VerityParams::default();
+        let vdir = cache.entry("verity", &ekey, "", |dir| {
+            say("computing the dm-verity hash tree");
+            std::fs::create_dir_all(dir)?;
+            let info = verity::format(&erofs_path, &dir.join("hash.img"), &params)?;
+            let rec = VerityRecord {
+                root_hash: info.root_hash_hex(),
+                salt: hex::encode(&info.salt),
+                data_blocks: info.data_blocks,
+                hash_start_block: info.hash_start_block,
+                data_block_size: info.data_block_size,
+                hash_block_size: info.hash_block_size,
+            };
+            std::fs::write(dir.join("verity.json"), serde_json::to_vec_pretty(&rec)?)?;
+            Ok(())
+        })?;
+        let rec: VerityRecord = serde_json::from_slice(&std::fs::read(vdir.join("verity.json"))?)?;
+        Some((vdir.join("hash.img"), rec))
+    } else {
+        None
+    };
+    Ok(Images { erofs: erofs_path, erofs_info, verity })
+}
+
+/// The image's digest is cached beside it: hashing 150 MB per run would
+/// cost more than the run's setup.
+fn erofs_info(cache: &Cache, key: &str, img: &Path) -> anyhow::Result<erofs::ErofsInfo> {
+    let p = cache.entry("erofs", key, ".json", |out| {
+        let sha = super::sha256_file(img)?;
+        let mut sha256 = [0u8; 32];
+        hex::decode_to_slice(&sha, &mut sha256)?;
+        let info = erofs::ErofsInfo { size_bytes: std::fs::metadata(img)?.len(), sha256 };
+        std::fs::write(out, serde_json::to_vec(&info)?)?;
+        Ok(())
+    })?;
+    Ok(serde_json::from_slice(&std::fs::read(p)?)?)
+}
+
+fn zero_disk(cache: &Cache, size_mb: u64) -> anyhow::Result<PathBuf> {
+    cache.entry("disks", &format!("zero-{size_mb}M"), ".img", |out| {
+        let f = std::fs::File::create(out)?;
+        f.set_len(size_mb << 20)?;
+        Ok(())
+    })
+}
+
+pub fn build_media(cache: &Cache, plan: &Plan, say: &dyn Fn(&str)) -> anyhow::Result<Media> {
+    let img = build_images(cache, plan, say)?;
+    let mut disks = Vec::new();
+    let virtio = |id: &str, path: PathBuf, read_only: bool, snapshot: bool| Disk {
+        id: id.into(),
+        path,
+        attach: Attach::Virtio { serial: id.into() },
+        read_only,
+        snapshot,
+    };
+    let (erofs_dev, hash_dev, swap) = match plan.storage.erofs_on {
+        ErofsOn::Virtio => {
+            disks.push(virtio("erofs", img.erofs.clone(), true, false));
+            let hash = img.verity.as_ref().map(|(p, _)| {
+                disks.push(virtio("hash", p.clone(), true, false));
+                BlockDevice::VirtioSerial("hash".into())
+            });
+            let swap = match &plan.swap {
+                SwapCfg::Disk { size_mb } => {
+                    disks.push(virtio("swap", zero_disk(cache, *size_mb)?, false, true));
+                    SwapSpec::Device { device: BlockDevice::VirtioSerial("swap".into()) }
+                }
+                other => generic_swap(other),
+            };
+            (BlockDevice::VirtioSerial("erofs".into()), hash, swap)
+        }
+        ErofsOn::Sdcard => {
+            // One card holds everything that should share its mmc queue:
+            // erofs, then swap (when on the card), then the hash tree.
+            let mut parts = vec![disk::PartitionSpec { source: Some(img.erofs.clone()), size_bytes: 0, type_id: disk::TYPE_LINUX }];
+            let mut swap = generic_swap(&plan.swap);
+            if let SwapCfg::Sdcard { size_mb } = plan.swap {
+                parts.push(disk::PartitionSpec { source: None, size_bytes: size_mb << 20, type_id: disk::TYPE_SWAP });
+                swap = SwapSpec::Device { device: BlockDevice::Mmc { partition: Some(parts.len() as u32) } };
+            }
+            let mut hash = None;
+            if let Some((p, _)) = &img.verity {
+                parts.push(disk::PartitionSpec { source: Some(p.clone()), size_bytes: 0, type_id: disk::TYPE_LINUX });
+                hash = Some(BlockDevice::Mmc { partition: Some(parts.len() as u32) });
+            }
+            if let SwapCfg::Disk { size_mb } = &plan.swap {
+                disks.push(virtio("swap", zero_disk(cache, *size_mb)?, false, true));
+                swap = SwapSpec::Device { device: BlockDevice::VirtioSerial("swap".into()) };
+            }
+            let key = Cache::key(&[b"sdcard-v1", &serde_json::to_vec(&parts)?, img.erofs_info.sha256_hex().as_bytes()]);
+            let card = cache.entry("sdcard", &key, ".img", |out| {
+                say("writing the SD card image");
+                disk::build_mbr_image(out, &parts)?;
+                Ok(())
+            })?;
+            disks.push(Disk { id: "sd0".into(), path: card, attach: Attach::SdCard, read_only: false, snapshot: true });
+            (BlockDevice::Mmc { partition: Some(1) }, hash, swap)
+        }
+    };
+    let verity = match (&img.verity, hash_dev) {
+        (Some((_, r)), Some(hash)) => Some(VeritySpec {
+            hash,
+            root_hash: r.root_hash.clone(),
+            salt: r.salt.clone(),
+            data_blocks: r.data_blocks,
+            data_block_size: r.data_block_size,
+            hash_block_size: r.hash_block_size,
+            hash_start_block: r.hash_start_block,
+        }),
+        _ => None,
+    };
+    let provenance = MediaProvenance {
+        dataset_bytes: plan.dataset.size_mb << 20,
+        dataset_files: plan.dataset.files,
+        erofs_bytes: img.erofs_info.size_bytes,
+        erofs_sha256: img.erofs_info.sha256_hex(),
+        verity_root_hash: verity.as_ref().map(|v| v.root_hash.clone()),
+        verity_salt: verity.as_ref().map(|v| v.salt.clone()),
+    };
+    Ok(Media {
+        disks,
+        storage: StorageSpec {
+            erofs: erofs_dev,
+            verity,
+            mount_options: plan.storage.mount_options.clone(),
+            io_scheduler: plan.storage.io_scheduler.clone(),
+            sync_decompress: plan.storage.sync_decompress,
+        },
+        swap,
+        provenance,
+    })
+}
+
+fn generic_swap(cfg: &SwapCfg) -> SwapSpec {
+    match cfg {
+        SwapCfg::Zram { size_mb, algorithm } => SwapSpec::Zram { size_bytes: size_mb << 20, algorithm: algorithm.clone() },
+        _ => SwapSpec::None,
+    }
+}

@@ -1,0 +1,77 @@
+//! Everything a board boots and reads, built once and cached by content:
+//! kernels from Debian packages, the initramfs, the dataset, the erofs
+//! image and its verity tree, and the emulated board's disks.
+
+pub mod cache;
+pub mod initramfs;
+pub mod media;
+
+pub use cache::Cache;
+pub use initramfs::build_initramfs;
+pub use media::{build_media, Media};
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use hilt_kernels::{Busybox, Kernel, Module, PackageRef};
+
+/// Modules the board needs, by name; the kernel's own dependencies are
+/// added and built-ins skipped when the load order is resolved.
+pub const BOARD_MODULES: &[&str] = &[
+    "virtio_mmio",
+    "virtio_console",
+    "virtio_blk",
+    "dm-mod",
+    "dm-verity",
+    "erofs",
+    "zram",
+    "sdhci",
+    "sdhci-pci",
+    "mmc_block",
+];
+
+pub struct BootKernel {
+    pub kernel: Kernel,
+    pub modules: Vec<Module>,
+    pub builtin: Vec<String>,
+}
+
+pub fn fetch_kernel(cache: &Cache, package: &str) -> anyhow::Result<BootKernel> {
+    let pkg = PackageRef::parse(package).with_context(|| format!("kernel package {package:?}"))?;
+    let deb = hilt_kernels::fetch(&pkg, cache.root()).with_context(|| format!("fetching {package}"))?;
+    let root = hilt_kernels::extract(&deb, cache.root())?;
+    let kernel = Kernel::from_extracted(&root, &deb.name, &deb.version)?;
+    let plan = kernel.plan(BOARD_MODULES).context("resolving the board's kernel modules")?;
+    Ok(BootKernel { kernel, modules: plan.modules, builtin: plan.builtin })
+}
+
+pub fn fetch_busybox(cache: &Cache) -> anyhow::Result<Busybox> {
+    let pkg = PackageRef::parse("busybox-static:arm64")?;
+    let deb = hilt_kernels::fetch(&pkg, cache.root()).context("fetching busybox-static:arm64")?;
+    let root = hilt_kernels::extract(&deb, cache.root())?;
+    Ok(hilt_kernels::busybox_from_extracted(&root, &deb.version)?)
+}
+
+/// Where the static aarch64 agent is: `$HILT_AGENT`, else next to the
+/// build output of this binary (target/agent/hilt-agent).
+pub fn agent_binary() -> anyhow::Result<PathBuf> {
+    if let Some(p) = std::env::var_os("HILT_AGENT") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe()?;
+    let candidates = exe.ancestors().skip(1).take(3).map(|d| d.join("agent/hilt-agent")).collect::<Vec<_>>();
+    candidates.iter().find(|p| p.is_file()).cloned().with_context(|| {
+        format!(
+            "no board agent binary (looked in {}): run scripts/build-agent, or set HILT_AGENT",
+            candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        )
+    })
+}
+
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    std::io::copy(&mut f, &mut h)?;
+    Ok(hex::encode(h.finalize()))
+}

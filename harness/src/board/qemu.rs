@@ -1,0 +1,266 @@
+//! The emulated board: qemu-system-aarch64 as power, its UART on a telnet
+//! chardev as console, a virtio-serial port as the agent channel.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use tokio::net::UnixStream;
+use tokio::process::{Child, Command};
+
+use super::{Power, Session};
+use crate::console::TelnetConsole;
+use crate::plan::{ConsoleCfg, QemuCfg};
+use hilt_protocol::AGENT_PORT_NAME;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Attach {
+    /// virtio-blk on the MMIO bus, found on the board by its serial.
+    Virtio { serial: String },
+    /// An SD card behind an sdhci-pci controller.
+    SdCard,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Disk {
+    pub id: String,
+    pub path: PathBuf,
+    pub attach: Attach,
+    pub read_only: bool,
+    /// Writes go to a throw-away overlay, keeping the cached image pristine
+    /// and letting boards share it.
+    pub snapshot: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Launch {
+    pub qemu: QemuCfg,
+    pub console: ConsoleCfg,
+    pub memory_mb: u32,
+    pub cpus: u32,
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    pub append: String,
+    pub disks: Vec<Disk>,
+    /// Holds the sockets; kept short because of the 108-byte socket path limit.
+    pub runtime_dir: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Launch {
+    pub fn console_socket(&self) -> PathBuf {
+        self.runtime_dir.join("console.sock")
+    }
+
+    pub fn agent_socket(&self) -> PathBuf {
+        self.runtime_dir.join("agent.sock")
+    }
+
+    /// The command line, as separate arguments: nothing here goes through
+    /// a shell.
+    pub fn args(&self) -> Vec<String> {
+        let q = &self.qemu;
+        let mut a: Vec<String> = vec![
+            "-M".into(),
+            q.machine.clone(),
+            "-cpu".into(),
+            q.cpu.clone(),
+            "-smp".into(),
+            self.cpus.to_string(),
+            "-m".into(),
+            self.memory_mb.to_string(),
+            "-display".into(),
+            "none".into(),
+            "-monitor".into(),
+            "none".into(),
+            "-no-reboot".into(),
+            "-kernel".into(),
+            self.kernel.display().to_string(),
+            "-initrd".into(),
+            self.initrd.display().to_string(),
+            "-append".into(),
+            self.append.clone(),
+        ];
+        // The console is connected first, with wait=on, so that not one
+        // byte of the boot is lost.
+        match self.console {
+            ConsoleCfg::QemuTelnet => {
+                a.push("-chardev".into());
+                a.push(format!("socket,id=con0,path={},server=on,wait=on,telnet=on", self.console_socket().display()));
+                a.push("-serial".into());
+                a.push("chardev:con0".into());
+            }
+            ConsoleCfg::QemuPty => {
+                a.push("-serial".into());
+                a.push("pty".into());
+            }
+        }
+        a.extend([
+            "-chardev".into(),
+            format!("socket,id=agent0,path={},server=on,wait=on", self.agent_socket().display()),
+            "-device".into(),
+            "virtio-serial-device".into(),
+            "-device".into(),
+            format!("virtserialport,chardev=agent0,name={AGENT_PORT_NAME}"),
+        ]);
+        let mut sdhci = false;
+        for d in &self.disks {
+            let mut drive = format!("file={},format=raw,if=none,id={}", d.path.display(), d.id);
+            if d.read_only {
+                drive.push_str(",readonly=on");
+            }
+            if d.snapshot {
+                drive.push_str(",snapshot=on");
+            }
+            a.push("-drive".into());
+            a.push(drive);
+            a.push("-device".into());
+            match &d.attach {
+                Attach::Virtio { serial } => a.push(format!("virtio-blk-device,drive={},serial={serial}", d.id)),
+                Attach::SdCard => {
+                    if !sdhci {
+                        a.push("sdhci-pci".into());
+                        a.push("-device".into());
+                        sdhci = true;
+                    }
+                    a.push(format!("sd-card,drive={}", d.id));
+                }
+            }
+        }
+        a.extend(q.extra_args.iter().cloned());
+        a
+    }
+}
+
+pub struct QemuPower {
+    launch: Launch,
+    child: Option<Child>,
+}
+
+impl QemuPower {
+    pub fn new(launch: Launch) -> Self {
+        Self { launch, child: None }
+    }
+}
+
+#[async_trait::async_trait]
+impl Power for QemuPower {
+    async fn on(&mut self) -> anyhow::Result<()> {
+        if self.child.is_some() {
+            return Ok(());
+        }
+        std::fs::create_dir_all(&self.launch.runtime_dir)?;
+        for s in [self.launch.console_socket(), self.launch.agent_socket()] {
+            let _ = std::fs::remove_file(s);
+        }
+        let log = std::fs::File::create(&self.launch.log).context("creating qemu.log")?;
+        let child = Command::new(&self.launch.qemu.binary)
+            .args(self.launch.args())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {} (install qemu-system-arm, or run scripts/setup)", self.launch.qemu.binary))?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    async fn off(&mut self) -> anyhow::Result<()> {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.start_kill();
+            let _ = tokio::time::timeout(Duration::from_secs(10), c.wait()).await;
+        }
+        let _ = std::fs::remove_dir_all(&self.launch.runtime_dir);
+        Ok(())
+    }
+
+    fn lost(&mut self) -> Option<String> {
+        let c = self.child.as_mut()?;
+        match c.try_wait() {
+            Ok(Some(status)) => Some(format!("QEMU exited ({status})")),
+            _ => None,
+        }
+    }
+}
+
+async fn connect(path: &Path, power: &mut QemuPower, limit: Duration) -> anyhow::Result<UnixStream> {
+    let start = tokio::time::Instant::now();
+    loop {
+        if let Some(why) = power.lost() {
+            let log = std::fs::read_to_string(&power.launch.log).unwrap_or_default();
+            bail!("{why} before {} accepted a connection: {}", path.display(), log.trim());
+        }
+        match UnixStream::connect(path).await {
+            Ok(s) => return Ok(s),
+            Err(e) if start.elapsed() > limit => bail!("connecting to {}: {e}", path.display()),
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
+/// Powers the emulated board on and opens its console and agent channel.
+pub async fn start(launch: Launch) -> anyhow::Result<Session> {
+    let mut power = QemuPower::new(launch.clone());
+    power.on().await?;
+    let console_path = launch.console_socket();
+    let agent_path = launch.agent_socket();
+    let result = async {
+        let console = connect(&console_path, &mut power, Duration::from_secs(15)).await?;
+        let agent = connect(&agent_path, &mut power, Duration::from_secs(15)).await?;
+        anyhow::Ok((console, agent))
+    }
+    .await;
+    match result {
+        Ok((console, agent)) => Ok(Session {
+            power: Box::new(power),
+            console: Box::new(TelnetConsole::new(console)),
+            agent: Box::new(agent),
+        }),
+        Err(e) => {
+            let _ = power.off().await;
+            Err(e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sd_cards_share_one_controller_and_disks_keep_serials() {
+        let l = Launch {
+            qemu: QemuCfg {
+                binary: "qemu-system-aarch64".into(),
+                machine: "virt".into(),
+                cpu: "cortex-a53".into(),
+                cpus: 2,
+                memory_mb: 256,
+                append: String::new(),
+                extra_args: vec![],
+            },
+            console: ConsoleCfg::QemuTelnet,
+            memory_mb: 384,
+            cpus: 2,
+            kernel: "k".into(),
+            initrd: "i".into(),
+            append: "console=ttyAMA0".into(),
+            disks: vec![
+                Disk { id: "sd0".into(), path: "sd.img".into(), attach: Attach::SdCard, read_only: false, snapshot: true },
+                Disk { id: "hash".into(), path: "h.img".into(), attach: Attach::Virtio { serial: "hash".into() }, read_only: true, snapshot: false },
+            ],
+            runtime_dir: "/tmp/r".into(),
+            log: "/tmp/r/qemu.log".into(),
+        };
+        let a = l.args().join(" ");
+        assert!(a.contains("-m 384"));
+        assert_eq!(a.matches("sdhci-pci").count(), 1);
+        assert!(a.contains("-device sd-card,drive=sd0"));
+        assert!(a.contains("file=sd.img,format=raw,if=none,id=sd0,snapshot=on"));
+        assert!(a.contains("virtio-blk-device,drive=hash,serial=hash"));
+        assert!(a.contains("path=/tmp/r/console.sock,server=on,wait=on,telnet=on"));
+        assert!(a.find("con0").unwrap() < a.find("agent0").unwrap(), "console must be connected first");
+    }
+}

@@ -1,0 +1,123 @@
+//! Command-line interface.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::plan;
+use crate::runner::{self, exit};
+
+#[derive(Parser)]
+#[command(name = "hilt", version, about = "Hardware-in-the-loop stress harness for ARM/Android boards")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a test plan against its board.
+    Run {
+        plan: PathBuf,
+        /// Results directory (default: runs/<plan>-<time>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// No progress output; the summary still goes to stdout.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Validate a plan and the board and workload files it names.
+    Check { plan: PathBuf },
+    /// Fetch and build everything a plan needs (kernels, initramfs, images).
+    Fetch { plan: PathBuf },
+    /// Find kernel reports (hangs, lockups, oopses...) in a log file.
+    Parse {
+        log: PathBuf,
+        /// One JSON object per event.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { exit::BAD_INPUT } else { exit::OK };
+        }
+    };
+    match cli.cmd {
+        Cmd::Run { plan, out, quiet } => with_plan(&plan, |p| {
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(runner::run_plan(p, runner::RunOptions { out, quiet }))
+        }),
+        Cmd::Check { plan } => with_plan(&plan, |p| {
+            println!(
+                "{}: ok ({} variants × {} iterations on {}, {} workloads)",
+                plan.display(),
+                p.plan.variants.len(),
+                p.plan.iterations,
+                p.board.name,
+                p.workloads.len()
+            );
+            Ok(exit::OK)
+        }),
+        Cmd::Fetch { plan } => with_plan(&plan, |p| {
+            runner::fetch_all(&p, &|m| eprintln!("hilt: {m}"))?;
+            Ok(exit::OK)
+        }),
+        Cmd::Parse { log, json } => parse(&log, json),
+    }
+}
+
+fn with_plan(path: &std::path::Path, f: impl FnOnce(plan::ResolvedPlan) -> anyhow::Result<i32>) -> i32 {
+    let p = match plan::resolve(path) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::BAD_INPUT;
+        }
+    };
+    match f(p) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            exit::INFRA
+        }
+    }
+}
+
+fn parse(path: &std::path::Path, json: bool) -> i32 {
+    let data = match std::fs::read(path) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {}: {e}", path.display());
+            return exit::BAD_INPUT;
+        }
+    };
+    let events = hilt_kernlog::parse(&data);
+    let mut out = std::io::stdout().lock();
+    for e in &events {
+        let r = if json {
+            serde_json::to_writer(&mut out, e).map_err(std::io::Error::other).and_then(|_| writeln!(out))
+        } else {
+            let task = e.task.as_ref().map(|t| format!(" [{}{}]", t.comm, t.pid.map(|p| format!(":{p}")).unwrap_or_default())).unwrap_or_default();
+            let ts = e.timestamp.map(|t| format!("[{t:>12.6}] ")).unwrap_or_default();
+            writeln!(out, "{ts}{:?}: {}{task}", e.kind, e.title).and_then(|_| {
+                for f in e.frames.iter().take(12) {
+                    writeln!(out, "    {f}")?;
+                }
+                Ok(())
+            })
+        };
+        if r.is_err() {
+            return exit::OK; // stdout closed (e.g. piped to head)
+        }
+    }
+    if !json && events.is_empty() {
+        let _ = writeln!(out, "no kernel reports found");
+    }
+    exit::OK
+}

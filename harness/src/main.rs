@@ -1,0 +1,12 @@
+//! hilt: hardware-in-the-loop stress harness for ARM/Android boards.
+
+mod artifacts;
+mod board;
+mod cli;
+mod console;
+mod plan;
+mod runner;
+
+fn main() {
+    std::process::exit(cli::main());
+}

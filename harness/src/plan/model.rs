@@ -1,0 +1,297 @@
+//! The plan, board and workload file formats. Every struct rejects unknown
+//! keys: a typo must fail loudly, not silently fall back to a default.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// A board name (boards/<name>.yaml) or a path to a board file.
+    pub board: String,
+    /// Iterations per variant.
+    pub iterations: u32,
+    /// How long the workloads run in each iteration.
+    pub duration_s: u64,
+    pub variants: Vec<Variant>,
+    #[serde(default)]
+    pub machine: MachineOverrides,
+    pub dataset: DatasetCfg,
+    #[serde(default)]
+    pub image: ImageCfg,
+    pub storage: StorageCfg,
+    #[serde(with = "serde_yaml_ng::with::singleton_map")]
+    pub swap: SwapCfg,
+    /// Workload names (workloads/<name>.yaml) or paths.
+    pub workloads: Vec<String>,
+    #[serde(default)]
+    pub kernel: KernelCfg,
+    #[serde(default)]
+    pub watch: WatchCfg,
+    #[serde(default)]
+    pub timeouts: TimeoutsCfg,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Variant {
+    pub name: String,
+    #[serde(with = "serde_yaml_ng::with::singleton_map")]
+    pub kernel: KernelSource,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KernelSource {
+    /// A Debian arm64 kernel package, `name` or `name=version`.
+    Debian(String),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MachineOverrides {
+    pub memory_mb: Option<u32>,
+    pub cpus: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetCfg {
+    pub size_mb: u64,
+    pub files: u32,
+    #[serde(default = "one")]
+    pub seed: u64,
+}
+
+fn one() -> u64 {
+    1
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Compressor {
+    Lz4,
+    Lz4hc,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageCfg {
+    pub compressor: Compressor,
+    pub level: Option<u32>,
+    /// Physical cluster size; large ones make decompression allocate.
+    pub pcluster_kb: u32,
+    pub verity: bool,
+}
+
+impl Default for ImageCfg {
+    fn default() -> Self {
+        Self { compressor: Compressor::Lz4hc, level: None, pcluster_kb: 64, verity: true }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErofsOn {
+    /// A virtio-blk disk.
+    Virtio,
+    /// Partition 1 of an emulated SD card (sdhci-pci + sd-card), whose
+    /// driver completes requests in the issuing task's context.
+    Sdcard,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageCfg {
+    pub erofs_on: ErofsOn,
+    #[serde(default)]
+    pub mount_options: String,
+    pub io_scheduler: Option<String>,
+    pub sync_decompress: Option<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SwapCfg {
+    None,
+    Zram {
+        size_mb: u64,
+        #[serde(default)]
+        algorithm: Option<String>,
+    },
+    /// A separate virtio disk.
+    Disk { size_mb: u64 },
+    /// Partition 2 of the SD card that holds erofs (same mmc queue).
+    Sdcard { size_mb: u64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KernelCfg {
+    pub hung_task_timeout_secs: Option<u64>,
+    pub hung_task_check_interval_secs: Option<u64>,
+    pub hung_task_warnings: Option<i64>,
+    pub printk_level: Option<u8>,
+    pub sysrq: bool,
+    pub swappiness: Option<u32>,
+}
+
+impl Default for KernelCfg {
+    fn default() -> Self {
+        Self {
+            hung_task_timeout_secs: Some(10),
+            hung_task_check_interval_secs: None,
+            hung_task_warnings: Some(-1),
+            printk_level: Some(7),
+            sysrq: true,
+            swappiness: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WatchCfg {
+    /// A reader without progress for this long means a hang.
+    pub reader_stall_s: u64,
+    /// No agent heartbeat and no console byte for this long: silent hang.
+    pub silent_after_s: u64,
+    /// How long to keep collecting evidence after a hang is detected.
+    pub evidence_s: u64,
+}
+
+impl Default for WatchCfg {
+    fn default() -> Self {
+        Self { reader_stall_s: 30, silent_after_s: 60, evidence_s: 10 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimeoutsCfg {
+    /// Power-on to the agent's hello.
+    pub boot_s: u64,
+    /// Hello to the start of the workloads (verity, mount, swap).
+    pub setup_s: u64,
+    /// Grace after the workloads' duration for the agent to say it is done.
+    pub finish_s: u64,
+}
+
+impl Default for TimeoutsCfg {
+    fn default() -> Self {
+        Self { boot_s: 120, setup_s: 120, finish_s: 60 }
+    }
+}
+
+/// `workloads/<name>.yaml`: exactly one of `hog` or `readers`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadFile {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub hog: Option<HogCfg>,
+    pub readers: Option<ReadersCfg>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HogCfg {
+    /// Fraction of MemTotal to allocate and keep touching.
+    pub mem_fraction: f64,
+    #[serde(default)]
+    pub start_after_s: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pattern {
+    Sequential,
+    Random,
+    Mmap,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadersCfg {
+    pub threads: u32,
+    pub pattern: Pattern,
+    #[serde(default = "default_block_kb")]
+    pub block_size_kb: u32,
+    #[serde(default)]
+    pub drop_caches: bool,
+    pub rounds: Option<u32>,
+    #[serde(default)]
+    pub start_after_s: f64,
+}
+
+fn default_block_kb() -> u32 {
+    128
+}
+
+/// `boards/<name>.yaml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BoardFile {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub arch: Arch,
+    pub soc: Option<String>,
+    pub console: ConsoleCfg,
+    pub power: PowerCfg,
+    pub agent: AgentChannelCfg,
+    pub qemu: Option<QemuCfg>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Arch {
+    Arm64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsoleCfg {
+    /// QEMU's serial on a telnet chardev (carries BREAK as IAC BRK).
+    QemuTelnet,
+    /// QEMU's serial on a pty (no BREAK: the kernel never sees one).
+    QemuPty,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PowerCfg {
+    /// Power on starts the QEMU process, power off kills it.
+    Qemu,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentChannelCfg {
+    /// A virtio-serial port, separate from the UART.
+    VirtioSerial,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QemuCfg {
+    #[serde(default = "default_qemu")]
+    pub binary: String,
+    pub machine: String,
+    pub cpu: String,
+    pub cpus: u32,
+    pub memory_mb: u32,
+    /// Kernel command line; the console and the harness's own options are
+    /// added to it.
+    #[serde(default)]
+    pub append: String,
+    #[serde(default)]
+    pub extra_args: Vec<String>,
+}
+
+fn default_qemu() -> String {
+    "qemu-system-aarch64".into()
+}

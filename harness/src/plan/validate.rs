@@ -1,0 +1,178 @@
+//! Checks that types alone cannot express. Each error names the key and
+//! says what would have been accepted.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use super::load::Loaded;
+use super::model::*;
+use super::PlanError;
+
+struct Check<'a, T> {
+    file: &'a Path,
+    doc: &'a Loaded<T>,
+}
+
+impl<T> Check<'_, T> {
+    fn fail(&self, key: &str, msg: impl Into<String>) -> PlanError {
+        PlanError::new(self.file, self.doc.positions.of(key), key, msg)
+    }
+
+    fn range<N: PartialOrd + std::fmt::Display + Copy>(&self, key: &str, v: N, lo: N, hi: N) -> Result<(), PlanError> {
+        if v < lo || v > hi {
+            return Err(self.fail(key, format!("{v} is out of range: expected {lo} to {hi}")));
+        }
+        Ok(())
+    }
+}
+
+fn is_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+pub fn plan(file: &Path, doc: &Loaded<Plan>, board: &BoardFile, workloads: &[WorkloadFile]) -> Result<(), PlanError> {
+    let c = Check { file, doc };
+    let p = &doc.value;
+    if !is_name(&p.name) {
+        return Err(c.fail("name", "expected 1-64 characters from [A-Za-z0-9._-]"));
+    }
+    c.range("iterations", p.iterations, 1, 100_000)?;
+    c.range("duration_s", p.duration_s, 1, 86_400)?;
+    if p.variants.is_empty() {
+        return Err(c.fail("variants", "expected at least one variant"));
+    }
+    let mut names = HashSet::new();
+    for (i, v) in p.variants.iter().enumerate() {
+        if !is_name(&v.name) {
+            return Err(c.fail(&format!("variants[{i}].name"), "expected 1-64 characters from [A-Za-z0-9._-]"));
+        }
+        if !names.insert(&v.name) {
+            return Err(c.fail(&format!("variants[{i}].name"), format!("duplicate variant name {:?}", v.name)));
+        }
+        let KernelSource::Debian(pkg) = &v.kernel;
+        if hilt_kernels::PackageRef::parse(pkg).is_err() || !pkg.starts_with("linux-image-") {
+            return Err(c.fail(
+                &format!("variants[{i}].kernel.debian"),
+                format!("{pkg:?} is not a kernel package: expected linux-image-<release>[=<version>]"),
+            ));
+        }
+    }
+    if let Some(m) = p.machine.memory_mb {
+        c.range("machine.memory_mb", m, 128, 16_384)?;
+    }
+    if let Some(n) = p.machine.cpus {
+        c.range("machine.cpus", n, 1, 16)?;
+    }
+    c.range("dataset.size_mb", p.dataset.size_mb, 1, 65_536)?;
+    c.range("dataset.files", p.dataset.files, 1, 100_000)?;
+    let pc = p.image.pcluster_kb;
+    if !(4..=1024).contains(&pc) || !pc.is_power_of_two() {
+        return Err(c.fail("image.pcluster_kb", format!("{pc} is not allowed: expected a power of two from 4 to 1024")));
+    }
+    if let Some(l) = p.image.level {
+        c.range("image.level", l, 0, 12)?;
+    }
+    if let Some(s) = p.storage.sync_decompress {
+        c.range("storage.sync_decompress", s, 0, 2)?;
+    }
+    if let Some(s) = &p.storage.io_scheduler {
+        if !["none", "mq-deadline", "bfq", "kyber"].contains(&s.as_str()) {
+            return Err(c.fail("storage.io_scheduler", format!("{s:?}: expected none, mq-deadline, bfq or kyber")));
+        }
+    }
+    if p.storage.mount_options.contains(['\0', '\n']) {
+        return Err(c.fail("storage.mount_options", "expected a single line of comma-separated options"));
+    }
+    match &p.swap {
+        SwapCfg::None => {}
+        SwapCfg::Zram { size_mb, algorithm } => {
+            c.range("swap.zram.size_mb", *size_mb, 1, 65_536)?;
+            if let Some(a) = algorithm {
+                if !["lzo", "lzo-rle", "lz4", "lz4hc", "zstd", "deflate", "842"].contains(&a.as_str()) {
+                    return Err(c.fail("swap.zram.algorithm", format!("{a:?}: expected lzo, lzo-rle, lz4, lz4hc, zstd, deflate or 842")));
+                }
+            }
+        }
+        SwapCfg::Disk { size_mb } => c.range("swap.disk.size_mb", *size_mb, 1, 65_536)?,
+        SwapCfg::Sdcard { size_mb } => {
+            c.range("swap.sdcard.size_mb", *size_mb, 1, 65_536)?;
+            if p.storage.erofs_on != ErofsOn::Sdcard {
+                return Err(c.fail("swap.sdcard", "swap on the SD card needs storage.erofs_on: sdcard (the swap partition lives on that card)"));
+            }
+        }
+    }
+    if p.workloads.is_empty() {
+        return Err(c.fail("workloads", "expected at least one workload"));
+    }
+    let threads: u32 = workloads.iter().filter_map(|w| w.readers.as_ref()).map(|r| r.threads).sum();
+    if threads > 32 {
+        return Err(c.fail("workloads", format!("{threads} reader threads in all: expected at most 32")));
+    }
+    if let Some(t) = p.kernel.hung_task_timeout_secs {
+        c.range("kernel.hung_task_timeout_secs", t, 0, 86_400)?;
+    }
+    if let Some(l) = p.kernel.printk_level {
+        c.range("kernel.printk_level", l, 0, 8)?;
+    }
+    if let Some(s) = p.kernel.swappiness {
+        c.range("kernel.swappiness", s, 0, 200)?;
+    }
+    c.range("watch.reader_stall_s", p.watch.reader_stall_s, 1, 3600)?;
+    c.range("watch.silent_after_s", p.watch.silent_after_s, 5, 3600)?;
+    c.range("watch.evidence_s", p.watch.evidence_s, 0, 600)?;
+    c.range("timeouts.boot_s", p.timeouts.boot_s, 5, 3600)?;
+    c.range("timeouts.setup_s", p.timeouts.setup_s, 5, 3600)?;
+    c.range("timeouts.finish_s", p.timeouts.finish_s, 5, 3600)?;
+    if board.qemu.is_none() && (p.machine.memory_mb.is_some() || p.machine.cpus.is_some()) {
+        return Err(c.fail("machine", "machine overrides apply only to emulated boards"));
+    }
+    Ok(())
+}
+
+pub fn board(file: &Path, doc: &Loaded<BoardFile>) -> Result<(), PlanError> {
+    let c = Check { file, doc };
+    let b = &doc.value;
+    if !is_name(&b.name) {
+        return Err(c.fail("name", "expected 1-64 characters from [A-Za-z0-9._-]"));
+    }
+    let qemu_parts = matches!(b.power, PowerCfg::Qemu) || matches!(b.console, ConsoleCfg::QemuTelnet | ConsoleCfg::QemuPty);
+    match &b.qemu {
+        None if qemu_parts => Err(c.fail("qemu", "a board with QEMU power or console needs a `qemu:` section")),
+        Some(q) => {
+            c.range("qemu.cpus", q.cpus, 1, 16)?;
+            c.range("qemu.memory_mb", q.memory_mb, 128, 16_384)
+        }
+        None => Ok(()),
+    }
+}
+
+pub fn workload(file: &Path, doc: &Loaded<WorkloadFile>) -> Result<(), PlanError> {
+    let c = Check { file, doc };
+    let w = &doc.value;
+    if !is_name(&w.name) {
+        return Err(c.fail("name", "expected 1-64 characters from [A-Za-z0-9._-]"));
+    }
+    match (&w.hog, &w.readers) {
+        (Some(h), None) => {
+            if !(h.mem_fraction > 0.0 && h.mem_fraction < 1.0) {
+                return Err(c.fail("hog.mem_fraction", format!("{} is out of range: expected more than 0 and less than 1", h.mem_fraction)));
+            }
+            if !(0.0..=3600.0).contains(&h.start_after_s) {
+                return Err(c.fail("hog.start_after_s", "expected 0 to 3600"));
+            }
+            Ok(())
+        }
+        (None, Some(r)) => {
+            c.range("readers.threads", r.threads, 1, 32)?;
+            c.range("readers.block_size_kb", r.block_size_kb, 1, 16_384)?;
+            if let Some(n) = r.rounds {
+                c.range("readers.rounds", n, 1, 1_000_000)?;
+            }
+            if !(0.0..=3600.0).contains(&r.start_after_s) {
+                return Err(c.fail("readers.start_after_s", "expected 0 to 3600"));
+            }
+            Ok(())
+        }
+        _ => Err(c.fail("", "expected exactly one of `hog:` or `readers:`")),
+    }
+}

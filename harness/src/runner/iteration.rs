@@ -1,0 +1,453 @@
+//! One iteration: power on, boot, set up, run, watch, classify, power off.
+//!
+//! Every stage has a deadline; the board is powered off on every path out
+//! of here, including Ctrl-C.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use hilt_kernlog::{Event, EventKind};
+use hilt_protocol::{
+    encode_frame, AgentMsg, Decoded, FrameDecoder, HostMsg, RunSpec, Stage,
+};
+use hilt_reports::{Detector, Failure, IterationRecord, Outcome, RESULTS_VERSION};
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{mpsc, watch};
+
+use super::results::RunDir;
+use crate::board::qemu::{self, Launch};
+use crate::console::capture::{self, ConsoleCmd, ConsoleNote, Recorder};
+use crate::plan::ResolvedPlan;
+
+/// How a kernel report affects the outcome.
+pub fn severity(kind: EventKind) -> Option<Outcome> {
+    use EventKind::*;
+    match kind {
+        HungTask | TaskCantDie | SoftLockup | HardLockup | RcuStall | WorkqueueLockup => Some(Outcome::Hang),
+        Oops | Bug | Panic | Kasan | Ubsan => Some(Outcome::Crash),
+        _ => None,
+    }
+}
+
+pub struct IterationInput<'a> {
+    pub plan: &'a ResolvedPlan,
+    pub variant: &'a str,
+    pub iteration: u32,
+    pub launch: Launch,
+    pub spec: RunSpec,
+    pub run_dir: &'a RunDir,
+    pub dir: PathBuf,
+    pub progress: &'a dyn Fn(&str),
+}
+
+#[derive(Serialize)]
+struct EventLine<'a, T: Serialize> {
+    /// Host milliseconds since this iteration's power-on.
+    t_ms: u64,
+    variant: &'a str,
+    iteration: u32,
+    source: &'static str,
+    #[serde(flatten)]
+    body: T,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum HostEvent<'a> {
+    Phase { phase: &'a str },
+    Outcome { outcome: Outcome, detail: &'a str },
+    ChannelGap { expected: u64, got: u64 },
+    ChannelCorrupt { reason: &'a str },
+    Sysrq { key: char, via: &'a str },
+}
+
+#[derive(Serialize)]
+struct KernelLine<'a> {
+    kind: &'static str,
+    event: &'a Event,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Booting,
+    SettingUp,
+    Running,
+    Evidence,
+}
+
+enum AgentNote {
+    Msg(Box<AgentMsg>),
+    Gap(u64, u64),
+    Corrupt(String),
+    Closed,
+}
+
+struct State {
+    rec: IterationRecord,
+    phase: Phase,
+    deadline: Instant,
+    last_activity: Instant,
+    hist: hdrhistogram::Histogram<u64>,
+    write_error: Option<String>,
+}
+
+pub async fn run(input: IterationInput<'_>, mut cancel: watch::Receiver<bool>) -> IterationRecord {
+    let t0 = Instant::now();
+    let cpu0 = host_cpu_ms();
+    let p = &input.plan.plan;
+    let mut st = State {
+        rec: IterationRecord {
+            version: RESULTS_VERSION,
+            variant: input.variant.to_string(),
+            iteration: input.iteration,
+            board: input.plan.board.name.clone(),
+            outcome: Outcome::NotRun,
+            detail: String::new(),
+            failure: None,
+            kernel_events: vec![],
+            kernel_release: None,
+            started_at: chrono::Utc::now().to_rfc3339(),
+            wall_ms: 0,
+            boot_ms: None,
+            reads: 0,
+            bytes_read: 0,
+            read_latency_us: Default::default(),
+            max_swap_used_kb: 0,
+            max_psi_some_avg10: 0.0,
+            max_psi_full_avg10: 0.0,
+            console_log: input
+                .dir
+                .join("console.log")
+                .strip_prefix(&input.run_dir.path)
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            host_cpu_ms: 0,
+        },
+        phase: Phase::Booting,
+        deadline: t0 + Duration::from_secs(p.timeouts.boot_s),
+        last_activity: t0,
+        hist: hilt_protocol::histo::new_histogram(),
+        write_error: None,
+    };
+    let log = |st: &mut State, source: &'static str, body: &dyn erased::Ser| {
+        let line = EventLine { t_ms: t0.elapsed().as_millis() as u64, variant: input.variant, iteration: input.iteration, source, body };
+        if let Err(e) = input.run_dir.event(&line) {
+            st.write_error.get_or_insert_with(|| format!("events.jsonl: {e}"));
+        }
+    };
+
+    (input.progress)("powering on");
+    log(&mut st, "host", &HostEvent::Phase { phase: "power_on" });
+    let recorder = match Recorder::create(&input.dir) {
+        Ok(r) => r,
+        Err(e) => return finish_early(st, t0, cpu0, Outcome::InfraError, format!("creating the console log: {e}")),
+    };
+    let session = match qemu::start(input.launch.clone()).await {
+        Ok(s) => s,
+        Err(e) => return finish_early(st, t0, cpu0, Outcome::InfraError, format!("power on: {e:#}")),
+    };
+
+    let (note_tx, mut notes) = mpsc::unbounded_channel();
+    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+    let crate::board::Session { mut power, console, agent } = session;
+    let console_task = tokio::spawn(capture::run(console, recorder, note_tx, cmd_rx));
+    let (mut agent_rd, mut agent_wr) = tokio::io::split(agent);
+    let (agent_tx, mut agent_rx) = mpsc::unbounded_channel();
+    let agent_task = tokio::spawn(async move {
+        let mut dec = FrameDecoder::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut out = Vec::new();
+        loop {
+            let n = match agent_rd.read(&mut buf).await {
+                Ok(0) | Err(_) => {
+                    let _ = agent_tx.send(AgentNote::Closed);
+                    return;
+                }
+                Ok(n) => n,
+            };
+            dec.feed::<AgentMsg>(&buf[..n], &mut out);
+            for d in out.drain(..) {
+                let note = match d {
+                    Decoded::Record { msg, .. } => AgentNote::Msg(Box::new(msg)),
+                    Decoded::Gap { expected, got } => AgentNote::Gap(expected, got),
+                    Decoded::Corrupt { reason, .. } => AgentNote::Corrupt(reason),
+                    Decoded::Noise(_) => continue,
+                };
+                if agent_tx.send(note).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    let mut host_seq = 0u64;
+    let mut send = |msg: &HostMsg| {
+        let mut buf = Vec::new();
+        encode_frame(host_seq, msg, &mut buf);
+        host_seq += 1;
+        buf
+    };
+
+    (input.progress)("booting");
+    let silent_after = Duration::from_secs(p.watch.silent_after_s);
+    let evidence = Duration::from_secs(p.watch.evidence_s);
+    let mut agent_closed = false;
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let (outcome, detail) = loop {
+        tokio::select! {
+            _ = cancel.changed() => {
+                if *cancel.borrow() {
+                    break (Outcome::NotRun, "interrupted".to_string());
+                }
+            }
+            note = agent_rx.recv(), if !agent_closed => match note {
+                None | Some(AgentNote::Closed) => {
+                    agent_closed = true;
+                    log(&mut st, "host", &HostEvent::Phase { phase: "agent_channel_closed" });
+                }
+                Some(AgentNote::Gap(expected, got)) => log(&mut st, "host", &HostEvent::ChannelGap { expected, got }),
+                Some(AgentNote::Corrupt(reason)) => log(&mut st, "host", &HostEvent::ChannelCorrupt { reason: &reason }),
+                Some(AgentNote::Msg(msg)) => {
+                    st.last_activity = Instant::now();
+                    log(&mut st, "agent", &*msg);
+                    match *msg {
+                        AgentMsg::Hello(h) => {
+                            if h.protocol != hilt_protocol::PROTOCOL_VERSION {
+                                break (Outcome::InfraError, format!("agent speaks protocol {}, host {}", h.protocol, hilt_protocol::PROTOCOL_VERSION));
+                            }
+                            st.rec.boot_ms = Some(t0.elapsed().as_millis() as u64);
+                            st.rec.kernel_release = Some(h.kernel_release.clone());
+                            let start = send(&HostMsg::Start { spec: Box::new(input.spec.clone()) });
+                            if agent_wr.write_all(&start).await.is_err() {
+                                break (Outcome::InfraError, "could not send the run spec to the agent".into());
+                            }
+                            st.phase = Phase::SettingUp;
+                            st.deadline = Instant::now() + Duration::from_secs(p.timeouts.setup_s);
+                            (input.progress)(&format!("setting up on {}", h.kernel_release));
+                        }
+                        AgentMsg::Stage(s) if s.stage == Stage::Workloads && st.phase == Phase::SettingUp => {
+                            st.phase = Phase::Running;
+                            st.deadline = Instant::now() + Duration::from_millis(input.spec.duration_ms) + Duration::from_secs(p.timeouts.finish_s);
+                            (input.progress)("running");
+                        }
+                        AgentMsg::Error { stage, message } => {
+                            if st.phase != Phase::Evidence && matches!(stage, Stage::Settings | Stage::Verity | Stage::Mount | Stage::Swap | Stage::Workloads) {
+                                break (Outcome::InfraError, format!("agent {stage:?} stage failed: {message}"));
+                            }
+                        }
+                        AgentMsg::Interval(iv) => {
+                            iv.read_latency_us.merge_into(&mut st.hist);
+                            st.rec.reads = iv.reads;
+                            st.rec.bytes_read = iv.bytes_read;
+                            st.rec.max_swap_used_kb = st.rec.max_swap_used_kb.max(iv.mem.swap_total_kb.saturating_sub(iv.mem.swap_free_kb));
+                            if let Some(psi) = iv.psi {
+                                st.rec.max_psi_some_avg10 = st.rec.max_psi_some_avg10.max(psi.some_avg10);
+                                st.rec.max_psi_full_avg10 = st.rec.max_psi_full_avg10.max(psi.full_avg10);
+                            }
+                        }
+                        AgentMsg::Kernel { uptime_ms, event } => {
+                            on_kernel_event(&mut st, &input, &mut agent_wr, &mut send, *event, Detector::AgentKmsg, Some(uptime_ms), t0, evidence).await;
+                        }
+                        AgentMsg::ReaderStall { uptime_ms, reader, workload, stalled_ms } => {
+                            if st.rec.failure.is_none() {
+                                st.rec.failure = Some(Failure {
+                                    detector: Detector::ReaderStall,
+                                    title: format!("hang: {workload} reader {reader} made no progress for {} s", stalled_ms / 1000),
+                                    task: None,
+                                    frames: vec![],
+                                    uptime_ms: Some(uptime_ms),
+                                    detected_after_ms: t0.elapsed().as_millis() as u64,
+                                    excerpt: String::new(),
+                                });
+                                st.rec.outcome = Outcome::Hang;
+                                enter_evidence(&mut st, evidence, &input);
+                                // Ask the kernel who is blocked, and where.
+                                let _ = agent_wr.write_all(&send(&HostMsg::Sysrq { key: 'w' })).await;
+                                log(&mut st, "host", &HostEvent::Sysrq { key: 'w', via: "agent" });
+                            }
+                        }
+                        AgentMsg::Done { .. } if st.phase == Phase::Running => {
+                            break (Outcome::Pass, "workloads completed".to_string());
+                        }
+                        _ => {}
+                    }
+                }
+            },
+            note = notes.recv() => match note {
+                Some(ConsoleNote::Activity(t)) => st.last_activity = st.last_activity.max(t),
+                Some(ConsoleNote::Kernel(event)) => {
+                    log(&mut st, "console", &KernelLine { kind: "kernel", event: &event });
+                    on_kernel_event(&mut st, &input, &mut agent_wr, &mut send, *event, Detector::Console, None, t0, evidence).await;
+                }
+                Some(ConsoleNote::Closed(_)) | None => {
+                    // The console closes when QEMU exits; the power check
+                    // below says why.
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    if let Some(why) = power.lost() {
+                        break lost_power(&st, why);
+                    }
+                }
+            },
+            _ = tick.tick() => {
+                let now = Instant::now();
+                if let Some(why) = power.lost() {
+                    break lost_power(&st, why);
+                }
+                if st.phase == Phase::Evidence && now >= st.deadline {
+                    let o = st.rec.outcome;
+                    let title = st.rec.failure.as_ref().map(|f| f.title.clone()).unwrap_or_default();
+                    break (o, title);
+                }
+                if st.phase != Phase::Booting && st.phase != Phase::Evidence && now.duration_since(st.last_activity) >= silent_after {
+                    st.rec.failure = Some(Failure {
+                        detector: Detector::Silence,
+                        title: format!("silent hang: no agent heartbeat and no console output for {} s", silent_after.as_secs()),
+                        task: None,
+                        frames: vec![],
+                        uptime_ms: None,
+                        detected_after_ms: t0.elapsed().as_millis() as u64,
+                        excerpt: String::new(),
+                    });
+                    st.rec.outcome = Outcome::SilentHang;
+                    enter_evidence(&mut st, evidence, &input);
+                    // The agent is gone; ask the kernel over the UART.
+                    let _ = cmd_tx.send(ConsoleCmd::Sysrq(b'w'));
+                    log(&mut st, "host", &HostEvent::Sysrq { key: 'w', via: "console" });
+                    continue;
+                }
+                if st.phase != Phase::Evidence && now >= st.deadline {
+                    let what = match st.phase {
+                        Phase::Booting => format!("boot timeout: no agent hello within {} s", p.timeouts.boot_s),
+                        Phase::SettingUp => format!("setup timeout: storage and swap not ready within {} s", p.timeouts.setup_s),
+                        _ => format!("the agent did not finish within {} s of the planned duration", p.timeouts.finish_s),
+                    };
+                    break (Outcome::InfraError, what);
+                }
+            }
+        }
+    };
+    if let Some(f) = &st.rec.failure {
+        (input.progress)(&format!("{}: {}", outcome.as_str(), f.title));
+    }
+    let _ = power.off().await;
+    drop(cmd_tx);
+    agent_task.abort();
+    if let Ok(Ok(rec)) = tokio::time::timeout(Duration::from_secs(5), console_task).await {
+        if let Some(e) = rec.write_error() {
+            st.write_error.get_or_insert_with(|| format!("console.log: {e}"));
+        }
+    }
+    // Late kernel reports already queued still count.
+    while let Ok(note) = notes.try_recv() {
+        if let ConsoleNote::Kernel(event) = note {
+            log(&mut st, "console", &KernelLine { kind: "kernel", event: &event });
+            st.rec.kernel_events.push(event.title.clone());
+        }
+    }
+    let mut detail = detail;
+    if let Some(e) = &st.write_error {
+        detail.push_str(&format!(" (results not fully written: {e})"));
+    }
+    log(&mut st, "host", &HostEvent::Outcome { outcome, detail: &detail });
+    finish_early(st, t0, cpu0, outcome, detail)
+}
+
+fn lost_power(st: &State, why: String) -> (Outcome, String) {
+    match (&st.rec.failure, st.rec.outcome) {
+        (Some(f), o) if o.is_kernel_failure() => (o, f.title.clone()),
+        _ => (Outcome::InfraError, format!("{why} unexpectedly")),
+    }
+}
+
+fn enter_evidence(st: &mut State, evidence: Duration, input: &IterationInput<'_>) {
+    st.phase = Phase::Evidence;
+    st.deadline = Instant::now() + evidence;
+    (input.progress)("collecting evidence");
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn on_kernel_event<W: tokio::io::AsyncWrite + Unpin>(
+    st: &mut State,
+    input: &IterationInput<'_>,
+    agent_wr: &mut W,
+    send: &mut impl FnMut(&HostMsg) -> Vec<u8>,
+    event: Event,
+    detector: Detector,
+    uptime_ms: Option<u64>,
+    t0: Instant,
+    evidence: Duration,
+) {
+    // The agent and the console both see most reports; count each once.
+    if detector == Detector::Console && st.rec.kernel_events.last() == Some(&event.title) {
+        return;
+    }
+    st.rec.kernel_events.push(event.title.clone());
+    let Some(outcome) = severity(event.kind) else { return };
+    let better = match &st.rec.failure {
+        None => true,
+        // A reader stall or silence is a symptom; the kernel's own report
+        // names the culprit, so it supplies the signature.
+        Some(f) => matches!(f.detector, Detector::ReaderStall | Detector::Silence) && !matches!(detector, Detector::ReaderStall),
+    };
+    if !better {
+        return;
+    }
+    let first = st.rec.failure.is_none();
+    let prev = st.rec.failure.take();
+    st.rec.failure = Some(Failure {
+        detector: prev.as_ref().map(|f| f.detector).unwrap_or(detector),
+        title: event.title.clone(),
+        task: event.task.as_ref().map(|t| match t.pid {
+            Some(pid) => format!("{}:{pid}", t.comm),
+            None => t.comm.clone(),
+        }),
+        frames: event.frames.clone(),
+        uptime_ms: prev.as_ref().and_then(|f| f.uptime_ms).or(uptime_ms),
+        detected_after_ms: prev.as_ref().map(|f| f.detected_after_ms).unwrap_or(t0.elapsed().as_millis() as u64),
+        excerpt: event.excerpt.clone(),
+    });
+    if first {
+        st.rec.outcome = outcome;
+        enter_evidence(st, evidence, input);
+        let _ = agent_wr.write_all(&send(&HostMsg::Sysrq { key: 'w' })).await;
+    } else if st.rec.outcome == Outcome::SilentHang && outcome == Outcome::Hang {
+        // Still silent from the agent, but the kernel said why.
+        st.rec.outcome = Outcome::SilentHang;
+    } else {
+        st.rec.outcome = outcome;
+    }
+}
+
+fn finish_early(mut st: State, t0: Instant, cpu0: u64, outcome: Outcome, detail: String) -> IterationRecord {
+    st.rec.outcome = outcome;
+    st.rec.detail = detail;
+    st.rec.wall_ms = t0.elapsed().as_millis() as u64;
+    st.rec.read_latency_us = hilt_protocol::LatencyHisto::from_hdr(&st.hist);
+    st.rec.host_cpu_ms = host_cpu_ms().saturating_sub(cpu0);
+    st.rec
+}
+
+/// CPU time used by hilt itself (user + system), for the overhead figures.
+pub fn host_cpu_ms() -> u64 {
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let ms = |tv: libc::timeval| tv.tv_sec as u64 * 1000 + tv.tv_usec as u64 / 1000;
+    ms(ru.ru_utime) + ms(ru.ru_stime)
+}
+
+/// Lets one logging closure take any serialisable body.
+mod erased {
+    pub trait Ser {
+        fn json(&self) -> serde_json::Value;
+    }
+    impl<T: serde::Serialize> Ser for T {
+        fn json(&self) -> serde_json::Value {
+            serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+        }
+    }
+    impl serde::Serialize for dyn Ser + '_ {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            self.json().serialize(s)
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! The results directory, written as the run goes so that a crash, a dead
+//! transport or Ctrl-C never loses what was already gathered.
+//!
+//! ```text
+//! plan.yaml        copy of the plan as run
+//! run.json         provenance: hilt version, plan hash, kernels, images, order
+//! events.jsonl     every record from agents, consoles and the host, as it came
+//! results.jsonl    one IterationRecord per finished iteration
+//! summary.json     per-variant summary, rewritten after every iteration
+//! iterations/<variant>-<n>/console.log, console.ts, qemu.log
+//! ```
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use anyhow::Context;
+use hilt_reports::{summarize, IterationRecord, VariantSummary};
+use serde::Serialize;
+
+pub struct RunDir {
+    pub path: PathBuf,
+    events: Mutex<File>,
+    results: Mutex<File>,
+}
+
+impl RunDir {
+    pub fn create(path: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(path.join("iterations")).with_context(|| format!("creating {}", path.display()))?;
+        let open = |name: &str| OpenOptions::new().create(true).append(true).open(path.join(name));
+        Ok(Self { path: path.to_path_buf(), events: Mutex::new(open("events.jsonl")?), results: Mutex::new(open("results.jsonl")?) })
+    }
+
+    pub fn iteration_dir(&self, variant: &str, iteration: u32) -> anyhow::Result<PathBuf> {
+        let d = self.path.join("iterations").join(format!("{variant}-{iteration:03}"));
+        std::fs::create_dir_all(&d)?;
+        Ok(d)
+    }
+
+    /// Appends one event line. Errors (a full disk) are returned so the
+    /// caller can report them once; they never stop the run.
+    pub fn event<T: Serialize>(&self, ev: &T) -> std::io::Result<()> {
+        let mut line = serde_json::to_vec(ev)?;
+        line.push(b'\n');
+        self.events.lock().unwrap_or_else(|p| p.into_inner()).write_all(&line)
+    }
+
+    pub fn record(&self, rec: &IterationRecord) -> anyhow::Result<()> {
+        let mut line = serde_json::to_vec(rec)?;
+        line.push(b'\n');
+        let mut f = self.results.lock().unwrap_or_else(|p| p.into_inner());
+        f.write_all(&line)?;
+        f.sync_data()?;
+        Ok(())
+    }
+
+    pub fn write_json<T: Serialize>(&self, name: &str, value: &T) -> anyhow::Result<()> {
+        // Rename over the old file so a reader never sees half of it.
+        let tmp = self.path.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, serde_json::to_vec_pretty(value)?)?;
+        std::fs::rename(&tmp, self.path.join(name))?;
+        Ok(())
+    }
+
+    pub fn write_summary(&self, s: &RunSummary) -> anyhow::Result<()> {
+        self.write_json("summary.json", s)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct RunSummary {
+    pub version: u32,
+    pub plan: String,
+    pub planned_iterations: u32,
+    pub finished_iterations: u32,
+    pub interrupted: bool,
+    pub variants: Vec<VariantSummary>,
+}
+
+pub fn read_records(dir: &Path) -> anyhow::Result<Vec<IterationRecord>> {
+    let text = std::fs::read_to_string(dir.join("results.jsonl")).with_context(|| format!("reading {}/results.jsonl", dir.display()))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        // A torn last line (power lost mid-write) is skipped, not fatal.
+        match serde_json::from_str(line) {
+            Ok(r) => out.push(r),
+            Err(e) if i + 1 == text.lines().count() => eprintln!("hilt: ignoring a torn last line in results.jsonl: {e}"),
+            Err(e) => anyhow::bail!("results.jsonl line {}: {e}", i + 1),
+        }
+    }
+    Ok(out)
+}
+
+pub fn summary_of(plan: &str, planned: u32, interrupted: bool, records: &[IterationRecord]) -> RunSummary {
+    RunSummary {
+        version: hilt_reports::RESULTS_VERSION,
+        plan: plan.to_string(),
+        planned_iterations: planned,
+        finished_iterations: records.len() as u32,
+        interrupted,
+        variants: summarize(records),
+    }
+}

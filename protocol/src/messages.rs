@@ -1,0 +1,126 @@
+//! Records on the agent channel, in both directions.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{LatencyHisto, RunSpec};
+
+/// Host to agent. The agent reads these only from its own virtio-serial
+/// port; it listens on no network socket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum HostMsg {
+    Start { spec: Box<RunSpec> },
+    /// Stop the workloads early and report `Done`.
+    Stop,
+    /// Trigger a sysrq key via /proc/sysrq-trigger.
+    Sysrq { key: char },
+}
+
+/// Agent to host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum AgentMsg {
+    Hello(Hello),
+    Stage(StageReport),
+    Heartbeat { uptime_ms: u64 },
+    Interval(Box<IntervalStats>),
+    Kmsg(KmsgRecord),
+    /// A kernel report recognised in /dev/kmsg by the shared parser.
+    Kernel { uptime_ms: u64, event: Box<hilt_kernlog::Event> },
+    /// A reader has made no progress for `stalled_ms`.
+    ReaderStall { uptime_ms: u64, reader: u32, workload: String, stalled_ms: u64 },
+    /// A stalled reader moved again.
+    ReaderResumed { uptime_ms: u64, reader: u32, workload: String },
+    Done { uptime_ms: u64, reason: DoneReason },
+    Error { stage: Stage, message: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hello {
+    pub protocol: u32,
+    pub agent_version: String,
+    pub kernel_release: String,
+    pub kernel_version: String,
+    pub machine: String,
+    pub uptime_ms: u64,
+    pub mem_total_kb: u64,
+    pub cpus: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Settings,
+    Verity,
+    Mount,
+    Swap,
+    Workloads,
+    Watch,
+    Channel,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageReport {
+    pub stage: Stage,
+    pub uptime_ms: u64,
+    pub elapsed_ms: u64,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DoneReason {
+    /// Duration elapsed or every bounded workload finished its rounds.
+    Completed,
+    Stopped,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KmsgRecord {
+    pub seq: u64,
+    pub ts_us: u64,
+    pub level: u8,
+    pub text: String,
+}
+
+/// One sampling interval of the workloads and of the kernel's memory state.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct IntervalStats {
+    pub uptime_ms: u64,
+    pub read_latency_us: LatencyHisto,
+    pub reads: u64,
+    pub bytes_read: u64,
+    /// Cumulative bytes per reader thread, so a stuck reader shows as a flat line.
+    pub reader_bytes: Vec<u64>,
+    pub hog_bytes: u64,
+    pub psi: Option<PsiMemory>,
+    pub mem: MemSnapshot,
+    pub vmstat: VmstatDelta,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct PsiMemory {
+    pub some_avg10: f32,
+    pub full_avg10: f32,
+    pub some_total_us: u64,
+    pub full_total_us: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct MemSnapshot {
+    pub total_kb: u64,
+    pub available_kb: u64,
+    pub free_kb: u64,
+    pub swap_total_kb: u64,
+    pub swap_free_kb: u64,
+}
+
+/// Deltas over the interval of the /proc/vmstat counters that show reclaim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct VmstatDelta {
+    pub pswpin: u64,
+    pub pswpout: u64,
+    pub allocstall: u64,
+    pub pgmajfault: u64,
+    pub oom_kill: u64,
+}

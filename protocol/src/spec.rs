@@ -1,0 +1,117 @@
+//! What the host asks the agent to do in one iteration.
+//!
+//! The harness turns a validated plan into a [`RunSpec`]; the agent executes
+//! it without interpreting any free-form strings, so a typo in a plan is
+//! caught on the host, with its line and column, before a board boots.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSpec {
+    pub run_id: String,
+    pub variant: String,
+    pub iteration: u32,
+    /// How long the workloads run once storage and swap are up.
+    pub duration_ms: u64,
+    pub storage: StorageSpec,
+    pub swap: SwapSpec,
+    pub kernel: KernelSettings,
+    pub workloads: Vec<WorkloadSpec>,
+    pub watch: WatchSpec,
+}
+
+/// How the agent finds a block device without relying on enumeration order
+/// (virtio-mmio disks enumerate in reverse command-line order).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BlockDevice {
+    /// A virtio disk, found by the `serial=` QEMU gave it (/sys/block/vd*/serial).
+    VirtioSerial(String),
+    /// The first MMC/SD card, or one of its partitions (1-based).
+    Mmc { partition: Option<u32> },
+    /// An explicit device node, for real boards.
+    Path(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StorageSpec {
+    pub erofs: BlockDevice,
+    pub verity: Option<VeritySpec>,
+    /// Passed to mount(2) as data, e.g. "cache_strategy=disabled".
+    pub mount_options: String,
+    /// Written to queue/scheduler of the devices under erofs and swap.
+    pub io_scheduler: Option<String>,
+    /// Written to /sys/fs/erofs/<dev>/sync_decompress when set (0, 1, 2).
+    pub sync_decompress: Option<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VeritySpec {
+    pub hash: BlockDevice,
+    pub root_hash: String,
+    pub salt: String,
+    pub data_blocks: u64,
+    pub data_block_size: u32,
+    pub hash_block_size: u32,
+    pub hash_start_block: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum SwapSpec {
+    None,
+    Zram { size_bytes: u64, algorithm: Option<String> },
+    Device { device: BlockDevice },
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct KernelSettings {
+    pub hung_task_timeout_secs: Option<u64>,
+    pub hung_task_check_interval_secs: Option<u64>,
+    pub hung_task_warnings: Option<i64>,
+    pub printk_level: Option<u8>,
+    pub sysrq: bool,
+    pub swappiness: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadPattern {
+    Sequential,
+    Random,
+    Mmap,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum WorkloadSpec {
+    /// Anonymous memory, sized as a fraction of MemTotal, touched page by
+    /// page in a loop so the kernel cannot leave it swapped out.
+    Hog { name: String, mem_fraction: f64, start_after_ms: u64 },
+    /// Parallel readers of the erofs files, dropping caches between rounds
+    /// and timing every read.
+    Readers {
+        name: String,
+        threads: u32,
+        pattern: ReadPattern,
+        block_size: u32,
+        drop_caches: bool,
+        rounds: Option<u32>,
+        start_after_ms: u64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchSpec {
+    pub heartbeat_ms: u64,
+    pub interval_ms: u64,
+    /// A reader that makes no progress for this long is reported as stalled:
+    /// the only signal for tasks khungtaskd never reports.
+    pub reader_stall_ms: u64,
+}
+
+impl Default for WatchSpec {
+    fn default() -> Self {
+        Self { heartbeat_ms: 1000, interval_ms: 1000, reader_stall_ms: 20_000 }
+    }
+}

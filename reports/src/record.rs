@@ -1,0 +1,107 @@
+use hilt_protocol::LatencyHisto;
+use serde::{Deserialize, Serialize};
+
+/// Bumped when a record changes shape.
+pub const RESULTS_VERSION: u32 = 1;
+
+/// The outcome of one iteration, in the spirit of KCIDB's statuses: kernel
+/// failures (hang, silent hang, crash) are kept apart from infrastructure
+/// errors, which never count against a kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Pass,
+    /// A task stopped making progress: reported by the kernel's hung-task
+    /// detector, or seen by the agent as a reader without progress.
+    Hang,
+    /// The board went quiet: no agent heartbeat and no console output.
+    SilentHang,
+    /// Oops, BUG, panic or another kernel crash report.
+    Crash,
+    InfraError,
+    NotRun,
+}
+
+impl Outcome {
+    pub fn is_kernel_failure(self) -> bool {
+        matches!(self, Outcome::Hang | Outcome::SilentHang | Outcome::Crash)
+    }
+
+    pub fn is_hang(self) -> bool {
+        matches!(self, Outcome::Hang | Outcome::SilentHang)
+    }
+
+    /// Iterations that tell something about the kernel.
+    pub fn is_valid(self) -> bool {
+        !matches!(self, Outcome::InfraError | Outcome::NotRun)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Pass => "pass",
+            Outcome::Hang => "hang",
+            Outcome::SilentHang => "silent_hang",
+            Outcome::Crash => "crash",
+            Outcome::InfraError => "infra_error",
+            Outcome::NotRun => "not_run",
+        }
+    }
+}
+
+/// Which mechanism saw a failure first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Detector {
+    /// A kernel report recognised in /dev/kmsg by the agent.
+    AgentKmsg,
+    /// A kernel report recognised in the console capture by the host.
+    Console,
+    /// A reader that made no progress.
+    ReaderStall,
+    /// Silence on both channels.
+    Silence,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Failure {
+    pub detector: Detector,
+    /// Normalised title, e.g. `INFO: task hung in mmc_blk_rw_wait`.
+    pub title: String,
+    pub task: Option<String>,
+    pub frames: Vec<String>,
+    /// Board uptime when detected, from the board's own clock.
+    pub uptime_ms: Option<u64>,
+    /// Host time from power-on to detection.
+    pub detected_after_ms: u64,
+    pub excerpt: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IterationRecord {
+    pub version: u32,
+    pub variant: String,
+    pub iteration: u32,
+    pub board: String,
+    pub outcome: Outcome,
+    /// One line a person can read: why this outcome.
+    pub detail: String,
+    pub failure: Option<Failure>,
+    /// All kernel reports seen, by title, in order.
+    pub kernel_events: Vec<String>,
+    pub kernel_release: Option<String>,
+    pub started_at: String,
+    pub wall_ms: u64,
+    /// Power-on to the agent's hello.
+    pub boot_ms: Option<u64>,
+    pub reads: u64,
+    pub bytes_read: u64,
+    pub read_latency_us: LatencyHisto,
+    pub max_swap_used_kb: u64,
+    pub max_psi_some_avg10: f32,
+    pub max_psi_full_avg10: f32,
+    /// Relative to the results directory.
+    pub console_log: String,
+    /// CPU time hilt itself used during the iteration.
+    #[serde(default)]
+    pub host_cpu_ms: u64,
+}

@@ -171,7 +171,7 @@ pub fn build_media(cache: &Cache, plan: &Plan, say: &dyn Fn(&str)) -> anyhow::Re
                 disk::build_mbr_image(out, &parts)?;
                 Ok(())
             })?;
-            disks.push(Disk { id: "sd0".into(), path: card, attach: Attach::SdCard, read_only: false, snapshot: true });
+            disks.push(Disk { id: "card0".into(), path: card, attach: Attach::SdCard, read_only: false, snapshot: true });
             (BlockDevice::Mmc { partition: Some(1) }, hash, swap)
         }
     };

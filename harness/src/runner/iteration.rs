@@ -112,6 +112,8 @@ pub async fn run(input: IterationInput<'_>, mut cancel: watch::Receiver<bool>) -
             boot_ms: None,
             reads: 0,
             bytes_read: 0,
+            read_errors: 0,
+            last_read_errno: None,
             read_latency_us: Default::default(),
             max_swap_used_kb: 0,
             max_psi_some_avg10: 0.0,
@@ -239,6 +241,8 @@ pub async fn run(input: IterationInput<'_>, mut cancel: watch::Receiver<bool>) -
                             iv.read_latency_us.merge_into(&mut st.hist);
                             st.rec.reads = iv.reads;
                             st.rec.bytes_read = iv.bytes_read;
+                            st.rec.read_errors = iv.read_errors;
+                            st.rec.last_read_errno = iv.last_read_errno.or(st.rec.last_read_errno);
                             st.rec.max_swap_used_kb = st.rec.max_swap_used_kb.max(iv.mem.swap_total_kb.saturating_sub(iv.mem.swap_free_kb));
                             if let Some(psi) = iv.psi {
                                 st.rec.max_psi_some_avg10 = st.rec.max_psi_some_avg10.max(psi.some_avg10);

@@ -1,0 +1,126 @@
+//! End to end on the emulated board: real kernels, real erofs on dm-verity,
+//! real swap. Slow (a minute or more each), so they are `#[ignore]`d in a
+//! plain `cargo test` and run by scripts/test, which first runs
+//! scripts/setup to provide QEMU, the kernels and the agent.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use hilt_reports::{IterationRecord, Outcome};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn records(dir: &Path) -> Vec<IterationRecord> {
+    std::fs::read_to_string(dir.join("results.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn run(plan: &Path, out: &Path, envs: &[(&str, &Path)]) -> std::process::Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_hilt"));
+    c.arg("run").arg(plan).arg("--out").arg(out).arg("--quiet").current_dir(repo());
+    for (k, v) in envs {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+#[test]
+#[ignore = "boots the emulated board: run by scripts/test"]
+fn smoke_plan_runs_both_kernels_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let o = run(&repo().join("plans/smoke.yaml"), &out, &[]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "exit {:?}\n{stdout}\n{}", o.status, String::from_utf8_lossy(&o.stderr));
+
+    let recs = records(&out);
+    assert_eq!(recs.len(), 4, "2 iterations × 2 variants");
+    for r in &recs {
+        assert_eq!(r.outcome, Outcome::Pass, "{}#{}: {}", r.variant, r.iteration, r.detail);
+        let want = if r.variant == "unpatched" { "6.1.0-44-arm64" } else { "6.1.0-45-arm64" };
+        assert_eq!(r.kernel_release.as_deref(), Some(want));
+        assert!(r.boot_ms.unwrap() < 60_000);
+        assert!(r.reads > 100 && r.read_latency_us.count() > 100, "{} reads", r.reads);
+        assert_eq!(r.read_errors, 0);
+        // The hog must have pushed the board into swap.
+        assert!(r.max_swap_used_kb > 1024, "swap used: {} kB", r.max_swap_used_kb);
+        let console = std::fs::read(out.join(&r.console_log)).unwrap();
+        assert!(console.windows(25).any(|w| w == b"hilt-init: starting agent"));
+        let ts = std::fs::read_to_string(out.join(&r.console_log).with_extension("ts")).unwrap();
+        let last: u64 = ts.lines().last().unwrap().split(' ').next().unwrap().parse().unwrap();
+        assert!(last < console.len() as u64, "timestamps index the log's bytes");
+    }
+    for v in ["unpatched", "patched"] {
+        assert_eq!(recs.iter().filter(|r| r.variant == v).count(), 2);
+    }
+    let events = std::fs::read_to_string(out.join("events.jsonl")).unwrap();
+    assert!(events.contains("dm-verity over"), "the mount stage reports dm-verity");
+    assert!(events.contains("\"type\":\"heartbeat\""));
+    assert!(events.contains("\"type\":\"interval\""));
+    assert!(events.contains("\"type\":\"kmsg\""));
+    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["variants"].as_array().unwrap().len(), 2);
+    assert_eq!(summary["finished_iterations"], 4);
+    assert!(summary["variants"][0]["latency_us"]["p99"].as_u64().unwrap() > 0);
+    let plan_copy = std::fs::read_to_string(out.join("plan.yaml")).unwrap();
+    assert_eq!(plan_copy, std::fs::read_to_string(repo().join("plans/smoke.yaml")).unwrap());
+    let run_json: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run_json["media"]["verity_root_hash"].as_str().unwrap().len(), 64);
+    assert!(stdout.contains("hang rate") && stdout.contains("unpatched") && stdout.contains("patched"), "{stdout}");
+}
+
+/// A flipped byte in the erofs image must make reads of that block fail with
+/// EIO on the board: dm-verity is really verifying.
+#[test]
+#[ignore = "boots the emulated board: run by scripts/test"]
+fn corrupted_verity_data_block_fails_reads_with_eio() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A private cache, so corrupting the image cannot touch the shared one;
+    // the downloaded packages are shared through symlinks.
+    let cache = tmp.path().join("cache");
+    std::fs::create_dir(&cache).unwrap();
+    let shared = std::env::var_os("HILT_CACHE").map(PathBuf::from).unwrap_or(repo().join(".cache"));
+    for d in ["debs", "extracted"] {
+        std::os::unix::fs::symlink(shared.join(d), cache.join(d)).unwrap();
+    }
+    let plan = tmp.path().join("plans/verity.yaml");
+    std::fs::create_dir_all(plan.parent().unwrap()).unwrap();
+    for d in ["boards", "workloads"] {
+        std::os::unix::fs::symlink(repo().join(d), tmp.path().join(d)).unwrap();
+    }
+    let text = std::fs::read_to_string(repo().join("plans/smoke.yaml"))
+        .unwrap()
+        .replace("iterations: 2", "iterations: 1")
+        .replace("duration_s: 15", "duration_s: 8")
+        .replace("  - name: patched\n    kernel:\n      debian: linux-image-6.1.0-45-arm64=6.1.170-1\n", "")
+        .replace("  - hog-80pct\n", "");
+    std::fs::write(&plan, text).unwrap();
+    let fetch = Command::new(env!("CARGO_BIN_EXE_hilt")).arg("fetch").arg(&plan).env("HILT_CACHE", &cache).output().unwrap();
+    assert!(fetch.status.success(), "{}", String::from_utf8_lossy(&fetch.stderr));
+    let images: Vec<PathBuf> = std::fs::read_dir(cache.join("erofs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "img"))
+        .collect();
+    assert_eq!(images.len(), 1);
+    let blocks = std::fs::metadata(&images[0]).unwrap().len() / 4096;
+    // A block in the middle holds compressed file data, not metadata, so
+    // the mount succeeds and only the reads that touch it fail.
+    hilt_images::verity::corrupt_block(&images[0], blocks / 2, 4096).unwrap();
+
+    let out = tmp.path().join("run");
+    let o = run(&plan, &out, &[("HILT_CACHE", &cache)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let recs = records(&out);
+    assert_eq!(recs.len(), 1);
+    let r = &recs[0];
+    assert!(r.read_errors > 0, "no read failed: {r:?}");
+    assert_eq!(r.last_read_errno, Some(5), "EIO expected");
+    let console = String::from_utf8_lossy(&std::fs::read(out.join(&r.console_log)).unwrap()).into_owned();
+    assert!(console.contains("device-mapper: verity") && console.contains("is corrupted"), "{console}");
+}

@@ -1,0 +1,118 @@
+//! Bad plans are rejected by the real binary with exit code 2 and an error
+//! naming the file, line, column, key and what was expected.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// Writes `plan` into a temporary plans/ directory beside symlinks to the
+/// repository's boards/ and workloads/, and runs `hilt check` on it.
+fn check(plan: &str) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(repo().join("boards"), dir.path().join("boards")).unwrap();
+    std::os::unix::fs::symlink(repo().join("workloads"), dir.path().join("workloads")).unwrap();
+    std::fs::create_dir(dir.path().join("plans")).unwrap();
+    let path = dir.path().join("plans/p.yaml");
+    std::fs::write(&path, plan).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_hilt")).arg("check").arg(&path).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).replace(&path.display().to_string(), "P");
+    (out.status.code().unwrap_or(-1), stderr)
+}
+
+fn smoke_with(from: &str, to: &str) -> String {
+    let text = std::fs::read_to_string(repo().join("plans/smoke.yaml")).unwrap();
+    assert!(text.contains(from), "smoke.yaml no longer contains {from:?}");
+    text.replacen(from, to, 1)
+}
+
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines().position(|l| l.contains(needle)).unwrap() + 1
+}
+
+#[test]
+fn the_shipped_plans_are_valid() {
+    for p in ["plans/smoke.yaml", "plans/erofs-noio-ab.yaml"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_hilt")).arg("check").arg(repo().join(p)).output().unwrap();
+        assert!(out.status.success(), "{p}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+#[test]
+fn unknown_key_names_line_column_key_and_the_accepted_keys() {
+    let plan = smoke_with("  erofs_on: virtio", "  erofs_on: virtio\n  erofs_onn: sdcard");
+    let (code, err) = check(&plan);
+    assert_eq!(code, 2, "{err}");
+    let line = line_of(&plan, "erofs_onn");
+    assert!(err.contains(&format!("P:{line}:3: key `storage.erofs_onn`: unknown field `erofs_onn`, expected one of")), "{err}");
+    assert!(err.contains("`mount_options`"), "{err}");
+}
+
+#[test]
+fn wrong_type_names_the_key_and_the_expected_type() {
+    let plan = smoke_with("iterations: 2", "iterations: many");
+    let (code, err) = check(&plan);
+    assert_eq!(code, 2);
+    let line = line_of(&plan, "iterations: many");
+    assert!(err.contains(&format!("P:{line}:13: key `iterations`: invalid type: string \"many\", expected u32")), "{err}");
+}
+
+#[test]
+fn impossible_value_names_the_range() {
+    let plan = smoke_with("pcluster_kb: 64", "pcluster_kb: 48");
+    let (code, err) = check(&plan);
+    assert_eq!(code, 2);
+    let line = line_of(&plan, "pcluster_kb: 48");
+    assert!(err.contains(&format!("P:{line}:16: key `image.pcluster_kb`: 48 is not allowed: expected a power of two from 4 to 1024")), "{err}");
+}
+
+#[test]
+fn missing_workload_file_is_located() {
+    let plan = smoke_with("  - readers-seq-1", "  - readers-nonexistent");
+    let (code, err) = check(&plan);
+    assert_eq!(code, 2);
+    let line = line_of(&plan, "readers-nonexistent");
+    assert!(err.contains(&format!("P:{line}:5: key `workloads[1]`: no workload file")), "{err}");
+    assert!(err.contains("readers-nonexistent.yaml"), "{err}");
+}
+
+#[test]
+fn bad_enum_value_lists_the_variants() {
+    let plan = smoke_with("erofs_on: virtio", "erofs_on: nvme");
+    let (code, err) = check(&plan);
+    assert_eq!(code, 2);
+    assert!(err.contains("key `storage.erofs_on`: unknown variant `nvme`, expected `virtio` or `sdcard`"), "{err}");
+}
+
+#[test]
+fn duplicate_variant_and_missing_field_are_reported() {
+    let plan = smoke_with("  - name: patched", "  - name: unpatched");
+    let (code, err) = check(&plan);
+    assert_eq!(code, 2);
+    assert!(err.contains("key `variants[1].name`: duplicate variant name \"unpatched\""), "{err}");
+
+    let plan = smoke_with("duration_s: 15\n", "");
+    let (code, err) = check(&plan);
+    assert_eq!(code, 2);
+    assert!(err.contains("missing field `duration_s`"), "{err}");
+    assert!(err.starts_with("error: P:"), "{err}");
+}
+
+#[test]
+fn board_file_errors_name_the_board_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("boards")).unwrap();
+    std::os::unix::fs::symlink(repo().join("workloads"), dir.path().join("workloads")).unwrap();
+    let board = std::fs::read_to_string(repo().join("boards/qemu-virt-a53.yaml")).unwrap().replace("memory_mb: 256", "memory_mb: 64");
+    std::fs::write(dir.path().join("boards/qemu-virt-a53.yaml"), &board).unwrap();
+    std::fs::create_dir(dir.path().join("plans")).unwrap();
+    let plan = dir.path().join("plans/p.yaml");
+    std::fs::copy(repo().join("plans/smoke.yaml"), &plan).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_hilt")).arg("check").arg(&plan).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    let line = line_of(&board, "memory_mb: 64");
+    assert!(err.contains(&format!("boards/qemu-virt-a53.yaml:{line}:14: key `qemu.memory_mb`: 64 is out of range: expected 128 to 16384")), "{err}");
+}

@@ -36,13 +36,16 @@ pub fn parse<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, PlanErro
             Some(i) => message[..i].to_string(),
             None => message,
         };
-        // serde_yaml also prefixes the path, which we print as the key.
-        let message = match message.strip_prefix(&format!("{key}: ")) {
-            Some(m) => m.to_string(),
-            None => message,
+        // serde_yaml prefixes the path it was at (for an unknown field, the
+        // parent of our key); we print the key ourselves.
+        let message = match message.split_once(": ") {
+            Some((prefix, rest)) if !key.is_empty() && key.starts_with(prefix) => rest.to_string(),
+            _ => message,
         };
         if let Some(field) = unknown_field(&message) {
-            key = if key.is_empty() { field } else { format!("{key}.{field}") };
+            if !key.ends_with(&field) {
+                key = if key.is_empty() { field } else { format!("{key}.{field}") };
+            }
         }
         let pos = inner
             .location()

@@ -43,7 +43,7 @@ fn unescape(b: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-pub fn run(tx: Sender) -> io::Result<()> {
+pub fn run(tx: Sender, watched: &crate::watch::Shared) -> io::Result<()> {
     let mut f = File::open("/dev/kmsg")?;
     let mut parser = StreamParser::new();
     let mut buf = vec![0u8; 16 * 1024];
@@ -55,6 +55,7 @@ pub fn run(tx: Sender) -> io::Result<()> {
         let ready = unsafe { libc::poll(&mut pfd, 1, 1000) };
         if ready == 0 {
             for event in parser.flush() {
+                note_hung(watched, &event);
                 tx.send(&AgentMsg::Kernel { uptime_ms: sys::uptime_ms(), event: Box::new(event) });
             }
             continue;
@@ -71,9 +72,19 @@ pub fn run(tx: Sender) -> io::Result<()> {
         line.extend_from_slice(format!("[{:5}.{:06}] ", rec.ts_us / 1_000_000, rec.ts_us % 1_000_000).as_bytes());
         line.extend_from_slice(rec.text.as_bytes());
         for event in parser.push_line(&line) {
+            note_hung(watched, &event);
             tx.send(&AgentMsg::Kernel { uptime_ms: sys::uptime_ms(), event: Box::new(event) });
         }
         tx.send(&AgentMsg::Kmsg(rec));
+    }
+}
+
+/// Lets the D-state watcher confirm a suspect by the kernel's own report.
+fn note_hung(watched: &crate::watch::Shared, e: &hilt_kernlog::Event) {
+    if e.kind == hilt_kernlog::EventKind::HungTask {
+        if let (Some(pid), Ok(mut v)) = (e.task.as_ref().and_then(|t| t.pid), watched.kernel_hung_pids.lock()) {
+            v.push(pid);
+        }
     }
 }
 

@@ -5,7 +5,9 @@
 
 mod block;
 mod channel;
+mod control;
 mod dm;
+mod dstate;
 mod kmsg;
 mod run;
 mod sampler;
@@ -14,6 +16,7 @@ mod shm;
 mod storage;
 mod swap;
 mod sys;
+mod watch;
 mod workloads;
 
 use std::path::PathBuf;
@@ -34,6 +37,13 @@ fn main() {
             }
         }
         Some("--port") => agent(args.get(2).map(PathBuf::from)),
+        // The positive control's victim: blocks in the kernel, by design.
+        Some("swapoff") => {
+            if let Err(e) = swap::swapoff(std::path::Path::new(args.get(2).map(String::as_str).unwrap_or(""))) {
+                eprintln!("hilt-agent swapoff: {e}");
+                std::process::exit(1);
+            }
+        }
         None => agent(None),
         Some(other) => {
             eprintln!("usage: hilt-agent [--version | --port DEVICE]\nunknown argument {other:?}");
@@ -71,7 +81,10 @@ fn agent(port: Option<PathBuf>) {
         uptime_ms: sys::uptime_ms(),
         mem_total_kb: sampler::read_mem().total_kb,
         cpus: std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1),
+        facts: sys::kernel_facts(),
     }));
+    let watched = Arc::new(watch::Shared::default());
+    watch::spawn(tx.clone(), watched.clone());
     {
         let tx = tx.clone();
         std::thread::spawn(move || loop {
@@ -81,8 +94,9 @@ fn agent(port: Option<PathBuf>) {
     }
     {
         let tx = tx.clone();
+        let watched = watched.clone();
         std::thread::spawn(move || {
-            if let Err(e) = kmsg::run(tx.clone()) {
+            if let Err(e) = kmsg::run(tx.clone(), &watched) {
                 tx.send(&AgentMsg::Error { stage: Stage::Watch, message: format!("/dev/kmsg: {e}") });
             }
         });
@@ -112,6 +126,9 @@ fn agent(port: Option<PathBuf>) {
     // powers off, and late kernel reports still matter.
     while let Ok(spec) = start_rx.recv() {
         stop.store(false, Ordering::Relaxed);
+        if let Ok(mut w) = watched.spec.lock() {
+            *w = Some(spec.watch.clone());
+        }
         run::run(&spec, &tx, &stop);
     }
     loop {

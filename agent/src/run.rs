@@ -5,12 +5,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hilt_protocol::{AgentMsg, DoneReason, RunSpec, Stage, StageReport, WorkloadSpec};
+use hilt_protocol::{AgentMsg, ControlSpec, DoneReason, RunSpec, Stage, StageReport, WorkloadSpec};
 
 use crate::channel::Sender;
 use crate::shm::{self, Mapping};
 use crate::workloads::{self, WorkerArgs};
-use crate::{sampler, settings, storage, swap, sys};
+use crate::{control, sampler, settings, storage, swap, sys};
 
 fn stage<T>(tx: &Sender, stage: Stage, f: impl FnOnce() -> std::io::Result<(T, String)>) -> Option<T> {
     let t = Instant::now();
@@ -54,10 +54,14 @@ fn run_inner(spec: &RunSpec, tx: &Sender, stop: &Arc<AtomicBool>) -> Option<Done
         Ok(((m, files), detail))
     })?;
     let (_mount, files) = mounted;
-    stage(tx, Stage::Swap, || {
+    let control_swap = stage(tx, Stage::Swap, || {
+        if let Some(ControlSpec::SwapFreeze { device, .. }) = &spec.control {
+            let (node, detail) = swap::set_up_freezable(&crate::block::resolve(device)?)?;
+            return Ok((Some(node), detail));
+        }
         let s = swap::set_up(&spec.swap)?;
         let detail = s.as_ref().map(|(_, d)| d.clone()).unwrap_or_else(|| "no swap".into());
-        Ok(((), detail))
+        Ok((None, detail))
     })?;
     let map = stage(tx, Stage::Workloads, || Mapping::create().map(|m| (m, String::new())))?;
     let mem_total_kb = sampler::read_mem().total_kb;
@@ -85,6 +89,10 @@ fn run_inner(spec: &RunSpec, tx: &Sender, stop: &Arc<AtomicBool>) -> Option<Done
         slot_base += threads;
     }
     let readers = slot_base;
+    if let (Some(ControlSpec::SwapFreeze { after_swap_kb, after_ms, .. }), Some(node)) = (&spec.control, control_swap) {
+        let (tx, after_swap_kb, after_ms) = (tx.clone(), *after_swap_kb, *after_ms);
+        std::thread::spawn(move || control::swap_freeze(&tx, &node, after_swap_kb, start + after_ms));
+    }
     let reason = watch(spec, tx, stop, &map, readers, deadline, &mut children);
     for (_, c) in &mut children {
         let _ = c.kill();

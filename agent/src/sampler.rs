@@ -93,7 +93,7 @@ impl Sampler {
         self.vm = vm;
         let mut merged = [0u64; buckets::COUNT];
         let mut reader_bytes = Vec::with_capacity(self.readers);
-        let (mut reads, mut bytes) = (0, 0);
+        let (mut reads, mut bytes, mut errors, mut errno) = (0, 0, 0, None);
         for (slot, prev) in shared.readers[..self.readers].iter().zip(self.hist_prev.iter_mut()) {
             for (i, (cell, p)) in slot.hist.iter().zip(prev.iter_mut()).enumerate() {
                 let now = cell.load(Relaxed);
@@ -103,6 +103,11 @@ impl Sampler {
             reader_bytes.push(slot.bytes.load(Relaxed));
             reads += slot.reads.load(Relaxed);
             bytes += slot.bytes.load(Relaxed);
+            errors += slot.errors.load(Relaxed);
+            match slot.last_errno.load(Relaxed) {
+                0 => {}
+                e => errno = Some(e as i32),
+            }
         }
         let read_latency_us = LatencyHisto {
             buckets: merged.iter().enumerate().filter(|(_, &n)| n > 0).map(|(i, &n)| [buckets::value(i), n]).collect(),
@@ -112,6 +117,8 @@ impl Sampler {
             read_latency_us,
             reads,
             bytes_read: bytes,
+            read_errors: errors,
+            last_read_errno: errno,
             reader_bytes,
             hog_bytes: shared.hog_bytes.load(Relaxed),
             psi: read_psi(),

@@ -22,6 +22,8 @@ pub struct ReaderSlot {
     pub bytes: AtomicU64,
     pub reads: AtomicU64,
     pub errors: AtomicU64,
+    /// errno of the latest failed read (0: none yet).
+    pub last_errno: AtomicU64,
     pub rounds: AtomicU64,
     /// Uptime (ms) of the last completed read: the progress heartbeat.
     pub last_progress_ms: AtomicU64,

@@ -44,6 +44,19 @@ pub fn swapoff(dev: &Path) -> io::Result<()> {
     sys::check(unsafe { libc::swapoff(p.as_ptr()) }, &format!("swapoff {}", dev.display()))
 }
 
+pub const CONTROL_DM: &str = "hilt-ctlswap";
+
+/// Swap on a dm-linear device over `dev`, so it can later be suspended.
+pub fn set_up_freezable(dev: &Path) -> io::Result<(PathBuf, String)> {
+    let sectors = crate::dm::sectors(dev)?;
+    let _ = crate::dm::remove(CONTROL_DM);
+    let params = format!("{} 0", dev.display());
+    let node = crate::dm::create(CONTROL_DM, &[crate::dm::Target { start: 0, sectors, kind: "linear", params: &params }], false)?;
+    let size = mkswap(&node)?;
+    swapon(&node)?;
+    Ok((node.clone(), format!("{} (dm-linear over {}, freezable) {} MiB", node.display(), dev.display(), size >> 20)))
+}
+
 /// Returns the active swap device and a description for the stage report.
 pub fn set_up(spec: &SwapSpec) -> io::Result<Option<(PathBuf, String)>> {
     match spec {

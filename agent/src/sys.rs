@@ -58,6 +58,23 @@ pub fn meminfo_kb(text: &str, key: &str) -> Option<u64> {
         .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
 }
 
+/// The kernel features a run relies on, as the board has them.
+pub fn kernel_facts() -> std::collections::BTreeMap<String, String> {
+    let exists = |p: &str| if Path::new(p).exists() { "yes" } else { "no" }.to_string();
+    let mut f = std::collections::BTreeMap::new();
+    f.insert("psi".into(), exists("/proc/pressure/memory"));
+    f.insert("sysrq".into(), exists("/proc/sysrq-trigger"));
+    f.insert("hung_task_detector".into(), exists("/proc/sys/kernel/hung_task_timeout_secs"));
+    f.insert("kprobe_events".into(), exists("/sys/kernel/tracing/kprobe_events"));
+    f.insert("pstore".into(), exists("/sys/fs/pstore"));
+    f.insert("schedstat".into(), exists("/proc/self/schedstat"));
+    f.insert("task_stack".into(), exists("/proc/self/stack"));
+    if let Ok(t) = read_trimmed("/proc/sys/kernel/hung_task_timeout_secs") {
+        f.insert("hung_task_timeout_secs".into(), t);
+    }
+    f
+}
+
 pub fn sysrq(key: char) -> io::Result<()> {
     write_attr("/proc/sysrq-trigger", &key.to_string())
 }

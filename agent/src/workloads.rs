@@ -136,8 +136,9 @@ fn reader(
                 break 'rounds;
             }
             let path = &files[(k + index) % files.len()];
-            if read_file(slot, path, pattern, &mut buf, &mut rng, deadline).is_err() {
+            if let Err(e) = read_file(slot, path, pattern, &mut buf, &mut rng, deadline) {
                 slot.errors.fetch_add(1, Relaxed);
+                slot.last_errno.store(e.raw_os_error().unwrap_or(0) as u64, Relaxed);
             }
         }
         round += 1;

@@ -124,3 +124,50 @@ fn corrupted_verity_data_block_fails_reads_with_eio() {
     let console = String::from_utf8_lossy(&std::fs::read(out.join(&r.console_log)).unwrap()).into_owned();
     assert!(console.contains("device-mapper: verity") && console.contains("is corrupted"), "{console}");
 }
+
+/// The positive control must produce a genuine kernel hung-task report, seen
+/// by the agent's watcher first, with every detection time recorded.
+#[test]
+#[ignore = "boots the emulated board: run by scripts/test"]
+fn swap_freeze_control_is_detected_with_detection_times() {
+    let tmp = tempfile::tempdir().unwrap();
+    for d in ["boards", "workloads"] {
+        std::os::unix::fs::symlink(repo().join(d), tmp.path().join(d)).unwrap();
+    }
+    let plan = tmp.path().join("plans/control.yaml");
+    std::fs::create_dir_all(plan.parent().unwrap()).unwrap();
+    let text = std::fs::read_to_string(repo().join("plans/smoke.yaml"))
+        .unwrap()
+        .replace("iterations: 2", "iterations: 1")
+        .replace("duration_s: 15", "duration_s: 10")
+        .replace("  - name: patched\n    kernel:\n      debian: linux-image-6.1.0-45-arm64=6.1.170-1\n", "")
+        + "controls:\n  - swap_freeze\n";
+    std::fs::write(&plan, text).unwrap();
+    let out = tmp.path().join("run");
+    let o = run(&plan, &out, &[]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "exit {:?}\n{stdout}\n{}", o.status, String::from_utf8_lossy(&o.stderr));
+    assert!(stdout.contains("control swap_freeze on unpatched: detected"), "{stdout}");
+
+    let recs = records(&out);
+    assert_eq!(recs.len(), 2, "one control and one iteration");
+    let c = recs.iter().find(|r| r.control.is_some()).unwrap();
+    assert_eq!(c.outcome, Outcome::Hang, "{}", c.detail);
+    assert!(c.kernel_events.iter().any(|t| t.starts_with("INFO: task hung in")), "{:?}", c.kernel_events);
+    let f = c.failure.as_ref().unwrap();
+    let t = f.timing.expect("detection times");
+    let suspected = t.suspected_ms.expect("the D-state watcher suspected the task");
+    let confirmed = t.confirmed_ms.expect("confirmed");
+    let evidence = t.evidence_ms.expect("evidence captured");
+    assert!(suspected >= t.stopped_ms + 9_000, "suspected {} ms after stopping, threshold 10 s", suspected - t.stopped_ms);
+    assert!(suspected - t.stopped_ms < 15_000, "suspicion took {} ms", suspected - t.stopped_ms);
+    assert!(evidence >= suspected && evidence - suspected < 5_000);
+    assert!(confirmed >= suspected);
+    let events = std::fs::read_to_string(out.join("events.jsonl")).unwrap();
+    assert!(events.contains("\"type\":\"suspect\""), "the watcher reported a suspect");
+    assert!(events.contains("swap-freeze:"), "the control stage reported the freeze");
+    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["valid"], true);
+    // The control is kept out of the variant's hang rate.
+    assert_eq!(summary["variants"][0]["iterations"], 1);
+}

@@ -31,8 +31,54 @@ pub enum AgentMsg {
     ReaderStall { uptime_ms: u64, reader: u32, workload: String, stalled_ms: u64 },
     /// A stalled reader moved again.
     ReaderResumed { uptime_ms: u64, reader: u32, workload: String },
+    /// A task has been in D state too long: evidence captured at once.
+    Suspect(Box<SuspectReport>),
+    /// A suspect is confirmed hung: by the kernel's report, or by staying
+    /// stuck for the confirm time.
+    Confirmed(Confirmation),
+    /// A suspect left D state before it was confirmed.
+    Cleared { uptime_ms: u64, pid: i32, tid: i32 },
     Done { uptime_ms: u64, reason: DoneReason },
     Error { stage: Stage, message: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SuspectReport {
+    pub uptime_ms: u64,
+    pub pid: i32,
+    pub tid: i32,
+    pub comm: String,
+    pub wchan: String,
+    /// "no_context_switch" or "same_wchan".
+    pub reason: String,
+    /// When the task was last seen making progress (a context switch, or a
+    /// change of wchan), board uptime.
+    pub stopped_ms: u64,
+    /// /proc/PID/task/TID/stack, innermost first.
+    pub stack: Vec<String>,
+    pub psi: Option<PsiMemory>,
+    pub mem: MemSnapshot,
+    pub vmstat: String,
+    /// Board uptime when all of the above was captured.
+    pub evidence_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConfirmedBy {
+    KernelReport,
+    Timeout,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Confirmation {
+    pub uptime_ms: u64,
+    pub pid: i32,
+    pub tid: i32,
+    pub comm: String,
+    pub by: ConfirmedBy,
+    pub stopped_ms: u64,
+    pub suspected_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,6 +91,9 @@ pub struct Hello {
     pub uptime_ms: u64,
     pub mem_total_kb: u64,
     pub cpus: u32,
+    /// What the kernel offers that the run relies on ("psi": "yes", ...).
+    #[serde(default)]
+    pub facts: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,6 +106,7 @@ pub enum Stage {
     Workloads,
     Watch,
     Channel,
+    Control,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -90,6 +140,9 @@ pub struct IntervalStats {
     pub read_latency_us: LatencyHisto,
     pub reads: u64,
     pub bytes_read: u64,
+    /// Cumulative failed reads, and the errno of the latest one.
+    pub read_errors: u64,
+    pub last_read_errno: Option<i32>,
     /// Cumulative bytes per reader thread, so a stuck reader shows as a flat line.
     pub reader_bytes: Vec<u64>,
     pub hog_bytes: u64,

@@ -18,6 +18,21 @@ pub struct RunSpec {
     pub kernel: KernelSettings,
     pub workloads: Vec<WorkloadSpec>,
     pub watch: WatchSpec,
+    /// A positive control: a hang injected on purpose, which the run must
+    /// detect for its other results to mean anything.
+    #[serde(default)]
+    pub control: Option<ControlSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum ControlSpec {
+    /// Swap goes on a dm-linear device over `device`; once `after_swap_kb`
+    /// are swapped out (or `after_ms` passed), the device is suspended
+    /// without flushing and a swapoff started: swapoff must read swapped
+    /// pages back, and blocks forever, which khungtaskd reports on any
+    /// kernel.
+    SwapFreeze { device: BlockDevice, after_swap_kb: u64, after_ms: u64 },
 }
 
 /// How the agent finds a block device without relying on enumeration order
@@ -108,10 +123,29 @@ pub struct WatchSpec {
     /// A reader that makes no progress for this long is reported as stalled:
     /// the only signal for tasks khungtaskd never reports.
     pub reader_stall_ms: u64,
+    /// A task in D with no context switch for this long is suspected.
+    pub dstate_ms: u64,
+    /// A task in D on the same wchan for this long is suspected even if it
+    /// keeps waking up (submit_bio_wait sleeps in slices).
+    pub same_wchan_ms: u64,
+    /// A suspect still stuck this much later is confirmed without waiting
+    /// for the kernel's own report.
+    pub confirm_ms: u64,
+    /// sysrq keys sent on suspicion, in order (w: blocked tasks, t: all
+    /// tasks, m: memory, l: all CPUs' backtraces).
+    pub sysrq_keys: String,
 }
 
 impl Default for WatchSpec {
     fn default() -> Self {
-        Self { heartbeat_ms: 1000, interval_ms: 1000, reader_stall_ms: 20_000 }
+        Self {
+            heartbeat_ms: 1000,
+            interval_ms: 1000,
+            reader_stall_ms: 20_000,
+            dstate_ms: 10_000,
+            same_wchan_ms: 60_000,
+            confirm_ms: 20_000,
+            sysrq_keys: "w".into(),
+        }
     }
 }

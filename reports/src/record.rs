@@ -58,6 +58,8 @@ pub enum Detector {
     Console,
     /// A reader that made no progress.
     ReaderStall,
+    /// The agent's D-state watcher: a task in D without progress.
+    Dstate,
     /// Silence on both channels.
     Silence,
 }
@@ -74,6 +76,21 @@ pub struct Failure {
     /// Host time from power-on to detection.
     pub detected_after_ms: u64,
     pub excerpt: String,
+    /// When the culprit stopped and when hilt saw it, on the board's clock.
+    #[serde(default)]
+    pub timing: Option<DetectTiming>,
+}
+
+/// Board uptimes (ms) of a hang's detection steps; differences from
+/// `stopped_ms` are the time to suspect, to confirm and to evidence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DetectTiming {
+    /// The culprit's last progress (context switch or wchan change), or the
+    /// kernel's report time minus its timeout.
+    pub stopped_ms: u64,
+    pub suspected_ms: Option<u64>,
+    pub confirmed_ms: Option<u64>,
+    pub evidence_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -95,12 +112,20 @@ pub struct IterationRecord {
     pub boot_ms: Option<u64>,
     pub reads: u64,
     pub bytes_read: u64,
+    #[serde(default)]
+    pub read_errors: u64,
+    #[serde(default)]
+    pub last_read_errno: Option<i32>,
     pub read_latency_us: LatencyHisto,
     pub max_swap_used_kb: u64,
     pub max_psi_some_avg10: f32,
     pub max_psi_full_avg10: f32,
     /// Relative to the results directory.
     pub console_log: String,
+    /// Set on positive-control iterations, which are kept out of the
+    /// variant's statistics.
+    #[serde(default)]
+    pub control: Option<String>,
     /// CPU time hilt itself used during the iteration.
     #[serde(default)]
     pub host_cpu_ms: u64,

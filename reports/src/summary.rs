@@ -124,12 +124,15 @@ mod tests {
             boot_ms: None,
             reads: lat.iter().map(|x| x.1).sum(),
             bytes_read: 0,
+            read_errors: 0,
+            last_read_errno: None,
             read_latency_us: LatencyHisto { buckets: lat.iter().map(|&(v, n)| [v, n]).collect() },
             max_swap_used_kb: 0,
             max_psi_some_avg10: 0.0,
             max_psi_full_avg10: 0.0,
             console_log: String::new(),
             host_cpu_ms: 0,
+            control: None,
         }
     }
 

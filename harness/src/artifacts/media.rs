@@ -11,6 +11,9 @@ use super::Cache;
 use crate::board::qemu::{Attach, Disk};
 use crate::plan::{Compressor, ErofsOn, Plan, SwapCfg};
 
+/// The serial of the disk that positive controls put their swap on.
+pub const CONTROL_DISK: &str = "ctlswap";
+
 /// What the board is given, and how the agent will find it.
 #[derive(Debug, Clone)]
 pub struct Media {
@@ -175,6 +178,9 @@ pub fn build_media(cache: &Cache, plan: &Plan, say: &dyn Fn(&str)) -> anyhow::Re
             (BlockDevice::Mmc { partition: Some(1) }, hash, swap)
         }
     };
+    if !plan.controls.is_empty() {
+        disks.push(virtio(CONTROL_DISK, zero_disk(cache, 128)?, false, true));
+    }
     let verity = match (&img.verity, hash_dev) {
         (Some((_, r)), Some(hash)) => Some(VeritySpec {
             hash,

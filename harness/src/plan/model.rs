@@ -32,6 +32,26 @@ pub struct Plan {
     pub watch: WatchCfg,
     #[serde(default)]
     pub timeouts: TimeoutsCfg,
+    /// Positive controls, run once per variant before the iterations: a
+    /// run whose controls are not detected is invalid.
+    #[serde(default)]
+    pub controls: Vec<Control>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Control {
+    /// Swap on dm-linear, suspended under the hog, then swapoff: a hung
+    /// task on any kernel.
+    SwapFreeze,
+}
+
+impl Control {
+    pub fn name(self) -> &'static str {
+        match self {
+            Control::SwapFreeze => "swap_freeze",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -160,11 +180,28 @@ pub struct WatchCfg {
     pub silent_after_s: u64,
     /// How long to keep collecting evidence after a hang is detected.
     pub evidence_s: u64,
+    /// A task in D state with no context switch this long is suspected.
+    pub dstate_s: u64,
+    /// A task in D state on the same wchan this long is suspected even if
+    /// it keeps waking up.
+    pub same_wchan_s: u64,
+    /// A suspect still stuck this much later is confirmed hung.
+    pub confirm_s: u64,
+    /// sysrq keys the agent triggers on suspicion (w, t, m, l).
+    pub sysrq: String,
 }
 
 impl Default for WatchCfg {
     fn default() -> Self {
-        Self { reader_stall_s: 30, silent_after_s: 60, evidence_s: 10 }
+        Self {
+            reader_stall_s: 30,
+            silent_after_s: 60,
+            evidence_s: 10,
+            dstate_s: 10,
+            same_wchan_s: 60,
+            confirm_s: 20,
+            sysrq: "w".into(),
+        }
     }
 }
 

@@ -120,6 +120,12 @@ pub fn plan(file: &Path, doc: &Loaded<Plan>, board: &BoardFile, workloads: &[Wor
     c.range("watch.reader_stall_s", p.watch.reader_stall_s, 1, 3600)?;
     c.range("watch.silent_after_s", p.watch.silent_after_s, 5, 3600)?;
     c.range("watch.evidence_s", p.watch.evidence_s, 0, 600)?;
+    c.range("watch.dstate_s", p.watch.dstate_s, 1, 3600)?;
+    c.range("watch.same_wchan_s", p.watch.same_wchan_s, 1, 3600)?;
+    c.range("watch.confirm_s", p.watch.confirm_s, 0, 3600)?;
+    if p.watch.sysrq.is_empty() || p.watch.sysrq.len() > 8 || !p.watch.sysrq.chars().all(|k| "wtmlcd".contains(k)) {
+        return Err(c.fail("watch.sysrq", format!("{:?}: expected 1 to 8 sysrq keys from w (blocked tasks), t (all tasks), m (memory), l (CPU backtraces), d (locks)", p.watch.sysrq)));
+    }
     c.range("timeouts.boot_s", p.timeouts.boot_s, 5, 3600)?;
     c.range("timeouts.setup_s", p.timeouts.setup_s, 5, 3600)?;
     c.range("timeouts.finish_s", p.timeouts.finish_s, 5, 3600)?;

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use hilt_kernlog::{Event, EventKind};
 use hilt_protocol::{
-    encode_frame, AgentMsg, Decoded, FrameDecoder, HostMsg, RunSpec, Stage,
+    encode_frame, AgentMsg, Decoded, FrameDecoder, HostMsg, RunSpec, Stage, SuspectReport,
 };
-use hilt_reports::{Detector, Failure, IterationRecord, Outcome, RESULTS_VERSION};
+use hilt_reports::{DetectTiming, Detector, Failure, IterationRecord, Outcome, RESULTS_VERSION};
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
@@ -90,6 +90,7 @@ struct State {
     last_activity: Instant,
     hist: hdrhistogram::Histogram<u64>,
     write_error: Option<String>,
+    suspects: Vec<SuspectReport>,
 }
 
 pub async fn run(input: IterationInput<'_>, mut cancel: watch::Receiver<bool>) -> IterationRecord {
@@ -125,12 +126,14 @@ pub async fn run(input: IterationInput<'_>, mut cancel: watch::Receiver<bool>) -
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
             host_cpu_ms: 0,
+            control: None,
         },
         phase: Phase::Booting,
         deadline: t0 + Duration::from_secs(p.timeouts.boot_s),
         last_activity: t0,
         hist: hilt_protocol::histo::new_histogram(),
         write_error: None,
+        suspects: Vec::new(),
     };
     let log = |st: &mut State, source: &'static str, body: &dyn erased::Ser| {
         let line = EventLine { t_ms: t0.elapsed().as_millis() as u64, variant: input.variant, iteration: input.iteration, source, body };
@@ -262,12 +265,50 @@ pub async fn run(input: IterationInput<'_>, mut cancel: watch::Receiver<bool>) -
                                     uptime_ms: Some(uptime_ms),
                                     detected_after_ms: t0.elapsed().as_millis() as u64,
                                     excerpt: String::new(),
+                                    timing: None,
                                 });
                                 st.rec.outcome = Outcome::Hang;
                                 enter_evidence(&mut st, evidence, &input);
                                 // Ask the kernel who is blocked, and where.
                                 let _ = agent_wr.write_all(&send(&HostMsg::Sysrq { key: 'w' })).await;
                                 log(&mut st, "host", &HostEvent::Sysrq { key: 'w', via: "agent" });
+                            }
+                        }
+                        AgentMsg::Suspect(s) => {
+                            (input.progress)(&format!("suspect: {}:{} in D at {}", s.comm, s.tid, s.wchan));
+                            st.suspects.push(*s);
+                        }
+                        AgentMsg::Confirmed(c) => {
+                            let suspect = st.suspects.iter().find(|s| s.tid == c.tid).cloned();
+                            let timing = DetectTiming {
+                                stopped_ms: c.stopped_ms,
+                                suspected_ms: Some(c.suspected_ms),
+                                confirmed_ms: Some(c.uptime_ms),
+                                evidence_ms: suspect.as_ref().map(|s| s.evidence_ms),
+                            };
+                            match &mut st.rec.failure {
+                                // Already failed: the watcher adds when it began.
+                                Some(f) if f.timing.is_none() || f.detector != Detector::Dstate => {
+                                    if f.timing.is_none() {
+                                        f.timing = Some(timing);
+                                    }
+                                }
+                                Some(_) => {}
+                                None => {
+                                    let stack = suspect.as_ref().map(|s| s.stack.clone()).unwrap_or_default();
+                                    st.rec.failure = Some(Failure {
+                                        detector: Detector::Dstate,
+                                        title: format!("hang: {} stuck in D state at {}", c.comm, suspect.as_ref().map(|s| s.wchan.as_str()).unwrap_or("?")),
+                                        task: Some(format!("{}:{}", c.comm, c.tid)),
+                                        frames: stack.iter().map(|f| f.split('+').next().unwrap_or(f).to_string()).collect(),
+                                        uptime_ms: Some(c.uptime_ms),
+                                        detected_after_ms: t0.elapsed().as_millis() as u64,
+                                        excerpt: stack.join("\n"),
+                                        timing: Some(timing),
+                                    });
+                                    st.rec.outcome = Outcome::Hang;
+                                    enter_evidence(&mut st, evidence, &input);
+                                }
                             }
                         }
                         AgentMsg::Done { .. } if st.phase == Phase::Running => {
@@ -311,6 +352,7 @@ pub async fn run(input: IterationInput<'_>, mut cancel: watch::Receiver<bool>) -
                         uptime_ms: None,
                         detected_after_ms: t0.elapsed().as_millis() as u64,
                         excerpt: String::new(),
+                        timing: None,
                     });
                     st.rec.outcome = Outcome::SilentHang;
                     enter_evidence(&mut st, evidence, &input);
@@ -409,6 +451,7 @@ async fn on_kernel_event<W: tokio::io::AsyncWrite + Unpin>(
         uptime_ms: prev.as_ref().and_then(|f| f.uptime_ms).or(uptime_ms),
         detected_after_ms: prev.as_ref().map(|f| f.detected_after_ms).unwrap_or(t0.elapsed().as_millis() as u64),
         excerpt: event.excerpt.clone(),
+        timing: kernel_timing(st, &event),
     });
     if first {
         st.rec.outcome = outcome;
@@ -420,6 +463,34 @@ async fn on_kernel_event<W: tokio::io::AsyncWrite + Unpin>(
     } else {
         st.rec.outcome = outcome;
     }
+}
+
+/// Detection times for a kernel-reported hang: the watcher's, when it
+/// suspected the same task first; otherwise the report's own timestamp
+/// less the time the kernel says the task was blocked.
+fn kernel_timing(st: &State, event: &Event) -> Option<DetectTiming> {
+    let pid = event.task.as_ref().and_then(|t| t.pid).map(|p| p as i32);
+    if let Some(s) = st.suspects.iter().find(|s| Some(s.tid) == pid || Some(s.pid) == pid) {
+        return Some(DetectTiming {
+            stopped_ms: s.stopped_ms,
+            suspected_ms: Some(s.uptime_ms),
+            confirmed_ms: event.timestamp.map(|t| (t * 1000.0) as u64),
+            evidence_ms: Some(s.evidence_ms),
+        });
+    }
+    let ts = event.timestamp?;
+    let blocked_s: f64 = event
+        .excerpt
+        .split("blocked for more than ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())?;
+    Some(DetectTiming {
+        stopped_ms: ((ts - blocked_s).max(0.0) * 1000.0) as u64,
+        suspected_ms: None,
+        confirmed_ms: Some((ts * 1000.0) as u64),
+        evidence_ms: None,
+    })
 }
 
 fn finish_early(mut st: State, t0: Instant, cpu0: u64, outcome: Outcome, detail: String) -> IterationRecord {

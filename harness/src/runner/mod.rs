@@ -9,14 +9,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use hilt_protocol::{KernelSettings, ReadPattern, RunSpec, WatchSpec, WorkloadSpec};
+use hilt_protocol::{BlockDevice, ControlSpec, KernelSettings, ReadPattern, RunSpec, WatchSpec, WorkloadSpec};
 use hilt_reports::{IterationRecord, Outcome};
 use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::artifacts::{self, media::MediaProvenance, Cache};
 use crate::board::qemu::Launch;
-use crate::plan::{ConsoleCfg, KernelSource, Pattern, ResolvedPlan};
+use crate::plan::{ConsoleCfg, Control, KernelSource, Pattern, ResolvedPlan};
 use progress::Progress;
 use results::{RunDir, RunSummary};
 
@@ -30,6 +30,8 @@ pub mod exit {
     pub const OK: i32 = 0;
     pub const BAD_INPUT: i32 = 2;
     pub const INFRA: i32 = 3;
+    /// A positive control was not detected: no result of the run can be trusted.
+    pub const INVALID: i32 = 4;
     pub const INTERRUPTED: i32 = 130;
 }
 
@@ -56,8 +58,8 @@ struct RunInfo<'a> {
     host: String,
     variants: Vec<VariantInfo<'a>>,
     media: &'a MediaProvenance,
-    /// The order iterations ran in: (variant, iteration) pairs.
-    order: &'a [(String, u32)],
+    /// The order iterations ran in, controls first.
+    order: &'a [Slot],
 }
 
 #[derive(Serialize)]
@@ -102,8 +104,33 @@ fn prepare(plan: &ResolvedPlan, say: &dyn Fn(&str)) -> anyhow::Result<(Vec<Prepa
     Ok((out, media))
 }
 
-pub fn run_spec(plan: &ResolvedPlan, media: &artifacts::Media, run_id: &str, variant: &str, iteration: u32) -> RunSpec {
+/// One planned boot: a variant's iteration, or its positive control.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Slot {
+    pub variant: String,
+    pub iteration: u32,
+    pub control: Option<Control>,
+}
+
+impl Slot {
+    fn dir_name(&self) -> String {
+        match self.control {
+            Some(c) => format!("{}-control-{}", self.variant, c.name()),
+            None => format!("{}-{:03}", self.variant, self.iteration),
+        }
+    }
+}
+
+pub fn run_spec(plan: &ResolvedPlan, media: &artifacts::Media, run_id: &str, slot: &Slot) -> RunSpec {
     let p = &plan.plan;
+    let (variant, iteration) = (slot.variant.as_str(), slot.iteration);
+    let control = slot.control.map(|c| match c {
+        Control::SwapFreeze => ControlSpec::SwapFreeze {
+            device: BlockDevice::VirtioSerial(artifacts::media::CONTROL_DISK.into()),
+            after_swap_kb: 16 * 1024,
+            after_ms: 30_000,
+        },
+    });
     let workloads = plan
         .workloads
         .iter()
@@ -132,7 +159,9 @@ pub fn run_spec(plan: &ResolvedPlan, media: &artifacts::Media, run_id: &str, var
         run_id: run_id.to_string(),
         variant: variant.to_string(),
         iteration,
-        duration_ms: p.duration_s * 1000,
+        // A control ends when its hang is detected; give the kernel's own
+        // detector (up to twice hung_task_timeout_secs) time to report.
+        duration_ms: if control.is_some() { p.duration_s.max(90) * 1000 } else { p.duration_s * 1000 },
         storage: media.storage.clone(),
         swap: media.swap.clone(),
         kernel: KernelSettings {
@@ -144,13 +173,22 @@ pub fn run_spec(plan: &ResolvedPlan, media: &artifacts::Media, run_id: &str, var
             swappiness: p.kernel.swappiness,
         },
         workloads,
-        watch: WatchSpec { heartbeat_ms: 1000, interval_ms: 1000, reader_stall_ms: p.watch.reader_stall_s * 1000 },
+        watch: WatchSpec {
+            heartbeat_ms: 1000,
+            interval_ms: 1000,
+            reader_stall_ms: p.watch.reader_stall_s * 1000,
+            dstate_ms: p.watch.dstate_s * 1000,
+            same_wchan_ms: p.watch.same_wchan_s * 1000,
+            confirm_ms: p.watch.confirm_s * 1000,
+            sysrq_keys: p.watch.sysrq.clone(),
+        },
+        control,
     }
 }
 
 /// Interleaves variants within each round, in an order shuffled from the
 /// plan's hash, so time-of-night effects do not line up with one variant.
-pub fn order(plan: &ResolvedPlan) -> Vec<(String, u32)> {
+pub fn order(plan: &ResolvedPlan) -> Vec<Slot> {
     let mut seed = u64::from_str_radix(&plan.sha256[..16], 16).unwrap_or(1);
     let mut next = || {
         seed ^= seed << 13;
@@ -158,13 +196,20 @@ pub fn order(plan: &ResolvedPlan) -> Vec<(String, u32)> {
         seed ^= seed << 17;
         seed
     };
-    let mut out = Vec::new();
+    // Controls first: a harness that cannot see a hang should not spend the
+    // night producing "0 hangs".
+    let mut out: Vec<Slot> = plan
+        .plan
+        .variants
+        .iter()
+        .flat_map(|v| plan.plan.controls.iter().map(|c| Slot { variant: v.name.clone(), iteration: 0, control: Some(*c) }))
+        .collect();
     for i in 0..plan.plan.iterations {
         let mut round: Vec<String> = plan.plan.variants.iter().map(|v| v.name.clone()).collect();
         for k in (1..round.len()).rev() {
             round.swap(k, (next() % (k as u64 + 1)) as usize);
         }
-        out.extend(round.into_iter().map(|v| (v, i)));
+        out.extend(round.into_iter().map(|variant| Slot { variant, iteration: i, control: None }));
     }
     out
 }
@@ -234,13 +279,14 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
     let mut records: Vec<IterationRecord> = Vec::new();
     let planned = order.len() as u32;
     let mut interrupted = false;
-    for (n, (variant, iteration)) in order.iter().enumerate() {
+    for (n, slot) in order.iter().enumerate() {
+        let (variant, iteration) = (&slot.variant, &slot.iteration);
         if *cancel.borrow() {
             interrupted = true;
             break;
         }
         let v = variants.iter().find(|p| &p.name == variant).expect("order only names planned variants");
-        let dir = run_dir.iteration_dir(variant, *iteration)?;
+        let dir = run_dir.iteration_dir(&slot.dir_name())?;
         let runtime_dir = std::env::temp_dir().join(format!("hilt-{}-{n}", std::process::id()));
         let launch = Launch {
             qemu: qemu.clone(),
@@ -254,19 +300,23 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
             runtime_dir,
             log: dir.join("qemu.log"),
         };
-        let label = format!("[{}/{planned}] {variant} #{iteration}", n + 1);
+        let label = match slot.control {
+            Some(c) => format!("[{}/{planned}] {variant} control {}", n + 1, c.name()),
+            None => format!("[{}/{planned}] {variant} #{iteration}", n + 1),
+        };
         let say = |m: &str| progress.iteration(&label, m);
         let input = iteration::IterationInput {
             plan: &plan,
             variant,
             iteration: *iteration,
             launch,
-            spec: run_spec(&plan, &media, &run_id, variant, *iteration),
+            spec: run_spec(&plan, &media, &run_id, slot),
             run_dir: &run_dir,
             dir,
             progress: &say,
         };
-        let rec = iteration::run(input, cancel.clone()).await;
+        let mut rec = iteration::run(input, cancel.clone()).await;
+        rec.control = slot.control.map(|c| c.name().to_string());
         progress.done(&label, &rec);
         if let Err(e) = run_dir.record(&rec) {
             progress.note(&format!("warning: could not append to results.jsonl: {e:#}"));
@@ -285,6 +335,8 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
     print_summary(&summary, &out);
     Ok(if interrupted {
         exit::INTERRUPTED
+    } else if summary.valid == Some(false) {
+        exit::INVALID
     } else if !records.is_empty() && records.iter().all(|r| r.outcome == Outcome::InfraError) {
         exit::INFRA
     } else {
@@ -323,6 +375,13 @@ pub fn print_summary(s: &RunSummary, out: &Path) {
         for (sig, n) in &v.signatures {
             println!("{:<14}   {n} × {sig}", "");
         }
+    }
+    for c in &s.controls {
+        let verdict = if c.detected { "detected" } else { "NOT DETECTED" };
+        println!("control {} on {}: {verdict} ({})", c.control, c.variant, c.detail);
+    }
+    if s.valid == Some(false) {
+        println!("RUN INVALID: a positive control was not detected, so no hang count of this run can be trusted");
     }
     println!("results: {}", out.display());
     let _ = Duration::ZERO;

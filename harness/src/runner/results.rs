@@ -32,8 +32,8 @@ impl RunDir {
         Ok(Self { path: path.to_path_buf(), events: Mutex::new(open("events.jsonl")?), results: Mutex::new(open("results.jsonl")?) })
     }
 
-    pub fn iteration_dir(&self, variant: &str, iteration: u32) -> anyhow::Result<PathBuf> {
-        let d = self.path.join("iterations").join(format!("{variant}-{iteration:03}"));
+    pub fn iteration_dir(&self, name: &str) -> anyhow::Result<PathBuf> {
+        let d = self.path.join("iterations").join(name);
         std::fs::create_dir_all(&d)?;
         Ok(d)
     }
@@ -76,6 +76,34 @@ pub struct RunSummary {
     pub finished_iterations: u32,
     pub interrupted: bool,
     pub variants: Vec<VariantSummary>,
+    #[serde(default)]
+    pub controls: Vec<ControlResult>,
+    /// None without controls; false when any control went undetected.
+    #[serde(default)]
+    pub valid: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct ControlResult {
+    pub variant: String,
+    pub control: String,
+    /// The kernel itself reported the injected hang.
+    pub detected: bool,
+    pub detail: String,
+}
+
+/// A control counts as detected only when the kernel's own hung-task
+/// report was seen: that is what proves the detectors work end to end.
+fn control_result(r: &IterationRecord) -> Option<ControlResult> {
+    let control = r.control.clone()?;
+    let reported = r.kernel_events.iter().find(|t| t.starts_with("INFO: task hung in") || t.contains("blocked for more than"));
+    let detected = r.outcome == hilt_reports::Outcome::Hang && reported.is_some();
+    let detail = match (reported, &r.failure) {
+        (Some(t), Some(f)) => format!("{t}; first seen by {:?} after {:.1} s", f.detector, f.detected_after_ms as f64 / 1000.0),
+        (Some(t), None) => t.clone(),
+        (None, _) => format!("{}: {}", r.outcome.as_str(), r.detail),
+    };
+    Some(ControlResult { variant: r.variant.clone(), control, detected, detail })
 }
 
 pub fn read_records(dir: &Path) -> anyhow::Result<Vec<IterationRecord>> {
@@ -96,12 +124,16 @@ pub fn read_records(dir: &Path) -> anyhow::Result<Vec<IterationRecord>> {
 }
 
 pub fn summary_of(plan: &str, planned: u32, interrupted: bool, records: &[IterationRecord]) -> RunSummary {
+    let controls: Vec<ControlResult> = records.iter().filter_map(control_result).collect();
+    let plain: Vec<IterationRecord> = records.iter().filter(|r| r.control.is_none()).cloned().collect();
     RunSummary {
+        valid: (!controls.is_empty()).then(|| controls.iter().all(|c| c.detected)),
+        controls,
         version: hilt_reports::RESULTS_VERSION,
         plan: plan.to_string(),
         planned_iterations: planned,
         finished_iterations: records.len() as u32,
         interrupted,
-        variants: summarize(records),
+        variants: summarize(&plain),
     }
 }

@@ -1,0 +1,412 @@
+//! Finds tasks stuck in D state sooner than khungtaskd.
+//!
+//! Every scan walks /proc/*/task/* and looks at the state letter only; tasks
+//! in D are tracked in a small fixed table. A task is suspected when it has
+//! stayed in D with no context switch for the threshold, or, because some
+//! stuck tasks wake periodically (submit_bio_wait sleeps in slices) and so
+//! keep switching, when it has stayed in D on the same wchan for a longer
+//! "same wchan" threshold.
+//!
+//! The scan allocates nothing: directories are read with getdents64 into a
+//! fixed buffer and paths are formatted on the stack. It runs once a second
+//! for the whole run, under the memory pressure it is there to watch.
+
+use std::ffi::CStr;
+
+pub const MAX_TRACKED: usize = 512;
+const COMM: usize = 16;
+const WCHAN: usize = 48;
+
+#[derive(Clone, Copy)]
+struct Slot {
+    tid: i32,
+    pid: i32,
+    seen: u64,
+    d_since_ms: u64,
+    switches: u64,
+    last_switch_ms: u64,
+    wchan: [u8; WCHAN],
+    wchan_len: u8,
+    wchan_since_ms: u64,
+    comm: [u8; COMM],
+    comm_len: u8,
+    suspected: bool,
+}
+
+const EMPTY: Slot = Slot {
+    tid: 0,
+    pid: 0,
+    seen: 0,
+    d_since_ms: 0,
+    switches: 0,
+    last_switch_ms: 0,
+    wchan: [0; WCHAN],
+    wchan_len: 0,
+    wchan_since_ms: 0,
+    comm: [0; COMM],
+    comm_len: 0,
+    suspected: false,
+};
+
+/// What a suspicion says, borrowed from the watcher's own buffers.
+pub struct Suspect<'a> {
+    pub pid: i32,
+    pub tid: i32,
+    pub comm: &'a str,
+    pub wchan: &'a str,
+    pub d_since_ms: u64,
+    pub last_switch_ms: u64,
+    pub reason: Reason,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    NoContextSwitch,
+    SameWchan,
+}
+
+pub struct Watcher {
+    root: [u8; 64],
+    root_len: usize,
+    slots: [Slot; MAX_TRACKED],
+    scan: u64,
+    pub threshold_ms: u64,
+    pub same_wchan_ms: u64,
+    // Taken out of self while a scan walks them, so the per-thread code can
+    // borrow self mutably; Option::take moves without allocating.
+    dirbuf: Option<Box<[u8; 32 * 1024]>>,
+    taskbuf: Option<Box<[u8; 8 * 1024]>>,
+    filebuf: [u8; 1024],
+    /// Tasks in D seen in the last scan, and how many threads were looked at.
+    pub in_d: usize,
+    pub threads: usize,
+}
+
+impl Watcher {
+    pub fn new(proc_root: &str, threshold_ms: u64, same_wchan_ms: u64) -> Self {
+        let mut root = [0u8; 64];
+        let n = proc_root.len().min(63);
+        root[..n].copy_from_slice(&proc_root.as_bytes()[..n]);
+        Self {
+            root,
+            root_len: n,
+            slots: [EMPTY; MAX_TRACKED],
+            scan: 0,
+            threshold_ms,
+            same_wchan_ms,
+            dirbuf: Some(Box::new([0; 32 * 1024])),
+            taskbuf: Some(Box::new([0; 8 * 1024])),
+            filebuf: [0; 1024],
+            in_d: 0,
+            threads: 0,
+        }
+    }
+
+    /// One pass over every thread; calls `on_suspect` for each task that
+    /// newly crosses a threshold.
+    pub fn scan(&mut self, now_ms: u64, on_suspect: &mut dyn FnMut(&Suspect)) {
+        self.scan += 1;
+        self.in_d = 0;
+        self.threads = 0;
+        let mut path = PathBuf::new(&self.root[..self.root_len]);
+        let Some(proc_fd) = open_dir(&mut path) else { return };
+        let Some(mut dirbuf) = self.dirbuf.take() else { return };
+        let Some(mut taskbuf) = self.taskbuf.take() else { return };
+        for_each_entry(proc_fd, &mut dirbuf[..], &mut |name| {
+            let Some(pid) = parse_i32(name) else { return };
+            let mark = path.len;
+            path.push(b"/");
+            path.push(name);
+            path.push(b"/task");
+            if let Some(task_fd) = open_dir(&mut path) {
+                for_each_entry(task_fd, &mut taskbuf[..], &mut |tname| {
+                    if let Some(tid) = parse_i32(tname) {
+                        let m2 = path.len;
+                        path.push(b"/");
+                        path.push(tname);
+                        self.thread(&mut path, pid, tid, now_ms, on_suspect);
+                        path.len = m2;
+                    }
+                });
+                unsafe { libc::close(task_fd) };
+            }
+            path.len = mark;
+        });
+        self.dirbuf = Some(dirbuf);
+        self.taskbuf = Some(taskbuf);
+        unsafe { libc::close(proc_fd) };
+        for s in self.slots.iter_mut() {
+            if s.tid != 0 && s.seen != self.scan {
+                *s = EMPTY; // left D state, or exited
+            }
+        }
+    }
+
+    fn thread(&mut self, path: &mut PathBuf, pid: i32, tid: i32, now: u64, on_suspect: &mut dyn FnMut(&Suspect)) {
+        self.threads += 1;
+        let mark = path.len;
+        path.push(b"/stat");
+        let n = read_file(path, &mut self.filebuf);
+        path.len = mark;
+        let stat = &self.filebuf[..n];
+        // comm may contain spaces and parentheses: the state follows the last ')'.
+        let Some(close) = stat.iter().rposition(|&b| b == b')') else { return };
+        if stat.get(close + 2) != Some(&b'D') {
+            return;
+        }
+        self.in_d += 1;
+        let open = stat.iter().position(|&b| b == b'(').unwrap_or(0);
+        let mut comm = [0u8; COMM];
+        let comm_src = &stat[(open + 1).min(close)..close];
+        let comm_len = comm_src.len().min(COMM);
+        comm[..comm_len].copy_from_slice(&comm_src[..comm_len]);
+
+        path.push(b"/schedstat");
+        let n = read_file(path, &mut self.filebuf);
+        path.len = mark;
+        // The third field counts the times the task was scheduled in.
+        let switches = self.filebuf[..n].split(|&b| b == b' ').nth(2).and_then(parse_u64).unwrap_or(0);
+
+        path.push(b"/wchan");
+        let wn = read_file(path, &mut self.filebuf).min(WCHAN);
+        path.len = mark;
+        let mut wchan = [0u8; WCHAN];
+        wchan[..wn].copy_from_slice(&self.filebuf[..wn]);
+
+        let scan = self.scan;
+        let idx = match self.slots.iter().position(|s| s.tid == tid) {
+            Some(i) => i,
+            None => match self.slots.iter().position(|s| s.tid == 0) {
+                Some(i) => {
+                    self.slots[i] = Slot {
+                        tid,
+                        pid,
+                        seen: scan,
+                        d_since_ms: now,
+                        switches,
+                        last_switch_ms: now,
+                        wchan,
+                        wchan_len: wn as u8,
+                        wchan_since_ms: now,
+                        comm,
+                        comm_len: comm_len as u8,
+                        suspected: false,
+                    };
+                    i
+                }
+                None => return, // table full: more than MAX_TRACKED tasks in D
+            },
+        };
+        let s = &mut self.slots[idx];
+        s.seen = scan;
+        if s.switches != switches {
+            s.switches = switches;
+            s.last_switch_ms = now;
+        }
+        if s.wchan_len as usize != wn || s.wchan[..wn] != wchan[..wn] {
+            s.wchan = wchan;
+            s.wchan_len = wn as u8;
+            s.wchan_since_ms = now;
+        }
+        if s.suspected {
+            return;
+        }
+        let reason = if now.saturating_sub(s.last_switch_ms) >= self.threshold_ms {
+            Reason::NoContextSwitch
+        } else if wn > 0 && now.saturating_sub(s.wchan_since_ms) >= self.same_wchan_ms {
+            Reason::SameWchan
+        } else {
+            return;
+        };
+        s.suspected = true;
+        let s = *s;
+        on_suspect(&Suspect {
+            pid: s.pid,
+            tid: s.tid,
+            comm: std::str::from_utf8(&s.comm[..s.comm_len as usize]).unwrap_or("?"),
+            wchan: std::str::from_utf8(&s.wchan[..s.wchan_len as usize]).unwrap_or("?").trim(),
+            d_since_ms: s.d_since_ms,
+            last_switch_ms: s.last_switch_ms,
+            reason,
+        });
+    }
+
+    /// Whether `tid` is still tracked in D and suspected.
+    pub fn still_suspected(&self, tid: i32) -> bool {
+        self.slots.iter().any(|s| s.tid == tid && s.suspected)
+    }
+}
+
+/// A path built in place on the stack, NUL-terminated for the syscalls.
+struct PathBuf {
+    buf: [u8; 256],
+    len: usize,
+}
+
+impl PathBuf {
+    fn new(root: &[u8]) -> Self {
+        let mut p = Self { buf: [0; 256], len: 0 };
+        p.push(root);
+        p
+    }
+
+    fn push(&mut self, s: &[u8]) {
+        let n = s.len().min(self.buf.len() - 1 - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s[..n]);
+        self.len += n;
+    }
+
+    fn c(&mut self) -> &CStr {
+        self.buf[self.len] = 0;
+        CStr::from_bytes_with_nul(&self.buf[..=self.len]).unwrap_or(c"/")
+    }
+}
+
+fn open_dir(path: &mut PathBuf) -> Option<i32> {
+    let fd = unsafe { libc::open(path.c().as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+    (fd >= 0).then_some(fd)
+}
+
+fn read_file(path: &mut PathBuf, buf: &mut [u8]) -> usize {
+    let fd = unsafe { libc::open(path.c().as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return 0;
+    }
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
+    unsafe { libc::close(fd) };
+    n.max(0) as usize
+}
+
+/// getdents64 over a directory fd, without libc's allocating opendir.
+fn for_each_entry(fd: i32, buf: &mut [u8], f: &mut dyn FnMut(&[u8])) {
+    loop {
+        let n = unsafe { libc::syscall(libc::SYS_getdents64, fd, buf.as_mut_ptr(), buf.len()) };
+        if n <= 0 {
+            return;
+        }
+        let mut off = 0usize;
+        while off < n as usize {
+            // struct linux_dirent64 { u64 ino; i64 off; u16 reclen; u8 type; char name[]; }
+            let reclen = u16::from_ne_bytes([buf[off + 16], buf[off + 17]]) as usize;
+            let name = &buf[off + 19..off + reclen];
+            let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
+            f(name);
+            off += reclen;
+        }
+    }
+}
+
+fn parse_i32(s: &[u8]) -> Option<i32> {
+    if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    s.iter().try_fold(0i32, |a, &b| a.checked_mul(10)?.checked_add((b - b'0') as i32))
+}
+
+fn parse_u64(s: &[u8]) -> Option<u64> {
+    let s = s.split(|b| !b.is_ascii_digit()).next()?;
+    if s.is_empty() {
+        return None;
+    }
+    s.iter().try_fold(0u64, |a, &b| a.checked_mul(10)?.checked_add((b - b'0') as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    // Counts this thread's heap allocations, so the proof is not disturbed by
+    // other tests running in parallel.
+    struct Counting;
+    thread_local! { static ALLOCS: Cell<u64> = const { Cell::new(0) }; }
+    unsafe impl std::alloc::GlobalAlloc for Counting {
+        unsafe fn alloc(&self, l: std::alloc::Layout) -> *mut u8 {
+            let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+            unsafe { std::alloc::System.alloc(l) }
+        }
+        unsafe fn dealloc(&self, p: *mut u8, l: std::alloc::Layout) {
+            unsafe { std::alloc::System.dealloc(p, l) }
+        }
+    }
+    #[global_allocator]
+    static GLOBAL: Counting = Counting;
+
+    fn fake_task(root: &std::path::Path, pid: i32, tid: i32, comm: &str, state: char, switches: u64, wchan: &str) {
+        let d = root.join(format!("{pid}/task/{tid}"));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("stat"), format!("{tid} ({comm}) {state} 1 2 3 4")).unwrap();
+        std::fs::write(d.join("schedstat"), format!("100 200 {switches}\n")).unwrap();
+        std::fs::write(d.join("wchan"), wchan).unwrap();
+    }
+
+    fn suspects(w: &mut Watcher, now: u64) -> Vec<(i32, String, String, Reason)> {
+        let mut out = Vec::new();
+        w.scan(now, &mut |s| out.push((s.tid, s.comm.to_string(), s.wchan.to_string(), s.reason)));
+        out
+    }
+
+    #[test]
+    fn suspects_a_task_in_d_without_switches_after_the_threshold() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_str().unwrap();
+        fake_task(dir.path(), 10, 10, "kworker/0:2H", 'D', 5, "mmc_blk_rw_wait");
+        fake_task(dir.path(), 11, 12, "reader (x)", 'S', 5, "do_wait");
+        let mut w = Watcher::new(root, 10_000, 60_000);
+        assert!(suspects(&mut w, 1_000).is_empty());
+        assert_eq!(w.in_d, 1);
+        assert!(suspects(&mut w, 10_999).is_empty());
+        let s = suspects(&mut w, 11_000);
+        assert_eq!(s, vec![(10, "kworker/0:2H".into(), "mmc_blk_rw_wait".into(), Reason::NoContextSwitch)]);
+        // Reported once, not every scan.
+        assert!(suspects(&mut w, 12_000).is_empty());
+        assert!(w.still_suspected(10));
+    }
+
+    #[test]
+    fn a_switching_task_is_suspected_only_by_its_unchanging_wchan() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_str().unwrap();
+        let mut w = Watcher::new(root, 10_000, 30_000);
+        for t in 0..=30u64 {
+            // Wakes every second (as submit_bio_wait does), same wchan.
+            fake_task(dir.path(), 20, 21, "dd", 'D', 100 + t, "submit_bio_wait");
+            let s = suspects(&mut w, t * 1000);
+            if t < 30 {
+                assert!(s.is_empty(), "at {t} s: {s:?}");
+            } else {
+                assert_eq!(s[0].3, Reason::SameWchan);
+            }
+        }
+    }
+
+    #[test]
+    fn leaving_d_state_forgets_the_task() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_str().unwrap();
+        let mut w = Watcher::new(root, 10_000, 60_000);
+        fake_task(dir.path(), 30, 30, "t", 'D', 1, "io_schedule");
+        suspects(&mut w, 0);
+        fake_task(dir.path(), 30, 30, "t", 'R', 1, "0");
+        suspects(&mut w, 5_000);
+        fake_task(dir.path(), 30, 30, "t", 'D', 1, "io_schedule");
+        // Back in D at 14 s: the clock restarts there, so 0-5 s in D before
+        // does not count towards the 10 s.
+        assert!(suspects(&mut w, 14_000).is_empty());
+        assert!(suspects(&mut w, 23_999).is_empty());
+        assert_eq!(suspects(&mut w, 24_000).len(), 1);
+    }
+
+    #[test]
+    fn scanning_the_real_proc_allocates_nothing() {
+        let mut w = Watcher::new("/proc", 10_000, 60_000);
+        let mut count = 0usize;
+        w.scan(0, &mut |_| count += 1);
+        assert!(w.threads > 0, "no threads found under /proc");
+        let before = ALLOCS.with(|c| c.get());
+        for i in 1..=20 {
+            w.scan(i * 1000, &mut |_| count += 1);
+        }
+        assert_eq!(ALLOCS.with(|c| c.get()) - before, 0, "the steady-state scan allocated");
+    }
+}

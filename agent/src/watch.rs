@@ -1,0 +1,120 @@
+//! The D-state watcher thread: suspicion, evidence, confirmation.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hilt_protocol::{AgentMsg, Confirmation, ConfirmedBy, SuspectReport, WatchSpec};
+
+use crate::channel::Sender;
+use crate::dstate::{Reason, Watcher};
+use crate::{sampler, sys};
+
+/// Shared with the kmsg thread, which records the pids the kernel reported
+/// hung, and with the run, which sets the thresholds.
+#[derive(Default)]
+pub struct Shared {
+    pub spec: Mutex<Option<WatchSpec>>,
+    pub kernel_hung_pids: Mutex<Vec<u32>>,
+}
+
+struct Pending {
+    pid: i32,
+    tid: i32,
+    comm: String,
+    stopped_ms: u64,
+    suspected_ms: u64,
+}
+
+pub fn spawn(tx: Sender, shared: Arc<Shared>) {
+    std::thread::Builder::new()
+        .name("dstate".into())
+        .spawn(move || run(tx, shared))
+        .expect("spawning the D-state watcher");
+}
+
+fn run(tx: Sender, shared: Arc<Shared>) {
+    let mut w = Watcher::new("/proc", 10_000, 60_000);
+    let mut pending: Vec<Pending> = Vec::with_capacity(64);
+    let mut new: Vec<(i32, i32, String, String, Reason, u64)> = Vec::with_capacity(16);
+    let mut next = Instant::now();
+    loop {
+        next += Duration::from_secs(1);
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        // Watching starts with the run's thresholds; before that, there is
+        // nothing to compare against.
+        let spec = match shared.spec.lock() {
+            Ok(g) => match g.as_ref() {
+                Some(s) => (s.dstate_ms, s.same_wchan_ms, s.confirm_ms),
+                None => continue,
+            },
+            Err(_) => continue,
+        };
+        w.threshold_ms = spec.0;
+        w.same_wchan_ms = spec.1;
+        let now = sys::uptime_ms();
+        w.scan(now, &mut |s| {
+            let stopped = match s.reason {
+                Reason::NoContextSwitch => s.last_switch_ms,
+                Reason::SameWchan => s.d_since_ms,
+            };
+            new.push((s.pid, s.tid, s.comm.to_string(), s.wchan.to_string(), s.reason, stopped));
+        });
+        for (pid, tid, comm, wchan, reason, stopped) in new.drain(..) {
+            let keys = shared.spec.lock().ok().and_then(|g| g.as_ref().map(|s| s.sysrq_keys.clone())).unwrap_or_default();
+            let report = evidence(pid, tid, comm.clone(), wchan, reason, stopped, now, &keys);
+            tx.send(&AgentMsg::Suspect(Box::new(report)));
+            pending.push(Pending { pid, tid, comm, stopped_ms: stopped, suspected_ms: now });
+        }
+        let reported = shared.kernel_hung_pids.lock().map(|v| v.clone()).unwrap_or_default();
+        pending.retain(|p| {
+            let by = if reported.contains(&(p.tid as u32)) || reported.contains(&(p.pid as u32)) {
+                ConfirmedBy::KernelReport
+            } else if !w.still_suspected(p.tid) {
+                tx.send(&AgentMsg::Cleared { uptime_ms: now, pid: p.pid, tid: p.tid });
+                return false;
+            } else if now.saturating_sub(p.suspected_ms) >= spec.2 {
+                ConfirmedBy::Timeout
+            } else {
+                return true;
+            };
+            tx.send(&AgentMsg::Confirmed(Confirmation {
+                uptime_ms: now,
+                pid: p.pid,
+                tid: p.tid,
+                comm: p.comm.clone(),
+                by,
+                stopped_ms: p.stopped_ms,
+                suspected_ms: p.suspected_ms,
+            }));
+            false
+        });
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn evidence(pid: i32, tid: i32, comm: String, wchan: String, reason: Reason, stopped_ms: u64, now: u64, sysrq_keys: &str) -> SuspectReport {
+    // The stack first: it is what explains the hang, and the task may move.
+    let stack = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stack"))
+        .map(|s| s.lines().map(|l| l.trim().trim_start_matches("[<0>] ").to_string()).collect())
+        .unwrap_or_default();
+    for key in sysrq_keys.chars() {
+        let _ = sys::sysrq(key);
+    }
+    SuspectReport {
+        uptime_ms: now,
+        pid,
+        tid,
+        comm,
+        wchan,
+        reason: match reason {
+            Reason::NoContextSwitch => "no_context_switch".into(),
+            Reason::SameWchan => "same_wchan".into(),
+        },
+        stopped_ms,
+        stack,
+        psi: sampler::read_psi(),
+        mem: sampler::read_mem(),
+        vmstat: std::fs::read_to_string("/proc/vmstat").unwrap_or_default(),
+        evidence_ms: sys::uptime_ms(),
+    }
+}

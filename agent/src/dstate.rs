@@ -76,6 +76,8 @@ pub struct Watcher {
     // borrow self mutably; Option::take moves without allocating.
     dirbuf: Option<Box<[u8; 32 * 1024]>>,
     taskbuf: Option<Box<[u8; 8 * 1024]>>,
+    task_dirs: Option<FdTable>,
+    stats: FdTable,
     filebuf: [u8; 1024],
     /// Tasks in D seen in the last scan, and how many threads were looked at.
     pub in_d: usize,
@@ -96,6 +98,8 @@ impl Watcher {
             same_wchan_ms,
             dirbuf: Some(Box::new([0; 32 * 1024])),
             taskbuf: Some(Box::new([0; 8 * 1024])),
+            task_dirs: Some(FdTable::new()),
+            stats: FdTable::new(),
             filebuf: [0; 1024],
             in_d: 0,
             threads: 0,
@@ -112,29 +116,36 @@ impl Watcher {
         let Some(proc_fd) = open_dir(&mut path) else { return };
         let Some(mut dirbuf) = self.dirbuf.take() else { return };
         let Some(mut taskbuf) = self.taskbuf.take() else { return };
+        let Some(mut task_dirs) = self.task_dirs.take() else { return };
+        let scan = self.scan;
         for_each_entry(proc_fd, &mut dirbuf[..], &mut |name| {
             let Some(pid) = parse_i32(name) else { return };
             let mark = path.len;
             path.push(b"/");
             path.push(name);
             path.push(b"/task");
-            if let Some(task_fd) = open_dir(&mut path) {
-                for_each_entry(task_fd, &mut taskbuf[..], &mut |tname| {
-                    if let Some(tid) = parse_i32(tname) {
-                        let m2 = path.len;
-                        path.push(b"/");
-                        path.push(tname);
-                        self.thread(&mut path, pid, tid, now_ms, on_suspect);
-                        path.len = m2;
-                    }
-                });
-                unsafe { libc::close(task_fd) };
-            }
+            let task_fd = task_dirs.get(pid, scan, || open_dir(&mut path).unwrap_or(-1));
             path.len = mark;
+            let Some(task_fd) = task_fd else { return };
+            // A cached directory fd is read again from the start.
+            unsafe { libc::lseek(task_fd, 0, libc::SEEK_SET) };
+            let mut any = false;
+            for_each_entry(task_fd, &mut taskbuf[..], &mut |tname| {
+                if let Some(tid) = parse_i32(tname) {
+                    any = true;
+                    self.thread(task_fd, tname, pid, tid, now_ms, on_suspect);
+                }
+            });
+            if !any {
+                task_dirs.forget(pid); // the process is gone
+            }
         });
+        unsafe { libc::close(proc_fd) };
+        task_dirs.sweep(scan);
+        self.stats.sweep(scan);
         self.dirbuf = Some(dirbuf);
         self.taskbuf = Some(taskbuf);
-        unsafe { libc::close(proc_fd) };
+        self.task_dirs = Some(task_dirs);
         for s in self.slots.iter_mut() {
             if s.tid != 0 && s.seen != self.scan {
                 *s = EMPTY; // left D state, or exited
@@ -142,13 +153,17 @@ impl Watcher {
         }
     }
 
-    fn thread(&mut self, path: &mut PathBuf, pid: i32, tid: i32, now: u64, on_suspect: &mut dyn FnMut(&Suspect)) {
+    fn thread(&mut self, task_fd: i32, tname: &[u8], pid: i32, tid: i32, now: u64, on_suspect: &mut dyn FnMut(&Suspect)) {
         self.threads += 1;
-        let mark = path.len;
-        path.push(b"/stat");
-        let n = read_file(path, &mut self.filebuf);
-        path.len = mark;
-        let stat = &self.filebuf[..n];
+        let mut rel = RelPath::new(tname);
+        let scan = self.scan;
+        let Some(stat_fd) = self.stats.get(tid, scan, || rel.open_at(task_fd, b"/stat")) else { return };
+        let n = unsafe { libc::pread(stat_fd, self.filebuf.as_mut_ptr() as *mut libc::c_void, self.filebuf.len(), 0) };
+        if n <= 0 {
+            self.stats.forget(tid);
+            return;
+        }
+        let stat = &self.filebuf[..n as usize];
         // comm may contain spaces and parentheses: the state follows the last ')'.
         let Some(close) = stat.iter().rposition(|&b| b == b')') else { return };
         if stat.get(close + 2) != Some(&b'D') {
@@ -161,19 +176,15 @@ impl Watcher {
         let comm_len = comm_src.len().min(COMM);
         comm[..comm_len].copy_from_slice(&comm_src[..comm_len]);
 
-        path.push(b"/schedstat");
-        let n = read_file(path, &mut self.filebuf);
-        path.len = mark;
+        // Only tasks in D get these two extra reads.
+        let n = read_at(task_fd, &mut rel, b"/schedstat", &mut self.filebuf);
         // The third field counts the times the task was scheduled in.
         let switches = self.filebuf[..n].split(|&b| b == b' ').nth(2).and_then(parse_u64).unwrap_or(0);
 
-        path.push(b"/wchan");
-        let wn = read_file(path, &mut self.filebuf).min(WCHAN);
-        path.len = mark;
+        let wn = read_at(task_fd, &mut rel, b"/wchan", &mut self.filebuf).min(WCHAN);
         let mut wchan = [0u8; WCHAN];
         wchan[..wn].copy_from_slice(&self.filebuf[..wn]);
 
-        let scan = self.scan;
         let idx = match self.slots.iter().position(|s| s.tid == tid) {
             Some(i) => i,
             None => match self.slots.iter().position(|s| s.tid == 0) {
@@ -237,6 +248,118 @@ impl Watcher {
     }
 }
 
+/// Open fds kept from scan to scan (a task directory per process, a stat
+/// file per thread), so a steady-state scan costs one pread per thread
+/// instead of open, read and close. Open addressing over preallocated
+/// arrays; entries not seen in a scan are closed, and the table is rebuilt
+/// into its spare twin when deletions pile up, so nothing allocates.
+struct FdTable {
+    keys: Box<[i32]>,
+    fds: Box<[i32]>,
+    seen: Box<[u64]>,
+    spare_keys: Box<[i32]>,
+    spare_fds: Box<[i32]>,
+    spare_seen: Box<[u64]>,
+    live: usize,
+    dead: usize,
+}
+
+const FD_CAP: usize = 8192;
+const EMPTY_KEY: i32 = 0;
+const DEAD_KEY: i32 = -1;
+
+impl FdTable {
+    fn new() -> Self {
+        let z = || vec![0i32; FD_CAP].into_boxed_slice();
+        let u = || vec![0u64; FD_CAP].into_boxed_slice();
+        Self { keys: z(), fds: z(), seen: u(), spare_keys: z(), spare_fds: z(), spare_seen: u(), live: 0, dead: 0 }
+    }
+
+    fn slot(keys: &[i32], key: i32) -> (Option<usize>, Option<usize>) {
+        let mut i = (key as u32).wrapping_mul(2_654_435_761) as usize % FD_CAP;
+        let mut free = None;
+        for _ in 0..FD_CAP {
+            match keys[i] {
+                k if k == key => return (Some(i), free),
+                EMPTY_KEY => return (None, free.or(Some(i))),
+                DEAD_KEY => free = free.or(Some(i)),
+                _ => {}
+            }
+            i = (i + 1) % FD_CAP;
+        }
+        (None, free)
+    }
+
+    /// The cached fd for `key`, opening it with `open` when absent. None
+    /// when `open` fails; the fd is then not cached.
+    fn get(&mut self, key: i32, scan: u64, open: impl FnOnce() -> i32) -> Option<i32> {
+        let (found, free) = Self::slot(&self.keys, key);
+        if let Some(i) = found {
+            self.seen[i] = scan;
+            return Some(self.fds[i]);
+        }
+        let fd = open();
+        if fd < 0 {
+            return None;
+        }
+        match free {
+            // Keep a quarter free so probes stay short.
+            Some(i) if self.live + self.dead < FD_CAP * 3 / 4 || self.keys[i] == DEAD_KEY => {
+                if self.keys[i] == DEAD_KEY {
+                    self.dead -= 1;
+                }
+                self.keys[i] = key;
+                self.fds[i] = fd;
+                self.seen[i] = scan;
+                self.live += 1;
+            }
+            // Full (over 6144 threads): this one goes unwatched this scan.
+            _ => {
+                unsafe { libc::close(fd) };
+                return None;
+            }
+        }
+        Some(fd)
+    }
+
+    fn forget(&mut self, key: i32) {
+        if let (Some(i), _) = Self::slot(&self.keys, key) {
+            unsafe { libc::close(self.fds[i]) };
+            self.keys[i] = DEAD_KEY;
+            self.live -= 1;
+            self.dead += 1;
+        }
+    }
+
+    /// Closes what this scan did not see (exited tasks).
+    fn sweep(&mut self, scan: u64) {
+        for i in 0..FD_CAP {
+            if self.keys[i] > 0 && self.seen[i] != scan {
+                unsafe { libc::close(self.fds[i]) };
+                self.keys[i] = DEAD_KEY;
+                self.live -= 1;
+                self.dead += 1;
+            }
+        }
+        if self.dead > FD_CAP / 4 {
+            self.spare_keys.fill(EMPTY_KEY);
+            for i in 0..FD_CAP {
+                if self.keys[i] > 0 {
+                    let (_, free) = Self::slot(&self.spare_keys, self.keys[i]);
+                    let j = free.expect("the spare table has room for every live entry");
+                    self.spare_keys[j] = self.keys[i];
+                    self.spare_fds[j] = self.fds[i];
+                    self.spare_seen[j] = self.seen[i];
+                }
+            }
+            std::mem::swap(&mut self.keys, &mut self.spare_keys);
+            std::mem::swap(&mut self.fds, &mut self.spare_fds);
+            std::mem::swap(&mut self.seen, &mut self.spare_seen);
+            self.dead = 0;
+        }
+    }
+}
+
 /// A path built in place on the stack, NUL-terminated for the syscalls.
 struct PathBuf {
     buf: [u8; 256],
@@ -267,8 +390,30 @@ fn open_dir(path: &mut PathBuf) -> Option<i32> {
     (fd >= 0).then_some(fd)
 }
 
-fn read_file(path: &mut PathBuf, buf: &mut [u8]) -> usize {
-    let fd = unsafe { libc::open(path.c().as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+/// `<tid><suffix>` relative to a task directory fd, on the stack.
+struct RelPath {
+    buf: [u8; 48],
+    base: usize,
+}
+
+impl RelPath {
+    fn new(tid: &[u8]) -> Self {
+        let mut buf = [0u8; 48];
+        let n = tid.len().min(24);
+        buf[..n].copy_from_slice(&tid[..n]);
+        Self { buf, base: n }
+    }
+
+    fn open_at(&mut self, dir: i32, suffix: &[u8]) -> i32 {
+        let n = suffix.len().min(self.buf.len() - self.base - 1);
+        self.buf[self.base..self.base + n].copy_from_slice(&suffix[..n]);
+        self.buf[self.base + n] = 0;
+        unsafe { libc::openat(dir, self.buf.as_ptr() as *const libc::c_char, libc::O_RDONLY | libc::O_CLOEXEC) }
+    }
+}
+
+fn read_at(dir: i32, rel: &mut RelPath, suffix: &[u8], buf: &mut [u8]) -> usize {
+    let fd = rel.open_at(dir, suffix);
     if fd < 0 {
         return 0;
     }

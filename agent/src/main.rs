@@ -3,23 +3,10 @@
 //! `hilt-agent` talks to the host over its virtio-serial port;
 //! `hilt-agent worker <json>` is how it starts its own workload processes.
 
-mod block;
-mod channel;
-mod control;
-mod dm;
-mod dstate;
-mod kmsg;
-mod run;
-mod sampler;
-mod settings;
-mod shm;
-mod storage;
-mod swap;
-mod sys;
-mod watch;
-mod workloads;
 
 use std::path::PathBuf;
+
+use hilt_agent::{channel, kmsg, run, sampler, swap, sys, watch, workloads};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
@@ -39,6 +26,13 @@ fn main() {
         Some("--port") => agent(args.get(2).map(PathBuf::from)),
         // The positive control's victim: blocks in the kernel, by design.
         Some("swapoff") => {
+            // Wait for the go from the control, which first freezes swap.
+            sys::clear_io_flusher();
+            let mut go = String::new();
+            let _ = std::io::stdin().read_line(&mut go);
+            if go.trim() != "go" {
+                return;
+            }
             if let Err(e) = swap::swapoff(std::path::Path::new(args.get(2).map(String::as_str).unwrap_or(""))) {
                 eprintln!("hilt-agent swapoff: {e}");
                 std::process::exit(1);

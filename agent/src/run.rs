@@ -10,7 +10,7 @@ use hilt_protocol::{AgentMsg, ControlSpec, DoneReason, RunSpec, Stage, StageRepo
 use crate::channel::Sender;
 use crate::shm::{self, Mapping};
 use crate::workloads::{self, WorkerArgs};
-use crate::{control, sampler, settings, storage, swap, sys};
+use crate::{control, kprobe, sampler, settings, storage, swap, sys};
 
 fn stage<T>(tx: &Sender, stage: Stage, f: impl FnOnce() -> std::io::Result<(T, String)>) -> Option<T> {
     let t = Instant::now();
@@ -67,6 +67,15 @@ fn run_inner(spec: &RunSpec, tx: &Sender, stop: &Arc<AtomicBool>) -> Option<Done
     let mem_total_kb = sampler::read_mem().total_kb;
     let start = sys::uptime_ms();
     let deadline = start + spec.duration_ms;
+    if let (Some(ControlSpec::SwapFreeze { after_swap_kb, after_ms, .. }), Some(node)) = (&spec.control, control_swap) {
+        let (tx, after_swap_kb, after_ms) = (tx.clone(), *after_swap_kb, *after_ms);
+        match control::SwapFreeze::prepare(&node) {
+            Ok(c) => {
+                std::thread::spawn(move || c.run(&tx, after_swap_kb, start + after_ms));
+            }
+            Err(e) => tx.send(&AgentMsg::Error { stage: Stage::Control, message: format!("starting swapoff: {e}") }),
+        }
+    }
     let mut children: Vec<(String, Child)> = Vec::new();
     let mut slot_base = 0;
     for w in &spec.workloads {
@@ -89,13 +98,18 @@ fn run_inner(spec: &RunSpec, tx: &Sender, stop: &Arc<AtomicBool>) -> Option<Done
         slot_base += threads;
     }
     let readers = slot_base;
-    if let (Some(ControlSpec::SwapFreeze { after_swap_kb, after_ms, .. }), Some(node)) = (&spec.control, control_swap) {
-        let (tx, after_swap_kb, after_ms) = (tx.clone(), *after_swap_kb, *after_ms);
-        std::thread::spawn(move || control::swap_freeze(&tx, &node, after_swap_kb, start + after_ms));
-    }
-    let reason = watch(spec, tx, stop, &map, readers, deadline, &mut children);
+    // Probes go in after the mount: erofs' symbols exist once it is loaded.
+    let probes = if spec.watch.decompress_probes {
+        stage(tx, Stage::Watch, || kprobe::start()).unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let reason = watch(spec, tx, stop, &map, readers, deadline, &mut children, &probes);
     for (_, c) in &mut children {
         let _ = c.kill();
+    }
+    if !probes.is_empty() {
+        kprobe::stop();
     }
     Some(reason)
 }
@@ -108,6 +122,7 @@ fn watch(
     readers: usize,
     deadline: u64,
     children: &mut [(String, Child)],
+    probes: &[Arc<kprobe::Func>],
 ) -> DoneReason {
     let mut sampler = sampler::Sampler::new(readers);
     let mut stalled = vec![false; readers];
@@ -117,7 +132,8 @@ fn watch(
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
         next += interval;
         let now = sys::uptime_ms();
-        let stats = sampler.sample(map.get(), now);
+        let mut stats = sampler.sample(map.get(), now);
+        stats.decompress = probes.iter().map(|f| f.delta()).collect();
         tx.send(&AgentMsg::Interval(Box::new(stats)));
         let mut now_stalled = vec![false; readers];
         for (i, since) in sampler::stalled(map.get(), readers, now, spec.watch.reader_stall_ms) {

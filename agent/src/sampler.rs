@@ -124,8 +124,24 @@ impl Sampler {
             psi: read_psi(),
             mem: read_mem(),
             vmstat,
+            agent_rss_kb: self_rss_kb(),
+            agent_cpu_ms: self_cpu_ms(),
+            decompress: Vec::new(),
         }
     }
+}
+
+fn self_rss_kb() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    sys::meminfo_kb(&status, "VmRSS").unwrap_or(0)
+}
+
+/// utime + stime of the whole agent process, in ms (USER_HZ is 100).
+fn self_cpu_ms() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<u64> = after.split_whitespace().skip(11).take(2).filter_map(|x| x.parse().ok()).collect();
+    f.iter().sum::<u64>() * 10
 }
 
 /// Readers that are running but have not completed a read for `stall_ms`.

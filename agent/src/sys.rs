@@ -35,11 +35,31 @@ pub fn check(ret: libc::c_int, what: &str) -> io::Result<()> {
     Ok(())
 }
 
+const PR_SET_IO_FLUSHER: libc::c_int = 57;
+
 /// Keeps the watcher resident and last in line for the OOM killer: it must
 /// outlive the pressure it is there to observe.
+///
+/// mlockall is not enough: the kernel allocates on the agent's behalf (a
+/// struct file per open of /proc, a stack per thread), and under pressure
+/// those allocations enter direct reclaim and wait on swap I/O, which is
+/// exactly what is stuck when a board hangs. PR_SET_IO_FLUSHER makes the
+/// agent's allocations NOIO, as for userspace block drivers, so its reclaim
+/// never waits on I/O. Threads inherit it; workers clear it.
 pub fn harden_self() -> io::Result<()> {
     check(unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) }, "mlockall")?;
-    write_attr("/proc/self/oom_score_adj", "-1000")
+    write_attr("/proc/self/oom_score_adj", "-1000")?;
+    // The D-state watcher keeps an fd per thread between scans.
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+    lim.rlim_cur = lim.rlim_max.min(20_000);
+    unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
+    check(unsafe { libc::prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) }, "prctl(PR_SET_IO_FLUSHER)")
+}
+
+/// Workloads must reclaim the ordinary way: their reclaim is the test.
+pub fn clear_io_flusher() {
+    unsafe { libc::prctl(PR_SET_IO_FLUSHER, 0, 0, 0, 0) };
 }
 
 pub fn uname() -> (String, String, String) {

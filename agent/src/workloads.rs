@@ -36,6 +36,13 @@ pub fn spawn(args: &WorkerArgs) -> io::Result<Child> {
 
 pub fn worker_main(json: &str) -> io::Result<()> {
     let args: WorkerArgs = serde_json::from_str(json).map_err(io::Error::other)?;
+    // Kernel reports (OOM kills, hung tasks) then name the workload.
+    let comm: &std::ffi::CStr = match args.spec {
+        WorkloadSpec::Hog { .. } => c"hilt-hog",
+        WorkloadSpec::Readers { .. } => c"hilt-reader",
+    };
+    unsafe { libc::prctl(libc::PR_SET_NAME, comm.as_ptr()) };
+    sys::clear_io_flusher();
     let map = Mapping::map(args.shm_fd)?;
     match &args.spec {
         WorkloadSpec::Hog { mem_fraction, start_after_ms, .. } => {

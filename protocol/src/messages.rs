@@ -149,6 +149,26 @@ pub struct IntervalStats {
     pub psi: Option<PsiMemory>,
     pub mem: MemSnapshot,
     pub vmstat: VmstatDelta,
+    /// The agent's own footprint: resident memory and CPU time so far
+    /// (all its threads, not its workload processes).
+    #[serde(default)]
+    pub agent_rss_kb: u64,
+    #[serde(default)]
+    pub agent_cpu_ms: u64,
+    /// In-kernel latency of erofs' decompression functions, when probed.
+    #[serde(default)]
+    pub decompress: Vec<FuncLatency>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct FuncLatency {
+    pub func: String,
+    /// Calls completed in this interval.
+    pub latency_us: LatencyHisto,
+    /// Cumulative calls from kworkers (deferred) and from anywhere else
+    /// (direct, e.g. in a bio completion).
+    pub calls_in_worker: u64,
+    pub calls_elsewhere: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]

@@ -134,6 +134,9 @@ pub struct WatchSpec {
     /// sysrq keys sent on suspicion, in order (w: blocked tasks, t: all
     /// tasks, m: memory, l: all CPUs' backtraces).
     pub sysrq_keys: String,
+    /// Time erofs' decompression functions with kprobes.
+    #[serde(default)]
+    pub decompress_probes: bool,
 }
 
 impl Default for WatchSpec {
@@ -146,6 +149,7 @@ impl Default for WatchSpec {
             same_wchan_ms: 60_000,
             confirm_ms: 20_000,
             sysrq_keys: "w".into(),
+            decompress_probes: true,
         }
     }
 }

@@ -189,6 +189,8 @@ pub struct WatchCfg {
     pub confirm_s: u64,
     /// sysrq keys the agent triggers on suspicion (w, t, m, l).
     pub sysrq: String,
+    /// Time erofs' decompression functions in the kernel with kprobes.
+    pub decompress_probes: bool,
 }
 
 impl Default for WatchCfg {
@@ -201,6 +203,7 @@ impl Default for WatchCfg {
             same_wchan_s: 60,
             confirm_s: 20,
             sysrq: "w".into(),
+            decompress_probes: true,
         }
     }
 }

@@ -235,10 +235,11 @@ pub async fn run(input: IterationInput<'_>, mut cancel: watch::Receiver<bool>) -
                             st.deadline = Instant::now() + Duration::from_millis(input.spec.duration_ms) + Duration::from_secs(p.timeouts.finish_s);
                             (input.progress)("running");
                         }
-                        AgentMsg::Error { stage, message } => {
-                            if st.phase != Phase::Evidence && matches!(stage, Stage::Settings | Stage::Verity | Stage::Mount | Stage::Swap | Stage::Workloads) {
-                                break (Outcome::InfraError, format!("agent {stage:?} stage failed: {message}"));
-                            }
+                        // Setup failing is the harness's problem; once running,
+                        // a workload dying (an OOM kill) is the kernel's doing
+                        // and is only recorded.
+                        AgentMsg::Error { stage, message } if st.phase == Phase::SettingUp => {
+                            break (Outcome::InfraError, format!("agent {stage:?} stage failed: {message}"));
                         }
                         AgentMsg::Interval(iv) => {
                             iv.read_latency_us.merge_into(&mut st.hist);

@@ -181,6 +181,7 @@ pub fn run_spec(plan: &ResolvedPlan, media: &artifacts::Media, run_id: &str, slo
             same_wchan_ms: p.watch.same_wchan_s * 1000,
             confirm_ms: p.watch.confirm_s * 1000,
             sysrq_keys: p.watch.sysrq.clone(),
+            decompress_probes: p.watch.decompress_probes,
         },
         control,
     }

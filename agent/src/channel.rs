@@ -30,8 +30,14 @@ struct Out {
 #[derive(Clone)]
 pub struct Sender(Arc<Mutex<Out>>);
 
+/// Set by the `mute` fault: the agent keeps running but says nothing.
+pub static MUTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 impl Sender {
     pub fn send(&self, msg: &AgentMsg) {
+        if MUTED.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
         let mut out = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let Out { file, seq, buf } = &mut *out;
         buf.clear();

@@ -54,6 +54,9 @@ impl SwapFreeze {
         // the kernel, where khungtaskd sees it.
         if let Some(mut go) = self.victim.stdin.take() {
             let _ = go.write_all(b"go\n");
+            // Never closed: closing a pipe takes its mutex, which must not
+            // become one more place for this thread to block.
+            std::mem::forget(go);
         }
     }
 }

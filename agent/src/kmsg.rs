@@ -53,6 +53,7 @@ pub fn run(tx: Sender, watched: &crate::watch::Shared) -> io::Result<()> {
         // the kernel then goes quiet (as it does when it hangs).
         let mut pfd = libc::pollfd { fd: f.as_raw_fd(), events: libc::POLLIN, revents: 0 };
         let ready = unsafe { libc::poll(&mut pfd, 1, 1000) };
+        crate::selfwatch::KMSG.beat();
         if ready == 0 {
             for event in parser.flush() {
                 note_hung(watched, &event);

@@ -10,6 +10,7 @@ pub mod kmsg;
 pub mod kprobe;
 pub mod run;
 pub mod sampler;
+pub mod selfwatch;
 pub mod settings;
 pub mod shm;
 pub mod storage;

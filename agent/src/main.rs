@@ -6,12 +6,12 @@
 
 use std::path::PathBuf;
 
-use hilt_agent::{channel, kmsg, run, sampler, swap, sys, watch, workloads};
+use hilt_agent::{channel, kmsg, run, sampler, selfwatch, swap, sys, watch, workloads};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use hilt_protocol::{AgentMsg, Hello, HostMsg, Stage, AGENT_PORT_NAME, PROTOCOL_VERSION};
+use hilt_protocol::{AgentFault, AgentMsg, Hello, HostMsg, Stage, AGENT_PORT_NAME, PROTOCOL_VERSION};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -27,7 +27,14 @@ fn main() {
         // The positive control's victim: blocks in the kernel, by design.
         Some("swapoff") => {
             // Wait for the go from the control, which first freezes swap.
+            // Locked in memory: a fault on a swapped-out page of its own
+            // would block it in the pipe read (holding the pipe's mutex)
+            // instead of in swapoff, where the control wants it.
             sys::clear_io_flusher();
+            unsafe {
+                libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE);
+                libc::prctl(libc::PR_SET_NAME, c"hilt-swapoff".as_ptr());
+            }
             let mut go = String::new();
             let _ = std::io::stdin().read_line(&mut go);
             if go.trim() != "go" {
@@ -77,6 +84,11 @@ fn agent(port: Option<PathBuf>) {
         cpus: std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1),
         facts: sys::kernel_facts(),
     }));
+    let pstore = sys::take_pstore();
+    if !pstore.is_empty() {
+        tx.send(&AgentMsg::Pstore { files: pstore });
+    }
+    selfwatch::spawn(tx.clone());
     let watched = Arc::new(watch::Shared::default());
     watch::spawn(tx.clone(), watched.clone());
     {
@@ -107,6 +119,13 @@ fn agent(port: Option<PathBuf>) {
                         let _ = start_tx.send(spec);
                     }
                     HostMsg::Stop => stop.store(true, Ordering::Relaxed),
+                    HostMsg::Fault { fault } => match fault {
+                        AgentFault::Exit => std::process::exit(3),
+                        AgentFault::Mute => channel::MUTED.store(true, Ordering::Relaxed),
+                        AgentFault::Panic => {
+                            let _ = sys::sysrq('c');
+                        }
+                    },
                     HostMsg::Sysrq { key } => {
                         if let Err(e) = sys::sysrq(key) {
                             tx.send(&AgentMsg::Error { stage: Stage::Channel, message: e.to_string() });

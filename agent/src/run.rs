@@ -105,6 +105,7 @@ fn run_inner(spec: &RunSpec, tx: &Sender, stop: &Arc<AtomicBool>) -> Option<Done
         Vec::new()
     };
     let reason = watch(spec, tx, stop, &map, readers, deadline, &mut children, &probes);
+    crate::selfwatch::SAMPLER.rest();
     for (_, c) in &mut children {
         let _ = c.kill();
     }
@@ -131,6 +132,7 @@ fn watch(
     loop {
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
         next += interval;
+        crate::selfwatch::SAMPLER.beat();
         let now = sys::uptime_ms();
         let mut stats = sampler.sample(map.get(), now);
         stats.decompress = probes.iter().map(|f| f.delta()).collect();

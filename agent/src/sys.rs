@@ -95,6 +95,24 @@ pub fn kernel_facts() -> std::collections::BTreeMap<String, String> {
     f
 }
 
+/// Reads what the previous boot left in pstore, then deletes it so the
+/// next boot does not report it again.
+pub fn take_pstore() -> Vec<hilt_protocol::PstoreFile> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/sys/fs/pstore") else { return out };
+    for e in dir.flatten() {
+        if let Ok(bytes) = std::fs::read(e.path()) {
+            out.push(hilt_protocol::PstoreFile {
+                name: e.file_name().to_string_lossy().into_owned(),
+                content: String::from_utf8_lossy(&bytes).into_owned(),
+            });
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
 pub fn sysrq(key: char) -> io::Result<()> {
     write_attr("/proc/sysrq-trigger", &key.to_string())
 }

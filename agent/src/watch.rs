@@ -42,6 +42,7 @@ fn run(tx: Sender, shared: Arc<Shared>) {
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
         // Watching starts with the run's thresholds; before that, there is
         // nothing to compare against.
+        crate::selfwatch::DSTATE.beat();
         let spec = match shared.spec.lock() {
             Ok(g) => match g.as_ref() {
                 Some(s) => (s.dstate_ms, s.same_wchan_ms, s.confirm_ms),

@@ -171,3 +171,94 @@ fn swap_freeze_control_is_detected_with_detection_times() {
     // The control is kept out of the variant's hang rate.
     assert_eq!(summary["variants"][0]["iterations"], 1);
 }
+
+/// Writes a one-variant variant of the smoke plan with `extra` appended and
+/// `edits` applied, in a temporary tree that links the real boards/ and
+/// workloads/.
+fn plan_from_smoke(tmp: &Path, name: &str, edits: &[(&str, &str)], extra: &str) -> PathBuf {
+    for d in ["boards", "workloads"] {
+        let link = tmp.join(d);
+        if !link.exists() {
+            std::os::unix::fs::symlink(repo().join(d), link).unwrap();
+        }
+    }
+    let mut text = std::fs::read_to_string(repo().join("plans/smoke.yaml"))
+        .unwrap()
+        .replace("  - name: patched\n    kernel:\n      debian: linux-image-6.1.0-45-arm64=6.1.170-1\n", "");
+    for (from, to) in edits {
+        assert!(text.contains(from), "smoke.yaml lacks {from:?}");
+        text = text.replacen(from, to, 1);
+    }
+    let plan = tmp.join(format!("plans/{name}.yaml"));
+    std::fs::create_dir_all(plan.parent().unwrap()).unwrap();
+    std::fs::write(&plan, text + extra).unwrap();
+    plan
+}
+
+/// Losing power and losing the agent are infrastructure errors, never kernel
+/// hangs, and neither loses the results of the other iterations.
+#[test]
+#[ignore = "boots the emulated board: run by scripts/test"]
+fn power_loss_and_agent_exit_are_infrastructure_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = plan_from_smoke(
+        tmp.path(),
+        "faults",
+        &[("iterations: 2", "iterations: 3"), ("duration_s: 15", "duration_s: 12")],
+        "faults:\n  - { kind: power_loss, after_s: 4, iteration: 0 }\n  - { kind: agent_exit, after_s: 4, iteration: 1 }\n",
+    );
+    let out = tmp.path().join("run");
+    let o = run(&plan, &out, &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let recs = records(&out);
+    let by_iter = |i: u32| recs.iter().find(|r| r.iteration == i).unwrap();
+    assert_eq!(recs.len(), 3);
+    assert_eq!(by_iter(0).outcome, Outcome::InfraError, "{}", by_iter(0).detail);
+    assert!(by_iter(0).detail.contains("QEMU exited"), "{}", by_iter(0).detail);
+    assert!(by_iter(0).reads > 0, "what was gathered before the power loss is kept");
+    assert_eq!(by_iter(1).outcome, Outcome::InfraError, "{}", by_iter(1).detail);
+    assert!(by_iter(1).detail.contains("agent channel closed"), "{}", by_iter(1).detail);
+    assert_eq!(by_iter(2).outcome, Outcome::Pass, "{}", by_iter(2).detail);
+    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["variants"][0]["infra_errors"], 2);
+    assert_eq!(summary["variants"][0]["hangs"], 0);
+    assert_eq!(summary["variants"][0]["iterations"], 1, "infra errors are not kernel iterations");
+}
+
+/// A board that goes silent gets a serial BREAK + sysrq over its console,
+/// then a forced crash whose dump, kept in ramoops across the power cycle,
+/// is read by the next boot; a kernel panic is a crash.
+#[test]
+#[ignore = "boots the emulated board: run by scripts/test"]
+fn silent_board_gets_break_sysrq_and_its_dump_survives_the_power_cycle() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = plan_from_smoke(
+        tmp.path(),
+        "silent",
+        &[
+            ("iterations: 2", "iterations: 3"),
+            ("duration_s: 15", "duration_s: 20"),
+            ("hung_task_timeout_secs: 10", "hung_task_timeout_secs: 10\n  printk_level: 4"),
+            ("silent_after_s: 30", "silent_after_s: 8"),
+        ],
+        "faults:\n  - { kind: agent_mute, after_s: 3, iteration: 0 }\n  - { kind: kernel_panic, after_s: 3, iteration: 1 }\n",
+    );
+    let out = tmp.path().join("run");
+    let o = run(&plan, &out, &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let recs = records(&out);
+    let by_iter = |i: u32| recs.iter().find(|r| r.iteration == i).unwrap();
+    assert_eq!(by_iter(0).outcome, Outcome::SilentHang, "{}", by_iter(0).detail);
+    let console0 = String::from_utf8_lossy(&std::fs::read(out.join(&by_iter(0).console_log)).unwrap()).into_owned();
+    assert!(console0.contains("sysrq: Show Blocked State"), "the BREAK + w reached the kernel");
+    assert!(console0.contains("sysrq: Trigger a crash"), "the BREAK + c reached the kernel");
+    assert_eq!(by_iter(1).outcome, Outcome::Crash, "{}", by_iter(1).detail);
+    assert_eq!(by_iter(2).outcome, Outcome::Pass, "{}", by_iter(2).detail);
+    for i in [0, 1] {
+        let dir = out.join(format!("iterations/unpatched-{i:03}/pstore"));
+        let files: Vec<_> = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())).collect();
+        assert!(!files.is_empty(), "iteration {i}: no pstore files");
+        let all: String = files.into_iter().map(|f| std::fs::read_to_string(f.unwrap().path()).unwrap()).collect();
+        assert!(all.contains("sysrq: Trigger a crash"), "iteration {i}'s dump was read back by the next boot");
+    }
+}

@@ -14,6 +14,20 @@ pub enum HostMsg {
     Stop,
     /// Trigger a sysrq key via /proc/sysrq-trigger.
     Sysrq { key: char },
+    /// Injected failures, for testing that hilt survives them.
+    Fault { fault: AgentFault },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentFault {
+    /// The agent exits at once.
+    Exit,
+    /// The agent stays alive but sends nothing more: to the host, a board
+    /// that went silent.
+    Mute,
+    /// The kernel panics (sysrq c).
+    Panic,
 }
 
 /// Agent to host.
@@ -39,6 +53,8 @@ pub enum AgentMsg {
     /// A suspect left D state before it was confirmed.
     Cleared { uptime_ms: u64, pid: i32, tid: i32 },
     Done { uptime_ms: u64, reason: DoneReason },
+    /// What the previous boot left in pstore (ramoops), read at start.
+    Pstore { files: Vec<PstoreFile> },
     Error { stage: Stage, message: String },
 }
 
@@ -79,6 +95,12 @@ pub struct Confirmation {
     pub by: ConfirmedBy,
     pub stopped_ms: u64,
     pub suspected_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PstoreFile {
+    pub name: String,
+    pub content: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

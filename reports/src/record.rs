@@ -117,11 +117,25 @@ pub struct IterationRecord {
     #[serde(default)]
     pub last_read_errno: Option<i32>,
     pub read_latency_us: LatencyHisto,
+    /// In-kernel time of erofs' top decompression function, when probed
+    /// (empty otherwise), with the calls made by kworkers (deferred) and
+    /// from any other context (direct, e.g. in a bio completion).
+    #[serde(default)]
+    pub decompress_latency_us: LatencyHisto,
+    #[serde(default)]
+    pub decompress_func: Option<String>,
+    #[serde(default)]
+    pub decompress_calls_in_worker: u64,
+    #[serde(default)]
+    pub decompress_calls_elsewhere: u64,
     pub max_swap_used_kb: u64,
     pub max_psi_some_avg10: f32,
     pub max_psi_full_avg10: f32,
     /// Relative to the results directory.
     pub console_log: String,
+    /// Names of the plan's stack signatures seen in this iteration.
+    #[serde(default)]
+    pub signatures: Vec<String>,
     /// Set on positive-control iterations, which are kept out of the
     /// variant's statistics.
     #[serde(default)]

@@ -25,6 +25,9 @@ pub struct VariantSummary {
     pub latency_us: Option<Percentiles>,
     /// Distinct failure titles with their counts.
     pub signatures: BTreeMap<String, u32>,
+    /// Iterations in which each of the plan's named stack signatures was seen.
+    #[serde(default)]
+    pub plan_signatures: BTreeMap<String, u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -73,6 +76,7 @@ pub fn summarize_variant<'a>(variant: &str, records: impl Iterator<Item = &'a It
         reads: 0,
         latency_us: None,
         signatures: BTreeMap::new(),
+        plan_signatures: BTreeMap::new(),
     };
     let mut h = new_histogram();
     for r in records {
@@ -88,6 +92,9 @@ pub fn summarize_variant<'a>(variant: &str, records: impl Iterator<Item = &'a It
             continue;
         }
         s.iterations += 1;
+        for name in &r.signatures {
+            *s.plan_signatures.entry(name.clone()).or_default() += 1;
+        }
         s.reads += r.reads;
         r.read_latency_us.merge_into(&mut h);
         if let Some(f) = &r.failure {
@@ -126,6 +133,10 @@ mod tests {
             bytes_read: 0,
             read_errors: 0,
             last_read_errno: None,
+            decompress_latency_us: Default::default(),
+            decompress_func: None,
+            decompress_calls_in_worker: 0,
+            decompress_calls_elsewhere: 0,
             read_latency_us: LatencyHisto { buckets: lat.iter().map(|&(v, n)| [v, n]).collect() },
             max_swap_used_kb: 0,
             max_psi_some_avg10: 0.0,
@@ -133,6 +144,7 @@ mod tests {
             console_log: String::new(),
             host_cpu_ms: 0,
             control: None,
+            signatures: vec![],
         }
     }
 

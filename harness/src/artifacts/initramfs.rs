@@ -18,11 +18,12 @@ mount -t devtmpfs devtmpfs /dev
 mount -t tmpfs tmpfs /tmp
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
-mount -t pstore pstore /sys/fs/pstore 2>/dev/null
 echo "hilt-init: loading modules"
 while read -r m; do
   insmod "/lib/modules/$m" || echo "hilt-init: insmod $m failed"
 done < /etc/hilt/modules
+# After the modules: ramoops is one of them.
+mount -t pstore pstore /sys/fs/pstore 2>/dev/null
 echo "hilt-init: starting agent"
 /sbin/hilt-agent
 echo "hilt-init: agent exited with status $?"

@@ -28,6 +28,7 @@ pub const BOARD_MODULES: &[&str] = &[
     "sdhci",
     "sdhci-pci",
     "mmc_block",
+    "ramoops",
 ];
 
 pub struct BootKernel {

@@ -18,6 +18,9 @@ pub trait Power: Send {
     async fn off(&mut self) -> anyhow::Result<()>;
     /// Why the board lost power by itself (for QEMU: the process exited).
     fn lost(&mut self) -> Option<String>;
+    /// Cuts power abruptly, as a failing supply would, without the
+    /// bookkeeping of `off` (fault injection).
+    fn cut(&mut self) {}
 }
 
 /// The agent's own byte channel (virtio-serial on the emulated board).

@@ -46,6 +46,25 @@ pub struct Launch {
     /// Holds the sockets; kept short because of the 108-byte socket path limit.
     pub runtime_dir: PathBuf,
     pub log: PathBuf,
+    /// The board's RAM as a file, kept across power cycles (ramoops).
+    pub ram_file: Option<PathBuf>,
+}
+
+/// The ramoops region: the top MiB of RAM, kept from the kernel with mem=.
+pub const RAMOOPS_BYTES: u64 = 1 << 20;
+/// QEMU virt's RAM starts here.
+const RAM_BASE: u64 = 0x4000_0000;
+
+impl Launch {
+    /// Kernel parameters that reserve and describe the ramoops region; the
+    /// module takes `ramoops.*` from the command line when it loads.
+    pub fn ramoops_cmdline(memory_mb: u32) -> String {
+        let top = RAM_BASE + ((memory_mb as u64) << 20) - RAMOOPS_BYTES;
+        format!(
+            "mem={}M ramoops.mem_address={top:#x} ramoops.mem_size={RAMOOPS_BYTES:#x} ramoops.record_size=0x40000 ramoops.max_reason=2",
+            memory_mb - 1
+        )
+    }
 }
 
 impl Launch {
@@ -61,9 +80,13 @@ impl Launch {
     /// a shell.
     pub fn args(&self) -> Vec<String> {
         let q = &self.qemu;
+        let machine = match &self.ram_file {
+            Some(_) => format!("{},memory-backend=ram0", q.machine),
+            None => q.machine.clone(),
+        };
         let mut a: Vec<String> = vec![
             "-M".into(),
-            q.machine.clone(),
+            machine,
             "-cpu".into(),
             q.cpu.clone(),
             "-smp".into(),
@@ -82,6 +105,10 @@ impl Launch {
             "-append".into(),
             self.append.clone(),
         ];
+        if let Some(f) = &self.ram_file {
+            a.push("-object".into());
+            a.push(format!("memory-backend-file,id=ram0,size={}M,mem-path={},share=on", self.memory_mb, f.display()));
+        }
         // The console is connected first, with wait=on, so that not one
         // byte of the boot is lost.
         match self.console {
@@ -176,6 +203,12 @@ impl Power for QemuPower {
         Ok(())
     }
 
+    fn cut(&mut self) {
+        if let Some(pid) = self.child.as_ref().and_then(|c| c.id()) {
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+    }
+
     fn lost(&mut self) -> Option<String> {
         let c = self.child.as_mut()?;
         match c.try_wait() {
@@ -253,9 +286,16 @@ mod tests {
             ],
             runtime_dir: "/tmp/r".into(),
             log: "/tmp/r/qemu.log".into(),
+            ram_file: Some("/tmp/ram".into()),
         };
         let a = l.args().join(" ");
         assert!(a.contains("-m 384"));
+        assert!(a.contains("-M virt,memory-backend=ram0"));
+        assert!(a.contains("memory-backend-file,id=ram0,size=384M,mem-path=/tmp/ram,share=on"));
+        assert_eq!(
+            Launch::ramoops_cmdline(256),
+            "mem=255M ramoops.mem_address=0x4ff00000 ramoops.mem_size=0x100000 ramoops.record_size=0x40000 ramoops.max_reason=2"
+        );
         assert_eq!(a.matches("sdhci-pci").count(), 1);
         assert!(a.contains("-device sd-card,drive=sd0"));
         assert!(a.contains("file=sd.img,format=raw,if=none,id=sd0,snapshot=on"));

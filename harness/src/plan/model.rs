@@ -36,6 +36,44 @@ pub struct Plan {
     /// run whose controls are not detected is invalid.
     #[serde(default)]
     pub controls: Vec<Control>,
+    /// Failures injected on purpose, to test that hilt survives them.
+    #[serde(default)]
+    pub faults: Vec<FaultCfg>,
+    /// Named stack signatures to look for in every kernel report and
+    /// suspect stack of an iteration (e.g. the bug under test).
+    #[serde(default)]
+    pub signatures: Vec<SignatureCfg>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignatureCfg {
+    pub name: String,
+    /// Function names that must all appear in one stack.
+    pub frames: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultCfg {
+    pub kind: FaultKind,
+    /// Seconds after the workloads start.
+    pub after_s: u64,
+    /// Only in this iteration (0-based); every iteration when absent.
+    pub iteration: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    /// The board agent exits.
+    AgentExit,
+    /// The agent goes quiet while staying alive: the board looks silent.
+    AgentMute,
+    /// The kernel panics (sysrq c from the agent).
+    KernelPanic,
+    /// The host kills QEMU: the board loses power.
+    PowerLoss,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -330,6 +368,11 @@ pub struct QemuCfg {
     pub append: String,
     #[serde(default)]
     pub extra_args: Vec<String>,
+    /// Keep a ramoops region at the top of RAM, in a RAM file that outlives
+    /// the QEMU process, so a crash dump survives the power cycle as it
+    /// does on a real board.
+    #[serde(default)]
+    pub ramoops: bool,
 }
 
 fn default_qemu() -> String {

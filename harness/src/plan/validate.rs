@@ -129,6 +129,23 @@ pub fn plan(file: &Path, doc: &Loaded<Plan>, board: &BoardFile, workloads: &[Wor
     c.range("timeouts.boot_s", p.timeouts.boot_s, 5, 3600)?;
     c.range("timeouts.setup_s", p.timeouts.setup_s, 5, 3600)?;
     c.range("timeouts.finish_s", p.timeouts.finish_s, 5, 3600)?;
+    for (i, s) in p.signatures.iter().enumerate() {
+        if !is_name(&s.name) {
+            return Err(c.fail(&format!("signatures[{i}].name"), "expected 1-64 characters from [A-Za-z0-9._-]"));
+        }
+        if s.frames.is_empty() || s.frames.iter().any(|f| f.is_empty() || !f.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')) {
+            return Err(c.fail(&format!("signatures[{i}].frames"), "expected one or more kernel function names"));
+        }
+    }
+    for (i, f) in p.faults.iter().enumerate() {
+        c.range(&format!("faults[{i}].after_s"), f.after_s, 0, 86_400)?;
+        if f.after_s >= p.duration_s {
+            return Err(c.fail(&format!("faults[{i}].after_s"), format!("{} s is not within duration_s ({} s)", f.after_s, p.duration_s)));
+        }
+        if f.iteration.is_some_and(|n| n >= p.iterations) {
+            return Err(c.fail(&format!("faults[{i}].iteration"), format!("expected an iteration from 0 to {}", p.iterations - 1)));
+        }
+    }
     if board.qemu.is_none() && (p.machine.memory_mb.is_some() || p.machine.cpus.is_some()) {
         return Err(c.fail("machine", "machine overrides apply only to emulated boards"));
     }

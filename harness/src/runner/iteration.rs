@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use hilt_kernlog::{Event, EventKind};
 use hilt_protocol::{
-    encode_frame, AgentMsg, Decoded, FrameDecoder, HostMsg, RunSpec, Stage, SuspectReport,
+    encode_frame, AgentFault, AgentMsg, Decoded, FrameDecoder, HostMsg, RunSpec, Stage, SuspectReport,
 };
 use hilt_reports::{DetectTiming, Detector, Failure, IterationRecord, Outcome, RESULTS_VERSION};
 use serde::Serialize;
@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, watch};
 use super::results::RunDir;
 use crate::board::qemu::{self, Launch};
 use crate::console::capture::{self, ConsoleCmd, ConsoleNote, Recorder};
-use crate::plan::ResolvedPlan;
+use crate::plan::{FaultKind, ResolvedPlan, SignatureCfg};
 
 /// How a kernel report affects the outcome.
 pub fn severity(kind: EventKind) -> Option<Outcome> {
@@ -36,8 +36,13 @@ pub struct IterationInput<'a> {
     pub iteration: u32,
     pub launch: Launch,
     pub spec: RunSpec,
+    /// Faults to inject, with their delay after the workloads start.
+    pub faults: Vec<(Duration, FaultKind)>,
+    pub signatures: &'a [SignatureCfg],
     pub run_dir: &'a RunDir,
     pub dir: PathBuf,
+    /// The board's previous iteration, where what its pstore held belongs.
+    pub previous_dir: Option<PathBuf>,
     pub progress: &'a dyn Fn(&str),
 }
 
@@ -60,6 +65,7 @@ enum HostEvent<'a> {
     ChannelGap { expected: u64, got: u64 },
     ChannelCorrupt { reason: &'a str },
     Sysrq { key: char, via: &'a str },
+    Fault { fault: FaultKind },
 }
 
 #[derive(Serialize)]
@@ -89,6 +95,7 @@ struct State {
     deadline: Instant,
     last_activity: Instant,
     hist: hdrhistogram::Histogram<u64>,
+    decompress_hist: hdrhistogram::Histogram<u64>,
     write_error: Option<String>,
     suspects: Vec<SuspectReport>,
 }
@@ -115,6 +122,10 @@ pub async fn run(input: IterationInput<'_>, mut cancel: watch::Receiver<bool>) -
             bytes_read: 0,
             read_errors: 0,
             last_read_errno: None,
+            decompress_latency_us: Default::default(),
+            decompress_func: None,
+            decompress_calls_in_worker: 0,
+            decompress_calls_elsewhere: 0,
             read_latency_us: Default::default(),
             max_swap_used_kb: 0,
             max_psi_some_avg10: 0.0,
@@ -127,11 +138,13 @@ pub async fn run(input: IterationInput<'_>, mut cancel: watch::Receiver<bool>) -
                 .unwrap_or_default(),
             host_cpu_ms: 0,
             control: None,
+            signatures: vec![],
         },
         phase: Phase::Booting,
         deadline: t0 + Duration::from_secs(p.timeouts.boot_s),
         last_activity: t0,
         hist: hilt_protocol::histo::new_histogram(),
+        decompress_hist: hilt_protocol::histo::new_histogram(),
         write_error: None,
         suspects: Vec::new(),
     };
@@ -197,6 +210,9 @@ pub async fn run(input: IterationInput<'_>, mut cancel: watch::Receiver<bool>) -
     let silent_after = Duration::from_secs(p.watch.silent_after_s);
     let evidence = Duration::from_secs(p.watch.evidence_s);
     let mut agent_closed = false;
+    let mut agent_closed_at: Option<Instant> = None;
+    let mut running_since: Option<Instant> = None;
+    let mut faults = input.faults.clone();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let (outcome, detail) = loop {
         tokio::select! {
@@ -208,6 +224,7 @@ pub async fn run(input: IterationInput<'_>, mut cancel: watch::Receiver<bool>) -
             note = agent_rx.recv(), if !agent_closed => match note {
                 None | Some(AgentNote::Closed) => {
                     agent_closed = true;
+                    agent_closed_at = Some(Instant::now());
                     log(&mut st, "host", &HostEvent::Phase { phase: "agent_channel_closed" });
                 }
                 Some(AgentNote::Gap(expected, got)) => log(&mut st, "host", &HostEvent::ChannelGap { expected, got }),
@@ -232,6 +249,7 @@ pub async fn run(input: IterationInput<'_>, mut cancel: watch::Receiver<bool>) -
                         }
                         AgentMsg::Stage(s) if s.stage == Stage::Workloads && st.phase == Phase::SettingUp => {
                             st.phase = Phase::Running;
+                            running_since = Some(Instant::now());
                             st.deadline = Instant::now() + Duration::from_millis(input.spec.duration_ms) + Duration::from_secs(p.timeouts.finish_s);
                             (input.progress)("running");
                         }
@@ -243,6 +261,13 @@ pub async fn run(input: IterationInput<'_>, mut cancel: watch::Receiver<bool>) -
                         }
                         AgentMsg::Interval(iv) => {
                             iv.read_latency_us.merge_into(&mut st.hist);
+                            // The first probed function is the outermost one.
+                            if let Some(f) = iv.decompress.first() {
+                                f.latency_us.merge_into(&mut st.decompress_hist);
+                                st.rec.decompress_func = Some(f.func.clone());
+                                st.rec.decompress_calls_in_worker = f.calls_in_worker;
+                                st.rec.decompress_calls_elsewhere = f.calls_elsewhere;
+                            }
                             st.rec.reads = iv.reads;
                             st.rec.bytes_read = iv.bytes_read;
                             st.rec.read_errors = iv.read_errors;
@@ -276,6 +301,8 @@ pub async fn run(input: IterationInput<'_>, mut cancel: watch::Receiver<bool>) -
                             }
                         }
                         AgentMsg::Suspect(s) => {
+                            let frames: Vec<String> = s.stack.iter().map(|f| f.split('+').next().unwrap_or(f).to_string()).collect();
+                            match_signatures(&mut st, input.signatures, &frames);
                             (input.progress)(&format!("suspect: {}:{} in D at {}", s.comm, s.tid, s.wchan));
                             st.suspects.push(*s);
                         }
@@ -312,6 +339,9 @@ pub async fn run(input: IterationInput<'_>, mut cancel: watch::Receiver<bool>) -
                                 }
                             }
                         }
+                        AgentMsg::Pstore { files } => {
+                            save_pstore(&mut st, &input, &files, &log);
+                        }
                         AgentMsg::Done { .. } if st.phase == Phase::Running => {
                             break (Outcome::Pass, "workloads completed".to_string());
                         }
@@ -338,6 +368,33 @@ pub async fn run(input: IterationInput<'_>, mut cancel: watch::Receiver<bool>) -
                 let now = Instant::now();
                 if let Some(why) = power.lost() {
                     break lost_power(&st, why);
+                }
+                if let Some(since) = running_since {
+                    while let Some(i) = faults.iter().position(|(after, _)| now >= since + *after) {
+                        let (_, kind) = faults.swap_remove(i);
+                        log(&mut st, "host", &HostEvent::Fault { fault: kind });
+                        (input.progress)(&format!("injecting fault {kind:?}"));
+                        let msg = match kind {
+                            FaultKind::AgentExit => Some(AgentFault::Exit),
+                            FaultKind::AgentMute => Some(AgentFault::Mute),
+                            FaultKind::KernelPanic => Some(AgentFault::Panic),
+                            FaultKind::PowerLoss => {
+                                power.cut();
+                                None
+                            }
+                        };
+                        if let Some(fault) = msg {
+                            let _ = agent_wr.write_all(&send(&HostMsg::Fault { fault })).await;
+                        }
+                    }
+                }
+                // The agent's channel closing is the agent's failure, not the
+                // kernel's, unless the kernel says otherwise within a grace
+                // period (a panic closes every channel at once).
+                if let Some(at) = agent_closed_at {
+                    if st.rec.failure.is_none() && now.duration_since(at) >= Duration::from_secs(5) {
+                        break (Outcome::InfraError, "the agent channel closed (the agent exited or its port failed)".into());
+                    }
                 }
                 if st.phase == Phase::Evidence && now >= st.deadline {
                     let o = st.rec.outcome;
@@ -375,6 +432,14 @@ pub async fn run(input: IterationInput<'_>, mut cancel: watch::Receiver<bool>) -
     };
     if let Some(f) = &st.rec.failure {
         (input.progress)(&format!("{}: {}", outcome.as_str(), f.title));
+    }
+    // A silent board is crashed on purpose before its power cycle: the
+    // panic writes the kernel log into ramoops, where the next boot finds
+    // it. (On a board without a console capture this is the only copy.)
+    if outcome == Outcome::SilentHang && input.launch.ram_file.is_some() {
+        let _ = cmd_tx.send(ConsoleCmd::Sysrq(b'c'));
+        log(&mut st, "host", &HostEvent::Sysrq { key: 'c', via: "console" });
+        tokio::time::sleep(Duration::from_secs(3)).await;
     }
     let _ = power.off().await;
     drop(cmd_tx);
@@ -429,6 +494,7 @@ async fn on_kernel_event<W: tokio::io::AsyncWrite + Unpin>(
         return;
     }
     st.rec.kernel_events.push(event.title.clone());
+    match_signatures(st, input.signatures, &event.frames);
     let Some(outcome) = severity(event.kind) else { return };
     let better = match &st.rec.failure {
         None => true,
@@ -466,6 +532,38 @@ async fn on_kernel_event<W: tokio::io::AsyncWrite + Unpin>(
     }
 }
 
+/// Files from the previous boot's pstore go to that boot's directory; the
+/// kernel reports in them are logged as events of that boot.
+fn save_pstore(st: &mut State, input: &IterationInput<'_>, files: &[hilt_protocol::PstoreFile], log: &dyn Fn(&mut State, &'static str, &dyn erased::Ser)) {
+    let Some(prev) = &input.previous_dir else { return };
+    let dir = prev.join("pstore");
+    for f in files {
+        let name: String = f.name.chars().filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c)).collect();
+        if std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(dir.join(&name), &f.content)).is_err() {
+            st.write_error.get_or_insert_with(|| format!("writing {}", dir.display()));
+        }
+        for e in hilt_kernlog::parse(f.content.as_bytes()) {
+            log(st, "pstore", &PstoreEvent { kind: "previous_boot_kernel", file: &name, event: &e });
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct PstoreEvent<'a> {
+    kind: &'static str,
+    file: &'a str,
+    event: &'a Event,
+}
+
+/// Records each plan signature whose frames all appear in `frames`.
+fn match_signatures(st: &mut State, sigs: &[SignatureCfg], frames: &[String]) {
+    for s in sigs {
+        if !st.rec.signatures.contains(&s.name) && s.frames.iter().all(|f| frames.iter().any(|x| x == f)) {
+            st.rec.signatures.push(s.name.clone());
+        }
+    }
+}
+
 /// Detection times for a kernel-reported hang: the watcher's, when it
 /// suspected the same task first; otherwise the report's own timestamp
 /// less the time the kernel says the task was blocked.
@@ -499,6 +597,7 @@ fn finish_early(mut st: State, t0: Instant, cpu0: u64, outcome: Outcome, detail:
     st.rec.detail = detail;
     st.rec.wall_ms = t0.elapsed().as_millis() as u64;
     st.rec.read_latency_us = hilt_protocol::LatencyHisto::from_hdr(&st.hist);
+    st.rec.decompress_latency_us = hilt_protocol::LatencyHisto::from_hdr(&st.decompress_hist);
     st.rec.host_cpu_ms = host_cpu_ms().saturating_sub(cpu0);
     st.rec
 }

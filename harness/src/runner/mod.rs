@@ -279,6 +279,10 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
     let qemu = plan.board.qemu.clone().context("only emulated boards can run plans in this version")?;
     let mut records: Vec<IterationRecord> = Vec::new();
     let planned = order.len() as u32;
+    // One RAM file for the board for the whole run: what the kernel left
+    // in ramoops before a power cycle is read by the next boot.
+    let ram_file = qemu.ramoops.then(|| std::env::temp_dir().join(format!("hilt-{}-board0.ram", std::process::id())));
+    let mut previous_dir: Option<PathBuf> = None;
     let mut interrupted = false;
     for (n, slot) in order.iter().enumerate() {
         let (variant, iteration) = (&slot.variant, &slot.iteration);
@@ -296,10 +300,14 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
             cpus: plan.cpus(),
             kernel: v.kernel_image.clone(),
             initrd: v.initramfs.clone(),
-            append: kernel_cmdline(&plan),
+            append: match &ram_file {
+                Some(_) => format!("{} {}", kernel_cmdline(&plan), Launch::ramoops_cmdline(plan.memory_mb())),
+                None => kernel_cmdline(&plan),
+            },
             disks: media.disks.clone(),
             runtime_dir,
             log: dir.join("qemu.log"),
+            ram_file: ram_file.clone(),
         };
         let label = match slot.control {
             Some(c) => format!("[{}/{planned}] {variant} control {}", n + 1, c.name()),
@@ -312,11 +320,21 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
             iteration: *iteration,
             launch,
             spec: run_spec(&plan, &media, &run_id, slot),
+            signatures: &plan.plan.signatures,
+            faults: plan
+                .plan
+                .faults
+                .iter()
+                .filter(|f| slot.control.is_none() && f.iteration.is_none_or(|i| i == slot.iteration))
+                .map(|f| (Duration::from_secs(f.after_s), f.kind))
+                .collect(),
             run_dir: &run_dir,
-            dir,
+            dir: dir.clone(),
+            previous_dir: previous_dir.clone(),
             progress: &say,
         };
         let mut rec = iteration::run(input, cancel.clone()).await;
+        previous_dir = Some(dir);
         rec.control = slot.control.map(|c| c.name().to_string());
         progress.done(&label, &rec);
         if let Err(e) = run_dir.record(&rec) {
@@ -329,6 +347,9 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
             interrupted = true;
             break;
         }
+    }
+    if let Some(f) = &ram_file {
+        let _ = std::fs::remove_file(f);
     }
     let summary = results::summary_of(&plan.plan.name, planned, interrupted, &records);
     run_dir.write_summary(&summary)?;
@@ -375,6 +396,9 @@ pub fn print_summary(s: &RunSummary, out: &Path) {
         );
         for (sig, n) in &v.signatures {
             println!("{:<14}   {n} × {sig}", "");
+        }
+        for (sig, n) in &v.plan_signatures {
+            println!("{:<14}   signature {sig}: {n}/{} iterations", "", v.iterations);
         }
     }
     for c in &s.controls {

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::plan;
+use crate::reporting;
 use crate::runner::{self, exit};
 
 #[derive(Parser)]
@@ -26,6 +27,35 @@ enum Cmd {
         /// No progress output; the summary still goes to stdout.
         #[arg(long, short)]
         quiet: bool,
+        /// History database (default: $HILT_HISTORY or ~/.local/share/hilt/history.sqlite).
+        #[arg(long)]
+        history: Option<PathBuf>,
+        /// Leave this run out of the history.
+        #[arg(long)]
+        no_history: bool,
+    },
+    /// Write RUN_DIR/report/ (index.html, summary.md, junit.xml, report.json, plots/).
+    Report { run: PathBuf },
+    /// Compare runs: the report goes to the first run's report/ directory.
+    Compare {
+        #[arg(required = true, num_args = 2..)]
+        runs: Vec<PathBuf>,
+        /// The variant the others are compared with, e.g. night1/unpatched.
+        #[arg(long)]
+        baseline: Option<String>,
+    },
+    /// Trends over nights: hang rate and p99 per variant, with plots.
+    History {
+        #[arg(long)]
+        plan: Option<String>,
+        /// Only the last N runs.
+        #[arg(long)]
+        last: Option<usize>,
+        /// Write trends.md and plots under DIR/<plan>/.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        db: Option<PathBuf>,
     },
     /// Validate a plan and the board and workload files it names.
     Check { plan: PathBuf },
@@ -49,10 +79,22 @@ pub fn main() -> i32 {
         }
     };
     match cli.cmd {
-        Cmd::Run { plan, out, quiet } => with_plan(&plan, |p| {
+        Cmd::Run { plan, out, quiet, history, no_history } => with_plan(&plan, |p| {
+            let history = (!no_history).then(|| history.unwrap_or_else(reporting::default_history));
             let rt = tokio::runtime::Runtime::new()?;
-            rt.block_on(runner::run_plan(p, runner::RunOptions { out, quiet }))
+            rt.block_on(runner::run_plan(p, runner::RunOptions { out, quiet, history }))
         }),
+        Cmd::Report { run } => fallible(|| {
+            println!("report: {}", reporting::report(&[run], None)?.display());
+            Ok(exit::OK)
+        }),
+        Cmd::Compare { runs, baseline } => fallible(|| {
+            println!("report: {}", reporting::report(&runs, baseline)?.display());
+            Ok(exit::OK)
+        }),
+        Cmd::History { plan, last, out, db } => {
+            fallible(|| reporting::history(&db.unwrap_or_else(reporting::default_history), plan, last, out))
+        }
         Cmd::Check { plan } => with_plan(&plan, |p| {
             println!(
                 "{}: ok ({} variants × {} iterations on {}, {} workloads)",
@@ -69,6 +111,16 @@ pub fn main() -> i32 {
             Ok(exit::OK)
         }),
         Cmd::Parse { log, json } => parse(&log, json),
+    }
+}
+
+fn fallible(f: impl FnOnce() -> anyhow::Result<i32>) -> i32 {
+    match f() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            exit::INFRA
+        }
     }
 }
 

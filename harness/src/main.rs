@@ -5,6 +5,7 @@ mod board;
 mod cli;
 mod console;
 mod plan;
+mod reporting;
 mod runner;
 
 fn main() {

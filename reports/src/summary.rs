@@ -41,7 +41,7 @@ pub struct Percentiles {
 
 impl Percentiles {
     pub fn of(h: &Histogram<u64>) -> Option<Self> {
-        (h.len() > 0).then(|| Self {
+        (!h.is_empty()).then(|| Self {
             p50: h.value_at_quantile(0.5),
             p90: h.value_at_quantile(0.9),
             p99: h.value_at_quantile(0.99),
@@ -59,10 +59,16 @@ pub fn summarize(records: &[IterationRecord]) -> Vec<VariantSummary> {
             order.push(r.variant.clone());
         }
     }
-    order.iter().map(|v| summarize_variant(v, records.iter().filter(|r| &r.variant == v))).collect()
+    order
+        .iter()
+        .map(|v| summarize_variant(v, records.iter().filter(|r| &r.variant == v)))
+        .collect()
 }
 
-pub fn summarize_variant<'a>(variant: &str, records: impl Iterator<Item = &'a IterationRecord>) -> VariantSummary {
+pub fn summarize_variant<'a>(
+    variant: &str,
+    records: impl Iterator<Item = &'a IterationRecord>,
+) -> VariantSummary {
     let mut s = VariantSummary {
         variant: variant.to_string(),
         iterations: 0,
@@ -137,7 +143,9 @@ mod tests {
             decompress_func: None,
             decompress_calls_in_worker: 0,
             decompress_calls_elsewhere: 0,
-            read_latency_us: LatencyHisto { buckets: lat.iter().map(|&(v, n)| [v, n]).collect() },
+            read_latency_us: LatencyHisto {
+                buckets: lat.iter().map(|&(v, n)| [v, n]).collect(),
+            },
             max_swap_used_kb: 0,
             max_psi_some_avg10: 0.0,
             max_psi_full_avg10: 0.0,

@@ -52,6 +52,10 @@ struct EventLine<'a, T: Serialize> {
     t_ms: u64,
     variant: &'a str,
     iteration: u32,
+    /// Set on a positive control's boot, which shares its variant and
+    /// iteration number with the variant's first iteration.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    control: Option<&'static str>,
     source: &'static str,
     #[serde(flatten)]
     body: T,
@@ -149,7 +153,10 @@ pub async fn run(input: IterationInput<'_>, mut cancel: watch::Receiver<bool>) -
         suspects: Vec::new(),
     };
     let log = |st: &mut State, source: &'static str, body: &dyn erased::Ser| {
-        let line = EventLine { t_ms: t0.elapsed().as_millis() as u64, variant: input.variant, iteration: input.iteration, source, body };
+        let control = input.spec.control.as_ref().map(|c| match c {
+            hilt_protocol::ControlSpec::SwapFreeze { .. } => "swap_freeze",
+        });
+        let line = EventLine { t_ms: t0.elapsed().as_millis() as u64, variant: input.variant, iteration: input.iteration, control, source, body };
         if let Err(e) = input.run_dir.event(&line) {
             st.write_error.get_or_insert_with(|| format!("events.jsonl: {e}"));
         }

@@ -23,6 +23,8 @@ use results::{RunDir, RunSummary};
 pub struct RunOptions {
     pub out: Option<PathBuf>,
     pub quiet: bool,
+    /// History database; None leaves the run out of the history.
+    pub history: Option<PathBuf>,
 }
 
 /// Exit codes, documented in the README.
@@ -355,6 +357,12 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
     run_dir.write_summary(&summary)?;
     progress.finish();
     print_summary(&summary, &out);
+    // The report and the history entry come from what is on disk, so an
+    // interrupted run gets them too.
+    match crate::reporting::report_and_record(&out, opts.history.as_deref()) {
+        Ok(r) => println!("report: {}", r.display()),
+        Err(e) => eprintln!("hilt: warning: no report written: {e:#}"),
+    }
     Ok(if interrupted {
         exit::INTERRUPTED
     } else if summary.valid == Some(false) {

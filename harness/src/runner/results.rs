@@ -97,7 +97,7 @@ pub struct ControlResult {
 fn control_result(r: &IterationRecord) -> Option<ControlResult> {
     let control = r.control.clone()?;
     let reported = r.kernel_events.iter().find(|t| t.starts_with("INFO: task hung in") || t.contains("blocked for more than"));
-    let detected = r.outcome == hilt_reports::Outcome::Hang && reported.is_some();
+    let detected = hilt_reports::report::control_detected(r);
     let detail = match (reported, &r.failure) {
         (Some(t), Some(f)) => format!("{t}; first seen by {:?} after {:.1} s", f.detector, f.detected_after_ms as f64 / 1000.0),
         (Some(t), None) => t.clone(),

@@ -1,0 +1,253 @@
+//! Figures, drawn with plotters to SVG (inlined in the HTML) and PNG.
+//!
+//! Text is laid out and rasterised with DejaVu Sans compiled into the
+//! binary and registered with plotters' `ab_glyph` backend, so rendering
+//! never looks for system fonts (no fontconfig, no freetype).
+
+mod latency;
+mod rate;
+mod survival;
+mod timeline;
+mod trend;
+
+use std::path::Path;
+use std::sync::Once;
+
+use anyhow::{anyhow, Result};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use crate::history::Trends;
+use crate::report::Report;
+
+static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+
+pub(crate) const FAMILY: &str = "sans-serif";
+
+fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        for style in [
+            FontStyle::Normal,
+            FontStyle::Bold,
+            FontStyle::Italic,
+            FontStyle::Oblique,
+        ] {
+            if plotters::style::register_font(FAMILY, style, FONT).is_err() {
+                panic!("the bundled DejaVu Sans does not parse");
+            }
+        }
+    });
+}
+
+/// Colours by variant position: the Tableau 10 palette, readable on white
+/// and distinguishable in print.
+pub const PALETTE: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+];
+
+pub fn color(i: usize) -> RGBColor {
+    PALETTE[i % PALETTE.len()]
+}
+
+pub fn hex(c: RGBColor) -> String {
+    format!("#{:02x}{:02x}{:02x}", c.0, c.1, c.2)
+}
+
+pub(crate) fn font(size: u32) -> TextStyle<'static> {
+    (FAMILY, size).into_font().color(&BLACK)
+}
+
+/// Which data a report-level latency figure shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LatencyKind {
+    Read,
+    Decompress,
+}
+
+/// Every figure hilt draws.
+#[derive(Clone, Copy)]
+pub enum Figure<'a> {
+    HangRate(&'a Report),
+    Latency(&'a Report, LatencyKind),
+    Survival(&'a Report),
+    /// Index into `Report::timelines`.
+    Timeline(&'a Report, usize),
+    HangRateTrend(&'a Trends),
+    P99Trend(&'a Trends),
+}
+
+impl Figure<'_> {
+    /// File name without extension, unique within a report.
+    pub fn stem(&self) -> String {
+        match self {
+            Figure::HangRate(_) => "hang_rate".into(),
+            Figure::Latency(_, LatencyKind::Read) => "read_latency".into(),
+            Figure::Latency(_, LatencyKind::Decompress) => "decompress_latency".into(),
+            Figure::Survival(_) => "time_to_hang".into(),
+            Figure::Timeline(r, i) => {
+                let t = &r.timelines[*i];
+                let safe: String = t
+                    .label
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                            c
+                        } else {
+                            '_'
+                        }
+                    })
+                    .collect();
+                format!("timeline_{safe}_{:03}", t.iteration)
+            }
+            Figure::HangRateTrend(_) => "hang_rate_trend".into(),
+            Figure::P99Trend(_) => "p99_trend".into(),
+        }
+    }
+
+    pub fn size(&self) -> (u32, u32) {
+        match self {
+            Figure::HangRate(r) => (
+                ((r.variants.len() as u32) * 170 + 260).clamp(600, 1100),
+                440,
+            ),
+            Figure::Latency(..) => (960, 720),
+            Figure::Timeline(..) => (960, 560),
+            _ => (960, 500),
+        }
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
+        root.fill(&WHITE).plot()?;
+        match *self {
+            Figure::HangRate(r) => rate::draw(root, r),
+            Figure::Latency(r, k) => latency::draw(root, r, k),
+            Figure::Survival(r) => survival::draw(root, r),
+            Figure::Timeline(r, i) => timeline::draw(root, &r.timelines[i]),
+            Figure::HangRateTrend(t) => trend::draw_hang_rate(root, t),
+            Figure::P99Trend(t) => trend::draw_p99(root, t),
+        }?;
+        root.present().plot()
+    }
+
+    pub fn svg(&self) -> Result<String> {
+        register_font();
+        let mut out = String::new();
+        {
+            let root = SVGBackend::with_string(&mut out, self.size()).into_drawing_area();
+            self.draw(&root)?;
+        }
+        Ok(out)
+    }
+
+    pub fn png(&self, path: &Path) -> Result<()> {
+        register_font();
+        let root = BitMapBackend::new(path, self.size()).into_drawing_area();
+        self.draw(&root)
+    }
+}
+
+/// The figures a report has data for, in the order the HTML shows them.
+pub fn report_figures(r: &Report) -> Vec<Figure<'_>> {
+    let mut out = vec![Figure::HangRate(r)];
+    if r.variants.iter().any(|v| v.read_latency.is_some()) {
+        out.push(Figure::Latency(r, LatencyKind::Read));
+    }
+    if r.variants.iter().any(|v| v.decompress_latency.is_some()) {
+        out.push(Figure::Latency(r, LatencyKind::Decompress));
+    }
+    if r.variants.iter().any(|v| v.time_to_hang.is_some()) {
+        out.push(Figure::Survival(r));
+    }
+    out.extend((0..r.timelines.len()).map(|i| Figure::Timeline(r, i)));
+    out
+}
+
+/// plotters' errors are generic over the backend; carry their message.
+pub(crate) trait PlotResult<T> {
+    fn plot(self) -> Result<T>;
+}
+
+impl<T, E: std::fmt::Display> PlotResult<T> for std::result::Result<T, E> {
+    fn plot(self) -> Result<T> {
+        self.map_err(|e| anyhow!("drawing: {e}"))
+    }
+}
+
+/// Names under the x axis at data positions `x` (with y at the axis).
+pub(crate) fn category_labels<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    chart: &ChartContext<
+        DB,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
+    labels: &[(f64, String)],
+    size: u32,
+) -> Result<()> {
+    let y0 = chart.y_range().start;
+    let (bx, by) = root.get_base_pixel();
+    let style = font(size).pos(plotters::style::text_anchor::Pos::new(
+        plotters::style::text_anchor::HPos::Center,
+        plotters::style::text_anchor::VPos::Top,
+    ));
+    for (x, label) in labels {
+        let (px, py) = chart.backend_coord(&(*x, y0));
+        root.draw(&Text::new(
+            label.clone(),
+            (px - bx, py - by + 8),
+            style.clone(),
+        ))
+        .plot()?;
+    }
+    Ok(())
+}
+
+/// A message in the middle of an empty figure, instead of empty axes.
+pub(crate) fn no_data<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    msg: &str,
+) -> Result<()> {
+    let (w, h) = root.dim_in_pixel();
+    root.draw(&Text::new(title.to_string(), (20, 14), font(22)))
+        .plot()?;
+    let style = font(18)
+        .color(&RGBColor(90, 90, 90))
+        .pos(plotters::style::text_anchor::Pos::new(
+            plotters::style::text_anchor::HPos::Center,
+            plotters::style::text_anchor::VPos::Center,
+        ));
+    root.draw(&Text::new(
+        msg.to_string(),
+        (w as i32 / 2, h as i32 / 2),
+        style,
+    ))
+    .plot()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bundled_font_draws_text_into_a_bitmap() {
+        register_font();
+        let (w, h) = (200u32, 60u32);
+        let mut buf = vec![255u8; (w * h * 3) as usize];
+        {
+            let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+            root.draw(&Text::new("hang rate", (5, 10), font(24)))
+                .unwrap();
+            root.present().unwrap();
+        }
+        let dark = buf.chunks(3).filter(|p| p.iter().all(|&c| c < 100)).count();
+        assert!(dark > 100, "text should leave dark pixels, got {dark}");
+    }
+}

@@ -1,0 +1,653 @@
+//! Reports built from synthetic results directories with known outcomes,
+//! and from a real one recorded on the emulated board.
+
+use std::path::Path;
+
+use hilt_reports::synth::{write_run, SynthRun, SynthVariant};
+use hilt_reports::{
+    build_report, load_run, write_report, Outcome, ReportOptions, TimelineSelection,
+};
+use quick_xml::events::Event;
+
+fn fixed_patch(dir: &Path) {
+    // The example: every unpatched iteration hangs, no patched one
+    // does, one patched iteration is lost to the infrastructure.
+    let spec = SynthRun::new(
+        "erofs-noio-ab",
+        7,
+        vec![
+            SynthVariant::new("unpatched", 8)
+                .hangs(6)
+                .silent_hangs(2)
+                .decompress_median_us(400.0)
+                .decompress_direct_fraction(0.3)
+                .stack_signatures(&["erofs_decompress_in_bio_completion"]),
+            SynthVariant::new("patched", 8)
+                .infra_errors(1)
+                .read_median_us(3300.0)
+                .decompress_median_us(420.0),
+        ],
+    );
+    write_run(dir, &spec).unwrap();
+}
+
+fn quick() -> ReportOptions {
+    ReportOptions {
+        bootstrap: hilt_reports::stats::latency::BootstrapOptions {
+            resamples: 200,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+#[test]
+fn the_verdict_answers_whether_the_patch_fixed_it() {
+    let d = tempfile::tempdir().unwrap();
+    fixed_patch(d.path());
+    let run = load_run(d.path()).unwrap();
+    let r = build_report(&[run], &quick()).unwrap();
+    assert_eq!(
+        r.verdict.headline,
+        "patched: 0/7 hangs [0–35%] vs unpatched 8/8 hangs [68–100%], Fisher p = 0.00016"
+    );
+    assert_eq!(r.baseline.as_deref(), Some("unpatched"));
+    let c = &r.comparisons[0];
+    assert!(c.significant);
+    assert!((c.fisher_p.unwrap() - 0.0001554001554001554).abs() < 1e-12);
+    assert_eq!(c.sample_size_observed.unwrap().exact, Some(4));
+    assert!(
+        r.verdict.details[0].starts_with("patched hangs less than unpatched"),
+        "{:?}",
+        r.verdict.details
+    );
+    assert!(
+        r.verdict
+            .details
+            .iter()
+            .any(|d| d.starts_with("Read latency p99: patched")),
+        "{:?}",
+        r.verdict.details
+    );
+    assert!(
+        r.verdict
+            .details
+            .iter()
+            .any(|d| d.starts_with("Decompression latency p99")),
+        "{:?}",
+        r.verdict.details
+    );
+    let un = &r.variants[0];
+    assert_eq!(
+        (un.counts.valid, un.counts.hangs, un.counts.silent_hangs),
+        (8, 6, 2)
+    );
+    let km = un.time_to_hang.as_ref().unwrap();
+    assert_eq!((km.n, km.events), (8, 8));
+    assert!(km.median.is_some());
+    let pa = &r.variants[1];
+    assert_eq!((pa.counts.valid, pa.counts.infra_errors), (7, 1));
+    assert_eq!(pa.time_to_hang.as_ref().unwrap().events, 0);
+    // Both signatures, counted per variant.
+    let titles: Vec<&str> = r.signatures.iter().map(|s| s.title.as_str()).collect();
+    assert_eq!(
+        titles,
+        [
+            "INFO: task hung in mmc_blk_rw_wait",
+            "silent hang: no agent heartbeat and no console output for 60 s"
+        ]
+    );
+    assert_eq!(r.signatures[0].counts["unpatched"], 6);
+    assert_eq!(r.signatures[0].counts["patched"], 0);
+    // Auto timelines: every failure and one pass per variant that has one.
+    assert_eq!(r.timelines.len(), 9);
+    let hung = r
+        .timelines
+        .iter()
+        .find(|t| t.outcome == Outcome::Hang)
+        .unwrap();
+    assert!(hung.points.len() > 10);
+    assert!(hung
+        .marks
+        .iter()
+        .any(|m| m.failure && m.label == "hang detected"));
+    assert!(hung
+        .marks
+        .iter()
+        .any(|m| m.failure && m.label == "INFO: task hung in mmc_blk_rw_wait"));
+    // The plan's named stack signature, per variant.
+    assert_eq!(un.stack_signatures["erofs_decompress_in_bio_completion"], 8);
+    assert!(r.variants[1].stack_signatures.is_empty());
+    assert!(un.decompress_calls_elsewhere > 0 && r.variants[1].decompress_calls_elsewhere == 0);
+    // Provenance from run.json.
+    assert_eq!(r.runs[0].plan, "erofs-noio-ab");
+    assert_eq!(r.runs[0].plan_sha256.len(), 64);
+    assert_eq!(r.runs[0].boards_seen, ["qemu-virt-a53"]);
+    assert!(r.runs[0].verity_root_hash.is_some());
+    assert_eq!(un.kernel_image_sha256.len(), 64);
+}
+
+#[test]
+fn an_interrupted_run_with_a_torn_line_and_no_summary_still_reports() {
+    let d = tempfile::tempdir().unwrap();
+    let mut spec = SynthRun::new(
+        "p",
+        3,
+        vec![
+            SynthVariant::new("a", 5).hangs(2),
+            SynthVariant::new("b", 5),
+        ],
+    );
+    spec.stop_after = Some(7);
+    spec.torn_last_line = true;
+    spec.summary = false;
+    write_run(d.path(), &spec).unwrap();
+    let run = load_run(d.path()).unwrap();
+    assert_eq!(run.records.len(), 6, "the torn 7th record is dropped");
+    assert!(
+        run.warnings.iter().any(|w| w.contains("torn last line")),
+        "{:?}",
+        run.warnings
+    );
+    assert!(
+        run.warnings.iter().any(|w| w == "summary.json is missing"),
+        "{:?}",
+        run.warnings
+    );
+    assert!(
+        run.warnings
+            .iter()
+            .any(|w| w.contains("4 of 10 planned iterations have no result")),
+        "{:?}",
+        run.warnings
+    );
+    assert!(run.interrupted());
+    let r = build_report(&[run], &quick()).unwrap();
+    let missing: u32 = r.variants.iter().map(|v| v.counts.missing).sum();
+    assert_eq!(missing, 4);
+    assert_eq!(r.iterations.len(), 10);
+    assert_eq!(r.iterations.iter().filter(|i| !i.recorded).count(), 4);
+    assert!(r.runs[0].interrupted);
+}
+
+#[test]
+fn damage_before_the_last_line_is_an_error() {
+    let d = tempfile::tempdir().unwrap();
+    write_run(
+        d.path(),
+        &SynthRun::new("p", 3, vec![SynthVariant::new("a", 3)]),
+    )
+    .unwrap();
+    let path = d.path().join("results.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines[0] = "{\"version\":1,\"variant\":";
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    let err = load_run(d.path()).unwrap_err();
+    assert!(format!("{err:#}").contains("line 1"), "{err:#}");
+}
+
+#[test]
+fn comparing_runs_names_variants_by_run_when_they_clash() {
+    let d = tempfile::tempdir().unwrap();
+    let (a, b) = (d.path().join("night1"), d.path().join("night2"));
+    write_run(
+        &a,
+        &SynthRun::new("p", 1, vec![SynthVariant::new("patched", 10).hangs(5)]),
+    )
+    .unwrap();
+    write_run(
+        &b,
+        &SynthRun::new("p", 2, vec![SynthVariant::new("patched", 10).hangs(1)]),
+    )
+    .unwrap();
+    let runs = [load_run(&a).unwrap(), load_run(&b).unwrap()];
+    let r = build_report(&runs, &quick()).unwrap();
+    let labels: Vec<&str> = r.variants.iter().map(|v| v.label.as_str()).collect();
+    assert_eq!(labels, ["night1/patched", "night2/patched"]);
+    assert_eq!(r.title, "hilt compare: night1 vs night2");
+    assert_eq!(r.comparisons.len(), 1);
+    assert!(
+        r.verdict.headline.starts_with("night2/patched: 1/10 hangs"),
+        "{}",
+        r.verdict.headline
+    );
+    // The baseline can be named by label; a bare variant name is ambiguous here.
+    let opts = ReportOptions {
+        baseline: Some("night2/patched".into()),
+        ..quick()
+    };
+    assert_eq!(
+        build_report(&runs, &opts).unwrap().comparisons[0].variant,
+        "night1/patched"
+    );
+    let opts = ReportOptions {
+        baseline: Some("patched".into()),
+        ..quick()
+    };
+    assert!(format!("{:#}", build_report(&runs, &opts).unwrap_err()).contains("ambiguous"));
+    let opts = ReportOptions {
+        baseline: Some("nope".into()),
+        ..quick()
+    };
+    assert!(build_report(&runs, &opts).is_err());
+}
+
+#[derive(Default, Debug)]
+struct JunitCounts {
+    suites: usize,
+    cases: usize,
+    failures: usize,
+    errors: usize,
+    skipped: usize,
+    names: Vec<(String, String)>,
+    failure_texts: Vec<String>,
+}
+
+fn parse_junit(xml: &str) -> JunitCounts {
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let mut c = JunitCounts::default();
+    let mut in_failure = false;
+    loop {
+        match reader.read_event().expect("junit.xml is well-formed XML") {
+            Event::Eof => break,
+            Event::Start(e) | Event::Empty(e) => {
+                let attr = |k: &[u8]| {
+                    e.attributes()
+                        .map(|a| a.unwrap())
+                        .find(|a| a.key.as_ref() == k)
+                        .map(|a| a.unescape_value().unwrap().into_owned())
+                        .unwrap_or_default()
+                };
+                match e.name().as_ref() {
+                    b"testsuite" => c.suites += 1,
+                    b"testcase" => {
+                        c.cases += 1;
+                        c.names.push((attr(b"classname"), attr(b"name")));
+                    }
+                    b"failure" => {
+                        c.failures += 1;
+                        in_failure = true;
+                        assert!(!attr(b"message").is_empty());
+                    }
+                    b"error" => c.errors += 1,
+                    b"skipped" => c.skipped += 1,
+                    _ => {}
+                }
+            }
+            Event::Text(t) if in_failure => {
+                c.failure_texts.push(t.unescape().unwrap().into_owned());
+                in_failure = false;
+            }
+            _ => {}
+        }
+    }
+    c
+}
+
+fn non_white_pixels(path: &Path) -> (usize, usize) {
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let px = info.color_type.samples();
+    let mut colours = std::collections::HashSet::new();
+    let mut dark = 0;
+    for p in buf[..info.buffer_size()].chunks(px) {
+        colours.insert((p[0], p[1], p[2]));
+        if p[..3].iter().any(|&c| c < 200) {
+            dark += 1;
+        }
+    }
+    (dark, colours.len())
+}
+
+#[test]
+fn every_output_is_written_and_well_formed() {
+    let d = tempfile::tempdir().unwrap();
+    let run_dir = d.path().join("run");
+    fixed_patch(&run_dir);
+    // Escapes and control characters in a failure excerpt must not break XML or HTML.
+    let results = run_dir.join("results.jsonl");
+    let text = std::fs::read_to_string(&results).unwrap().replacen(
+        "Call trace:",
+        "Call <trace> & \\u001b[31m\\u0007 \\\"q\\\"",
+        1,
+    );
+    std::fs::write(&results, text).unwrap();
+    let r = build_report(&[load_run(&run_dir).unwrap()], &quick()).unwrap();
+    let out = d.path().join("report");
+    write_report(&r, &out).unwrap();
+
+    let junit = parse_junit(&std::fs::read_to_string(out.join("junit.xml")).unwrap());
+    assert_eq!(
+        (
+            junit.suites,
+            junit.cases,
+            junit.failures,
+            junit.errors,
+            junit.skipped
+        ),
+        (2, 16, 8, 1, 0)
+    );
+    assert!(junit
+        .names
+        .contains(&("unpatched".into(), "iteration-0".into())));
+    assert!(junit
+        .names
+        .contains(&("patched".into(), "iteration-7".into())));
+    assert!(
+        junit
+            .failure_texts
+            .iter()
+            .any(|t| t.contains("Call <trace> & ") && !t.contains('\u{7}')),
+        "{:?}",
+        junit.failure_texts
+    );
+
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(json["version"], 1);
+    assert_eq!(json["variants"][0]["counts"]["valid"], 8);
+    assert!(json["comparisons"][0]["fisher_p"].as_f64().unwrap() < 0.001);
+    let back: hilt_reports::Report = serde_json::from_value(json).unwrap();
+    assert_eq!(back.verdict, r.verdict);
+
+    let k: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("kcidb.json")).unwrap()).unwrap();
+    assert_eq!(k["version"]["major"], 5);
+    assert_eq!(k["builds"].as_array().unwrap().len(), 2);
+    let tests = k["tests"].as_array().unwrap();
+    assert_eq!(tests.len(), 16);
+    let status = |s: &str| tests.iter().filter(|t| t["status"] == s).count();
+    assert_eq!((status("PASS"), status("FAIL"), status("ERROR")), (7, 8, 1));
+    for t in tests {
+        assert!(t["id"].as_str().unwrap().starts_with("hilt:"));
+        assert!(k["builds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["id"] == t["build_id"]));
+        assert!(
+            t.as_object().unwrap().values().all(|v| !v.is_null()),
+            "KCIDB allows no nulls at the top of a test: {t}"
+        );
+    }
+
+    let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(md.contains(&r.verdict.headline));
+    assert!(md.contains("| unpatched | `6.1.0-"), "{md}");
+
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert!(html.contains("&lt;trace&gt; &amp;"));
+    assert!(!html.contains("<trace>"));
+    assert!(
+        !html.contains("<?xml"),
+        "inline SVG must not carry an XML declaration"
+    );
+    assert!(
+        !html.contains("src=\"http") && !html.contains("href=\"http"),
+        "the page must be self-contained"
+    );
+    assert_eq!(html.matches("<svg").count(), 4 + r.timelines.len());
+    assert!(html.contains("href=\"../run/iterations/unpatched-000/console.log\""));
+    assert!(html.contains("<td class=\"mono\">erofs_decompress_in_bio_completion</td><td class=\"num\">8/8</td><td class=\"num\">0/7</td>"));
+
+    for f in [
+        "hang_rate",
+        "read_latency",
+        "decompress_latency",
+        "time_to_hang",
+    ] {
+        let (dark, colours) = non_white_pixels(&out.join(format!("plots/{f}.png")));
+        assert!(
+            dark > 2000 && colours > 20,
+            "{f}.png looks blank: {dark} dark pixels, {colours} colours"
+        );
+        assert!(std::fs::read_to_string(out.join(format!("plots/{f}.svg")))
+            .unwrap()
+            .contains("<svg"));
+    }
+}
+
+#[test]
+fn a_real_run_from_the_emulated_board() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/run1");
+    let run = load_run(&dir).unwrap();
+    assert!(run.warnings.is_empty(), "{:?}", run.warnings);
+    assert_eq!(run.records.len(), 4);
+    let opts = ReportOptions {
+        timelines: TimelineSelection::All,
+        ..quick()
+    };
+    let r = build_report(&[run], &opts).unwrap();
+    assert_eq!(
+        r.verdict.headline,
+        "patched: 0/2 hangs [0–66%] vs unpatched 0/2 hangs [0–66%], Fisher p = 1"
+    );
+    assert!(
+        r.verdict.details[0].starts_with("Neither variant hung"),
+        "{:?}",
+        r.verdict.details
+    );
+    let v = &r.variants[0];
+    assert_eq!(v.kernel_package, "linux-image-6.1.0-44-arm64=6.1.164-1");
+    assert_eq!(
+        v.kernel_image_sha256,
+        "542b5bc5cb9afe63ecbcfc54ffcbb11b5f5788939322cf308abd02580605c717"
+    );
+    assert_eq!(
+        r.runs[0].verity_root_hash.as_deref(),
+        Some("5a1f3cd6d28a21beb881141fc5c9a200c91e5ddc4aea59afac0668eab2ad634a")
+    );
+    // The harness's own summary.json and the report agree on the merged percentiles.
+    let lat = v.read_latency.as_ref().unwrap();
+    assert_eq!(
+        (
+            lat.samples,
+            lat.quantile("p50").unwrap().value_us,
+            lat.quantile("p99").unwrap().value_us
+        ),
+        (4777, 3455, 24063)
+    );
+    assert!(v.decompress_latency.is_none(), "not measured by this agent");
+    assert_eq!(r.timelines.len(), 4);
+    assert!(r
+        .timelines
+        .iter()
+        .all(|t| t.points.len() > 10 && t.marks.is_empty()));
+    let out = tempfile::tempdir().unwrap();
+    write_report(&r, out.path()).unwrap();
+    assert!(out.path().join("plots/timeline_unpatched_000.png").exists());
+    assert!(!out.path().join("plots/decompress_latency.png").exists());
+}
+
+#[test]
+fn a_run_that_finished_nothing_says_so() {
+    let d = tempfile::tempdir().unwrap();
+    let mut spec = SynthRun::new(
+        "p",
+        1,
+        vec![SynthVariant::new("a", 3), SynthVariant::new("b", 3)],
+    );
+    spec.stop_after = Some(0);
+    write_run(d.path(), &spec).unwrap();
+    let run = load_run(d.path()).unwrap();
+    assert!(run.records.is_empty());
+    assert!(
+        run.warnings
+            .iter()
+            .any(|w| w.contains("6 of 6 planned iterations have no result")),
+        "{:?}",
+        run.warnings
+    );
+    let r = build_report(&[run], &quick()).unwrap();
+    assert_eq!(
+        r.verdict.headline,
+        "No iteration finished with a kernel verdict yet."
+    );
+    assert_eq!(
+        r.verdict.details,
+        [
+            "a: 0 infrastructure errors, 0 not run, 3 without a result.",
+            "b: 0 infrastructure errors, 0 not run, 3 without a result."
+        ]
+    );
+    let out = d.path().join("report");
+    write_report(&r, &out).unwrap();
+    assert!(out.join("plots/hang_rate.png").exists());
+    assert!(!out.join("plots/time_to_hang.png").exists());
+    let junit = parse_junit(&std::fs::read_to_string(out.join("junit.xml")).unwrap());
+    assert_eq!((junit.cases, junit.skipped), (6, 6));
+    let k: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("kcidb.json")).unwrap()).unwrap();
+    assert!(k["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| t["status"] == "MISS"));
+}
+
+#[test]
+fn a_single_variant_gets_its_rate_and_any_timeline_can_be_asked_for() {
+    let d = tempfile::tempdir().unwrap();
+    write_run(
+        d.path(),
+        &SynthRun::new("p", 9, vec![SynthVariant::new("only", 6).hangs(2)]),
+    )
+    .unwrap();
+    let run = load_run(d.path()).unwrap();
+    let hung = run
+        .records
+        .iter()
+        .find(|r| r.outcome == Outcome::Hang)
+        .unwrap()
+        .iteration;
+    let opts = ReportOptions {
+        timelines: TimelineSelection::Only(vec![("only".into(), hung)]),
+        ..quick()
+    };
+    let r = build_report(&[run], &opts).unwrap();
+    assert!(
+        r.verdict.headline.starts_with("only: 2/6 hangs [9.7–70%]"),
+        "{}",
+        r.verdict.headline
+    );
+    assert!(r.comparisons.is_empty());
+    assert_eq!(r.timelines.len(), 1);
+    assert_eq!(
+        (r.timelines[0].iteration, r.timelines[0].outcome),
+        (hung, Outcome::Hang)
+    );
+}
+
+#[test]
+fn positive_controls_count_in_no_statistic_and_a_missed_one_invalidates_the_run() {
+    let d = tempfile::tempdir().unwrap();
+    let run_dir = d.path().join("run");
+    let spec = SynthRun::new(
+        "p",
+        21,
+        vec![
+            SynthVariant::new("unpatched", 6).hangs(3).control(true),
+            SynthVariant::new("patched", 6).control(false),
+        ],
+    );
+    assert_eq!(
+        spec.order()[0].control.as_deref(),
+        Some("swap_freeze"),
+        "controls run first"
+    );
+    write_run(&run_dir, &spec).unwrap();
+    let run = load_run(&run_dir).unwrap();
+    assert!(run.warnings.is_empty(), "{:?}", run.warnings);
+    assert_eq!(run.records.len(), 14);
+    let opts = ReportOptions {
+        timelines: TimelineSelection::All,
+        ..quick()
+    };
+    let r = build_report(&[run], &opts).unwrap();
+    assert_eq!(
+        (r.variants[0].counts.valid, r.variants[0].counts.hangs),
+        (6, 3),
+        "the control's hang is not counted"
+    );
+    assert_eq!(r.iterations.len(), 12);
+    assert_eq!(r.valid, Some(false));
+    assert_eq!(r.verdict.headline, "RUN INVALID: positive control not detected (swap_freeze on patched): no hang count of this run can be trusted.");
+    assert!(
+        r.verdict.details[0].starts_with("patched: 0/6 hangs"),
+        "{:?}",
+        r.verdict.details
+    );
+    let detected: Vec<(&str, bool)> = r
+        .controls
+        .iter()
+        .map(|c| (c.label.as_str(), c.detected))
+        .collect();
+    assert_eq!(detected, [("unpatched", true), ("patched", false)]);
+    // Iteration 0 shares (variant, iteration) with the control in
+    // events.jsonl: its timeline must hold its own boot only.
+    for t in &r.timelines {
+        assert!(
+            t.points.windows(2).all(|w| w[0].t_s < w[1].t_s),
+            "{} #{} mixes two boots",
+            t.label,
+            t.iteration
+        );
+        let rec = r
+            .iterations
+            .iter()
+            .find(|i| i.label == t.label && i.iteration == t.iteration)
+            .unwrap();
+        assert_eq!(t.outcome, rec.outcome);
+    }
+    assert_eq!(r.timelines.len(), 12);
+
+    let out = d.path().join("report");
+    write_report(&r, &out).unwrap();
+    let junit = parse_junit(&std::fs::read_to_string(out.join("junit.xml")).unwrap());
+    assert_eq!((junit.suites, junit.cases, junit.failures), (3, 14, 3 + 1));
+    assert!(junit
+        .names
+        .contains(&("patched".into(), "control-swap_freeze".into())));
+    let k: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("kcidb.json")).unwrap()).unwrap();
+    let ctl: Vec<&str> = k["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["path"].as_str().unwrap().ends_with("control_swap_freeze"))
+        .map(|t| t["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(ctl, ["PASS", "FAIL"]);
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert!(html.contains("class=\"verdict bad\""));
+    assert!(html.contains("swap_freeze on patched: NOT DETECTED"));
+
+    // Detected everywhere: the run is valid and says so.
+    let ok_dir = d.path().join("ok");
+    write_run(
+        &ok_dir,
+        &SynthRun::new(
+            "p",
+            22,
+            vec![
+                SynthVariant::new("a", 3).control(true),
+                SynthVariant::new("b", 3).control(true),
+            ],
+        ),
+    )
+    .unwrap();
+    let r = build_report(&[load_run(&ok_dir).unwrap()], &quick()).unwrap();
+    assert_eq!(r.valid, Some(true));
+    assert!(
+        r.verdict
+            .details
+            .iter()
+            .any(|d| d
+                .starts_with("Positive controls detected (swap_freeze on a, swap_freeze on b)")),
+        "{:?}",
+        r.verdict.details
+    );
+}

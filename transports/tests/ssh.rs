@@ -1,0 +1,334 @@
+//! SSH against a real OpenSSH sshd on loopback, started per test with its
+//! own host key, authorized_keys and configuration.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{free_port, require, wait_port, Peer};
+use hilt_transports::ssh::{ExecChunk, Secret, SshConfig, SshError, SshSession};
+use tokio::sync::mpsc;
+
+const T: Duration = Duration::from_secs(10);
+
+struct Sshd {
+    _peer: Peer,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+fn keygen(path: &Path, kind: &str, passphrase: &str) {
+    let out = Command::new(require("ssh-keygen", "openssh-client"))
+        .args(["-q", "-t", kind, "-N", passphrase, "-C", "hilt-test", "-f"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ssh-keygen: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn user() -> String {
+    let out = Command::new("id").arg("-un").output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// sshd with a fresh host key, and client keys id_ed25519 and id_locked
+/// (ed25519 with a passphrase) authorized; id_stranger is not.
+fn sshd() -> Sshd {
+    let bin = require("sshd", "openssh-server");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    keygen(&d.join("host_ed25519"), "ed25519", "");
+    keygen(&d.join("id_ed25519"), "ed25519", "");
+    keygen(&d.join("id_locked"), "ed25519", "correct horse");
+    keygen(&d.join("id_stranger"), "ed25519", "");
+    let mut auth = String::new();
+    for k in ["id_ed25519", "id_locked"] {
+        auth += &std::fs::read_to_string(d.join(format!("{k}.pub"))).unwrap();
+    }
+    std::fs::write(d.join("authorized_keys"), auth).unwrap();
+    let port = free_port();
+    let cfg = format!(
+        "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_ed25519\nPidFile {d}/sshd.pid\n\
+         AuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nPasswordAuthentication no\n\
+         KbdInteractiveAuthentication no\nUsePAM no\nPermitRootLogin prohibit-password\n\
+         Subsystem sftp internal-sftp\nLogLevel ERROR\n",
+        d = d.display()
+    );
+    std::fs::write(d.join("sshd_config"), cfg).unwrap();
+    // sshd refuses to start without its privilege separation directory,
+    // which only the openssh-server service creates.
+    let _ = std::fs::create_dir_all("/run/sshd");
+    let mut peer = Peer::spawn(
+        "sshd",
+        Command::new(bin)
+            .args(["-D", "-e", "-f"])
+            .arg(d.join("sshd_config")),
+    );
+    wait_port(port, T);
+    peer.assert_alive();
+    Sshd {
+        _peer: peer,
+        dir,
+        port,
+    }
+}
+
+impl Sshd {
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn config(&self, key: &str) -> SshConfig {
+        SshConfig::new(
+            "127.0.0.1",
+            self.port,
+            &user(),
+            self.path(key),
+            self.path("known_hosts"),
+        )
+    }
+
+    /// The line ssh-keyscan would add, from the host key itself.
+    fn trust(&self) {
+        let pubkey = std::fs::read_to_string(self.path("host_ed25519.pub")).unwrap();
+        let mut it = pubkey.split_whitespace();
+        let line = format!(
+            "[127.0.0.1]:{} {} {}\n",
+            self.port,
+            it.next().unwrap(),
+            it.next().unwrap()
+        );
+        std::fs::write(self.path("known_hosts"), line).unwrap();
+    }
+}
+
+async fn run(s: &SshSession, cmd: &str) -> (i32, Vec<(Instant, ExecChunk)>) {
+    let (tx, mut rx) = mpsc::channel(64);
+    let collect = tokio::spawn(async move {
+        let mut v = Vec::new();
+        while let Some(c) = rx.recv().await {
+            v.push((Instant::now(), c));
+        }
+        v
+    });
+    let status = s.exec(cmd, T, tx).await.unwrap();
+    (status, collect.await.unwrap())
+}
+
+fn joined(chunks: &[(Instant, ExecChunk)], stderr: bool) -> String {
+    let mut s = Vec::new();
+    for (_, c) in chunks {
+        match (c, stderr) {
+            (ExecChunk::Stdout(b), false) | (ExecChunk::Stderr(b), true) => s.extend(b),
+            _ => {}
+        }
+    }
+    String::from_utf8(s).unwrap()
+}
+
+#[tokio::test]
+async fn unknown_host_key_is_an_error_that_says_how_to_add_it() {
+    let d = sshd();
+    let err = SshSession::connect(&d.config("id_ed25519"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SshError::UnknownHostKey { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&format!("ssh-keyscan -p {} 127.0.0.1 >>", d.port)),
+        "{msg}"
+    );
+    assert!(msg.contains("SHA256:"), "{msg}");
+    assert!(
+        !d.path("known_hosts").exists(),
+        "known_hosts must not be written without accept_new"
+    );
+}
+
+#[tokio::test]
+async fn accept_new_adds_the_key_once_and_then_it_is_checked() {
+    let d = sshd();
+    let mut cfg = d.config("id_ed25519");
+    cfg.accept_new = true;
+    SshSession::connect(&cfg).await.unwrap();
+    let kh = std::fs::read_to_string(d.path("known_hosts")).unwrap();
+    assert!(
+        kh.starts_with(&format!("[127.0.0.1]:{} ssh-ed25519 ", d.port)),
+        "{kh}"
+    );
+    // OpenSSH's own tools agree the entry is for this host.
+    let out = Command::new("ssh-keygen")
+        .args(["-F", &format!("[127.0.0.1]:{}", d.port), "-f"])
+        .arg(d.path("known_hosts"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ssh-keygen -F did not find the added entry"
+    );
+    cfg.accept_new = false;
+    SshSession::connect(&cfg).await.unwrap();
+    assert_eq!(
+        std::fs::read_to_string(d.path("known_hosts")).unwrap(),
+        kh,
+        "nothing added the second time"
+    );
+}
+
+#[tokio::test]
+async fn changed_host_key_is_refused_even_with_accept_new() {
+    let d = sshd();
+    keygen(&d.path("other_host"), "ed25519", "");
+    let other = std::fs::read_to_string(d.path("other_host.pub")).unwrap();
+    let mut it = other.split_whitespace();
+    let line = format!(
+        "[127.0.0.1]:{} {} {}\n",
+        d.port,
+        it.next().unwrap(),
+        it.next().unwrap()
+    );
+    std::fs::write(d.path("known_hosts"), &line).unwrap();
+    let mut cfg = d.config("id_ed25519");
+    cfg.accept_new = true;
+    let err = SshSession::connect(&cfg).await.unwrap_err();
+    assert!(matches!(err, SshError::ChangedHostKey { .. }), "{err}");
+    assert!(err.to_string().contains("ssh-keygen -R"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(d.path("known_hosts")).unwrap(),
+        line
+    );
+}
+
+#[tokio::test]
+async fn ed25519_exec_streams_output_and_exit_status() {
+    let d = sshd();
+    d.trust();
+    let s = SshSession::connect(&d.config("id_ed25519")).await.unwrap();
+    let t0 = Instant::now();
+    let (status, chunks) = run(
+        &s,
+        "printf out1; printf err1 >&2; sleep 0.5; printf out2; exit 7",
+    )
+    .await;
+    let total = t0.elapsed();
+    assert_eq!(status, 7);
+    assert_eq!(joined(&chunks, false), "out1out2");
+    assert_eq!(joined(&chunks, true), "err1");
+    // Streamed: the first chunk arrived before the command's sleep ended.
+    let first = chunks.first().unwrap().0.duration_since(t0);
+    assert!(
+        first + Duration::from_millis(300) < total,
+        "first chunk at {first:?} of {total:?}"
+    );
+    // The session is reusable.
+    let (status, chunks) = run(&s, "true").await;
+    assert_eq!((status, chunks.len()), (0, 0));
+}
+
+#[tokio::test]
+async fn rsa_key_and_argv_quoting() {
+    let d = sshd();
+    d.trust();
+    // RSA keys take a while to make: only this test has one.
+    keygen(&d.path("id_rsa"), "rsa", "");
+    let mut auth = std::fs::read_to_string(d.path("authorized_keys")).unwrap();
+    auth += &std::fs::read_to_string(d.path("id_rsa.pub")).unwrap();
+    std::fs::write(d.path("authorized_keys"), auth).unwrap();
+    let s = SshSession::connect(&d.config("id_rsa")).await.unwrap();
+    let (tx, mut rx) = mpsc::channel(16);
+    let status = s
+        .exec_argv(
+            &["printf", "%s|", "a b", "it's", "$HOME", "$(echo no)"],
+            T,
+            tx,
+        )
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    while let Some(ExecChunk::Stdout(b)) = rx.recv().await {
+        out.extend(b);
+    }
+    assert_eq!(status, 0);
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "a b|it's|$HOME|$(echo no)|"
+    );
+}
+
+#[tokio::test]
+async fn passphrase_protected_key() {
+    let d = sshd();
+    d.trust();
+    let mut cfg = d.config("id_locked");
+    let err = SshSession::connect(&cfg).await.unwrap_err();
+    assert!(matches!(err, SshError::Auth(_)), "{err}");
+    cfg.passphrase = Some(Secret::new("correct horse"));
+    assert!(!format!("{cfg:?}").contains("correct horse"));
+    let s = SshSession::connect(&cfg).await.unwrap();
+    let (status, out, _) = s.output("echo ok", T).await.unwrap();
+    assert_eq!((status, out.as_slice()), (0, &b"ok\n"[..]));
+}
+
+#[tokio::test]
+async fn unauthorized_key_says_where_it_should_be() {
+    let d = sshd();
+    d.trust();
+    let err = SshSession::connect(&d.config("id_stranger"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SshError::Auth(_)), "{err}");
+    assert!(err.to_string().contains("authorized_keys"), "{err}");
+}
+
+#[tokio::test]
+async fn push_writes_and_reads_back_the_same_bytes() {
+    let d = sshd();
+    d.trust();
+    let s = SshSession::connect(&d.config("id_ed25519")).await.unwrap();
+    let data: Vec<u8> = (0..3 * 1024 * 1024 + 17)
+        .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let local = d.path("payload.bin");
+    std::fs::write(&local, &data).unwrap();
+    let remote = d.path("pushed.bin");
+    let sum = s
+        .push(&local, remote.to_str().unwrap(), 0o640)
+        .await
+        .unwrap();
+    use sha2::Digest;
+    assert_eq!(sum, hex::encode(sha2::Sha256::digest(&data)));
+    // The board is this machine: look at the file itself.
+    assert_eq!(std::fs::read(&remote).unwrap(), data);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&remote).unwrap().permissions().mode() & 0o777,
+        0o640
+    );
+    let err = s
+        .push_bytes(vec![1], "/nonexistent-dir/x", 0o644)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("creating /nonexistent-dir/x"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn exec_timeout_is_an_error() {
+    let d = sshd();
+    d.trust();
+    let s = SshSession::connect(&d.config("id_ed25519")).await.unwrap();
+    let (tx, _rx) = mpsc::channel(16);
+    let err = s
+        .exec("sleep 5", Duration::from_millis(500), tx)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("still running"), "{err}");
+}

@@ -1,0 +1,173 @@
+//! The U-Boot driver against real U-Boot (Debian's u-boot-qemu build for
+//! qemu_arm64) on the emulated board, its console on a QEMU telnet
+//! chardev, TFTP from QEMU's built-in server (inside QEMU's user-mode
+//! network: no traffic leaves the process).
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{require, Peer};
+use hilt_transports::console::TelnetConsole;
+use hilt_transports::uboot::{BlockInterface, Network, TftpBoot, UBoot, UBootConfig, UBootError};
+use tokio::io::AsyncReadExt;
+
+const UBOOT_BIN: &str = "/usr/lib/u-boot/qemu_arm64/u-boot.bin";
+const T: Duration = Duration::from_secs(30);
+
+fn payload(n: usize, seed: u32) -> Vec<u8> {
+    (0..n as u32)
+        .map(|i| (i.wrapping_add(seed).wrapping_mul(2_654_435_761) >> 9) as u8)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uboot_on_the_emulated_board() {
+    let qemu = require("qemu-system-aarch64", "qemu-system-arm");
+    assert!(
+        std::path::Path::new(UBOOT_BIN).exists(),
+        "{UBOOT_BIN} is missing: apt-get install -y u-boot-qemu"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let tftp = dir.path().join("tftp");
+    std::fs::create_dir(&tftp).unwrap();
+    let image = payload(70_001, 1);
+    std::fs::write(tftp.join("image.bin"), &image).unwrap();
+    std::fs::write(tftp.join("initrd.bin"), payload(5_000, 2)).unwrap();
+    let disk = dir.path().join("disk.img");
+    std::fs::write(&disk, vec![0u8; 1 << 20]).unwrap();
+    let sock = dir.path().join("console.sock");
+    let _qemu = Peer::spawn(
+        "qemu-system-aarch64",
+        Command::new(qemu)
+            .args([
+                "-M",
+                "virt",
+                "-cpu",
+                "cortex-a53",
+                "-m",
+                "256",
+                "-bios",
+                UBOOT_BIN,
+                "-display",
+                "none",
+                "-monitor",
+                "none",
+            ])
+            .arg("-chardev")
+            .arg(format!(
+                "socket,id=c,path={},server=on,wait=on,telnet=on",
+                sock.display()
+            ))
+            .args(["-serial", "chardev:c"])
+            .arg("-netdev")
+            .arg(format!("user,id=n0,restrict=on,tftp={}", tftp.display()))
+            .args(["-device", "virtio-net-device,netdev=n0"])
+            .arg("-drive")
+            .arg(format!("if=none,id=d0,format=raw,file={}", disk.display()))
+            .args(["-device", "virtio-blk-device,drive=d0"])
+            .stdout(Stdio::null()),
+    );
+    let t0 = Instant::now();
+    let stream = loop {
+        match tokio::net::UnixStream::connect(&sock).await {
+            Ok(s) => break s,
+            Err(_) if t0.elapsed() < T => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(e) => panic!("QEMU's console socket: {e}"),
+        }
+    };
+    let cfg = UBootConfig {
+        stop_timeout: T,
+        command_timeout: T,
+        ..Default::default()
+    };
+    let mut u = UBoot::new(TelnetConsole::new(stream), cfg);
+    u.stop_autoboot().await.unwrap();
+    assert!(String::from_utf8_lossy(u.transcript()).contains("Hit any key to stop autoboot"));
+
+    let version = u.run("version").await.unwrap();
+    assert!(version.starts_with("U-Boot 20"), "{version:?}");
+    assert!(u.getenv("fdtcontroladdr").await.unwrap().is_some());
+    assert_eq!(u.getenv("hilt_unset").await.unwrap(), None);
+    u.setenv("hilt_test", "a b  c").await.unwrap();
+    assert_eq!(
+        u.getenv("hilt_test").await.unwrap().as_deref(),
+        Some("a b  c")
+    );
+    // Longer than a command line: built up in pieces.
+    // Under U-Boot's print buffer (CONFIG_SYS_PBSIZE), which cuts longer lines.
+    let long: Vec<String> = (0..30).map(|i| format!("opt{i}=v{i}")).collect();
+    let long = long.join(" ");
+    assert!(long.len() > 255);
+    u.setenv("bootargs", &long).await.unwrap();
+    assert_eq!(
+        u.getenv("bootargs").await.unwrap().as_deref(),
+        Some(long.as_str())
+    );
+    let err = u.run_checked("test 1 -eq 2").await.unwrap_err();
+    assert!(matches!(err, UBootError::Failed { status: 1, .. }), "{err}");
+
+    // TFTP from QEMU's server, with a static address, then DHCP.
+    for (n, v) in [
+        ("ipaddr", "10.0.2.15"),
+        ("netmask", "255.255.255.0"),
+        ("serverip", "10.0.2.2"),
+    ] {
+        u.setenv(n, v).await.unwrap();
+    }
+    assert_eq!(
+        u.tftp("kernel_addr_r", "image.bin", T).await.unwrap(),
+        image.len() as u64
+    );
+    let err = u.tftp("kernel_addr_r", "missing.bin", T).await.unwrap_err();
+    assert!(err.to_string().contains("File not found"), "{err}");
+
+    // Write what was loaded to the virtio disk, at block 8.
+    u.block_write(
+        BlockInterface::Virtio,
+        0,
+        "kernel_addr_r",
+        8,
+        image.len() as u64,
+        T,
+    )
+    .await
+    .unwrap();
+    let written = std::fs::read(&disk).unwrap();
+    assert_eq!(&written[8 * 512..8 * 512 + image.len()], &image[..]);
+
+    // The whole boot sequence; the "kernel" is not one, so booti refuses it
+    // and says so, which shows every step before it worked.
+    let boot = TftpBoot {
+        network: Network::Dhcp { serverip: None },
+        kernel: "image.bin".into(),
+        initrd: Some("initrd.bin".into()),
+        dtb: None,
+        bootargs: "console=ttyAMA0 panic=-1".into(),
+    };
+    u.tftp_boot(&boot, T).await.unwrap();
+    u.expect("Bad Linux ARM64 Image magic", T).await.unwrap();
+    u.sync().await.unwrap();
+    assert_eq!(
+        u.getenv("filesize").await.unwrap().as_deref(),
+        Some("1388"),
+        "initrd was loaded last"
+    );
+    let transcript = String::from_utf8_lossy(u.transcript()).into_owned();
+    assert!(
+        transcript.contains("DHCP client bound to address"),
+        "{transcript}"
+    );
+    assert!(
+        transcript.contains("booti ${kernel_addr_r} ${ramdisk_addr_r}:0x1388 ${fdtcontroladdr}"),
+        "{transcript}"
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        t0.elapsed()
+    );
+    let mut rest = [0u8; 1];
+    let _ = tokio::time::timeout(Duration::from_millis(10), u.into_console().read(&mut rest)).await;
+}

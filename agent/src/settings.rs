@@ -51,8 +51,12 @@ pub fn apply(k: &KernelSettings) -> io::Result<(Saved, String)> {
     Ok((Saved(saved), detail.join(", ")))
 }
 
+/// Restores everything but sysrq: the host may still need it after the
+/// workloads end (a silent board gets BREAK + sysrq until power-off).
 pub fn restore(s: &Saved) {
     for (path, old) in &s.0 {
-        let _ = sys::write_attr(path, old);
+        if *path != "/proc/sys/kernel/sysrq" {
+            let _ = sys::write_attr(path, old);
+        }
     }
 }

@@ -61,6 +61,10 @@ enum Cmd {
     Check { plan: PathBuf },
     /// Fetch and build everything a plan needs (kernels, initramfs, images).
     Fetch { plan: PathBuf },
+    /// List the known boards (boards/*.yaml).
+    Boards,
+    /// Check that a connected board answers on every transport its file declares.
+    Doctor { board: String },
     /// Find kernel reports (hangs, lockups, oopses...) in a log file.
     Parse {
         log: PathBuf,
@@ -111,6 +115,71 @@ pub fn main() -> i32 {
             Ok(exit::OK)
         }),
         Cmd::Parse { log, json } => parse(&log, json),
+        Cmd::Boards => boards(),
+        Cmd::Doctor { board } => doctor(&board),
+    }
+}
+
+fn home() -> std::path::PathBuf {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    cwd.ancestors().find(|d| d.join("boards").is_dir()).map(|d| d.to_path_buf()).unwrap_or(cwd)
+}
+
+fn boards() -> i32 {
+    let known = crate::board::doctor::known(&home());
+    if known.is_empty() {
+        eprintln!("error: no boards/ directory here or above");
+        return exit::BAD_INPUT;
+    }
+    println!("{:<16} {:<16} {:<48} {:<20} {:<14} {}", "board", "soc", "console", "power", "agent", "flash");
+    let mut code = exit::OK;
+    for (path, b) in known {
+        match b {
+            Ok(b) => {
+                let [soc, console, power, agent, flash] = crate::board::doctor::describe(&b);
+                println!("{:<16} {soc:<16} {console:<48} {power:<20} {agent:<14} {flash}", b.name);
+            }
+            Err(e) => {
+                println!("{:<16} invalid: {e}", path.file_stem().unwrap_or_default().to_string_lossy());
+                code = exit::BAD_INPUT;
+            }
+        }
+    }
+    code
+}
+
+fn doctor(board: &str) -> i32 {
+    let home = home();
+    let path = plan::reference(&home, &home.join("boards").join("x"), "boards", board);
+    let b = match plan::load_board(&path) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::BAD_INPUT;
+        }
+    };
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::INFRA;
+        }
+    };
+    let results = rt.block_on(crate::board::doctor::check(&b));
+    let mut ok = true;
+    for (what, r) in results {
+        match r {
+            Ok(d) => println!("ok    {what}: {d}"),
+            Err(e) => {
+                ok = false;
+                println!("FAIL  {what}: {e}");
+            }
+        }
+    }
+    if ok {
+        exit::OK
+    } else {
+        exit::INFRA
     }
 }
 

@@ -19,8 +19,15 @@ mount -t tmpfs tmpfs /tmp
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
 echo "hilt-init: loading modules"
+# Like modprobe, hand each module its <module>.<param>= arguments from the
+# kernel command line: insmod alone does not (ramoops needs its region).
 while read -r m; do
-  insmod "/lib/modules/$m" || echo "hilt-init: insmod $m failed"
+  name=${m%.ko}
+  set --
+  for a in $(cat /proc/cmdline); do
+    case "$a" in "$name".*) set -- "$@" "${a#"$name".}" ;; esac
+  done
+  insmod "/lib/modules/$m" "$@" || echo "hilt-init: insmod $m failed"
 done < /etc/hilt/modules
 # After the modules: ramoops is one of them.
 mount -t pstore pstore /sys/fs/pstore 2>/dev/null

@@ -118,7 +118,9 @@ impl Launch {
                 a.push("-serial".into());
                 a.push("chardev:con0".into());
             }
-            ConsoleCfg::QemuPty => {
+            // A pty, or a board file naming a real UART (rejected by the
+            // plan checks before this), gets QEMU's pty.
+            _ => {
                 a.push("-serial".into());
                 a.push("pty".into());
             }

@@ -16,8 +16,18 @@ use super::Console;
 #[derive(Debug)]
 pub enum ConsoleNote {
     Activity(Instant),
+    /// The board's init says its agent exited, with this status.
+    AgentExited(String),
     Kernel(Box<Event>),
     Closed(String),
+}
+
+/// Printed by the initramfs' /init (artifacts/initramfs.rs) when the agent
+/// process ends.
+pub const AGENT_EXITED: &[u8] = b"hilt-init: agent exited with status";
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 /// What the iteration loop asks of the console.
@@ -51,8 +61,9 @@ impl Recorder {
         })
     }
 
-    /// Records a chunk and returns the kernel reports it completed.
-    pub fn record(&mut self, chunk: &[u8]) -> Vec<Event> {
+    /// Records a chunk and returns the kernel reports it completed, and
+    /// whether init reported the agent's exit.
+    pub fn record(&mut self, chunk: &[u8]) -> (Vec<Event>, Option<String>) {
         let ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
         // A full disk must not end the iteration: keep parsing, report once.
         let res = self.log.write_all(chunk).and_then(|_| writeln!(self.ts, "{} {ms}", self.offset));
@@ -61,15 +72,21 @@ impl Recorder {
         }
         self.offset += chunk.len() as u64;
         let mut events = Vec::new();
+        let mut exited = None;
         for &b in chunk {
             if b == b'\n' {
+                // The virtio-serial socket stays open when the guest side
+                // closes, so init's word is how the host learns of it.
+                if let Some(pos) = find(&self.line, AGENT_EXITED) {
+                    exited = Some(String::from_utf8_lossy(&self.line[pos + AGENT_EXITED.len()..]).trim().to_string());
+                }
                 events.extend(self.parser.push_line(&self.line));
                 self.line.clear();
             } else if self.line.len() < 4096 {
                 self.line.push(b);
             }
         }
-        events
+        (events, exited)
     }
 
     pub fn flush_parser(&mut self) -> Vec<Event> {
@@ -109,8 +126,12 @@ pub async fn run(
                 }
                 Ok(n) => {
                     let _ = notes.send(ConsoleNote::Activity(Instant::now()));
-                    for e in rec.record(&buf[..n]) {
+                    let (events, exited) = rec.record(&buf[..n]);
+                    for e in events {
                         let _ = notes.send(ConsoleNote::Kernel(Box::new(e)));
+                    }
+                    if let Some(status) = exited {
+                        let _ = notes.send(ConsoleNote::AgentExited(status));
                     }
                 }
             },

@@ -60,6 +60,13 @@ pub fn reference(home: &Path, referrer: &Path, dir: &str, value: &str) -> PathBu
     }
 }
 
+/// A board file on its own, loaded and checked.
+pub fn load_board(path: &Path) -> Result<BoardFile, PlanError> {
+    let b = load::<BoardFile>(path)?;
+    validate::board(path, &b)?;
+    Ok(b.value)
+}
+
 pub fn resolve(path: &Path) -> Result<ResolvedPlan, PlanError> {
     let loaded = load::<Plan>(path)?;
     let home = home_for(path);

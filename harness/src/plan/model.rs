@@ -255,11 +255,14 @@ pub struct TimeoutsCfg {
     pub setup_s: u64,
     /// Grace after the workloads' duration for the agent to say it is done.
     pub finish_s: u64,
+    /// A board with this many infrastructure errors in a row is
+    /// quarantined: no more iterations run on it in this run.
+    pub quarantine_after: u32,
 }
 
 impl Default for TimeoutsCfg {
     fn default() -> Self {
-        Self { boot_s: 120, setup_s: 120, finish_s: 60 }
+        Self { boot_s: 120, setup_s: 120, finish_s: 60, quarantine_after: 3 }
     }
 }
 
@@ -318,10 +321,85 @@ pub struct BoardFile {
     pub description: String,
     pub arch: Arch,
     pub soc: Option<String>,
+    #[serde(with = "serde_yaml_ng::with::singleton_map")]
     pub console: ConsoleCfg,
+    #[serde(with = "serde_yaml_ng::with::singleton_map")]
     pub power: PowerCfg,
     pub agent: AgentChannelCfg,
     pub qemu: Option<QemuCfg>,
+    /// Network and USB transports the board offers besides its console.
+    #[serde(default)]
+    pub ssh: Option<SshCfg>,
+    #[serde(default)]
+    pub adb: Option<AdbCfg>,
+    #[serde(default)]
+    pub fastboot: Option<FastbootCfg>,
+    #[serde(default)]
+    pub uboot: Option<UbootCfg>,
+    /// How images reach the board's storage.
+    #[serde(default, with = "serde_yaml_ng::with::singleton_map")]
+    pub flash: Option<FlashCfg>,
+    /// Partition names to device nodes on the board.
+    #[serde(default)]
+    pub partitions: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SshCfg {
+    pub host: String,
+    #[serde(default = "default_ssh_port")]
+    pub port: u16,
+    pub user: String,
+    /// Private key file; `~` is the user's home.
+    pub key: String,
+    /// known_hosts file checked for the board's host key (never skipped).
+    pub known_hosts: String,
+}
+
+fn default_ssh_port() -> u16 {
+    22
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdbCfg {
+    /// Device serial as adb lists it (USB), or host:port for adb over TCP.
+    pub serial: String,
+    /// The adb server to use (default 127.0.0.1:5037).
+    pub server: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FastbootCfg {
+    /// USB serial, or `tcp:HOST:PORT`.
+    pub target: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UbootCfg {
+    pub prompt: String,
+    /// What to send to stop autoboot.
+    pub interrupt: String,
+    /// The text U-Boot prints while counting down.
+    pub autoboot_text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlashCfg {
+    /// fastboot flash <partition>.
+    Fastboot { partition: String },
+    /// dd over SSH to a partition, read back and compared by sha256.
+    SshDd { partition: String },
+    /// dd over adb to a partition, read back and compared by sha256.
+    AdbDd { partition: String },
+    /// tftpboot into RAM, then mmc write at a block offset.
+    UbootMmc { mmc_dev: u32, start_block: u64 },
+    /// The emulated board's disks are the images themselves.
+    QemuDisks,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -337,6 +415,36 @@ pub enum ConsoleCfg {
     QemuTelnet,
     /// QEMU's serial on a pty (no BREAK: the kernel never sees one).
     QemuPty,
+    /// A local UART, e.g. a USB serial adapter.
+    Serial {
+        /// Prefer a stable /dev/serial/by-id/ path: it survives re-enumeration.
+        device: String,
+        /// ser2net notation: "115200n81", optionally ",rtscts".
+        #[serde(default = "default_line")]
+        line: String,
+    },
+    /// A UART behind ser2net.
+    Ser2net {
+        host: String,
+        port: u16,
+        #[serde(default)]
+        protocol: Ser2netProtocol,
+    },
+}
+
+fn default_line() -> String {
+    "115200n81".into()
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ser2netProtocol {
+    /// telnet with COM-PORT-OPTION: line settings and BREAK.
+    #[default]
+    Rfc2217,
+    Telnet,
+    /// Raw TCP: no BREAK.
+    Raw,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -344,6 +452,19 @@ pub enum ConsoleCfg {
 pub enum PowerCfg {
     /// Power on starts the QEMU process, power off kills it.
     Qemu,
+    /// Commands run without a shell (uhubctl, a relay CLI, a PDU client).
+    Command {
+        on: Vec<String>,
+        off: Vec<String>,
+        #[serde(default)]
+        cycle: Option<Vec<String>>,
+    },
+    /// A 16c0:05df HID relay board.
+    UsbRelay {
+        #[serde(default)]
+        serial: Option<String>,
+        relay: u8,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -351,6 +472,13 @@ pub enum PowerCfg {
 pub enum AgentChannelCfg {
     /// A virtio-serial port, separate from the UART.
     VirtioSerial,
+    /// The UART itself, shared with printk: records are framed and
+    /// checksummed, so they survive the interleaving.
+    Console,
+    /// The agent's stdio over SSH.
+    Ssh,
+    /// The agent's stdio over adb shell.
+    Adb,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -129,6 +129,7 @@ pub fn plan(file: &Path, doc: &Loaded<Plan>, board: &BoardFile, workloads: &[Wor
     c.range("timeouts.boot_s", p.timeouts.boot_s, 5, 3600)?;
     c.range("timeouts.setup_s", p.timeouts.setup_s, 5, 3600)?;
     c.range("timeouts.finish_s", p.timeouts.finish_s, 5, 3600)?;
+    c.range("timeouts.quarantine_after", p.timeouts.quarantine_after, 1, 1000)?;
     for (i, s) in p.signatures.iter().enumerate() {
         if !is_name(&s.name) {
             return Err(c.fail(&format!("signatures[{i}].name"), "expected 1-64 characters from [A-Za-z0-9._-]"));
@@ -158,7 +159,39 @@ pub fn board(file: &Path, doc: &Loaded<BoardFile>) -> Result<(), PlanError> {
     if !is_name(&b.name) {
         return Err(c.fail("name", "expected 1-64 characters from [A-Za-z0-9._-]"));
     }
-    let qemu_parts = matches!(b.power, PowerCfg::Qemu) || matches!(b.console, ConsoleCfg::QemuTelnet | ConsoleCfg::QemuPty);
+    if let ConsoleCfg::Serial { line, .. } = &b.console {
+        if line.parse::<hilt_transports::console::LineSettings>().is_err() {
+            return Err(c.fail("console.serial.line", format!("{line:?}: expected ser2net line notation such as 115200n81 or 1500000n81,rtscts")));
+        }
+    }
+    if let PowerCfg::Command { on, off, .. } = &b.power {
+        if on.is_empty() || off.is_empty() {
+            return Err(c.fail("power.command", "expected `on` and `off` as argument lists, e.g. [uhubctl, -l, 1-1, -p, 2, -a, on]"));
+        }
+    }
+    if matches!(b.agent, AgentChannelCfg::Ssh) && b.ssh.is_none() {
+        return Err(c.fail("agent", "agent: ssh needs an `ssh:` section"));
+    }
+    if matches!(b.agent, AgentChannelCfg::Adb) && b.adb.is_none() {
+        return Err(c.fail("agent", "agent: adb needs an `adb:` section"));
+    }
+    match &b.flash {
+        Some(FlashCfg::Fastboot { .. }) if b.fastboot.is_none() => return Err(c.fail("flash", "flash: fastboot needs a `fastboot:` section")),
+        Some(FlashCfg::SshDd { .. }) if b.ssh.is_none() => return Err(c.fail("flash", "flash: ssh_dd needs an `ssh:` section")),
+        Some(FlashCfg::AdbDd { .. }) if b.adb.is_none() => return Err(c.fail("flash", "flash: adb_dd needs an `adb:` section")),
+        Some(FlashCfg::UbootMmc { .. }) if b.uboot.is_none() => return Err(c.fail("flash", "flash: uboot_mmc needs a `uboot:` section")),
+        _ => {}
+    }
+    if let Some(FlashCfg::Fastboot { partition } | FlashCfg::SshDd { partition } | FlashCfg::AdbDd { partition }) = &b.flash {
+        if !b.partitions.contains_key(partition) && !matches!(b.flash, Some(FlashCfg::Fastboot { .. })) {
+            return Err(c.fail("flash", format!("partition {partition:?} is not in `partitions:`")));
+        }
+    }
+    let qemu_console = matches!(b.console, ConsoleCfg::QemuTelnet | ConsoleCfg::QemuPty);
+    if matches!(b.power, PowerCfg::Qemu) != qemu_console {
+        return Err(c.fail("console", "an emulated board needs power: qemu with a qemu_telnet or qemu_pty console, and a real board neither"));
+    }
+    let qemu_parts = matches!(b.power, PowerCfg::Qemu) || qemu_console;
     match &b.qemu {
         None if qemu_parts => Err(c.fail("qemu", "a board with QEMU power or console needs a `qemu:` section")),
         Some(q) => {

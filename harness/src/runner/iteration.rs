@@ -109,41 +109,17 @@ pub async fn run(input: IterationInput<'_>, mut cancel: watch::Receiver<bool>) -
     let cpu0 = host_cpu_ms();
     let p = &input.plan.plan;
     let mut st = State {
-        rec: IterationRecord {
-            version: RESULTS_VERSION,
-            variant: input.variant.to_string(),
-            iteration: input.iteration,
-            board: input.plan.board.name.clone(),
-            outcome: Outcome::NotRun,
-            detail: String::new(),
-            failure: None,
-            kernel_events: vec![],
-            kernel_release: None,
-            started_at: chrono::Utc::now().to_rfc3339(),
-            wall_ms: 0,
-            boot_ms: None,
-            reads: 0,
-            bytes_read: 0,
-            read_errors: 0,
-            last_read_errno: None,
-            decompress_latency_us: Default::default(),
-            decompress_func: None,
-            decompress_calls_in_worker: 0,
-            decompress_calls_elsewhere: 0,
-            read_latency_us: Default::default(),
-            max_swap_used_kb: 0,
-            max_psi_some_avg10: 0.0,
-            max_psi_full_avg10: 0.0,
-            console_log: input
+        rec: new_record(
+            input.variant.to_string(),
+            input.iteration,
+            input.plan.board.name.clone(),
+            input
                 .dir
                 .join("console.log")
                 .strip_prefix(&input.run_dir.path)
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
-            host_cpu_ms: 0,
-            control: None,
-            signatures: vec![],
-        },
+        ),
         phase: Phase::Booting,
         deadline: t0 + Duration::from_secs(p.timeouts.boot_s),
         last_activity: t0,
@@ -217,7 +193,7 @@ pub async fn run(input: IterationInput<'_>, mut cancel: watch::Receiver<bool>) -
     let silent_after = Duration::from_secs(p.watch.silent_after_s);
     let evidence = Duration::from_secs(p.watch.evidence_s);
     let mut agent_closed = false;
-    let mut agent_closed_at: Option<Instant> = None;
+    let mut agent_gone: Option<(Instant, String)> = None;
     let mut running_since: Option<Instant> = None;
     let mut faults = input.faults.clone();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
@@ -231,7 +207,7 @@ pub async fn run(input: IterationInput<'_>, mut cancel: watch::Receiver<bool>) -
             note = agent_rx.recv(), if !agent_closed => match note {
                 None | Some(AgentNote::Closed) => {
                     agent_closed = true;
-                    agent_closed_at = Some(Instant::now());
+                    agent_gone.get_or_insert_with(|| (Instant::now(), "the agent channel closed".into()));
                     log(&mut st, "host", &HostEvent::Phase { phase: "agent_channel_closed" });
                 }
                 Some(AgentNote::Gap(expected, got)) => log(&mut st, "host", &HostEvent::ChannelGap { expected, got }),
@@ -358,6 +334,10 @@ pub async fn run(input: IterationInput<'_>, mut cancel: watch::Receiver<bool>) -
             },
             note = notes.recv() => match note {
                 Some(ConsoleNote::Activity(t)) => st.last_activity = st.last_activity.max(t),
+                Some(ConsoleNote::AgentExited(status)) => {
+                    log(&mut st, "console", &HostEvent::Phase { phase: "agent_exited" });
+                    agent_gone.get_or_insert_with(|| (Instant::now(), format!("the board agent exited (status {status})")));
+                }
                 Some(ConsoleNote::Kernel(event)) => {
                     log(&mut st, "console", &KernelLine { kind: "kernel", event: &event });
                     on_kernel_event(&mut st, &input, &mut agent_wr, &mut send, *event, Detector::Console, None, t0, evidence).await;
@@ -398,9 +378,9 @@ pub async fn run(input: IterationInput<'_>, mut cancel: watch::Receiver<bool>) -
                 // The agent's channel closing is the agent's failure, not the
                 // kernel's, unless the kernel says otherwise within a grace
                 // period (a panic closes every channel at once).
-                if let Some(at) = agent_closed_at {
-                    if st.rec.failure.is_none() && now.duration_since(at) >= Duration::from_secs(5) {
-                        break (Outcome::InfraError, "the agent channel closed (the agent exited or its port failed)".into());
+                if let Some((at, why)) = &agent_gone {
+                    if st.rec.failure.is_none() && now.duration_since(*at) >= Duration::from_secs(5) {
+                        break (Outcome::InfraError, why.clone());
                     }
                 }
                 if st.phase == Phase::Evidence && now >= st.deadline {
@@ -607,6 +587,49 @@ fn finish_early(mut st: State, t0: Instant, cpu0: u64, outcome: Outcome, detail:
     st.rec.decompress_latency_us = hilt_protocol::LatencyHisto::from_hdr(&st.decompress_hist);
     st.rec.host_cpu_ms = host_cpu_ms().saturating_sub(cpu0);
     st.rec
+}
+
+/// A record with nothing gathered yet.
+fn new_record(variant: String, iteration: u32, board: String, console_log: String) -> IterationRecord {
+    IterationRecord {
+        version: RESULTS_VERSION,
+        variant,
+        iteration,
+        board,
+        outcome: Outcome::NotRun,
+        detail: String::new(),
+        failure: None,
+        kernel_events: vec![],
+        kernel_release: None,
+        started_at: chrono::Utc::now().to_rfc3339(),
+        wall_ms: 0,
+        boot_ms: None,
+        reads: 0,
+        bytes_read: 0,
+        read_errors: 0,
+        last_read_errno: None,
+        decompress_latency_us: Default::default(),
+        decompress_func: None,
+        decompress_calls_in_worker: 0,
+        decompress_calls_elsewhere: 0,
+        read_latency_us: Default::default(),
+        max_swap_used_kb: 0,
+        max_psi_some_avg10: 0.0,
+        max_psi_full_avg10: 0.0,
+        console_log,
+        host_cpu_ms: 0,
+        control: None,
+        signatures: vec![],
+    }
+}
+
+/// The record of a slot that never ran, and why.
+pub fn not_run(board: &str, slot: &super::Slot, why: &str) -> IterationRecord {
+    let mut r = new_record(slot.variant.clone(), slot.iteration, board.to_string(), String::new());
+    r.outcome = Outcome::NotRun;
+    r.detail = why.to_string();
+    r.control = slot.control.map(|c| c.name().to_string());
+    r
 }
 
 /// CPU time used by hilt itself (user + system), for the overhead figures.

@@ -285,12 +285,20 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
     // in ramoops before a power cycle is read by the next boot.
     let ram_file = qemu.ramoops.then(|| std::env::temp_dir().join(format!("hilt-{}-board0.ram", std::process::id())));
     let mut previous_dir: Option<PathBuf> = None;
+    let mut infra_in_a_row = 0u32;
+    let mut quarantined: Option<String> = None;
     let mut interrupted = false;
     for (n, slot) in order.iter().enumerate() {
         let (variant, iteration) = (&slot.variant, &slot.iteration);
         if *cancel.borrow() {
             interrupted = true;
             break;
+        }
+        if let Some(why) = &quarantined {
+            let rec = iteration::not_run(&plan.board.name, slot, why);
+            let _ = run_dir.record(&rec);
+            records.push(rec);
+            continue;
         }
         let v = variants.iter().find(|p| &p.name == variant).expect("order only names planned variants");
         let dir = run_dir.iteration_dir(&slot.dir_name())?;
@@ -343,6 +351,12 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
             progress.note(&format!("warning: could not append to results.jsonl: {e:#}"));
         }
         let was_cancelled = rec.outcome == Outcome::NotRun;
+        infra_in_a_row = if rec.outcome == Outcome::InfraError { infra_in_a_row + 1 } else { 0 };
+        if infra_in_a_row >= plan.plan.timeouts.quarantine_after {
+            let why = format!("board {} quarantined after {infra_in_a_row} infrastructure errors in a row", plan.board.name);
+            progress.note(&why);
+            quarantined = Some(why);
+        }
         records.push(rec);
         let _ = run_dir.write_summary(&results::summary_of(&plan.plan.name, planned, false, &records));
         if was_cancelled {
@@ -353,7 +367,8 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
     if let Some(f) = &ram_file {
         let _ = std::fs::remove_file(f);
     }
-    let summary = results::summary_of(&plan.plan.name, planned, interrupted, &records);
+    let mut summary = results::summary_of(&plan.plan.name, planned, interrupted, &records);
+    summary.quarantined = quarantined.iter().map(|_| plan.board.name.clone()).collect();
     run_dir.write_summary(&summary)?;
     progress.finish();
     print_summary(&summary, &out);
@@ -375,8 +390,11 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
 }
 
 fn kernel_cmdline(plan: &ResolvedPlan) -> String {
+    // QEMU virt's PL011; real Amlogic boards use ttyAML0, given by their
+    // board file once they run plans.
     let console = match plan.board.console {
         ConsoleCfg::QemuTelnet | ConsoleCfg::QemuPty => "console=ttyAMA0",
+        ConsoleCfg::Serial { .. } | ConsoleCfg::Ser2net { .. } => "console=ttyAML0,115200",
     };
     let extra = plan.board.qemu.as_ref().map(|q| q.append.as_str()).unwrap_or("");
     format!("{console} panic=5 loglevel=4 {extra}").trim().to_string()
@@ -412,6 +430,9 @@ pub fn print_summary(s: &RunSummary, out: &Path) {
     for c in &s.controls {
         let verdict = if c.detected { "detected" } else { "NOT DETECTED" };
         println!("control {} on {}: {verdict} ({})", c.control, c.variant, c.detail);
+    }
+    for b in &s.quarantined {
+        println!("QUARANTINED: board {b} failed to come back repeatedly; its remaining iterations did not run");
     }
     if s.valid == Some(false) {
         println!("RUN INVALID: a positive control was not detected, so no hang count of this run can be trusted");

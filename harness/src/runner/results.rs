@@ -81,6 +81,9 @@ pub struct RunSummary {
     /// None without controls; false when any control went undetected.
     #[serde(default)]
     pub valid: Option<bool>,
+    /// Boards taken out of the run after repeated infrastructure errors.
+    #[serde(default)]
+    pub quarantined: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
@@ -128,6 +131,7 @@ pub fn summary_of(plan: &str, planned: u32, interrupted: bool, records: &[Iterat
     let plain: Vec<IterationRecord> = records.iter().filter(|r| r.control.is_none()).cloned().collect();
     RunSummary {
         valid: (!controls.is_empty()).then(|| controls.iter().all(|c| c.detected)),
+        quarantined: Vec::new(),
         controls,
         version: hilt_reports::RESULTS_VERSION,
         plan: plan.to_string(),

@@ -23,6 +23,8 @@ fn records(dir: &Path) -> Vec<IterationRecord> {
 fn run(plan: &Path, out: &Path, envs: &[(&str, &Path)]) -> std::process::Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_hilt"));
     c.arg("run").arg(plan).arg("--out").arg(out).arg("--quiet").current_dir(repo());
+    // Each test's history database is its own, never the user's.
+    c.env("HILT_HISTORY", out.with_file_name("history.sqlite"));
     for (k, v) in envs {
         c.env(k, v);
     }
@@ -72,6 +74,26 @@ fn smoke_plan_runs_both_kernels_end_to_end() {
     let run_json: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
     assert_eq!(run_json["media"]["verity_root_hash"].as_str().unwrap().len(), 64);
     assert!(stdout.contains("hang rate") && stdout.contains("unpatched") && stdout.contains("patched"), "{stdout}");
+
+    // The run's report, from real data.
+    for f in ["index.html", "summary.md", "junit.xml", "report.json"] {
+        assert!(out.join("report").join(f).is_file(), "report/{f} missing");
+    }
+    let junit = std::fs::read_to_string(out.join("report/junit.xml")).unwrap();
+    assert_eq!(junit.matches("<testcase").count(), 4, "one test case per iteration and variant");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("report/report.json")).unwrap()).unwrap();
+    assert_eq!(report["version"], 1);
+    let html = std::fs::read_to_string(out.join("report/index.html")).unwrap();
+    assert!(html.contains("<svg"), "plots are inline");
+    assert!(html.contains(run_json["variants"][0]["kernel_release"].as_str().unwrap()), "provenance names the kernel");
+    // And the run is in the history database, where `hilt history` finds it.
+    let h = Command::new(env!("CARGO_BIN_EXE_hilt"))
+        .args(["history", "--db"])
+        .arg(out.with_file_name("history.sqlite"))
+        .output()
+        .unwrap();
+    assert!(h.status.success(), "{}", String::from_utf8_lossy(&h.stderr));
+    assert!(String::from_utf8_lossy(&h.stdout).contains("smoke"), "{}", String::from_utf8_lossy(&h.stdout));
 }
 
 /// A flipped byte in the erofs image must make reads of that block fail with
@@ -261,4 +283,29 @@ fn silent_board_gets_break_sysrq_and_its_dump_survives_the_power_cycle() {
         let all: String = files.into_iter().map(|f| std::fs::read_to_string(f.unwrap().path()).unwrap()).collect();
         assert!(all.contains("sysrq: Trigger a crash"), "iteration {i}'s dump was read back by the next boot");
     }
+}
+
+/// A board that keeps failing to come back is quarantined: the rest of its
+/// iterations are recorded as not run, and the summary says so.
+#[test]
+#[ignore = "boots the emulated board: run by scripts/test"]
+fn a_board_that_keeps_failing_is_quarantined() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = plan_from_smoke(
+        tmp.path(),
+        "quarantine",
+        &[("iterations: 2", "iterations: 4"), ("finish_s: 30", "finish_s: 30\n  quarantine_after: 2")],
+        "faults:\n  - { kind: power_loss, after_s: 1 }\n",
+    );
+    let out = tmp.path().join("run");
+    let o = run(&plan, &out, &[]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(3), "every iteration is an infrastructure problem\n{stdout}");
+    assert!(stdout.contains("QUARANTINED: board qemu-virt-a53"), "{stdout}");
+    let recs = records(&out);
+    let outcomes: Vec<Outcome> = recs.iter().map(|r| r.outcome).collect();
+    assert_eq!(outcomes, [Outcome::InfraError, Outcome::InfraError, Outcome::NotRun, Outcome::NotRun]);
+    assert!(recs[3].detail.contains("quarantined after 2 infrastructure errors in a row"), "{}", recs[3].detail);
+    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["quarantined"][0], "qemu-virt-a53");
 }

@@ -275,6 +275,7 @@ mod tests {
                 memory_mb: 256,
                 append: String::new(),
                 extra_args: vec![],
+                ramoops: true,
             },
             console: ConsoleCfg::QemuTelnet,
             memory_mb: 384,

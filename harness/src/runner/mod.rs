@@ -382,7 +382,7 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
         exit::INTERRUPTED
     } else if summary.valid == Some(false) {
         exit::INVALID
-    } else if !records.is_empty() && records.iter().all(|r| r.outcome == Outcome::InfraError) {
+    } else if !records.is_empty() && records.iter().all(|r| matches!(r.outcome, Outcome::InfraError | Outcome::NotRun)) {
         exit::INFRA
     } else {
         exit::OK

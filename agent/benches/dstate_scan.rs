@@ -13,7 +13,11 @@ fn fake_proc(root: &std::path::Path, threads: usize) {
         let d = root.join(format!("{pid}/task/{}", 1000 + i));
         std::fs::create_dir_all(&d).unwrap();
         let state = if i % 50 == 0 { 'D' } else { 'S' };
-        std::fs::write(d.join("stat"), format!("{} (worker {i}) {state} 1 2 3", 1000 + i)).unwrap();
+        std::fs::write(
+            d.join("stat"),
+            format!("{} (worker {i}) {state} 1 2 3", 1000 + i),
+        )
+        .unwrap();
         std::fs::write(d.join("schedstat"), "100 200 7\n").unwrap();
         std::fs::write(d.join("wchan"), "io_schedule").unwrap();
     }

@@ -15,7 +15,10 @@ pub fn resolve(dev: &BlockDevice) -> io::Result<PathBuf> {
         match try_resolve(dev) {
             Ok(p) if p.exists() => return Ok(p),
             Ok(p) if Instant::now() > deadline => {
-                return Err(io::Error::new(io::ErrorKind::NotFound, format!("{} did not appear", p.display())))
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("{} did not appear", p.display()),
+                ))
             }
             Err(e) if Instant::now() > deadline => return Err(e),
             _ => std::thread::sleep(Duration::from_millis(100)),
@@ -38,7 +41,10 @@ fn try_resolve(dev: &BlockDevice) -> io::Result<PathBuf> {
                     return Ok(PathBuf::from("/dev").join(name));
                 }
             }
-            Err(io::Error::new(io::ErrorKind::NotFound, format!("no virtio disk with serial {serial:?}")))
+            Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("no virtio disk with serial {serial:?}"),
+            ))
         }
         BlockDevice::Mmc { partition } => {
             let mut cards: Vec<String> = fs::read_dir("/sys/block")?
@@ -47,7 +53,9 @@ fn try_resolve(dev: &BlockDevice) -> io::Result<PathBuf> {
                 .filter(|n| n.starts_with("mmcblk") && !n.contains("boot") && !n.contains("rpmb"))
                 .collect();
             cards.sort();
-            let card = cards.first().ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no MMC/SD card"))?;
+            let card = cards
+                .first()
+                .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no MMC/SD card"))?;
             Ok(match partition {
                 Some(n) => PathBuf::from(format!("/dev/{card}p{n}")),
                 None => PathBuf::from(format!("/dev/{card}")),

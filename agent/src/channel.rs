@@ -16,7 +16,10 @@ pub fn find_port(name: &str) -> io::Result<PathBuf> {
             return Ok(Path::new("/dev").join(entry.file_name()));
         }
     }
-    Err(io::Error::new(io::ErrorKind::NotFound, format!("no virtio-serial port named {name}")))
+    Err(io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("no virtio-serial port named {name}"),
+    ))
 }
 
 struct Out {
@@ -87,7 +90,15 @@ impl Receiver {
 
 pub fn open(path: &Path) -> io::Result<(Sender, Receiver)> {
     let file = OpenOptions::new().read(true).write(true).open(path)?;
-    let tx = Sender(Arc::new(Mutex::new(Out { file: file.try_clone()?, seq: 0, buf: Vec::with_capacity(64 * 1024) })));
-    let rx = Receiver { file, decoder: FrameDecoder::new(), pending: Default::default() };
+    let tx = Sender(Arc::new(Mutex::new(Out {
+        file: file.try_clone()?,
+        seq: 0,
+        buf: Vec::with_capacity(64 * 1024),
+    })));
+    let rx = Receiver {
+        file,
+        decoder: FrameDecoder::new(),
+        pending: Default::default(),
+    };
     Ok((tx, rx))
 }

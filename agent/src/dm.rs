@@ -37,7 +37,10 @@ pub struct Target<'a> {
 
 fn ioctl(name: &str, cmd: Cmd, flags: u32, targets: &[Target]) -> io::Result<()> {
     if name.len() >= DM_NAME_LEN {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "dm name too long"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "dm name too long",
+        ));
     }
     let mut buf = vec![0u8; HEADER];
     for t in targets {
@@ -45,7 +48,7 @@ fn ioctl(name: &str, cmd: Cmd, flags: u32, targets: &[Target]) -> io::Result<()>
         buf.resize(start + SPEC, 0);
         buf.extend_from_slice(t.params.as_bytes());
         buf.push(0);
-        while buf.len() % 8 != 0 {
+        while !buf.len().is_multiple_of(8) {
             buf.push(0);
         }
         let next = (buf.len() - start) as u32;
@@ -53,11 +56,13 @@ fn ioctl(name: &str, cmd: Cmd, flags: u32, targets: &[Target]) -> io::Result<()>
         buf[start + 8..start + 16].copy_from_slice(&t.sectors.to_ne_bytes());
         buf[start + 20..start + 24].copy_from_slice(&next.to_ne_bytes());
         let kind = t.kind.as_bytes();
-        buf[start + 24..start + 24 + kind.len().min(15)].copy_from_slice(&kind[..kind.len().min(15)]);
+        buf[start + 24..start + 24 + kind.len().min(15)]
+            .copy_from_slice(&kind[..kind.len().min(15)]);
     }
     // The kernel may write a status string back; leave room for it.
     buf.resize(buf.len() + 4096, 0);
-    let put = |buf: &mut Vec<u8>, off: usize, v: u32| buf[off..off + 4].copy_from_slice(&v.to_ne_bytes());
+    let put =
+        |buf: &mut Vec<u8>, off: usize, v: u32| buf[off..off + 4].copy_from_slice(&v.to_ne_bytes());
     put(&mut buf, 0, 4); // version 4.0.0
     let size = buf.len() as u32;
     put(&mut buf, 12, size);
@@ -66,9 +71,17 @@ fn ioctl(name: &str, cmd: Cmd, flags: u32, targets: &[Target]) -> io::Result<()>
     put(&mut buf, 28, flags);
     buf[48..48 + name.len()].copy_from_slice(name.as_bytes());
     let _ = DM_UUID_LEN;
-    let ctl = File::open("/dev/mapper/control").map_err(|e| io::Error::new(e.kind(), format!("/dev/mapper/control: {e} (is dm-mod loaded?)")))?;
+    let ctl = File::open("/dev/mapper/control").map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("/dev/mapper/control: {e} (is dm-mod loaded?)"),
+        )
+    })?;
     let ret = unsafe { libc::ioctl(ctl.as_raw_fd(), request_code(cmd) as _, buf.as_mut_ptr()) };
-    crate::sys::check(ret, &format!("device-mapper ioctl {} on {name}", cmd as u32))
+    crate::sys::check(
+        ret,
+        &format!("device-mapper ioctl {} on {name}", cmd as u32),
+    )
 }
 
 /// Creates and activates a device; returns its /dev/dm-N node.
@@ -106,14 +119,27 @@ pub fn node(name: &str) -> io::Result<PathBuf> {
             return Ok(PathBuf::from("/dev").join(entry.file_name()));
         }
     }
-    Err(io::Error::new(io::ErrorKind::NotFound, format!("dm device {name} has no node")))
+    Err(io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("dm device {name} has no node"),
+    ))
 }
 
 pub fn sectors(dev: &std::path::Path) -> io::Result<u64> {
-    let name = dev.file_name().unwrap_or_default().to_string_lossy().into_owned();
+    let name = dev
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
     let disk = crate::block::disk_name(dev).unwrap_or_else(|| name.clone());
-    let path = if disk == name { format!("/sys/block/{name}/size") } else { format!("/sys/block/{disk}/{name}/size") };
-    crate::sys::read_trimmed(&path)?.parse().map_err(|_| io::Error::new(io::ErrorKind::InvalidData, format!("bad {path}")))
+    let path = if disk == name {
+        format!("/sys/block/{name}/size")
+    } else {
+        format!("/sys/block/{disk}/{name}/size")
+    };
+    crate::sys::read_trimmed(&path)?
+        .parse()
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, format!("bad {path}")))
 }
 
 #[cfg(test)]

@@ -113,10 +113,18 @@ impl Watcher {
         self.in_d = 0;
         self.threads = 0;
         let mut path = PathBuf::new(&self.root[..self.root_len]);
-        let Some(proc_fd) = open_dir(&mut path) else { return };
-        let Some(mut dirbuf) = self.dirbuf.take() else { return };
-        let Some(mut taskbuf) = self.taskbuf.take() else { return };
-        let Some(mut task_dirs) = self.task_dirs.take() else { return };
+        let Some(proc_fd) = open_dir(&mut path) else {
+            return;
+        };
+        let Some(mut dirbuf) = self.dirbuf.take() else {
+            return;
+        };
+        let Some(mut taskbuf) = self.taskbuf.take() else {
+            return;
+        };
+        let Some(mut task_dirs) = self.task_dirs.take() else {
+            return;
+        };
         let scan = self.scan;
         for_each_entry(proc_fd, &mut dirbuf[..], &mut |name| {
             let Some(pid) = parse_i32(name) else { return };
@@ -153,19 +161,38 @@ impl Watcher {
         }
     }
 
-    fn thread(&mut self, task_fd: i32, tname: &[u8], pid: i32, tid: i32, now: u64, on_suspect: &mut dyn FnMut(&Suspect)) {
+    fn thread(
+        &mut self,
+        task_fd: i32,
+        tname: &[u8],
+        pid: i32,
+        tid: i32,
+        now: u64,
+        on_suspect: &mut dyn FnMut(&Suspect),
+    ) {
         self.threads += 1;
         let mut rel = RelPath::new(tname);
         let scan = self.scan;
-        let Some(stat_fd) = self.stats.get(tid, scan, || rel.open_at(task_fd, b"/stat")) else { return };
-        let n = unsafe { libc::pread(stat_fd, self.filebuf.as_mut_ptr() as *mut libc::c_void, self.filebuf.len(), 0) };
+        let Some(stat_fd) = self.stats.get(tid, scan, || rel.open_at(task_fd, b"/stat")) else {
+            return;
+        };
+        let n = unsafe {
+            libc::pread(
+                stat_fd,
+                self.filebuf.as_mut_ptr() as *mut libc::c_void,
+                self.filebuf.len(),
+                0,
+            )
+        };
         if n <= 0 {
             self.stats.forget(tid);
             return;
         }
         let stat = &self.filebuf[..n as usize];
         // comm may contain spaces and parentheses: the state follows the last ')'.
-        let Some(close) = stat.iter().rposition(|&b| b == b')') else { return };
+        let Some(close) = stat.iter().rposition(|&b| b == b')') else {
+            return;
+        };
         if stat.get(close + 2) != Some(&b'D') {
             return;
         }
@@ -179,7 +206,11 @@ impl Watcher {
         // Only tasks in D get these two extra reads.
         let n = read_at(task_fd, &mut rel, b"/schedstat", &mut self.filebuf);
         // The third field counts the times the task was scheduled in.
-        let switches = self.filebuf[..n].split(|&b| b == b' ').nth(2).and_then(parse_u64).unwrap_or(0);
+        let switches = self.filebuf[..n]
+            .split(|&b| b == b' ')
+            .nth(2)
+            .and_then(parse_u64)
+            .unwrap_or(0);
 
         let wn = read_at(task_fd, &mut rel, b"/wchan", &mut self.filebuf).min(WCHAN);
         let mut wchan = [0u8; WCHAN];
@@ -235,7 +266,9 @@ impl Watcher {
             pid: s.pid,
             tid: s.tid,
             comm: std::str::from_utf8(&s.comm[..s.comm_len as usize]).unwrap_or("?"),
-            wchan: std::str::from_utf8(&s.wchan[..s.wchan_len as usize]).unwrap_or("?").trim(),
+            wchan: std::str::from_utf8(&s.wchan[..s.wchan_len as usize])
+                .unwrap_or("?")
+                .trim(),
             d_since_ms: s.d_since_ms,
             last_switch_ms: s.last_switch_ms,
             reason,
@@ -272,7 +305,16 @@ impl FdTable {
     fn new() -> Self {
         let z = || vec![0i32; FD_CAP].into_boxed_slice();
         let u = || vec![0u64; FD_CAP].into_boxed_slice();
-        Self { keys: z(), fds: z(), seen: u(), spare_keys: z(), spare_fds: z(), spare_seen: u(), live: 0, dead: 0 }
+        Self {
+            keys: z(),
+            fds: z(),
+            seen: u(),
+            spare_keys: z(),
+            spare_fds: z(),
+            spare_seen: u(),
+            live: 0,
+            dead: 0,
+        }
     }
 
     fn slot(keys: &[i32], key: i32) -> (Option<usize>, Option<usize>) {
@@ -368,7 +410,10 @@ struct PathBuf {
 
 impl PathBuf {
     fn new(root: &[u8]) -> Self {
-        let mut p = Self { buf: [0; 256], len: 0 };
+        let mut p = Self {
+            buf: [0; 256],
+            len: 0,
+        };
         p.push(root);
         p
     }
@@ -386,7 +431,12 @@ impl PathBuf {
 }
 
 fn open_dir(path: &mut PathBuf) -> Option<i32> {
-    let fd = unsafe { libc::open(path.c().as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+    let fd = unsafe {
+        libc::open(
+            path.c().as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
     (fd >= 0).then_some(fd)
 }
 
@@ -408,7 +458,13 @@ impl RelPath {
         let n = suffix.len().min(self.buf.len() - self.base - 1);
         self.buf[self.base..self.base + n].copy_from_slice(&suffix[..n]);
         self.buf[self.base + n] = 0;
-        unsafe { libc::openat(dir, self.buf.as_ptr() as *const libc::c_char, libc::O_RDONLY | libc::O_CLOEXEC) }
+        unsafe {
+            libc::openat(
+                dir,
+                self.buf.as_ptr() as *const libc::c_char,
+                libc::O_RDONLY | libc::O_CLOEXEC,
+            )
+        }
     }
 }
 
@@ -445,7 +501,9 @@ fn parse_i32(s: &[u8]) -> Option<i32> {
     if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    s.iter().try_fold(0i32, |a, &b| a.checked_mul(10)?.checked_add((b - b'0') as i32))
+    s.iter().try_fold(0i32, |a, &b| {
+        a.checked_mul(10)?.checked_add((b - b'0') as i32)
+    })
 }
 
 fn parse_u64(s: &[u8]) -> Option<u64> {
@@ -453,7 +511,9 @@ fn parse_u64(s: &[u8]) -> Option<u64> {
     if s.is_empty() {
         return None;
     }
-    s.iter().try_fold(0u64, |a, &b| a.checked_mul(10)?.checked_add((b - b'0') as u64))
+    s.iter().try_fold(0u64, |a, &b| {
+        a.checked_mul(10)?.checked_add((b - b'0') as u64)
+    })
 }
 
 #[cfg(test)]
@@ -477,7 +537,15 @@ mod tests {
     #[global_allocator]
     static GLOBAL: Counting = Counting;
 
-    fn fake_task(root: &std::path::Path, pid: i32, tid: i32, comm: &str, state: char, switches: u64, wchan: &str) {
+    fn fake_task(
+        root: &std::path::Path,
+        pid: i32,
+        tid: i32,
+        comm: &str,
+        state: char,
+        switches: u64,
+        wchan: &str,
+    ) {
         let d = root.join(format!("{pid}/task/{tid}"));
         std::fs::create_dir_all(&d).unwrap();
         std::fs::write(d.join("stat"), format!("{tid} ({comm}) {state} 1 2 3 4")).unwrap();
@@ -487,7 +555,9 @@ mod tests {
 
     fn suspects(w: &mut Watcher, now: u64) -> Vec<(i32, String, String, Reason)> {
         let mut out = Vec::new();
-        w.scan(now, &mut |s| out.push((s.tid, s.comm.to_string(), s.wchan.to_string(), s.reason)));
+        w.scan(now, &mut |s| {
+            out.push((s.tid, s.comm.to_string(), s.wchan.to_string(), s.reason))
+        });
         out
     }
 
@@ -495,14 +565,30 @@ mod tests {
     fn suspects_a_task_in_d_without_switches_after_the_threshold() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_str().unwrap();
-        fake_task(dir.path(), 10, 10, "kworker/0:2H", 'D', 5, "mmc_blk_rw_wait");
+        fake_task(
+            dir.path(),
+            10,
+            10,
+            "kworker/0:2H",
+            'D',
+            5,
+            "mmc_blk_rw_wait",
+        );
         fake_task(dir.path(), 11, 12, "reader (x)", 'S', 5, "do_wait");
         let mut w = Watcher::new(root, 10_000, 60_000);
         assert!(suspects(&mut w, 1_000).is_empty());
         assert_eq!(w.in_d, 1);
         assert!(suspects(&mut w, 10_999).is_empty());
         let s = suspects(&mut w, 11_000);
-        assert_eq!(s, vec![(10, "kworker/0:2H".into(), "mmc_blk_rw_wait".into(), Reason::NoContextSwitch)]);
+        assert_eq!(
+            s,
+            vec![(
+                10,
+                "kworker/0:2H".into(),
+                "mmc_blk_rw_wait".into(),
+                Reason::NoContextSwitch
+            )]
+        );
         // Reported once, not every scan.
         assert!(suspects(&mut w, 12_000).is_empty());
         assert!(w.still_suspected(10));
@@ -552,6 +638,10 @@ mod tests {
         for i in 1..=20 {
             w.scan(i * 1000, &mut |_| count += 1);
         }
-        assert_eq!(ALLOCS.with(|c| c.get()) - before, 0, "the steady-state scan allocated");
+        assert_eq!(
+            ALLOCS.with(|c| c.get()) - before,
+            0,
+            "the steady-state scan allocated"
+        );
     }
 }

@@ -21,7 +21,12 @@ pub fn parse_record(rec: &[u8]) -> Option<KmsgRecord> {
     let ts_us: u64 = f.next()?.parse().ok()?;
     let body = &rec[semi + 1..];
     let end = body.iter().position(|&b| b == b'\n').unwrap_or(body.len());
-    Some(KmsgRecord { seq, ts_us, level: (pri & 7) as u8, text: unescape(&body[..end]) })
+    Some(KmsgRecord {
+        seq,
+        ts_us,
+        level: (pri & 7) as u8,
+        text: unescape(&body[..end]),
+    })
 }
 
 /// /dev/kmsg escapes non-printable bytes as \xNN; undo that so the parser
@@ -31,7 +36,9 @@ fn unescape(b: &[u8]) -> String {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'\\' && i + 3 < b.len() && b.get(i + 1) == Some(&b'x') {
-            if let Ok(v) = u8::from_str_radix(std::str::from_utf8(&b[i + 2..i + 4]).unwrap_or("zz"), 16) {
+            if let Ok(v) =
+                u8::from_str_radix(std::str::from_utf8(&b[i + 2..i + 4]).unwrap_or("zz"), 16)
+            {
                 out.push(v);
                 i += 4;
                 continue;
@@ -51,13 +58,20 @@ pub fn run(tx: Sender, watched: &crate::watch::Shared) -> io::Result<()> {
     loop {
         // Wait at most 1 s so a report's last stack gets flushed even if
         // the kernel then goes quiet (as it does when it hangs).
-        let mut pfd = libc::pollfd { fd: f.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let mut pfd = libc::pollfd {
+            fd: f.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
         let ready = unsafe { libc::poll(&mut pfd, 1, 1000) };
         crate::selfwatch::KMSG.beat();
         if ready == 0 {
             for event in parser.flush() {
                 note_hung(watched, &event);
-                tx.send(&AgentMsg::Kernel { uptime_ms: sys::uptime_ms(), event: Box::new(event) });
+                tx.send(&AgentMsg::Kernel {
+                    uptime_ms: sys::uptime_ms(),
+                    event: Box::new(event),
+                });
             }
             continue;
         }
@@ -68,13 +82,25 @@ pub fn run(tx: Sender, watched: &crate::watch::Shared) -> io::Result<()> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        let Some(rec) = parse_record(&buf[..n]) else { continue };
+        let Some(rec) = parse_record(&buf[..n]) else {
+            continue;
+        };
         line.clear();
-        line.extend_from_slice(format!("[{:5}.{:06}] ", rec.ts_us / 1_000_000, rec.ts_us % 1_000_000).as_bytes());
+        line.extend_from_slice(
+            format!(
+                "[{:5}.{:06}] ",
+                rec.ts_us / 1_000_000,
+                rec.ts_us % 1_000_000
+            )
+            .as_bytes(),
+        );
         line.extend_from_slice(rec.text.as_bytes());
         for event in parser.push_line(&line) {
             note_hung(watched, &event);
-            tx.send(&AgentMsg::Kernel { uptime_ms: sys::uptime_ms(), event: Box::new(event) });
+            tx.send(&AgentMsg::Kernel {
+                uptime_ms: sys::uptime_ms(),
+                event: Box::new(event),
+            });
         }
         tx.send(&AgentMsg::Kmsg(rec));
     }
@@ -83,7 +109,10 @@ pub fn run(tx: Sender, watched: &crate::watch::Shared) -> io::Result<()> {
 /// Lets the D-state watcher confirm a suspect by the kernel's own report.
 fn note_hung(watched: &crate::watch::Shared, e: &hilt_kernlog::Event) {
     if e.kind == hilt_kernlog::EventKind::HungTask {
-        if let (Some(pid), Ok(mut v)) = (e.task.as_ref().and_then(|t| t.pid), watched.kernel_hung_pids.lock()) {
+        if let (Some(pid), Ok(mut v)) = (
+            e.task.as_ref().and_then(|t| t.pid),
+            watched.kernel_hung_pids.lock(),
+        ) {
             v.push(pid);
         }
     }
@@ -95,7 +124,8 @@ mod tests {
 
     #[test]
     fn parses_kmsg_record() {
-        let r = parse_record(b"3,1234,5678901,-;INFO: task a\\x3ab:1 blocked\n SUBSYSTEM=x\n").unwrap();
+        let r =
+            parse_record(b"3,1234,5678901,-;INFO: task a\\x3ab:1 blocked\n SUBSYSTEM=x\n").unwrap();
         assert_eq!((r.level, r.seq, r.ts_us), (3, 1234, 5678901));
         assert_eq!(r.text, "INFO: task a:b:1 blocked");
     }

@@ -17,7 +17,11 @@ use hilt_protocol::{FuncLatency, LatencyHisto};
 
 use crate::sys;
 
-pub const CANDIDATES: &[&str] = &["z_erofs_decompress_queue", "z_erofs_decompressqueue_work", "z_erofs_decompress_pcluster"];
+pub const CANDIDATES: &[&str] = &[
+    "z_erofs_decompress_queue",
+    "z_erofs_decompressqueue_work",
+    "z_erofs_decompress_pcluster",
+];
 const TRACING: &str = "/sys/kernel/tracing";
 const GROUP: &str = "hilt";
 
@@ -67,7 +71,9 @@ pub fn present() -> io::Result<Vec<String>> {
     for line in f.lines() {
         let line = line?;
         let mut it = line.split_whitespace();
-        let (Some(_), Some(_), Some(sym)) = (it.next(), it.next(), it.next()) else { continue };
+        let (Some(_), Some(_), Some(sym)) = (it.next(), it.next(), it.next()) else {
+            continue;
+        };
         if CANDIDATES.contains(&sym) && !found.iter().any(|f| f == sym) {
             found.push(sym.to_string());
         }
@@ -83,12 +89,19 @@ fn event_name(i: usize, ret: bool) -> String {
 pub fn start() -> io::Result<(Vec<Arc<Func>>, String)> {
     let funcs = present()?;
     if funcs.is_empty() {
-        return Ok((vec![], "no erofs decompression symbol in /proc/kallsyms".into()));
+        return Ok((
+            vec![],
+            "no erofs decompression symbol in /proc/kallsyms".into(),
+        ));
     }
     stop();
     let mut defs = String::new();
     for (i, f) in funcs.iter().enumerate() {
-        defs.push_str(&format!("p:{GROUP}/{} {f}\nr:{GROUP}/{} {f}\n", event_name(i, false), event_name(i, true)));
+        defs.push_str(&format!(
+            "p:{GROUP}/{} {f}\nr:{GROUP}/{} {f}\n",
+            event_name(i, false),
+            event_name(i, true)
+        ));
     }
     // One write per probe: kprobe_events takes a line per write.
     for line in defs.lines() {
@@ -103,7 +116,9 @@ pub fn start() -> io::Result<(Vec<Arc<Func>>, String)> {
     sys::write_attr(format!("{TRACING}/tracing_on"), "1")?;
     let out: Vec<Arc<Func>> = funcs.iter().map(|f| Arc::new(Func::new(f))).collect();
     let reader = out.clone();
-    std::thread::Builder::new().name("kprobe".into()).spawn(move || read_pipe(&reader))?;
+    std::thread::Builder::new()
+        .name("kprobe".into())
+        .spawn(move || read_pipe(&reader))?;
     Ok((out, format!("kprobes on {}", funcs.join(", "))))
 }
 
@@ -116,7 +131,9 @@ pub fn stop() {
 }
 
 fn read_pipe(funcs: &[Arc<Func>]) {
-    let Ok(f) = File::open(format!("{TRACING}/trace_pipe")) else { return };
+    let Ok(f) = File::open(format!("{TRACING}/trace_pipe")) else {
+        return;
+    };
     let mut open: Vec<(u32, usize, f64)> = Vec::with_capacity(64);
     let mut line = String::with_capacity(256);
     let mut r = BufReader::new(f);
@@ -126,8 +143,12 @@ fn read_pipe(funcs: &[Arc<Func>]) {
             Ok(0) | Err(_) => return,
             Ok(_) => {}
         }
-        let Some(ev) = parse_line(&line) else { continue };
-        let Some(func) = funcs.get(ev.func) else { continue };
+        let Some(ev) = parse_line(&line) else {
+            continue;
+        };
+        let Some(func) = funcs.get(ev.func) else {
+            continue;
+        };
         if !ev.ret {
             open.push((ev.pid, ev.func, ev.ts));
             if open.len() > 4096 {
@@ -135,7 +156,10 @@ fn read_pipe(funcs: &[Arc<Func>]) {
             }
             continue;
         }
-        if let Some(i) = open.iter().rposition(|&(p, f, _)| p == ev.pid && f == ev.func) {
+        if let Some(i) = open
+            .iter()
+            .rposition(|&(p, f, _)| p == ev.pid && f == ev.func)
+        {
             let (_, _, t0) = open.swap_remove(i);
             let us = ((ev.ts - t0) * 1e6).max(0.0) as u64;
             func.hist[buckets::index(us)].fetch_add(1, Relaxed);
@@ -167,7 +191,13 @@ fn parse_line(line: &str) -> Option<Ev<'_>> {
     let ts: f64 = fields.next()?.trim_end_matches(':').parse().ok()?;
     let name = fields.next()?.trim_end_matches(':');
     let (f, kind) = name.strip_prefix('f')?.split_once('_')?;
-    Some(Ev { comm: comm.trim(), pid: pid.parse().ok()?, ts, func: f.parse().ok()?, ret: kind == "out" })
+    Some(Ev {
+        comm: comm.trim(),
+        pid: pid.parse().ok()?,
+        ts,
+        func: f.parse().ok()?,
+        ret: kind == "out",
+    })
 }
 
 #[cfg(test)]
@@ -177,9 +207,27 @@ mod tests {
     #[test]
     fn parses_trace_pipe_lines() {
         let l = "  kworker/u4:1-45      [001] d..1.   123.456789: f0_in: (z_erofs_decompress_queue+0x0/0x4a0 [erofs])\n";
-        assert_eq!(parse_line(l), Some(Ev { comm: "kworker/u4:1", pid: 45, ts: 123.456789, func: 0, ret: false }));
+        assert_eq!(
+            parse_line(l),
+            Some(Ev {
+                comm: "kworker/u4:1",
+                pid: 45,
+                ts: 123.456789,
+                func: 0,
+                ret: false
+            })
+        );
         let l = " hilt-agent-130 [000] ..... 123.5: f2_out: (z_erofs_decompress_queue+0x44/0x4a0 [erofs] <- z_erofs_decompress_pcluster)";
-        assert_eq!(parse_line(l), Some(Ev { comm: "hilt-agent", pid: 130, ts: 123.5, func: 2, ret: true }));
+        assert_eq!(
+            parse_line(l),
+            Some(Ev {
+                comm: "hilt-agent",
+                pid: 130,
+                ts: 123.5,
+                func: 2,
+                ret: true
+            })
+        );
         assert_eq!(parse_line("# tracer: nop"), None);
     }
 }

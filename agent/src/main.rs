@@ -3,7 +3,6 @@
 //! `hilt-agent` talks to the host over its virtio-serial port;
 //! `hilt-agent worker <json>` is how it starts its own workload processes.
 
-
 use std::path::PathBuf;
 
 use hilt_agent::{channel, kmsg, run, sampler, selfwatch, swap, sys, watch, workloads};
@@ -11,12 +10,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use hilt_protocol::{AgentFault, AgentMsg, Hello, HostMsg, Stage, AGENT_PORT_NAME, PROTOCOL_VERSION};
+use hilt_protocol::{
+    AgentFault, AgentMsg, Hello, HostMsg, Stage, AGENT_PORT_NAME, PROTOCOL_VERSION,
+};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
-        Some("--version") => println!("hilt-agent {} (protocol {PROTOCOL_VERSION})", env!("CARGO_PKG_VERSION")),
+        Some("--version") => println!(
+            "hilt-agent {} (protocol {PROTOCOL_VERSION})",
+            env!("CARGO_PKG_VERSION")
+        ),
         Some("worker") => {
             if let Err(e) = workloads::worker_main(args.get(2).map(String::as_str).unwrap_or("")) {
                 eprintln!("hilt-agent worker: {e}");
@@ -24,6 +28,7 @@ fn main() {
             }
         }
         Some("--port") => agent(args.get(2).map(PathBuf::from)),
+        Some("swap-filler") => hilt_agent::control::swap_filler(),
         // The positive control's victim: blocks in the kernel, by design.
         Some("swapoff") => {
             // Wait for the go from the control, which first freezes swap.
@@ -40,7 +45,9 @@ fn main() {
             if go.trim() != "go" {
                 return;
             }
-            if let Err(e) = swap::swapoff(std::path::Path::new(args.get(2).map(String::as_str).unwrap_or(""))) {
+            if let Err(e) = swap::swapoff(std::path::Path::new(
+                args.get(2).map(String::as_str).unwrap_or(""),
+            )) {
                 eprintln!("hilt-agent swapoff: {e}");
                 std::process::exit(1);
             }
@@ -57,7 +64,9 @@ fn agent(port: Option<PathBuf>) {
     if let Err(e) = sys::harden_self() {
         eprintln!("hilt-agent: warning: {e}");
     }
-    let port = port.map(Ok).unwrap_or_else(|| wait_for_port(Duration::from_secs(20)));
+    let port = port
+        .map(Ok)
+        .unwrap_or_else(|| wait_for_port(Duration::from_secs(20)));
     let port = match port {
         Ok(p) => p,
         Err(e) => {
@@ -81,7 +90,9 @@ fn agent(port: Option<PathBuf>) {
         machine,
         uptime_ms: sys::uptime_ms(),
         mem_total_kb: sampler::read_mem().total_kb,
-        cpus: std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1),
+        cpus: std::thread::available_parallelism()
+            .map(|n| n.get() as u32)
+            .unwrap_or(1),
         facts: sys::kernel_facts(),
     }));
     let pstore = sys::take_pstore();
@@ -94,7 +105,9 @@ fn agent(port: Option<PathBuf>) {
     {
         let tx = tx.clone();
         std::thread::spawn(move || loop {
-            tx.send(&AgentMsg::Heartbeat { uptime_ms: sys::uptime_ms() });
+            tx.send(&AgentMsg::Heartbeat {
+                uptime_ms: sys::uptime_ms(),
+            });
             std::thread::sleep(Duration::from_secs(1));
         });
     }
@@ -103,7 +116,10 @@ fn agent(port: Option<PathBuf>) {
         let watched = watched.clone();
         std::thread::spawn(move || {
             if let Err(e) = kmsg::run(tx.clone(), &watched) {
-                tx.send(&AgentMsg::Error { stage: Stage::Watch, message: format!("/dev/kmsg: {e}") });
+                tx.send(&AgentMsg::Error {
+                    stage: Stage::Watch,
+                    message: format!("/dev/kmsg: {e}"),
+                });
             }
         });
     }
@@ -128,7 +144,10 @@ fn agent(port: Option<PathBuf>) {
                     },
                     HostMsg::Sysrq { key } => {
                         if let Err(e) = sys::sysrq(key) {
-                            tx.send(&AgentMsg::Error { stage: Stage::Channel, message: e.to_string() });
+                            tx.send(&AgentMsg::Error {
+                                stage: Stage::Channel,
+                                message: e.to_string(),
+                            });
                         }
                     }
                 }

@@ -12,7 +12,11 @@ use crate::shm::{self, Mapping};
 use crate::workloads::{self, WorkerArgs};
 use crate::{control, kprobe, sampler, settings, storage, swap, sys};
 
-fn stage<T>(tx: &Sender, stage: Stage, f: impl FnOnce() -> std::io::Result<(T, String)>) -> Option<T> {
+fn stage<T>(
+    tx: &Sender,
+    stage: Stage,
+    f: impl FnOnce() -> std::io::Result<(T, String)>,
+) -> Option<T> {
     let t = Instant::now();
     match f() {
         Ok((v, detail)) => {
@@ -25,18 +29,26 @@ fn stage<T>(tx: &Sender, stage: Stage, f: impl FnOnce() -> std::io::Result<(T, S
             Some(v)
         }
         Err(e) => {
-            tx.send(&AgentMsg::Error { stage, message: e.to_string() });
+            tx.send(&AgentMsg::Error {
+                stage,
+                message: e.to_string(),
+            });
             None
         }
     }
 }
 
 pub fn run(spec: &RunSpec, tx: &Sender, stop: &Arc<AtomicBool>) {
-    let Some(saved) = stage(tx, Stage::Settings, || settings::apply(&spec.kernel)) else { return };
+    let Some(saved) = stage(tx, Stage::Settings, || settings::apply(&spec.kernel)) else {
+        return;
+    };
     let result = run_inner(spec, tx, stop);
     settings::restore(&saved);
     if let Some(reason) = result {
-        tx.send(&AgentMsg::Done { uptime_ms: sys::uptime_ms(), reason });
+        tx.send(&AgentMsg::Done {
+            uptime_ms: sys::uptime_ms(),
+            reason,
+        });
     }
 }
 
@@ -48,7 +60,11 @@ fn run_inner(spec: &RunSpec, tx: &Sender, stop: &Arc<AtomicBool>) -> Option<Done
             "{} on {}{}, {} files",
             storage::MOUNT_POINT,
             m.device.display(),
-            if m.verity { format!(" (dm-verity over {})", m.lower.display()) } else { String::new() },
+            if m.verity {
+                format!(" (dm-verity over {})", m.lower.display())
+            } else {
+                String::new()
+            },
             files.len()
         );
         Ok(((m, files), detail))
@@ -60,20 +76,36 @@ fn run_inner(spec: &RunSpec, tx: &Sender, stop: &Arc<AtomicBool>) -> Option<Done
             return Ok((Some(node), detail));
         }
         let s = swap::set_up(&spec.swap)?;
-        let detail = s.as_ref().map(|(_, d)| d.clone()).unwrap_or_else(|| "no swap".into());
+        let detail = s
+            .as_ref()
+            .map(|(_, d)| d.clone())
+            .unwrap_or_else(|| "no swap".into());
         Ok((None, detail))
     })?;
-    let map = stage(tx, Stage::Workloads, || Mapping::create().map(|m| (m, String::new())))?;
+    let map = stage(tx, Stage::Workloads, || {
+        Mapping::create().map(|m| (m, String::new()))
+    })?;
     let mem_total_kb = sampler::read_mem().total_kb;
     let start = sys::uptime_ms();
     let deadline = start + spec.duration_ms;
-    if let (Some(ControlSpec::SwapFreeze { after_swap_kb, after_ms, .. }), Some(node)) = (&spec.control, control_swap) {
+    if let (
+        Some(ControlSpec::SwapFreeze {
+            after_swap_kb,
+            after_ms,
+            ..
+        }),
+        Some(node),
+    ) = (&spec.control, control_swap)
+    {
         let (tx, after_swap_kb, after_ms) = (tx.clone(), *after_swap_kb, *after_ms);
         match control::SwapFreeze::prepare(&node) {
             Ok(c) => {
                 std::thread::spawn(move || c.run(&tx, after_swap_kb, start + after_ms));
             }
-            Err(e) => tx.send(&AgentMsg::Error { stage: Stage::Control, message: format!("starting swapoff: {e}") }),
+            Err(e) => tx.send(&AgentMsg::Error {
+                stage: Stage::Control,
+                message: format!("starting swapoff: {e}"),
+            }),
         }
     }
     let mut children: Vec<(String, Child)> = Vec::new();
@@ -84,14 +116,27 @@ fn run_inner(spec: &RunSpec, tx: &Sender, stop: &Arc<AtomicBool>) -> Option<Done
             WorkloadSpec::Readers { name, threads, .. } => (name.clone(), *threads as usize),
         };
         if slot_base + threads > shm::MAX_READERS {
-            tx.send(&AgentMsg::Error { stage: Stage::Workloads, message: format!("more than {} readers", shm::MAX_READERS) });
+            tx.send(&AgentMsg::Error {
+                stage: Stage::Workloads,
+                message: format!("more than {} readers", shm::MAX_READERS),
+            });
             return None;
         }
-        let args = WorkerArgs { spec: w.clone(), shm_fd: map.fd, slot_base, deadline_uptime_ms: deadline, files: files.clone(), mem_total_kb };
+        let args = WorkerArgs {
+            spec: w.clone(),
+            shm_fd: map.fd,
+            slot_base,
+            deadline_uptime_ms: deadline,
+            files: files.clone(),
+            mem_total_kb,
+        };
         match workloads::spawn(&args) {
             Ok(c) => children.push((name, c)),
             Err(e) => {
-                tx.send(&AgentMsg::Error { stage: Stage::Workloads, message: format!("starting {name}: {e}") });
+                tx.send(&AgentMsg::Error {
+                    stage: Stage::Workloads,
+                    message: format!("starting {name}: {e}"),
+                });
                 return None;
             }
         }
@@ -100,11 +145,18 @@ fn run_inner(spec: &RunSpec, tx: &Sender, stop: &Arc<AtomicBool>) -> Option<Done
     let readers = slot_base;
     // Probes go in after the mount: erofs' symbols exist once it is loaded.
     let probes = if spec.watch.decompress_probes {
-        stage(tx, Stage::Watch, || kprobe::start()).unwrap_or_default()
+        stage(tx, Stage::Watch, kprobe::start).unwrap_or_default()
     } else {
         Vec::new()
     };
-    let reason = watch(spec, tx, stop, &map, readers, deadline, &mut children, &probes);
+    let running = Running {
+        map: &map,
+        readers,
+        deadline,
+        children: &mut children,
+        probes: &probes,
+    };
+    let reason = watch(spec, tx, stop, running);
     crate::selfwatch::SAMPLER.rest();
     for (_, c) in &mut children {
         let _ = c.kill();
@@ -115,18 +167,28 @@ fn run_inner(spec: &RunSpec, tx: &Sender, stop: &Arc<AtomicBool>) -> Option<Done
     Some(reason)
 }
 
-fn watch(
-    spec: &RunSpec,
-    tx: &Sender,
-    stop: &Arc<AtomicBool>,
-    map: &Mapping,
+/// What the watch loop looks after: the workload processes, their shared
+/// counters, and the kernel probes.
+struct Running<'a> {
+    map: &'a Mapping,
     readers: usize,
     deadline: u64,
-    children: &mut [(String, Child)],
-    probes: &[Arc<kprobe::Func>],
-) -> DoneReason {
+    children: &'a mut [(String, Child)],
+    probes: &'a [Arc<kprobe::Func>],
+}
+
+fn watch(spec: &RunSpec, tx: &Sender, stop: &Arc<AtomicBool>, w: Running<'_>) -> DoneReason {
+    let Running {
+        map,
+        readers,
+        deadline,
+        children,
+        probes,
+    } = w;
     let mut sampler = sampler::Sampler::new(readers);
     let mut stalled = vec![false; readers];
+    // Each workload's exit is reported once.
+    let mut exited = vec![false; children.len()];
     let interval = Duration::from_millis(spec.watch.interval_ms.max(100));
     let mut next = Instant::now() + interval;
     loop {
@@ -141,19 +203,35 @@ fn watch(
         for (i, since) in sampler::stalled(map.get(), readers, now, spec.watch.reader_stall_ms) {
             now_stalled[i] = true;
             if !stalled[i] {
-                tx.send(&AgentMsg::ReaderStall { uptime_ms: now, reader: i as u32, workload: reader_workload(spec, i), stalled_ms: since });
+                tx.send(&AgentMsg::ReaderStall {
+                    uptime_ms: now,
+                    reader: i as u32,
+                    workload: reader_workload(spec, i),
+                    stalled_ms: since,
+                });
             }
         }
         for i in 0..readers {
             if stalled[i] && !now_stalled[i] {
-                tx.send(&AgentMsg::ReaderResumed { uptime_ms: now, reader: i as u32, workload: reader_workload(spec, i) });
+                tx.send(&AgentMsg::ReaderResumed {
+                    uptime_ms: now,
+                    reader: i as u32,
+                    workload: reader_workload(spec, i),
+                });
             }
         }
         stalled = now_stalled;
-        for (name, c) in children.iter_mut() {
+        for ((name, c), gone) in children.iter_mut().zip(exited.iter_mut()) {
+            if *gone {
+                continue;
+            }
             if let Ok(Some(status)) = c.try_wait() {
+                *gone = true;
                 if !status.success() && now < deadline {
-                    tx.send(&AgentMsg::Error { stage: Stage::Workloads, message: format!("{name} exited early: {status}") });
+                    tx.send(&AgentMsg::Error {
+                        stage: Stage::Workloads,
+                        message: format!("{name} exited early: {status}"),
+                    });
                 }
             }
         }
@@ -161,7 +239,9 @@ fn watch(
             return DoneReason::Stopped;
         }
         let readers_done = readers > 0
-            && map.get().readers[..readers].iter().all(|s| s.state.load(Ordering::Relaxed) == shm::FINISHED);
+            && map.get().readers[..readers]
+                .iter()
+                .all(|s| s.state.load(Ordering::Relaxed) == shm::FINISHED);
         if now >= deadline || readers_done {
             return DoneReason::Completed;
         }

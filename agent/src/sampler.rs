@@ -22,7 +22,9 @@ fn read_vmstat() -> Vmstat {
     let mut v = Vmstat::default();
     for line in text.lines() {
         let mut it = line.split_whitespace();
-        let (Some(k), Some(n)) = (it.next(), it.next().and_then(|n| n.parse::<u64>().ok())) else { continue };
+        let (Some(k), Some(n)) = (it.next(), it.next().and_then(|n| n.parse::<u64>().ok())) else {
+            continue;
+        };
         match k {
             "pswpin" => v.pswpin = n,
             "pswpout" => v.pswpout = n,
@@ -77,7 +79,11 @@ pub struct Sampler {
 
 impl Sampler {
     pub fn new(readers: usize) -> Self {
-        Self { vm: read_vmstat(), hist_prev: vec![[0; buckets::COUNT]; readers], readers }
+        Self {
+            vm: read_vmstat(),
+            hist_prev: vec![[0; buckets::COUNT]; readers],
+            readers,
+        }
     }
 
     pub fn sample(&mut self, shared: &Shared, uptime_ms: u64) -> IntervalStats {
@@ -94,7 +100,10 @@ impl Sampler {
         let mut merged = [0u64; buckets::COUNT];
         let mut reader_bytes = Vec::with_capacity(self.readers);
         let (mut reads, mut bytes, mut errors, mut errno) = (0, 0, 0, None);
-        for (slot, prev) in shared.readers[..self.readers].iter().zip(self.hist_prev.iter_mut()) {
+        for (slot, prev) in shared.readers[..self.readers]
+            .iter()
+            .zip(self.hist_prev.iter_mut())
+        {
             for (i, (cell, p)) in slot.hist.iter().zip(prev.iter_mut()).enumerate() {
                 let now = cell.load(Relaxed);
                 merged[i] += now - *p;
@@ -110,7 +119,12 @@ impl Sampler {
             }
         }
         let read_latency_us = LatencyHisto {
-            buckets: merged.iter().enumerate().filter(|(_, &n)| n > 0).map(|(i, &n)| [buckets::value(i), n]).collect(),
+            buckets: merged
+                .iter()
+                .enumerate()
+                .filter(|(_, &n)| n > 0)
+                .map(|(i, &n)| [buckets::value(i), n])
+                .collect(),
         };
         IntervalStats {
             uptime_ms,
@@ -140,14 +154,27 @@ fn self_rss_kb() -> u64 {
 fn self_cpu_ms() -> u64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<u64> = after.split_whitespace().skip(11).take(2).filter_map(|x| x.parse().ok()).collect();
+    let f: Vec<u64> = after
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|x| x.parse().ok())
+        .collect();
     f.iter().sum::<u64>() * 10
 }
 
 /// Readers that are running but have not completed a read for `stall_ms`.
-pub fn stalled(shared: &Shared, readers: usize, now_ms: u64, stall_ms: u64) -> impl Iterator<Item = (usize, u64)> + '_ {
-    shared.readers[..readers].iter().enumerate().filter_map(move |(i, s)| {
-        let since = now_ms.saturating_sub(s.last_progress_ms.load(Relaxed));
-        (s.state.load(Relaxed) == shm::RUNNING && since >= stall_ms).then_some((i, since))
-    })
+pub fn stalled(
+    shared: &Shared,
+    readers: usize,
+    now_ms: u64,
+    stall_ms: u64,
+) -> impl Iterator<Item = (usize, u64)> + '_ {
+    shared.readers[..readers]
+        .iter()
+        .enumerate()
+        .filter_map(move |(i, s)| {
+            let since = now_ms.saturating_sub(s.last_progress_ms.load(Relaxed));
+            (s.state.load(Relaxed) == shm::RUNNING && since >= stall_ms).then_some((i, since))
+        })
 }

@@ -19,7 +19,11 @@ pub struct Beat {
 
 impl Beat {
     const fn new(name: &'static str) -> Self {
-        Self { name, last_ms: AtomicU64::new(0), active: AtomicBool::new(false) }
+        Self {
+            name,
+            last_ms: AtomicU64::new(0),
+            active: AtomicBool::new(false),
+        }
     }
 
     pub fn beat(&self) {
@@ -49,11 +53,19 @@ pub fn spawn(tx: Sender) {
                 std::thread::sleep(Duration::from_secs(2));
                 let now = sys::uptime_ms();
                 for (b, done) in ALL.iter().zip(reported.iter_mut()) {
-                    let stalled = b.active.load(Relaxed) && now.saturating_sub(b.last_ms.load(Relaxed)) >= STALL_MS;
+                    let stalled = b.active.load(Relaxed)
+                        && now.saturating_sub(b.last_ms.load(Relaxed)) >= STALL_MS;
                     if stalled && !*done {
-                        let msg = format!("hilt-agent: {} stalled for {} s", b.name, (now - b.last_ms.load(Relaxed)) / 1000);
+                        let msg = format!(
+                            "hilt-agent: {} stalled for {} s",
+                            b.name,
+                            (now - b.last_ms.load(Relaxed)) / 1000
+                        );
                         let _ = std::fs::write("/dev/kmsg", format!("<3>{msg}\n"));
-                        tx.send(&AgentMsg::Error { stage: Stage::Watch, message: msg });
+                        tx.send(&AgentMsg::Error {
+                            stage: Stage::Watch,
+                            message: msg,
+                        });
                     }
                     *done = stalled;
                 }

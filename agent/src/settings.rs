@@ -14,7 +14,10 @@ fn wanted(k: &KernelSettings) -> Vec<(&'static str, String)> {
         v.push(("/proc/sys/kernel/hung_task_timeout_secs", x.to_string()));
     }
     if let Some(x) = k.hung_task_check_interval_secs {
-        v.push(("/proc/sys/kernel/hung_task_check_interval_secs", x.to_string()));
+        v.push((
+            "/proc/sys/kernel/hung_task_check_interval_secs",
+            x.to_string(),
+        ));
     }
     if let Some(x) = k.hung_task_warnings {
         v.push(("/proc/sys/kernel/hung_task_warnings", x.to_string()));
@@ -41,11 +44,17 @@ pub fn apply(k: &KernelSettings) -> io::Result<(Saved, String)> {
     let mut detail = Vec::new();
     for (path, value) in wanted(k) {
         let old = sys::read_trimmed(path).map_err(|e| {
-            io::Error::new(e.kind(), format!("{path} is missing ({e}): the kernel lacks this feature"))
+            io::Error::new(
+                e.kind(),
+                format!("{path} is missing ({e}): the kernel lacks this feature"),
+            )
         })?;
         sys::write_attr(path, &value)?;
         let now = sys::read_trimmed(path)?;
-        detail.push(format!("{}={now} (was {old})", path.trim_start_matches("/proc/sys/")));
+        detail.push(format!(
+            "{}={now} (was {old})",
+            path.trim_start_matches("/proc/sys/")
+        ));
         saved.push((path, old));
     }
     Ok((Saved(saved), detail.join(", ")))

@@ -60,7 +60,10 @@ impl Mapping {
     pub fn create() -> io::Result<Self> {
         let fd = unsafe { libc::memfd_create(c"hilt-shm".as_ptr(), 0) };
         crate::sys::check(fd, "memfd_create")?;
-        crate::sys::check(unsafe { libc::ftruncate(fd, std::mem::size_of::<Shared>() as i64) }, "ftruncate")?;
+        crate::sys::check(
+            unsafe { libc::ftruncate(fd, std::mem::size_of::<Shared>() as i64) },
+            "ftruncate",
+        )?;
         Self::map(fd)
     }
 
@@ -78,7 +81,10 @@ impl Mapping {
         if ptr == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        Ok(Self { ptr: ptr as *mut Shared, fd })
+        Ok(Self {
+            ptr: ptr as *mut Shared,
+            fd,
+        })
     }
 
     pub fn get(&self) -> &Shared {

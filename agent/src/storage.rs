@@ -38,7 +38,16 @@ pub fn set_up(spec: &StorageSpec) -> io::Result<Mounted> {
                 v.salt
             );
             let _ = dm::remove(VERITY_NAME);
-            dm::create(VERITY_NAME, &[dm::Target { start: 0, sectors, kind: "verity", params: &params }], true)?
+            dm::create(
+                VERITY_NAME,
+                &[dm::Target {
+                    start: 0,
+                    sectors,
+                    kind: "verity",
+                    params: &params,
+                }],
+                true,
+            )?
         }
     };
     std::fs::create_dir_all(MOUNT_POINT)?;
@@ -46,18 +55,44 @@ pub fn set_up(spec: &StorageSpec) -> io::Result<Mounted> {
     let dst = sys::cstr(MOUNT_POINT)?;
     let data = sys::cstr(&spec.mount_options)?;
     let ret = unsafe {
-        libc::mount(src.as_ptr(), dst.as_ptr(), c"erofs".as_ptr(), libc::MS_RDONLY, data.as_ptr() as *const libc::c_void)
+        libc::mount(
+            src.as_ptr(),
+            dst.as_ptr(),
+            c"erofs".as_ptr(),
+            libc::MS_RDONLY,
+            data.as_ptr() as *const libc::c_void,
+        )
     };
-    sys::check(ret, &format!("mount -t erofs {} {MOUNT_POINT} -o {}", device.display(), spec.mount_options))?;
+    sys::check(
+        ret,
+        &format!(
+            "mount -t erofs {} {MOUNT_POINT} -o {}",
+            device.display(),
+            spec.mount_options
+        ),
+    )?;
     if let Some(mode) = spec.sync_decompress {
-        let dev = device.file_name().unwrap_or_default().to_string_lossy().into_owned();
-        sys::write_attr(format!("/sys/fs/erofs/{dev}/sync_decompress"), &mode.to_string())?;
+        let dev = device
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        sys::write_attr(
+            format!("/sys/fs/erofs/{dev}/sync_decompress"),
+            &mode.to_string(),
+        )?;
     }
-    Ok(Mounted { device, lower, verity: spec.verity.is_some() })
+    Ok(Mounted {
+        device,
+        lower,
+        verity: spec.verity.is_some(),
+    })
 }
 
 pub fn set_scheduler(dev: &Path, sched: &str) -> io::Result<()> {
-    let Some(disk) = block::disk_name(dev) else { return Ok(()) };
+    let Some(disk) = block::disk_name(dev) else {
+        return Ok(());
+    };
     sys::write_attr(format!("/sys/block/{disk}/queue/scheduler"), sched)
 }
 

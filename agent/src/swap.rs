@@ -25,7 +25,10 @@ pub fn header(size_bytes: u64) -> Vec<u8> {
 pub fn mkswap(dev: &Path) -> io::Result<u64> {
     let size = crate::dm::sectors(dev)? * 512;
     if size < 16 * PAGE {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{} is too small for swap", dev.display())));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is too small for swap", dev.display()),
+        ));
     }
     let mut f = OpenOptions::new().write(true).open(dev)?;
     f.seek(SeekFrom::Start(0))?;
@@ -36,12 +39,18 @@ pub fn mkswap(dev: &Path) -> io::Result<u64> {
 
 pub fn swapon(dev: &Path) -> io::Result<()> {
     let p = sys::cstr(&dev.to_string_lossy())?;
-    sys::check(unsafe { libc::swapon(p.as_ptr(), 0) }, &format!("swapon {}", dev.display()))
+    sys::check(
+        unsafe { libc::swapon(p.as_ptr(), 0) },
+        &format!("swapon {}", dev.display()),
+    )
 }
 
 pub fn swapoff(dev: &Path) -> io::Result<()> {
     let p = sys::cstr(&dev.to_string_lossy())?;
-    sys::check(unsafe { libc::swapoff(p.as_ptr()) }, &format!("swapoff {}", dev.display()))
+    sys::check(
+        unsafe { libc::swapoff(p.as_ptr()) },
+        &format!("swapoff {}", dev.display()),
+    )
 }
 
 pub const CONTROL_DM: &str = "hilt-ctlswap";
@@ -51,20 +60,43 @@ pub fn set_up_freezable(dev: &Path) -> io::Result<(PathBuf, String)> {
     let sectors = crate::dm::sectors(dev)?;
     let _ = crate::dm::remove(CONTROL_DM);
     let params = format!("{} 0", dev.display());
-    let node = crate::dm::create(CONTROL_DM, &[crate::dm::Target { start: 0, sectors, kind: "linear", params: &params }], false)?;
+    let node = crate::dm::create(
+        CONTROL_DM,
+        &[crate::dm::Target {
+            start: 0,
+            sectors,
+            kind: "linear",
+            params: &params,
+        }],
+        false,
+    )?;
     let size = mkswap(&node)?;
     swapon(&node)?;
-    Ok((node.clone(), format!("{} (dm-linear over {}, freezable) {} MiB", node.display(), dev.display(), size >> 20)))
+    Ok((
+        node.clone(),
+        format!(
+            "{} (dm-linear over {}, freezable) {} MiB",
+            node.display(),
+            dev.display(),
+            size >> 20
+        ),
+    ))
 }
 
 /// Returns the active swap device and a description for the stage report.
 pub fn set_up(spec: &SwapSpec) -> io::Result<Option<(PathBuf, String)>> {
     match spec {
         SwapSpec::None => Ok(None),
-        SwapSpec::Zram { size_bytes, algorithm } => {
+        SwapSpec::Zram {
+            size_bytes,
+            algorithm,
+        } => {
             let dev = PathBuf::from("/dev/zram0");
             if !Path::new("/sys/block/zram0").exists() {
-                return Err(io::Error::new(io::ErrorKind::NotFound, "no /sys/block/zram0: is the zram module in the initramfs?"));
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "no /sys/block/zram0: is the zram module in the initramfs?",
+                ));
             }
             let _ = swapoff(&dev);
             let _ = sys::write_attr("/sys/block/zram0/reset", "1");
@@ -75,13 +107,19 @@ pub fn set_up(spec: &SwapSpec) -> io::Result<Option<(PathBuf, String)>> {
             let size = mkswap(&dev)?;
             swapon(&dev)?;
             let algo = sys::read_trimmed("/sys/block/zram0/comp_algorithm").unwrap_or_default();
-            Ok(Some((dev, format!("zram {} MiB, algorithms: {algo}", size >> 20))))
+            Ok(Some((
+                dev,
+                format!("zram {} MiB, algorithms: {algo}", size >> 20),
+            )))
         }
         SwapSpec::Device { device } => {
             let dev = block::resolve(device)?;
             let size = mkswap(&dev)?;
             swapon(&dev)?;
-            Ok(Some((dev.clone(), format!("{} {} MiB", dev.display(), size >> 20))))
+            Ok(Some((
+                dev.clone(),
+                format!("{} {} MiB", dev.display(), size >> 20),
+            )))
         }
     }
 }
@@ -92,6 +130,9 @@ mod tests {
     fn header_has_signature_and_last_page() {
         let h = super::header(64 << 20);
         assert_eq!(&h[4086..], b"SWAPSPACE2");
-        assert_eq!(u32::from_ne_bytes(h[1028..1032].try_into().unwrap()), (64 << 20) / 4096 - 1);
+        assert_eq!(
+            u32::from_ne_bytes(h[1028..1032].try_into().unwrap()),
+            (64 << 20) / 4096 - 1
+        );
     }
 }

@@ -5,7 +5,10 @@ use std::io;
 use std::path::Path;
 
 pub fn uptime_ms() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // CLOCK_BOOTTIME matches the kernel's printk clock closely enough to
     // line up agent samples with kernel reports.
     unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
@@ -20,11 +23,17 @@ pub fn read_trimmed(path: impl AsRef<Path>) -> io::Result<String> {
 /// bare "Invalid argument" tells the user nothing.
 pub fn write_attr(path: impl AsRef<Path>, value: &str) -> io::Result<()> {
     let path = path.as_ref();
-    fs::write(path, value).map_err(|e| io::Error::new(e.kind(), format!("writing {value:?} to {}: {e}", path.display())))
+    fs::write(path, value).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("writing {value:?} to {}: {e}", path.display()),
+        )
+    })
 }
 
 pub fn cstr(s: &str) -> io::Result<std::ffi::CString> {
-    std::ffi::CString::new(s).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))
+    std::ffi::CString::new(s)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))
 }
 
 pub fn check(ret: libc::c_int, what: &str) -> io::Result<()> {
@@ -47,14 +56,23 @@ const PR_SET_IO_FLUSHER: libc::c_int = 57;
 /// agent's allocations NOIO, as for userspace block drivers, so its reclaim
 /// never waits on I/O. Threads inherit it; workers clear it.
 pub fn harden_self() -> io::Result<()> {
-    check(unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) }, "mlockall")?;
+    check(
+        unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) },
+        "mlockall",
+    )?;
     write_attr("/proc/self/oom_score_adj", "-1000")?;
     // The D-state watcher keeps an fd per thread between scans.
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
     lim.rlim_cur = lim.rlim_max.min(20_000);
     unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
-    check(unsafe { libc::prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) }, "prctl(PR_SET_IO_FLUSHER)")
+    check(
+        unsafe { libc::prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) },
+        "prctl(PR_SET_IO_FLUSHER)",
+    )
 }
 
 /// Workloads must reclaim the ordinary way: their reclaim is the test.
@@ -66,7 +84,11 @@ pub fn uname() -> (String, String, String) {
     let mut u: libc::utsname = unsafe { std::mem::zeroed() };
     unsafe { libc::uname(&mut u) };
     let field = |f: &[libc::c_char]| {
-        let bytes: Vec<u8> = f.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+        let bytes: Vec<u8> = f
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
         String::from_utf8_lossy(&bytes).into_owned()
     };
     (field(&u.release), field(&u.version), field(&u.machine))
@@ -84,8 +106,14 @@ pub fn kernel_facts() -> std::collections::BTreeMap<String, String> {
     let mut f = std::collections::BTreeMap::new();
     f.insert("psi".into(), exists("/proc/pressure/memory"));
     f.insert("sysrq".into(), exists("/proc/sysrq-trigger"));
-    f.insert("hung_task_detector".into(), exists("/proc/sys/kernel/hung_task_timeout_secs"));
-    f.insert("kprobe_events".into(), exists("/sys/kernel/tracing/kprobe_events"));
+    f.insert(
+        "hung_task_detector".into(),
+        exists("/proc/sys/kernel/hung_task_timeout_secs"),
+    );
+    f.insert(
+        "kprobe_events".into(),
+        exists("/sys/kernel/tracing/kprobe_events"),
+    );
     f.insert("pstore".into(), exists("/sys/fs/pstore"));
     f.insert("schedstat".into(), exists("/proc/self/schedstat"));
     f.insert("task_stack".into(), exists("/proc/self/stack"));
@@ -99,7 +127,9 @@ pub fn kernel_facts() -> std::collections::BTreeMap<String, String> {
 /// next boot does not report it again.
 pub fn take_pstore() -> Vec<hilt_protocol::PstoreFile> {
     let mut out = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/sys/fs/pstore") else { return out };
+    let Ok(dir) = std::fs::read_dir("/sys/fs/pstore") else {
+        return out;
+    };
     for e in dir.flatten() {
         if let Ok(bytes) = std::fs::read(e.path()) {
             out.push(hilt_protocol::PstoreFile {

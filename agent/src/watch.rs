@@ -58,20 +58,46 @@ fn run(tx: Sender, shared: Arc<Shared>) {
                 Reason::NoContextSwitch => s.last_switch_ms,
                 Reason::SameWchan => s.d_since_ms,
             };
-            new.push((s.pid, s.tid, s.comm.to_string(), s.wchan.to_string(), s.reason, stopped));
+            new.push((
+                s.pid,
+                s.tid,
+                s.comm.to_string(),
+                s.wchan.to_string(),
+                s.reason,
+                stopped,
+            ));
         });
         for (pid, tid, comm, wchan, reason, stopped) in new.drain(..) {
-            let keys = shared.spec.lock().ok().and_then(|g| g.as_ref().map(|s| s.sysrq_keys.clone())).unwrap_or_default();
+            let keys = shared
+                .spec
+                .lock()
+                .ok()
+                .and_then(|g| g.as_ref().map(|s| s.sysrq_keys.clone()))
+                .unwrap_or_default();
             let report = evidence(pid, tid, comm.clone(), wchan, reason, stopped, now, &keys);
             tx.send(&AgentMsg::Suspect(Box::new(report)));
-            pending.push(Pending { pid, tid, comm, stopped_ms: stopped, suspected_ms: now });
+            pending.push(Pending {
+                pid,
+                tid,
+                comm,
+                stopped_ms: stopped,
+                suspected_ms: now,
+            });
         }
-        let reported = shared.kernel_hung_pids.lock().map(|v| v.clone()).unwrap_or_default();
+        let reported = shared
+            .kernel_hung_pids
+            .lock()
+            .map(|v| v.clone())
+            .unwrap_or_default();
         pending.retain(|p| {
             let by = if reported.contains(&(p.tid as u32)) || reported.contains(&(p.pid as u32)) {
                 ConfirmedBy::KernelReport
             } else if !w.still_suspected(p.tid) {
-                tx.send(&AgentMsg::Cleared { uptime_ms: now, pid: p.pid, tid: p.tid });
+                tx.send(&AgentMsg::Cleared {
+                    uptime_ms: now,
+                    pid: p.pid,
+                    tid: p.tid,
+                });
                 return false;
             } else if now.saturating_sub(p.suspected_ms) >= spec.2 {
                 ConfirmedBy::Timeout
@@ -93,10 +119,23 @@ fn run(tx: Sender, shared: Arc<Shared>) {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn evidence(pid: i32, tid: i32, comm: String, wchan: String, reason: Reason, stopped_ms: u64, now: u64, sysrq_keys: &str) -> SuspectReport {
+fn evidence(
+    pid: i32,
+    tid: i32,
+    comm: String,
+    wchan: String,
+    reason: Reason,
+    stopped_ms: u64,
+    now: u64,
+    sysrq_keys: &str,
+) -> SuspectReport {
     // The stack first: it is what explains the hang, and the task may move.
     let stack = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stack"))
-        .map(|s| s.lines().map(|l| l.trim().trim_start_matches("[<0>] ").to_string()).collect())
+        .map(|s| {
+            s.lines()
+                .map(|l| l.trim().trim_start_matches("[<0>] ").to_string())
+                .collect()
+        })
         .unwrap_or_default();
     for key in sysrq_keys.chars() {
         let _ = sys::sysrq(key);

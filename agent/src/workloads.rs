@@ -31,7 +31,10 @@ pub fn spawn(args: &WorkerArgs) -> io::Result<Child> {
     let json = serde_json::to_string(args).map_err(io::Error::other)?;
     // Exec the agent's own file by name, so workers show as hilt-agent in
     // ps and in the kernel's task dumps rather than as "exe".
-    Command::new(std::env::current_exe()?).arg("worker").arg(json).spawn()
+    Command::new(std::env::current_exe()?)
+        .arg("worker")
+        .arg(json)
+        .spawn()
 }
 
 pub fn worker_main(json: &str) -> io::Result<()> {
@@ -45,20 +48,33 @@ pub fn worker_main(json: &str) -> io::Result<()> {
     sys::clear_io_flusher();
     let map = Mapping::map(args.shm_fd)?;
     match &args.spec {
-        WorkloadSpec::Hog { mem_fraction, start_after_ms, .. } => {
+        WorkloadSpec::Hog {
+            mem_fraction,
+            start_after_ms,
+            ..
+        } => {
             // The hog, not the readers, should be what an OOM kill takes.
             let _ = sys::write_attr("/proc/self/oom_score_adj", "1000");
             std::thread::sleep(Duration::from_millis(*start_after_ms));
             let bytes = (args.mem_total_kb as f64 * 1024.0 * mem_fraction) as usize;
             hog(&map, bytes, args.deadline_uptime_ms)
         }
-        WorkloadSpec::Readers { threads, pattern, block_size, drop_caches, rounds, start_after_ms, .. } => {
+        WorkloadSpec::Readers {
+            threads,
+            pattern,
+            block_size,
+            drop_caches,
+            rounds,
+            start_after_ms,
+            ..
+        } => {
             std::thread::sleep(Duration::from_millis(*start_after_ms));
             std::thread::scope(|s| {
                 for t in 0..*threads as usize {
                     let slot = &map.get().readers[args.slot_base + t];
                     let files = &args.files;
-                    let (pattern, bs, drop, rounds) = (*pattern, *block_size as usize, *drop_caches, *rounds);
+                    let (pattern, bs, drop, rounds) =
+                        (*pattern, *block_size as usize, *drop_caches, *rounds);
                     let deadline = args.deadline_uptime_ms;
                     s.spawn(move || reader(slot, t, files, pattern, bs, drop, rounds, deadline));
                 }
@@ -145,7 +161,8 @@ fn reader(
             let path = &files[(k + index) % files.len()];
             if let Err(e) = read_file(slot, path, pattern, &mut buf, &mut rng, deadline) {
                 slot.errors.fetch_add(1, Relaxed);
-                slot.last_errno.store(e.raw_os_error().unwrap_or(0) as u64, Relaxed);
+                slot.last_errno
+                    .store(e.raw_os_error().unwrap_or(0) as u64, Relaxed);
             }
         }
         round += 1;
@@ -191,7 +208,16 @@ fn read_file(
             if len == 0 {
                 return Ok(());
             }
-            let p = unsafe { libc::mmap(std::ptr::null_mut(), len as usize, libc::PROT_READ, libc::MAP_SHARED, f.as_raw_fd(), 0) };
+            let p = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    len as usize,
+                    libc::PROT_READ,
+                    libc::MAP_SHARED,
+                    f.as_raw_fd(),
+                    0,
+                )
+            };
             if p == libc::MAP_FAILED {
                 return Err(io::Error::last_os_error());
             }
@@ -203,7 +229,11 @@ fn read_file(
                 for page in chunk.chunks(4096) {
                     sum ^= unsafe { std::ptr::read_volatile(&page[0]) };
                 }
-                slot.record(t.elapsed().as_micros() as u64, chunk.len() as u64, sys::uptime_ms());
+                slot.record(
+                    t.elapsed().as_micros() as u64,
+                    chunk.len() as u64,
+                    sys::uptime_ms(),
+                );
             }
             std::hint::black_box(sum);
             unsafe { libc::munmap(p, len as usize) };

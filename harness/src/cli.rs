@@ -10,7 +10,11 @@ use crate::reporting;
 use crate::runner::{self, exit};
 
 #[derive(Parser)]
-#[command(name = "hilt", version, about = "Hardware-in-the-loop stress harness for ARM/Android boards")]
+#[command(
+    name = "hilt",
+    version,
+    about = "Hardware-in-the-loop stress harness for ARM/Android boards"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -79,14 +83,31 @@ pub fn main() -> i32 {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { exit::BAD_INPUT } else { exit::OK };
+            return if e.use_stderr() {
+                exit::BAD_INPUT
+            } else {
+                exit::OK
+            };
         }
     };
     match cli.cmd {
-        Cmd::Run { plan, out, quiet, history, no_history } => with_plan(&plan, |p| {
+        Cmd::Run {
+            plan,
+            out,
+            quiet,
+            history,
+            no_history,
+        } => with_plan(&plan, |p| {
             let history = (!no_history).then(|| history.unwrap_or_else(reporting::default_history));
             let rt = tokio::runtime::Runtime::new()?;
-            rt.block_on(runner::run_plan(p, runner::RunOptions { out, quiet, history }))
+            rt.block_on(runner::run_plan(
+                p,
+                runner::RunOptions {
+                    out,
+                    quiet,
+                    history,
+                },
+            ))
         }),
         Cmd::Report { run } => fallible(|| {
             println!("report: {}", reporting::report(&[run], None)?.display());
@@ -96,9 +117,19 @@ pub fn main() -> i32 {
             println!("report: {}", reporting::report(&runs, baseline)?.display());
             Ok(exit::OK)
         }),
-        Cmd::History { plan, last, out, db } => {
-            fallible(|| reporting::history(&db.unwrap_or_else(reporting::default_history), plan, last, out))
-        }
+        Cmd::History {
+            plan,
+            last,
+            out,
+            db,
+        } => fallible(|| {
+            reporting::history(
+                &db.unwrap_or_else(reporting::default_history),
+                plan,
+                last,
+                out,
+            )
+        }),
         Cmd::Check { plan } => with_plan(&plan, |p| {
             println!(
                 "{}: ok ({} variants × {} iterations on {}, {} workloads)",
@@ -122,7 +153,10 @@ pub fn main() -> i32 {
 
 fn home() -> std::path::PathBuf {
     let cwd = std::env::current_dir().unwrap_or_default();
-    cwd.ancestors().find(|d| d.join("boards").is_dir()).map(|d| d.to_path_buf()).unwrap_or(cwd)
+    cwd.ancestors()
+        .find(|d| d.join("boards").is_dir())
+        .map(|d| d.to_path_buf())
+        .unwrap_or(cwd)
 }
 
 fn boards() -> i32 {
@@ -131,16 +165,25 @@ fn boards() -> i32 {
         eprintln!("error: no boards/ directory here or above");
         return exit::BAD_INPUT;
     }
-    println!("{:<16} {:<16} {:<48} {:<20} {:<14} {}", "board", "soc", "console", "power", "agent", "flash");
+    println!(
+        "{:<16} {:<16} {:<48} {:<20} {:<14} flash",
+        "board", "soc", "console", "power", "agent"
+    );
     let mut code = exit::OK;
     for (path, b) in known {
         match b {
             Ok(b) => {
                 let [soc, console, power, agent, flash] = crate::board::doctor::describe(&b);
-                println!("{:<16} {soc:<16} {console:<48} {power:<20} {agent:<14} {flash}", b.name);
+                println!(
+                    "{:<16} {soc:<16} {console:<48} {power:<20} {agent:<14} {flash}",
+                    b.name
+                );
             }
             Err(e) => {
-                println!("{:<16} invalid: {e}", path.file_stem().unwrap_or_default().to_string_lossy());
+                println!(
+                    "{:<16} invalid: {e}",
+                    path.file_stem().unwrap_or_default().to_string_lossy()
+                );
                 code = exit::BAD_INPUT;
             }
         }
@@ -193,7 +236,10 @@ fn fallible(f: impl FnOnce() -> anyhow::Result<i32>) -> i32 {
     }
 }
 
-fn with_plan(path: &std::path::Path, f: impl FnOnce(plan::ResolvedPlan) -> anyhow::Result<i32>) -> i32 {
+fn with_plan(
+    path: &std::path::Path,
+    f: impl FnOnce(plan::ResolvedPlan) -> anyhow::Result<i32>,
+) -> i32 {
     let p = match plan::resolve(path) {
         Ok(p) => p,
         Err(e) => {
@@ -222,10 +268,25 @@ fn parse(path: &std::path::Path, json: bool) -> i32 {
     let mut out = std::io::stdout().lock();
     for e in &events {
         let r = if json {
-            serde_json::to_writer(&mut out, e).map_err(std::io::Error::other).and_then(|_| writeln!(out))
+            serde_json::to_writer(&mut out, e)
+                .map_err(std::io::Error::other)
+                .and_then(|_| writeln!(out))
         } else {
-            let task = e.task.as_ref().map(|t| format!(" [{}{}]", t.comm, t.pid.map(|p| format!(":{p}")).unwrap_or_default())).unwrap_or_default();
-            let ts = e.timestamp.map(|t| format!("[{t:>12.6}] ")).unwrap_or_default();
+            let task = e
+                .task
+                .as_ref()
+                .map(|t| {
+                    format!(
+                        " [{}{}]",
+                        t.comm,
+                        t.pid.map(|p| format!(":{p}")).unwrap_or_default()
+                    )
+                })
+                .unwrap_or_default();
+            let ts = e
+                .timestamp
+                .map(|t| format!("[{t:>12.6}] "))
+                .unwrap_or_default();
             writeln!(out, "{ts}{:?}: {}{task}", e.kind, e.title).and_then(|_| {
                 for f in e.frames.iter().take(12) {
                     writeln!(out, "    {f}")?;

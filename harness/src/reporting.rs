@@ -12,14 +12,22 @@ pub fn default_history() -> PathBuf {
     if let Some(p) = std::env::var_os("HILT_HISTORY") {
         return PathBuf::from(p);
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     home.join(".local/share/hilt/history.sqlite")
 }
 
 /// Writes `RUN_DIR/report/` for the runs, the first being where it goes.
 pub fn report(runs: &[PathBuf], baseline: Option<String>) -> anyhow::Result<PathBuf> {
-    let data = runs.iter().map(|d| load_run(d).with_context(|| format!("reading {}", d.display()))).collect::<anyhow::Result<Vec<_>>>()?;
-    let opts = ReportOptions { baseline, ..Default::default() };
+    let data = runs
+        .iter()
+        .map(|d| load_run(d).with_context(|| format!("reading {}", d.display())))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let opts = ReportOptions {
+        baseline,
+        ..Default::default()
+    };
     let report = build_report(&data, &opts)?;
     let out = runs[0].join("report");
     write_report(&report, &out)?;
@@ -40,14 +48,23 @@ pub fn report_and_record(run: &Path, history: Option<&Path>) -> anyhow::Result<P
         h.record_run(&data)?;
         let check = h.regressions(&data, 7, &RegressionOptions::default())?;
         for r in &check.regressions {
-            println!("REGRESSION against the last {} runs: {}", check.compared_with.len(), r.message);
+            println!(
+                "REGRESSION against the last {} runs: {}",
+                check.compared_with.len(),
+                r.message
+            );
         }
     }
     Ok(index)
 }
 
 /// `hilt history [--plan P] [--last N] [--out DIR]`: trends per plan, with plots.
-pub fn history(db: &Path, plan: Option<String>, last: Option<usize>, out: Option<PathBuf>) -> anyhow::Result<i32> {
+pub fn history(
+    db: &Path,
+    plan: Option<String>,
+    last: Option<usize>,
+    out: Option<PathBuf>,
+) -> anyhow::Result<i32> {
     let h = History::open(db)?;
     let plans = match plan {
         Some(p) => vec![p],

@@ -9,7 +9,10 @@ use std::process::Command;
 use hilt_reports::{IterationRecord, Outcome};
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn records(dir: &Path) -> Vec<IterationRecord> {
@@ -22,7 +25,12 @@ fn records(dir: &Path) -> Vec<IterationRecord> {
 
 fn run(plan: &Path, out: &Path, envs: &[(&str, &Path)]) -> std::process::Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_hilt"));
-    c.arg("run").arg(plan).arg("--out").arg(out).arg("--quiet").current_dir(repo());
+    c.arg("run")
+        .arg(plan)
+        .arg("--out")
+        .arg(out)
+        .arg("--quiet")
+        .current_dir(repo());
     // Each test's history database is its own, never the user's.
     c.env("HILT_HISTORY", out.with_file_name("history.sqlite"));
     for (k, v) in envs {
@@ -38,54 +46,121 @@ fn smoke_plan_runs_both_kernels_end_to_end() {
     let out = tmp.path().join("run");
     let o = run(&repo().join("plans/smoke.yaml"), &out, &[]);
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "exit {:?}\n{stdout}\n{}", o.status, String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "exit {:?}\n{stdout}\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
 
     let recs = records(&out);
     assert_eq!(recs.len(), 4, "2 iterations × 2 variants");
     for r in &recs {
-        assert_eq!(r.outcome, Outcome::Pass, "{}#{}: {}", r.variant, r.iteration, r.detail);
-        let want = if r.variant == "unpatched" { "6.1.0-44-arm64" } else { "6.1.0-45-arm64" };
+        assert_eq!(
+            r.outcome,
+            Outcome::Pass,
+            "{}#{}: {}",
+            r.variant,
+            r.iteration,
+            r.detail
+        );
+        let want = if r.variant == "unpatched" {
+            "6.1.0-44-arm64"
+        } else {
+            "6.1.0-45-arm64"
+        };
         assert_eq!(r.kernel_release.as_deref(), Some(want));
         assert!(r.boot_ms.unwrap() < 60_000);
-        assert!(r.reads > 100 && r.read_latency_us.count() > 100, "{} reads", r.reads);
+        assert!(
+            r.reads > 100 && r.read_latency_us.count() > 100,
+            "{} reads",
+            r.reads
+        );
         assert_eq!(r.read_errors, 0);
         // The hog must have pushed the board into swap.
-        assert!(r.max_swap_used_kb > 1024, "swap used: {} kB", r.max_swap_used_kb);
+        assert!(
+            r.max_swap_used_kb > 1024,
+            "swap used: {} kB",
+            r.max_swap_used_kb
+        );
         let console = std::fs::read(out.join(&r.console_log)).unwrap();
-        assert!(console.windows(25).any(|w| w == b"hilt-init: starting agent"));
+        assert!(console
+            .windows(25)
+            .any(|w| w == b"hilt-init: starting agent"));
         let ts = std::fs::read_to_string(out.join(&r.console_log).with_extension("ts")).unwrap();
-        let last: u64 = ts.lines().last().unwrap().split(' ').next().unwrap().parse().unwrap();
-        assert!(last < console.len() as u64, "timestamps index the log's bytes");
+        let last: u64 = ts
+            .lines()
+            .last()
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            last < console.len() as u64,
+            "timestamps index the log's bytes"
+        );
     }
     for v in ["unpatched", "patched"] {
         assert_eq!(recs.iter().filter(|r| r.variant == v).count(), 2);
     }
     let events = std::fs::read_to_string(out.join("events.jsonl")).unwrap();
-    assert!(events.contains("dm-verity over"), "the mount stage reports dm-verity");
+    assert!(
+        events.contains("dm-verity over"),
+        "the mount stage reports dm-verity"
+    );
     assert!(events.contains("\"type\":\"heartbeat\""));
     assert!(events.contains("\"type\":\"interval\""));
     assert!(events.contains("\"type\":\"kmsg\""));
-    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["variants"].as_array().unwrap().len(), 2);
     assert_eq!(summary["finished_iterations"], 4);
-    assert!(summary["variants"][0]["latency_us"]["p99"].as_u64().unwrap() > 0);
+    assert!(
+        summary["variants"][0]["latency_us"]["p99"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
     let plan_copy = std::fs::read_to_string(out.join("plan.yaml")).unwrap();
-    assert_eq!(plan_copy, std::fs::read_to_string(repo().join("plans/smoke.yaml")).unwrap());
-    let run_json: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
-    assert_eq!(run_json["media"]["verity_root_hash"].as_str().unwrap().len(), 64);
-    assert!(stdout.contains("hang rate") && stdout.contains("unpatched") && stdout.contains("patched"), "{stdout}");
+    assert_eq!(
+        plan_copy,
+        std::fs::read_to_string(repo().join("plans/smoke.yaml")).unwrap()
+    );
+    let run_json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(
+        run_json["media"]["verity_root_hash"]
+            .as_str()
+            .unwrap()
+            .len(),
+        64
+    );
+    assert!(
+        stdout.contains("hang rate") && stdout.contains("unpatched") && stdout.contains("patched"),
+        "{stdout}"
+    );
 
     // The run's report, from real data.
     for f in ["index.html", "summary.md", "junit.xml", "report.json"] {
         assert!(out.join("report").join(f).is_file(), "report/{f} missing");
     }
     let junit = std::fs::read_to_string(out.join("report/junit.xml")).unwrap();
-    assert_eq!(junit.matches("<testcase").count(), 4, "one test case per iteration and variant");
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("report/report.json")).unwrap()).unwrap();
+    assert_eq!(
+        junit.matches("<testcase").count(),
+        4,
+        "one test case per iteration and variant"
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report/report.json")).unwrap()).unwrap();
     assert_eq!(report["version"], 1);
     let html = std::fs::read_to_string(out.join("report/index.html")).unwrap();
     assert!(html.contains("<svg"), "plots are inline");
-    assert!(html.contains(run_json["variants"][0]["kernel_release"].as_str().unwrap()), "provenance names the kernel");
+    assert!(
+        html.contains(run_json["variants"][0]["kernel_release"].as_str().unwrap()),
+        "provenance names the kernel"
+    );
     // And the run is in the history database, where `hilt history` finds it.
     let h = Command::new(env!("CARGO_BIN_EXE_hilt"))
         .args(["history", "--db"])
@@ -93,7 +168,11 @@ fn smoke_plan_runs_both_kernels_end_to_end() {
         .output()
         .unwrap();
     assert!(h.status.success(), "{}", String::from_utf8_lossy(&h.stderr));
-    assert!(String::from_utf8_lossy(&h.stdout).contains("smoke"), "{}", String::from_utf8_lossy(&h.stdout));
+    assert!(
+        String::from_utf8_lossy(&h.stdout).contains("smoke"),
+        "{}",
+        String::from_utf8_lossy(&h.stdout)
+    );
 }
 
 /// A flipped byte in the erofs image must make reads of that block fail with
@@ -106,7 +185,9 @@ fn corrupted_verity_data_block_fails_reads_with_eio() {
     // the downloaded packages are shared through symlinks.
     let cache = tmp.path().join("cache");
     std::fs::create_dir(&cache).unwrap();
-    let shared = std::env::var_os("HILT_CACHE").map(PathBuf::from).unwrap_or(repo().join(".cache"));
+    let shared = std::env::var_os("HILT_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or(repo().join(".cache"));
     for d in ["debs", "extracted"] {
         std::os::unix::fs::symlink(shared.join(d), cache.join(d)).unwrap();
     }
@@ -119,11 +200,23 @@ fn corrupted_verity_data_block_fails_reads_with_eio() {
         .unwrap()
         .replace("iterations: 2", "iterations: 1")
         .replace("duration_s: 15", "duration_s: 8")
-        .replace("  - name: patched\n    kernel:\n      debian: linux-image-6.1.0-45-arm64=6.1.170-1\n", "")
+        .replace(
+            "  - name: patched\n    kernel:\n      debian: linux-image-6.1.0-45-arm64=6.1.170-1\n",
+            "",
+        )
         .replace("  - hog-80pct\n", "");
     std::fs::write(&plan, text).unwrap();
-    let fetch = Command::new(env!("CARGO_BIN_EXE_hilt")).arg("fetch").arg(&plan).env("HILT_CACHE", &cache).output().unwrap();
-    assert!(fetch.status.success(), "{}", String::from_utf8_lossy(&fetch.stderr));
+    let fetch = Command::new(env!("CARGO_BIN_EXE_hilt"))
+        .arg("fetch")
+        .arg(&plan)
+        .env("HILT_CACHE", &cache)
+        .output()
+        .unwrap();
+    assert!(
+        fetch.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fetch.stderr)
+    );
     let images: Vec<PathBuf> = std::fs::read_dir(cache.join("erofs"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -143,8 +236,12 @@ fn corrupted_verity_data_block_fails_reads_with_eio() {
     let r = &recs[0];
     assert!(r.read_errors > 0, "no read failed: {r:?}");
     assert_eq!(r.last_read_errno, Some(5), "EIO expected");
-    let console = String::from_utf8_lossy(&std::fs::read(out.join(&r.console_log)).unwrap()).into_owned();
-    assert!(console.contains("device-mapper: verity") && console.contains("is corrupted"), "{console}");
+    let console =
+        String::from_utf8_lossy(&std::fs::read(out.join(&r.console_log)).unwrap()).into_owned();
+    assert!(
+        console.contains("device-mapper: verity") && console.contains("is corrupted"),
+        "{console}"
+    );
 }
 
 /// The positive control must produce a genuine kernel hung-task report, seen
@@ -162,33 +259,67 @@ fn swap_freeze_control_is_detected_with_detection_times() {
         .unwrap()
         .replace("iterations: 2", "iterations: 1")
         .replace("duration_s: 15", "duration_s: 10")
-        .replace("  - name: patched\n    kernel:\n      debian: linux-image-6.1.0-45-arm64=6.1.170-1\n", "")
+        .replace(
+            "  - name: patched\n    kernel:\n      debian: linux-image-6.1.0-45-arm64=6.1.170-1\n",
+            "",
+        )
         + "controls:\n  - swap_freeze\n";
     std::fs::write(&plan, text).unwrap();
     let out = tmp.path().join("run");
     let o = run(&plan, &out, &[]);
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "exit {:?}\n{stdout}\n{}", o.status, String::from_utf8_lossy(&o.stderr));
-    assert!(stdout.contains("control swap_freeze on unpatched: detected"), "{stdout}");
+    assert!(
+        o.status.success(),
+        "exit {:?}\n{stdout}\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        stdout.contains("control swap_freeze on unpatched: detected"),
+        "{stdout}"
+    );
 
     let recs = records(&out);
     assert_eq!(recs.len(), 2, "one control and one iteration");
     let c = recs.iter().find(|r| r.control.is_some()).unwrap();
     assert_eq!(c.outcome, Outcome::Hang, "{}", c.detail);
-    assert!(c.kernel_events.iter().any(|t| t.starts_with("INFO: task hung in")), "{:?}", c.kernel_events);
+    assert!(
+        c.kernel_events
+            .iter()
+            .any(|t| t.starts_with("INFO: task hung in")),
+        "{:?}",
+        c.kernel_events
+    );
     let f = c.failure.as_ref().unwrap();
     let t = f.timing.expect("detection times");
-    let suspected = t.suspected_ms.expect("the D-state watcher suspected the task");
+    let suspected = t
+        .suspected_ms
+        .expect("the D-state watcher suspected the task");
     let confirmed = t.confirmed_ms.expect("confirmed");
     let evidence = t.evidence_ms.expect("evidence captured");
-    assert!(suspected >= t.stopped_ms + 9_000, "suspected {} ms after stopping, threshold 10 s", suspected - t.stopped_ms);
-    assert!(suspected - t.stopped_ms < 15_000, "suspicion took {} ms", suspected - t.stopped_ms);
+    assert!(
+        suspected >= t.stopped_ms + 9_000,
+        "suspected {} ms after stopping, threshold 10 s",
+        suspected - t.stopped_ms
+    );
+    assert!(
+        suspected - t.stopped_ms < 15_000,
+        "suspicion took {} ms",
+        suspected - t.stopped_ms
+    );
     assert!(evidence >= suspected && evidence - suspected < 5_000);
     assert!(confirmed >= suspected);
     let events = std::fs::read_to_string(out.join("events.jsonl")).unwrap();
-    assert!(events.contains("\"type\":\"suspect\""), "the watcher reported a suspect");
-    assert!(events.contains("swap-freeze:"), "the control stage reported the freeze");
-    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert!(
+        events.contains("\"type\":\"suspect\""),
+        "the watcher reported a suspect"
+    );
+    assert!(
+        events.contains("swap-freeze:"),
+        "the control stage reported the freeze"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["valid"], true);
     // The control is kept out of the variant's hang rate.
     assert_eq!(summary["variants"][0]["iterations"], 1);
@@ -206,7 +337,10 @@ fn plan_from_smoke(tmp: &Path, name: &str, edits: &[(&str, &str)], extra: &str) 
     }
     let mut text = std::fs::read_to_string(repo().join("plans/smoke.yaml"))
         .unwrap()
-        .replace("  - name: patched\n    kernel:\n      debian: linux-image-6.1.0-45-arm64=6.1.170-1\n", "");
+        .replace(
+            "  - name: patched\n    kernel:\n      debian: linux-image-6.1.0-45-arm64=6.1.170-1\n",
+            "",
+        );
     for (from, to) in edits {
         assert!(text.contains(from), "smoke.yaml lacks {from:?}");
         text = text.replacen(from, to, 1);
@@ -235,16 +369,43 @@ fn power_loss_and_agent_exit_are_infrastructure_errors() {
     let recs = records(&out);
     let by_iter = |i: u32| recs.iter().find(|r| r.iteration == i).unwrap();
     assert_eq!(recs.len(), 3);
-    assert_eq!(by_iter(0).outcome, Outcome::InfraError, "{}", by_iter(0).detail);
-    assert!(by_iter(0).detail.contains("QEMU exited"), "{}", by_iter(0).detail);
-    assert!(by_iter(0).reads > 0, "what was gathered before the power loss is kept");
-    assert_eq!(by_iter(1).outcome, Outcome::InfraError, "{}", by_iter(1).detail);
-    assert!(by_iter(1).detail.contains("the board agent exited (status 3)"), "{}", by_iter(1).detail);
+    assert_eq!(
+        by_iter(0).outcome,
+        Outcome::InfraError,
+        "{}",
+        by_iter(0).detail
+    );
+    assert!(
+        by_iter(0).detail.contains("QEMU exited"),
+        "{}",
+        by_iter(0).detail
+    );
+    assert!(
+        by_iter(0).reads > 0,
+        "what was gathered before the power loss is kept"
+    );
+    assert_eq!(
+        by_iter(1).outcome,
+        Outcome::InfraError,
+        "{}",
+        by_iter(1).detail
+    );
+    assert!(
+        by_iter(1)
+            .detail
+            .contains("the board agent exited (status 3)"),
+        "{}",
+        by_iter(1).detail
+    );
     assert_eq!(by_iter(2).outcome, Outcome::Pass, "{}", by_iter(2).detail);
-    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["variants"][0]["infra_errors"], 2);
     assert_eq!(summary["variants"][0]["hangs"], 0);
-    assert_eq!(summary["variants"][0]["iterations"], 1, "infra errors are not kernel iterations");
+    assert_eq!(
+        summary["variants"][0]["iterations"], 1,
+        "infra errors are not kernel iterations"
+    );
 }
 
 /// A board that goes silent gets a serial BREAK + sysrq over its console,
@@ -270,18 +431,39 @@ fn silent_board_gets_break_sysrq_and_its_dump_survives_the_power_cycle() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let recs = records(&out);
     let by_iter = |i: u32| recs.iter().find(|r| r.iteration == i).unwrap();
-    assert_eq!(by_iter(0).outcome, Outcome::SilentHang, "{}", by_iter(0).detail);
-    let console0 = String::from_utf8_lossy(&std::fs::read(out.join(&by_iter(0).console_log)).unwrap()).into_owned();
-    assert!(console0.contains("sysrq: Show Blocked State"), "the BREAK + w reached the kernel");
-    assert!(console0.contains("sysrq: Trigger a crash"), "the BREAK + c reached the kernel");
+    assert_eq!(
+        by_iter(0).outcome,
+        Outcome::SilentHang,
+        "{}",
+        by_iter(0).detail
+    );
+    let console0 =
+        String::from_utf8_lossy(&std::fs::read(out.join(&by_iter(0).console_log)).unwrap())
+            .into_owned();
+    assert!(
+        console0.contains("sysrq: Show Blocked State"),
+        "the BREAK + w reached the kernel"
+    );
+    assert!(
+        console0.contains("sysrq: Trigger a crash"),
+        "the BREAK + c reached the kernel"
+    );
     assert_eq!(by_iter(1).outcome, Outcome::Crash, "{}", by_iter(1).detail);
     assert_eq!(by_iter(2).outcome, Outcome::Pass, "{}", by_iter(2).detail);
     for i in [0, 1] {
         let dir = out.join(format!("iterations/unpatched-{i:03}/pstore"));
-        let files: Vec<_> = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())).collect();
+        let files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .collect();
         assert!(!files.is_empty(), "iteration {i}: no pstore files");
-        let all: String = files.into_iter().map(|f| std::fs::read_to_string(f.unwrap().path()).unwrap()).collect();
-        assert!(all.contains("sysrq: Trigger a crash"), "iteration {i}'s dump was read back by the next boot");
+        let all: String = files
+            .into_iter()
+            .map(|f| std::fs::read_to_string(f.unwrap().path()).unwrap())
+            .collect();
+        assert!(
+            all.contains("sysrq: Trigger a crash"),
+            "iteration {i}'s dump was read back by the next boot"
+        );
     }
 }
 
@@ -294,18 +476,43 @@ fn a_board_that_keeps_failing_is_quarantined() {
     let plan = plan_from_smoke(
         tmp.path(),
         "quarantine",
-        &[("iterations: 2", "iterations: 4"), ("finish_s: 30", "finish_s: 30\n  quarantine_after: 2")],
+        &[
+            ("iterations: 2", "iterations: 4"),
+            ("finish_s: 30", "finish_s: 30\n  quarantine_after: 2"),
+        ],
         "faults:\n  - { kind: power_loss, after_s: 1 }\n",
     );
     let out = tmp.path().join("run");
     let o = run(&plan, &out, &[]);
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(o.status.code(), Some(3), "every iteration is an infrastructure problem\n{stdout}");
-    assert!(stdout.contains("QUARANTINED: board qemu-virt-a53"), "{stdout}");
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "every iteration is an infrastructure problem\n{stdout}"
+    );
+    assert!(
+        stdout.contains("QUARANTINED: board qemu-virt-a53"),
+        "{stdout}"
+    );
     let recs = records(&out);
     let outcomes: Vec<Outcome> = recs.iter().map(|r| r.outcome).collect();
-    assert_eq!(outcomes, [Outcome::InfraError, Outcome::InfraError, Outcome::NotRun, Outcome::NotRun]);
-    assert!(recs[3].detail.contains("quarantined after 2 infrastructure errors in a row"), "{}", recs[3].detail);
-    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(
+        outcomes,
+        [
+            Outcome::InfraError,
+            Outcome::InfraError,
+            Outcome::NotRun,
+            Outcome::NotRun
+        ]
+    );
+    assert!(
+        recs[3]
+            .detail
+            .contains("quarantined after 2 infrastructure errors in a row"),
+        "{}",
+        recs[3].detail
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["quarantined"][0], "qemu-virt-a53");
 }

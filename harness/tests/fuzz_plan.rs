@@ -229,6 +229,14 @@ fn check_names_key(r: &Reported) -> Result<(), TestCaseError> {
                 .get(r.line - 1)
                 .map(|l| l.chars().skip(r.col - 1).collect())
                 .unwrap_or_default();
+            // An anchor (`&a`) or a tag (`!t`) before the key is part of it.
+            let mut at = at.as_str();
+            while let Some(rest) = at.strip_prefix(['&', '!']) {
+                let end = rest
+                    .find(|c: char| !(c.is_alphanumeric() || "-_!".contains(c)))
+                    .unwrap_or(rest.len());
+                at = rest[end..].trim_start();
+            }
             let at = at.trim_start_matches(['"', '\'']);
             // The key may be quoted with its control characters escaped, and
             // a plain key may fold over lines (`? a\n  b` is the key "a b"):

@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// Writes `plan` into a temporary plans/ directory beside symlinks to the
@@ -17,14 +20,21 @@ fn check(plan: &str) -> (i32, String) {
     std::fs::create_dir(dir.path().join("plans")).unwrap();
     let path = dir.path().join("plans/p.yaml");
     std::fs::write(&path, plan).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_hilt")).arg("check").arg(&path).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_hilt"))
+        .arg("check")
+        .arg(&path)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).replace(&path.display().to_string(), "P");
     (out.status.code().unwrap_or(-1), stderr)
 }
 
 fn smoke_with(from: &str, to: &str) -> String {
     let text = std::fs::read_to_string(repo().join("plans/smoke.yaml")).unwrap();
-    assert!(text.contains(from), "smoke.yaml no longer contains {from:?}");
+    assert!(
+        text.contains(from),
+        "smoke.yaml no longer contains {from:?}"
+    );
     text.replacen(from, to, 1)
 }
 
@@ -35,18 +45,34 @@ fn line_of(text: &str, needle: &str) -> usize {
 #[test]
 fn the_shipped_plans_are_valid() {
     for p in ["plans/smoke.yaml", "plans/erofs-noio-ab.yaml"] {
-        let out = Command::new(env!("CARGO_BIN_EXE_hilt")).arg("check").arg(repo().join(p)).output().unwrap();
-        assert!(out.status.success(), "{p}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new(env!("CARGO_BIN_EXE_hilt"))
+            .arg("check")
+            .arg(repo().join(p))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{p}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
 #[test]
 fn unknown_key_names_line_column_key_and_the_accepted_keys() {
-    let plan = smoke_with("  erofs_on: virtio", "  erofs_on: virtio\n  erofs_onn: sdcard");
+    let plan = smoke_with(
+        "  erofs_on: virtio",
+        "  erofs_on: virtio\n  erofs_onn: sdcard",
+    );
     let (code, err) = check(&plan);
     assert_eq!(code, 2, "{err}");
     let line = line_of(&plan, "erofs_onn");
-    assert!(err.contains(&format!("P:{line}:3: key `storage.erofs_onn`: unknown field `erofs_onn`, expected one of")), "{err}");
+    assert!(
+        err.contains(&format!(
+            "P:{line}:3: key `storage.erofs_onn`: unknown field `erofs_onn`, expected one of"
+        )),
+        "{err}"
+    );
     assert!(err.contains("`mount_options`"), "{err}");
 }
 
@@ -56,7 +82,12 @@ fn wrong_type_names_the_key_and_the_expected_type() {
     let (code, err) = check(&plan);
     assert_eq!(code, 2);
     let line = line_of(&plan, "iterations: many");
-    assert!(err.contains(&format!("P:{line}:13: key `iterations`: invalid type: string \"many\", expected u32")), "{err}");
+    assert!(
+        err.contains(&format!(
+            "P:{line}:13: key `iterations`: invalid type: string \"many\", expected u32"
+        )),
+        "{err}"
+    );
 }
 
 #[test]
@@ -74,7 +105,10 @@ fn missing_workload_file_is_located() {
     let (code, err) = check(&plan);
     assert_eq!(code, 2);
     let line = line_of(&plan, "readers-nonexistent");
-    assert!(err.contains(&format!("P:{line}:5: key `workloads[1]`: no workload file")), "{err}");
+    assert!(
+        err.contains(&format!("P:{line}:5: key `workloads[1]`: no workload file")),
+        "{err}"
+    );
     assert!(err.contains("readers-nonexistent.yaml"), "{err}");
 }
 
@@ -83,7 +117,12 @@ fn bad_enum_value_lists_the_variants() {
     let plan = smoke_with("erofs_on: virtio", "erofs_on: nvme");
     let (code, err) = check(&plan);
     assert_eq!(code, 2);
-    assert!(err.contains("key `storage.erofs_on`: unknown variant `nvme`, expected `virtio` or `sdcard`"), "{err}");
+    assert!(
+        err.contains(
+            "key `storage.erofs_on`: unknown variant `nvme`, expected `virtio` or `sdcard`"
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -91,7 +130,10 @@ fn duplicate_variant_and_missing_field_are_reported() {
     let plan = smoke_with("  - name: patched", "  - name: unpatched");
     let (code, err) = check(&plan);
     assert_eq!(code, 2);
-    assert!(err.contains("key `variants[1].name`: duplicate variant name \"unpatched\""), "{err}");
+    assert!(
+        err.contains("key `variants[1].name`: duplicate variant name \"unpatched\""),
+        "{err}"
+    );
 
     let plan = smoke_with("duration_s: 15\n", "");
     let (code, err) = check(&plan);
@@ -105,12 +147,18 @@ fn board_file_errors_name_the_board_file() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("boards")).unwrap();
     std::os::unix::fs::symlink(repo().join("workloads"), dir.path().join("workloads")).unwrap();
-    let board = std::fs::read_to_string(repo().join("boards/qemu-virt-a53.yaml")).unwrap().replace("memory_mb: 256", "memory_mb: 64");
+    let board = std::fs::read_to_string(repo().join("boards/qemu-virt-a53.yaml"))
+        .unwrap()
+        .replace("memory_mb: 256", "memory_mb: 64");
     std::fs::write(dir.path().join("boards/qemu-virt-a53.yaml"), &board).unwrap();
     std::fs::create_dir(dir.path().join("plans")).unwrap();
     let plan = dir.path().join("plans/p.yaml");
     std::fs::copy(repo().join("plans/smoke.yaml"), &plan).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_hilt")).arg("check").arg(&plan).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_hilt"))
+        .arg("check")
+        .arg(&plan)
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2));
     let line = line_of(&board, "memory_mb: 64");

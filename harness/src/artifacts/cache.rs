@@ -18,7 +18,9 @@ impl Cache {
 
     /// `$HILT_CACHE`, else `<home>/.cache`.
     pub fn default_for(home: &Path) -> Self {
-        let root = std::env::var_os("HILT_CACHE").map(PathBuf::from).unwrap_or_else(|| home.join(".cache"));
+        let root = std::env::var_os("HILT_CACHE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| home.join(".cache"));
         Self::new(root)
     }
 

@@ -37,8 +37,14 @@ echo "hilt-init: agent exited with status $?"
 while true; do sleep 3600; done
 "#;
 
-pub fn build_initramfs(cache: &Cache, kernel: &BootKernel, busybox: &Busybox, agent: &Path) -> anyhow::Result<PathBuf> {
-    let agent_sha = sha256_file(agent).with_context(|| format!("reading the agent {}", agent.display()))?;
+pub fn build_initramfs(
+    cache: &Cache,
+    kernel: &BootKernel,
+    busybox: &Busybox,
+    agent: &Path,
+) -> anyhow::Result<PathBuf> {
+    let agent_sha =
+        sha256_file(agent).with_context(|| format!("reading the agent {}", agent.display()))?;
     let names: Vec<String> = kernel.modules.iter().map(|m| m.name.clone()).collect();
     let key = Cache::key(&[
         kernel.kernel.image_sha256.as_bytes(),
@@ -47,24 +53,46 @@ pub fn build_initramfs(cache: &Cache, kernel: &BootKernel, busybox: &Busybox, ag
         agent_sha.as_bytes(),
         INIT.as_bytes(),
     ]);
-    cache.entry("initramfs", &format!("{}-{key}", kernel.kernel.release), ".cpio", |out| {
-        let mut w = CpioWriter::new(std::io::BufWriter::new(std::fs::File::create(out)?));
-        for d in ["bin", "sbin", "dev", "etc", "etc/hilt", "lib", "lib/modules", "mnt", "proc", "sys", "tmp"] {
-            w.dir(d, 0o755)?;
-        }
-        w.char_dev("dev/console", 0o600, 5, 1)?;
-        w.file_from_path("bin/busybox", 0o755, &busybox.path)?;
-        w.file_from_path("sbin/hilt-agent", 0o755, agent)?;
-        w.file("init", 0o755, INIT.as_bytes())?;
-        let mut order = String::new();
-        for m in &kernel.modules {
-            let file = m.path.file_name().context("module without a file name")?.to_string_lossy().into_owned();
-            w.file_from_path(&format!("lib/modules/{file}"), 0o644, &m.path)?;
-            order.push_str(&file);
-            order.push('\n');
-        }
-        w.file("etc/hilt/modules", 0o644, order.as_bytes())?;
-        w.finish()?;
-        Ok(())
-    })
+    cache.entry(
+        "initramfs",
+        &format!("{}-{key}", kernel.kernel.release),
+        ".cpio",
+        |out| {
+            let mut w = CpioWriter::new(std::io::BufWriter::new(std::fs::File::create(out)?));
+            for d in [
+                "bin",
+                "sbin",
+                "dev",
+                "etc",
+                "etc/hilt",
+                "lib",
+                "lib/modules",
+                "mnt",
+                "proc",
+                "sys",
+                "tmp",
+            ] {
+                w.dir(d, 0o755)?;
+            }
+            w.char_dev("dev/console", 0o600, 5, 1)?;
+            w.file_from_path("bin/busybox", 0o755, &busybox.path)?;
+            w.file_from_path("sbin/hilt-agent", 0o755, agent)?;
+            w.file("init", 0o755, INIT.as_bytes())?;
+            let mut order = String::new();
+            for m in &kernel.modules {
+                let file = m
+                    .path
+                    .file_name()
+                    .context("module without a file name")?
+                    .to_string_lossy()
+                    .into_owned();
+                w.file_from_path(&format!("lib/modules/{file}"), 0o644, &m.path)?;
+                order.push_str(&file);
+                order.push('\n');
+            }
+            w.file("etc/hilt/modules", 0o644, order.as_bytes())?;
+            w.finish()?;
+            Ok(())
+        },
+    )
 }

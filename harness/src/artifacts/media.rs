@@ -57,7 +57,10 @@ fn build_images(cache: &Cache, plan: &Plan, say: &dyn Fn(&str)) -> anyhow::Resul
     };
     let dkey = Cache::key(&[b"dataset-v1", &serde_json::to_vec(&spec)?]);
     let data_dir = cache.entry("datasets", &dkey, "", |dir| {
-        say(&format!("generating a {} MiB dataset in {} files", plan.dataset.size_mb, plan.dataset.files));
+        say(&format!(
+            "generating a {} MiB dataset in {} files",
+            plan.dataset.size_mb, plan.dataset.files
+        ));
         std::fs::create_dir_all(dir)?;
         dataset::generate(&spec, dir)?;
         Ok(())
@@ -72,7 +75,10 @@ fn build_images(cache: &Cache, plan: &Plan, say: &dyn Fn(&str)) -> anyhow::Resul
     };
     let ekey = Cache::key(&[dkey.as_bytes(), &serde_json::to_vec(&opts)?]);
     let erofs_path = cache.entry("erofs", &ekey, ".img", |out| {
-        say(&format!("building the erofs image ({}, {} KiB pclusters)", opts.compressor, plan.image.pcluster_kb));
+        say(&format!(
+            "building the erofs image ({}, {} KiB pclusters)",
+            opts.compressor, plan.image.pcluster_kb
+        ));
         erofs::build(&data_dir, out, &opts)?;
         Ok(())
     })?;
@@ -99,7 +105,11 @@ fn build_images(cache: &Cache, plan: &Plan, say: &dyn Fn(&str)) -> anyhow::Resul
     } else {
         None
     };
-    Ok(Images { erofs: erofs_path, erofs_info, verity })
+    Ok(Images {
+        erofs: erofs_path,
+        erofs_info,
+        verity,
+    })
 }
 
 /// The image's digest is cached beside it: hashing 150 MB per run would
@@ -109,7 +119,10 @@ fn erofs_info(cache: &Cache, key: &str, img: &Path) -> anyhow::Result<erofs::Ero
         let sha = super::sha256_file(img)?;
         let mut sha256 = [0u8; 32];
         hex::decode_to_slice(&sha, &mut sha256)?;
-        let info = erofs::ErofsInfo { size_bytes: std::fs::metadata(img)?.len(), sha256 };
+        let info = erofs::ErofsInfo {
+            size_bytes: std::fs::metadata(img)?.len(),
+            sha256,
+        };
         std::fs::write(out, serde_json::to_vec(&info)?)?;
         Ok(())
     })?;
@@ -144,7 +157,9 @@ pub fn build_media(cache: &Cache, plan: &Plan, say: &dyn Fn(&str)) -> anyhow::Re
             let swap = match &plan.swap {
                 SwapCfg::Disk { size_mb } => {
                     disks.push(virtio("swap", zero_disk(cache, *size_mb)?, false, true));
-                    SwapSpec::Device { device: BlockDevice::VirtioSerial("swap".into()) }
+                    SwapSpec::Device {
+                        device: BlockDevice::VirtioSerial("swap".into()),
+                    }
                 }
                 other => generic_swap(other),
             };
@@ -153,28 +168,58 @@ pub fn build_media(cache: &Cache, plan: &Plan, say: &dyn Fn(&str)) -> anyhow::Re
         ErofsOn::Sdcard => {
             // One card holds everything that should share its mmc queue:
             // erofs, then swap (when on the card), then the hash tree.
-            let mut parts = vec![disk::PartitionSpec { source: Some(img.erofs.clone()), size_bytes: 0, type_id: disk::TYPE_LINUX }];
+            let mut parts = vec![disk::PartitionSpec {
+                source: Some(img.erofs.clone()),
+                size_bytes: 0,
+                type_id: disk::TYPE_LINUX,
+            }];
             let mut swap = generic_swap(&plan.swap);
             if let SwapCfg::Sdcard { size_mb } = plan.swap {
-                parts.push(disk::PartitionSpec { source: None, size_bytes: size_mb << 20, type_id: disk::TYPE_SWAP });
-                swap = SwapSpec::Device { device: BlockDevice::Mmc { partition: Some(parts.len() as u32) } };
+                parts.push(disk::PartitionSpec {
+                    source: None,
+                    size_bytes: size_mb << 20,
+                    type_id: disk::TYPE_SWAP,
+                });
+                swap = SwapSpec::Device {
+                    device: BlockDevice::Mmc {
+                        partition: Some(parts.len() as u32),
+                    },
+                };
             }
             let mut hash = None;
             if let Some((p, _)) = &img.verity {
-                parts.push(disk::PartitionSpec { source: Some(p.clone()), size_bytes: 0, type_id: disk::TYPE_LINUX });
-                hash = Some(BlockDevice::Mmc { partition: Some(parts.len() as u32) });
+                parts.push(disk::PartitionSpec {
+                    source: Some(p.clone()),
+                    size_bytes: 0,
+                    type_id: disk::TYPE_LINUX,
+                });
+                hash = Some(BlockDevice::Mmc {
+                    partition: Some(parts.len() as u32),
+                });
             }
             if let SwapCfg::Disk { size_mb } = &plan.swap {
                 disks.push(virtio("swap", zero_disk(cache, *size_mb)?, false, true));
-                swap = SwapSpec::Device { device: BlockDevice::VirtioSerial("swap".into()) };
+                swap = SwapSpec::Device {
+                    device: BlockDevice::VirtioSerial("swap".into()),
+                };
             }
-            let key = Cache::key(&[b"sdcard-v1", &serde_json::to_vec(&parts)?, img.erofs_info.sha256_hex().as_bytes()]);
+            let key = Cache::key(&[
+                b"sdcard-v1",
+                &serde_json::to_vec(&parts)?,
+                img.erofs_info.sha256_hex().as_bytes(),
+            ]);
             let card = cache.entry("sdcard", &key, ".img", |out| {
                 say("writing the SD card image");
                 disk::build_mbr_image(out, &parts)?;
                 Ok(())
             })?;
-            disks.push(Disk { id: "card0".into(), path: card, attach: Attach::SdCard, read_only: false, snapshot: true });
+            disks.push(Disk {
+                id: "card0".into(),
+                path: card,
+                attach: Attach::SdCard,
+                read_only: false,
+                snapshot: true,
+            });
             (BlockDevice::Mmc { partition: Some(1) }, hash, swap)
         }
     };
@@ -217,7 +262,10 @@ pub fn build_media(cache: &Cache, plan: &Plan, say: &dyn Fn(&str)) -> anyhow::Re
 
 fn generic_swap(cfg: &SwapCfg) -> SwapSpec {
     match cfg {
-        SwapCfg::Zram { size_mb, algorithm } => SwapSpec::Zram { size_bytes: size_mb << 20, algorithm: algorithm.clone() },
+        SwapCfg::Zram { size_mb, algorithm } => SwapSpec::Zram {
+            size_bytes: size_mb << 20,
+            algorithm: algorithm.clone(),
+        },
         _ => SwapSpec::None,
     }
 }

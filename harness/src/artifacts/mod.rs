@@ -39,11 +39,18 @@ pub struct BootKernel {
 
 pub fn fetch_kernel(cache: &Cache, package: &str) -> anyhow::Result<BootKernel> {
     let pkg = PackageRef::parse(package).with_context(|| format!("kernel package {package:?}"))?;
-    let deb = hilt_kernels::fetch(&pkg, cache.root()).with_context(|| format!("fetching {package}"))?;
+    let deb =
+        hilt_kernels::fetch(&pkg, cache.root()).with_context(|| format!("fetching {package}"))?;
     let root = hilt_kernels::extract(&deb, cache.root())?;
     let kernel = Kernel::from_extracted(&root, &deb.name, &deb.version)?;
-    let plan = kernel.plan(BOARD_MODULES).context("resolving the board's kernel modules")?;
-    Ok(BootKernel { kernel, modules: plan.modules, builtin: plan.builtin })
+    let plan = kernel
+        .plan(BOARD_MODULES)
+        .context("resolving the board's kernel modules")?;
+    Ok(BootKernel {
+        kernel,
+        modules: plan.modules,
+        builtin: plan.builtin,
+    })
 }
 
 pub fn fetch_busybox(cache: &Cache) -> anyhow::Result<Busybox> {
@@ -60,13 +67,26 @@ pub fn agent_binary() -> anyhow::Result<PathBuf> {
         return Ok(PathBuf::from(p));
     }
     let exe = std::env::current_exe()?;
-    let candidates = exe.ancestors().skip(1).take(3).map(|d| d.join("agent/hilt-agent")).collect::<Vec<_>>();
-    candidates.iter().find(|p| p.is_file()).cloned().with_context(|| {
-        format!(
-            "no board agent binary (looked in {}): run scripts/build-agent, or set HILT_AGENT",
-            candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
-        )
-    })
+    let candidates = exe
+        .ancestors()
+        .skip(1)
+        .take(3)
+        .map(|d| d.join("agent/hilt-agent"))
+        .collect::<Vec<_>>();
+    candidates
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .with_context(|| {
+            format!(
+                "no board agent binary (looked in {}): run scripts/build-agent, or set HILT_AGENT",
+                candidates
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
 }
 
 pub fn sha256_file(path: &Path) -> std::io::Result<String> {

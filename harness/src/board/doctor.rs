@@ -8,15 +8,25 @@ use hilt_transports::adb::AdbServer;
 use hilt_transports::console::{Rfc2217Console, SerialConfig, SerialConsole, TcpConsole};
 use hilt_transports::ssh::{SshConfig, SshSession};
 
-use crate::plan::{self, AgentChannelCfg, BoardFile, ConsoleCfg, FlashCfg, PowerCfg, Ser2netProtocol};
+use crate::plan::{
+    self, AgentChannelCfg, BoardFile, ConsoleCfg, FlashCfg, PowerCfg, Ser2netProtocol,
+};
 
 /// Board files under `<home>/boards`, with the first error (if any) of each.
 pub fn known(home: &Path) -> Vec<(PathBuf, Result<BoardFile, plan::PlanError>)> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(home.join("boards"))
-        .map(|d| d.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "yaml")).collect())
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+                .collect()
+        })
         .unwrap_or_default();
     files.sort();
-    files.into_iter().map(|p| (p.clone(), plan::load_board(&p))).collect()
+    files
+        .into_iter()
+        .map(|p| (p.clone(), plan::load_board(&p)))
+        .collect()
 }
 
 pub fn describe(b: &BoardFile) -> [String; 5] {
@@ -24,11 +34,17 @@ pub fn describe(b: &BoardFile) -> [String; 5] {
         ConsoleCfg::QemuTelnet => "qemu telnet".to_string(),
         ConsoleCfg::QemuPty => "qemu pty".to_string(),
         ConsoleCfg::Serial { device, line } => format!("serial {device} {line}"),
-        ConsoleCfg::Ser2net { host, port, protocol } => format!("ser2net {host}:{port} ({protocol:?})"),
+        ConsoleCfg::Ser2net {
+            host,
+            port,
+            protocol,
+        } => format!("ser2net {host}:{port} ({protocol:?})"),
     };
     let power = match &b.power {
         PowerCfg::Qemu => "qemu process".to_string(),
-        PowerCfg::Command { on, .. } => format!("command {}", on.first().map(String::as_str).unwrap_or("?")),
+        PowerCfg::Command { on, .. } => {
+            format!("command {}", on.first().map(String::as_str).unwrap_or("?"))
+        }
         PowerCfg::UsbRelay { relay, .. } => format!("usb relay #{relay}"),
     };
     let agent = format!("{:?}", b.agent).to_lowercase();
@@ -40,7 +56,13 @@ pub fn describe(b: &BoardFile) -> [String; 5] {
         Some(FlashCfg::UbootMmc { mmc_dev, .. }) => format!("u-boot mmc {mmc_dev}"),
         Some(FlashCfg::QemuDisks) => "qemu disks".to_string(),
     };
-    [b.soc.clone().unwrap_or_else(|| "-".into()), console, power, agent, flash]
+    [
+        b.soc.clone().unwrap_or_else(|| "-".into()),
+        console,
+        power,
+        agent,
+        flash,
+    ]
 }
 
 fn expand(p: &str) -> PathBuf {
@@ -56,7 +78,11 @@ pub async fn check(b: &BoardFile) -> Vec<(String, Result<String, String>)> {
     let mut out = Vec::new();
     let console = match &b.console {
         ConsoleCfg::QemuTelnet | ConsoleCfg::QemuPty => {
-            let bin = b.qemu.as_ref().map(|q| q.binary.clone()).unwrap_or_default();
+            let bin = b
+                .qemu
+                .as_ref()
+                .map(|q| q.binary.clone())
+                .unwrap_or_default();
             ("console (QEMU)".to_string(), program_version(&bin).await)
         }
         ConsoleCfg::Serial { device, line: text } => {
@@ -65,22 +91,34 @@ pub async fn check(b: &BoardFile) -> Vec<(String, Result<String, String>)> {
                     let mut cfg = SerialConfig::new(device);
                     cfg.line = line;
                     cfg.reconnect = None;
-                    SerialConsole::open(cfg).map(|_| format!("{device} opened exclusively at {text}")).map_err(|e| e.to_string())
+                    SerialConsole::open(cfg)
+                        .map(|_| format!("{device} opened exclusively at {text}"))
+                        .map_err(|e| e.to_string())
                 }
-                Err(e) => Err(format!("{e}")),
+                Err(e) => Err(e.to_string()),
             };
             (format!("console {device}"), r)
         }
-        ConsoleCfg::Ser2net { host, port, protocol } => {
+        ConsoleCfg::Ser2net {
+            host,
+            port,
+            protocol,
+        } => {
             let addr = format!("{host}:{port}");
             let r = match protocol {
-                Ser2netProtocol::Rfc2217 => match Rfc2217Console::connect(&addr, None, limit).await {
+                Ser2netProtocol::Rfc2217 => match Rfc2217Console::connect(&addr, None, limit).await
+                {
                     Ok(mut c) => c.signature().await.map(|s| format!("RFC 2217 port, {s}")),
                     Err(e) => Err(e),
                 },
-                Ser2netProtocol::Telnet | Ser2netProtocol::Raw => TcpConsole::connect(&addr, limit).await.map(|_| "connected".to_string()),
+                Ser2netProtocol::Telnet | Ser2netProtocol::Raw => TcpConsole::connect(&addr, limit)
+                    .await
+                    .map(|_| "connected".to_string()),
             };
-            (format!("console ser2net {addr}"), r.map_err(|e| e.to_string()))
+            (
+                format!("console ser2net {addr}"),
+                r.map_err(|e| e.to_string()),
+            )
         }
     };
     out.push(console);
@@ -89,12 +127,20 @@ pub async fn check(b: &BoardFile) -> Vec<(String, Result<String, String>)> {
         PowerCfg::Command { on, .. } => Some(("power command".to_string(), on_path(&on[0]))),
         PowerCfg::UsbRelay { serial, relay } => Some((
             format!("power usb relay #{relay}"),
-            hilt_transports::power::UsbRelay::open(serial.as_deref(), *relay, false).map(|_| "found".to_string()).map_err(|e| format!("{e:#}")),
+            hilt_transports::power::UsbRelay::open(serial.as_deref(), *relay, false)
+                .map(|_| "found".to_string())
+                .map_err(|e| format!("{e:#}")),
         )),
     };
     out.extend(power);
     if let Some(s) = &b.ssh {
-        let cfg = SshConfig::new(&s.host, s.port, &s.user, expand(&s.key), expand(&s.known_hosts));
+        let cfg = SshConfig::new(
+            &s.host,
+            s.port,
+            &s.user,
+            expand(&s.key),
+            expand(&s.known_hosts),
+        );
         let r = match SshSession::connect(&cfg).await {
             Ok(sess) => sess
                 .output("uname -a", limit)
@@ -111,45 +157,80 @@ pub async fn check(b: &BoardFile) -> Vec<(String, Result<String, String>)> {
             Ok(devs) => match devs.iter().find(|d| d.serial == a.serial) {
                 Some(d) if d.state == "device" => Ok(format!("{} is online", d.serial)),
                 Some(d) => Err(format!("{} is {}", d.serial, d.state)),
-                None => Err(format!("not among the adb server's {} device(s): check the cable, or `adb connect` it", devs.len())),
+                None => Err(format!(
+                    "not among the adb server's {} device(s): check the cable, or `adb connect` it",
+                    devs.len()
+                )),
             },
-            Err(e) => Err(format!("adb server: {e} (start it with `adb start-server`)")),
+            Err(e) => Err(format!(
+                "adb server: {e} (start it with `adb start-server`)"
+            )),
         };
         out.push((format!("adb {}", a.serial), r));
     }
     if let Some(f) = &b.fastboot {
         let r = match f.target.strip_prefix("tcp:") {
             Some(addr) => match hilt_transports::fastboot::connect_tcp(addr, limit).await {
-                Ok(mut fb) => fb.getvar("product").await.map(|p| format!("product {p}")).map_err(|e| e.to_string()),
+                Ok(mut fb) => fb
+                    .getvar("product")
+                    .await
+                    .map(|p| format!("product {p}"))
+                    .map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
             },
             None => match hilt_transports::fastboot::open_usb(Some(&f.target)) {
-                Ok(mut fb) => fb.getvar("product").await.map(|p| format!("product {p}")).map_err(|e| e.to_string()),
+                Ok(mut fb) => fb
+                    .getvar("product")
+                    .await
+                    .map(|p| format!("product {p}"))
+                    .map_err(|e| e.to_string()),
                 Err(e) => Err(format!("{e} (is the board in fastboot mode?)")),
             },
         };
         out.push((format!("fastboot {}", f.target), r));
     }
     if b.uboot.is_some() {
-        out.push(("u-boot".into(), Ok("checked at the next power-on (doctor does not power-cycle)".into())));
+        out.push((
+            "u-boot".into(),
+            Ok("checked at the next power-on (doctor does not power-cycle)".into()),
+        ));
     }
     if matches!(b.agent, AgentChannelCfg::VirtioSerial) && b.qemu.is_none() {
-        out.push(("agent".into(), Err("virtio_serial needs an emulated board".into())));
+        out.push((
+            "agent".into(),
+            Err("virtio_serial needs an emulated board".into()),
+        ));
     }
     out
 }
 
 fn on_path(prog: &str) -> Result<String, String> {
     if prog.contains('/') {
-        return if Path::new(prog).is_file() { Ok(prog.to_string()) } else { Err(format!("{prog} does not exist")) };
+        return if Path::new(prog).is_file() {
+            Ok(prog.to_string())
+        } else {
+            Err(format!("{prog} does not exist"))
+        };
     }
     std::env::var_os("PATH")
-        .and_then(|p| std::env::split_paths(&p).map(|d| d.join(prog)).find(|c| c.is_file()))
+        .and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join(prog))
+                .find(|c| c.is_file())
+        })
         .map(|p| p.display().to_string())
         .ok_or_else(|| format!("{prog} is not on PATH"))
 }
 
 async fn program_version(bin: &str) -> Result<String, String> {
-    let out = tokio::process::Command::new(bin).arg("--version").output().await.map_err(|e| format!("{bin}: {e} (install qemu-system-arm, or run scripts/setup)"))?;
-    Ok(String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or("").to_string())
+    let out = tokio::process::Command::new(bin)
+        .arg("--version")
+        .output()
+        .await
+        .map_err(|e| format!("{bin}: {e} (install qemu-system-arm, or run scripts/setup)"))?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string())
 }

@@ -107,14 +107,21 @@ impl Launch {
         ];
         if let Some(f) = &self.ram_file {
             a.push("-object".into());
-            a.push(format!("memory-backend-file,id=ram0,size={}M,mem-path={},share=on", self.memory_mb, f.display()));
+            a.push(format!(
+                "memory-backend-file,id=ram0,size={}M,mem-path={},share=on",
+                self.memory_mb,
+                f.display()
+            ));
         }
         // The console is connected first, with wait=on, so that not one
         // byte of the boot is lost.
         match self.console {
             ConsoleCfg::QemuTelnet => {
                 a.push("-chardev".into());
-                a.push(format!("socket,id=con0,path={},server=on,wait=on,telnet=on", self.console_socket().display()));
+                a.push(format!(
+                    "socket,id=con0,path={},server=on,wait=on,telnet=on",
+                    self.console_socket().display()
+                ));
                 a.push("-serial".into());
                 a.push("chardev:con0".into());
             }
@@ -127,7 +134,10 @@ impl Launch {
         }
         a.extend([
             "-chardev".into(),
-            format!("socket,id=agent0,path={},server=on,wait=on", self.agent_socket().display()),
+            format!(
+                "socket,id=agent0,path={},server=on,wait=on",
+                self.agent_socket().display()
+            ),
             "-device".into(),
             "virtio-serial-device".into(),
             "-device".into(),
@@ -146,7 +156,9 @@ impl Launch {
             a.push(drive);
             a.push("-device".into());
             match &d.attach {
-                Attach::Virtio { serial } => a.push(format!("virtio-blk-device,drive={},serial={serial}", d.id)),
+                Attach::Virtio { serial } => {
+                    a.push(format!("virtio-blk-device,drive={},serial={serial}", d.id))
+                }
                 Attach::SdCard => {
                     if !sdhci {
                         a.push("sdhci-pci".into());
@@ -169,7 +181,10 @@ pub struct QemuPower {
 
 impl QemuPower {
     pub fn new(launch: Launch) -> Self {
-        Self { launch, child: None }
+        Self {
+            launch,
+            child: None,
+        }
     }
 }
 
@@ -191,7 +206,12 @@ impl Power for QemuPower {
             .stderr(log)
             .kill_on_drop(true)
             .spawn()
-            .with_context(|| format!("starting {} (install qemu-system-arm, or run scripts/setup)", self.launch.qemu.binary))?;
+            .with_context(|| {
+                format!(
+                    "starting {} (install qemu-system-arm, or run scripts/setup)",
+                    self.launch.qemu.binary
+                )
+            })?;
         self.child = Some(child);
         Ok(())
     }
@@ -220,12 +240,20 @@ impl Power for QemuPower {
     }
 }
 
-async fn connect(path: &Path, power: &mut QemuPower, limit: Duration) -> anyhow::Result<UnixStream> {
+async fn connect(
+    path: &Path,
+    power: &mut QemuPower,
+    limit: Duration,
+) -> anyhow::Result<UnixStream> {
     let start = tokio::time::Instant::now();
     loop {
         if let Some(why) = power.lost() {
             let log = std::fs::read_to_string(&power.launch.log).unwrap_or_default();
-            bail!("{why} before {} accepted a connection: {}", path.display(), log.trim());
+            bail!(
+                "{why} before {} accepted a connection: {}",
+                path.display(),
+                log.trim()
+            );
         }
         match UnixStream::connect(path).await {
             Ok(s) => return Ok(s),
@@ -284,8 +312,22 @@ mod tests {
             initrd: "i".into(),
             append: "console=ttyAMA0".into(),
             disks: vec![
-                Disk { id: "sd0".into(), path: "sd.img".into(), attach: Attach::SdCard, read_only: false, snapshot: true },
-                Disk { id: "hash".into(), path: "h.img".into(), attach: Attach::Virtio { serial: "hash".into() }, read_only: true, snapshot: false },
+                Disk {
+                    id: "sd0".into(),
+                    path: "sd.img".into(),
+                    attach: Attach::SdCard,
+                    read_only: false,
+                    snapshot: true,
+                },
+                Disk {
+                    id: "hash".into(),
+                    path: "h.img".into(),
+                    attach: Attach::Virtio {
+                        serial: "hash".into(),
+                    },
+                    read_only: true,
+                    snapshot: false,
+                },
             ],
             runtime_dir: "/tmp/r".into(),
             log: "/tmp/r/qemu.log".into(),
@@ -304,6 +346,9 @@ mod tests {
         assert!(a.contains("file=sd.img,format=raw,if=none,id=sd0,snapshot=on"));
         assert!(a.contains("virtio-blk-device,drive=hash,serial=hash"));
         assert!(a.contains("path=/tmp/r/console.sock,server=on,wait=on,telnet=on"));
-        assert!(a.find("con0").unwrap() < a.find("agent0").unwrap(), "console must be connected first");
+        assert!(
+            a.find("con0").unwrap() < a.find("agent0").unwrap(),
+            "console must be connected first"
+        );
     }
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use hilt_kernlog::{Event, StreamParser};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
 use super::Console;
@@ -19,7 +19,7 @@ pub enum ConsoleNote {
     /// The board's init says its agent exited, with this status.
     AgentExited(String),
     Kernel(Box<Event>),
-    Closed(String),
+    Closed,
 }
 
 /// Printed by the initramfs' /init (artifacts/initramfs.rs) when the agent
@@ -34,7 +34,6 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 #[derive(Debug)]
 pub enum ConsoleCmd {
     Sysrq(u8),
-    Write(Vec<u8>),
 }
 
 /// `console.log` gets the bytes as received; `console.ts` gets one line per
@@ -64,9 +63,15 @@ impl Recorder {
     /// Records a chunk and returns the kernel reports it completed, and
     /// whether init reported the agent's exit.
     pub fn record(&mut self, chunk: &[u8]) -> (Vec<Event>, Option<String>) {
-        let ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+        let ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
         // A full disk must not end the iteration: keep parsing, report once.
-        let res = self.log.write_all(chunk).and_then(|_| writeln!(self.ts, "{} {ms}", self.offset));
+        let res = self
+            .log
+            .write_all(chunk)
+            .and_then(|_| writeln!(self.ts, "{} {ms}", self.offset));
         if let Err(e) = res {
             self.write_error.get_or_insert_with(|| e.to_string());
         }
@@ -78,7 +83,11 @@ impl Recorder {
                 // The virtio-serial socket stays open when the guest side
                 // closes, so init's word is how the host learns of it.
                 if let Some(pos) = find(&self.line, AGENT_EXITED) {
-                    exited = Some(String::from_utf8_lossy(&self.line[pos + AGENT_EXITED.len()..]).trim().to_string());
+                    exited = Some(
+                        String::from_utf8_lossy(&self.line[pos + AGENT_EXITED.len()..])
+                            .trim()
+                            .to_string(),
+                    );
                 }
                 events.extend(self.parser.push_line(&self.line));
                 self.line.clear();
@@ -117,11 +126,10 @@ pub async fn run(
         tokio::select! {
             r = console.read(&mut buf) => match r {
                 Ok(0) | Err(_) => {
-                    let why = match r { Err(e) => e.to_string(), _ => "closed".into() };
                     for e in rec.flush_parser() {
                         let _ = notes.send(ConsoleNote::Kernel(Box::new(e)));
                     }
-                    let _ = notes.send(ConsoleNote::Closed(why));
+                    let _ = notes.send(ConsoleNote::Closed);
                     return rec;
                 }
                 Ok(n) => {
@@ -137,7 +145,6 @@ pub async fn run(
             },
             cmd = cmds.recv() => match cmd {
                 Some(ConsoleCmd::Sysrq(k)) => { let _ = console.sysrq(k).await; }
-                Some(ConsoleCmd::Write(b)) => { let _ = console.write_all(&b).await; }
                 None => return rec,
             },
             _ = tokio::time::sleep(idle) => {

@@ -16,13 +16,24 @@ pub struct PlanError {
 
 impl PlanError {
     pub fn new(file: &Path, pos: Pos, key: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { file: file.to_path_buf(), pos, key: key.into(), message: message.into() }
+        Self {
+            file: file.to_path_buf(),
+            pos,
+            key: key.into(),
+            message: message.into(),
+        }
     }
 }
 
 impl fmt::Display for PlanError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: ", self.file.display(), self.pos.line, self.pos.column)?;
+        write!(
+            f,
+            "{}:{}:{}: ",
+            self.file.display(),
+            self.pos.line,
+            self.pos.column
+        )?;
         if !self.key.is_empty() {
             write!(f, "key `{}`: ", self.key)?;
         }

@@ -15,10 +15,19 @@ pub struct Loaded<T> {
 
 pub fn load<T: DeserializeOwned>(path: &Path) -> Result<Loaded<T>, PlanError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        PlanError::new(path, Pos { line: 1, column: 1 }, "", format!("cannot read file: {e}"))
+        PlanError::new(
+            path,
+            Pos { line: 1, column: 1 },
+            "",
+            format!("cannot read file: {e}"),
+        )
     })?;
     let value = parse(path, &text)?;
-    Ok(Loaded { value, positions: Positions::index(&text), text })
+    Ok(Loaded {
+        value,
+        positions: Positions::index(&text),
+        text,
+    })
 }
 
 pub fn parse<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, PlanError> {
@@ -44,12 +53,19 @@ pub fn parse<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, PlanErro
         };
         if let Some(field) = unknown_field(&message) {
             if !key.ends_with(&field) {
-                key = if key.is_empty() { field } else { format!("{key}.{field}") };
+                key = if key.is_empty() {
+                    field
+                } else {
+                    format!("{key}.{field}")
+                };
             }
         }
         let pos = inner
             .location()
-            .map(|l| Pos { line: l.line(), column: l.column() })
+            .map(|l| Pos {
+                line: l.line(),
+                column: l.column(),
+            })
             .unwrap_or_else(|| Positions::index(text).of(&key));
         PlanError::new(path, pos, key, message)
     })

@@ -12,9 +12,8 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 pub use error::PlanError;
-pub use load::{load, parse};
+pub use load::load;
 pub use model::*;
-pub use positions::{Pos, Positions};
 
 /// A plan with everything it refers to loaded and checked.
 #[derive(Debug, Clone)]
@@ -24,17 +23,24 @@ pub struct ResolvedPlan {
     pub text: String,
     pub sha256: String,
     pub board: BoardFile,
-    pub board_path: PathBuf,
     pub workloads: Vec<WorkloadFile>,
 }
 
 impl ResolvedPlan {
     pub fn memory_mb(&self) -> u32 {
-        self.plan.machine.memory_mb.or(self.board.qemu.as_ref().map(|q| q.memory_mb)).unwrap_or(256)
+        self.plan
+            .machine
+            .memory_mb
+            .or(self.board.qemu.as_ref().map(|q| q.memory_mb))
+            .unwrap_or(256)
     }
 
     pub fn cpus(&self) -> u32 {
-        self.plan.machine.cpus.or(self.board.qemu.as_ref().map(|q| q.cpus)).unwrap_or(2)
+        self.plan
+            .machine
+            .cpus
+            .or(self.board.qemu.as_ref().map(|q| q.cpus))
+            .unwrap_or(2)
     }
 }
 
@@ -79,7 +85,10 @@ pub fn resolve(path: &Path) -> Result<ResolvedPlan, PlanError> {
             path,
             at("board"),
             "board",
-            format!("no board file {}: expected a name from boards/ or a path to a board YAML", board_path.display()),
+            format!(
+                "no board file {}: expected a name from boards/ or a path to a board YAML",
+                board_path.display()
+            ),
         ));
     }
     let board = load::<BoardFile>(&board_path)?;
@@ -94,7 +103,10 @@ pub fn resolve(path: &Path) -> Result<ResolvedPlan, PlanError> {
                 path,
                 at(&key),
                 key,
-                format!("no workload file {}: expected a name from workloads/ or a path", wpath.display()),
+                format!(
+                    "no workload file {}: expected a name from workloads/ or a path",
+                    wpath.display()
+                ),
             ));
         }
         let wl = load::<WorkloadFile>(&wpath)?;
@@ -109,7 +121,6 @@ pub fn resolve(path: &Path) -> Result<ResolvedPlan, PlanError> {
         text: loaded.text,
         sha256,
         board: board.value,
-        board_path,
         workloads,
     })
 }

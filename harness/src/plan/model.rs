@@ -146,7 +146,12 @@ pub struct ImageCfg {
 
 impl Default for ImageCfg {
     fn default() -> Self {
-        Self { compressor: Compressor::Lz4hc, level: None, pcluster_kb: 64, verity: true }
+        Self {
+            compressor: Compressor::Lz4hc,
+            level: None,
+            pcluster_kb: 64,
+            verity: true,
+        }
     }
 }
 
@@ -180,9 +185,13 @@ pub enum SwapCfg {
         algorithm: Option<String>,
     },
     /// A separate virtio disk.
-    Disk { size_mb: u64 },
+    Disk {
+        size_mb: u64,
+    },
     /// Partition 2 of the SD card that holds erofs (same mmc queue).
-    Sdcard { size_mb: u64 },
+    Sdcard {
+        size_mb: u64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -262,7 +271,12 @@ pub struct TimeoutsCfg {
 
 impl Default for TimeoutsCfg {
     fn default() -> Self {
-        Self { boot_s: 120, setup_s: 120, finish_s: 60, quarantine_after: 3 }
+        Self {
+            boot_s: 120,
+            setup_s: 120,
+            finish_s: 60,
+            quarantine_after: 3,
+        }
     }
 }
 

@@ -41,13 +41,15 @@ impl Positions {
             }
             match p.rfind(['.', '[']) {
                 Some(i) => p.truncate(i),
-                None => return self.values.get("").copied().unwrap_or(Pos { line: 1, column: 1 }),
+                None => {
+                    return self
+                        .values
+                        .get("")
+                        .copied()
+                        .unwrap_or(Pos { line: 1, column: 1 })
+                }
             }
         }
-    }
-
-    pub fn key(&self, path: &str) -> Option<Pos> {
-        self.keys.get(path).copied()
     }
 }
 
@@ -86,7 +88,10 @@ fn join(path: &str, key: &str) -> String {
 }
 
 fn pos(m: Marker) -> Pos {
-    Pos { line: m.line(), column: m.col() + 1 }
+    Pos {
+        line: m.line(),
+        column: m.col() + 1,
+    }
 }
 
 impl MarkedEventReceiver for Builder {
@@ -132,11 +137,30 @@ mod tests {
 
     #[test]
     fn finds_keys_and_values_by_path() {
-        let text = "name: x\nvariants:\n  - name: a\n    kernel:\n      debian: pkg-a\n  - name: b\n";
+        let text =
+            "name: x\nvariants:\n  - name: a\n    kernel:\n      debian: pkg-a\n  - name: b\n";
         let p = Positions::index(text);
-        assert_eq!(p.key("variants"), Some(Pos { line: 2, column: 1 }));
-        assert_eq!(p.of("variants[0].kernel.debian"), Pos { line: 5, column: 15 });
-        assert_eq!(p.of("variants[1].name"), Pos { line: 6, column: 11 });
+        assert_eq!(
+            p.of("variants"),
+            Pos {
+                line: 2,
+                column: 11
+            }
+        );
+        assert_eq!(
+            p.of("variants[0].kernel.debian"),
+            Pos {
+                line: 5,
+                column: 15
+            }
+        );
+        assert_eq!(
+            p.of("variants[1].name"),
+            Pos {
+                line: 6,
+                column: 11
+            }
+        );
         // Unknown paths fall back to their closest ancestor.
         assert_eq!(p.of("variants[1].missing"), p.of("variants[1]"));
     }

@@ -18,7 +18,13 @@ impl<T> Check<'_, T> {
         PlanError::new(self.file, self.doc.positions.of(key), key, msg)
     }
 
-    fn range<N: PartialOrd + std::fmt::Display + Copy>(&self, key: &str, v: N, lo: N, hi: N) -> Result<(), PlanError> {
+    fn range<N: PartialOrd + std::fmt::Display + Copy>(
+        &self,
+        key: &str,
+        v: N,
+        lo: N,
+        hi: N,
+    ) -> Result<(), PlanError> {
         if v < lo || v > hi {
             return Err(self.fail(key, format!("{v} is out of range: expected {lo} to {hi}")));
         }
@@ -27,10 +33,18 @@ impl<T> Check<'_, T> {
 }
 
 fn is_name(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
-pub fn plan(file: &Path, doc: &Loaded<Plan>, board: &BoardFile, workloads: &[WorkloadFile]) -> Result<(), PlanError> {
+pub fn plan(
+    file: &Path,
+    doc: &Loaded<Plan>,
+    board: &BoardFile,
+    workloads: &[WorkloadFile],
+) -> Result<(), PlanError> {
     let c = Check { file, doc };
     let p = &doc.value;
     if !is_name(&p.name) {
@@ -44,16 +58,24 @@ pub fn plan(file: &Path, doc: &Loaded<Plan>, board: &BoardFile, workloads: &[Wor
     let mut names = HashSet::new();
     for (i, v) in p.variants.iter().enumerate() {
         if !is_name(&v.name) {
-            return Err(c.fail(&format!("variants[{i}].name"), "expected 1-64 characters from [A-Za-z0-9._-]"));
+            return Err(c.fail(
+                &format!("variants[{i}].name"),
+                "expected 1-64 characters from [A-Za-z0-9._-]",
+            ));
         }
         if !names.insert(&v.name) {
-            return Err(c.fail(&format!("variants[{i}].name"), format!("duplicate variant name {:?}", v.name)));
+            return Err(c.fail(
+                &format!("variants[{i}].name"),
+                format!("duplicate variant name {:?}", v.name),
+            ));
         }
         let KernelSource::Debian(pkg) = &v.kernel;
         if hilt_kernels::PackageRef::parse(pkg).is_err() || !pkg.starts_with("linux-image-") {
             return Err(c.fail(
                 &format!("variants[{i}].kernel.debian"),
-                format!("{pkg:?} is not a kernel package: expected linux-image-<release>[=<version>]"),
+                format!(
+                    "{pkg:?} is not a kernel package: expected linux-image-<release>[=<version>]"
+                ),
             ));
         }
     }
@@ -67,7 +89,10 @@ pub fn plan(file: &Path, doc: &Loaded<Plan>, board: &BoardFile, workloads: &[Wor
     c.range("dataset.files", p.dataset.files, 1, 100_000)?;
     let pc = p.image.pcluster_kb;
     if !(4..=1024).contains(&pc) || !pc.is_power_of_two() {
-        return Err(c.fail("image.pcluster_kb", format!("{pc} is not allowed: expected a power of two from 4 to 1024")));
+        return Err(c.fail(
+            "image.pcluster_kb",
+            format!("{pc} is not allowed: expected a power of two from 4 to 1024"),
+        ));
     }
     if let Some(l) = p.image.level {
         c.range("image.level", l, 0, 12)?;
@@ -77,19 +102,30 @@ pub fn plan(file: &Path, doc: &Loaded<Plan>, board: &BoardFile, workloads: &[Wor
     }
     if let Some(s) = &p.storage.io_scheduler {
         if !["none", "mq-deadline", "bfq", "kyber"].contains(&s.as_str()) {
-            return Err(c.fail("storage.io_scheduler", format!("{s:?}: expected none, mq-deadline, bfq or kyber")));
+            return Err(c.fail(
+                "storage.io_scheduler",
+                format!("{s:?}: expected none, mq-deadline, bfq or kyber"),
+            ));
         }
     }
     if p.storage.mount_options.contains(['\0', '\n']) {
-        return Err(c.fail("storage.mount_options", "expected a single line of comma-separated options"));
+        return Err(c.fail(
+            "storage.mount_options",
+            "expected a single line of comma-separated options",
+        ));
     }
     match &p.swap {
         SwapCfg::None => {}
         SwapCfg::Zram { size_mb, algorithm } => {
             c.range("swap.zram.size_mb", *size_mb, 1, 65_536)?;
             if let Some(a) = algorithm {
-                if !["lzo", "lzo-rle", "lz4", "lz4hc", "zstd", "deflate", "842"].contains(&a.as_str()) {
-                    return Err(c.fail("swap.zram.algorithm", format!("{a:?}: expected lzo, lzo-rle, lz4, lz4hc, zstd, deflate or 842")));
+                if !["lzo", "lzo-rle", "lz4", "lz4hc", "zstd", "deflate", "842"]
+                    .contains(&a.as_str())
+                {
+                    return Err(c.fail(
+                        "swap.zram.algorithm",
+                        format!("{a:?}: expected lzo, lzo-rle, lz4, lz4hc, zstd, deflate or 842"),
+                    ));
                 }
             }
         }
@@ -104,9 +140,16 @@ pub fn plan(file: &Path, doc: &Loaded<Plan>, board: &BoardFile, workloads: &[Wor
     if p.workloads.is_empty() {
         return Err(c.fail("workloads", "expected at least one workload"));
     }
-    let threads: u32 = workloads.iter().filter_map(|w| w.readers.as_ref()).map(|r| r.threads).sum();
+    let threads: u32 = workloads
+        .iter()
+        .filter_map(|w| w.readers.as_ref())
+        .map(|r| r.threads)
+        .sum();
     if threads > 32 {
-        return Err(c.fail("workloads", format!("{threads} reader threads in all: expected at most 32")));
+        return Err(c.fail(
+            "workloads",
+            format!("{threads} reader threads in all: expected at most 32"),
+        ));
     }
     if let Some(t) = p.kernel.hung_task_timeout_secs {
         c.range("kernel.hung_task_timeout_secs", t, 0, 86_400)?;
@@ -123,28 +166,58 @@ pub fn plan(file: &Path, doc: &Loaded<Plan>, board: &BoardFile, workloads: &[Wor
     c.range("watch.dstate_s", p.watch.dstate_s, 1, 3600)?;
     c.range("watch.same_wchan_s", p.watch.same_wchan_s, 1, 3600)?;
     c.range("watch.confirm_s", p.watch.confirm_s, 0, 3600)?;
-    if p.watch.sysrq.is_empty() || p.watch.sysrq.len() > 8 || !p.watch.sysrq.chars().all(|k| "wtmlcd".contains(k)) {
+    if p.watch.sysrq.is_empty()
+        || p.watch.sysrq.len() > 8
+        || !p.watch.sysrq.chars().all(|k| "wtmlcd".contains(k))
+    {
         return Err(c.fail("watch.sysrq", format!("{:?}: expected 1 to 8 sysrq keys from w (blocked tasks), t (all tasks), m (memory), l (CPU backtraces), d (locks)", p.watch.sysrq)));
     }
     c.range("timeouts.boot_s", p.timeouts.boot_s, 5, 3600)?;
     c.range("timeouts.setup_s", p.timeouts.setup_s, 5, 3600)?;
     c.range("timeouts.finish_s", p.timeouts.finish_s, 5, 3600)?;
-    c.range("timeouts.quarantine_after", p.timeouts.quarantine_after, 1, 1000)?;
+    c.range(
+        "timeouts.quarantine_after",
+        p.timeouts.quarantine_after,
+        1,
+        1000,
+    )?;
     for (i, s) in p.signatures.iter().enumerate() {
         if !is_name(&s.name) {
-            return Err(c.fail(&format!("signatures[{i}].name"), "expected 1-64 characters from [A-Za-z0-9._-]"));
+            return Err(c.fail(
+                &format!("signatures[{i}].name"),
+                "expected 1-64 characters from [A-Za-z0-9._-]",
+            ));
         }
-        if s.frames.is_empty() || s.frames.iter().any(|f| f.is_empty() || !f.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')) {
-            return Err(c.fail(&format!("signatures[{i}].frames"), "expected one or more kernel function names"));
+        if s.frames.is_empty()
+            || s.frames.iter().any(|f| {
+                f.is_empty()
+                    || !f
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+            })
+        {
+            return Err(c.fail(
+                &format!("signatures[{i}].frames"),
+                "expected one or more kernel function names",
+            ));
         }
     }
     for (i, f) in p.faults.iter().enumerate() {
         c.range(&format!("faults[{i}].after_s"), f.after_s, 0, 86_400)?;
         if f.after_s >= p.duration_s {
-            return Err(c.fail(&format!("faults[{i}].after_s"), format!("{} s is not within duration_s ({} s)", f.after_s, p.duration_s)));
+            return Err(c.fail(
+                &format!("faults[{i}].after_s"),
+                format!(
+                    "{} s is not within duration_s ({} s)",
+                    f.after_s, p.duration_s
+                ),
+            ));
         }
         if f.iteration.is_some_and(|n| n >= p.iterations) {
-            return Err(c.fail(&format!("faults[{i}].iteration"), format!("expected an iteration from 0 to {}", p.iterations - 1)));
+            return Err(c.fail(
+                &format!("faults[{i}].iteration"),
+                format!("expected an iteration from 0 to {}", p.iterations - 1),
+            ));
         }
     }
     if board.qemu.is_none() && (p.machine.memory_mb.is_some() || p.machine.cpus.is_some()) {
@@ -160,13 +233,19 @@ pub fn board(file: &Path, doc: &Loaded<BoardFile>) -> Result<(), PlanError> {
         return Err(c.fail("name", "expected 1-64 characters from [A-Za-z0-9._-]"));
     }
     if let ConsoleCfg::Serial { line, .. } = &b.console {
-        if line.parse::<hilt_transports::console::LineSettings>().is_err() {
+        if line
+            .parse::<hilt_transports::console::LineSettings>()
+            .is_err()
+        {
             return Err(c.fail("console.serial.line", format!("{line:?}: expected ser2net line notation such as 115200n81 or 1500000n81,rtscts")));
         }
     }
     if let PowerCfg::Command { on, off, .. } = &b.power {
         if on.is_empty() || off.is_empty() {
-            return Err(c.fail("power.command", "expected `on` and `off` as argument lists, e.g. [uhubctl, -l, 1-1, -p, 2, -a, on]"));
+            return Err(c.fail(
+                "power.command",
+                "expected `on` and `off` as argument lists, e.g. [uhubctl, -l, 1-1, -p, 2, -a, on]",
+            ));
         }
     }
     if matches!(b.agent, AgentChannelCfg::Ssh) && b.ssh.is_none() {
@@ -176,15 +255,33 @@ pub fn board(file: &Path, doc: &Loaded<BoardFile>) -> Result<(), PlanError> {
         return Err(c.fail("agent", "agent: adb needs an `adb:` section"));
     }
     match &b.flash {
-        Some(FlashCfg::Fastboot { .. }) if b.fastboot.is_none() => return Err(c.fail("flash", "flash: fastboot needs a `fastboot:` section")),
-        Some(FlashCfg::SshDd { .. }) if b.ssh.is_none() => return Err(c.fail("flash", "flash: ssh_dd needs an `ssh:` section")),
-        Some(FlashCfg::AdbDd { .. }) if b.adb.is_none() => return Err(c.fail("flash", "flash: adb_dd needs an `adb:` section")),
-        Some(FlashCfg::UbootMmc { .. }) if b.uboot.is_none() => return Err(c.fail("flash", "flash: uboot_mmc needs a `uboot:` section")),
+        Some(FlashCfg::Fastboot { .. }) if b.fastboot.is_none() => {
+            return Err(c.fail("flash", "flash: fastboot needs a `fastboot:` section"))
+        }
+        Some(FlashCfg::SshDd { .. }) if b.ssh.is_none() => {
+            return Err(c.fail("flash", "flash: ssh_dd needs an `ssh:` section"))
+        }
+        Some(FlashCfg::AdbDd { .. }) if b.adb.is_none() => {
+            return Err(c.fail("flash", "flash: adb_dd needs an `adb:` section"))
+        }
+        Some(FlashCfg::UbootMmc { .. }) if b.uboot.is_none() => {
+            return Err(c.fail("flash", "flash: uboot_mmc needs a `uboot:` section"))
+        }
         _ => {}
     }
-    if let Some(FlashCfg::Fastboot { partition } | FlashCfg::SshDd { partition } | FlashCfg::AdbDd { partition }) = &b.flash {
-        if !b.partitions.contains_key(partition) && !matches!(b.flash, Some(FlashCfg::Fastboot { .. })) {
-            return Err(c.fail("flash", format!("partition {partition:?} is not in `partitions:`")));
+    if let Some(
+        FlashCfg::Fastboot { partition }
+        | FlashCfg::SshDd { partition }
+        | FlashCfg::AdbDd { partition },
+    ) = &b.flash
+    {
+        if !b.partitions.contains_key(partition)
+            && !matches!(b.flash, Some(FlashCfg::Fastboot { .. }))
+        {
+            return Err(c.fail(
+                "flash",
+                format!("partition {partition:?} is not in `partitions:`"),
+            ));
         }
     }
     let qemu_console = matches!(b.console, ConsoleCfg::QemuTelnet | ConsoleCfg::QemuPty);
@@ -193,7 +290,10 @@ pub fn board(file: &Path, doc: &Loaded<BoardFile>) -> Result<(), PlanError> {
     }
     let qemu_parts = matches!(b.power, PowerCfg::Qemu) || qemu_console;
     match &b.qemu {
-        None if qemu_parts => Err(c.fail("qemu", "a board with QEMU power or console needs a `qemu:` section")),
+        None if qemu_parts => Err(c.fail(
+            "qemu",
+            "a board with QEMU power or console needs a `qemu:` section",
+        )),
         Some(q) => {
             c.range("qemu.cpus", q.cpus, 1, 16)?;
             c.range("qemu.memory_mb", q.memory_mb, 128, 16_384)
@@ -211,7 +311,13 @@ pub fn workload(file: &Path, doc: &Loaded<WorkloadFile>) -> Result<(), PlanError
     match (&w.hog, &w.readers) {
         (Some(h), None) => {
             if !(h.mem_fraction > 0.0 && h.mem_fraction < 1.0) {
-                return Err(c.fail("hog.mem_fraction", format!("{} is out of range: expected more than 0 and less than 1", h.mem_fraction)));
+                return Err(c.fail(
+                    "hog.mem_fraction",
+                    format!(
+                        "{} is out of range: expected more than 0 and less than 1",
+                        h.mem_fraction
+                    ),
+                ));
             }
             if !(0.0..=3600.0).contains(&h.start_after_s) {
                 return Err(c.fail("hog.start_after_s", "expected 0 to 3600"));

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use hilt_kernlog::{Event, EventKind};
 use hilt_protocol::{
-    encode_frame, AgentFault, AgentMsg, Decoded, FrameDecoder, HostMsg, RunSpec, Stage, SuspectReport,
+    encode_frame, AgentFault, AgentMsg, Decoded, FrameDecoder, HostMsg, RunSpec, Stage,
+    SuspectReport,
 };
 use hilt_reports::{DetectTiming, Detector, Failure, IterationRecord, Outcome, RESULTS_VERSION};
 use serde::Serialize;
@@ -24,7 +25,9 @@ use crate::plan::{FaultKind, ResolvedPlan, SignatureCfg};
 pub fn severity(kind: EventKind) -> Option<Outcome> {
     use EventKind::*;
     match kind {
-        HungTask | TaskCantDie | SoftLockup | HardLockup | RcuStall | WorkqueueLockup => Some(Outcome::Hang),
+        HungTask | TaskCantDie | SoftLockup | HardLockup | RcuStall | WorkqueueLockup => {
+            Some(Outcome::Hang)
+        }
         Oops | Bug | Panic | Kasan | Ubsan => Some(Outcome::Crash),
         _ => None,
     }
@@ -132,9 +135,17 @@ pub async fn run(input: IterationInput<'_>, mut cancel: watch::Receiver<bool>) -
         let control = input.spec.control.as_ref().map(|c| match c {
             hilt_protocol::ControlSpec::SwapFreeze { .. } => "swap_freeze",
         });
-        let line = EventLine { t_ms: t0.elapsed().as_millis() as u64, variant: input.variant, iteration: input.iteration, control, source, body };
+        let line = EventLine {
+            t_ms: t0.elapsed().as_millis() as u64,
+            variant: input.variant,
+            iteration: input.iteration,
+            control,
+            source,
+            body,
+        };
         if let Err(e) = input.run_dir.event(&line) {
-            st.write_error.get_or_insert_with(|| format!("events.jsonl: {e}"));
+            st.write_error
+                .get_or_insert_with(|| format!("events.jsonl: {e}"));
         }
     };
 
@@ -142,16 +153,36 @@ pub async fn run(input: IterationInput<'_>, mut cancel: watch::Receiver<bool>) -
     log(&mut st, "host", &HostEvent::Phase { phase: "power_on" });
     let recorder = match Recorder::create(&input.dir) {
         Ok(r) => r,
-        Err(e) => return finish_early(st, t0, cpu0, Outcome::InfraError, format!("creating the console log: {e}")),
+        Err(e) => {
+            return finish_early(
+                st,
+                t0,
+                cpu0,
+                Outcome::InfraError,
+                format!("creating the console log: {e}"),
+            )
+        }
     };
     let session = match qemu::start(input.launch.clone()).await {
         Ok(s) => s,
-        Err(e) => return finish_early(st, t0, cpu0, Outcome::InfraError, format!("power on: {e:#}")),
+        Err(e) => {
+            return finish_early(
+                st,
+                t0,
+                cpu0,
+                Outcome::InfraError,
+                format!("power on: {e:#}"),
+            )
+        }
     };
 
     let (note_tx, mut notes) = mpsc::unbounded_channel();
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
-    let crate::board::Session { mut power, console, agent } = session;
+    let crate::board::Session {
+        mut power,
+        console,
+        agent,
+    } = session;
     let console_task = tokio::spawn(capture::run(console, recorder, note_tx, cmd_rx));
     let (mut agent_rd, mut agent_wr) = tokio::io::split(agent);
     let (agent_tx, mut agent_rx) = mpsc::unbounded_channel();
@@ -264,8 +295,8 @@ pub async fn run(input: IterationInput<'_>, mut cancel: watch::Receiver<bool>) -
                         AgentMsg::Kernel { uptime_ms, event } => {
                             on_kernel_event(&mut st, &input, &mut agent_wr, &mut send, *event, Detector::AgentKmsg, Some(uptime_ms), t0, evidence).await;
                         }
-                        AgentMsg::ReaderStall { uptime_ms, reader, workload, stalled_ms } => {
-                            if st.rec.failure.is_none() {
+                        AgentMsg::ReaderStall { uptime_ms, reader, workload, stalled_ms } if st.rec.failure.is_none() => {
+                            {
                                 st.rec.failure = Some(Failure {
                                     detector: Detector::ReaderStall,
                                     title: format!("hang: {workload} reader {reader} made no progress for {} s", stalled_ms / 1000),
@@ -342,7 +373,7 @@ pub async fn run(input: IterationInput<'_>, mut cancel: watch::Receiver<bool>) -
                     log(&mut st, "console", &KernelLine { kind: "kernel", event: &event });
                     on_kernel_event(&mut st, &input, &mut agent_wr, &mut send, *event, Detector::Console, None, t0, evidence).await;
                 }
-                Some(ConsoleNote::Closed(_)) | None => {
+                Some(ConsoleNote::Closed) | None => {
                     // The console closes when QEMU exits; the power check
                     // below says why.
                     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -425,7 +456,14 @@ pub async fn run(input: IterationInput<'_>, mut cancel: watch::Receiver<bool>) -
     // it. (On a board without a console capture this is the only copy.)
     if outcome == Outcome::SilentHang && input.launch.ram_file.is_some() {
         let _ = cmd_tx.send(ConsoleCmd::Sysrq(b'c'));
-        log(&mut st, "host", &HostEvent::Sysrq { key: 'c', via: "console" });
+        log(
+            &mut st,
+            "host",
+            &HostEvent::Sysrq {
+                key: 'c',
+                via: "console",
+            },
+        );
         tokio::time::sleep(Duration::from_secs(3)).await;
     }
     let _ = power.off().await;
@@ -433,13 +471,21 @@ pub async fn run(input: IterationInput<'_>, mut cancel: watch::Receiver<bool>) -
     agent_task.abort();
     if let Ok(Ok(rec)) = tokio::time::timeout(Duration::from_secs(5), console_task).await {
         if let Some(e) = rec.write_error() {
-            st.write_error.get_or_insert_with(|| format!("console.log: {e}"));
+            st.write_error
+                .get_or_insert_with(|| format!("console.log: {e}"));
         }
     }
     // Late kernel reports already queued still count.
     while let Ok(note) = notes.try_recv() {
         if let ConsoleNote::Kernel(event) = note {
-            log(&mut st, "console", &KernelLine { kind: "kernel", event: &event });
+            log(
+                &mut st,
+                "console",
+                &KernelLine {
+                    kind: "kernel",
+                    event: &event,
+                },
+            );
             st.rec.kernel_events.push(event.title.clone());
         }
     }
@@ -447,7 +493,14 @@ pub async fn run(input: IterationInput<'_>, mut cancel: watch::Receiver<bool>) -
     if let Some(e) = &st.write_error {
         detail.push_str(&format!(" (results not fully written: {e})"));
     }
-    log(&mut st, "host", &HostEvent::Outcome { outcome, detail: &detail });
+    log(
+        &mut st,
+        "host",
+        &HostEvent::Outcome {
+            outcome,
+            detail: &detail,
+        },
+    );
     finish_early(st, t0, cpu0, outcome, detail)
 }
 
@@ -482,12 +535,17 @@ async fn on_kernel_event<W: tokio::io::AsyncWrite + Unpin>(
     }
     st.rec.kernel_events.push(event.title.clone());
     match_signatures(st, input.signatures, &event.frames);
-    let Some(outcome) = severity(event.kind) else { return };
+    let Some(outcome) = severity(event.kind) else {
+        return;
+    };
     let better = match &st.rec.failure {
         None => true,
         // A reader stall or silence is a symptom; the kernel's own report
         // names the culprit, so it supplies the signature.
-        Some(f) => matches!(f.detector, Detector::ReaderStall | Detector::Silence) && !matches!(detector, Detector::ReaderStall),
+        Some(f) => {
+            matches!(f.detector, Detector::ReaderStall | Detector::Silence)
+                && !matches!(detector, Detector::ReaderStall)
+        }
     };
     if !better {
         return;
@@ -503,14 +561,19 @@ async fn on_kernel_event<W: tokio::io::AsyncWrite + Unpin>(
         }),
         frames: event.frames.clone(),
         uptime_ms: prev.as_ref().and_then(|f| f.uptime_ms).or(uptime_ms),
-        detected_after_ms: prev.as_ref().map(|f| f.detected_after_ms).unwrap_or(t0.elapsed().as_millis() as u64),
+        detected_after_ms: prev
+            .as_ref()
+            .map(|f| f.detected_after_ms)
+            .unwrap_or(t0.elapsed().as_millis() as u64),
         excerpt: event.excerpt.clone(),
         timing: kernel_timing(st, &event),
     });
     if first {
         st.rec.outcome = outcome;
         enter_evidence(st, evidence, input);
-        let _ = agent_wr.write_all(&send(&HostMsg::Sysrq { key: 'w' })).await;
+        let _ = agent_wr
+            .write_all(&send(&HostMsg::Sysrq { key: 'w' }))
+            .await;
     } else if st.rec.outcome == Outcome::SilentHang && outcome == Outcome::Hang {
         // Still silent from the agent, but the kernel said why.
         st.rec.outcome = Outcome::SilentHang;
@@ -521,16 +584,39 @@ async fn on_kernel_event<W: tokio::io::AsyncWrite + Unpin>(
 
 /// Files from the previous boot's pstore go to that boot's directory; the
 /// kernel reports in them are logged as events of that boot.
-fn save_pstore(st: &mut State, input: &IterationInput<'_>, files: &[hilt_protocol::PstoreFile], log: &dyn Fn(&mut State, &'static str, &dyn erased::Ser)) {
-    let Some(prev) = &input.previous_dir else { return };
+fn save_pstore(
+    st: &mut State,
+    input: &IterationInput<'_>,
+    files: &[hilt_protocol::PstoreFile],
+    log: &dyn Fn(&mut State, &'static str, &dyn erased::Ser),
+) {
+    let Some(prev) = &input.previous_dir else {
+        return;
+    };
     let dir = prev.join("pstore");
     for f in files {
-        let name: String = f.name.chars().filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c)).collect();
-        if std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(dir.join(&name), &f.content)).is_err() {
-            st.write_error.get_or_insert_with(|| format!("writing {}", dir.display()));
+        let name: String = f
+            .name
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c))
+            .collect();
+        if std::fs::create_dir_all(&dir)
+            .and_then(|_| std::fs::write(dir.join(&name), &f.content))
+            .is_err()
+        {
+            st.write_error
+                .get_or_insert_with(|| format!("writing {}", dir.display()));
         }
         for e in hilt_kernlog::parse(f.content.as_bytes()) {
-            log(st, "pstore", &PstoreEvent { kind: "previous_boot_kernel", file: &name, event: &e });
+            log(
+                st,
+                "pstore",
+                &PstoreEvent {
+                    kind: "previous_boot_kernel",
+                    file: &name,
+                    event: &e,
+                },
+            );
         }
     }
 }
@@ -545,7 +631,9 @@ struct PstoreEvent<'a> {
 /// Records each plan signature whose frames all appear in `frames`.
 fn match_signatures(st: &mut State, sigs: &[SignatureCfg], frames: &[String]) {
     for s in sigs {
-        if !st.rec.signatures.contains(&s.name) && s.frames.iter().all(|f| frames.iter().any(|x| x == f)) {
+        if !st.rec.signatures.contains(&s.name)
+            && s.frames.iter().all(|f| frames.iter().any(|x| x == f))
+        {
             st.rec.signatures.push(s.name.clone());
         }
     }
@@ -556,7 +644,11 @@ fn match_signatures(st: &mut State, sigs: &[SignatureCfg], frames: &[String]) {
 /// less the time the kernel says the task was blocked.
 fn kernel_timing(st: &State, event: &Event) -> Option<DetectTiming> {
     let pid = event.task.as_ref().and_then(|t| t.pid).map(|p| p as i32);
-    if let Some(s) = st.suspects.iter().find(|s| Some(s.tid) == pid || Some(s.pid) == pid) {
+    if let Some(s) = st
+        .suspects
+        .iter()
+        .find(|s| Some(s.tid) == pid || Some(s.pid) == pid)
+    {
         return Some(DetectTiming {
             stopped_ms: s.stopped_ms,
             suspected_ms: Some(s.uptime_ms),
@@ -579,7 +671,13 @@ fn kernel_timing(st: &State, event: &Event) -> Option<DetectTiming> {
     })
 }
 
-fn finish_early(mut st: State, t0: Instant, cpu0: u64, outcome: Outcome, detail: String) -> IterationRecord {
+fn finish_early(
+    mut st: State,
+    t0: Instant,
+    cpu0: u64,
+    outcome: Outcome,
+    detail: String,
+) -> IterationRecord {
     st.rec.outcome = outcome;
     st.rec.detail = detail;
     st.rec.wall_ms = t0.elapsed().as_millis() as u64;
@@ -590,7 +688,12 @@ fn finish_early(mut st: State, t0: Instant, cpu0: u64, outcome: Outcome, detail:
 }
 
 /// A record with nothing gathered yet.
-fn new_record(variant: String, iteration: u32, board: String, console_log: String) -> IterationRecord {
+fn new_record(
+    variant: String,
+    iteration: u32,
+    board: String,
+    console_log: String,
+) -> IterationRecord {
     IterationRecord {
         version: RESULTS_VERSION,
         variant,
@@ -625,7 +728,12 @@ fn new_record(variant: String, iteration: u32, board: String, console_log: Strin
 
 /// The record of a slot that never ran, and why.
 pub fn not_run(board: &str, slot: &super::Slot, why: &str) -> IterationRecord {
-    let mut r = new_record(slot.variant.clone(), slot.iteration, board.to_string(), String::new());
+    let mut r = new_record(
+        slot.variant.clone(),
+        slot.iteration,
+        board.to_string(),
+        String::new(),
+    );
     r.outcome = Outcome::NotRun;
     r.detail = why.to_string();
     r.control = slot.control.map(|c| c.name().to_string());

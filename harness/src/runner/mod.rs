@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use hilt_protocol::{BlockDevice, ControlSpec, KernelSettings, ReadPattern, RunSpec, WatchSpec, WorkloadSpec};
+use hilt_protocol::{
+    BlockDevice, ControlSpec, KernelSettings, ReadPattern, RunSpec, WatchSpec, WorkloadSpec,
+};
 use hilt_reports::{IterationRecord, Outcome};
 use serde::Serialize;
 use tokio::sync::watch;
@@ -79,7 +81,10 @@ fn default_out(plan: &ResolvedPlan) -> PathBuf {
     PathBuf::from("runs").join(format!("{}-{stamp}", plan.plan.name))
 }
 
-fn prepare(plan: &ResolvedPlan, say: &dyn Fn(&str)) -> anyhow::Result<(Vec<PreparedVariant>, artifacts::Media)> {
+fn prepare(
+    plan: &ResolvedPlan,
+    say: &dyn Fn(&str),
+) -> anyhow::Result<(Vec<PreparedVariant>, artifacts::Media)> {
     let home = crate::plan::home_for(&plan.path);
     let cache = Cache::default_for(&home);
     let agent = artifacts::agent_binary()?;
@@ -123,7 +128,12 @@ impl Slot {
     }
 }
 
-pub fn run_spec(plan: &ResolvedPlan, media: &artifacts::Media, run_id: &str, slot: &Slot) -> RunSpec {
+pub fn run_spec(
+    plan: &ResolvedPlan,
+    media: &artifacts::Media,
+    run_id: &str,
+    slot: &Slot,
+) -> RunSpec {
     let p = &plan.plan;
     let (variant, iteration) = (slot.variant.as_str(), slot.iteration);
     let control = slot.control.map(|c| match c {
@@ -139,7 +149,11 @@ pub fn run_spec(plan: &ResolvedPlan, media: &artifacts::Media, run_id: &str, slo
         .filter_map(|w| {
             let ms = |s: f64| (s * 1000.0) as u64;
             if let Some(h) = &w.hog {
-                return Some(WorkloadSpec::Hog { name: w.name.clone(), mem_fraction: h.mem_fraction, start_after_ms: ms(h.start_after_s) });
+                return Some(WorkloadSpec::Hog {
+                    name: w.name.clone(),
+                    mem_fraction: h.mem_fraction,
+                    start_after_ms: ms(h.start_after_s),
+                });
             }
             let r = w.readers.as_ref()?;
             Some(WorkloadSpec::Readers {
@@ -163,7 +177,11 @@ pub fn run_spec(plan: &ResolvedPlan, media: &artifacts::Media, run_id: &str, slo
         iteration,
         // A control ends when its hang is detected; give the kernel's own
         // detector (up to twice hung_task_timeout_secs) time to report.
-        duration_ms: if control.is_some() { p.duration_s.max(90) * 1000 } else { p.duration_s * 1000 },
+        duration_ms: if control.is_some() {
+            p.duration_s.max(90) * 1000
+        } else {
+            p.duration_s * 1000
+        },
         storage: media.storage.clone(),
         swap: media.swap.clone(),
         kernel: KernelSettings {
@@ -205,14 +223,24 @@ pub fn order(plan: &ResolvedPlan) -> Vec<Slot> {
         .plan
         .variants
         .iter()
-        .flat_map(|v| plan.plan.controls.iter().map(|c| Slot { variant: v.name.clone(), iteration: 0, control: Some(*c) }))
+        .flat_map(|v| {
+            plan.plan.controls.iter().map(|c| Slot {
+                variant: v.name.clone(),
+                iteration: 0,
+                control: Some(*c),
+            })
+        })
         .collect();
     for i in 0..plan.plan.iterations {
         let mut round: Vec<String> = plan.plan.variants.iter().map(|v| v.name.clone()).collect();
         for k in (1..round.len()).rev() {
             round.swap(k, (next() % (k as u64 + 1)) as usize);
         }
-        out.extend(round.into_iter().map(|variant| Slot { variant, iteration: i, control: None }));
+        out.extend(round.into_iter().map(|variant| Slot {
+            variant,
+            iteration: i,
+            control: None,
+        }));
     }
     out
 }
@@ -220,12 +248,15 @@ pub fn order(plan: &ResolvedPlan) -> Vec<Slot> {
 fn signals() -> watch::Receiver<bool> {
     let (tx, rx) = watch::channel(false);
     tokio::spawn(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
         }
-        eprintln!("hilt: stopping: powering boards off and writing results (interrupt again to abort)");
+        eprintln!(
+            "hilt: stopping: powering boards off and writing results (interrupt again to abort)"
+        );
         let _ = tx.send(true);
         let _ = tokio::signal::ctrl_c().await;
         std::process::exit(exit::INTERRUPTED);
@@ -236,7 +267,10 @@ fn signals() -> watch::Receiver<bool> {
 pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i32> {
     let out = opts.out.clone().unwrap_or_else(|| default_out(&plan));
     if out.join("results.jsonl").exists() {
-        anyhow::bail!("{} already holds results: choose another --out directory", out.display());
+        anyhow::bail!(
+            "{} already holds results: choose another --out directory",
+            out.display()
+        );
     }
     let progress = Progress::new(opts.quiet);
     let run_dir = RunDir::create(&out)?;
@@ -249,7 +283,10 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
         .await?
         .context("preparing the board artifacts")?;
     let order = order(&plan);
-    let run_id = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let run_id = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     run_dir.write_json(
         "run.json",
         &RunInfo {
@@ -278,12 +315,18 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
     )?;
     progress.note(&format!("results go to {}", out.display()));
 
-    let qemu = plan.board.qemu.clone().context("only emulated boards can run plans in this version")?;
+    let qemu = plan
+        .board
+        .qemu
+        .clone()
+        .context("only emulated boards can run plans in this version")?;
     let mut records: Vec<IterationRecord> = Vec::new();
     let planned = order.len() as u32;
     // One RAM file for the board for the whole run: what the kernel left
     // in ramoops before a power cycle is read by the next boot.
-    let ram_file = qemu.ramoops.then(|| std::env::temp_dir().join(format!("hilt-{}-board0.ram", std::process::id())));
+    let ram_file = qemu
+        .ramoops
+        .then(|| std::env::temp_dir().join(format!("hilt-{}-board0.ram", std::process::id())));
     let mut previous_dir: Option<PathBuf> = None;
     let mut infra_in_a_row = 0u32;
     let mut quarantined: Option<String> = None;
@@ -300,7 +343,10 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
             records.push(rec);
             continue;
         }
-        let v = variants.iter().find(|p| &p.name == variant).expect("order only names planned variants");
+        let v = variants
+            .iter()
+            .find(|p| &p.name == variant)
+            .expect("order only names planned variants");
         let dir = run_dir.iteration_dir(&slot.dir_name())?;
         let runtime_dir = std::env::temp_dir().join(format!("hilt-{}-{n}", std::process::id()));
         let launch = Launch {
@@ -311,7 +357,11 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
             kernel: v.kernel_image.clone(),
             initrd: v.initramfs.clone(),
             append: match &ram_file {
-                Some(_) => format!("{} {}", kernel_cmdline(&plan), Launch::ramoops_cmdline(plan.memory_mb())),
+                Some(_) => format!(
+                    "{} {}",
+                    kernel_cmdline(&plan),
+                    Launch::ramoops_cmdline(plan.memory_mb())
+                ),
                 None => kernel_cmdline(&plan),
             },
             disks: media.disks.clone(),
@@ -335,7 +385,9 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
                 .plan
                 .faults
                 .iter()
-                .filter(|f| slot.control.is_none() && f.iteration.is_none_or(|i| i == slot.iteration))
+                .filter(|f| {
+                    slot.control.is_none() && f.iteration.is_none_or(|i| i == slot.iteration)
+                })
                 .map(|f| (Duration::from_secs(f.after_s), f.kind))
                 .collect(),
             run_dir: &run_dir,
@@ -348,17 +400,31 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
         rec.control = slot.control.map(|c| c.name().to_string());
         progress.done(&label, &rec);
         if let Err(e) = run_dir.record(&rec) {
-            progress.note(&format!("warning: could not append to results.jsonl: {e:#}"));
+            progress.note(&format!(
+                "warning: could not append to results.jsonl: {e:#}"
+            ));
         }
         let was_cancelled = rec.outcome == Outcome::NotRun;
-        infra_in_a_row = if rec.outcome == Outcome::InfraError { infra_in_a_row + 1 } else { 0 };
+        infra_in_a_row = if rec.outcome == Outcome::InfraError {
+            infra_in_a_row + 1
+        } else {
+            0
+        };
         if infra_in_a_row >= plan.plan.timeouts.quarantine_after {
-            let why = format!("board {} quarantined after {infra_in_a_row} infrastructure errors in a row", plan.board.name);
+            let why = format!(
+                "board {} quarantined after {infra_in_a_row} infrastructure errors in a row",
+                plan.board.name
+            );
             progress.note(&why);
             quarantined = Some(why);
         }
         records.push(rec);
-        let _ = run_dir.write_summary(&results::summary_of(&plan.plan.name, planned, false, &records));
+        let _ = run_dir.write_summary(&results::summary_of(
+            &plan.plan.name,
+            planned,
+            false,
+            &records,
+        ));
         if was_cancelled {
             interrupted = true;
             break;
@@ -368,7 +434,10 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
         let _ = std::fs::remove_file(f);
     }
     let mut summary = results::summary_of(&plan.plan.name, planned, interrupted, &records);
-    summary.quarantined = quarantined.iter().map(|_| plan.board.name.clone()).collect();
+    summary.quarantined = quarantined
+        .iter()
+        .map(|_| plan.board.name.clone())
+        .collect();
     run_dir.write_summary(&summary)?;
     progress.finish();
     print_summary(&summary, &out);
@@ -382,7 +451,11 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
         exit::INTERRUPTED
     } else if summary.valid == Some(false) {
         exit::INVALID
-    } else if !records.is_empty() && records.iter().all(|r| matches!(r.outcome, Outcome::InfraError | Outcome::NotRun)) {
+    } else if !records.is_empty()
+        && records
+            .iter()
+            .all(|r| matches!(r.outcome, Outcome::InfraError | Outcome::NotRun))
+    {
         exit::INFRA
     } else {
         exit::OK
@@ -396,40 +469,86 @@ fn kernel_cmdline(plan: &ResolvedPlan) -> String {
         ConsoleCfg::QemuTelnet | ConsoleCfg::QemuPty => "console=ttyAMA0",
         ConsoleCfg::Serial { .. } | ConsoleCfg::Ser2net { .. } => "console=ttyAML0,115200",
     };
-    let extra = plan.board.qemu.as_ref().map(|q| q.append.as_str()).unwrap_or("");
-    format!("{console} panic=5 loglevel=4 {extra}").trim().to_string()
+    let extra = plan
+        .board
+        .qemu
+        .as_ref()
+        .map(|q| q.append.as_str())
+        .unwrap_or("");
+    format!("{console} panic=5 loglevel=4 {extra}")
+        .trim()
+        .to_string()
 }
 
 fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_default()
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }
 
 pub fn print_summary(s: &RunSummary, out: &Path) {
-    println!("plan {}: {}/{} iterations{}", s.plan, s.finished_iterations, s.planned_iterations, if s.interrupted { " (interrupted)" } else { "" });
+    println!(
+        "plan {}: {}/{} iterations{}",
+        s.plan,
+        s.finished_iterations,
+        s.planned_iterations,
+        if s.interrupted { " (interrupted)" } else { "" }
+    );
     println!(
         "{:<14} {:>5} {:>6} {:>7} {:>6} {:>6} {:>10} {:>10} {:>10} {:>10}",
-        "variant", "iters", "hangs", "silent", "crash", "infra", "hang rate", "p50 µs", "p99 µs", "p99.9 µs"
+        "variant",
+        "iters",
+        "hangs",
+        "silent",
+        "crash",
+        "infra",
+        "hang rate",
+        "p50 µs",
+        "p99 µs",
+        "p99.9 µs"
     );
     for v in &s.variants {
-        let rate = v.hang_rate.map(|r| format!("{:.0}%", r * 100.0)).unwrap_or_else(|| "-".into());
+        let rate = v
+            .hang_rate
+            .map(|r| format!("{:.0}%", r * 100.0))
+            .unwrap_or_else(|| "-".into());
         let (p50, p99, p999) = match v.latency_us {
             Some(p) => (p.p50.to_string(), p.p99.to_string(), p.p999.to_string()),
             None => ("-".into(), "-".into(), "-".into()),
         };
         println!(
             "{:<14} {:>5} {:>6} {:>7} {:>6} {:>6} {:>10} {:>10} {:>10} {:>10}",
-            v.variant, v.iterations, v.hangs, v.silent_hangs, v.crashes, v.infra_errors, rate, p50, p99, p999
+            v.variant,
+            v.iterations,
+            v.hangs,
+            v.silent_hangs,
+            v.crashes,
+            v.infra_errors,
+            rate,
+            p50,
+            p99,
+            p999
         );
         for (sig, n) in &v.signatures {
             println!("{:<14}   {n} × {sig}", "");
         }
         for (sig, n) in &v.plan_signatures {
-            println!("{:<14}   signature {sig}: {n}/{} iterations", "", v.iterations);
+            println!(
+                "{:<14}   signature {sig}: {n}/{} iterations",
+                "", v.iterations
+            );
         }
     }
     for c in &s.controls {
-        let verdict = if c.detected { "detected" } else { "NOT DETECTED" };
-        println!("control {} on {}: {verdict} ({})", c.control, c.variant, c.detail);
+        let verdict = if c.detected {
+            "detected"
+        } else {
+            "NOT DETECTED"
+        };
+        println!(
+            "control {} on {}: {verdict} ({})",
+            c.control, c.variant, c.detail
+        );
     }
     for b in &s.quarantined {
         println!("QUARANTINED: board {b} failed to come back repeatedly; its remaining iterations did not run");
@@ -445,13 +564,24 @@ pub fn print_summary(s: &RunSummary, out: &Path) {
 pub fn fetch_all(plan: &ResolvedPlan, say: &dyn Fn(&str)) -> anyhow::Result<()> {
     let (variants, media) = prepare(plan, say)?;
     for v in &variants {
-        say(&format!("{}: {} ({}), initramfs {}", v.name, v.kernel_package, v.kernel_release, v.initramfs.display()));
+        say(&format!(
+            "{}: {} ({}), initramfs {}",
+            v.name,
+            v.kernel_package,
+            v.kernel_release,
+            v.initramfs.display()
+        ));
     }
     say(&format!(
         "erofs image {} bytes, sha256 {}{}",
         media.provenance.erofs_bytes,
         media.provenance.erofs_sha256,
-        media.provenance.verity_root_hash.as_ref().map(|r| format!(", verity root {r}")).unwrap_or_default()
+        media
+            .provenance
+            .verity_root_hash
+            .as_ref()
+            .map(|r| format!(", verity root {r}"))
+            .unwrap_or_default()
     ));
     Ok(())
 }

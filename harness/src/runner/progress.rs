@@ -17,7 +17,10 @@ impl Progress {
     pub fn new(quiet: bool) -> Self {
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
             let b = ProgressBar::new_spinner();
-            b.set_style(ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}").expect("static template"));
+            b.set_style(
+                ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
+                    .expect("static template"),
+            );
             b.enable_steady_tick(std::time::Duration::from_millis(200));
             Arc::new(b)
         });
@@ -27,7 +30,9 @@ impl Progress {
     pub fn note(&self, msg: &str) {
         match &self.bar {
             Some(b) => b.println(format!("hilt: {msg}")),
-            None if !self.quiet => eprintln!("{} hilt: {msg}", chrono::Utc::now().format("%H:%M:%S")),
+            None if !self.quiet => {
+                eprintln!("{} hilt: {msg}", chrono::Utc::now().format("%H:%M:%S"))
+            }
             None => {}
         }
     }
@@ -35,14 +40,24 @@ impl Progress {
     pub fn iteration(&self, label: &str, msg: &str) {
         match &self.bar {
             Some(b) => b.set_message(format!("{label}: {msg}")),
-            None if !self.quiet => eprintln!("{} {label}: {msg}", chrono::Utc::now().format("%H:%M:%S")),
+            None if !self.quiet => {
+                eprintln!("{} {label}: {msg}", chrono::Utc::now().format("%H:%M:%S"))
+            }
             None => {}
         }
     }
 
     pub fn done(&self, label: &str, r: &IterationRecord) {
-        let boot = r.boot_ms.map(|b| format!(", boot {:.1} s", b as f64 / 1000.0)).unwrap_or_default();
-        self.note(&format!("{label}: {} ({}) in {:.1} s{boot}", r.outcome.as_str(), r.detail, r.wall_ms as f64 / 1000.0));
+        let boot = r
+            .boot_ms
+            .map(|b| format!(", boot {:.1} s", b as f64 / 1000.0))
+            .unwrap_or_default();
+        self.note(&format!(
+            "{label}: {} ({}) in {:.1} s{boot}",
+            r.outcome.as_str(),
+            r.detail,
+            r.wall_ms as f64 / 1000.0
+        ));
     }
 
     pub fn finish(&self) {

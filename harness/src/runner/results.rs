@@ -27,9 +27,19 @@ pub struct RunDir {
 
 impl RunDir {
     pub fn create(path: &Path) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(path.join("iterations")).with_context(|| format!("creating {}", path.display()))?;
-        let open = |name: &str| OpenOptions::new().create(true).append(true).open(path.join(name));
-        Ok(Self { path: path.to_path_buf(), events: Mutex::new(open("events.jsonl")?), results: Mutex::new(open("results.jsonl")?) })
+        std::fs::create_dir_all(path.join("iterations"))
+            .with_context(|| format!("creating {}", path.display()))?;
+        let open = |name: &str| {
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path.join(name))
+        };
+        Ok(Self {
+            path: path.to_path_buf(),
+            events: Mutex::new(open("events.jsonl")?),
+            results: Mutex::new(open("results.jsonl")?),
+        })
     }
 
     pub fn iteration_dir(&self, name: &str) -> anyhow::Result<PathBuf> {
@@ -43,7 +53,10 @@ impl RunDir {
     pub fn event<T: Serialize>(&self, ev: &T) -> std::io::Result<()> {
         let mut line = serde_json::to_vec(ev)?;
         line.push(b'\n');
-        self.events.lock().unwrap_or_else(|p| p.into_inner()).write_all(&line)
+        self.events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .write_all(&line)
     }
 
     pub fn record(&self, rec: &IterationRecord) -> anyhow::Result<()> {
@@ -99,36 +112,40 @@ pub struct ControlResult {
 /// report was seen: that is what proves the detectors work end to end.
 fn control_result(r: &IterationRecord) -> Option<ControlResult> {
     let control = r.control.clone()?;
-    let reported = r.kernel_events.iter().find(|t| t.starts_with("INFO: task hung in") || t.contains("blocked for more than"));
+    let reported = r
+        .kernel_events
+        .iter()
+        .find(|t| t.starts_with("INFO: task hung in") || t.contains("blocked for more than"));
     let detected = hilt_reports::report::control_detected(r);
     let detail = match (reported, &r.failure) {
-        (Some(t), Some(f)) => format!("{t}; first seen by {:?} after {:.1} s", f.detector, f.detected_after_ms as f64 / 1000.0),
+        (Some(t), Some(f)) => format!(
+            "{t}; first seen by {:?} after {:.1} s",
+            f.detector,
+            f.detected_after_ms as f64 / 1000.0
+        ),
         (Some(t), None) => t.clone(),
         (None, _) => format!("{}: {}", r.outcome.as_str(), r.detail),
     };
-    Some(ControlResult { variant: r.variant.clone(), control, detected, detail })
+    Some(ControlResult {
+        variant: r.variant.clone(),
+        control,
+        detected,
+        detail,
+    })
 }
 
-pub fn read_records(dir: &Path) -> anyhow::Result<Vec<IterationRecord>> {
-    let text = std::fs::read_to_string(dir.join("results.jsonl")).with_context(|| format!("reading {}/results.jsonl", dir.display()))?;
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        // A torn last line (power lost mid-write) is skipped, not fatal.
-        match serde_json::from_str(line) {
-            Ok(r) => out.push(r),
-            Err(e) if i + 1 == text.lines().count() => eprintln!("hilt: ignoring a torn last line in results.jsonl: {e}"),
-            Err(e) => anyhow::bail!("results.jsonl line {}: {e}", i + 1),
-        }
-    }
-    Ok(out)
-}
-
-pub fn summary_of(plan: &str, planned: u32, interrupted: bool, records: &[IterationRecord]) -> RunSummary {
+pub fn summary_of(
+    plan: &str,
+    planned: u32,
+    interrupted: bool,
+    records: &[IterationRecord],
+) -> RunSummary {
     let controls: Vec<ControlResult> = records.iter().filter_map(control_result).collect();
-    let plain: Vec<IterationRecord> = records.iter().filter(|r| r.control.is_none()).cloned().collect();
+    let plain: Vec<IterationRecord> = records
+        .iter()
+        .filter(|r| r.control.is_none())
+        .cloned()
+        .collect();
     RunSummary {
         valid: (!controls.is_empty()).then(|| controls.iter().all(|c| c.detected)),
         quarantined: Vec::new(),

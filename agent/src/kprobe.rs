@@ -118,6 +118,7 @@ pub fn start() -> io::Result<(Vec<Arc<Func>>, String)> {
     let reader = out.clone();
     std::thread::Builder::new()
         .name("kprobe".into())
+        .stack_size(crate::sys::THREAD_STACK)
         .spawn(move || read_pipe(&reader))?;
     Ok((out, format!("kprobes on {}", funcs.join(", "))))
 }

@@ -104,7 +104,7 @@ fn agent(port: Option<PathBuf>) {
     watch::spawn(tx.clone(), watched.clone());
     {
         let tx = tx.clone();
-        std::thread::spawn(move || loop {
+        sys::spawn("heartbeat", move || loop {
             tx.send(&AgentMsg::Heartbeat {
                 uptime_ms: sys::uptime_ms(),
             });
@@ -114,7 +114,7 @@ fn agent(port: Option<PathBuf>) {
     {
         let tx = tx.clone();
         let watched = watched.clone();
-        std::thread::spawn(move || {
+        sys::spawn("kmsg", move || {
             if let Err(e) = kmsg::run(tx.clone(), &watched) {
                 tx.send(&AgentMsg::Error {
                     stage: Stage::Watch,
@@ -128,7 +128,7 @@ fn agent(port: Option<PathBuf>) {
     {
         let stop = stop.clone();
         let tx = tx.clone();
-        std::thread::spawn(move || {
+        sys::spawn("commands", move || {
             while let Some(msg) = rx.recv() {
                 match msg {
                     HostMsg::Start { spec } => {

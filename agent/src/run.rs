@@ -100,7 +100,9 @@ fn run_inner(spec: &RunSpec, tx: &Sender, stop: &Arc<AtomicBool>) -> Option<Done
         let (tx, after_swap_kb, after_ms) = (tx.clone(), *after_swap_kb, *after_ms);
         match control::SwapFreeze::prepare(&node) {
             Ok(c) => {
-                std::thread::spawn(move || c.run(&tx, after_swap_kb, start + after_ms));
+                sys::spawn("control", move || {
+                    c.run(&tx, after_swap_kb, start + after_ms)
+                });
             }
             Err(e) => tx.send(&AgentMsg::Error {
                 stage: Stage::Control,

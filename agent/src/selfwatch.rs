@@ -47,6 +47,7 @@ pub const STALL_MS: u64 = 15_000;
 pub fn spawn(tx: Sender) {
     std::thread::Builder::new()
         .name("selfwatch".into())
+        .stack_size(crate::sys::THREAD_STACK)
         .spawn(move || {
             let mut reported = [false; ALL.len()];
             loop {

@@ -56,8 +56,12 @@ const PR_SET_IO_FLUSHER: libc::c_int = 57;
 /// agent's allocations NOIO, as for userspace block drivers, so its reclaim
 /// never waits on I/O. Threads inherit it; workers clear it.
 pub fn harden_self() -> io::Result<()> {
+    // ONFAULT: lock what is touched, as it is touched, rather than fault in
+    // every mapping whole (all of the binary's text, every stack): what the
+    // agent uses stays resident, what it never touches costs nothing.
+    const MCL_ONFAULT: libc::c_int = 4;
     check(
-        unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) },
+        unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE | MCL_ONFAULT) },
         "mlockall",
     )?;
     write_attr("/proc/self/oom_score_adj", "-1000")?;
@@ -98,6 +102,20 @@ pub fn meminfo_kb(text: &str, key: &str) -> Option<u64> {
     text.lines()
         .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
         .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+}
+
+/// Stack size of the agent's own threads. mlockall pins every byte of
+/// every stack, and std's default of 2 MiB per thread made most of the
+/// agent's resident memory; none of its threads recurses deeply.
+pub const THREAD_STACK: usize = 256 << 10;
+
+/// Spawns one of the agent's long-lived threads, named, with a small stack.
+pub fn spawn(name: &str, f: impl FnOnce() + Send + 'static) {
+    std::thread::Builder::new()
+        .name(name.into())
+        .stack_size(THREAD_STACK)
+        .spawn(f)
+        .unwrap_or_else(|e| panic!("spawning the {name} thread: {e}"));
 }
 
 /// The kernel features a run relies on, as the board has them.

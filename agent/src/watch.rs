@@ -28,6 +28,7 @@ struct Pending {
 pub fn spawn(tx: Sender, shared: Arc<Shared>) {
     std::thread::Builder::new()
         .name("dstate".into())
+        .stack_size(crate::sys::THREAD_STACK)
         .spawn(move || run(tx, shared))
         .expect("spawning the D-state watcher");
 }

@@ -23,7 +23,11 @@ pub fn crc32(data: &[u8]) -> u32 {
             let mut c = i as u32;
             let mut k = 0;
             while k < 8 {
-                c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+                c = if c & 1 != 0 {
+                    0xEDB8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
                 k += 1;
             }
             table[i] = c;
@@ -84,7 +88,11 @@ impl Default for FrameDecoder {
 
 impl FrameDecoder {
     pub fn new() -> Self {
-        Self { buf: Vec::with_capacity(4096), next_seq: None, overflowed: false }
+        Self {
+            buf: Vec::with_capacity(4096),
+            next_seq: None,
+            overflowed: false,
+        }
     }
 
     pub fn feed<T: DeserializeOwned>(&mut self, bytes: &[u8], out: &mut Vec<Decoded<T>>) {
@@ -148,7 +156,10 @@ impl FrameDecoder {
                 self.next_seq = Some(seq + 1);
                 out.push(Decoded::Record { seq, msg });
             }
-            Err(reason) => out.push(Decoded::Corrupt { reason, line: line[pos..].to_vec() }),
+            Err(reason) => out.push(Decoded::Corrupt {
+                reason,
+                line: line[pos..].to_vec(),
+            }),
         }
     }
 }
@@ -168,7 +179,9 @@ fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<(u64, T), String> {
         .ok_or("bad checksum field")?;
     let actual = crc32(json);
     if actual != crc {
-        return Err(format!("checksum mismatch: frame says {crc:08x}, payload has {actual:08x}"));
+        return Err(format!(
+            "checksum mismatch: frame says {crc:08x}, payload has {actual:08x}"
+        ));
     }
     let msg = serde_json::from_slice(json).map_err(|e| format!("undecodable payload: {e}"))?;
     Ok((seq, msg))
@@ -214,14 +227,41 @@ mod tests {
 
     #[test]
     fn roundtrip_in_any_chunking() {
-        let bytes = frames(&[(0, M { n: 1, s: "a\nb".into() }), (1, M { n: 2, s: "é".into() })]);
+        let bytes = frames(&[
+            (
+                0,
+                M {
+                    n: 1,
+                    s: "a\nb".into(),
+                },
+            ),
+            (
+                1,
+                M {
+                    n: 2,
+                    s: "é".into(),
+                },
+            ),
+        ]);
         for chunk in [1, 3, 7, 1000] {
             let out = decode_all(&bytes, chunk);
             assert_eq!(
                 out,
                 vec![
-                    Decoded::Record { seq: 0, msg: M { n: 1, s: "a\nb".into() } },
-                    Decoded::Record { seq: 1, msg: M { n: 2, s: "é".into() } },
+                    Decoded::Record {
+                        seq: 0,
+                        msg: M {
+                            n: 1,
+                            s: "a\nb".into()
+                        }
+                    },
+                    Decoded::Record {
+                        seq: 1,
+                        msg: M {
+                            n: 2,
+                            s: "é".into()
+                        }
+                    },
                 ]
             );
         }
@@ -230,20 +270,47 @@ mod tests {
     #[test]
     fn printk_interleaving_and_gaps_are_reported() {
         let mut bytes = b"[   1.0] random printk line\r\n".to_vec();
-        bytes.extend(frames(&[(5, M { n: 5, s: String::new() })]));
+        bytes.extend(frames(&[(
+            5,
+            M {
+                n: 5,
+                s: String::new(),
+            },
+        )]));
         bytes.extend_from_slice(b"garbage before ");
-        bytes.extend(frames(&[(8, M { n: 8, s: String::new() })]));
+        bytes.extend(frames(&[(
+            8,
+            M {
+                n: 8,
+                s: String::new(),
+            },
+        )]));
         let out = decode_all(&bytes, 5);
-        assert_eq!(out[0], Decoded::Noise(b"[   1.0] random printk line".to_vec()));
+        assert_eq!(
+            out[0],
+            Decoded::Noise(b"[   1.0] random printk line".to_vec())
+        );
         assert!(matches!(out[1], Decoded::Record { seq: 5, .. }));
         assert_eq!(out[2], Decoded::Noise(b"garbage before ".to_vec()));
-        assert_eq!(out[3], Decoded::Gap { expected: 6, got: 8 });
+        assert_eq!(
+            out[3],
+            Decoded::Gap {
+                expected: 6,
+                got: 8
+            }
+        );
         assert!(matches!(out[4], Decoded::Record { seq: 8, .. }));
     }
 
     #[test]
     fn flipped_byte_is_corrupt_not_trusted() {
-        let mut bytes = frames(&[(0, M { n: 12345, s: "x".into() })]);
+        let mut bytes = frames(&[(
+            0,
+            M {
+                n: 12345,
+                s: "x".into(),
+            },
+        )]);
         let i = bytes.iter().position(|&b| b == b'1').unwrap();
         let last_digit = bytes.len() - 12;
         bytes[last_digit.max(i)] ^= 0x01;
@@ -256,9 +323,18 @@ mod tests {
     fn oversized_line_is_dropped_and_decoder_recovers() {
         let mut bytes = vec![b'x'; MAX_LINE + 10];
         bytes.push(b'\n');
-        bytes.extend(frames(&[(0, M { n: 1, s: String::new() })]));
+        bytes.extend(frames(&[(
+            0,
+            M {
+                n: 1,
+                s: String::new(),
+            },
+        )]));
         let out = decode_all(&bytes, 4096);
         assert!(matches!(out[0], Decoded::Corrupt { .. }));
-        assert!(matches!(out.last().unwrap(), Decoded::Record { seq: 0, .. }));
+        assert!(matches!(
+            out.last().unwrap(),
+            Decoded::Record { seq: 0, .. }
+        ));
     }
 }

@@ -25,7 +25,10 @@ pub struct LatencyHisto {
 
 impl LatencyHisto {
     pub fn from_hdr(h: &Histogram<u64>) -> Self {
-        let buckets = h.iter_recorded().map(|v| [v.value_iterated_to(), v.count_at_value()]).collect();
+        let buckets = h
+            .iter_recorded()
+            .map(|v| [v.value_iterated_to(), v.count_at_value()])
+            .collect();
         Self { buckets }
     }
 

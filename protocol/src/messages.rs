@@ -9,13 +9,19 @@ use crate::{LatencyHisto, RunSpec};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "type")]
 pub enum HostMsg {
-    Start { spec: Box<RunSpec> },
+    Start {
+        spec: Box<RunSpec>,
+    },
     /// Stop the workloads early and report `Done`.
     Stop,
     /// Trigger a sysrq key via /proc/sysrq-trigger.
-    Sysrq { key: char },
+    Sysrq {
+        key: char,
+    },
     /// Injected failures, for testing that hilt survives them.
-    Fault { fault: AgentFault },
+    Fault {
+        fault: AgentFault,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,26 +42,52 @@ pub enum AgentFault {
 pub enum AgentMsg {
     Hello(Hello),
     Stage(StageReport),
-    Heartbeat { uptime_ms: u64 },
+    Heartbeat {
+        uptime_ms: u64,
+    },
     Interval(Box<IntervalStats>),
     Kmsg(KmsgRecord),
     /// A kernel report recognised in /dev/kmsg by the shared parser.
-    Kernel { uptime_ms: u64, event: Box<hilt_kernlog::Event> },
+    Kernel {
+        uptime_ms: u64,
+        event: Box<hilt_kernlog::Event>,
+    },
     /// A reader has made no progress for `stalled_ms`.
-    ReaderStall { uptime_ms: u64, reader: u32, workload: String, stalled_ms: u64 },
+    ReaderStall {
+        uptime_ms: u64,
+        reader: u32,
+        workload: String,
+        stalled_ms: u64,
+    },
     /// A stalled reader moved again.
-    ReaderResumed { uptime_ms: u64, reader: u32, workload: String },
+    ReaderResumed {
+        uptime_ms: u64,
+        reader: u32,
+        workload: String,
+    },
     /// A task has been in D state too long: evidence captured at once.
     Suspect(Box<SuspectReport>),
     /// A suspect is confirmed hung: by the kernel's report, or by staying
     /// stuck for the confirm time.
     Confirmed(Confirmation),
     /// A suspect left D state before it was confirmed.
-    Cleared { uptime_ms: u64, pid: i32, tid: i32 },
-    Done { uptime_ms: u64, reason: DoneReason },
+    Cleared {
+        uptime_ms: u64,
+        pid: i32,
+        tid: i32,
+    },
+    Done {
+        uptime_ms: u64,
+        reason: DoneReason,
+    },
     /// What the previous boot left in pstore (ramoops), read at start.
-    Pstore { files: Vec<PstoreFile> },
-    Error { stage: Stage, message: String },
+    Pstore {
+        files: Vec<PstoreFile>,
+    },
+    Error {
+        stage: Stage,
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

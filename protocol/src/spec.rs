@@ -32,7 +32,11 @@ pub enum ControlSpec {
     /// without flushing and a swapoff started: swapoff must read swapped
     /// pages back, and blocks forever, which khungtaskd reports on any
     /// kernel.
-    SwapFreeze { device: BlockDevice, after_swap_kb: u64, after_ms: u64 },
+    SwapFreeze {
+        device: BlockDevice,
+        after_swap_kb: u64,
+        after_ms: u64,
+    },
 }
 
 /// How the agent finds a block device without relying on enumeration order
@@ -75,8 +79,13 @@ pub struct VeritySpec {
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum SwapSpec {
     None,
-    Zram { size_bytes: u64, algorithm: Option<String> },
-    Device { device: BlockDevice },
+    Zram {
+        size_bytes: u64,
+        algorithm: Option<String>,
+    },
+    Device {
+        device: BlockDevice,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -102,7 +111,11 @@ pub enum ReadPattern {
 pub enum WorkloadSpec {
     /// Anonymous memory, sized as a fraction of MemTotal, touched page by
     /// page in a loop so the kernel cannot leave it swapped out.
-    Hog { name: String, mem_fraction: f64, start_after_ms: u64 },
+    Hog {
+        name: String,
+        mem_fraction: f64,
+        start_after_ms: u64,
+    },
     /// Parallel readers of the erofs files, dropping caches between rounds
     /// and timing every read.
     Readers {

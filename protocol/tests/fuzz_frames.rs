@@ -11,7 +11,7 @@
 //! `frame_regressions.rs`.
 
 use hilt_kernlog::{Event, EventKind, Task};
-use hilt_protocol::frame::{crc32, MAGIC, MAX_LINE};
+use hilt_protocol::frame::{MAGIC, MAX_LINE};
 use hilt_protocol::*;
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
@@ -100,7 +100,11 @@ fn check_output_shape<T: std::fmt::Debug>(out: &[Decoded<T>]) -> Result<(), Test
                 prop_assert_ne!(expected, got, "a gap of nothing");
                 if let Some(p) = prev {
                     if let Some(next) = p.checked_add(1) {
-                        prop_assert_eq!(*expected, next, "gap does not count from the previous record");
+                        prop_assert_eq!(
+                            *expected,
+                            next,
+                            "gap does not count from the previous record"
+                        );
                     }
                 }
                 prop_assert!(
@@ -114,7 +118,14 @@ fn check_output_shape<T: std::fmt::Debug>(out: &[Decoded<T>]) -> Result<(), Test
             Decoded::Record { seq, .. } => {
                 if let Some(next) = prev.and_then(|p| p.checked_add(1)) {
                     let gap_before = i > 0 && matches!(out[i - 1], Decoded::Gap { .. });
-                    prop_assert_eq!(gap_before, *seq != next, "record {} after {:?}: gap reported = {}", seq, prev, gap_before);
+                    prop_assert_eq!(
+                        gap_before,
+                        *seq != next,
+                        "record {} after {:?}: gap reported = {}",
+                        seq,
+                        prev,
+                        gap_before
+                    );
                 }
                 prev = Some(*seq);
             }
@@ -159,36 +170,42 @@ fn stage() -> impl Strategy<Value = Stage> {
 }
 
 fn mem() -> impl Strategy<Value = MemSnapshot> {
-    any::<[u64; 5]>().prop_map(|[total_kb, available_kb, free_kb, swap_total_kb, swap_free_kb]| MemSnapshot {
-        total_kb,
-        available_kb,
-        free_kb,
-        swap_total_kb,
-        swap_free_kb,
-    })
+    any::<[u64; 5]>().prop_map(
+        |[total_kb, available_kb, free_kb, swap_total_kb, swap_free_kb]| MemSnapshot {
+            total_kb,
+            available_kb,
+            free_kb,
+            swap_total_kb,
+            swap_free_kb,
+        },
+    )
 }
 
 fn vmstat() -> impl Strategy<Value = VmstatDelta> {
-    any::<[u64; 5]>().prop_map(|[pswpin, pswpout, allocstall, pgmajfault, oom_kill]| VmstatDelta {
-        pswpin,
-        pswpout,
-        allocstall,
-        pgmajfault,
-        oom_kill,
-    })
+    any::<[u64; 5]>().prop_map(
+        |[pswpin, pswpout, allocstall, pgmajfault, oom_kill]| VmstatDelta {
+            pswpin,
+            pswpout,
+            allocstall,
+            pgmajfault,
+            oom_kill,
+        },
+    )
 }
 
 /// Any finite f32/f64 (proptest's `any` excludes NaN and infinities, which
 /// JSON cannot carry; see `non_finite_floats_are_rejected_not_misread`).
 fn psi() -> impl Strategy<Value = Option<PsiMemory>> {
-    proptest::option::of((any::<f32>(), any::<f32>(), any::<u64>(), any::<u64>()).prop_map(
-        |(some_avg10, full_avg10, some_total_us, full_total_us)| PsiMemory {
-            some_avg10,
-            full_avg10,
-            some_total_us,
-            full_total_us,
-        },
-    ))
+    proptest::option::of(
+        (any::<f32>(), any::<f32>(), any::<u64>(), any::<u64>()).prop_map(
+            |(some_avg10, full_avg10, some_total_us, full_total_us)| PsiMemory {
+                some_avg10,
+                full_avg10,
+                some_total_us,
+                full_total_us,
+            },
+        ),
+    )
 }
 
 fn histo() -> impl Strategy<Value = LatencyHisto> {
@@ -197,18 +214,46 @@ fn histo() -> impl Strategy<Value = LatencyHisto> {
 
 fn interval() -> impl Strategy<Value = IntervalStats> {
     (
-        (any::<u64>(), histo(), any::<u64>(), any::<u64>(), any::<u64>(), any::<Option<i32>>(), vec(any::<u64>(), 0..5)),
-        (any::<u64>(), psi(), mem(), vmstat(), any::<u64>(), any::<u64>()),
+        (
+            any::<u64>(),
+            histo(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<Option<i32>>(),
+            vec(any::<u64>(), 0..5),
+        ),
+        (
+            any::<u64>(),
+            psi(),
+            mem(),
+            vmstat(),
+            any::<u64>(),
+            any::<u64>(),
+        ),
         vec(
-            (text(), histo(), any::<u64>(), any::<u64>()).prop_map(|(func, latency_us, calls_in_worker, calls_elsewhere)| {
-                FuncLatency { func, latency_us, calls_in_worker, calls_elsewhere }
-            }),
+            (text(), histo(), any::<u64>(), any::<u64>()).prop_map(
+                |(func, latency_us, calls_in_worker, calls_elsewhere)| FuncLatency {
+                    func,
+                    latency_us,
+                    calls_in_worker,
+                    calls_elsewhere,
+                },
+            ),
             0..3,
         ),
     )
         .prop_map(
             |(
-                (uptime_ms, read_latency_us, reads, bytes_read, read_errors, last_read_errno, reader_bytes),
+                (
+                    uptime_ms,
+                    read_latency_us,
+                    reads,
+                    bytes_read,
+                    read_errors,
+                    last_read_errno,
+                    reader_bytes,
+                ),
                 (hog_bytes, psi, mem, vmstat, agent_rss_kb, agent_cpu_ms),
                 decompress,
             )| IntervalStats {
@@ -262,43 +307,87 @@ fn event() -> impl Strategy<Value = Event> {
     (
         select(kinds),
         text(),
-        proptest::option::of((text(), any::<Option<u32>>()).prop_map(|(comm, pid)| Task { comm, pid })),
+        proptest::option::of(
+            (text(), any::<Option<u32>>()).prop_map(|(comm, pid)| Task { comm, pid }),
+        ),
         vec(text(), 0..4),
         text(),
         any::<Option<f64>>(),
         proptest::option::of(text()),
         any::<bool>(),
     )
-        .prop_map(|(kind, title, task, frames, excerpt, timestamp, caller, corrupted)| Event {
-            kind,
-            title,
-            task,
-            frames,
-            excerpt,
-            timestamp,
-            caller,
-            corrupted,
-        })
+        .prop_map(
+            |(kind, title, task, frames, excerpt, timestamp, caller, corrupted)| Event {
+                kind,
+                title,
+                task,
+                frames,
+                excerpt,
+                timestamp,
+                caller,
+                corrupted,
+            },
+        )
 }
 
 fn suspect() -> impl Strategy<Value = SuspectReport> {
     (
-        (any::<u64>(), any::<i32>(), any::<i32>(), text(), text(), text()),
-        (any::<u64>(), vec(text(), 0..4), psi(), mem(), text(), any::<u64>()),
+        (
+            any::<u64>(),
+            any::<i32>(),
+            any::<i32>(),
+            text(),
+            text(),
+            text(),
+        ),
+        (
+            any::<u64>(),
+            vec(text(), 0..4),
+            psi(),
+            mem(),
+            text(),
+            any::<u64>(),
+        ),
     )
-        .prop_map(|((uptime_ms, pid, tid, comm, wchan, reason), (stopped_ms, stack, psi, mem, vmstat, evidence_ms))| {
-            SuspectReport { uptime_ms, pid, tid, comm, wchan, reason, stopped_ms, stack, psi, mem, vmstat, evidence_ms }
-        })
+        .prop_map(
+            |(
+                (uptime_ms, pid, tid, comm, wchan, reason),
+                (stopped_ms, stack, psi, mem, vmstat, evidence_ms),
+            )| {
+                SuspectReport {
+                    uptime_ms,
+                    pid,
+                    tid,
+                    comm,
+                    wchan,
+                    reason,
+                    stopped_ms,
+                    stack,
+                    psi,
+                    mem,
+                    vmstat,
+                    evidence_ms,
+                }
+            },
+        )
 }
 
 fn agent_msg() -> impl Strategy<Value = AgentMsg> {
     prop_oneof![
         (
             (any::<u32>(), text(), text(), text(), text()),
-            (any::<u64>(), any::<u64>(), any::<u32>(), btree_map(text(), text(), 0..4)),
+            (
+                any::<u64>(),
+                any::<u64>(),
+                any::<u32>(),
+                btree_map(text(), text(), 0..4)
+            ),
         )
             .prop_map(
-                |((protocol, agent_version, kernel_release, kernel_version, machine), (uptime_ms, mem_total_kb, cpus, facts))| {
+                |(
+                    (protocol, agent_version, kernel_release, kernel_version, machine),
+                    (uptime_ms, mem_total_kb, cpus, facts),
+                )| {
                     AgentMsg::Hello(Hello {
                         protocol,
                         agent_version,
@@ -312,19 +401,47 @@ fn agent_msg() -> impl Strategy<Value = AgentMsg> {
                     })
                 }
             ),
-        (stage(), any::<u64>(), any::<u64>(), text()).prop_map(|(stage, uptime_ms, elapsed_ms, detail)| {
-            AgentMsg::Stage(StageReport { stage, uptime_ms, elapsed_ms, detail })
-        }),
+        (stage(), any::<u64>(), any::<u64>(), text()).prop_map(
+            |(stage, uptime_ms, elapsed_ms, detail)| {
+                AgentMsg::Stage(StageReport {
+                    stage,
+                    uptime_ms,
+                    elapsed_ms,
+                    detail,
+                })
+            }
+        ),
         any::<u64>().prop_map(|uptime_ms| AgentMsg::Heartbeat { uptime_ms }),
         interval().prop_map(|i| AgentMsg::Interval(Box::new(i))),
-        (any::<u64>(), any::<u64>(), any::<u8>(), text())
-            .prop_map(|(seq, ts_us, level, text)| AgentMsg::Kmsg(KmsgRecord { seq, ts_us, level, text })),
-        (any::<u64>(), event()).prop_map(|(uptime_ms, e)| AgentMsg::Kernel { uptime_ms, event: Box::new(e) }),
-        (any::<u64>(), any::<u32>(), text(), any::<u64>()).prop_map(|(uptime_ms, reader, workload, stalled_ms)| {
-            AgentMsg::ReaderStall { uptime_ms, reader, workload, stalled_ms }
+        (any::<u64>(), any::<u64>(), any::<u8>(), text()).prop_map(|(seq, ts_us, level, text)| {
+            AgentMsg::Kmsg(KmsgRecord {
+                seq,
+                ts_us,
+                level,
+                text,
+            })
         }),
-        (any::<u64>(), any::<u32>(), text())
-            .prop_map(|(uptime_ms, reader, workload)| AgentMsg::ReaderResumed { uptime_ms, reader, workload }),
+        (any::<u64>(), event()).prop_map(|(uptime_ms, e)| AgentMsg::Kernel {
+            uptime_ms,
+            event: Box::new(e)
+        }),
+        (any::<u64>(), any::<u32>(), text(), any::<u64>()).prop_map(
+            |(uptime_ms, reader, workload, stalled_ms)| {
+                AgentMsg::ReaderStall {
+                    uptime_ms,
+                    reader,
+                    workload,
+                    stalled_ms,
+                }
+            }
+        ),
+        (any::<u64>(), any::<u32>(), text()).prop_map(|(uptime_ms, reader, workload)| {
+            AgentMsg::ReaderResumed {
+                uptime_ms,
+                reader,
+                workload,
+            }
+        }),
         suspect().prop_map(|s| AgentMsg::Suspect(Box::new(s))),
         (
             any::<u64>(),
@@ -335,12 +452,36 @@ fn agent_msg() -> impl Strategy<Value = AgentMsg> {
             any::<u64>(),
             any::<u64>()
         )
-            .prop_map(|(uptime_ms, pid, tid, comm, by, stopped_ms, suspected_ms)| {
-                AgentMsg::Confirmed(Confirmation { uptime_ms, pid, tid, comm, by, stopped_ms, suspected_ms })
-            }),
-        (any::<u64>(), any::<i32>(), any::<i32>()).prop_map(|(uptime_ms, pid, tid)| AgentMsg::Cleared { uptime_ms, pid, tid }),
-        (any::<u64>(), select(vec![DoneReason::Completed, DoneReason::Stopped]))
+            .prop_map(
+                |(uptime_ms, pid, tid, comm, by, stopped_ms, suspected_ms)| {
+                    AgentMsg::Confirmed(Confirmation {
+                        uptime_ms,
+                        pid,
+                        tid,
+                        comm,
+                        by,
+                        stopped_ms,
+                        suspected_ms,
+                    })
+                }
+            ),
+        (any::<u64>(), any::<i32>(), any::<i32>()).prop_map(|(uptime_ms, pid, tid)| {
+            AgentMsg::Cleared {
+                uptime_ms,
+                pid,
+                tid,
+            }
+        }),
+        (
+            any::<u64>(),
+            select(vec![DoneReason::Completed, DoneReason::Stopped])
+        )
             .prop_map(|(uptime_ms, reason)| AgentMsg::Done { uptime_ms, reason }),
+        vec(
+            (text(), text()).prop_map(|(name, content)| PstoreFile { name, content }),
+            0..3
+        )
+        .prop_map(|files| AgentMsg::Pstore { files }),
         (stage(), text()).prop_map(|(stage, message)| AgentMsg::Error { stage, message }),
     ]
 }
@@ -350,8 +491,14 @@ fn agent_msg() -> impl Strategy<Value = AgentMsg> {
 fn small_agent_msg() -> impl Strategy<Value = AgentMsg> {
     prop_oneof![
         any::<u64>().prop_map(|uptime_ms| AgentMsg::Heartbeat { uptime_ms }),
-        (any::<u64>(), any::<u64>(), any::<u8>(), text())
-            .prop_map(|(seq, ts_us, level, text)| AgentMsg::Kmsg(KmsgRecord { seq, ts_us, level, text })),
+        (any::<u64>(), any::<u64>(), any::<u8>(), text()).prop_map(|(seq, ts_us, level, text)| {
+            AgentMsg::Kmsg(KmsgRecord {
+                seq,
+                ts_us,
+                level,
+                text,
+            })
+        }),
         (stage(), text()).prop_map(|(stage, message)| AgentMsg::Error { stage, message }),
     ]
 }
@@ -365,29 +512,58 @@ fn block_device() -> impl Strategy<Value = BlockDevice> {
 }
 
 fn run_spec() -> impl Strategy<Value = RunSpec> {
-    let verity = (block_device(), text(), text(), any::<u64>(), any::<u32>(), any::<u32>(), any::<u64>()).prop_map(
-        |(hash, root_hash, salt, data_blocks, data_block_size, hash_block_size, hash_start_block)| VeritySpec {
-            hash,
-            root_hash,
-            salt,
-            data_blocks,
-            data_block_size,
-            hash_block_size,
-            hash_start_block,
-        },
-    );
-    let storage = (block_device(), proptest::option::of(verity), text(), proptest::option::of(text()), any::<Option<u8>>())
-        .prop_map(|(erofs, verity, mount_options, io_scheduler, sync_decompress)| StorageSpec {
-            erofs,
-            verity,
-            mount_options,
-            io_scheduler,
-            sync_decompress,
-        });
+    let verity = (
+        block_device(),
+        text(),
+        text(),
+        any::<u64>(),
+        any::<u32>(),
+        any::<u32>(),
+        any::<u64>(),
+    )
+        .prop_map(
+            |(
+                hash,
+                root_hash,
+                salt,
+                data_blocks,
+                data_block_size,
+                hash_block_size,
+                hash_start_block,
+            )| VeritySpec {
+                hash,
+                root_hash,
+                salt,
+                data_blocks,
+                data_block_size,
+                hash_block_size,
+                hash_start_block,
+            },
+        );
+    let storage = (
+        block_device(),
+        proptest::option::of(verity),
+        text(),
+        proptest::option::of(text()),
+        any::<Option<u8>>(),
+    )
+        .prop_map(
+            |(erofs, verity, mount_options, io_scheduler, sync_decompress)| StorageSpec {
+                erofs,
+                verity,
+                mount_options,
+                io_scheduler,
+                sync_decompress,
+            },
+        );
     let swap = prop_oneof![
         Just(SwapSpec::None),
-        (any::<u64>(), proptest::option::of(text()))
-            .prop_map(|(size_bytes, algorithm)| SwapSpec::Zram { size_bytes, algorithm }),
+        (any::<u64>(), proptest::option::of(text())).prop_map(|(size_bytes, algorithm)| {
+            SwapSpec::Zram {
+                size_bytes,
+                algorithm,
+            }
+        }),
         block_device().prop_map(|device| SwapSpec::Device { device }),
     ];
     let kernel = (
@@ -399,7 +575,14 @@ fn run_spec() -> impl Strategy<Value = RunSpec> {
         any::<Option<u32>>(),
     )
         .prop_map(
-            |(hung_task_timeout_secs, hung_task_check_interval_secs, hung_task_warnings, printk_level, sysrq, swappiness)| {
+            |(
+                hung_task_timeout_secs,
+                hung_task_check_interval_secs,
+                hung_task_warnings,
+                printk_level,
+                sysrq,
+                swappiness,
+            )| {
                 KernelSettings {
                     hung_task_timeout_secs,
                     hung_task_check_interval_secs,
@@ -411,23 +594,46 @@ fn run_spec() -> impl Strategy<Value = RunSpec> {
             },
         );
     let workload = prop_oneof![
-        (text(), any::<f64>(), any::<u64>())
-            .prop_map(|(name, mem_fraction, start_after_ms)| WorkloadSpec::Hog { name, mem_fraction, start_after_ms }),
+        (text(), any::<f64>(), any::<u64>()).prop_map(|(name, mem_fraction, start_after_ms)| {
+            WorkloadSpec::Hog {
+                name,
+                mem_fraction,
+                start_after_ms,
+            }
+        }),
         (
             text(),
             any::<u32>(),
-            select(vec![ReadPattern::Sequential, ReadPattern::Random, ReadPattern::Mmap]),
+            select(vec![
+                ReadPattern::Sequential,
+                ReadPattern::Random,
+                ReadPattern::Mmap
+            ]),
             any::<u32>(),
             any::<bool>(),
             any::<Option<u32>>(),
             any::<u64>()
         )
-            .prop_map(|(name, threads, pattern, block_size, drop_caches, rounds, start_after_ms)| {
-                WorkloadSpec::Readers { name, threads, pattern, block_size, drop_caches, rounds, start_after_ms }
-            }),
+            .prop_map(
+                |(name, threads, pattern, block_size, drop_caches, rounds, start_after_ms)| {
+                    WorkloadSpec::Readers {
+                        name,
+                        threads,
+                        pattern,
+                        block_size,
+                        drop_caches,
+                        rounds,
+                        start_after_ms,
+                    }
+                }
+            ),
     ];
     let watch = (any::<[u64; 6]>(), text(), any::<bool>()).prop_map(
-        |([heartbeat_ms, interval_ms, reader_stall_ms, dstate_ms, same_wchan_ms, confirm_ms], sysrq_keys, decompress_probes)| {
+        |(
+            [heartbeat_ms, interval_ms, reader_stall_ms, dstate_ms, same_wchan_ms, confirm_ms],
+            sysrq_keys,
+            decompress_probes,
+        )| {
             WatchSpec {
                 heartbeat_ms,
                 interval_ms,
@@ -441,31 +647,44 @@ fn run_spec() -> impl Strategy<Value = RunSpec> {
         },
     );
     let control = proptest::option::of((block_device(), any::<u64>(), any::<u64>()).prop_map(
-        |(device, after_swap_kb, after_ms)| ControlSpec::SwapFreeze { device, after_swap_kb, after_ms },
+        |(device, after_swap_kb, after_ms)| ControlSpec::SwapFreeze {
+            device,
+            after_swap_kb,
+            after_ms,
+        },
     ));
     (
         (text(), text(), any::<u32>(), any::<u64>()),
         (storage, swap, kernel, vec(workload, 0..4), watch, control),
     )
-        .prop_map(|((run_id, variant, iteration, duration_ms), (storage, swap, kernel, workloads, watch, control))| RunSpec {
-            run_id,
-            variant,
-            iteration,
-            duration_ms,
-            storage,
-            swap,
-            kernel,
-            workloads,
-            watch,
-            control,
-        })
+        .prop_map(
+            |(
+                (run_id, variant, iteration, duration_ms),
+                (storage, swap, kernel, workloads, watch, control),
+            )| RunSpec {
+                run_id,
+                variant,
+                iteration,
+                duration_ms,
+                storage,
+                swap,
+                kernel,
+                workloads,
+                watch,
+                control,
+            },
+        )
 }
 
 fn host_msg() -> impl Strategy<Value = HostMsg> {
     prop_oneof![
-        run_spec().prop_map(|spec| HostMsg::Start { spec: Box::new(spec) }),
+        run_spec().prop_map(|spec| HostMsg::Start {
+            spec: Box::new(spec)
+        }),
         Just(HostMsg::Stop),
         any::<char>().prop_map(|key| HostMsg::Sysrq { key }),
+        select(vec![AgentFault::Exit, AgentFault::Mute, AgentFault::Panic])
+            .prop_map(|fault| HostMsg::Fault { fault }),
     ]
 }
 
@@ -509,14 +728,16 @@ fn soup_piece() -> impl Strategy<Value = Vec<u8>> {
             let f = frame(s, &m);
             f[..cut.index(f.len())].to_vec()
         }),
-        // Valid framing around JSON that is not a record (or not JSON):
-        // the checksum passes, so decoding the payload must fail cleanly.
-        1 => (seq(), select(vec![&b"{}"[..], b"null", b"[1,2]", b"{\"type\":\"nope\"}", b"{\"type\":\"heartbeat\"}", b"\xff\xfe", b"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["]))
-            .prop_map(|(s, json)| {
-                let mut f = format!("@H1 {s} {:08x} ", crc32(json)).into_bytes();
-                f.extend_from_slice(json);
-                f.push(b'\n');
-                f
+        // A valid frame around JSON that is not a record, or nested deeper
+        // than serde_json's recursion limit: the checksum passes, so
+        // decoding the payload must fail cleanly.
+        1 => (seq(), select(vec!["{}", "null", "[1,2]", "{\"type\":\"nope\"}", "{\"type\":\"heartbeat\"}", "\"\\u0000\""]), 0..200usize)
+            .prop_map(|(s, json, depth)| {
+                let mut v: serde_json::Value = serde_json::from_str(json).unwrap();
+                for _ in 0..depth {
+                    v = serde_json::Value::Array(vec![v]);
+                }
+                frame(s, &v)
             }),
     ]
 }
@@ -543,12 +764,23 @@ struct Placed {
     at: std::ops::Range<usize>,
 }
 
-fn wire(msgs: impl Strategy<Value = AgentMsg> + 'static, max_frames: usize) -> impl Strategy<Value = Wire> {
+fn wire(
+    msgs: impl Strategy<Value = AgentMsg> + 'static,
+    max_frames: usize,
+) -> impl Strategy<Value = Wire> {
     let noise = || vec((noise_line(), terminator()), 0..3);
-    (prop_oneof![0..20u64, 0..(u64::MAX / 2)], vec((noise(), msgs), 1..max_frames), noise())
+    (
+        prop_oneof![0..20u64, 0..(u64::MAX / 2)],
+        vec((noise(), msgs), 1..max_frames),
+        noise(),
+    )
         .prop_map(|(first, items, tail)| {
-            let mut w = Wire { bytes: Vec::new(), frames: Vec::new(), noise: Vec::new() };
-            let mut add_noise = |w: &mut Wire, noise: &[(Vec<u8>, &[u8])]| {
+            let mut w = Wire {
+                bytes: Vec::new(),
+                frames: Vec::new(),
+                noise: Vec::new(),
+            };
+            let add_noise = |w: &mut Wire, noise: &[(Vec<u8>, &[u8])]| {
                 for (line, end) in noise {
                     w.bytes.extend_from_slice(line);
                     w.bytes.extend_from_slice(end);
@@ -561,7 +793,11 @@ fn wire(msgs: impl Strategy<Value = AgentMsg> + 'static, max_frames: usize) -> i
                 let seq = first + i as u64;
                 let start = w.bytes.len();
                 encode_frame(seq, &msg, &mut w.bytes);
-                w.frames.push(Placed { seq, msg, at: start..w.bytes.len() });
+                w.frames.push(Placed {
+                    seq,
+                    msg,
+                    at: start..w.bytes.len(),
+                });
             }
             add_noise(&mut w, &tail);
             w
@@ -581,7 +817,10 @@ fn wire(msgs: impl Strategy<Value = AgentMsg> + 'static, max_frames: usize) -> i
 }
 
 fn strip_line_ends(b: &[u8]) -> Vec<u8> {
-    b.iter().copied().filter(|&c| c != b'\n' && c != b'\r').collect()
+    b.iter()
+        .copied()
+        .filter(|&c| c != b'\n' && c != b'\r')
+        .collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -786,11 +1025,17 @@ proptest! {
 fn non_finite_floats_are_rejected_not_misread() {
     for v in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
         let msg = AgentMsg::Interval(Box::new(IntervalStats {
-            psi: Some(PsiMemory { some_avg10: v, ..Default::default() }),
+            psi: Some(PsiMemory {
+                some_avg10: v,
+                ..Default::default()
+            }),
             ..Default::default()
         }));
         let out: Vec<Decoded<AgentMsg>> = decode_whole(&frame(0, &msg));
-        assert!(matches!(out.as_slice(), [Decoded::Corrupt { .. }]), "{v}: {out:?}");
+        assert!(
+            matches!(out.as_slice(), [Decoded::Corrupt { .. }]),
+            "{v}: {out:?}"
+        );
     }
 }
 
@@ -804,12 +1049,20 @@ fn oversized_line_is_reported_once_in_any_chunking() {
     bytes.push(b'\n');
     let good = AgentMsg::Heartbeat { uptime_ms: 7 };
     bytes.extend(frame(1, &good));
-    for sizes in [&[usize::MAX][..], &[4096], &[MAX_LINE], &[MAX_LINE + 1], &[1 << 16, 3, 1 << 19]] {
+    for sizes in [
+        &[usize::MAX][..],
+        &[4096],
+        &[MAX_LINE],
+        &[MAX_LINE + 1],
+        &[1 << 16, 3, 1 << 19],
+    ] {
         let out: Vec<Decoded<AgentMsg>> = decode_chunked(&bytes, sizes);
         assert!(
             matches!(out.as_slice(), [Decoded::Corrupt { .. }, Decoded::Record { seq: 1, msg }] if *msg == good),
             "chunks {sizes:?}: {:?}",
-            out.iter().map(|d| format!("{d:?}").chars().take(120).collect::<String>()).collect::<Vec<_>>()
+            out.iter()
+                .map(|d| format!("{d:?}").chars().take(120).collect::<String>())
+                .collect::<Vec<_>>()
         );
     }
 }

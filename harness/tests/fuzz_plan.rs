@@ -706,7 +706,9 @@ fn rejected(rel: &str, text: &str) -> Reported {
 
 /// A repeated key was reported without its name, at the start of the
 /// enclosing mapping (line 3 of smoke.yaml, or `- name:` of the variant),
-/// because serde reports a duplicate at the mapping's level.
+/// because serde reports a duplicate at the mapping's level. Fix: load.rs
+/// treats `duplicate field` like `unknown field` (appends it to the key) and
+/// takes the key's last occurrence from the position index.
 #[test]
 fn a_duplicate_key_is_named_where_it_repeats() {
     let plan = smoke_with("iterations: 2", "iterations: 2\niterations: 3");
@@ -728,7 +730,8 @@ fn a_duplicate_key_is_named_where_it_repeats() {
 
 /// `swap: {zram: {...}}` (and `disk`, `sdcard`) accepted any extra key:
 /// the struct variants of `SwapCfg` lack `deny_unknown_fields`, so a typo
-/// such as `algoritm: zstd` silently fell back to the default.
+/// such as `algoritm: zstd` silently fell back to the default. Fix:
+/// `#[serde(deny_unknown_fields)]` on the enum.
 #[test]
 fn an_unknown_key_under_a_swap_kind_is_rejected() {
     let plan = smoke_with("    size_mb: 128", "    size_mb: 128\n    algoritm: zstd");
@@ -742,7 +745,8 @@ fn an_unknown_key_under_a_swap_kind_is_rejected() {
 
 /// serde quotes a value it does not know verbatim, control characters
 /// included: a value with a newline split the error over two lines, and an
-/// escape sequence in a plan reached the terminal.
+/// escape sequence in a plan reached the terminal. Fix: `PlanError`'s
+/// Display escapes control characters in the key and the message.
 #[test]
 fn an_error_quoting_the_file_stays_one_printable_line() {
     for value in ["\"virtio\\nsdcard\"", "\"\\e[31mvirtio\""] {
@@ -758,6 +762,8 @@ fn an_error_quoting_the_file_stays_one_printable_line() {
 /// do not: one of them in a comment turned the rest of the comment into
 /// content, and the error was reported a line below the one the editor
 /// shows. Either the character is harmless, or the error is at its line.
+/// Fix: reject NEL, LS and PS before parsing, at the line and column an
+/// editor shows.
 #[test]
 fn a_unicode_line_separator_does_not_shift_positions() {
     for sep in ['\u{85}', '\u{2028}', '\u{2029}'] {

@@ -1,4 +1,4 @@
-//! Line framing: `@H1 <seq> <crc32> <json>\n`.
+//! Line framing: `@H2 <seq> <crc32> <json>\n`, the CRC over `<seq> <json>`.
 //!
 //! A frame is one text line so that it can share a UART with printk: a
 //! reader skips anything that is not a frame, checks the CRC of what is, and
@@ -7,15 +7,29 @@
 
 use serde::{de::DeserializeOwned, Serialize};
 
-pub const MAGIC: &[u8] = b"@H1 ";
+/// Version 2: the checksum also covers the sequence number.
+pub const MAGIC: &[u8] = b"@H2 ";
 
 /// Lines longer than this are noise (a flood, or a lost newline); they are
 /// dropped instead of growing the buffer without bound.
 pub const MAX_LINE: usize = 1 << 20;
 
+/// How many occurrences of the magic on one line are tried as a frame start.
+const MAX_TRIES: usize = 8;
+
 /// CRC-32 (IEEE), table-driven. Hand-written because it is twenty lines and
 /// the agent is a static binary that should carry as little as possible.
 pub fn crc32(data: &[u8]) -> u32 {
+    !crc32_update(!0, data)
+}
+
+/// The checksum of a frame: its sequence number, as written, and its JSON.
+/// Covering the number means a damaged digit cannot renumber a record.
+fn frame_crc(seq: &[u8], json: &[u8]) -> u32 {
+    !crc32_update(crc32_update(crc32_update(!0, seq), b" "), json)
+}
+
+fn crc32_update(crc: u32, data: &[u8]) -> u32 {
     const TABLE: [u32; 256] = {
         let mut table = [0u32; 256];
         let mut i = 0;
@@ -35,11 +49,9 @@ pub fn crc32(data: &[u8]) -> u32 {
         }
         table
     };
-    let mut crc = !0u32;
-    for &b in data {
-        crc = TABLE[((crc ^ b as u32) & 0xff) as usize] ^ (crc >> 8);
-    }
-    !crc
+    data.iter().fold(crc, |crc, &b| {
+        TABLE[((crc ^ b as u32) & 0xff) as usize] ^ (crc >> 8)
+    })
 }
 
 /// Appends one frame for `msg` to `out`. Reusing `out` lets a caller avoid an
@@ -51,8 +63,9 @@ pub fn encode_frame<T: Serialize>(seq: u64, msg: &T, out: &mut Vec<u8>) {
     // the tail first, then splice the header in front of it.
     let json_start = out.len();
     serde_json::to_writer(&mut *out, msg).expect("serialising to a Vec cannot fail");
-    let crc = crc32(&out[json_start..]);
-    let header = format!("{seq} {crc:08x} ");
+    let seq_text = seq.to_string();
+    let crc = frame_crc(seq_text.as_bytes(), &out[json_start..]);
+    let header = format!("{seq_text} {crc:08x} ");
     out.splice(json_start..json_start, header.bytes());
     out.push(b'\n');
     debug_assert!(out[start..].ends_with(b"\n"));
@@ -136,31 +149,53 @@ impl FrameDecoder {
         }
         // A frame may follow garbage on the same line when a newline was
         // dropped or printk interleaved mid-line; look for the magic anywhere.
-        let Some(pos) = find(&line, MAGIC) else {
+        let Some(first) = find(&line, MAGIC) else {
             if !line.is_empty() {
                 out.push(Decoded::Noise(line));
             }
             return;
         };
-        if pos > 0 {
-            out.push(Decoded::Noise(line[..pos].to_vec()));
+        if first > 0 {
+            out.push(Decoded::Noise(line[..first].to_vec()));
         }
-        let body = &line[pos + MAGIC.len()..];
-        match parse_body::<T>(body) {
-            Ok((seq, msg)) => {
-                if let Some(expected) = self.next_seq {
-                    if seq != expected {
-                        out.push(Decoded::Gap { expected, got: seq });
+        // The garbage may itself hold the magic (a frame that lost its
+        // newline, or quoted "@H2 " in its payload): try each occurrence, a
+        // bounded number of times so that a hostile line stays linear.
+        let mut pos = first;
+        let mut first_error = None;
+        for _ in 0..MAX_TRIES {
+            match parse_body::<T>(&line[pos + MAGIC.len()..]) {
+                Ok((seq, msg)) => {
+                    if let Some(reason) = first_error {
+                        out.push(Decoded::Corrupt {
+                            reason,
+                            line: line[first..pos].to_vec(),
+                        });
+                    }
+                    if let Some(expected) = self.next_seq {
+                        if seq != expected {
+                            out.push(Decoded::Gap { expected, got: seq });
+                        }
+                    }
+                    // No expectation after the last number rather than an overflow.
+                    self.next_seq = seq.checked_add(1);
+                    out.push(Decoded::Record { seq, msg });
+                    return;
+                }
+                Err(reason) => {
+                    first_error.get_or_insert(reason);
+                    match find(&line[pos + 1..], MAGIC) {
+                        Some(n) => pos += 1 + n,
+                        None => break,
                     }
                 }
-                self.next_seq = Some(seq + 1);
-                out.push(Decoded::Record { seq, msg });
             }
-            Err(reason) => out.push(Decoded::Corrupt {
-                reason,
-                line: line[pos..].to_vec(),
-            }),
         }
+        let reason = first_error.unwrap_or_default();
+        out.push(Decoded::Corrupt {
+            reason,
+            line: line[first..].to_vec(),
+        });
     }
 }
 
@@ -169,6 +204,7 @@ fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<(u64, T), String> {
     let seq = parts.next().ok_or("missing sequence number")?;
     let crc = parts.next().ok_or("missing checksum")?;
     let json = parts.next().ok_or("missing payload")?;
+    let seq_text = seq;
     let seq: u64 = std::str::from_utf8(seq)
         .ok()
         .and_then(|s| s.parse().ok())
@@ -177,7 +213,7 @@ fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<(u64, T), String> {
         .ok()
         .and_then(|s| u32::from_str_radix(s, 16).ok())
         .ok_or("bad checksum field")?;
-    let actual = crc32(json);
+    let actual = frame_crc(seq_text, json);
     if actual != crc {
         return Err(format!(
             "checksum mismatch: frame says {crc:08x}, payload has {actual:08x}"

@@ -145,7 +145,7 @@ fn text() -> impl Strategy<Value = String> {
         prop_oneof![
             6 => any::<char>().prop_map(String::from),
             2 => "[a-z_]{1,8}",
-            1 => Just("@H1 ".to_string()),
+            1 => Just("@H2 ".to_string()),
             1 => Just("\n".to_string()),
             1 => Just("\r\n".to_string()),
             1 => Just("\"\\\u{0}\u{7f}".to_string()),
@@ -705,7 +705,7 @@ fn noise_line() -> impl Strategy<Value = Vec<u8>> {
         4 => ("[ ]{0,4}[0-9]{1,5}\\.[0-9]{6}", "[ -~]{0,60}").prop_map(|(ts, msg)| format!("[{ts}] {msg}").into_bytes()),
         3 => vec(any::<u8>(), 0..48),
         1 => Just(b"\x1b[0;32m  OK  \x1b[0m] Reached target".to_vec()),
-        1 => select(vec![&b"@H1"[..], b"@H", b"@", b"H1 ", b"@H2 0 00000000 {}", b"@h1 0 0 {}"]).prop_map(<[u8]>::to_vec),
+        1 => select(vec![&b"@H2"[..], b"@H", b"@", b"H2 ", b"@H1 0 00000000 {}", b"@h2 0 0 {}"]).prop_map(<[u8]>::to_vec),
     ]
 }
 
@@ -720,7 +720,7 @@ fn terminator() -> impl Strategy<Value = &'static [u8]> {
 fn soup_piece() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         4 => vec(any::<u8>(), 0..24),
-        2 => select(vec![&b"\n"[..], b"\r\n", b"\r", b" ", b"@H1 ", b"@H1", b"{", b"}", b"\"", b"\\"]).prop_map(<[u8]>::to_vec),
+        2 => select(vec![&b"\n"[..], b"\r\n", b"\r", b" ", b"@H2 ", b"@H2", b"{", b"}", b"\"", b"\\"]).prop_map(<[u8]>::to_vec),
         2 => "[0-9]{1,24}".prop_map(String::into_bytes),
         1 => "[0-9a-fA-F+-]{0,10}".prop_map(String::into_bytes),
         2 => (seq(), small_agent_msg()).prop_map(|(s, m)| frame(s, &m)),
@@ -1044,7 +1044,7 @@ fn non_finite_floats_are_rejected_not_misread() {
 /// shorter than MAX_LINE, so this path needs its own test.)
 #[test]
 fn oversized_line_is_reported_once_in_any_chunking() {
-    let mut bytes = b"@H1 0 00000000 ".to_vec();
+    let mut bytes = b"@H2 0 00000000 ".to_vec();
     bytes.resize(MAX_LINE + 100, b'x');
     bytes.push(b'\n');
     let good = AgentMsg::Heartbeat { uptime_ms: 7 };

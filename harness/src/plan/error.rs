@@ -34,10 +34,24 @@ impl fmt::Display for PlanError {
             self.pos.line,
             self.pos.column
         )?;
+        // Keys and messages quote the file's own text: control characters
+        // are escaped so that an error stays one line and cannot drive the
+        // terminal.
+        let printable = |s: &str| {
+            let mut out = String::with_capacity(s.len());
+            for c in s.chars() {
+                if c.is_control() {
+                    out.extend(c.escape_debug());
+                } else {
+                    out.push(c);
+                }
+            }
+            out
+        };
         if !self.key.is_empty() {
-            write!(f, "key `{}`: ", self.key)?;
+            write!(f, "key `{}`: ", printable(&self.key))?;
         }
-        write!(f, "{}", self.message)
+        write!(f, "{}", printable(&self.message))
     }
 }
 

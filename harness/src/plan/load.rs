@@ -31,6 +31,22 @@ pub fn load<T: DeserializeOwned>(path: &Path) -> Result<Loaded<T>, PlanError> {
 }
 
 pub fn parse<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, PlanError> {
+    // The YAML parser ends lines at NEL, LS and PS (YAML 1.1), editors do
+    // not: positions after one would be off, and one in a comment turns the
+    // rest of the comment into content. Reject it where an editor shows it.
+    if let Some(i) = text.find(['\u{85}', '\u{2028}', '\u{2029}']) {
+        let before = text[..i].replace("\r\n", "\n").replace('\r', "\n");
+        let line = before.matches('\n').count() + 1;
+        let column = before[before.rfind('\n').map_or(0, |n| n + 1)..]
+            .chars()
+            .count()
+            + 1;
+        let c = text[i..].chars().next().unwrap_or_default() as u32;
+        let message = format!(
+            "character U+{c:04X} is not allowed: YAML parsers disagree on whether it ends a line"
+        );
+        return Err(PlanError::new(path, Pos { line, column }, "", message));
+    }
     let de = serde_yaml_ng::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let mut key = e.path().to_string();
@@ -51,7 +67,8 @@ pub fn parse<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, PlanErro
             Some((prefix, rest)) if !key.is_empty() && key.starts_with(prefix) => rest.to_string(),
             _ => message,
         };
-        if let Some(field) = unknown_field(&message) {
+        let duplicate = field_in(&message, "duplicate field `");
+        if let Some(field) = field_in(&message, "unknown field `").or(duplicate.clone()) {
             if !key.ends_with(&field) {
                 key = if key.is_empty() {
                     field
@@ -60,18 +77,23 @@ pub fn parse<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, PlanErro
                 };
             }
         }
-        let pos = inner
-            .location()
-            .map(|l| Pos {
-                line: l.line(),
-                column: l.column(),
+        // serde reports a duplicate at the start of the enclosing mapping; the
+        // position index keeps the last occurrence of a key: the repeat.
+        let pos = duplicate
+            .and_then(|_| Positions::index(text).key(&key))
+            .or_else(|| {
+                inner.location().map(|l| Pos {
+                    line: l.line(),
+                    column: l.column(),
+                })
             })
             .unwrap_or_else(|| Positions::index(text).of(&key));
         PlanError::new(path, pos, key, message)
     })
 }
 
-fn unknown_field(msg: &str) -> Option<String> {
-    let rest = msg.strip_prefix("unknown field `")?;
+/// The name in "<prefix>name`...", as serde words unknown and duplicate fields.
+fn field_in(msg: &str, prefix: &str) -> Option<String> {
+    let rest = msg.strip_prefix(prefix)?;
     Some(rest[..rest.find('`')?].to_string())
 }

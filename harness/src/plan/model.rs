@@ -176,7 +176,7 @@ pub struct StorageCfg {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum SwapCfg {
     None,
     Zram {

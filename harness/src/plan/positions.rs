@@ -51,6 +51,11 @@ impl Positions {
             }
         }
     }
+
+    /// Where a key itself is; for a repeated key, its last occurrence.
+    pub fn key(&self, path: &str) -> Option<Pos> {
+        self.keys.get(path).copied()
+    }
 }
 
 enum Frame {

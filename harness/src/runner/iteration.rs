@@ -296,26 +296,24 @@ pub async fn run(input: IterationInput<'_>, mut cancel: watch::Receiver<bool>) -
                             on_kernel_event(&mut st, &input, &mut agent_wr, &mut send, *event, Detector::AgentKmsg, Some(uptime_ms), t0, evidence).await;
                         }
                         AgentMsg::ReaderStall { uptime_ms, reader, workload, stalled_ms } if st.rec.failure.is_none() => {
-                            {
-                                st.rec.failure = Some(Failure {
-                                    detector: Detector::ReaderStall,
-                                    title: format!("hang: {workload} reader {reader} made no progress for {} s", stalled_ms / 1000),
-                                    task: None,
-                                    frames: vec![],
-                                    uptime_ms: Some(uptime_ms),
-                                    detected_after_ms: t0.elapsed().as_millis() as u64,
-                                    excerpt: String::new(),
-                                    timing: None,
-                                });
-                                st.rec.outcome = Outcome::Hang;
-                                enter_evidence(&mut st, evidence, &input);
-                                // Ask the kernel who is blocked, and where.
-                                let _ = agent_wr.write_all(&send(&HostMsg::Sysrq { key: 'w' })).await;
-                                log(&mut st, "host", &HostEvent::Sysrq { key: 'w', via: "agent" });
-                            }
+                            st.rec.failure = Some(Failure {
+                                detector: Detector::ReaderStall,
+                                title: format!("hang: {workload} reader {reader} made no progress for {} s", stalled_ms / 1000),
+                                task: None,
+                                frames: vec![],
+                                uptime_ms: Some(uptime_ms),
+                                detected_after_ms: t0.elapsed().as_millis() as u64,
+                                excerpt: String::new(),
+                                timing: None,
+                            });
+                            st.rec.outcome = Outcome::Hang;
+                            enter_evidence(&mut st, evidence, &input);
+                            // Ask the kernel who is blocked, and where.
+                            let _ = agent_wr.write_all(&send(&HostMsg::Sysrq { key: 'w' })).await;
+                            log(&mut st, "host", &HostEvent::Sysrq { key: 'w', via: "agent" });
                         }
                         AgentMsg::Suspect(s) => {
-                            let frames: Vec<String> = s.stack.iter().map(|f| f.split('+').next().unwrap_or(f).to_string()).collect();
+                            let frames = frame_names(&s.stack);
                             match_signatures(&mut st, input.signatures, &frames);
                             (input.progress)(&format!("suspect: {}:{} in D at {}", s.comm, s.tid, s.wchan));
                             st.suspects.push(*s);
@@ -342,7 +340,7 @@ pub async fn run(input: IterationInput<'_>, mut cancel: watch::Receiver<bool>) -
                                         detector: Detector::Dstate,
                                         title: format!("hang: {} stuck in D state at {}", c.comm, suspect.as_ref().map(|s| s.wchan.as_str()).unwrap_or("?")),
                                         task: Some(format!("{}:{}", c.comm, c.tid)),
-                                        frames: stack.iter().map(|f| f.split('+').next().unwrap_or(f).to_string()).collect(),
+                                        frames: frame_names(&stack),
                                         uptime_ms: Some(c.uptime_ms),
                                         detected_after_ms: t0.elapsed().as_millis() as u64,
                                         excerpt: stack.join("\n"),
@@ -626,6 +624,14 @@ struct PstoreEvent<'a> {
     kind: &'static str,
     file: &'a str,
     event: &'a Event,
+}
+
+/// Function names of a /proc/PID/stack capture (`name+0x1c/0x40 [mod]`).
+fn frame_names(stack: &[String]) -> Vec<String> {
+    stack
+        .iter()
+        .map(|f| f.split('+').next().unwrap_or(f).to_string())
+        .collect()
 }
 
 /// Records each plan signature whose frames all appear in `frames`.

@@ -325,6 +325,68 @@ fn swap_freeze_control_is_detected_with_detection_times() {
     assert_eq!(summary["variants"][0]["iterations"], 1);
 }
 
+/// `machine: {boot: uboot_tftp}`: U-Boot is the firmware, hilt stops its
+/// autoboot on the console, and the kernel and initrd come over TFTP, as on
+/// a rack of real boards. The whole dialogue is in console.log.
+#[test]
+#[ignore = "boots the emulated board: run by scripts/test"]
+fn uboot_tftp_boot_reaches_the_agent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = plan_from_smoke(
+        tmp.path(),
+        "uboot",
+        &[
+            ("iterations: 2", "iterations: 1"),
+            ("duration_s: 15", "duration_s: 8"),
+            ("machine:\n", "machine:\n  boot: uboot_tftp\n"),
+        ],
+        "",
+    );
+    let out = tmp.path().join("run");
+    let o = run(&plan, &out, &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let recs = records(&out);
+    assert_eq!(recs.len(), 1);
+    let r = &recs[0];
+    assert_eq!(r.outcome, Outcome::Pass, "{}", r.detail);
+    assert!(r.reads > 0);
+    let console =
+        String::from_utf8_lossy(&std::fs::read(out.join(&r.console_log)).unwrap()).into_owned();
+    let at = |needle: &str| {
+        console
+            .find(needle)
+            .unwrap_or_else(|| panic!("console.log lacks {needle:?}"))
+    };
+    // In boot order: firmware, interrupted countdown, DHCP, both transfers,
+    // booti, the kernel, the agent.
+    let order = [
+        at("U-Boot 20"),
+        at("Hit any key to stop autoboot"),
+        at("DHCP client bound to address"),
+        at("Filename 'Image'"),
+        at("Filename 'initrd'"),
+        at("=> booti ${kernel_addr_r} ${ramdisk_addr_r}:"),
+        at("Starting kernel ..."),
+        at("hilt-init: starting agent"),
+    ];
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
+    // Two transfers: a whole arm64 Image, then the initrd that booti was
+    // given with exactly the size U-Boot received.
+    let sizes: Vec<u64> = console
+        .match_indices("Bytes transferred = ")
+        .map(|(i, m)| {
+            let rest = &console[i + m.len()..];
+            rest[..rest.find(' ').unwrap()].parse().unwrap()
+        })
+        .collect();
+    assert_eq!(sizes.len(), 2, "{sizes:?}");
+    assert!(sizes[0] > 10 << 20, "kernel of {} bytes", sizes[0]);
+    assert!(
+        console.contains(&format!("${{ramdisk_addr_r}}:{:#x} ", sizes[1])),
+        "booti names the initrd size"
+    );
+}
+
 /// Writes a one-variant variant of the smoke plan with `extra` appended and
 /// `edits` applied, in a temporary tree that links the real boards/ and
 /// workloads/.

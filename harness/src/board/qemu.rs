@@ -13,6 +13,7 @@ use super::{Power, Session};
 use crate::console::TelnetConsole;
 use crate::plan::{ConsoleCfg, QemuCfg};
 use hilt_protocol::AGENT_PORT_NAME;
+use hilt_transports::console::Replayed;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Attach {
@@ -33,6 +34,20 @@ pub struct Disk {
     pub snapshot: bool,
 }
 
+/// How the kernel gets into the board's RAM.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Boot {
+    /// QEMU's own loader: -kernel, -initrd, -append.
+    Direct,
+    /// U-Boot as the firmware; kernel and initrd come from QEMU's TFTP
+    /// server, which serves `Launch::tftp_dir()`.
+    UbootTftp { firmware: PathBuf },
+}
+
+/// The names the TFTP root serves the variant's files under.
+const TFTP_KERNEL: &str = "Image";
+const TFTP_INITRD: &str = "initrd";
+
 #[derive(Debug, Clone)]
 pub struct Launch {
     pub qemu: QemuCfg,
@@ -48,6 +63,7 @@ pub struct Launch {
     pub log: PathBuf,
     /// The board's RAM as a file, kept across power cycles (ramoops).
     pub ram_file: Option<PathBuf>,
+    pub boot: Boot,
 }
 
 /// The ramoops region: the top MiB of RAM, kept from the kernel with mem=.
@@ -76,6 +92,23 @@ impl Launch {
         self.runtime_dir.join("agent.sock")
     }
 
+    pub fn tftp_dir(&self) -> PathBuf {
+        self.runtime_dir.join("tftp")
+    }
+
+    /// Links kernel and initrd into the TFTP root: the cached files stay
+    /// where they are, and only these two names are reachable.
+    fn populate_tftp(&self) -> std::io::Result<()> {
+        let dir = self.tftp_dir();
+        std::fs::create_dir_all(&dir)?;
+        for (name, target) in [(TFTP_KERNEL, &self.kernel), (TFTP_INITRD, &self.initrd)] {
+            let link = dir.join(name);
+            let _ = std::fs::remove_file(&link);
+            std::os::unix::fs::symlink(std::path::absolute(target)?, link)?;
+        }
+        Ok(())
+    }
+
     /// The command line, as separate arguments: nothing here goes through
     /// a shell.
     pub fn args(&self) -> Vec<String> {
@@ -98,13 +131,30 @@ impl Launch {
             "-monitor".into(),
             "none".into(),
             "-no-reboot".into(),
-            "-kernel".into(),
-            self.kernel.display().to_string(),
-            "-initrd".into(),
-            self.initrd.display().to_string(),
-            "-append".into(),
-            self.append.clone(),
         ];
+        match &self.boot {
+            Boot::Direct => a.extend([
+                "-kernel".into(),
+                self.kernel.display().to_string(),
+                "-initrd".into(),
+                self.initrd.display().to_string(),
+                "-append".into(),
+                self.append.clone(),
+            ]),
+            // restrict=on: the board reaches QEMU's DHCP and TFTP servers
+            // and nothing beyond the QEMU process.
+            Boot::UbootTftp { firmware } => a.extend([
+                "-bios".into(),
+                firmware.display().to_string(),
+                "-netdev".into(),
+                format!(
+                    "user,id=net0,restrict=on,tftp={}",
+                    self.tftp_dir().display()
+                ),
+                "-device".into(),
+                "virtio-net-device,netdev=net0".into(),
+            ]),
+        }
         if let Some(f) = &self.ram_file {
             a.push("-object".into());
             a.push(format!(
@@ -198,6 +248,17 @@ impl Power for QemuPower {
         for s in [self.launch.console_socket(), self.launch.agent_socket()] {
             let _ = std::fs::remove_file(s);
         }
+        if let Boot::UbootTftp { firmware } = &self.launch.boot {
+            if !firmware.exists() {
+                bail!(
+                    "U-Boot firmware {} is missing (apt-get install u-boot-qemu, or run scripts/setup)",
+                    firmware.display()
+                );
+            }
+            self.launch
+                .populate_tftp()
+                .context("preparing the TFTP root")?;
+        }
         let log = std::fs::File::create(&self.launch.log).context("creating qemu.log")?;
         let child = Command::new(&self.launch.qemu.binary)
             .args(self.launch.args())
@@ -264,7 +325,7 @@ async fn connect(
 }
 
 /// Powers the emulated board on and opens its console and agent channel.
-pub async fn start(launch: Launch) -> anyhow::Result<Session> {
+pub async fn start(launch: Launch, boot_limit: Duration) -> anyhow::Result<Session> {
     let mut power = QemuPower::new(launch.clone());
     power.on().await?;
     let console_path = launch.console_socket();
@@ -275,17 +336,65 @@ pub async fn start(launch: Launch) -> anyhow::Result<Session> {
         anyhow::Ok((console, agent))
     }
     .await;
-    match result {
-        Ok((console, agent)) => Ok(Session {
-            power: Box::new(power),
-            console: Box::new(TelnetConsole::new(console)),
-            agent: Box::new(agent),
-        }),
+    let (console, agent) = match result {
+        Ok(c) => c,
         Err(e) => {
             let _ = power.off().await;
-            Err(e)
+            return Err(e);
         }
+    };
+    let console = TelnetConsole::new(console);
+    let console: Box<dyn crate::console::Console> = match &launch.boot {
+        Boot::Direct => Box::new(console),
+        Boot::UbootTftp { .. } => match uboot_boot(console, &launch, boot_limit).await {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = power.off().await;
+                return Err(e);
+            }
+        },
+    };
+    Ok(Session {
+        power: Box::new(power),
+        console,
+        agent: Box::new(agent),
+    })
+}
+
+/// Drives U-Boot from its autoboot countdown to `booti`, then hands the
+/// console on with U-Boot's whole dialogue replayed first, so the capture
+/// (and console.log) holds the boot from the firmware's first byte.
+async fn uboot_boot(
+    console: TelnetConsole<UnixStream>,
+    launch: &Launch,
+    limit: Duration,
+) -> anyhow::Result<Box<dyn crate::console::Console>> {
+    use hilt_transports::uboot::{Network, TftpBoot, UBoot, UBootConfig};
+    let cfg = UBootConfig {
+        stop_timeout: limit,
+        command_timeout: Duration::from_secs(30).min(limit),
+        ..Default::default()
+    };
+    let mut u = UBoot::new(console, cfg);
+    let step = async {
+        u.stop_autoboot().await?;
+        let boot = TftpBoot {
+            network: Network::Dhcp { serverip: None },
+            kernel: TFTP_KERNEL.into(),
+            initrd: Some(TFTP_INITRD.into()),
+            dtb: None,
+            bootargs: launch.append.clone(),
+        };
+        u.tftp_boot(&boot, limit).await
     }
+    .await;
+    if let Err(e) = step {
+        let t = u.transcript();
+        let tail = String::from_utf8_lossy(&t[t.len().saturating_sub(600)..]);
+        bail!("booting through U-Boot: {e}\n--- U-Boot said ---\n{tail}");
+    }
+    let head = u.transcript().to_vec();
+    Ok(Box::new(Replayed::new(head, u.into_console())))
 }
 
 #[cfg(test)]
@@ -304,6 +413,7 @@ mod tests {
                 append: String::new(),
                 extra_args: vec![],
                 ramoops: true,
+                uboot_firmware: String::new(),
             },
             console: ConsoleCfg::QemuTelnet,
             memory_mb: 384,
@@ -332,6 +442,7 @@ mod tests {
             runtime_dir: "/tmp/r".into(),
             log: "/tmp/r/qemu.log".into(),
             ram_file: Some("/tmp/ram".into()),
+            boot: Boot::Direct,
         };
         let a = l.args().join(" ");
         assert!(a.contains("-m 384"));
@@ -350,5 +461,72 @@ mod tests {
             a.find("con0").unwrap() < a.find("agent0").unwrap(),
             "console must be connected first"
         );
+    }
+
+    fn uboot_launch(dir: &Path, firmware: &str) -> Launch {
+        Launch {
+            qemu: crate::plan::QemuCfg {
+                binary: "qemu-system-aarch64".into(),
+                machine: "virt".into(),
+                cpu: "cortex-a53".into(),
+                cpus: 2,
+                memory_mb: 256,
+                append: String::new(),
+                extra_args: vec![],
+                ramoops: false,
+                uboot_firmware: firmware.into(),
+            },
+            console: ConsoleCfg::QemuTelnet,
+            memory_mb: 256,
+            cpus: 2,
+            kernel: dir.join("vmlinuz"),
+            initrd: dir.join("initrd.cpio"),
+            append: "console=ttyAMA0".into(),
+            disks: vec![],
+            runtime_dir: dir.join("rt"),
+            log: dir.join("qemu.log"),
+            ram_file: None,
+            boot: Boot::UbootTftp {
+                firmware: firmware.into(),
+            },
+        }
+    }
+
+    #[test]
+    fn uboot_boot_replaces_the_loader_with_firmware_and_tftp() {
+        let l = uboot_launch(Path::new("/tmp/b"), "/fw/u-boot.bin");
+        let a = l.args().join(" ");
+        assert!(a.contains("-bios /fw/u-boot.bin"));
+        assert!(a.contains("-netdev user,id=net0,restrict=on,tftp=/tmp/b/rt/tftp"));
+        assert!(a.contains("virtio-net-device,netdev=net0"));
+        for direct in ["-kernel", "-initrd", "-append"] {
+            assert!(!a.contains(direct), "{direct} in {a}");
+        }
+    }
+
+    #[tokio::test]
+    async fn missing_firmware_is_named_with_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = uboot_launch(dir.path(), "/nonexistent/u-boot.bin");
+        let err = QemuPower::new(l).on().await.unwrap_err().to_string();
+        assert!(err.contains("/nonexistent/u-boot.bin is missing"), "{err}");
+        assert!(err.contains("u-boot-qemu"), "{err}");
+    }
+
+    #[test]
+    fn tftp_root_links_exactly_the_two_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = uboot_launch(dir.path(), "/fw");
+        std::fs::write(&l.kernel, b"k").unwrap();
+        std::fs::write(&l.initrd, b"i").unwrap();
+        l.populate_tftp().unwrap();
+        l.populate_tftp().unwrap(); // again, as every power-on does
+        let mut names: Vec<_> = std::fs::read_dir(l.tftp_dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["Image", "initrd"]);
+        assert_eq!(std::fs::read(l.tftp_dir().join("Image")).unwrap(), b"k");
     }
 }

@@ -112,6 +112,21 @@ pub enum KernelSource {
 pub struct MachineOverrides {
     pub memory_mb: Option<u32>,
     pub cpus: Option<u32>,
+    /// How the kernel reaches the emulated board.
+    #[serde(default)]
+    pub boot: BootMethod,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BootMethod {
+    /// QEMU loads kernel and initrd itself (-kernel/-initrd): the fastest.
+    #[default]
+    Direct,
+    /// U-Boot as firmware stops autoboot on the console, fetches kernel and
+    /// initrd from QEMU's TFTP server and `booti`s them: the way racks of
+    /// real boards boot, exercised on every iteration.
+    UbootTftp,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -515,6 +530,13 @@ pub struct QemuCfg {
     /// does on a real board.
     #[serde(default)]
     pub ramoops: bool,
+    /// U-Boot built for this machine, for `machine: {boot: uboot_tftp}`.
+    #[serde(default = "default_uboot_firmware")]
+    pub uboot_firmware: String,
+}
+
+fn default_uboot_firmware() -> String {
+    "/usr/lib/u-boot/qemu_arm64/u-boot.bin".into()
 }
 
 fn default_qemu() -> String {

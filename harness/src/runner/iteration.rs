@@ -163,18 +163,19 @@ pub async fn run(input: IterationInput<'_>, mut cancel: watch::Receiver<bool>) -
             )
         }
     };
-    let session = match qemu::start(input.launch.clone()).await {
-        Ok(s) => s,
-        Err(e) => {
-            return finish_early(
-                st,
-                t0,
-                cpu0,
-                Outcome::InfraError,
-                format!("power on: {e:#}"),
-            )
-        }
-    };
+    let session =
+        match qemu::start(input.launch.clone(), Duration::from_secs(p.timeouts.boot_s)).await {
+            Ok(s) => s,
+            Err(e) => {
+                return finish_early(
+                    st,
+                    t0,
+                    cpu0,
+                    Outcome::InfraError,
+                    format!("power on: {e:#}"),
+                )
+            }
+        };
 
     let (note_tx, mut notes) = mpsc::unbounded_channel();
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();

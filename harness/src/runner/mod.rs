@@ -17,8 +17,8 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::artifacts::{self, media::MediaProvenance, Cache};
-use crate::board::qemu::Launch;
-use crate::plan::{ConsoleCfg, Control, KernelSource, Pattern, ResolvedPlan};
+use crate::board::qemu::{Boot, Launch};
+use crate::plan::{BootMethod, ConsoleCfg, Control, KernelSource, Pattern, ResolvedPlan};
 use progress::Progress;
 use results::{RunDir, RunSummary};
 
@@ -368,6 +368,12 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
             runtime_dir,
             log: dir.join("qemu.log"),
             ram_file: ram_file.clone(),
+            boot: match plan.plan.machine.boot {
+                BootMethod::Direct => Boot::Direct,
+                BootMethod::UbootTftp => Boot::UbootTftp {
+                    firmware: qemu.uboot_firmware.clone().into(),
+                },
+            },
         };
         let label = match slot.control {
             Some(c) => format!("[{}/{planned}] {variant} control {}", n + 1, c.name()),

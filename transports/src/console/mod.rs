@@ -2,11 +2,13 @@
 //! ([`serial`]), ser2net's raw TCP ([`tcp`]), telnet ([`TelnetConsole`]) and
 //! RFC 2217 ([`rfc2217`]) ports, QEMU's telnet chardev.
 
+pub mod replay;
 pub mod rfc2217;
 pub mod serial;
 pub mod tcp;
 pub mod telnet;
 
+pub use replay::Replayed;
 pub use rfc2217::Rfc2217Console;
 pub use serial::{Reconnect, SerialConfig, SerialConsole};
 pub use tcp::TcpConsole;

@@ -69,6 +69,21 @@ enum Cmd {
     Boards,
     /// Check that a connected board answers on every transport its file declares.
     Doctor { board: String },
+    /// Write an image to a real board's storage with its board file's `flash:`
+    /// method, read it back where the transport can, and print the record.
+    Flash {
+        board: String,
+        image: PathBuf,
+        /// Partition name from the board's `partitions:` (default: the one `flash:` names).
+        #[arg(long)]
+        partition: Option<String>,
+        /// The image's dm-verity root hash, recorded with its sha256.
+        #[arg(long)]
+        root_hash: Option<String>,
+        /// Append the record (JSON) to this file.
+        #[arg(long)]
+        record: Option<PathBuf>,
+    },
     /// Find kernel reports (hangs, lockups, oopses...) in a log file.
     Parse {
         log: PathBuf,
@@ -148,6 +163,21 @@ pub fn main() -> i32 {
         Cmd::Parse { log, json } => parse(&log, json),
         Cmd::Boards => boards(),
         Cmd::Doctor { board } => doctor(&board),
+        Cmd::Flash {
+            board,
+            image,
+            partition,
+            root_hash,
+            record,
+        } => flash(
+            &board,
+            crate::board::flash::FlashRequest {
+                image,
+                partition,
+                verity_root_hash: root_hash,
+            },
+            record,
+        ),
     }
 }
 
@@ -191,15 +221,35 @@ fn boards() -> i32 {
     code
 }
 
-fn doctor(board: &str) -> i32 {
+fn board_file(board: &str) -> Result<plan::BoardFile, i32> {
     let home = home();
     let path = plan::reference(&home, &home.join("boards").join("x"), "boards", board);
-    let b = match plan::load_board(&path) {
+    plan::load_board(&path).map_err(|e| {
+        eprintln!("error: {e}");
+        exit::BAD_INPUT
+    })
+}
+
+fn flash(board: &str, req: crate::board::flash::FlashRequest, record: Option<PathBuf>) -> i32 {
+    let b = match board_file(board) {
         Ok(b) => b,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::BAD_INPUT;
+        Err(code) => return code,
+    };
+    fallible(|| {
+        let rt = tokio::runtime::Runtime::new()?;
+        let rec = rt.block_on(crate::board::flash::flash(&b, &req))?;
+        if let Some(path) = &record {
+            crate::board::flash::append_record(path, &rec)?;
         }
+        println!("{}", serde_json::to_string_pretty(&rec)?);
+        Ok(exit::OK)
+    })
+}
+
+fn doctor(board: &str) -> i32 {
+    let b = match board_file(board) {
+        Ok(b) => b,
+        Err(code) => return code,
     };
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

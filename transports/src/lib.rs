@@ -8,6 +8,8 @@
 //! - [`adb`]: the adb server protocol, and adbd itself over TCP or USB.
 //! - [`fastboot`]: fastboot over TCP or USB, with sparse images.
 //! - [`uboot`]: U-Boot driven through any console.
+//! - [`flash`]: flashing strategies (fastboot, dd over SSH or adb, U-Boot,
+//!   a disk file), each recording digests and reading back where it can.
 //! - [`power`]: the [`power::Power`] trait: command hooks, USB HID relays.
 //!
 //! What each was tested against is in docs/transports.md.
@@ -15,6 +17,7 @@
 pub mod adb;
 pub mod console;
 pub mod fastboot;
+pub mod flash;
 pub mod power;
 pub mod ssh;
 pub mod uboot;

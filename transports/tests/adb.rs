@@ -738,3 +738,44 @@ async fn no_server_says_how_to_start_one() {
         .unwrap_err();
     assert!(err.to_string().contains("adb start-server"), "{err}");
 }
+
+/// The dd strategy through the real adb server to the adbd double. The
+/// double serves sync under its own root but runs shell commands on this
+/// host, so the staging file is reached from both through a link at the
+/// path the board would use.
+#[tokio::test]
+async fn dd_flash_through_the_real_server_reads_back_and_records_digests() {
+    use hilt_transports::flash::{AdbShell, DdFlasher, FlashImage, Flasher};
+    let key = key();
+    let s = real_server(Some(&key)).await;
+    let (port, _cfg, root) = start_double(vec![key.public()], false, "shell_v2,cmd,stat_v2").await;
+    let serial = format!("127.0.0.1:{port}");
+    s.server.connect_device(&serial).await.unwrap();
+    s.server.wait_for_device(&serial, T).await.unwrap();
+
+    let stage_name = format!("hilt-adb-stage-{}.img", std::process::id());
+    let stage = format!("/tmp/{stage_name}");
+    std::fs::create_dir_all(root.path().join("tmp")).unwrap();
+    std::os::unix::fs::symlink(root.path().join("tmp").join(&stage_name), &stage).unwrap();
+    let part = root.path().join("mmcblk0p9");
+    std::fs::write(&part, vec![0xa5u8; 600_000]).unwrap();
+    let image = FlashImage::new("system.img", payload(400_000), None);
+    let mut f = DdFlasher {
+        shell: AdbShell {
+            server: s.server.clone(),
+            serial: Some(serial.clone()),
+        },
+        device: part.display().to_string(),
+        staging: stage.clone(),
+        limit: T,
+    };
+    let rec = f.flash(&image).await;
+    let _ = std::fs::remove_file(&stage);
+    let rec = rec.unwrap();
+    assert_eq!(rec.method, "adb_dd");
+    assert_eq!(rec.readback, Some(format!("sha256:{}", image.sha256)));
+    let after = std::fs::read(&part).unwrap();
+    assert_eq!(&after[..400_000], &image.data[..]);
+    assert!(after[400_000..].iter().all(|&b| b == 0xa5));
+    s.server.disconnect_device(&serial).await.unwrap();
+}

@@ -471,3 +471,36 @@ fn simg2img_rebuilds_our_sparse_files() {
         "DONT_CARE before the piece left alone"
     );
 }
+
+/// The fastboot strategy against the device double: sparse when large,
+/// digests recorded, and no read back claimed (fastboot has none).
+#[tokio::test]
+async fn fastboot_flash_strategy_records_digests_without_claiming_a_readback() {
+    use hilt_transports::flash::{FastbootFlasher, FlashImage, Flasher};
+    let (addr, dev) = start_device(64 * 1024, &[("system", 1 << 20)]).await;
+    let mut fb = connect_tcp(&addr, T).await.unwrap();
+    let img = FlashImage::new("system.img", image(300 * 1024 + 7), Some("12".repeat(32)));
+    let rec = FastbootFlasher {
+        fastboot: &mut fb,
+        partition: "system".into(),
+    }
+    .flash(&img)
+    .await
+    .unwrap();
+    assert_eq!(&dev.part("system")[..img.data.len()], &img.data[..]);
+    assert_eq!(
+        (rec.method.as_str(), rec.target.as_str()),
+        ("fastboot", "system")
+    );
+    assert_eq!(rec.sha256, img.sha256);
+    assert_eq!(rec.verity_root_hash, img.verity_root_hash);
+    assert_eq!(rec.readback, None);
+    let err = FastbootFlasher {
+        fastboot: &mut fb,
+        partition: "nosuch".into(),
+    }
+    .flash(&img)
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("nosuch"), "{err}");
+}

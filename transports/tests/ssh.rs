@@ -332,3 +332,66 @@ async fn exec_timeout_is_an_error() {
         .unwrap_err();
     assert!(err.to_string().contains("still running"), "{err}");
 }
+
+/// The dd strategy over real sshd, onto a real block device (a loop device
+/// over a file) when this host allows one, else onto a file: the image
+/// lands at the start, the rest of the "partition" is untouched, and the
+/// read back digest is the image's. A device that cannot be written fails
+/// with the board's own error, never a false success.
+#[tokio::test]
+async fn dd_flash_over_ssh_writes_reads_back_and_records_digests() {
+    use hilt_transports::flash::{DdFlasher, FlashImage, Flasher};
+    let d = sshd();
+    d.trust();
+    let s = SshSession::connect(&d.config("id_ed25519")).await.unwrap();
+    let part = d.path("partition.img");
+    std::fs::write(&part, vec![0x5au8; 1 << 20]).unwrap();
+    let loop_dev = Command::new("losetup")
+        .args(["--find", "--show"])
+        .arg(&part)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8(o.stdout).unwrap().trim().to_string());
+    let device = loop_dev
+        .clone()
+        .unwrap_or_else(|| part.display().to_string());
+    let image = FlashImage::new(
+        "erofs.img",
+        (0..300_000u32).map(|i| (i * 7 + i / 251) as u8).collect(),
+        Some("c0ffee".repeat(10) + "abcd"),
+    );
+    let mut f = DdFlasher {
+        shell: s,
+        device: device.clone(),
+        staging: d.path("stage 1.img").display().to_string(),
+        limit: T,
+    };
+    let rec = f.flash(&image).await;
+    if let Some(dev) = &loop_dev {
+        let _ = Command::new("losetup").args(["-d", dev]).status();
+    }
+    let rec = rec.unwrap();
+    assert_eq!(rec.method, "ssh_dd");
+    assert_eq!(rec.target, device);
+    assert_eq!(rec.sha256, image.sha256);
+    assert_eq!(rec.readback, Some(format!("sha256:{}", image.sha256)));
+    assert_eq!(rec.verity_root_hash, image.verity_root_hash);
+    let after = std::fs::read(&part).unwrap();
+    assert_eq!(after.len(), 1 << 20, "the partition keeps its size");
+    assert_eq!(&after[..300_000], &image.data[..]);
+    assert!(after[300_000..].iter().all(|&b| b == 0x5a));
+    assert!(
+        !d.path("stage 1.img").exists(),
+        "the staged copy is removed"
+    );
+
+    let mut bad = DdFlasher {
+        shell: SshSession::connect(&d.config("id_ed25519")).await.unwrap(),
+        device: "/nonexistent/dir/mmcblk9p1".into(),
+        staging: d.path("stage2.img").display().to_string(),
+        limit: T,
+    };
+    let err = bad.flash(&image).await.unwrap_err().to_string();
+    assert!(err.contains("exited with"), "{err}");
+}

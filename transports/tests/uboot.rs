@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::{require, Peer};
 use hilt_transports::console::TelnetConsole;
+use hilt_transports::flash::{FlashImage, Flasher, UBootFlasher};
 use hilt_transports::uboot::{BlockInterface, Network, TftpBoot, UBoot, UBootConfig, UBootError};
 use tokio::io::AsyncReadExt;
 
@@ -136,6 +137,35 @@ async fn uboot_on_the_emulated_board() {
     .unwrap();
     let written = std::fs::read(&disk).unwrap();
     assert_eq!(&written[8 * 512..8 * 512 + image.len()], &image[..]);
+
+    // The flashing strategy: TFTP, write, read back elsewhere in RAM, CRC32.
+    let img = FlashImage::new("erofs.img", payload(150_000, 3), Some("ab".repeat(32)));
+    let rec = UBootFlasher {
+        uboot: &mut u,
+        tftp_root: tftp.clone(),
+        interface: BlockInterface::Virtio,
+        dev: 0,
+        start_block: 600,
+        limit: T,
+    }
+    .flash(&img)
+    .await
+    .unwrap();
+    let written = std::fs::read(&disk).unwrap();
+    assert_eq!(
+        &written[600 * 512..600 * 512 + img.data.len()],
+        &img.data[..]
+    );
+    assert_eq!(
+        rec.readback,
+        Some(format!("crc32:{:08x}", crc32fast::hash(&img.data)))
+    );
+    assert_eq!((rec.method.as_str(), rec.bytes), ("uboot_virtio", 150_000));
+    assert_eq!(
+        std::fs::read_dir(&tftp).unwrap().count(),
+        2,
+        "the staged file is removed"
+    );
 
     // The whole boot sequence; the "kernel" is not one, so booti refuses it
     // and says so, which shows every step before it worked.

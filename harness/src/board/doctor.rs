@@ -72,6 +72,16 @@ fn expand(p: &str) -> PathBuf {
     }
 }
 
+pub fn ssh_config(s: &crate::plan::SshCfg) -> SshConfig {
+    SshConfig::new(
+        &s.host,
+        s.port,
+        &s.user,
+        expand(&s.key),
+        expand(&s.known_hosts),
+    )
+}
+
 /// One line per check: (what, Ok(detail) or Err(why)).
 pub async fn check(b: &BoardFile) -> Vec<(String, Result<String, String>)> {
     let limit = Duration::from_secs(8);
@@ -134,14 +144,7 @@ pub async fn check(b: &BoardFile) -> Vec<(String, Result<String, String>)> {
     };
     out.extend(power);
     if let Some(s) = &b.ssh {
-        let cfg = SshConfig::new(
-            &s.host,
-            s.port,
-            &s.user,
-            expand(&s.key),
-            expand(&s.known_hosts),
-        );
-        let r = match SshSession::connect(&cfg).await {
+        let r = match SshSession::connect(&ssh_config(s)).await {
             Ok(sess) => sess
                 .output("uname -a", limit)
                 .await

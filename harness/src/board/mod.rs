@@ -5,6 +5,7 @@
 //! loop only sees the traits below.
 
 pub mod doctor;
+pub mod flash;
 pub mod qemu;
 
 use tokio::io::{AsyncRead, AsyncWrite};

@@ -917,6 +917,7 @@ fn verdict(
     valid: Option<bool>,
 ) -> Verdict {
     let mut v = verdict_on_counts(variants, comparisons, baseline);
+    v.details.extend(signature_sentences(variants, comparisons));
     let ran: Vec<&ControlRow> = controls.iter().filter(|c| c.recorded).collect();
     let list = |rows: &[&ControlRow]| {
         rows.iter()
@@ -940,6 +941,45 @@ fn verdict(
         None => {}
     }
     v
+}
+
+/// The plan's named stack signatures, variant against baseline: a patch
+/// can leave the hang rate alone and still remove the one hang it targets,
+/// so each named signature gets its own count and test.
+fn signature_sentences(variants: &[VariantReport], comparisons: &[Comparison]) -> Vec<String> {
+    let by_label = |l: &str| variants.iter().find(|v| v.label == l);
+    let mut out = Vec::new();
+    for c in comparisons {
+        let (Some(b), Some(v)) = (by_label(&c.baseline), by_label(&c.variant)) else {
+            continue;
+        };
+        let names: std::collections::BTreeSet<&String> = b
+            .stack_signatures
+            .keys()
+            .chain(v.stack_signatures.keys())
+            .collect();
+        for name in names {
+            let k = |r: &VariantReport| r.stack_signatures.get(name).copied().unwrap_or(0);
+            let (bk, bn, vk, vn) = (k(b), b.counts.valid, k(v), v.counts.valid);
+            let p = crate::stats::hypothesis::fisher_two_sided(
+                bk as u64, bn as u64, vk as u64, vn as u64,
+            );
+            let p = p.map_or("n/a".to_string(), |p| format!("{p:.3}"));
+            out.push(format!(
+                "Signature {name}: {} {bk}/{bn}, {} {vk}/{vn} (Fisher p = {p}){}.",
+                c.baseline,
+                c.variant,
+                if bk > 0 && vk == 0 {
+                    format!("; gone in {}", c.variant)
+                } else if vk > 0 && bk == 0 {
+                    format!("; new in {}", c.variant)
+                } else {
+                    String::new()
+                }
+            ));
+        }
+    }
+    out
 }
 
 fn verdict_on_counts(

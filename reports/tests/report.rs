@@ -118,6 +118,16 @@ fn the_verdict_answers_whether_the_patch_fixed_it() {
     // The plan's named stack signature, per variant.
     assert_eq!(un.stack_signatures["erofs_decompress_in_bio_completion"], 8);
     assert!(r.variants[1].stack_signatures.is_empty());
+    let sig = r
+        .verdict
+        .details
+        .iter()
+        .find(|d| d.starts_with("Signature erofs_decompress_in_bio_completion:"))
+        .expect("the verdict compares the named signature");
+    assert!(
+        sig.contains("8/8") && sig.contains("0/7") && sig.contains("Fisher p = 0.000"),
+        "{sig}"
+    );
     assert!(un.decompress_calls_elsewhere > 0 && r.variants[1].decompress_calls_elsewhere == 0);
     // Provenance from run.json.
     assert_eq!(r.runs[0].plan, "erofs-noio-ab");

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use crate::adb::AdbServer;
 use crate::fastboot::{Fastboot, FastbootIo};
-use crate::ssh::{shell_quote, ExecChunk, SshSession};
+use crate::ssh::{collect_chunks, shell_quote, SshSession};
 use crate::uboot::{BlockInterface, UBoot};
 
 /// An image to flash, hashed once.
@@ -184,17 +184,8 @@ impl BoardShell for AdbShell {
     }
 
     async fn run(&self, line: &str, limit: Duration) -> Result<(i32, String, String), FlashError> {
-        let (tx, mut rx) = mpsc::channel(64);
-        let collect = async {
-            let (mut o, mut e) = (Vec::new(), Vec::new());
-            while let Some(c) = rx.recv().await {
-                match c {
-                    ExecChunk::Stdout(b) => o.extend(b),
-                    ExecChunk::Stderr(b) => e.extend(b),
-                }
-            }
-            (o, e)
-        };
+        let (tx, rx) = mpsc::channel(64);
+        let collect = collect_chunks(rx);
         let shell = async {
             let r = self.server.shell(self.serial.as_deref(), line, &tx).await;
             drop(tx);

@@ -194,6 +194,18 @@ pub enum ExecChunk {
     Stderr(Vec<u8>),
 }
 
+/// Gathers a command's streamed output: (stdout, stderr).
+pub async fn collect_chunks(mut rx: mpsc::Receiver<ExecChunk>) -> (Vec<u8>, Vec<u8>) {
+    let (mut o, mut e) = (Vec::new(), Vec::new());
+    while let Some(c) = rx.recv().await {
+        match c {
+            ExecChunk::Stdout(b) => o.extend(b),
+            ExecChunk::Stderr(b) => e.extend(b),
+        }
+    }
+    (o, e)
+}
+
 /// An authenticated SSH session. Cheap to clone; commands on one session
 /// run one at a time.
 #[derive(Clone)]
@@ -454,17 +466,8 @@ impl SshSession {
         command: &str,
         timeout: Duration,
     ) -> Result<(i32, Vec<u8>, Vec<u8>), SshError> {
-        let (tx, mut rx) = mpsc::channel(64);
-        let collect = tokio::spawn(async move {
-            let (mut o, mut e) = (Vec::new(), Vec::new());
-            while let Some(c) = rx.recv().await {
-                match c {
-                    ExecChunk::Stdout(b) => o.extend(b),
-                    ExecChunk::Stderr(b) => e.extend(b),
-                }
-            }
-            (o, e)
-        });
+        let (tx, rx) = mpsc::channel(64);
+        let collect = tokio::spawn(collect_chunks(rx));
         let status = self.exec(command, timeout, tx).await?;
         let (o, e) = collect.await.map_err(|e| SshError::Other(e.to_string()))?;
         Ok((status, o, e))

@@ -111,31 +111,30 @@ pub fn resolve_as(file: &Path, path: &Path) -> Result<ResolvedPlan, PlanError> {
     let plan = &loaded.value;
     let at = |key: &str| loaded.positions.of(key);
 
-    let named: Vec<(String, &String)> = match (&plan.board, plan.boards.is_empty()) {
-        (Some(b), true) => vec![("board".to_string(), b)],
-        (None, false) => plan
-            .boards
-            .iter()
-            .enumerate()
-            .map(|(i, b)| (format!("boards[{i}]"), b))
-            .collect(),
-        (Some(_), false) => {
-            return Err(PlanError::new(
-                path,
-                at("boards"),
-                "boards",
-                "expected either `board:` (one board) or `boards:` (several), not both",
-            ))
-        }
-        (None, true) => {
-            return Err(PlanError::new(
+    let named: Vec<(String, &String)> =
+        match (&plan.board, plan.boards.is_empty()) {
+            (Some(b), true) => vec![("board".to_string(), b)],
+            (None, false) => plan
+                .boards
+                .iter()
+                .enumerate()
+                .map(|(i, b)| (format!("boards[{i}]"), b))
+                .collect(),
+            (Some(_), false) => {
+                return Err(PlanError::new(
+                    path,
+                    at("boards"),
+                    "boards",
+                    "expected either `board:` (one board) or `boards:` (several), not both",
+                ))
+            }
+            (None, true) => return Err(PlanError::new(
                 path,
                 positions::Pos { line: 1, column: 1 },
                 "board",
                 "missing: expected `board: NAME` or `boards: [NAME, ...]` naming files in boards/",
-            ))
-        }
-    };
+            )),
+        };
     let mut boards: Vec<BoardFile> = Vec::new();
     for (key, name) in named {
         let board_path = reference(&home, path, "boards", name);

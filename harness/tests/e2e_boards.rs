@@ -45,6 +45,10 @@ fn hilt(tmp: &Path) -> Command {
     c.current_dir(repo())
         .env("HILT_LEASES", tmp.join("leases"))
         .env("HILT_HISTORY", tmp.join("history.sqlite"));
+    // The plan lives in `tmp`; its kernels and images are the checkout's.
+    if std::env::var_os("HILT_CACHE").is_none() {
+        c.env("HILT_CACHE", repo().join(".cache"));
+    }
     c
 }
 

@@ -22,9 +22,22 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run a test plan against its board.
+    /// Run a test plan against its boards.
     Run {
-        plan: PathBuf,
+        /// The plan (not with --resume, which uses the run's own copy).
+        #[arg(required_unless_present = "resume", conflicts_with = "resume")]
+        plan: Option<PathBuf>,
+        /// Continue an interrupted run in RUN_DIR: finished iterations are
+        /// kept, the rest run, and the report covers all of them.
+        #[arg(long, value_name = "RUN_DIR", conflicts_with = "out")]
+        resume: Option<PathBuf>,
+        /// Seconds to wait for a board another run holds before failing.
+        #[arg(long, value_name = "SECS", default_value_t = 1800)]
+        lease_wait: u64,
+        /// Seconds a board's lease lasts without a heartbeat (renewed every
+        /// few seconds while the run lives).
+        #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(2..=86_400))]
+        lease_ttl: u64,
         /// Results directory (default: runs/<plan>-<time>).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -108,22 +121,43 @@ pub fn main() -> i32 {
     match cli.cmd {
         Cmd::Run {
             plan,
+            resume,
+            lease_wait,
+            lease_ttl,
             out,
             quiet,
             history,
             no_history,
-        } => with_plan(&plan, |p| {
-            let history = (!no_history).then(|| history.unwrap_or_else(reporting::default_history));
-            let rt = tokio::runtime::Runtime::new()?;
-            rt.block_on(runner::run_plan(
-                p,
-                runner::RunOptions {
-                    out,
-                    quiet,
-                    history,
+        } => {
+            let run = |p: plan::ResolvedPlan, out: Option<PathBuf>| {
+                let history =
+                    (!no_history).then(|| history.unwrap_or_else(reporting::default_history));
+                let rt = tokio::runtime::Runtime::new()?;
+                rt.block_on(runner::run_plan(
+                    p,
+                    runner::RunOptions {
+                        resume: out.is_some() && resume.is_some(),
+                        out,
+                        quiet,
+                        history,
+                        leases: crate::lease::default_dir(),
+                        lease_wait: std::time::Duration::from_secs(lease_wait),
+                        lease_ttl: std::time::Duration::from_secs(lease_ttl),
+                    },
+                ))
+            };
+            match (&plan, &resume) {
+                (_, Some(dir)) => match runner::resume_plan(dir) {
+                    Ok(p) => fallible(|| run(p, Some(dir.clone()))),
+                    Err(e) => {
+                        eprintln!("error: {e:#}");
+                        exit::BAD_INPUT
+                    }
                 },
-            ))
-        }),
+                (Some(path), None) => with_plan(path, |p| run(p, out)),
+                (None, None) => unreachable!("clap requires a plan or --resume"),
+            }
+        }
         Cmd::Report { run } => fallible(|| {
             println!("report: {}", reporting::report(&[run], None)?.display());
             Ok(exit::OK)
@@ -151,7 +185,11 @@ pub fn main() -> i32 {
                 plan.display(),
                 p.plan.variants.len(),
                 p.plan.iterations,
-                p.board.name,
+                p.instances()
+                    .iter()
+                    .map(|b| b.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 p.workloads.len()
             );
             Ok(exit::OK)
@@ -195,19 +233,31 @@ fn boards() -> i32 {
         eprintln!("error: no boards/ directory here or above");
         return exit::BAD_INPUT;
     }
+    let leases = crate::lease::Leases::new(crate::lease::default_dir());
+    let states = leases.list();
+    let lease_of = |name: &str| {
+        states
+            .iter()
+            .find(|s| crate::lease::holder(s).board == name)
+            .map(lease_text)
+            .unwrap_or_else(|| "free".into())
+    };
     println!(
-        "{:<16} {:<16} {:<48} {:<20} {:<14} flash",
-        "board", "soc", "console", "power", "agent"
+        "{:<16} {:<16} {:<48} {:<20} {:<14} {:<10} lease",
+        "board", "soc", "console", "power", "agent", "flash"
     );
     let mut code = exit::OK;
+    let mut names = Vec::new();
     for (path, b) in known {
         match b {
             Ok(b) => {
                 let [soc, console, power, agent, flash] = crate::board::doctor::describe(&b);
                 println!(
-                    "{:<16} {soc:<16} {console:<48} {power:<20} {agent:<14} {flash}",
-                    b.name
+                    "{:<16} {soc:<16} {console:<48} {power:<20} {agent:<14} {flash:<10} {}",
+                    b.name,
+                    lease_of(&b.name)
                 );
+                names.push(b.name);
             }
             Err(e) => {
                 println!(
@@ -218,7 +268,27 @@ fn boards() -> i32 {
             }
         }
     }
+    // Copies of emulated boards (`instances:`) have leases but no file.
+    let others: Vec<_> = states
+        .iter()
+        .filter(|s| !names.contains(&crate::lease::holder(s).board))
+        .collect();
+    if !others.is_empty() {
+        println!("\nother leases in {}:", leases.dir().display());
+        for s in others {
+            println!("{:<16} {}", crate::lease::holder(s).board, lease_text(s));
+        }
+    }
     code
+}
+
+fn lease_text(s: &crate::lease::State) -> String {
+    match s {
+        crate::lease::State::Held(h) => format!("held by {}", crate::lease::describe(h)),
+        crate::lease::State::Stale(h, why) => {
+            format!("free ({why}: was {})", crate::lease::describe(h))
+        }
+    }
 }
 
 fn board_file(board: &str) -> Result<plan::BoardFile, i32> {

@@ -4,6 +4,7 @@ mod artifacts;
 mod board;
 mod cli;
 mod console;
+mod lease;
 mod plan;
 mod reporting;
 mod runner;

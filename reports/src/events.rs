@@ -122,6 +122,10 @@ pub fn read_timelines(run: &RunData, wanted: &[Slot]) -> Result<BTreeMap<Slot, T
             .push(s.clone());
     }
     let mut boots_seen: BTreeMap<(String, u32), usize> = BTreeMap::new();
+    // Runs that list their boards tag every line of a control's boot, so
+    // an untagged line is the plain iteration whatever order several
+    // boards ran the slots in.
+    let tagged = run.info.as_ref().is_some_and(|i| !i.boards.is_empty());
     let file = std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
     let mut acc: BTreeMap<Slot, Acc> = BTreeMap::new();
     for line in BufReader::new(file).split(b'\n') {
@@ -154,6 +158,11 @@ pub fn read_timelines(run: &RunData, wanted: &[Slot]) -> Result<BTreeMap<Slot, T
                 variant: key.0,
                 iteration: key.1,
                 control: Some(c),
+            },
+            None if tagged => Slot {
+                variant: key.0,
+                iteration: key.1,
+                control: None,
             },
             None => {
                 let k = boots_seen.get(&key).copied().unwrap_or(1).saturating_sub(1);

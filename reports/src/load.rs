@@ -25,6 +25,8 @@ pub struct RunInfo {
     pub media: Option<MediaInfo>,
     /// The order boots ran in, positive controls first.
     pub order: Vec<Slot>,
+    /// The boards that ran the slots (absent before parallel boards).
+    pub boards: Vec<String>,
 }
 
 /// One planned boot: an iteration of a variant, or its positive control.

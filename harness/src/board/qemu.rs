@@ -260,7 +260,16 @@ impl Power for QemuPower {
                 .context("preparing the TFTP root")?;
         }
         let log = std::fs::File::create(&self.launch.log).context("creating qemu.log")?;
-        let child = Command::new(&self.launch.qemu.binary)
+        let mut cmd = Command::new(&self.launch.qemu.binary);
+        // A hilt killed with -9 runs no destructor: the kernel powers its
+        // boards off instead, so none outlives the run or its lease.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = cmd
             .args(self.launch.args())
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)

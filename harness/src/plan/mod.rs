@@ -22,7 +22,10 @@ pub struct ResolvedPlan {
     pub path: PathBuf,
     pub text: String,
     pub sha256: String,
+    /// The first board; the one every board-independent setting comes from.
     pub board: BoardFile,
+    /// Every board the plan names, `board` first.
+    pub boards: Vec<BoardFile>,
     pub workloads: Vec<WorkloadFile>,
 }
 
@@ -41,6 +44,29 @@ impl ResolvedPlan {
             .cpus
             .or(self.board.qemu.as_ref().map(|q| q.cpus))
             .unwrap_or(2)
+    }
+
+    /// The boards a run drives at once: each named board, and each
+    /// emulated one `instances` times. Instances after the first are named
+    /// `<board>-2`, `<board>-3`...: the name is what results record and
+    /// what is leased.
+    pub fn instances(&self) -> Vec<BoardFile> {
+        let mut out = Vec::new();
+        for b in &self.boards {
+            let n = if b.qemu.is_some() {
+                self.plan.instances.max(1)
+            } else {
+                1
+            };
+            for i in 0..n {
+                let mut b = b.clone();
+                if i > 0 {
+                    b.name = format!("{}-{}", b.name, i + 1);
+                }
+                out.push(b);
+            }
+        }
+        out
     }
 }
 
@@ -74,25 +100,70 @@ pub fn load_board(path: &Path) -> Result<BoardFile, PlanError> {
 }
 
 pub fn resolve(path: &Path) -> Result<ResolvedPlan, PlanError> {
-    let loaded = load::<Plan>(path)?;
+    resolve_as(path, path)
+}
+
+/// Resolves the plan in `file` as if it were at `path`: a run directory's
+/// snapshot of a plan finds the board and workload files the original did.
+pub fn resolve_as(file: &Path, path: &Path) -> Result<ResolvedPlan, PlanError> {
+    let mut loaded = load::<Plan>(file)?;
     let home = home_for(path);
     let plan = &loaded.value;
     let at = |key: &str| loaded.positions.of(key);
 
-    let board_path = reference(&home, path, "boards", &plan.board);
-    if !board_path.is_file() {
-        return Err(PlanError::new(
-            path,
-            at("board"),
-            "board",
-            format!(
-                "no board file {}: expected a name from boards/ or a path to a board YAML",
-                board_path.display()
-            ),
-        ));
+    let named: Vec<(String, &String)> =
+        match (&plan.board, plan.boards.is_empty()) {
+            (Some(b), true) => vec![("board".to_string(), b)],
+            (None, false) => plan
+                .boards
+                .iter()
+                .enumerate()
+                .map(|(i, b)| (format!("boards[{i}]"), b))
+                .collect(),
+            (Some(_), false) => {
+                return Err(PlanError::new(
+                    path,
+                    at("boards"),
+                    "boards",
+                    "expected either `board:` (one board) or `boards:` (several), not both",
+                ))
+            }
+            (None, true) => return Err(PlanError::new(
+                path,
+                positions::Pos { line: 1, column: 1 },
+                "board",
+                "missing: expected `board: NAME` or `boards: [NAME, ...]` naming files in boards/",
+            )),
+        };
+    let mut boards: Vec<BoardFile> = Vec::new();
+    for (key, name) in named {
+        let board_path = reference(&home, path, "boards", name);
+        if !board_path.is_file() {
+            return Err(PlanError::new(
+                path,
+                at(&key),
+                key,
+                format!(
+                    "no board file {}: expected a name from boards/ or a path to a board YAML",
+                    board_path.display()
+                ),
+            ));
+        }
+        let board = load::<BoardFile>(&board_path)?;
+        validate::board(&board_path, &board)?;
+        if boards.iter().any(|b| b.name == board.value.name) {
+            return Err(PlanError::new(
+                path,
+                at(&key),
+                key,
+                format!(
+                    "board {:?} is named twice: to run several copies of an emulated board, use `instances:`",
+                    board.value.name
+                ),
+            ));
+        }
+        boards.push(board.value);
     }
-    let board = load::<BoardFile>(&board_path)?;
-    validate::board(&board_path, &board)?;
 
     let mut workloads = Vec::new();
     for (i, w) in plan.workloads.iter().enumerate() {
@@ -113,14 +184,19 @@ pub fn resolve(path: &Path) -> Result<ResolvedPlan, PlanError> {
         validate::workload(&wpath, &wl)?;
         workloads.push(wl.value);
     }
-    validate::plan(path, &loaded, &board.value, &workloads)?;
+    validate::plan(path, &loaded, &boards, &workloads)?;
     let sha256 = hex::encode(Sha256::digest(loaded.text.as_bytes()));
+    // Everything below reads one field; a single board is a list of one.
+    if let Some(b) = loaded.value.board.take() {
+        loaded.value.boards = vec![b];
+    }
     Ok(ResolvedPlan {
         plan: loaded.value,
         path: path.to_path_buf(),
         text: loaded.text,
         sha256,
-        board: board.value,
+        board: boards[0].clone(),
+        boards,
         workloads,
     })
 }

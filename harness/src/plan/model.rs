@@ -10,7 +10,14 @@ pub struct Plan {
     #[serde(default)]
     pub description: String,
     /// A board name (boards/<name>.yaml) or a path to a board file.
-    pub board: String,
+    #[serde(default)]
+    pub board: Option<String>,
+    /// Several boards, driven at once; instead of `board`.
+    #[serde(default)]
+    pub boards: Vec<String>,
+    /// Copies of each emulated board to run at once (emulated boards only).
+    #[serde(default = "one_instance")]
+    pub instances: u32,
     /// Iterations per variant.
     pub iterations: u32,
     /// How long the workloads run in each iteration.
@@ -139,6 +146,10 @@ pub struct DatasetCfg {
 }
 
 fn one() -> u64 {
+    1
+}
+
+fn one_instance() -> u32 {
     1
 }
 

@@ -42,7 +42,7 @@ fn is_name(s: &str) -> bool {
 pub fn plan(
     file: &Path,
     doc: &Loaded<Plan>,
-    board: &BoardFile,
+    boards: &[BoardFile],
     workloads: &[WorkloadFile],
 ) -> Result<(), PlanError> {
     let c = Check { file, doc };
@@ -220,8 +220,24 @@ pub fn plan(
             ));
         }
     }
-    if board.qemu.is_none() && (p.machine.memory_mb.is_some() || p.machine.cpus.is_some()) {
-        return Err(c.fail("machine", "machine overrides apply only to emulated boards"));
+    let real = boards.iter().find(|b| b.qemu.is_none());
+    if let Some(b) = real {
+        if p.machine.memory_mb.is_some() || p.machine.cpus.is_some() {
+            return Err(c.fail(
+                "machine",
+                format!(
+                    "machine overrides apply only to emulated boards, and {} is a real one",
+                    b.name
+                ),
+            ));
+        }
+    }
+    c.range("instances", p.instances, 1, 64)?;
+    if p.instances > 1 && boards.iter().all(|b| b.qemu.is_none()) {
+        return Err(c.fail(
+            "instances",
+            "copies of a board exist only for emulated boards: name each real board in `boards:`",
+        ));
     }
     Ok(())
 }

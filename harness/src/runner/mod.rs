@@ -5,7 +5,10 @@ pub mod iteration;
 pub mod progress;
 pub mod results;
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -18,7 +21,11 @@ use tokio::sync::watch;
 
 use crate::artifacts::{self, media::MediaProvenance, Cache};
 use crate::board::qemu::{Boot, Launch};
-use crate::plan::{BootMethod, ConsoleCfg, Control, KernelSource, Pattern, ResolvedPlan};
+use crate::lease;
+use crate::plan::{
+    BoardFile, BootMethod, ConsoleCfg, Control, KernelSource, Pattern, ResolvedPlan,
+};
+use futures_util::future::join_all;
 use progress::Progress;
 use results::{RunDir, RunSummary};
 
@@ -27,6 +34,13 @@ pub struct RunOptions {
     pub quiet: bool,
     /// History database; None leaves the run out of the history.
     pub history: Option<PathBuf>,
+    /// Continue the run in `out` instead of starting one.
+    pub resume: bool,
+    /// The lease directory shared by the host's hilt processes.
+    pub leases: PathBuf,
+    /// How long to wait for a board another run holds.
+    pub lease_wait: Duration,
+    pub lease_ttl: Duration,
 }
 
 /// Exit codes, documented in the README.
@@ -56,8 +70,12 @@ struct RunInfo<'a> {
     hilt_version: &'static str,
     plan: &'a str,
     plan_path: String,
+    /// Where a resumed run finds the plan's board and workload files.
+    plan_path_abs: String,
     plan_sha256: &'a str,
     board: &'a str,
+    /// The boards (instances) that take slots from the queue.
+    boards: Vec<&'a str>,
     started_at: String,
     host: String,
     variants: Vec<VariantInfo<'a>>,
@@ -112,7 +130,7 @@ fn prepare(
 }
 
 /// One planned boot: a variant's iteration, or its positive control.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Slot {
     pub variant: String,
     pub iteration: u32,
@@ -120,6 +138,14 @@ pub struct Slot {
 }
 
 impl Slot {
+    fn key(&self) -> results::SlotKey {
+        (
+            self.variant.clone(),
+            self.iteration,
+            self.control.map(|c| c.name().to_string()),
+        )
+    }
+
     fn dir_name(&self) -> String {
         match self.control {
             Some(c) => format!("{}-control-{}", self.variant, c.name()),
@@ -264,111 +290,169 @@ fn signals() -> watch::Receiver<bool> {
     rx
 }
 
-pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i32> {
-    let out = opts.out.clone().unwrap_or_else(|| default_out(&plan));
-    if out.join("results.jsonl").exists() {
+fn record_key(r: &IterationRecord) -> results::SlotKey {
+    (r.variant.clone(), r.iteration, r.control.clone())
+}
+
+fn read_run_json(dir: &Path) -> anyhow::Result<serde_json::Value> {
+    let path = dir.join("run.json");
+    let text = std::fs::read(&path).with_context(|| {
+        format!(
+            "{} is not a run hilt can resume (no readable run.json): expected the --out directory of an earlier `hilt run`",
+            dir.display()
+        )
+    })?;
+    serde_json::from_slice(&text).with_context(|| format!("{} is not valid JSON", path.display()))
+}
+
+/// `hilt run --resume`: the plan exactly as the run started with it, its
+/// board and workload files found where the original plan found them.
+pub fn resume_plan(dir: &Path) -> anyhow::Result<ResolvedPlan> {
+    let info = read_run_json(dir)?;
+    let original = info["plan_path_abs"]
+        .as_str()
+        .or(info["plan_path"].as_str())
+        .unwrap_or("plan.yaml");
+    let plan = crate::plan::resolve_as(&dir.join("plan.yaml"), Path::new(original))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let want = info["plan_sha256"].as_str().unwrap_or_default();
+    if plan.sha256 != want {
         anyhow::bail!(
-            "{} already holds results: choose another --out directory",
-            out.display()
+            "{}/plan.yaml is not the plan this run started with (sha256 {} instead of {want}): restore it, or start a new run",
+            dir.display(),
+            plan.sha256
         );
     }
-    let progress = Progress::new(opts.quiet);
-    let run_dir = RunDir::create(&out)?;
-    std::fs::write(out.join("plan.yaml"), &plan.text)?;
-    let cancel = signals();
+    Ok(plan)
+}
 
-    let plan2 = plan.clone();
-    let p2 = progress.clone();
-    let (variants, media) = tokio::task::spawn_blocking(move || prepare(&plan2, &|m| p2.note(m)))
-        .await?
-        .context("preparing the board artifacts")?;
-    let order = order(&plan);
-    let run_id = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    run_dir.write_json(
-        "run.json",
-        &RunInfo {
-            version: hilt_reports::RESULTS_VERSION,
-            hilt_version: env!("CARGO_PKG_VERSION"),
-            plan: &plan.plan.name,
-            plan_path: plan.path.display().to_string(),
-            plan_sha256: &plan.sha256,
-            board: &plan.board.name,
-            started_at: chrono::Utc::now().to_rfc3339(),
-            host: hostname(),
-            variants: variants
-                .iter()
-                .map(|v| VariantInfo {
-                    name: &v.name,
-                    kernel_package: &v.kernel_package,
-                    kernel_release: &v.kernel_release,
-                    kernel_image_sha256: &v.kernel_image_sha256,
-                    modules_loaded: &v.loaded_modules,
-                    modules_builtin: &v.builtin_modules,
-                })
-                .collect(),
-            media: &media.provenance,
-            order: &order,
-        },
-    )?;
-    progress.note(&format!("results go to {}", out.display()));
+/// What the boards' loops share: the plan, what was prepared, the queue
+/// of slots still to run and everything gathered.
+struct Shared<'a> {
+    plan: &'a ResolvedPlan,
+    variants: &'a [PreparedVariant],
+    media: &'a artifacts::Media,
+    run_dir: &'a RunDir,
+    run_id: &'a str,
+    progress: &'a Progress,
+    cancel: watch::Receiver<bool>,
+    planned: u32,
+    queue: Mutex<VecDeque<(usize, Slot)>>,
+    records: Mutex<Vec<IterationRecord>>,
+    /// Why each quarantined board was taken out.
+    quarantined: Mutex<Vec<(String, String)>>,
+    interrupted: AtomicBool,
+    started: std::time::Instant,
+    cpu0: u64,
+}
 
-    let qemu = plan
-        .board
-        .qemu
-        .clone()
-        .context("only emulated boards can run plans in this version")?;
-    let mut records: Vec<IterationRecord> = Vec::new();
-    let planned = order.len() as u32;
-    // One RAM file for the board for the whole run: what the kernel left
-    // in ramoops before a power cycle is read by the next boot.
+impl Shared<'_> {
+    fn summary(&self) -> RunSummary {
+        let recs = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        let mut s = results::summary_of(
+            &self.plan.plan.name,
+            self.planned,
+            self.interrupted.load(Ordering::Relaxed),
+            &recs,
+        );
+        s.quarantined = self
+            .quarantined
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(b, _)| b.clone())
+            .collect();
+        s.iterations_wall_ms = self.started.elapsed().as_millis() as u64;
+        s.hilt_cpu_ms = iteration::host_cpu_ms().saturating_sub(self.cpu0);
+        s
+    }
+
+    fn record(&self, rec: IterationRecord) {
+        if let Err(e) = self.run_dir.record(&rec) {
+            self.progress.note(&format!(
+                "warning: could not append to results.jsonl: {e:#}"
+            ));
+        }
+        self.records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(rec);
+        let _ = self.run_dir.write_summary(&self.summary());
+    }
+}
+
+/// One board's loop: take the next slot from the shared queue, run it,
+/// record it, until the queue is empty, the run is stopped, or the board
+/// is quarantined.
+async fn drive_board(sh: &Shared<'_>, k: usize, board: BoardFile) {
+    let line = sh.progress.board(&board.name);
+    let Some(qemu) = board.qemu.clone() else {
+        return;
+    };
+    // The iteration sees a plan whose board is this instance, so its
+    // records and events name the board that ran them.
+    let mut bplan = sh.plan.clone();
+    bplan.board = board.clone();
+    // One RAM file per board for the whole run: what the kernel left in
+    // ramoops before a power cycle is read by the board's next boot.
     let ram_file = qemu
         .ramoops
-        .then(|| std::env::temp_dir().join(format!("hilt-{}-board0.ram", std::process::id())));
+        .then(|| std::env::temp_dir().join(format!("hilt-{}-board{k}.ram", std::process::id())));
     let mut previous_dir: Option<PathBuf> = None;
     let mut infra_in_a_row = 0u32;
-    let mut quarantined: Option<String> = None;
-    let mut interrupted = false;
-    for (n, slot) in order.iter().enumerate() {
-        let (variant, iteration) = (&slot.variant, &slot.iteration);
-        if *cancel.borrow() {
-            interrupted = true;
+    let mut last = "done: no slots left";
+    loop {
+        if *sh.cancel.borrow() {
+            last = "stopped";
             break;
         }
-        if let Some(why) = &quarantined {
-            let rec = iteration::not_run(&plan.board.name, slot, why);
-            let _ = run_dir.record(&rec);
-            records.push(rec);
-            continue;
-        }
-        let v = variants
+        let next = sh
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop_front();
+        let Some((n, slot)) = next else {
+            break;
+        };
+        let v = sh
+            .variants
             .iter()
-            .find(|p| &p.name == variant)
+            .find(|p| p.name == slot.variant)
             .expect("order only names planned variants");
-        let dir = run_dir.iteration_dir(&slot.dir_name())?;
-        let runtime_dir = std::env::temp_dir().join(format!("hilt-{}-{n}", std::process::id()));
+        let dir = match sh.run_dir.iteration_dir(&slot.dir_name()) {
+            Ok(d) => d,
+            Err(e) => {
+                let mut rec = iteration::not_run(
+                    &board.name,
+                    &slot,
+                    &format!("creating its directory: {e:#}"),
+                );
+                rec.outcome = Outcome::InfraError;
+                sh.record(rec);
+                continue;
+            }
+        };
         let launch = Launch {
             qemu: qemu.clone(),
-            console: plan.board.console.clone(),
-            memory_mb: plan.memory_mb(),
-            cpus: plan.cpus(),
+            console: board.console.clone(),
+            memory_mb: bplan.memory_mb(),
+            cpus: bplan.cpus(),
             kernel: v.kernel_image.clone(),
             initrd: v.initramfs.clone(),
             append: match &ram_file {
                 Some(_) => format!(
                     "{} {}",
-                    kernel_cmdline(&plan),
-                    Launch::ramoops_cmdline(plan.memory_mb())
+                    kernel_cmdline(&bplan),
+                    Launch::ramoops_cmdline(bplan.memory_mb())
                 ),
-                None => kernel_cmdline(&plan),
+                None => kernel_cmdline(&bplan),
             },
-            disks: media.disks.clone(),
-            runtime_dir,
+            disks: sh.media.disks.clone(),
+            // Sockets per slot: several boards never share one.
+            runtime_dir: std::env::temp_dir().join(format!("hilt-{}-{n}", std::process::id())),
             log: dir.join("qemu.log"),
             ram_file: ram_file.clone(),
-            boot: match plan.plan.machine.boot {
+            boot: match bplan.plan.machine.boot {
                 BootMethod::Direct => Boot::Direct,
                 BootMethod::UbootTftp => Boot::UbootTftp {
                     firmware: qemu.uboot_firmware.clone().into(),
@@ -376,18 +460,30 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
             },
         };
         let label = match slot.control {
-            Some(c) => format!("[{}/{planned}] {variant} control {}", n + 1, c.name()),
-            None => format!("[{}/{planned}] {variant} #{iteration}", n + 1),
+            Some(c) => format!(
+                "[{}/{}] {} control {}",
+                n + 1,
+                sh.planned,
+                slot.variant,
+                c.name()
+            ),
+            None => format!(
+                "[{}/{}] {} #{}",
+                n + 1,
+                sh.planned,
+                slot.variant,
+                slot.iteration
+            ),
         };
-        let say = |m: &str| progress.iteration(&label, m);
+        let say = |m: &str| line.iteration(&label, m);
         let input = iteration::IterationInput {
-            plan: &plan,
-            variant,
-            iteration: *iteration,
+            plan: &bplan,
+            variant: &slot.variant,
+            iteration: slot.iteration,
             launch,
-            spec: run_spec(&plan, &media, &run_id, slot),
-            signatures: &plan.plan.signatures,
-            faults: plan
+            spec: run_spec(&bplan, sh.media, sh.run_id, &slot),
+            signatures: &bplan.plan.signatures,
+            faults: bplan
                 .plan
                 .faults
                 .iter()
@@ -396,54 +492,258 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
                 })
                 .map(|f| (Duration::from_secs(f.after_s), f.kind))
                 .collect(),
-            run_dir: &run_dir,
+            run_dir: sh.run_dir,
             dir: dir.clone(),
             previous_dir: previous_dir.clone(),
             progress: &say,
         };
-        let mut rec = iteration::run(input, cancel.clone()).await;
+        let mut rec = iteration::run(input, sh.cancel.clone()).await;
         previous_dir = Some(dir);
         rec.control = slot.control.map(|c| c.name().to_string());
-        progress.done(&label, &rec);
-        if let Err(e) = run_dir.record(&rec) {
-            progress.note(&format!(
-                "warning: could not append to results.jsonl: {e:#}"
-            ));
-        }
+        rec.board = board.name.clone();
+        line.done(sh.progress, &label, &rec);
         let was_cancelled = rec.outcome == Outcome::NotRun;
         infra_in_a_row = if rec.outcome == Outcome::InfraError {
             infra_in_a_row + 1
         } else {
             0
         };
-        if infra_in_a_row >= plan.plan.timeouts.quarantine_after {
+        sh.record(rec);
+        if was_cancelled {
+            sh.interrupted.store(true, Ordering::Relaxed);
+            last = "stopped";
+            break;
+        }
+        if infra_in_a_row >= sh.plan.plan.timeouts.quarantine_after {
             let why = format!(
                 "board {} quarantined after {infra_in_a_row} infrastructure errors in a row",
-                plan.board.name
+                board.name
             );
-            progress.note(&why);
-            quarantined = Some(why);
-        }
-        records.push(rec);
-        let _ = run_dir.write_summary(&results::summary_of(
-            &plan.plan.name,
-            planned,
-            false,
-            &records,
-        ));
-        if was_cancelled {
-            interrupted = true;
+            sh.progress.note(&why);
+            sh.quarantined
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((board.name.clone(), why));
+            last = "quarantined";
             break;
         }
     }
     if let Some(f) = &ram_file {
         let _ = std::fs::remove_file(f);
     }
-    let mut summary = results::summary_of(&plan.plan.name, planned, interrupted, &records);
-    summary.quarantined = quarantined
+    line.idle(last);
+}
+
+pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i32> {
+    let out = opts.out.clone().unwrap_or_else(|| default_out(&plan));
+    let progress = Progress::new(opts.quiet);
+    if !opts.resume && out.join("results.jsonl").exists() {
+        anyhow::bail!(
+            "{} already holds results: choose another --out directory, or continue that run with --resume {0}",
+            out.display()
+        );
+    }
+    let cancel = signals();
+    let instances = plan.instances();
+    if let Some(b) = instances.iter().find(|b| b.qemu.is_none()) {
+        anyhow::bail!(
+            "board {}: only emulated boards can run plans in this version",
+            b.name
+        );
+    }
+
+    // Boards first: a run that cannot have them leaves no run directory
+    // behind to trip over.
+    let names: Vec<String> = instances.iter().map(|b| b.name.clone()).collect();
+    let leases = lease::Leases::new(opts.leases.clone());
+    let claim = lease::Claim {
+        run_dir: std::path::absolute(&out)
+            .unwrap_or_else(|_| out.clone())
+            .display()
+            .to_string(),
+        plan: plan.plan.name.clone(),
+        ttl: opts.lease_ttl,
+    };
+    let mut stop = cancel.clone();
+    let say = |m: &str| progress.note(m);
+    let held = tokio::select! {
+        r = lease::acquire(&leases, &names, claim, opts.lease_wait, &say) => r?,
+        _ = stop.wait_for(|c| *c) => {
+            progress.finish();
+            return Ok(exit::INTERRUPTED);
+        }
+    };
+    progress.note(&format!(
+        "leased {} (in {})",
+        held.boards().join(", "),
+        leases.dir().display()
+    ));
+
+    // A resumed run keeps what finished; the slot that was cut short, and
+    // those never started, run now.
+    let mut done: Vec<IterationRecord> = Vec::new();
+    let mut recorded_order: Option<Vec<Slot>> = None;
+    if opts.resume {
+        let info = read_run_json(&out)?;
+        recorded_order = serde_json::from_value(info["order"].clone()).ok();
+        let (prior, torn) = results::read_records(&out)?;
+        if torn > 0 {
+            progress.note(&format!(
+                "resume: dropped {torn} unreadable line(s) of results.jsonl (a record cut short by the interruption)"
+            ));
+        }
+        for r in prior {
+            if r.outcome != Outcome::NotRun && !done.iter().any(|d| record_key(d) == record_key(&r))
+            {
+                done.push(r);
+            }
+        }
+        results::rewrite_records(&out, &done)?;
+    }
+    let order = recorded_order.unwrap_or_else(|| order(&plan));
+    let todo: VecDeque<(usize, Slot)> = order
         .iter()
-        .map(|_| plan.board.name.clone())
+        .cloned()
+        .enumerate()
+        .filter(|(_, s)| !done.iter().any(|d| record_key(d) == s.key()))
         .collect();
+    if opts.resume {
+        let redo: Vec<results::SlotKey> = todo.iter().map(|(_, s)| s.key()).collect();
+        let moved = results::set_aside_events(&out, &redo)?;
+        for (_, s) in &todo {
+            let d = out.join("iterations").join(s.dir_name());
+            if d.exists() {
+                let aside = (1..)
+                    .map(|i| {
+                        out.join("iterations")
+                            .join(format!("{}.interrupted-{i}", s.dir_name()))
+                    })
+                    .find(|p| !p.exists())
+                    .expect("some name is free");
+                std::fs::rename(&d, &aside)?;
+            }
+        }
+        progress.note(&format!(
+            "resuming {}: {} of {} iterations finished, {} to run ({moved} event lines of interrupted iterations moved to events.interrupted.jsonl)",
+            out.display(),
+            done.len(),
+            order.len(),
+            todo.len()
+        ));
+    }
+    let run_dir = RunDir::create(&out)?;
+    if !opts.resume {
+        std::fs::write(out.join("plan.yaml"), &plan.text)?;
+    }
+
+    let plan2 = plan.clone();
+    let p2 = progress.clone();
+    let (variants, media) = tokio::task::spawn_blocking(move || prepare(&plan2, &|m| p2.note(m)))
+        .await?
+        .context("preparing the board artifacts")?;
+    let run_id = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if opts.resume {
+        let mut info = read_run_json(&out)?;
+        let entry = serde_json::json!({
+            "at": chrono::Utc::now().to_rfc3339(),
+            "host": hostname(),
+            "boards": names,
+            "finished_before": done.len(),
+        });
+        match info["resumed"].as_array_mut() {
+            Some(a) => a.push(entry),
+            None => info["resumed"] = serde_json::json!([entry]),
+        }
+        run_dir.write_json("run.json", &info)?;
+    } else {
+        run_dir.write_json(
+            "run.json",
+            &RunInfo {
+                version: hilt_reports::RESULTS_VERSION,
+                hilt_version: env!("CARGO_PKG_VERSION"),
+                plan: &plan.plan.name,
+                plan_path: plan.path.display().to_string(),
+                plan_path_abs: std::path::absolute(&plan.path)
+                    .unwrap_or_else(|_| plan.path.clone())
+                    .display()
+                    .to_string(),
+                plan_sha256: &plan.sha256,
+                board: &plan.board.name,
+                boards: names.iter().map(String::as_str).collect(),
+                started_at: chrono::Utc::now().to_rfc3339(),
+                host: hostname(),
+                variants: variants
+                    .iter()
+                    .map(|v| VariantInfo {
+                        name: &v.name,
+                        kernel_package: &v.kernel_package,
+                        kernel_release: &v.kernel_release,
+                        kernel_image_sha256: &v.kernel_image_sha256,
+                        modules_loaded: &v.loaded_modules,
+                        modules_builtin: &v.builtin_modules,
+                    })
+                    .collect(),
+                media: &media.provenance,
+                order: &order,
+            },
+        )?;
+    }
+    progress.note(&format!("results go to {}", out.display()));
+
+    let shared = Shared {
+        plan: &plan,
+        variants: &variants,
+        media: &media,
+        run_dir: &run_dir,
+        run_id: &run_id,
+        progress: &progress,
+        cancel: cancel.clone(),
+        planned: order.len() as u32,
+        queue: Mutex::new(todo),
+        records: Mutex::new(done),
+        quarantined: Mutex::new(Vec::new()),
+        interrupted: AtomicBool::new(false),
+        started: std::time::Instant::now(),
+        cpu0: iteration::host_cpu_ms(),
+    };
+    // The boards' loops run concurrently on this task: they wait on their
+    // boards, and share the queue and the records without locks held
+    // across an await.
+    join_all(
+        instances
+            .into_iter()
+            .enumerate()
+            .map(|(k, b)| drive_board(&shared, k, b)),
+    )
+    .await;
+    drop(held);
+    if *cancel.borrow() {
+        shared.interrupted.store(true, Ordering::Relaxed);
+    }
+    // Every board quarantined: the slots left are recorded as not run, and why.
+    if !shared.interrupted.load(Ordering::Relaxed) {
+        let left: Vec<(usize, Slot)> = shared
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+            .collect();
+        let why = shared
+            .quarantined
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(_, w)| w.clone())
+            .collect::<Vec<_>>()
+            .join("; ");
+        for (_, slot) in left {
+            shared.record(iteration::not_run(&plan.board.name, &slot, &why));
+        }
+    }
+    let summary = shared.summary();
     run_dir.write_summary(&summary)?;
     progress.finish();
     print_summary(&summary, &out);
@@ -453,7 +753,11 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
         Ok(r) => println!("report: {}", r.display()),
         Err(e) => eprintln!("hilt: warning: no report written: {e:#}"),
     }
-    Ok(if interrupted {
+    let records = shared
+        .records
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner());
+    Ok(if summary.interrupted {
         exit::INTERRUPTED
     } else if summary.valid == Some(false) {
         exit::INVALID

@@ -9,6 +9,9 @@
 //! summary.json     per-variant summary, rewritten after every iteration
 //! iterations/<variant>-<n>/console.log, console.ts, qemu.log
 //! ```
+//!
+//! A resumed run keeps the records of finished iterations and moves what
+//! the interrupted ones left (their directories, their events) aside.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -97,6 +100,132 @@ pub struct RunSummary {
     /// Boards taken out of the run after repeated infrastructure errors.
     #[serde(default)]
     pub quarantined: Vec<String>,
+    #[serde(default)]
+    pub boards: Vec<BoardStat>,
+    /// Wall time of the iterations (preparing artifacts excluded), and the
+    /// CPU time hilt itself used in it: the harness's overhead.
+    #[serde(default)]
+    pub iterations_wall_ms: u64,
+    #[serde(default)]
+    pub hilt_cpu_ms: u64,
+}
+
+/// What one board did in the run.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct BoardStat {
+    pub board: String,
+    pub iterations: u32,
+    pub infra_errors: u32,
+    /// Sum of its iterations' wall times.
+    pub busy_ms: u64,
+    pub mean_boot_ms: Option<u64>,
+}
+
+fn board_stats(records: &[IterationRecord]) -> Vec<BoardStat> {
+    let mut out: Vec<BoardStat> = Vec::new();
+    let mut boots: Vec<Vec<u64>> = Vec::new();
+    for r in records
+        .iter()
+        .filter(|r| r.outcome != hilt_reports::Outcome::NotRun)
+    {
+        let i = match out.iter().position(|b| b.board == r.board) {
+            Some(i) => i,
+            None => {
+                out.push(BoardStat {
+                    board: r.board.clone(),
+                    iterations: 0,
+                    infra_errors: 0,
+                    busy_ms: 0,
+                    mean_boot_ms: None,
+                });
+                boots.push(Vec::new());
+                out.len() - 1
+            }
+        };
+        out[i].iterations += 1;
+        out[i].infra_errors += (r.outcome == hilt_reports::Outcome::InfraError) as u32;
+        out[i].busy_ms += r.wall_ms;
+        boots[i].extend(r.boot_ms);
+    }
+    for (b, v) in out.iter_mut().zip(&boots) {
+        b.mean_boot_ms = (!v.is_empty()).then(|| v.iter().sum::<u64>() / v.len() as u64);
+    }
+    out.sort_by(|a, b| a.board.cmp(&b.board));
+    out
+}
+
+/// The records in `dir/results.jsonl`; a torn last line (a run killed while
+/// writing it) is skipped and counted.
+pub fn read_records(dir: &Path) -> anyhow::Result<(Vec<IterationRecord>, usize)> {
+    let path = dir.join("results.jsonl");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let mut out = Vec::new();
+    let mut bad = 0;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        match serde_json::from_str(line) {
+            Ok(r) => out.push(r),
+            Err(_) => bad += 1,
+        }
+    }
+    Ok((out, bad))
+}
+
+/// Replaces `dir/results.jsonl` with `keep`, atomically.
+pub fn rewrite_records(dir: &Path, keep: &[IterationRecord]) -> anyhow::Result<()> {
+    let mut text = Vec::new();
+    for r in keep {
+        serde_json::to_writer(&mut text, r)?;
+        text.push(b'\n');
+    }
+    let tmp = dir.join(".results.jsonl.tmp");
+    std::fs::write(&tmp, &text)?;
+    File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, dir.join("results.jsonl"))?;
+    Ok(())
+}
+
+/// Identifies a slot in records and event lines.
+pub type SlotKey = (String, u32, Option<String>);
+
+/// Moves the event lines of slots about to be redone to
+/// events.interrupted.jsonl, so that each slot's timeline in the report is
+/// that of its one complete boot. Returns how many lines moved.
+pub fn set_aside_events(dir: &Path, redo: &[SlotKey]) -> anyhow::Result<usize> {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        variant: Option<String>,
+        iteration: Option<u32>,
+        control: Option<String>,
+    }
+    let path = dir.join("events.jsonl");
+    let Ok(text) = std::fs::read(&path) else {
+        return Ok(0);
+    };
+    let (mut keep, mut aside) = (Vec::new(), Vec::new());
+    for line in text.split_inclusive(|b| *b == b'\n') {
+        let moved = serde_json::from_slice::<Head>(line.trim_ascii_end())
+            .ok()
+            .and_then(|h| Some((h.variant?, h.iteration?, h.control)))
+            .is_some_and(|k| redo.contains(&k));
+        if moved { &mut aside } else { &mut keep }.extend_from_slice(line);
+    }
+    if aside.is_empty() {
+        return Ok(0);
+    }
+    let lines = aside.iter().filter(|b| **b == b'\n').count();
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("events.interrupted.jsonl"))?
+        .write_all(&aside)?;
+    let tmp = dir.join(".events.jsonl.tmp");
+    std::fs::write(&tmp, &keep)?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(lines)
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
@@ -147,6 +276,9 @@ pub fn summary_of(
         .cloned()
         .collect();
     RunSummary {
+        boards: board_stats(records),
+        iterations_wall_ms: 0,
+        hilt_cpu_ms: 0,
         valid: (!controls.is_empty()).then(|| controls.iter().all(|c| c.detected)),
         quarantined: Vec::new(),
         controls,

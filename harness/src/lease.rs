@@ -1,0 +1,450 @@
+//! Board leases: which hilt process on this host (or on hosts sharing the
+//! directory) drives which board, until when.
+//!
+//! One file per board, `<dir>/<board>.lease`, holding the holder as JSON.
+//! Every change happens under an exclusive flock of `<board>.lock`, so two
+//! processes never both see a lease as free; the kernel drops the flock of
+//! a killed process, so the lock itself can never be left held. A lease
+//! whose expiry has passed, or whose holder is a dead pid on this host, is
+//! taken over: a run killed with -9 blocks nobody beyond its lease.
+
+use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context};
+use serde::{Deserialize, Serialize};
+
+/// How often a running hilt renews its leases.
+pub const HEARTBEAT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Holder {
+    pub board: String,
+    pub pid: u32,
+    pub host: String,
+    pub user: String,
+    pub run_dir: String,
+    pub plan: String,
+    /// Unix seconds.
+    pub taken_at: u64,
+    pub expires_at: u64,
+    /// Distinguishes two leases of one pid (a reused pid, a second run in
+    /// one process).
+    pub token: String,
+}
+
+/// What a lease file says, as `hilt boards` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum State {
+    Held(Holder),
+    /// Past its expiry, or its pid is dead on this host: free to take.
+    Stale(Holder, &'static str),
+}
+
+/// `$HILT_LEASES`, else `$XDG_STATE_HOME/hilt/leases`, else
+/// `~/.local/state/hilt/leases`.
+pub fn default_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("HILT_LEASES").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
+    }
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".local/state")
+        });
+    state.join("hilt").join("leases")
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+fn user() -> String {
+    let uid = unsafe { libc::getuid() };
+    let pw = unsafe { libc::getpwuid(uid) };
+    if !pw.is_null() {
+        let name = unsafe { std::ffi::CStr::from_ptr((*pw).pw_name) };
+        return name.to_string_lossy().into_owned();
+    }
+    std::env::var("USER").unwrap_or_else(|_| uid.to_string())
+}
+
+fn pid_alive(pid: u32) -> bool {
+    // EPERM means it exists under another user.
+    let r = unsafe { libc::kill(pid as i32, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+impl Holder {
+    fn staleness(&self, at: u64) -> Option<&'static str> {
+        if self.expires_at <= at {
+            Some("expired")
+        } else if self.host == hostname() && !pid_alive(self.pid) {
+            Some("holder died")
+        } else {
+            None
+        }
+    }
+}
+
+/// The board directory: one lease and one lock file per board.
+#[derive(Debug, Clone)]
+pub struct Leases {
+    dir: PathBuf,
+}
+
+/// What the holder puts in its leases.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub run_dir: String,
+    pub plan: String,
+    pub ttl: Duration,
+}
+
+impl Leases {
+    pub fn new(dir: PathBuf) -> Self {
+        Self { dir }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn lease_path(&self, board: &str) -> PathBuf {
+        self.dir.join(format!("{board}.lease"))
+    }
+
+    /// Runs `f` with the board's lock held.
+    fn locked<T>(&self, board: &str, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
+        std::fs::create_dir_all(&self.dir).with_context(|| {
+            format!(
+                "creating the lease directory {} (set HILT_LEASES to a writable directory)",
+                self.dir.display()
+            )
+        })?;
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.dir.join(format!("{board}.lock")))
+            .with_context(|| format!("opening the lock of board {board}"))?;
+        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            bail!("locking board {board}: {}", std::io::Error::last_os_error());
+        }
+        let r = f();
+        drop(lock); // closing the file releases the flock
+        r
+    }
+
+    fn read(&self, board: &str) -> Option<Holder> {
+        let text = std::fs::read(self.lease_path(board)).ok()?;
+        serde_json::from_slice(&text).ok()
+    }
+
+    /// Writes through a temporary file and a rename: a reader without the
+    /// lock (`hilt boards`) never sees half a lease.
+    fn write(&self, h: &Holder) -> anyhow::Result<()> {
+        let tmp = self.dir.join(format!(".{}.{}.tmp", h.board, h.token));
+        std::fs::write(&tmp, serde_json::to_vec_pretty(h)?)?;
+        std::fs::rename(&tmp, self.lease_path(&h.board))?;
+        Ok(())
+    }
+
+    /// Takes the lease if it is free or stale; otherwise says who holds it.
+    pub fn try_take(&self, board: &str, claim: &Claim) -> anyhow::Result<Result<Holder, Holder>> {
+        self.locked(board, || {
+            let at = now();
+            if let Some(h) = self.read(board) {
+                if h.staleness(at).is_none() {
+                    return Ok(Err(h));
+                }
+            }
+            let h = Holder {
+                board: board.to_string(),
+                pid: std::process::id(),
+                host: hostname(),
+                user: user(),
+                run_dir: claim.run_dir.clone(),
+                plan: claim.plan.clone(),
+                taken_at: at,
+                expires_at: at + claim.ttl.as_secs().max(1),
+                token: format!("{:x}", rand_token()),
+            };
+            self.write(&h)?;
+            Ok(Ok(h))
+        })
+    }
+
+    /// Pushes the expiry on; false when the lease is no longer ours (it
+    /// expired and another run took it).
+    pub fn renew(&self, mine: &mut Holder, ttl: Duration) -> anyhow::Result<bool> {
+        self.locked(&mine.board.clone(), || {
+            match self.read(&mine.board) {
+                Some(h) if h.token == mine.token => {}
+                _ => return Ok(false),
+            }
+            mine.expires_at = now() + ttl.as_secs().max(1);
+            self.write(mine)?;
+            Ok(true)
+        })
+    }
+
+    pub fn release(&self, mine: &Holder) -> anyhow::Result<()> {
+        self.locked(&mine.board, || {
+            if self
+                .read(&mine.board)
+                .is_some_and(|h| h.token == mine.token)
+            {
+                std::fs::remove_file(self.lease_path(&mine.board))?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Every lease file, by board name.
+    pub fn list(&self) -> Vec<State> {
+        let Ok(rd) = std::fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        let at = now();
+        let mut out: Vec<State> = rd
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let board = name.strip_suffix(".lease")?;
+                let h = self.read(board)?;
+                Some(match h.staleness(at) {
+                    Some(why) => State::Stale(h, why),
+                    None => State::Held(h),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| holder(a).board.cmp(&holder(b).board));
+        out
+    }
+}
+
+pub fn holder(s: &State) -> &Holder {
+    match s {
+        State::Held(h) | State::Stale(h, _) => h,
+    }
+}
+
+/// One line for people: who, where, what, until when.
+pub fn describe(h: &Holder) -> String {
+    let left = h.expires_at.saturating_sub(now());
+    format!(
+        "{}@{} pid {}, plan {}, run {}, expires in {left} s",
+        h.user, h.host, h.pid, h.plan, h.run_dir
+    )
+}
+
+fn rand_token() -> u64 {
+    let mut b = [0u8; 8];
+    if File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
+        .is_err()
+    {
+        return now() ^ ((std::process::id() as u64) << 32);
+    }
+    u64::from_ne_bytes(b)
+}
+
+/// Leases held by this run, renewed in the background until dropped.
+pub struct Held {
+    leases: Leases,
+    held: Arc<std::sync::Mutex<Vec<Holder>>>,
+    heartbeat: tokio::task::JoinHandle<()>,
+}
+
+impl Held {
+    pub fn boards(&self) -> Vec<String> {
+        self.held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|h| h.board.clone())
+            .collect()
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.heartbeat.abort();
+        for h in self.held.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let _ = self.leases.release(h);
+        }
+    }
+}
+
+/// Takes every board's lease, in name order so that two runs wanting the
+/// same boards cannot each hold half. Waits for a held board up to `wait`,
+/// saying who holds it, then fails naming the holder.
+pub async fn acquire(
+    leases: &Leases,
+    boards: &[String],
+    claim: Claim,
+    wait: Duration,
+    say: &dyn Fn(&str),
+) -> anyhow::Result<Held> {
+    let mut names: Vec<String> = boards.to_vec();
+    names.sort();
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut got: Vec<Holder> = Vec::new();
+    let release_all = |got: &[Holder]| {
+        for h in got {
+            let _ = leases.release(h);
+        }
+    };
+    for b in &names {
+        let mut told = false;
+        loop {
+            match leases.try_take(b, &claim) {
+                Ok(Ok(h)) => {
+                    got.push(h);
+                    break;
+                }
+                Ok(Err(other)) => {
+                    if tokio::time::Instant::now() >= deadline {
+                        release_all(&got);
+                        bail!(
+                            "board {b} is leased to {} (lease file {}): waited {} s; \
+                             try again later, raise --lease-wait, or see `hilt boards`",
+                            describe(&other),
+                            leases.lease_path(b).display(),
+                            wait.as_secs()
+                        );
+                    }
+                    if !told {
+                        say(&format!(
+                            "board {b} is leased to {}; waiting up to {} s for it",
+                            describe(&other),
+                            deadline
+                                .saturating_duration_since(tokio::time::Instant::now())
+                                .as_secs()
+                        ));
+                        told = true;
+                    }
+                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    tokio::time::sleep(left.min(Duration::from_millis(500))).await;
+                }
+                Err(e) => {
+                    release_all(&got);
+                    return Err(e);
+                }
+            }
+        }
+    }
+    let held = Arc::new(std::sync::Mutex::new(got));
+    let (l2, h2, ttl) = (leases.clone(), held.clone(), claim.ttl);
+    let beat = (ttl / 6).clamp(Duration::from_millis(200), HEARTBEAT);
+    let heartbeat = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(beat);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let l3 = l2.clone();
+            let h3 = h2.clone();
+            // File locking blocks: keep it off the runtime's threads.
+            let lost = tokio::task::spawn_blocking(move || {
+                let mut v = h3.lock().unwrap_or_else(|p| p.into_inner());
+                let mut lost = Vec::new();
+                for h in v.iter_mut() {
+                    if let Ok(false) = l3.renew(h, ttl) {
+                        lost.push(h.board.clone());
+                    }
+                }
+                v.retain(|h| !lost.contains(&h.board));
+                lost
+            })
+            .await
+            .unwrap_or_default();
+            for b in lost {
+                eprintln!("hilt: warning: the lease of board {b} was taken over (this run was not renewing it in time)");
+            }
+        }
+    });
+    Ok(Held {
+        leases: leases.clone(),
+        held,
+        heartbeat,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claim(ttl: u64) -> Claim {
+        Claim {
+            run_dir: "runs/x".into(),
+            plan: "smoke".into(),
+            ttl: Duration::from_secs(ttl),
+        }
+    }
+
+    #[test]
+    fn a_held_lease_is_refused_then_free_after_release() {
+        let d = tempfile::tempdir().unwrap();
+        let l = Leases::new(d.path().to_path_buf());
+        let a = l.try_take("b1", &claim(60)).unwrap().unwrap();
+        let other = l.try_take("b1", &claim(60)).unwrap().unwrap_err();
+        assert_eq!(other.token, a.token);
+        assert_eq!(other.pid, std::process::id());
+        l.release(&a).unwrap();
+        assert!(l.list().is_empty());
+        l.try_take("b1", &claim(60)).unwrap().unwrap();
+    }
+
+    #[test]
+    fn expired_and_dead_holders_are_taken_over() {
+        let d = tempfile::tempdir().unwrap();
+        let l = Leases::new(d.path().to_path_buf());
+        let mut h = l.try_take("b1", &claim(60)).unwrap().unwrap();
+        // Another host's lease past its expiry.
+        h.host = "elsewhere".into();
+        h.expires_at = now() - 1;
+        l.write(&h).unwrap();
+        assert!(matches!(&l.list()[0], State::Stale(_, "expired")));
+        let h2 = l.try_take("b1", &claim(60)).unwrap().unwrap();
+        assert_ne!(h2.token, h.token);
+        // A dead pid on this host, long before its expiry.
+        let mut dead = h2.clone();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        dead.pid = child.id();
+        child.wait().unwrap();
+        l.write(&dead).unwrap();
+        assert!(matches!(&l.list()[0], State::Stale(_, "holder died")));
+        l.try_take("b1", &claim(60)).unwrap().unwrap();
+    }
+
+    #[test]
+    fn renewing_a_lease_taken_over_says_so() {
+        let d = tempfile::tempdir().unwrap();
+        let l = Leases::new(d.path().to_path_buf());
+        let mut mine = l.try_take("b1", &claim(60)).unwrap().unwrap();
+        let before = mine.expires_at;
+        assert!(l.renew(&mut mine, Duration::from_secs(120)).unwrap());
+        assert!(mine.expires_at > before);
+        let mut theirs = mine.clone();
+        theirs.token = "other".into();
+        l.write(&theirs).unwrap();
+        assert!(!l.renew(&mut mine, Duration::from_secs(120)).unwrap());
+        // Releasing what is no longer ours leaves the other holder alone.
+        l.release(&mine).unwrap();
+        assert_eq!(l.read("b1").unwrap().token, "other");
+    }
+}

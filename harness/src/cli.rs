@@ -20,9 +20,22 @@ struct Cli {
     cmd: Cmd,
 }
 
+/// Shown by `hilt run --help`; the README has the same table.
+const RUN_EXIT_CODES: &str = "\
+Exit codes:
+  0    the run completed; no regression against the history
+  1    regression: the history check found the run worse than the last nights
+  2    bad plan or usage: nothing was run (the error names file:line:col and key)
+  3    infrastructure failure: artifacts could not be prepared, every iteration
+       was an infrastructure error, the results could not be written (disk
+       full), or a --junit/--json file could not be written
+  4    invalid run: a positive control was not detected
+  130  interrupted (Ctrl-C or SIGTERM): boards off, results and report written";
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Run a test plan against its board.
+    #[command(after_help = RUN_EXIT_CODES)]
     Run {
         plan: PathBuf,
         /// Results directory (default: runs/<plan>-<time>).
@@ -37,6 +50,13 @@ enum Cmd {
         /// Leave this run out of the history.
         #[arg(long)]
         no_history: bool,
+        /// Also write the run's JUnit XML here (one test case per iteration).
+        #[arg(long, value_name = "PATH")]
+        junit: Option<PathBuf>,
+        /// Also write the run's status, exit code and report as JSON here;
+        /// `-` is stdout, and everything else printed then goes to stderr.
+        #[arg(long, value_name = "PATH")]
+        json: Option<PathBuf>,
     },
     /// Write RUN_DIR/report/ (index.html, summary.md, junit.xml, report.json, plots/).
     Report { run: PathBuf },
@@ -97,8 +117,17 @@ pub fn main() -> i32 {
             quiet,
             history,
             no_history,
+            junit,
+            json,
         } => with_plan(&plan, |p| {
             let history = (!no_history).then(|| history.unwrap_or_else(reporting::default_history));
+            let json = match json {
+                Some(p) if p.as_os_str() == "-" => Some(reporting::JsonTarget::Stdout(
+                    std::sync::Arc::new(std::sync::Mutex::new(stdout_for_json()?)),
+                )),
+                Some(p) => Some(reporting::JsonTarget::Path(p)),
+                None => None,
+            };
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(runner::run_plan(
                 p,
@@ -106,6 +135,7 @@ pub fn main() -> i32 {
                     out,
                     quiet,
                     history,
+                    exports: reporting::Exports { junit, json },
                 },
             ))
         }),
@@ -149,6 +179,23 @@ pub fn main() -> i32 {
         Cmd::Boards => boards(),
         Cmd::Doctor { board } => doctor(&board),
     }
+}
+
+/// Takes stdout for the JSON result alone: the real stdout is kept aside
+/// and fd 1 becomes stderr, so nothing else hilt (or a library) prints can
+/// end up inside the JSON a CI step parses.
+fn stdout_for_json() -> anyhow::Result<std::fs::File> {
+    use std::os::fd::FromRawFd;
+    std::io::stdout().flush()?;
+    let saved = unsafe { libc::dup(1) };
+    if saved < 0 || unsafe { libc::dup2(2, 1) } < 0 {
+        anyhow::bail!(
+            "--json -: cannot separate stdout from stderr: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    // The descriptor is fresh from dup and owned by nothing else.
+    Ok(unsafe { std::fs::File::from_raw_fd(saved) })
 }
 
 fn home() -> std::path::PathBuf {

@@ -5,6 +5,7 @@ mod error;
 mod load;
 mod model;
 mod positions;
+pub mod snapshot;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -20,10 +21,12 @@ pub use model::*;
 pub struct ResolvedPlan {
     pub plan: Plan,
     pub path: PathBuf,
-    pub text: String,
     pub sha256: String,
     pub board: BoardFile,
     pub workloads: Vec<WorkloadFile>,
+    /// Every file the plan was resolved from, as read: what a run uses,
+    /// whatever happens to the files on disk afterwards.
+    pub sources: Vec<snapshot::Source>,
 }
 
 impl ResolvedPlan {
@@ -93,6 +96,10 @@ pub fn resolve(path: &Path) -> Result<ResolvedPlan, PlanError> {
     }
     let board = load::<BoardFile>(&board_path)?;
     validate::board(&board_path, &board)?;
+    let mut sources = vec![
+        snapshot::Source::new("plan", path, &loaded.text),
+        snapshot::Source::new("board", &board_path, &board.text),
+    ];
 
     let mut workloads = Vec::new();
     for (i, w) in plan.workloads.iter().enumerate() {
@@ -111,6 +118,7 @@ pub fn resolve(path: &Path) -> Result<ResolvedPlan, PlanError> {
         }
         let wl = load::<WorkloadFile>(&wpath)?;
         validate::workload(&wpath, &wl)?;
+        sources.push(snapshot::Source::new("workload", &wpath, &wl.text));
         workloads.push(wl.value);
     }
     validate::plan(path, &loaded, &board.value, &workloads)?;
@@ -118,9 +126,9 @@ pub fn resolve(path: &Path) -> Result<ResolvedPlan, PlanError> {
     Ok(ResolvedPlan {
         plan: loaded.value,
         path: path.to_path_buf(),
-        text: loaded.text,
         sha256,
         board: board.value,
         workloads,
+        sources,
     })
 }

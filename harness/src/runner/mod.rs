@@ -27,11 +27,15 @@ pub struct RunOptions {
     pub quiet: bool,
     /// History database; None leaves the run out of the history.
     pub history: Option<PathBuf>,
+    /// Copies of the results for CI (`--junit`, `--json`).
+    pub exports: crate::reporting::Exports,
 }
 
 /// Exit codes, documented in the README.
 pub mod exit {
     pub const OK: i32 = 0;
+    /// The history check found a regression against the last nights.
+    pub const REGRESSION: i32 = 1;
     pub const BAD_INPUT: i32 = 2;
     pub const INFRA: i32 = 3;
     /// A positive control was not detected: no result of the run can be trusted.
@@ -274,7 +278,8 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
     }
     let progress = Progress::new(opts.quiet);
     let run_dir = RunDir::create(&out)?;
-    std::fs::write(out.join("plan.yaml"), &plan.text)?;
+    crate::plan::snapshot::write(&plan.sources, &out)?;
+    let mut changes = crate::plan::snapshot::ChangeWatch::default();
     let cancel = signals();
 
     let plan2 = plan.clone();
@@ -347,7 +352,13 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
             .iter()
             .find(|p| &p.name == variant)
             .expect("order only names planned variants");
-        let dir = run_dir.iteration_dir(&slot.dir_name())?;
+        let dir = match run_dir.iteration_dir(&slot.dir_name()) {
+            Ok(d) => d,
+            Err(e) => {
+                run_dir.write_failed(&format!("{e:#}"));
+                break;
+            }
+        };
         let runtime_dir = std::env::temp_dir().join(format!("hilt-{}-{n}", std::process::id()));
         let launch = Launch {
             qemu: qemu.clone(),
@@ -388,7 +399,7 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
                 .filter(|f| {
                     slot.control.is_none() && f.iteration.is_none_or(|i| i == slot.iteration)
                 })
-                .map(|f| (Duration::from_secs(f.after_s), f.kind))
+                .map(|f| (Duration::from_secs(f.after_s), f.clone()))
                 .collect(),
             run_dir: &run_dir,
             dir: dir.clone(),
@@ -425,6 +436,19 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
             false,
             &records,
         ));
+        for why in changes.check(&plan.sources) {
+            eprintln!(
+                "hilt: warning: {why}; this run keeps using its snapshot in {}/snapshot/",
+                out.display()
+            );
+            let _ = run_dir.event(
+                &serde_json::json!({"source": "host", "kind": "input_changed", "detail": why}),
+            );
+        }
+        // Without room for results, going on only burns board time.
+        if run_dir.write_failure().is_some() {
+            break;
+        }
         if was_cancelled {
             interrupted = true;
             break;
@@ -438,28 +462,47 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
         .iter()
         .map(|_| plan.board.name.clone())
         .collect();
-    run_dir.write_summary(&summary)?;
+    let _ = run_dir.write_summary(&summary);
     progress.finish();
     print_summary(&summary, &out);
     // The report and the history entry come from what is on disk, so an
     // interrupted run gets them too.
-    match crate::reporting::report_and_record(&out, opts.history.as_deref()) {
-        Ok(r) => println!("report: {}", r.display()),
-        Err(e) => eprintln!("hilt: warning: no report written: {e:#}"),
-    }
-    Ok(if interrupted {
-        exit::INTERRUPTED
+    let published = crate::reporting::report_and_record(&out, opts.history.as_deref());
+    let write_failure = run_dir.write_failure();
+    let (code, status) = if interrupted {
+        (exit::INTERRUPTED, "interrupted")
+    } else if write_failure.is_some() {
+        (exit::INFRA, "results_not_written")
     } else if summary.valid == Some(false) {
-        exit::INVALID
+        (exit::INVALID, "invalid")
     } else if !records.is_empty()
         && records
             .iter()
             .all(|r| matches!(r.outcome, Outcome::InfraError | Outcome::NotRun))
     {
-        exit::INFRA
+        (exit::INFRA, "infrastructure")
+    } else if !published.regressions.is_empty() {
+        (exit::REGRESSION, "regression")
     } else {
-        exit::OK
-    })
+        (exit::OK, "ok")
+    };
+    if let Some(e) = &write_failure {
+        eprintln!(
+            "error: results could not be written ({e}): the run stopped after {} of {planned} iterations; \
+             what was written before is intact in {}. Free space there (or choose another --out) and run again",
+            records.len(),
+            out.display()
+        );
+    }
+    crate::reporting::export(
+        &opts.exports,
+        &out,
+        &published,
+        code,
+        status,
+        write_failure.as_deref(),
+    )?;
+    Ok(code)
 }
 
 fn kernel_cmdline(plan: &ResolvedPlan) -> String {

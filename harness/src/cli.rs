@@ -128,16 +128,37 @@ pub fn main() -> i32 {
                 Some(p) => Some(reporting::JsonTarget::Path(p)),
                 None => None,
             };
+            let out = out.unwrap_or_else(|| runner::default_out(&p));
+            let exports = reporting::Exports { junit, json };
             let rt = tokio::runtime::Runtime::new()?;
-            rt.block_on(runner::run_plan(
+            let r = rt.block_on(runner::run_plan(
                 p,
                 runner::RunOptions {
-                    out,
+                    out: Some(out.clone()),
                     quiet,
                     history,
-                    exports: reporting::Exports { junit, json },
+                    exports: exports.clone(),
                 },
-            ))
+            ));
+            // A run that failed before its end (artifacts that could not be
+            // prepared) still tells CI why, in the JSON it waits for.
+            if let (Err(e), Some(_)) = (&r, &exports.json) {
+                let only_json = reporting::Exports {
+                    json: exports.json.clone(),
+                    junit: None,
+                };
+                let why = format!("{e:#}");
+                let _ = reporting::export(
+                    &only_json,
+                    &out,
+                    &reporting::Published::default(),
+                    exit::INFRA,
+                    "infrastructure",
+                    None,
+                    Some(&why),
+                );
+            }
+            r
         }),
         Cmd::Report { run } => fallible(|| {
             println!("report: {}", reporting::report(&[run], None)?.display());

@@ -125,6 +125,8 @@ struct CiResult<'a> {
     /// Set when results could not be written (a full disk): the results
     /// directory holds what was gathered before.
     results_write_failure: Option<&'a str>,
+    /// Why the run ended before it could report (artifacts not prepared...).
+    error: Option<&'a str>,
     report: Option<&'a Report>,
 }
 
@@ -137,6 +139,7 @@ pub fn export(
     exit_code: i32,
     status: &str,
     write_failure: Option<&str>,
+    error: Option<&str>,
 ) -> anyhow::Result<()> {
     if let Some(path) = &x.junit {
         let r = published
@@ -154,6 +157,7 @@ pub fn export(
             run_dir: run.display().to_string(),
             regressions: &published.regressions,
             results_write_failure: write_failure,
+            error,
             report: published.report.as_ref(),
         })?;
         body.push(b'\n');

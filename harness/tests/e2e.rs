@@ -23,7 +23,10 @@ fn records(dir: &Path) -> Vec<IterationRecord> {
         .collect()
 }
 
-fn run(plan: &Path, out: &Path, envs: &[(&str, &Path)]) -> std::process::Output {
+/// `hilt run` as a test runs it: quiet, its own history database (never
+/// the user's), and the artifact cache scripts/setup filled, so a plan in a
+/// temporary tree does not download and build its kernels again.
+fn hilt_run(plan: &Path, out: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_hilt"));
     c.arg("run")
         .arg(plan)
@@ -31,8 +34,19 @@ fn run(plan: &Path, out: &Path, envs: &[(&str, &Path)]) -> std::process::Output 
         .arg(out)
         .arg("--quiet")
         .current_dir(repo());
-    // Each test's history database is its own, never the user's.
     c.env("HILT_HISTORY", out.with_file_name("history.sqlite"));
+    c.env("HILT_CACHE", shared_cache());
+    c
+}
+
+fn shared_cache() -> PathBuf {
+    std::env::var_os("HILT_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or(repo().join(".cache"))
+}
+
+fn run(plan: &Path, out: &Path, envs: &[(&str, &Path)]) -> std::process::Output {
+    let mut c = hilt_run(plan, out);
     for (k, v) in envs {
         c.env(k, v);
     }
@@ -185,9 +199,7 @@ fn corrupted_verity_data_block_fails_reads_with_eio() {
     // the downloaded packages are shared through symlinks.
     let cache = tmp.path().join("cache");
     std::fs::create_dir(&cache).unwrap();
-    let shared = std::env::var_os("HILT_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or(repo().join(".cache"));
+    let shared = shared_cache();
     for d in ["debs", "extracted"] {
         std::os::unix::fs::symlink(shared.join(d), cache.join(d)).unwrap();
     }
@@ -519,15 +531,8 @@ fn a_board_that_keeps_failing_is_quarantined() {
 
 /// `hilt run` started in the background, for tests that act during the run.
 fn spawn_run(plan: &Path, out: &Path, extra: &[&str]) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_hilt"))
-        .arg("run")
-        .arg(plan)
-        .arg("--out")
-        .arg(out)
-        .arg("--quiet")
+    hilt_run(plan, out)
         .args(extra)
-        .current_dir(repo())
-        .env("HILT_HISTORY", out.with_file_name("history.sqlite"))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -566,8 +571,10 @@ fn console_and_channel_faults_and_a_plan_edited_mid_run() {
     let plan = plan_from_smoke(
         tmp.path(),
         "consolefaults",
-        &[("duration_s: 15", "duration_s: 10")],
-        "faults:\n  - { kind: channel_garbage, after_s: 2, iteration: 0 }\n  - { kind: console_flood, after_s: 1, iteration: 0, bytes: 32768 }\n  - { kind: console_close, after_s: 2, iteration: 1 }\n",
+        // No hog: memory pressure is not under test here, and it slows the
+        // emulated UART that carries the flood.
+        &[("duration_s: 15", "duration_s: 10"), ("  - hog-80pct\n", "")],
+        "faults:\n  - { kind: channel_garbage, after_s: 2, iteration: 0 }\n  - { kind: console_flood, after_s: 0, iteration: 0, bytes: 32768 }\n  - { kind: console_close, after_s: 2, iteration: 1 }\n",
     );
     let original = std::fs::read_to_string(&plan).unwrap();
     let out = tmp.path().join("run");
@@ -624,12 +631,14 @@ fn console_and_channel_faults_and_a_plan_edited_mid_run() {
         recs[0].detail
     );
     assert!(!recs[1].detail.contains("damaged"), "{}", recs[1].detail);
-    // The boot log is ASCII; about half of 32 KiB of random bytes are not.
-    // (The emulated PL011 moves about 15 kB/s, hence a small flood.)
+    // The boot log is ASCII; about half of the flood's random bytes are not.
+    // The emulated PL011 moves some 15 kB/s on an idle host, far less on a
+    // loaded one, so the iteration may end (and power off) mid-flood: that
+    // part is asked only to be recorded.
     let high = |f: &[u8]| f.iter().filter(|&&b| b >= 0x80).count();
     let console0 = std::fs::read(out.join(&recs[0].console_log)).unwrap();
     assert!(
-        high(&console0) > 12_000,
+        high(&console0) > 2_000,
         "the flood is recorded: {} non-ASCII bytes",
         high(&console0)
     );
@@ -666,7 +675,7 @@ fn console_and_channel_faults_and_a_plan_edited_mid_run() {
         .iter()
         .map(|s| s["role"].as_str().unwrap())
         .collect();
-    assert_eq!(roles, ["plan", "board", "workload", "workload"]);
+    assert_eq!(roles, ["plan", "board", "workload"]);
     for s in sources.as_array().unwrap() {
         let name = s["name"].as_str().unwrap();
         let kept = std::fs::read(out.join("snapshot").join(name)).unwrap();
@@ -755,7 +764,21 @@ struct Mount(PathBuf);
 
 impl Drop for Mount {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        let _ = as_root(&["umount", "-l"]).arg(&self.0).status();
+    }
+}
+
+/// `args` run as root: directly when the tests are, else through sudo
+/// without a password prompt (scripts/setup relies on sudo the same way).
+fn as_root(args: &[&str]) -> Command {
+    if unsafe { libc::geteuid() } == 0 {
+        let mut c = Command::new(args[0]);
+        c.args(&args[1..]);
+        c
+    } else {
+        let mut c = Command::new("sudo");
+        c.arg("-n").args(args);
+        c
     }
 }
 
@@ -766,26 +789,20 @@ impl Drop for Mount {
 #[test]
 #[ignore = "boots the emulated board: run by scripts/test"]
 fn a_full_results_disk_stops_the_run_with_what_was_written_intact() {
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "this test mounts a small tmpfs for the results: run it as root (scripts/test in CI does)"
-    );
     let tmp = tempfile::tempdir().unwrap();
     let disk = tmp.path().join("disk");
     std::fs::create_dir(&disk).unwrap();
-    let m = Command::new("mount")
-        .args([
-            "-t",
-            "tmpfs",
-            "-o",
-            "size=16m",
-            "hilt-e2e-full",
-            disk.to_str().unwrap(),
-        ])
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let m = as_root(&["mount", "-t", "tmpfs", "-o"])
+        .arg(format!("size=16m,uid={uid},gid={gid},mode=0700"))
+        .arg("hilt-e2e-full")
+        .arg(&disk)
         .status()
         .unwrap();
-    assert!(m.success(), "mount tmpfs failed");
+    assert!(
+        m.success(),
+        "mounting a 16 MiB tmpfs for the results failed: this test needs root or passwordless sudo"
+    );
     let _mount = Mount(disk.clone());
     let plan = plan_from_smoke(
         tmp.path(),

@@ -31,17 +31,7 @@ pub struct RunOptions {
     pub exports: crate::reporting::Exports,
 }
 
-/// Exit codes, documented in the README.
-pub mod exit {
-    pub const OK: i32 = 0;
-    /// The history check found a regression against the last nights.
-    pub const REGRESSION: i32 = 1;
-    pub const BAD_INPUT: i32 = 2;
-    pub const INFRA: i32 = 3;
-    /// A positive control was not detected: no result of the run can be trusted.
-    pub const INVALID: i32 = 4;
-    pub const INTERRUPTED: i32 = 130;
-}
+pub mod exit;
 
 struct PreparedVariant {
     name: String,
@@ -80,7 +70,7 @@ struct VariantInfo<'a> {
     modules_builtin: &'a [String],
 }
 
-fn default_out(plan: &ResolvedPlan) -> PathBuf {
+pub fn default_out(plan: &ResolvedPlan) -> PathBuf {
     let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S");
     PathBuf::from("runs").join(format!("{}-{stamp}", plan.plan.name))
 }
@@ -469,23 +459,16 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
     // interrupted run gets them too.
     let published = crate::reporting::report_and_record(&out, opts.history.as_deref());
     let write_failure = run_dir.write_failure();
-    let (code, status) = if interrupted {
-        (exit::INTERRUPTED, "interrupted")
-    } else if write_failure.is_some() {
-        (exit::INFRA, "results_not_written")
-    } else if summary.valid == Some(false) {
-        (exit::INVALID, "invalid")
-    } else if !records.is_empty()
-        && records
-            .iter()
-            .all(|r| matches!(r.outcome, Outcome::InfraError | Outcome::NotRun))
-    {
-        (exit::INFRA, "infrastructure")
-    } else if !published.regressions.is_empty() {
-        (exit::REGRESSION, "regression")
-    } else {
-        (exit::OK, "ok")
-    };
+    let (code, status) = exit::verdict(&exit::Facts {
+        interrupted,
+        results_lost: write_failure.is_some(),
+        controls_failed: summary.valid == Some(false),
+        all_infra: !records.is_empty()
+            && records
+                .iter()
+                .all(|r| matches!(r.outcome, Outcome::InfraError | Outcome::NotRun)),
+        regressions: published.regressions.len(),
+    });
     if let Some(e) = &write_failure {
         eprintln!(
             "error: results could not be written ({e}): the run stopped after {} of {planned} iterations; \
@@ -501,6 +484,7 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
         code,
         status,
         write_failure.as_deref(),
+        None,
     )?;
     Ok(code)
 }

@@ -1,5 +1,7 @@
-//! docs/ci.md is copied into real CI configurations: its YAML must parse,
-//! say what it claims, and use only `hilt run` flags that exist.
+//! The CI glue that needs no board. docs/ci.md is copied into real CI
+//! configurations, so its YAML must parse, say what it claims, and use only
+//! `hilt run` flags that exist; --help, README and docs agree on exit codes;
+//! and CI gets its JSON even from a run that fails early.
 
 use std::path::Path;
 use std::process::Command;
@@ -96,4 +98,40 @@ fn run_help_documents_every_exit_code() {
     for code in ["| 0 |", "| 1 |", "| 2 |", "| 3 |", "| 4 |", "| 130 |"] {
         assert!(ci.contains(code), "docs/ci.md lacks exit code {code}");
     }
+}
+
+/// A run that fails before it can report still gives CI its JSON on
+/// stdout, with the reason, and nothing else there.
+#[test]
+fn a_run_that_fails_early_still_writes_its_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("results.jsonl"), "").unwrap();
+    let plan = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plans/smoke.yaml");
+    let o = Command::new(env!("CARGO_BIN_EXE_hilt"))
+        .arg("run")
+        .arg(&plan)
+        .arg("--out")
+        .arg(tmp.path())
+        .args(["--quiet", "--no-history", "--json", "-"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{stderr}");
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON document ({e}): {}",
+            String::from_utf8_lossy(&o.stdout)
+        )
+    });
+    assert_eq!(r["exit_code"], 3);
+    assert_eq!(r["status"], "infrastructure");
+    assert!(
+        r["error"]
+            .as_str()
+            .unwrap()
+            .contains("already holds results"),
+        "{r}"
+    );
+    assert!(r["report"].is_null());
+    assert!(stderr.contains("already holds results"), "{stderr}");
 }

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! plan.yaml        copy of the plan as run
+//! snapshot/        the plan, board and workload files as run, sources.json their sha256
 //! run.json         provenance: hilt version, plan hash, kernels, images, order
 //! events.jsonl     every record from agents, consoles and the host, as it came
 //! results.jsonl    one IterationRecord per finished iteration

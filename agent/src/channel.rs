@@ -50,6 +50,32 @@ impl Sender {
         // and the watcher must keep running for the console side.
         let _ = file.write_all(buf);
     }
+
+    /// The `channel_garbage` fault: damage of every kind the host's decoder
+    /// must report rather than trust, each on its own line.
+    pub fn garbage(&self, msg: &AgentMsg) {
+        let mut out = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let Out { file, seq, buf } = &mut *out;
+        let mut junk = vec![0u8; 2048];
+        crate::faults::Noise::from_clock().fill(&mut junk);
+        junk.push(b'\n');
+        buf.clear();
+        // A frame cut short by a lost tail.
+        encode_frame(*seq, msg, buf);
+        buf.truncate(buf.len() / 2);
+        buf.push(b'\n');
+        *seq += 1;
+        // A frame with one byte flipped in its JSON.
+        let start = buf.len();
+        encode_frame(*seq, msg, buf);
+        *seq += 1;
+        let flip = buf.len() - 4;
+        buf[flip] ^= 0x20;
+        debug_assert!(buf.len() > start + 8);
+        // Two frames that never arrive: the next good one shows a gap.
+        *seq += 2;
+        let _ = file.write_all(&junk).and_then(|_| file.write_all(buf));
+    }
 }
 
 pub struct Receiver {

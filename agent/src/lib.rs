@@ -6,6 +6,7 @@ pub mod channel;
 pub mod control;
 pub mod dm;
 pub mod dstate;
+pub mod faults;
 pub mod kmsg;
 pub mod kprobe;
 pub mod run;

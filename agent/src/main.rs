@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use hilt_agent::{channel, kmsg, run, sampler, selfwatch, swap, sys, watch, workloads};
+use hilt_agent::{channel, faults, kmsg, run, sampler, selfwatch, swap, sys, watch, workloads};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
@@ -141,6 +141,21 @@ fn agent(port: Option<PathBuf>) {
                         AgentFault::Panic => {
                             let _ = sys::sysrq('c');
                         }
+                        // Its own thread: a slow UART must not hold up commands.
+                        AgentFault::ConsoleFlood { bytes } => {
+                            let tx = tx.clone();
+                            sys::spawn("flood", move || {
+                                if let Err(e) = faults::console_flood(bytes) {
+                                    tx.send(&AgentMsg::Error {
+                                        stage: Stage::Channel,
+                                        message: format!("console flood: {e}"),
+                                    });
+                                }
+                            });
+                        }
+                        AgentFault::ChannelGarbage => tx.garbage(&AgentMsg::Heartbeat {
+                            uptime_ms: sys::uptime_ms(),
+                        }),
                     },
                     HostMsg::Sysrq { key } => {
                         if let Err(e) = sys::sysrq(key) {

@@ -20,9 +20,22 @@ struct Cli {
     cmd: Cmd,
 }
 
+/// Shown by `hilt run --help`; the README has the same table.
+const RUN_EXIT_CODES: &str = "\
+Exit codes:
+  0    the run completed; no regression against the history
+  1    regression: the history check found the run worse than the last nights
+  2    bad plan or usage: nothing was run (the error names file:line:col and key)
+  3    infrastructure failure: artifacts could not be prepared, every iteration
+       was an infrastructure error, the results could not be written (disk
+       full), or a --junit/--json file could not be written
+  4    invalid run: a positive control was not detected
+  130  interrupted (Ctrl-C or SIGTERM): boards off, results and report written";
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Run a test plan against its boards.
+    #[command(after_help = RUN_EXIT_CODES)]
     Run {
         /// The plan (not with --resume, which uses the run's own copy).
         #[arg(required_unless_present = "resume", conflicts_with = "resume")]
@@ -50,6 +63,13 @@ enum Cmd {
         /// Leave this run out of the history.
         #[arg(long)]
         no_history: bool,
+        /// Also write the run's JUnit XML here (one test case per iteration).
+        #[arg(long, value_name = "PATH")]
+        junit: Option<PathBuf>,
+        /// Also write the run's status, exit code and report as JSON here;
+        /// `-` is stdout, and everything else printed then goes to stderr.
+        #[arg(long, value_name = "PATH")]
+        json: Option<PathBuf>,
     },
     /// Write RUN_DIR/report/ (index.html, summary.md, junit.xml, report.json, plots/).
     Report { run: PathBuf },
@@ -128,33 +148,64 @@ pub fn main() -> i32 {
             quiet,
             history,
             no_history,
+            junit,
+            json,
         } => {
-            let run = |p: plan::ResolvedPlan, out: Option<PathBuf>| {
+            let run = |p: plan::ResolvedPlan, out: Option<PathBuf>, resuming: bool| {
                 let history =
                     (!no_history).then(|| history.unwrap_or_else(reporting::default_history));
+                let json = match json {
+                    Some(p) if p.as_os_str() == "-" => Some(reporting::JsonTarget::Stdout(
+                        std::sync::Arc::new(std::sync::Mutex::new(stdout_for_json()?)),
+                    )),
+                    Some(p) => Some(reporting::JsonTarget::Path(p)),
+                    None => None,
+                };
+                let out = out.unwrap_or_else(|| runner::default_out(&p));
+                let exports = reporting::Exports { junit, json };
                 let rt = tokio::runtime::Runtime::new()?;
-                rt.block_on(runner::run_plan(
+                let r = rt.block_on(runner::run_plan(
                     p,
                     runner::RunOptions {
-                        resume: out.is_some() && resume.is_some(),
-                        out,
+                        resume: resuming,
+                        out: Some(out.clone()),
                         quiet,
                         history,
+                        exports: exports.clone(),
                         leases: crate::lease::default_dir(),
                         lease_wait: std::time::Duration::from_secs(lease_wait),
                         lease_ttl: std::time::Duration::from_secs(lease_ttl),
                     },
-                ))
+                ));
+                // A run that failed before its end (artifacts that could not be
+                // prepared) still tells CI why, in the JSON it waits for.
+                if let (Err(e), Some(_)) = (&r, &exports.json) {
+                    let only_json = reporting::Exports {
+                        json: exports.json.clone(),
+                        junit: None,
+                    };
+                    let why = format!("{e:#}");
+                    let _ = reporting::export(
+                        &only_json,
+                        &out,
+                        &reporting::Published::default(),
+                        exit::INFRA,
+                        "infrastructure",
+                        None,
+                        Some(&why),
+                    );
+                }
+                r
             };
             match (&plan, &resume) {
                 (_, Some(dir)) => match runner::resume_plan(dir) {
-                    Ok(p) => fallible(|| run(p, Some(dir.clone()))),
+                    Ok(p) => fallible(|| run(p, Some(dir.clone()), true)),
                     Err(e) => {
                         eprintln!("error: {e:#}");
                         exit::BAD_INPUT
                     }
                 },
-                (Some(path), None) => with_plan(path, |p| run(p, out)),
+                (Some(path), None) => with_plan(path, |p| run(p, out, false)),
                 (None, None) => unreachable!("clap requires a plan or --resume"),
             }
         }
@@ -217,6 +268,23 @@ pub fn main() -> i32 {
             record,
         ),
     }
+}
+
+/// Takes stdout for the JSON result alone: the real stdout is kept aside
+/// and fd 1 becomes stderr, so nothing else hilt (or a library) prints can
+/// end up inside the JSON a CI step parses.
+fn stdout_for_json() -> anyhow::Result<std::fs::File> {
+    use std::os::fd::FromRawFd;
+    std::io::stdout().flush()?;
+    let saved = unsafe { libc::dup(1) };
+    if saved < 0 || unsafe { libc::dup2(2, 1) } < 0 {
+        anyhow::bail!(
+            "--json -: cannot separate stdout from stderr: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    // The descriptor is fresh from dup and owned by nothing else.
+    Ok(unsafe { std::fs::File::from_raw_fd(saved) })
 }
 
 fn home() -> std::path::PathBuf {

@@ -4,8 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use hilt_reports::history::{History, RegressionOptions};
-use hilt_reports::{build_report, load_run, write_report, ReportOptions};
+use hilt_reports::history::{History, Regression, RegressionOptions};
+use hilt_reports::{build_report, load_run, write_report, Report, ReportOptions};
+use serde::Serialize;
 
 /// `$HILT_HISTORY`, else `~/.local/share/hilt/history.sqlite`.
 pub fn default_history() -> PathBuf {
@@ -38,24 +39,141 @@ pub fn report(runs: &[PathBuf], baseline: Option<String>) -> anyhow::Result<Path
     Ok(out.join("index.html"))
 }
 
+/// What a run published: its report, and what the history said of it.
+#[derive(Default)]
+pub struct Published {
+    /// None when the report could not be built from the results directory.
+    pub report: Option<Report>,
+    pub regressions: Vec<Regression>,
+}
+
 /// After a run: its report, and its entry in the history with a check
-/// against the last nights.
-pub fn report_and_record(run: &Path, history: Option<&Path>) -> anyhow::Result<PathBuf> {
-    let index = report(&[run.to_path_buf()], None)?;
+/// against the last nights. Each step that fails is a warning: the steps
+/// after it (and the CI files of [`export`]) still get their chance.
+pub fn report_and_record(run: &Path, history: Option<&Path>) -> Published {
+    let warn = |what: &str, e: anyhow::Error| eprintln!("hilt: warning: {what}: {e:#}");
+    let mut out = Published::default();
+    let data = match load_run(run) {
+        Ok(d) => d,
+        Err(e) => {
+            warn("no report written", e);
+            return out;
+        }
+    };
+    match build_report(std::slice::from_ref(&data), &ReportOptions::default()) {
+        Ok(r) => {
+            let dir = run.join("report");
+            match write_report(&r, &dir) {
+                Ok(()) => {
+                    println!("{}", r.verdict.headline);
+                    for d in &r.verdict.details {
+                        println!("  {d}");
+                    }
+                    println!("report: {}", dir.join("index.html").display());
+                }
+                Err(e) => warn("report not written", e),
+            }
+            out.report = Some(r);
+        }
+        Err(e) => warn("no report built", e),
+    }
     if let Some(db) = history {
-        let data = load_run(run)?;
-        let mut h = History::open(db)?;
-        h.record_run(&data)?;
-        let check = h.regressions(&data, 7, &RegressionOptions::default())?;
-        for r in &check.regressions {
-            println!(
-                "REGRESSION against the last {} runs: {}",
-                check.compared_with.len(),
-                r.message
-            );
+        let check = History::open(db).and_then(|mut h| {
+            h.record_run(&data)?;
+            h.regressions(&data, 7, &RegressionOptions::default())
+        });
+        match check {
+            Ok(check) => {
+                for r in &check.regressions {
+                    println!(
+                        "REGRESSION against the last {} runs: {}",
+                        check.compared_with.len(),
+                        r.message
+                    );
+                }
+                out.regressions = check.regressions;
+            }
+            Err(e) => warn(&format!("history {} not updated", db.display()), e),
         }
     }
-    Ok(index)
+    out
+}
+
+/// Where `hilt run --junit/--json` put the run's results for CI.
+#[derive(Default, Clone)]
+pub struct Exports {
+    pub junit: Option<PathBuf>,
+    pub json: Option<JsonTarget>,
+}
+
+#[derive(Clone)]
+pub enum JsonTarget {
+    Path(PathBuf),
+    /// `--json -`: the process's real stdout, kept aside while everything
+    /// else printed goes to stderr (see cli.rs).
+    Stdout(std::sync::Arc<std::sync::Mutex<std::fs::File>>),
+}
+
+/// `--json`: the run's status for a CI step to branch on, and its report.
+#[derive(Serialize)]
+struct CiResult<'a> {
+    version: u32,
+    exit_code: i32,
+    status: &'a str,
+    run_dir: String,
+    regressions: &'a [Regression],
+    /// Set when results could not be written (a full disk): the results
+    /// directory holds what was gathered before.
+    results_write_failure: Option<&'a str>,
+    /// Why the run ended before it could report (artifacts not prepared...).
+    error: Option<&'a str>,
+    report: Option<&'a Report>,
+}
+
+/// Writes the files CI asked for. Failing to is an infrastructure failure:
+/// a nightly job that uploads nothing must not pass.
+pub fn export(
+    x: &Exports,
+    run: &Path,
+    published: &Published,
+    exit_code: i32,
+    status: &str,
+    write_failure: Option<&str>,
+    error: Option<&str>,
+) -> anyhow::Result<()> {
+    if let Some(path) = &x.junit {
+        let r = published
+            .report
+            .as_ref()
+            .context("no report could be built from the results, so no JUnit file")?;
+        std::fs::write(path, hilt_reports::junit::render(r))
+            .with_context(|| format!("writing the JUnit file {}", path.display()))?;
+    }
+    if let Some(target) = &x.json {
+        let mut body = serde_json::to_vec_pretty(&CiResult {
+            version: 1,
+            exit_code,
+            status,
+            run_dir: run.display().to_string(),
+            regressions: &published.regressions,
+            results_write_failure: write_failure,
+            error,
+            report: published.report.as_ref(),
+        })?;
+        body.push(b'\n');
+        match target {
+            JsonTarget::Path(p) => std::fs::write(p, &body)
+                .with_context(|| format!("writing the JSON file {}", p.display()))?,
+            JsonTarget::Stdout(f) => {
+                use std::io::Write;
+                let mut f = f.lock().unwrap_or_else(|p| p.into_inner());
+                f.write_all(&body)
+                    .and_then(|_| f.flush())
+                    .context("writing the JSON result to stdout")?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `hilt history [--plan P] [--last N] [--out DIR]`: trends per plan, with plots.

@@ -23,7 +23,10 @@ fn records(dir: &Path) -> Vec<IterationRecord> {
         .collect()
 }
 
-fn run(plan: &Path, out: &Path, envs: &[(&str, &Path)]) -> std::process::Output {
+/// `hilt run` as a test runs it: quiet, its own history database (never
+/// the user's), and the artifact cache scripts/setup filled, so a plan in a
+/// temporary tree does not download and build its kernels again.
+fn hilt_run(plan: &Path, out: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_hilt"));
     c.arg("run")
         .arg(plan)
@@ -31,8 +34,19 @@ fn run(plan: &Path, out: &Path, envs: &[(&str, &Path)]) -> std::process::Output 
         .arg(out)
         .arg("--quiet")
         .current_dir(repo());
-    // Each test's history database is its own, never the user's.
     c.env("HILT_HISTORY", out.with_file_name("history.sqlite"));
+    c.env("HILT_CACHE", shared_cache());
+    c
+}
+
+fn shared_cache() -> PathBuf {
+    std::env::var_os("HILT_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or(repo().join(".cache"))
+}
+
+fn run(plan: &Path, out: &Path, envs: &[(&str, &Path)]) -> std::process::Output {
+    let mut c = hilt_run(plan, out);
     for (k, v) in envs {
         c.env(k, v);
     }
@@ -185,9 +199,7 @@ fn corrupted_verity_data_block_fails_reads_with_eio() {
     // the downloaded packages are shared through symlinks.
     let cache = tmp.path().join("cache");
     std::fs::create_dir(&cache).unwrap();
-    let shared = std::env::var_os("HILT_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or(repo().join(".cache"));
+    let shared = shared_cache();
     for d in ["debs", "extracted"] {
         std::os::unix::fs::symlink(shared.join(d), cache.join(d)).unwrap();
     }
@@ -577,4 +589,351 @@ fn a_board_that_keeps_failing_is_quarantined() {
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["quarantined"][0], "qemu-virt-a53");
+}
+
+/// `hilt run` started in the background, for tests that act during the run.
+fn spawn_run(plan: &Path, out: &Path, extra: &[&str]) -> std::process::Child {
+    hilt_run(plan, out)
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until results.jsonl holds `n` records (the run is then between
+/// iterations or in the next one).
+fn wait_for_records(out: &Path, n: usize, child: &mut std::process::Child) {
+    let t = std::time::Instant::now();
+    loop {
+        let have = std::fs::read_to_string(out.join("results.jsonl"))
+            .map(|s| s.lines().count())
+            .unwrap_or(0);
+        if have >= n {
+            return;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("hilt exited ({status}) before {n} records were written");
+        }
+        assert!(t.elapsed().as_secs() < 600, "no {n} records after 10 min");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// A flood of random bytes on the console, a damaged agent channel and a
+/// console that closes mid-iteration all leave the kernel's outcome alone
+/// (both iterations pass) and keep what was gathered; the damage is
+/// recorded. Meanwhile the plan file is edited: the run goes on with the
+/// snapshot it took at the start, and warns. Its results go to CI through
+/// --junit and `--json -`.
+#[test]
+#[ignore = "boots the emulated board: run by scripts/test"]
+fn console_and_channel_faults_and_a_plan_edited_mid_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = plan_from_smoke(
+        tmp.path(),
+        "consolefaults",
+        // No hog: memory pressure is not under test here, and it slows the
+        // emulated UART that carries the flood.
+        &[("duration_s: 15", "duration_s: 10"), ("  - hog-80pct\n", "")],
+        "faults:\n  - { kind: channel_garbage, after_s: 2, iteration: 0 }\n  - { kind: console_flood, after_s: 0, iteration: 0, bytes: 32768 }\n  - { kind: console_close, after_s: 2, iteration: 1 }\n",
+    );
+    let original = std::fs::read_to_string(&plan).unwrap();
+    let out = tmp.path().join("run");
+    let junit = tmp.path().join("ci/junit.xml");
+    std::fs::create_dir_all(junit.parent().unwrap()).unwrap();
+    let mut child = spawn_run(
+        &plan,
+        &out,
+        &["--junit", junit.to_str().unwrap(), "--json", "-"],
+    );
+    wait_for_records(&out, 1, &mut child);
+    std::fs::write(
+        &plan,
+        original.replace("iterations: 2", "iterations: 9") + "# edited during the run\n",
+    )
+    .unwrap();
+    let o = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "exit {:?}\n{stderr}", o.status);
+
+    // stdout is the JSON result and nothing else; the summary went to stderr.
+    let result: serde_json::Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON document: {e}\n{stdout}"));
+    assert_eq!(result["exit_code"], 0);
+    assert_eq!(result["status"], "ok");
+    assert_eq!(result["report"]["iterations"].as_array().unwrap().len(), 2);
+    assert!(stderr.contains("hang rate"), "{stderr}");
+    let junit = std::fs::read_to_string(&junit).unwrap();
+    assert_eq!(junit.matches("<testcase").count(), 2, "{junit}");
+    assert!(!junit.contains("<failure") && !junit.contains("<error"));
+
+    let recs = records(&out);
+    assert_eq!(
+        recs.len(),
+        2,
+        "the snapshot's 2 iterations, not the edit's 9"
+    );
+    for r in &recs {
+        assert_eq!(r.outcome, Outcome::Pass, "#{}: {}", r.iteration, r.detail);
+        assert!(
+            r.reads > 0 && r.read_latency_us.count() > 0,
+            "#{}",
+            r.iteration
+        );
+    }
+    // The decoder saw every kind of damage: two frames were damaged and two
+    // never sent, so the next good frame is four numbers on.
+    assert!(
+        recs[0]
+            .detail
+            .contains("agent channel damaged: 4 frames lost, 2 corrupt lines"),
+        "{}",
+        recs[0].detail
+    );
+    assert!(!recs[1].detail.contains("damaged"), "{}", recs[1].detail);
+    // The boot log is ASCII; about half of the flood's random bytes are not.
+    // The emulated PL011 is slow and its speed follows the host's load (a
+    // 10 s iteration carried from 5 kB to over 100 kB of flood here), so
+    // the iteration may end, and power off, mid-flood: what came is asked
+    // only to be recorded.
+    let high = |f: &[u8]| f.iter().filter(|&&b| b >= 0x80).count();
+    let console0 = std::fs::read(out.join(&recs[0].console_log)).unwrap();
+    assert!(
+        high(&console0) > 2_000,
+        "the flood is recorded: {} non-ASCII bytes",
+        high(&console0)
+    );
+    let console1 = std::fs::read(out.join(&recs[1].console_log)).unwrap();
+    assert!(high(&console1) < 100, "no flood in iteration 1");
+    assert!(console1
+        .windows(25)
+        .any(|w| w == b"hilt-init: starting agent"));
+    let events = std::fs::read_to_string(out.join("events.jsonl")).unwrap();
+    for kind in [
+        "\"channel_gap\"",
+        "\"channel_corrupt\"",
+        "\"channel_noise\"",
+        "\"console_closed\"",
+        "\"input_changed\"",
+    ] {
+        assert!(events.contains(kind), "no {kind} event");
+    }
+
+    assert!(
+        stderr.contains("changed on disk since the run started")
+            && stderr.contains("consolefaults.yaml"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("snapshot/plan-consolefaults.yaml")).unwrap(),
+        original
+    );
+    let sources: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("snapshot/sources.json")).unwrap()).unwrap();
+    let roles: Vec<&str> = sources
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["plan", "board", "workload"]);
+    for s in sources.as_array().unwrap() {
+        let name = s["name"].as_str().unwrap();
+        let kept = std::fs::read(out.join("snapshot").join(name)).unwrap();
+        assert_eq!(
+            s["sha256"].as_str().unwrap(),
+            sha256_hex(&kept),
+            "{name}: the snapshot holds the bytes its hash names"
+        );
+    }
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(data))
+}
+
+/// A kernel that cannot reach init (no root, and panic=0 so it never
+/// reboots): each iteration is an infrastructure error at boot_s, not a
+/// crash of the kernel under test and not a hang of hilt, and the board is
+/// quarantined.
+#[test]
+#[ignore = "boots the emulated board: run by scripts/test"]
+fn a_boot_that_never_reaches_the_agent_is_an_infrastructure_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let board = std::fs::read_to_string(repo().join("boards/qemu-virt-a53.yaml"))
+        .unwrap()
+        .replace("name: qemu-virt-a53", "name: stuck-at-boot")
+        .replace("append: \"\"", "append: \"panic=0 rdinit=/nonexistent\"");
+    assert!(board.contains("rdinit"));
+    std::fs::write(tmp.path().join("stuck-at-boot.yaml"), board).unwrap();
+    let plan = plan_from_smoke(
+        tmp.path(),
+        "stuck",
+        &[
+            ("board: qemu-virt-a53", "board: ../stuck-at-boot.yaml"),
+            ("iterations: 2", "iterations: 3"),
+            ("boot_s: 90", "boot_s: 15"),
+            ("finish_s: 30", "finish_s: 30\n  quarantine_after: 2"),
+        ],
+        "",
+    );
+    let out = tmp.path().join("run");
+    let t = std::time::Instant::now();
+    let o = run(&plan, &out, &[]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(t.elapsed().as_secs() < 120, "took {:?}", t.elapsed());
+    let recs = records(&out);
+    let outcomes: Vec<Outcome> = recs.iter().map(|r| r.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [Outcome::InfraError, Outcome::InfraError, Outcome::NotRun]
+    );
+    for r in &recs[..2] {
+        assert!(
+            r.detail
+                .starts_with("boot timeout: no agent hello within 15 s")
+                && r.detail.contains("VFS: Unable to mount root fs"),
+            "{}",
+            r.detail
+        );
+        assert!(r.failure.is_none(), "not a kernel failure: {:?}", r.failure);
+        assert!(
+            (15_000..30_000).contains(&r.wall_ms),
+            "ended by the boot deadline: {} ms",
+            r.wall_ms
+        );
+    }
+    assert!(
+        stdout.contains("QUARANTINED: board stuck-at-boot"),
+        "{stdout}"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["variants"][0]["crashes"], 0);
+    assert_eq!(summary["variants"][0]["infra_errors"], 2);
+}
+
+/// Unmounts the test's tmpfs however the test ends.
+struct Mount(PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = as_root(&["umount", "-l"]).arg(&self.0).status();
+    }
+}
+
+/// `args` run as root: directly when the tests are, else through sudo
+/// without a password prompt (scripts/setup relies on sudo the same way).
+fn as_root(args: &[&str]) -> Command {
+    if unsafe { libc::geteuid() } == 0 {
+        let mut c = Command::new(args[0]);
+        c.args(&args[1..]);
+        c
+    } else {
+        let mut c = Command::new("sudo");
+        c.arg("-n").args(args);
+        c
+    }
+}
+
+/// The results disk fills up mid-run: hilt does not panic, keeps every
+/// complete record written before, stops instead of running iterations it
+/// cannot record, says so, and exits with the infrastructure code; the CI
+/// files (on another disk) are still written.
+#[test]
+#[ignore = "boots the emulated board: run by scripts/test"]
+fn a_full_results_disk_stops_the_run_with_what_was_written_intact() {
+    let tmp = tempfile::tempdir().unwrap();
+    let disk = tmp.path().join("disk");
+    std::fs::create_dir(&disk).unwrap();
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let m = as_root(&["mount", "-t", "tmpfs", "-o"])
+        .arg(format!("size=16m,uid={uid},gid={gid},mode=0700"))
+        .arg("hilt-e2e-full")
+        .arg(&disk)
+        .status()
+        .unwrap();
+    assert!(
+        m.success(),
+        "mounting a 16 MiB tmpfs for the results failed: this test needs root or passwordless sudo"
+    );
+    let _mount = Mount(disk.clone());
+    let plan = plan_from_smoke(
+        tmp.path(),
+        "diskfull",
+        &[
+            ("iterations: 2", "iterations: 3"),
+            ("duration_s: 15", "duration_s: 8"),
+        ],
+        "",
+    );
+    let out = disk.join("run");
+    let json = tmp.path().join("result.json");
+    let junit = tmp.path().join("junit.xml");
+    let mut child = spawn_run(
+        &plan,
+        &out,
+        &[
+            "--json",
+            json.to_str().unwrap(),
+            "--junit",
+            junit.to_str().unwrap(),
+        ],
+    );
+    wait_for_records(&out, 1, &mut child);
+    // Fill the disk to the last byte.
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(disk.join("filler")).unwrap();
+        let block = vec![0u8; 64 * 1024];
+        while f.write_all(&block).is_ok() {}
+        while f.write_all(&block[..1]).is_ok() {}
+    }
+    let o = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stderr.contains("results could not be written")
+            && stderr.contains("No space left on device")
+            && stderr.contains("what was written before is intact"),
+        "{stderr}"
+    );
+    // Every line of the results is a whole record; the first is untouched.
+    let recs = records(&out);
+    assert!(
+        !recs.is_empty() && recs.len() <= 2,
+        "{} records",
+        recs.len()
+    );
+    assert_eq!(recs[0].outcome, Outcome::Pass, "{}", recs[0].detail);
+    assert!(recs[0].reads > 0);
+    assert!(
+        !out.join("iterations/unpatched-002").exists(),
+        "no iteration runs once results cannot be written"
+    );
+    let events = std::fs::read_to_string(out.join("events.jsonl")).unwrap();
+    for line in events.lines() {
+        serde_json::from_str::<serde_json::Value>(line)
+            .unwrap_or_else(|e| panic!("events.jsonl has a broken line ({e}): {line}"));
+    }
+    let result: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(result["exit_code"], 3);
+    assert_eq!(result["status"], "results_not_written");
+    assert!(result["results_write_failure"]
+        .as_str()
+        .unwrap()
+        .contains("No space left on device"));
+    assert!(std::fs::read_to_string(&junit)
+        .unwrap()
+        .contains("<testcase"));
 }

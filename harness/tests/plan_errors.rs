@@ -164,3 +164,27 @@ fn board_file_errors_name_the_board_file() {
     let line = line_of(&board, "memory_mb: 64");
     assert!(err.contains(&format!("boards/qemu-virt-a53.yaml:{line}:14: key `qemu.memory_mb`: 64 is out of range: expected 128 to 16384")), "{err}");
 }
+
+#[test]
+fn fault_bytes_are_only_for_a_console_flood_and_bounded() {
+    let base = std::fs::read_to_string(repo().join("plans/smoke.yaml")).unwrap();
+    let (code, err) =
+        check(&(base.clone() + "faults:\n  - { kind: power_loss, after_s: 2, bytes: 100 }\n"));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("faults[0].bytes") && err.contains("only to kind: console_flood"),
+        "{err}"
+    );
+    let (code, err) =
+        check(&(base.clone() + "faults:\n  - { kind: console_flood, after_s: 2, bytes: 0 }\n"));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("faults[0].bytes") && err.contains("out of range"),
+        "{err}"
+    );
+    let (code, err) = check(
+        &(base
+            + "faults:\n  - { kind: console_flood, after_s: 2, bytes: 4096 }\n  - { kind: console_close, after_s: 3 }\n  - { kind: channel_garbage, after_s: 4 }\n"),
+    );
+    assert_eq!(code, 0, "{err}");
+}

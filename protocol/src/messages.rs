@@ -34,6 +34,12 @@ pub enum AgentFault {
     Mute,
     /// The kernel panics (sysrq c).
     Panic,
+    /// The agent writes this many random bytes to the board's console, as a
+    /// misbehaving driver or a runaway printk would.
+    ConsoleFlood { bytes: u32 },
+    /// The agent damages its own channel: random bytes, a frame cut short, a
+    /// frame with a bad checksum, and lost sequence numbers.
+    ChannelGarbage,
 }
 
 /// Agent to host.

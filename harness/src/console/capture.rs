@@ -34,6 +34,9 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 #[derive(Debug)]
 pub enum ConsoleCmd {
     Sysrq(u8),
+    /// Drop the connection, as a vanished USB adapter or a ser2net restart
+    /// would: the `console_close` fault.
+    Close,
 }
 
 /// `console.log` gets the bytes as received; `console.ts` gets one line per
@@ -125,13 +128,7 @@ pub async fn run(
     loop {
         tokio::select! {
             r = console.read(&mut buf) => match r {
-                Ok(0) | Err(_) => {
-                    for e in rec.flush_parser() {
-                        let _ = notes.send(ConsoleNote::Kernel(Box::new(e)));
-                    }
-                    let _ = notes.send(ConsoleNote::Closed);
-                    return rec;
-                }
+                Ok(0) | Err(_) => return closed(rec, &notes),
                 Ok(n) => {
                     let _ = notes.send(ConsoleNote::Activity(Instant::now()));
                     let (events, exited) = rec.record(&buf[..n]);
@@ -145,6 +142,10 @@ pub async fn run(
             },
             cmd = cmds.recv() => match cmd {
                 Some(ConsoleCmd::Sysrq(k)) => { let _ = console.sysrq(k).await; }
+                Some(ConsoleCmd::Close) => {
+                    drop(console);
+                    return closed(rec, &notes);
+                }
                 None => return rec,
             },
             _ = tokio::time::sleep(idle) => {
@@ -156,4 +157,13 @@ pub async fn run(
             }
         }
     }
+}
+
+/// A report cut off by the close is still a report.
+fn closed(mut rec: Recorder, notes: &mpsc::UnboundedSender<ConsoleNote>) -> Recorder {
+    for e in rec.flush_parser() {
+        let _ = notes.send(ConsoleNote::Kernel(Box::new(e)));
+    }
+    let _ = notes.send(ConsoleNote::Closed);
+    rec
 }

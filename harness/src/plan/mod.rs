@@ -5,6 +5,7 @@ mod error;
 mod load;
 mod model;
 mod positions;
+pub mod snapshot;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -20,13 +21,15 @@ pub use model::*;
 pub struct ResolvedPlan {
     pub plan: Plan,
     pub path: PathBuf,
-    pub text: String,
     pub sha256: String,
     /// The first board; the one every board-independent setting comes from.
     pub board: BoardFile,
     /// Every board the plan names, `board` first.
     pub boards: Vec<BoardFile>,
     pub workloads: Vec<WorkloadFile>,
+    /// Every file the plan was resolved from, as read: what a run uses,
+    /// whatever happens to the files on disk afterwards.
+    pub sources: Vec<snapshot::Source>,
 }
 
 impl ResolvedPlan {
@@ -136,6 +139,7 @@ pub fn resolve_as(file: &Path, path: &Path) -> Result<ResolvedPlan, PlanError> {
             )),
         };
     let mut boards: Vec<BoardFile> = Vec::new();
+    let mut sources = vec![snapshot::Source::new("plan", path, &loaded.text)];
     for (key, name) in named {
         let board_path = reference(&home, path, "boards", name);
         if !board_path.is_file() {
@@ -162,6 +166,7 @@ pub fn resolve_as(file: &Path, path: &Path) -> Result<ResolvedPlan, PlanError> {
                 ),
             ));
         }
+        sources.push(snapshot::Source::new("board", &board_path, &board.text));
         boards.push(board.value);
     }
 
@@ -182,6 +187,7 @@ pub fn resolve_as(file: &Path, path: &Path) -> Result<ResolvedPlan, PlanError> {
         }
         let wl = load::<WorkloadFile>(&wpath)?;
         validate::workload(&wpath, &wl)?;
+        sources.push(snapshot::Source::new("workload", &wpath, &wl.text));
         workloads.push(wl.value);
     }
     validate::plan(path, &loaded, &boards, &workloads)?;
@@ -193,10 +199,10 @@ pub fn resolve_as(file: &Path, path: &Path) -> Result<ResolvedPlan, PlanError> {
     Ok(ResolvedPlan {
         plan: loaded.value,
         path: path.to_path_buf(),
-        text: loaded.text,
         sha256,
         board: boards[0].clone(),
         boards,
         workloads,
+        sources,
     })
 }

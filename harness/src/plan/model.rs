@@ -68,6 +68,9 @@ pub struct FaultCfg {
     pub after_s: u64,
     /// Only in this iteration (0-based); every iteration when absent.
     pub iteration: Option<u32>,
+    /// How many random bytes a `console_flood` writes (default 256 KiB).
+    #[serde(default)]
+    pub bytes: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,6 +84,15 @@ pub enum FaultKind {
     KernelPanic,
     /// The host kills QEMU: the board loses power.
     PowerLoss,
+    /// The board writes random bytes to its console (the agent writes them
+    /// to /dev/console).
+    ConsoleFlood,
+    /// The host's console connection closes, as when a USB adapter vanishes
+    /// or ser2net drops the client.
+    ConsoleClose,
+    /// The agent's channel carries random bytes, a truncated frame, a frame
+    /// with a bad checksum and lost frames.
+    ChannelGarbage,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -213,6 +213,15 @@ pub fn plan(
                 ),
             ));
         }
+        if let Some(b) = f.bytes {
+            if f.kind != FaultKind::ConsoleFlood {
+                return Err(c.fail(
+                    &format!("faults[{i}].bytes"),
+                    "bytes applies only to kind: console_flood",
+                ));
+            }
+            c.range(&format!("faults[{i}].bytes"), b, 1, 64 << 20)?;
+        }
         if f.iteration.is_some_and(|n| n >= p.iterations) {
             return Err(c.fail(
                 &format!("faults[{i}].iteration"),

@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, watch};
 use super::results::RunDir;
 use crate::board::qemu::{self, Launch};
 use crate::console::capture::{self, ConsoleCmd, ConsoleNote, Recorder};
-use crate::plan::{FaultKind, ResolvedPlan, SignatureCfg};
+use crate::plan::{FaultCfg, FaultKind, ResolvedPlan, SignatureCfg};
 
 /// How a kernel report affects the outcome.
 pub fn severity(kind: EventKind) -> Option<Outcome> {
@@ -40,7 +40,7 @@ pub struct IterationInput<'a> {
     pub launch: Launch,
     pub spec: RunSpec,
     /// Faults to inject, with their delay after the workloads start.
-    pub faults: Vec<(Duration, FaultKind)>,
+    pub faults: Vec<(Duration, FaultCfg)>,
     pub signatures: &'a [SignatureCfg],
     pub run_dir: &'a RunDir,
     pub dir: PathBuf,
@@ -71,6 +71,7 @@ enum HostEvent<'a> {
     Outcome { outcome: Outcome, detail: &'a str },
     ChannelGap { expected: u64, got: u64 },
     ChannelCorrupt { reason: &'a str },
+    ChannelNoise { bytes: usize },
     Sysrq { key: char, via: &'a str },
     Fault { fault: FaultKind },
 }
@@ -93,7 +94,28 @@ enum AgentNote {
     Msg(Box<AgentMsg>),
     Gap(u64, u64),
     Corrupt(String),
+    Noise(usize),
     Closed,
+}
+
+/// What went wrong on the agent channel: the outcome stays the kernel's,
+/// but a reader of the record must know that some agent records are missing.
+#[derive(Default)]
+struct ChannelDamage {
+    lost_frames: u64,
+    corrupt_lines: u64,
+    noise_bytes: usize,
+}
+
+impl ChannelDamage {
+    fn describe(&self) -> Option<String> {
+        (self.lost_frames + self.corrupt_lines > 0 || self.noise_bytes > 0).then(|| {
+            format!(
+                "agent channel damaged: {} frames lost, {} corrupt lines, {} bytes of noise",
+                self.lost_frames, self.corrupt_lines, self.noise_bytes
+            )
+        })
+    }
 }
 
 struct State {
@@ -154,13 +176,9 @@ pub async fn run(input: IterationInput<'_>, mut cancel: watch::Receiver<bool>) -
     let recorder = match Recorder::create(&input.dir) {
         Ok(r) => r,
         Err(e) => {
-            return finish_early(
-                st,
-                t0,
-                cpu0,
-                Outcome::InfraError,
-                format!("creating the console log: {e}"),
-            )
+            let why = format!("creating the console log in {}: {e}", input.dir.display());
+            input.run_dir.write_failed(&why);
+            return finish_early(st, t0, cpu0, Outcome::InfraError, why);
         }
     };
     let session =
@@ -205,7 +223,7 @@ pub async fn run(input: IterationInput<'_>, mut cancel: watch::Receiver<bool>) -
                     Decoded::Record { msg, .. } => AgentNote::Msg(Box::new(msg)),
                     Decoded::Gap { expected, got } => AgentNote::Gap(expected, got),
                     Decoded::Corrupt { reason, .. } => AgentNote::Corrupt(reason),
-                    Decoded::Noise(_) => continue,
+                    Decoded::Noise(n) => AgentNote::Noise(n.len()),
                 };
                 if agent_tx.send(note).is_err() {
                     return;
@@ -225,6 +243,8 @@ pub async fn run(input: IterationInput<'_>, mut cancel: watch::Receiver<bool>) -
     let silent_after = Duration::from_secs(p.watch.silent_after_s);
     let evidence = Duration::from_secs(p.watch.evidence_s);
     let mut agent_closed = false;
+    let mut console_open = true;
+    let mut damage = ChannelDamage::default();
     let mut agent_gone: Option<(Instant, String)> = None;
     let mut running_since: Option<Instant> = None;
     let mut faults = input.faults.clone();
@@ -242,8 +262,18 @@ pub async fn run(input: IterationInput<'_>, mut cancel: watch::Receiver<bool>) -
                     agent_gone.get_or_insert_with(|| (Instant::now(), "the agent channel closed".into()));
                     log(&mut st, "host", &HostEvent::Phase { phase: "agent_channel_closed" });
                 }
-                Some(AgentNote::Gap(expected, got)) => log(&mut st, "host", &HostEvent::ChannelGap { expected, got }),
-                Some(AgentNote::Corrupt(reason)) => log(&mut st, "host", &HostEvent::ChannelCorrupt { reason: &reason }),
+                Some(AgentNote::Gap(expected, got)) => {
+                    damage.lost_frames += got.saturating_sub(expected);
+                    log(&mut st, "host", &HostEvent::ChannelGap { expected, got });
+                }
+                Some(AgentNote::Corrupt(reason)) => {
+                    damage.corrupt_lines += 1;
+                    log(&mut st, "host", &HostEvent::ChannelCorrupt { reason: &reason });
+                }
+                Some(AgentNote::Noise(bytes)) => {
+                    damage.noise_bytes += bytes;
+                    log(&mut st, "host", &HostEvent::ChannelNoise { bytes });
+                }
                 Some(AgentNote::Msg(msg)) => {
                     st.last_activity = Instant::now();
                     log(&mut st, "agent", &*msg);
@@ -362,7 +392,7 @@ pub async fn run(input: IterationInput<'_>, mut cancel: watch::Receiver<bool>) -
                     }
                 }
             },
-            note = notes.recv() => match note {
+            note = notes.recv(), if console_open => match note {
                 Some(ConsoleNote::Activity(t)) => st.last_activity = st.last_activity.max(t),
                 Some(ConsoleNote::AgentExited(status)) => {
                     log(&mut st, "console", &HostEvent::Phase { phase: "agent_exited" });
@@ -374,11 +404,16 @@ pub async fn run(input: IterationInput<'_>, mut cancel: watch::Receiver<bool>) -
                 }
                 Some(ConsoleNote::Closed) | None => {
                     // The console closes when QEMU exits; the power check
-                    // below says why.
+                    // says why. Otherwise the transport alone failed: the
+                    // agent channel still carries the iteration, and the
+                    // kernel's reports still reach it through /dev/kmsg.
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     if let Some(why) = power.lost() {
                         break lost_power(&st, why);
                     }
+                    console_open = false;
+                    log(&mut st, "host", &HostEvent::Phase { phase: "console_closed" });
+                    (input.progress)("console closed; continuing on the agent channel");
                 }
             },
             _ = tick.tick() => {
@@ -388,13 +423,20 @@ pub async fn run(input: IterationInput<'_>, mut cancel: watch::Receiver<bool>) -
                 }
                 if let Some(since) = running_since {
                     while let Some(i) = faults.iter().position(|(after, _)| now >= since + *after) {
-                        let (_, kind) = faults.swap_remove(i);
+                        let (_, f) = faults.swap_remove(i);
+                        let kind = f.kind;
                         log(&mut st, "host", &HostEvent::Fault { fault: kind });
                         (input.progress)(&format!("injecting fault {kind:?}"));
                         let msg = match kind {
                             FaultKind::AgentExit => Some(AgentFault::Exit),
                             FaultKind::AgentMute => Some(AgentFault::Mute),
                             FaultKind::KernelPanic => Some(AgentFault::Panic),
+                            FaultKind::ConsoleFlood => Some(AgentFault::ConsoleFlood { bytes: f.bytes.unwrap_or(256 << 10) }),
+                            FaultKind::ChannelGarbage => Some(AgentFault::ChannelGarbage),
+                            FaultKind::ConsoleClose => {
+                                let _ = cmd_tx.send(ConsoleCmd::Close);
+                                None
+                            }
                             FaultKind::PowerLoss => {
                                 power.cut();
                                 None
@@ -438,7 +480,11 @@ pub async fn run(input: IterationInput<'_>, mut cancel: watch::Receiver<bool>) -
                 }
                 if st.phase != Phase::Evidence && now >= st.deadline {
                     let what = match st.phase {
-                        Phase::Booting => format!("boot timeout: no agent hello within {} s", p.timeouts.boot_s),
+                        Phase::Booting => format!(
+                            "boot timeout: no agent hello within {} s{}",
+                            p.timeouts.boot_s,
+                            st.rec.kernel_events.last().map(|t| format!(" (the kernel reported: {t})")).unwrap_or_default()
+                        ),
                         Phase::SettingUp => format!("setup timeout: storage and swap not ready within {} s", p.timeouts.setup_s),
                         _ => format!("the agent did not finish within {} s of the planned duration", p.timeouts.finish_s),
                     };
@@ -489,8 +535,12 @@ pub async fn run(input: IterationInput<'_>, mut cancel: watch::Receiver<bool>) -
         }
     }
     let mut detail = detail;
+    if let Some(d) = damage.describe() {
+        detail.push_str(&format!(" ({d})"));
+    }
     if let Some(e) = &st.write_error {
         detail.push_str(&format!(" (results not fully written: {e})"));
+        input.run_dir.write_failed(e);
     }
     log(
         &mut st,
@@ -533,6 +583,13 @@ async fn on_kernel_event<W: tokio::io::AsyncWrite + Unpin>(
         return;
     }
     st.rec.kernel_events.push(event.title.clone());
+    // Before the agent's hello no workload has run: a kernel that dies
+    // while booting (no root, a missing driver) is a broken setup, not a
+    // result of the kernel under test. The boot deadline ends it, and its
+    // detail names the report.
+    if st.phase == Phase::Booting {
+        return;
+    }
     match_signatures(st, input.signatures, &event.frames);
     let Some(outcome) = severity(event.kind) else {
         return;

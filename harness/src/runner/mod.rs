@@ -41,17 +41,11 @@ pub struct RunOptions {
     /// How long to wait for a board another run holds.
     pub lease_wait: Duration,
     pub lease_ttl: Duration,
+    /// Copies of the results for CI (`--junit`, `--json`).
+    pub exports: crate::reporting::Exports,
 }
 
-/// Exit codes, documented in the README.
-pub mod exit {
-    pub const OK: i32 = 0;
-    pub const BAD_INPUT: i32 = 2;
-    pub const INFRA: i32 = 3;
-    /// A positive control was not detected: no result of the run can be trusted.
-    pub const INVALID: i32 = 4;
-    pub const INTERRUPTED: i32 = 130;
-}
+pub mod exit;
 
 struct PreparedVariant {
     name: String,
@@ -94,7 +88,7 @@ struct VariantInfo<'a> {
     modules_builtin: &'a [String],
 }
 
-fn default_out(plan: &ResolvedPlan) -> PathBuf {
+pub fn default_out(plan: &ResolvedPlan) -> PathBuf {
     let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S");
     PathBuf::from("runs").join(format!("{}-{stamp}", plan.plan.name))
 }
@@ -344,6 +338,7 @@ struct Shared<'a> {
     interrupted: AtomicBool,
     started: std::time::Instant,
     cpu0: u64,
+    changes: Mutex<crate::plan::snapshot::ChangeWatch>,
 }
 
 impl Shared<'_> {
@@ -378,6 +373,24 @@ impl Shared<'_> {
             .unwrap_or_else(|p| p.into_inner())
             .push(rec);
         let _ = self.run_dir.write_summary(&self.summary());
+    }
+
+    /// Warns once per input file edited on disk since the run started.
+    fn check_inputs(&self) {
+        let changed = self
+            .changes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .check(&self.plan.sources);
+        for why in changed {
+            self.progress.note(&format!(
+                "warning: {why}; this run keeps using its snapshot in {}/snapshot/",
+                self.run_dir.path.display()
+            ));
+            let _ = self.run_dir.event(
+                &serde_json::json!({"source": "host", "kind": "input_changed", "detail": why}),
+            );
+        }
     }
 }
 
@@ -422,14 +435,9 @@ async fn drive_board(sh: &Shared<'_>, k: usize, board: BoardFile) {
         let dir = match sh.run_dir.iteration_dir(&slot.dir_name()) {
             Ok(d) => d,
             Err(e) => {
-                let mut rec = iteration::not_run(
-                    &board.name,
-                    &slot,
-                    &format!("creating its directory: {e:#}"),
-                );
-                rec.outcome = Outcome::InfraError;
-                sh.record(rec);
-                continue;
+                sh.run_dir.write_failed(&format!("{e:#}"));
+                last = "stopped: results cannot be written";
+                break;
             }
         };
         let launch = Launch {
@@ -490,7 +498,7 @@ async fn drive_board(sh: &Shared<'_>, k: usize, board: BoardFile) {
                 .filter(|f| {
                     slot.control.is_none() && f.iteration.is_none_or(|i| i == slot.iteration)
                 })
-                .map(|f| (Duration::from_secs(f.after_s), f.kind))
+                .map(|f| (Duration::from_secs(f.after_s), f.clone()))
                 .collect(),
             run_dir: sh.run_dir,
             dir: dir.clone(),
@@ -509,6 +517,12 @@ async fn drive_board(sh: &Shared<'_>, k: usize, board: BoardFile) {
             0
         };
         sh.record(rec);
+        sh.check_inputs();
+        // Without room for results, going on only burns board time.
+        if sh.run_dir.write_failure().is_some() {
+            last = "stopped: results cannot be written";
+            break;
+        }
         if was_cancelled {
             sh.interrupted.store(true, Ordering::Relaxed);
             last = "stopped";
@@ -633,7 +647,7 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
     }
     let run_dir = RunDir::create(&out)?;
     if !opts.resume {
-        std::fs::write(out.join("plan.yaml"), &plan.text)?;
+        crate::plan::snapshot::write(&plan.sources, &out)?;
     }
 
     let plan2 = plan.clone();
@@ -708,6 +722,7 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
         interrupted: AtomicBool::new(false),
         started: std::time::Instant::now(),
         cpu0: iteration::host_cpu_ms(),
+        changes: Mutex::new(Default::default()),
     };
     // The boards' loops run concurrently on this task: they wait on their
     // boards, and share the queue and the records without locks held
@@ -744,32 +759,46 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
         }
     }
     let summary = shared.summary();
-    run_dir.write_summary(&summary)?;
+    let _ = run_dir.write_summary(&summary);
     progress.finish();
     print_summary(&summary, &out);
     // The report and the history entry come from what is on disk, so an
     // interrupted run gets them too.
-    match crate::reporting::report_and_record(&out, opts.history.as_deref()) {
-        Ok(r) => println!("report: {}", r.display()),
-        Err(e) => eprintln!("hilt: warning: no report written: {e:#}"),
-    }
+    let published = crate::reporting::report_and_record(&out, opts.history.as_deref());
+    let write_failure = run_dir.write_failure();
     let records = shared
         .records
         .into_inner()
         .unwrap_or_else(|p| p.into_inner());
-    Ok(if summary.interrupted {
-        exit::INTERRUPTED
-    } else if summary.valid == Some(false) {
-        exit::INVALID
-    } else if !records.is_empty()
-        && records
-            .iter()
-            .all(|r| matches!(r.outcome, Outcome::InfraError | Outcome::NotRun))
-    {
-        exit::INFRA
-    } else {
-        exit::OK
-    })
+    let (code, status) = exit::verdict(&exit::Facts {
+        interrupted: summary.interrupted,
+        results_lost: write_failure.is_some(),
+        controls_failed: summary.valid == Some(false),
+        all_infra: !records.is_empty()
+            && records
+                .iter()
+                .all(|r| matches!(r.outcome, Outcome::InfraError | Outcome::NotRun)),
+        regressions: published.regressions.len(),
+    });
+    if let Some(e) = &write_failure {
+        eprintln!(
+            "error: results could not be written ({e}): the run stopped after {} of {} iterations; \
+             what was written before is intact in {}. Free space there (or choose another --out) and run again",
+            records.len(),
+            summary.planned_iterations,
+            out.display()
+        );
+    }
+    crate::reporting::export(
+        &opts.exports,
+        &out,
+        &published,
+        code,
+        status,
+        write_failure.as_deref(),
+        None,
+    )?;
+    Ok(code)
 }
 
 fn kernel_cmdline(plan: &ResolvedPlan) -> String {

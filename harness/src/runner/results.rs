@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! plan.yaml        copy of the plan as run
+//! snapshot/        the plan, board and workload files as run, sources.json their sha256
 //! run.json         provenance: hilt version, plan hash, kernels, images, order
 //! events.jsonl     every record from agents, consoles and the host, as it came
 //! results.jsonl    one IterationRecord per finished iteration
@@ -26,6 +27,8 @@ pub struct RunDir {
     pub path: PathBuf,
     events: Mutex<File>,
     results: Mutex<File>,
+    /// The first write that failed (a full disk): the run stops on it.
+    write_failure: Mutex<Option<String>>,
 }
 
 impl RunDir {
@@ -42,13 +45,29 @@ impl RunDir {
             path: path.to_path_buf(),
             events: Mutex::new(open("events.jsonl")?),
             results: Mutex::new(open("results.jsonl")?),
+            write_failure: Mutex::new(None),
         })
     }
 
     pub fn iteration_dir(&self, name: &str) -> anyhow::Result<PathBuf> {
         let d = self.path.join("iterations").join(name);
-        std::fs::create_dir_all(&d)?;
+        std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
         Ok(d)
+    }
+
+    /// Notes a failed write of any result file; the first one is kept.
+    pub fn write_failed(&self, what: &str) {
+        self.write_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert_with(|| what.to_string());
+    }
+
+    pub fn write_failure(&self) -> Option<String> {
+        self.write_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Appends one event line. Errors (a full disk) are returned so the
@@ -56,19 +75,18 @@ impl RunDir {
     pub fn event<T: Serialize>(&self, ev: &T) -> std::io::Result<()> {
         let mut line = serde_json::to_vec(ev)?;
         line.push(b'\n');
-        self.events
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .write_all(&line)
+        let mut f = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        append_line(&mut f, &line).inspect_err(|e| self.write_failed(&format!("events.jsonl: {e}")))
     }
 
     pub fn record(&self, rec: &IterationRecord) -> anyhow::Result<()> {
         let mut line = serde_json::to_vec(rec)?;
         line.push(b'\n');
         let mut f = self.results.lock().unwrap_or_else(|p| p.into_inner());
-        f.write_all(&line)?;
-        f.sync_data()?;
-        Ok(())
+        append_line(&mut f, &line)
+            .and_then(|_| f.sync_data())
+            .inspect_err(|e| self.write_failed(&format!("results.jsonl: {e}")))
+            .with_context(|| format!("appending to {}", self.path.join("results.jsonl").display()))
     }
 
     pub fn write_json<T: Serialize>(&self, name: &str, value: &T) -> anyhow::Result<()> {
@@ -82,6 +100,15 @@ impl RunDir {
     pub fn write_summary(&self, s: &RunSummary) -> anyhow::Result<()> {
         self.write_json("summary.json", s)
     }
+}
+
+/// Appends a whole line or nothing: a line cut off by a full disk is taken
+/// back, so every reader of the file still finds only complete records.
+fn append_line(f: &mut File, line: &[u8]) -> std::io::Result<()> {
+    let len = f.metadata()?.len();
+    f.write_all(line).inspect_err(|_| {
+        let _ = f.set_len(len);
+    })
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]

@@ -571,6 +571,7 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
         leases.dir().display()
     ));
 
+    let _run_lock = results::lock_run_dir(&out)?;
     // A resumed run keeps what finished; the slot that was cut short, and
     // those never started, run now.
     let mut done: Vec<IterationRecord> = Vec::new();

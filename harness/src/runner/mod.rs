@@ -365,6 +365,22 @@ impl Shared<'_> {
         s
     }
 
+    /// Takes a board out of the run after too many infrastructure errors
+    /// in a row; true when it did.
+    fn quarantine(&self, board: &str, in_a_row: u32) -> bool {
+        if in_a_row < self.plan.plan.timeouts.quarantine_after {
+            return false;
+        }
+        let why =
+            format!("board {board} quarantined after {in_a_row} infrastructure errors in a row");
+        self.progress.note(&why);
+        self.quarantined
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((board.to_string(), why));
+        true
+    }
+
     fn record(&self, rec: IterationRecord) {
         if let Err(e) = self.run_dir.record(&rec) {
             self.progress.note(&format!(
@@ -427,6 +443,13 @@ async fn drive_board(sh: &Shared<'_>, k: usize, board: BoardFile) {
                 );
                 rec.outcome = Outcome::InfraError;
                 sh.record(rec);
+                // A results disk that refuses directories counts towards
+                // the board's quarantine like any infrastructure error.
+                infra_in_a_row += 1;
+                if sh.quarantine(&board.name, infra_in_a_row) {
+                    last = "quarantined";
+                    break;
+                }
                 continue;
             }
         };
@@ -506,16 +529,7 @@ async fn drive_board(sh: &Shared<'_>, k: usize, board: BoardFile) {
             last = "stopped";
             break;
         }
-        if infra_in_a_row >= sh.plan.plan.timeouts.quarantine_after {
-            let why = format!(
-                "board {} quarantined after {infra_in_a_row} infrastructure errors in a row",
-                board.name
-            );
-            sh.progress.note(&why);
-            sh.quarantined
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push((board.name.clone(), why));
+        if sh.quarantine(&board.name, infra_in_a_row) {
             last = "quarantined";
             break;
         }

@@ -69,7 +69,7 @@ fn a_held_board_refuses_a_second_run_until_its_holder_dies() {
     let listed = boards(&leases);
     let line = line_of(&listed, "qemu-virt-a53");
     assert!(
-        line.contains(&format!("held by ")) && line.contains(&format!("pid {pid}")),
+        line.contains("held by ") && line.contains(&format!("pid {pid}")),
         "{line}"
     );
     assert!(line.contains("plan smoke"), "{line}");
@@ -143,4 +143,6 @@ fn a_second_run_waits_for_the_board_and_says_so() {
     );
     second.kill().unwrap();
     second.wait().unwrap();
+    let _ = holder.kill();
+    holder.wait().unwrap();
 }

@@ -188,3 +188,71 @@ fn fault_bytes_are_only_for_a_console_flood_and_bounded() {
     );
     assert_eq!(code, 0, "{err}");
 }
+
+#[test]
+fn board_lists_and_instances_are_checked() {
+    let both = smoke_with(
+        "board: qemu-virt-a53",
+        "board: qemu-virt-a53\nboards: [le-potato]",
+    );
+    let (code, err) = check(&both);
+    assert_eq!(code, 2, "{err}");
+    let line = line_of(&both, "boards:");
+    assert!(
+        err.contains(&format!("P:{line}:9: key `boards`: expected either `board:` (one board) or `boards:` (several), not both")),
+        "{err}"
+    );
+
+    let twice = smoke_with(
+        "board: qemu-virt-a53",
+        "boards: [qemu-virt-a53, qemu-virt-a53]",
+    );
+    let (code, err) = check(&twice);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("key `boards[1]`: board \"qemu-virt-a53\" is named twice: to run several copies of an emulated board, use `instances:`"),
+        "{err}"
+    );
+
+    let real = smoke_with("board: qemu-virt-a53", "boards: [le-potato]\ninstances: 2")
+        .replace("machine:\n  memory_mb: 256\n", "");
+    let (code, err) = check(&real);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("key `instances`: copies of a board exist only for emulated boards"),
+        "{err}"
+    );
+
+    let many = smoke_with(
+        "board: qemu-virt-a53",
+        "board: qemu-virt-a53\ninstances: 65",
+    );
+    let (code, err) = check(&many);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("key `instances`: 65 is out of range: expected 1 to 64"),
+        "{err}"
+    );
+
+    let ok = smoke_with(
+        "board: qemu-virt-a53",
+        "boards: [qemu-virt-a53]\ninstances: 3",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    for d in ["boards", "workloads"] {
+        std::os::unix::fs::symlink(repo().join(d), dir.path().join(d)).unwrap();
+    }
+    std::fs::create_dir(dir.path().join("plans")).unwrap();
+    std::fs::write(dir.path().join("plans/p.yaml"), ok).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_hilt"))
+        .arg("check")
+        .arg(dir.path().join("plans/p.yaml"))
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("on qemu-virt-a53, qemu-virt-a53-2, qemu-virt-a53-3"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -362,6 +362,22 @@ impl Shared<'_> {
         s
     }
 
+    /// Takes a board out of the run after too many infrastructure errors
+    /// in a row; true when it did.
+    fn quarantine(&self, board: &str, in_a_row: u32) -> bool {
+        if in_a_row < self.plan.plan.timeouts.quarantine_after {
+            return false;
+        }
+        let why =
+            format!("board {board} quarantined after {in_a_row} infrastructure errors in a row");
+        self.progress.note(&why);
+        self.quarantined
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((board.to_string(), why));
+        true
+    }
+
     fn record(&self, rec: IterationRecord) {
         if let Err(e) = self.run_dir.record(&rec) {
             self.progress.note(&format!(
@@ -528,16 +544,7 @@ async fn drive_board(sh: &Shared<'_>, k: usize, board: BoardFile) {
             last = "stopped";
             break;
         }
-        if infra_in_a_row >= sh.plan.plan.timeouts.quarantine_after {
-            let why = format!(
-                "board {} quarantined after {infra_in_a_row} infrastructure errors in a row",
-                board.name
-            );
-            sh.progress.note(&why);
-            sh.quarantined
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push((board.name.clone(), why));
+        if sh.quarantine(&board.name, infra_in_a_row) {
             last = "quarantined";
             break;
         }
@@ -593,6 +600,7 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
         leases.dir().display()
     ));
 
+    let _run_lock = results::lock_run_dir(&out)?;
     // A resumed run keeps what finished; the slot that was cut short, and
     // those never started, run now.
     let mut done: Vec<IterationRecord> = Vec::new();

@@ -181,6 +181,26 @@ fn board_stats(records: &[IterationRecord]) -> Vec<BoardStat> {
     out
 }
 
+/// Holds `dir/.hilt.lock` for as long as the file lives: a run and a
+/// resume of it (or two resumes) never write one directory at once.
+pub fn lock_run_dir(dir: &Path) -> anyhow::Result<File> {
+    use std::os::fd::AsRawFd;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(".hilt.lock"))
+        .with_context(|| format!("opening {}/.hilt.lock", dir.display()))?;
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        anyhow::bail!(
+            "{} is in use by another hilt process: wait for it to end, or stop it first",
+            dir.display()
+        );
+    }
+    Ok(f)
+}
+
 /// The records in `dir/results.jsonl`; a torn last line (a run killed while
 /// writing it) is skipped and counted.
 pub fn read_records(dir: &Path) -> anyhow::Result<(Vec<IterationRecord>, usize)> {
@@ -315,5 +335,63 @@ pub fn summary_of(
         finished_iterations: records.len() as u32,
         interrupted,
         variants: summarize(&plain),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_torn_last_record_is_counted_and_skipped() {
+        let d = tempfile::tempdir().unwrap();
+        let rd = RunDir::create(d.path()).unwrap();
+        let slot = super::super::Slot {
+            variant: "a".into(),
+            iteration: 0,
+            control: None,
+        };
+        let mut r = super::super::iteration::not_run("b", &slot, "test");
+        r.outcome = hilt_reports::Outcome::Pass;
+        rd.record(&r).unwrap();
+        r.iteration = 1;
+        let mut line = serde_json::to_vec(&r).unwrap();
+        line.truncate(line.len() / 2);
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(d.path().join("results.jsonl"))
+            .unwrap()
+            .write_all(&line)
+            .unwrap();
+        let (recs, torn) = read_records(d.path()).unwrap();
+        assert_eq!((recs.len(), torn), (1, 1));
+        rewrite_records(d.path(), &recs).unwrap();
+        assert_eq!(read_records(d.path()).unwrap(), (recs, 0));
+    }
+
+    #[test]
+    fn events_of_redone_slots_are_moved_aside() {
+        let d = tempfile::tempdir().unwrap();
+        let lines = [
+            r#"{"t_ms":1,"variant":"a","iteration":0,"control":"swap_freeze","source":"host"}"#,
+            r#"{"t_ms":2,"variant":"a","iteration":0,"source":"host"}"#,
+            r#"{"t_ms":3,"variant":"a","iteration":1,"source":"agent"}"#,
+            r#"{"t_ms":4,"variant":"a","iteration":0,"source":"agent"}"#,
+        ];
+        std::fs::write(d.path().join("events.jsonl"), lines.join("\n") + "\n").unwrap();
+        let moved = set_aside_events(d.path(), &[("a".into(), 0, None)]).unwrap();
+        assert_eq!(moved, 2);
+        let kept = std::fs::read_to_string(d.path().join("events.jsonl")).unwrap();
+        assert_eq!(kept, format!("{}\n{}\n", lines[0], lines[2]));
+        let aside = std::fs::read_to_string(d.path().join("events.interrupted.jsonl")).unwrap();
+        assert_eq!(aside, format!("{}\n{}\n", lines[1], lines[3]));
+    }
+
+    #[test]
+    fn a_run_dir_in_use_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let _held = lock_run_dir(d.path()).unwrap();
+        let err = lock_run_dir(d.path()).unwrap_err().to_string();
+        assert!(err.contains("in use by another hilt process"), "{err}");
     }
 }

@@ -12,40 +12,32 @@ pub(crate) fn find(report: &str) -> Option<Task> {
         end -= 1;
     }
     let text = &report[..end];
-    let t = tables();
-    // Every pattern matches within one line holding its literal: one pass finds every
-    // literal of every pattern, and only those lines meet a regex, in pattern order.
-    let mut hits: Vec<(usize, usize)> = t
-        .task_literals
-        .find_overlapping_iter(text)
-        .map(|m| (m.pattern().as_usize(), m.start()))
-        .collect();
-    hits.sort_unstable();
-    let mut searched_to = (usize::MAX, 0);
-    for (pattern, hit) in hits {
-        if searched_to.0 == pattern && hit < searched_to.1 {
-            continue; // the line holding this hit was tried already
+    tables().task_patterns.iter().find_map(|(needle, re)| {
+        // Every pattern matches within one line: try only the lines holding its literal.
+        let mut pos = 0;
+        while let Some(hit) = needle.find(&text.as_bytes()[pos..]) {
+            let hit = pos + hit;
+            let start = text[..hit].rfind('\n').map_or(0, |n| n + 1);
+            let end = text[hit..].find('\n').map_or(text.len(), |n| hit + n);
+            pos = end;
+            let Some(caps) = re.captures(&text[start..end]) else {
+                continue;
+            };
+            let comm = caps.name("comm")?.as_str().trim();
+            if comm.is_empty() {
+                return None;
+            }
+            let pid = caps
+                .name("pid")
+                .and_then(|p| p.as_str().parse().ok())
+                .or_else(|| pid_of(text, comm));
+            return Some(Task {
+                comm: comm.to_string(),
+                pid,
+            });
         }
-        let start = text[..hit].rfind('\n').map_or(0, |n| n + 1);
-        let end = text[hit..].find('\n').map_or(text.len(), |n| hit + n);
-        searched_to = (pattern, end);
-        let Some(caps) = t.task_patterns[pattern].captures(&text[start..end]) else {
-            continue;
-        };
-        let comm = caps.name("comm")?.as_str().trim();
-        if comm.is_empty() {
-            return None;
-        }
-        let pid = caps
-            .name("pid")
-            .and_then(|p| p.as_str().parse().ok())
-            .or_else(|| pid_of(text, comm));
-        return Some(Task {
-            comm: comm.to_string(),
-            pid,
-        });
-    }
-    None
+        None
+    })
 }
 
 /// For headers that name only the command (`foo invoked oom-killer:`), the pid is on

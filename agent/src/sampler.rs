@@ -202,7 +202,7 @@ pub fn thread_cpu() -> Vec<ThreadCpu> {
             None => out.push(ThreadCpu { name, cpu_ms }),
         }
     }
-    out.sort_by(|a, b| b.cpu_ms.cmp(&a.cpu_ms));
+    out.sort_by_key(|t| std::cmp::Reverse(t.cpu_ms));
     out
 }
 

@@ -64,52 +64,53 @@ impl Func {
     }
 }
 
-/// The candidates present in /proc/kallsyms (erofs must be loaded).
-pub fn present() -> io::Result<Vec<String>> {
-    let f = BufReader::new(File::open("/proc/kallsyms")?);
-    let mut found = Vec::new();
-    for line in f.lines() {
-        let line = line?;
-        let mut it = line.split_whitespace();
-        let (Some(_), Some(_), Some(sym)) = (it.next(), it.next(), it.next()) else {
-            continue;
-        };
-        if CANDIDATES.contains(&sym) && !found.iter().any(|f| f == sym) {
-            found.push(sym.to_string());
-        }
-    }
-    Ok(found)
-}
-
 fn event_name(i: usize, ret: bool) -> String {
     format!("f{i}_{}", if ret { "out" } else { "in" })
 }
 
-/// Installs the probes and starts the reader thread.
+/// Adds one probe definition (kprobe_events takes a line per write).
+fn add_probe(line: &str) -> io::Result<()> {
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(format!("{TRACING}/kprobe_events"))
+        .and_then(|mut f| io::Write::write_all(&mut f, line.as_bytes()))
+        .map_err(|e| io::Error::new(e.kind(), format!("kprobe_events <- {line:?}: {e}")))
+}
+
+/// The kernel's answer to a probe on a function it does not have (or cannot probe).
+fn is_absent(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENOENT | libc::EINVAL | libc::EOPNOTSUPP)
+    )
+}
+
+/// Installs the probes on whichever candidates this kernel has (erofs must be
+/// loaded) and starts the reader thread.
+///
+/// Asking kprobe_events is the presence test: scanning /proc/kallsyms instead
+/// (tens of thousands of lines) cost the agent two seconds of emulated CPU per run.
 pub fn start() -> io::Result<(Vec<Arc<Func>>, String)> {
-    let funcs = present()?;
+    stop();
+    let mut funcs: Vec<&str> = Vec::new();
+    for f in CANDIDATES {
+        let i = funcs.len();
+        match add_probe(&format!("p:{GROUP}/{} {f}", event_name(i, false))) {
+            Ok(()) => {}
+            Err(e) if is_absent(&e) => continue,
+            Err(e) => return Err(e),
+        }
+        add_probe(&format!("r:{GROUP}/{} {f}", event_name(i, true)))?;
+        funcs.push(f);
+    }
     if funcs.is_empty() {
         return Ok((
             vec![],
-            "no erofs decompression symbol in /proc/kallsyms".into(),
+            format!(
+                "no erofs decompression function to probe (kprobe_events refused {})",
+                CANDIDATES.join(", ")
+            ),
         ));
-    }
-    stop();
-    let mut defs = String::new();
-    for (i, f) in funcs.iter().enumerate() {
-        defs.push_str(&format!(
-            "p:{GROUP}/{} {f}\nr:{GROUP}/{} {f}\n",
-            event_name(i, false),
-            event_name(i, true)
-        ));
-    }
-    // One write per probe: kprobe_events takes a line per write.
-    for line in defs.lines() {
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(format!("{TRACING}/kprobe_events"))
-            .and_then(|mut f| io::Write::write_all(&mut f, line.as_bytes()))
-            .map_err(|e| io::Error::new(e.kind(), format!("kprobe_events <- {line:?}: {e}")))?;
     }
     sys::write_attr(format!("{TRACING}/buffer_size_kb"), "1024")?;
     sys::write_attr(format!("{TRACING}/events/{GROUP}/enable"), "1")?;

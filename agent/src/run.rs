@@ -48,6 +48,7 @@ pub fn run(spec: &RunSpec, tx: &Sender, stop: &Arc<AtomicBool>) {
         tx.send(&AgentMsg::Done {
             uptime_ms: sys::uptime_ms(),
             reason,
+            agent_threads: sampler::thread_cpu(),
         });
     }
 }

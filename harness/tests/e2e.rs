@@ -937,3 +937,62 @@ fn a_full_results_disk_stops_the_run_with_what_was_written_intact() {
         .unwrap()
         .contains("<testcase"));
 }
+
+/// An agent built before a framing change speaks another magic. The host must say so
+/// as soon as the first such frame arrives, naming the fix, instead of taking its
+/// records for console noise until the boot timeout.
+#[test]
+#[ignore = "boots the emulated board: run by scripts/test"]
+fn a_stale_agent_fails_fast_naming_build_agent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = plan_from_smoke(
+        tmp.path(),
+        "stale-agent",
+        &[("iterations: 2", "iterations: 1")],
+        "",
+    );
+    // A version-1 hello, framed as the agents before the current framing did:
+    // `@H1 <seq> <crc32 of the JSON> <json>`.
+    let json = r#"{"type":"hello","protocol":1,"agent_version":"0.0.1"}"#;
+    let frame = format!(
+        "@H1 0 {:08x} {json}",
+        hilt_protocol::frame::crc32(json.as_bytes())
+    );
+    // The board's busybox runs it in place of the agent, on the agent's own port.
+    let agent = tmp.path().join("stale-agent.sh");
+    std::fs::write(
+        &agent,
+        format!(
+            "#!/bin/sh\n\
+             while true; do\n\
+             \x20 for p in /sys/class/virtio-ports/*; do\n\
+             \x20   [ \"$(cat \"$p/name\" 2>/dev/null)\" = {port} ] && printf '%s\\n' '{frame}' > \"/dev/${{p##*/}}\"\n\
+             \x20 done\n\
+             \x20 sleep 1\n\
+             done\n",
+            port = hilt_protocol::AGENT_PORT_NAME,
+        ),
+    )
+    .unwrap();
+    let out = tmp.path().join("run");
+    let o = run(&plan, &out, &[("HILT_AGENT", &agent)]);
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "an infrastructure error only\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let recs = records(&out);
+    assert_eq!(recs.len(), 1);
+    let r = &recs[0];
+    assert_eq!(r.outcome, Outcome::InfraError, "{}", r.detail);
+    for what in ["@H1", "@H2", "scripts/build-agent"] {
+        assert!(r.detail.contains(what), "{what} missing from: {}", r.detail);
+    }
+    // Well before the boot timeout: the first frame is enough.
+    assert!(
+        r.wall_ms < 60_000,
+        "took {} ms, as if waiting for the boot timeout",
+        r.wall_ms
+    );
+}

@@ -11,13 +11,30 @@ use regex::{Regex, RegexSet};
 
 use crate::formats::{self, End, Format, Group, Part, Pick, Stack};
 
-pub(crate) struct Tables {
-    pub groups: Vec<CGroup>,
+/// What every line meets: the literals that tell whether a line may start a report.
+/// Built at the first line; everything else is built when a report first needs it, so
+/// a reader of a quiet log (the board agent) never pays, in CPU time or in memory, for
+/// the hundreds of regexes it would only need for reports it never sees.
+pub(crate) struct Screen {
     /// Header, continuation and stack-dumper literals, all searched in one pass per line.
     line_literals: AhoCorasick,
     /// `formats::SCREENING_WORDS`: rejects nearly every line with one cheap search.
     any_line_literal: WordSet,
     literal_owner: Vec<Literal>,
+    /// Per group of `formats::GROUPS`: its `require`/`suppress` filters, which decide
+    /// whether a header literal is a header, and the group's formats.
+    filters: Box<[OnceLock<Filter>]>,
+    groups: Box<[OnceLock<CGroup>]>,
+}
+
+/// A group's header filters (`formats::Group::require` and `suppress`).
+struct Filter {
+    require: Option<BytesRegex>,
+    suppress: Option<BytesRegex>,
+}
+
+/// What reading a report needs beyond its group's formats.
+pub(crate) struct Tables {
     pub stack_start_literals: WordSet,
     /// One regex per `formats::STACK_STARTS` entry (the corruption check needs to know which).
     pub stack_starts: Vec<Regex>,
@@ -59,8 +76,6 @@ impl Prefixes {
 pub(crate) struct CGroup {
     pub src: &'static Group,
     pub crash: bool,
-    require: Option<BytesRegex>,
-    suppress: Option<BytesRegex>,
     pub formats: Vec<CFormat>,
     /// All format titles at once: one pass over a line tells which formats can match.
     titles: RegexSet,
@@ -232,11 +247,21 @@ pub(crate) fn tables() -> &'static Tables {
     TABLES.get_or_init(build)
 }
 
-pub(crate) fn detect_header(text: &[u8]) -> Option<HeaderHit> {
-    tables().classify_line(text).header
+pub(crate) fn screen() -> &'static Screen {
+    static SCREEN: OnceLock<Screen> = OnceLock::new();
+    SCREEN.get_or_init(build_screen)
 }
 
-impl Tables {
+/// The compiled formats of `formats::GROUPS[g]`.
+pub(crate) fn group(g: usize) -> &'static CGroup {
+    screen().groups[g].get_or_init(|| build_group(&formats::GROUPS[g]))
+}
+
+pub(crate) fn detect_header(text: &[u8]) -> Option<HeaderHit> {
+    screen().classify_line(text).header
+}
+
+impl Screen {
     pub(crate) fn classify_line(&self, text: &[u8]) -> LineKind {
         // Almost no line has any literal; the plain search is much faster than the
         // overlapping one, which is needed only to see every literal of a hit.
@@ -260,16 +285,16 @@ impl Tables {
         while groups != 0 {
             let g = groups.trailing_zeros() as usize;
             groups &= groups - 1;
-            let group = &self.groups[g];
-            if group.suppress.as_ref().is_some_and(|re| re.is_match(text)) {
+            let filter = self.filters[g].get_or_init(|| build_filter(&formats::GROUPS[g]));
+            if filter.suppress.as_ref().is_some_and(|re| re.is_match(text)) {
                 continue;
             }
-            if group.require.as_ref().is_some_and(|re| !re.is_match(text)) {
+            if filter.require.as_ref().is_some_and(|re| !re.is_match(text)) {
                 continue;
             }
             header = Some(HeaderHit {
                 group: g,
-                crash: group.crash,
+                crash: formats::GROUPS[g].kind.is_crash(),
                 continuation,
             });
             break;
@@ -277,7 +302,9 @@ impl Tables {
         kind.header = header;
         kind
     }
+}
 
+impl Tables {
     pub(crate) fn is_stack_start(&self, line: &str) -> bool {
         self.stack_start_literals.find(line).is_some() && self.any_stack_start.is_match(line)
     }
@@ -368,7 +395,7 @@ fn any_of(res: &[&str]) -> String {
         .join("|")
 }
 
-fn build() -> Tables {
+fn build_screen() -> Screen {
     assert!(
         formats::GROUPS.len() <= 64,
         "header groups are tracked in a u64"
@@ -408,9 +435,16 @@ fn build() -> Tables {
             "{lit:?} contains no word of formats::SCREENING_WORDS"
         );
     }
+    Screen {
+        line_literals,
+        any_line_literal,
+        literal_owner,
+        filters: formats::GROUPS.iter().map(|_| OnceLock::new()).collect(),
+        groups: formats::GROUPS.iter().map(|_| OnceLock::new()).collect(),
+    }
+}
 
-    let groups = formats::GROUPS.iter().map(build_group).collect();
-
+fn build() -> Tables {
     let stack_starts: Vec<Regex> = formats::STACK_STARTS.iter().map(|re| regex(re)).collect();
     let riscv_stack_start = formats::STACK_STARTS
         .iter()
@@ -430,10 +464,6 @@ fn build() -> Tables {
     ]);
 
     Tables {
-        groups,
-        line_literals,
-        any_line_literal,
-        literal_owner,
         stack_start_literals,
         any_stack_start: Regex::new(&any_of(formats::STACK_STARTS)).expect("stack starts"),
         stack_starts,
@@ -458,15 +488,20 @@ fn build() -> Tables {
     }
 }
 
-fn build_group(group: &'static Group) -> CGroup {
-    CGroup {
-        src: group,
-        crash: group.kind.is_crash(),
+fn build_filter(group: &'static Group) -> Filter {
+    Filter {
         require: group.require.map(bytes_regex),
         suppress: (!group.suppress.is_empty()).then(|| {
             BytesRegex::new(&any_of(group.suppress))
                 .unwrap_or_else(|e| panic!("bad suppression: {e}"))
         }),
+    }
+}
+
+fn build_group(group: &'static Group) -> CGroup {
+    CGroup {
+        src: group,
+        crash: group.kind.is_crash(),
         formats: group.formats.iter().map(build_format).collect(),
         titles: RegexSet::new(group.formats.iter().map(|f| expand(f.title)))
             .unwrap_or_else(|e| panic!("bad title regex: {e}")),
@@ -514,8 +549,11 @@ mod tests {
 
     #[test]
     fn all_tables_compile() {
-        let t = tables();
-        assert_eq!(t.groups.len(), formats::GROUPS.len());
+        tables();
+        for (g, src) in formats::GROUPS.iter().enumerate() {
+            build_filter(src);
+            assert!(std::ptr::eq(group(g).src, src));
+        }
     }
 
     #[test]
@@ -536,11 +574,11 @@ mod tests {
 
     #[test]
     fn header_precedence_and_suppression() {
-        let t = tables();
+        let t = screen();
         let hit = |s: &str| {
             t.classify_line(s.as_bytes())
                 .header
-                .map(|h| t.groups[h.group].src.headers[0])
+                .map(|h| formats::GROUPS[h.group].headers[0])
         };
         assert_eq!(
             hit("BUG: KASAN: use-after-free in foo+0x1/0x2"),

@@ -192,14 +192,13 @@ pub(crate) fn damaged(group: &CGroup, desc: &Description, text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compile::tables;
 
     fn group(header: &str) -> &'static CGroup {
-        tables()
-            .groups
+        let g = crate::formats::GROUPS
             .iter()
-            .find(|g| g.src.headers.contains(&header))
-            .unwrap()
+            .position(|g| g.headers.contains(&header))
+            .unwrap();
+        crate::compile::group(g)
     }
 
     #[test]

@@ -9,7 +9,7 @@
 use std::borrow::Cow;
 use std::cell::Cell;
 
-use crate::compile::{tables, CEnd, CGroup, HeaderHit, LineKind};
+use crate::compile::{self, screen, tables, CEnd, CGroup, HeaderHit, LineKind};
 use crate::extract::{self, Corruption, Description};
 use crate::formats::{self, MAX_LINE_BYTES, MAX_OPEN_REPORTS, MAX_REPORT_BYTES, MAX_REPORT_LINES};
 use crate::prefix::{self, Context};
@@ -107,7 +107,7 @@ impl StreamParser {
         let kind = if is_plain_frame(bytes) {
             LineKind::default()
         } else {
-            tables().classify_line(bytes)
+            screen().classify_line(bytes)
         };
         let ctx = line.context;
 
@@ -440,7 +440,7 @@ impl OpenReport {
         line: &LineInfo<'_>,
     ) -> Self {
         let header = line.text;
-        let g = &tables().groups[group];
+        let g = compile::group(group);
         let header_titles = g.title_matches(header);
         let format = header_titles.first().map(|&(_, i)| i);
         let mut report = OpenReport {
@@ -473,7 +473,7 @@ impl OpenReport {
     }
 
     fn group(&self) -> &'static CGroup {
-        &tables().groups[self.group]
+        compile::group(self.group)
     }
 
     fn end(&self) -> &'static CEnd {

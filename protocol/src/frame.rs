@@ -10,6 +10,9 @@ use serde::{de::DeserializeOwned, Serialize};
 /// Version 2: the checksum also covers the sequence number.
 pub const MAGIC: &[u8] = b"@H2 ";
 
+/// What every version's magic starts with: `@H<version> `.
+const MAGIC_STEM: &[u8] = b"@H";
+
 /// Lines longer than this are noise (a flood, or a lost newline); they are
 /// dropped instead of growing the buffer without bound.
 pub const MAX_LINE: usize = 1 << 20;
@@ -81,6 +84,10 @@ pub enum Decoded<T> {
     /// A line that looked like a frame but failed its checksum or did not
     /// parse: reported, never trusted.
     Corrupt { reason: String, line: Vec<u8> },
+    /// A line framed by another version of this protocol (`@H1 ...` where `@H2 ...`
+    /// is expected): the peer was built from other sources, typically a stale agent
+    /// binary. Its records cannot be read, and waiting for readable ones is futile.
+    ForeignVersion { magic: String, line: Vec<u8> },
     /// A line that is not a frame (printk on a shared console, boot noise).
     Noise(Vec<u8>),
 }
@@ -150,7 +157,9 @@ impl FrameDecoder {
         // A frame may follow garbage on the same line when a newline was
         // dropped or printk interleaved mid-line; look for the magic anywhere.
         let Some(first) = find(&line, MAGIC) else {
-            if !line.is_empty() {
+            if let Some(magic) = foreign_magic(&line) {
+                out.push(Decoded::ForeignVersion { magic, line });
+            } else if !line.is_empty() {
                 out.push(Decoded::Noise(line));
             }
             return;
@@ -221,6 +230,45 @@ fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<(u64, T), String> {
     }
     let msg = serde_json::from_slice(json).map_err(|e| format!("undecodable payload: {e}"))?;
     Ok((seq, msg))
+}
+
+/// The magic of a frame of another protocol version on `line`, if there is one:
+/// `@H<version> <seq> <crc> <json>` with a version other than ours and a checksum
+/// that holds, over the JSON alone (version 1) or over `<seq> <json>` (version 2 on).
+/// Requiring the checksum keeps text that merely looks like an old frame noise.
+fn foreign_magic(line: &[u8]) -> Option<String> {
+    let mut from = 0;
+    while let Some(n) = find(&line[from..], MAGIC_STEM) {
+        let at = from + n;
+        from = at + MAGIC_STEM.len();
+        let version = digits(&line[from..]);
+        let magic_end = from + version;
+        if !(1..=4).contains(&version)
+            || line.get(magic_end) != Some(&b' ')
+            || line[at..].starts_with(MAGIC)
+        {
+            continue;
+        }
+        let mut parts = line[magic_end + 1..].splitn(3, |&b| b == b' ');
+        let (Some(seq), Some(crc), Some(json)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        let crc = std::str::from_utf8(crc)
+            .ok()
+            .filter(|c| c.len() == 8)
+            .and_then(|c| u32::from_str_radix(c, 16).ok());
+        if seq.is_empty() || digits(seq) != seq.len() || json.first() != Some(&b'{') {
+            continue;
+        }
+        if crc.is_some_and(|crc| crc == crc32(json) || crc == frame_crc(seq, json)) {
+            return Some(String::from_utf8_lossy(&line[at..magic_end]).into_owned());
+        }
+    }
+    None
+}
+
+fn digits(s: &[u8]) -> usize {
+    s.iter().take_while(|b| b.is_ascii_digit()).count()
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -372,5 +420,73 @@ mod tests {
             out.last().unwrap(),
             Decoded::Record { seq: 0, .. }
         ));
+    }
+
+    /// A frame as an agent speaking another version would write it.
+    fn foreign_frame(version: &str, seq: u64, json: &str) -> Vec<u8> {
+        let crc = crc32(json.as_bytes());
+        format!("@H{version} {seq} {crc:08x} {json}\n").into_bytes()
+    }
+
+    #[test]
+    fn another_versions_frames_are_recognised() {
+        let mut bytes = b"[    2.1] booting\n".to_vec();
+        bytes.extend(foreign_frame("1", 0, r#"{"type":"hello","protocol":1}"#));
+        bytes.extend(b"printk garbage ");
+        bytes.extend(foreign_frame("3", 7, r#"{"type":"heartbeat"}"#));
+        for chunk in [1, 5, 4096] {
+            let out = decode_all(&bytes, chunk);
+            assert_eq!(out.len(), 3, "{out:?}");
+            assert!(matches!(&out[0], Decoded::Noise(_)));
+            match &out[1] {
+                Decoded::ForeignVersion { magic, line } => {
+                    assert_eq!(magic, "@H1");
+                    assert!(line.starts_with(b"@H1 0 "));
+                }
+                other => panic!("expected a foreign frame, got {other:?}"),
+            }
+            assert!(
+                matches!(&out[2], Decoded::ForeignVersion { magic, .. } if magic == "@H3"),
+                "{:?}",
+                out[2]
+            );
+        }
+    }
+
+    #[test]
+    fn mentions_of_other_magics_stay_noise() {
+        for line in [
+            &b"the old agent wrote @H1 frames"[..],
+            b"@H1 12 deadbeef",
+            b"@H1 12 deadbee {}",
+            b"@H1 x deadbeef {}",
+            b"@H12345 1 deadbeef {}",
+            b"@H 1 deadbeef {}",
+            b"@H1 1 deadbeef []",
+            // The right shape, but a checksum that holds under no version's rule.
+            b"@H1 0 00000000 {}",
+        ] {
+            let mut bytes = line.to_vec();
+            bytes.push(b'\n');
+            let out = decode_all(&bytes, 64);
+            assert_eq!(out, vec![Decoded::Noise(line.to_vec())]);
+        }
+    }
+
+    #[test]
+    fn our_own_frames_are_never_foreign() {
+        // A current frame whose payload quotes an old frame is still ours.
+        let bytes = frames(&[(
+            0,
+            M {
+                n: 1,
+                s: "@H1 5 0000abcd {}".into(),
+            },
+        )]);
+        let out = decode_all(&bytes, 7);
+        assert!(
+            matches!(out[..], [Decoded::Record { seq: 0, .. }]),
+            "{out:?}"
+        );
     }
 }

@@ -85,6 +85,10 @@ pub enum AgentMsg {
     Done {
         uptime_ms: u64,
         reason: DoneReason,
+        /// CPU time of each of the agent's own threads so far, by thread name:
+        /// where the agent's footprint goes (`scripts/bench-agent` prints it).
+        #[serde(default)]
+        agent_threads: Vec<ThreadCpu>,
     },
     /// What the previous boot left in pstore (ramoops), read at start.
     Pstore {
@@ -191,6 +195,13 @@ pub struct KmsgRecord {
     pub ts_us: u64,
     pub level: u8,
     pub text: String,
+}
+
+/// One thread of the agent and the CPU time it used (utime + stime).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ThreadCpu {
+    pub name: String,
+    pub cpu_ms: u64,
 }
 
 /// One sampling interval of the workloads and of the kernel's memory state.

@@ -91,6 +91,10 @@ fn check_output_shape<T: std::fmt::Debug>(out: &[Decoded<T>]) -> Result<(), Test
                 prop_assert!(!line.is_empty(), "empty noise at {}", i);
                 prop_assert!(!line.contains(&b'\n'), "noise spans lines: {:?}", d);
             }
+            Decoded::ForeignVersion { magic, line } => {
+                prop_assert!(magic.starts_with("@H"), "foreign magic {:?}", magic);
+                prop_assert!(!line.contains(&b'\n'), "foreign line spans lines: {:?}", d);
+            }
             Decoded::Corrupt { reason, line } => {
                 prop_assert!(!reason.trim().is_empty(), "corrupt frame without a reason");
                 prop_assert!(!reason.contains('\n'), "multi-line reason {:?}", reason);
@@ -476,7 +480,14 @@ fn agent_msg() -> impl Strategy<Value = AgentMsg> {
             any::<u64>(),
             select(vec![DoneReason::Completed, DoneReason::Stopped])
         )
-            .prop_map(|(uptime_ms, reason)| AgentMsg::Done { uptime_ms, reason }),
+            .prop_map(|(uptime_ms, reason)| AgentMsg::Done {
+                uptime_ms,
+                reason,
+                agent_threads: vec![ThreadCpu {
+                    name: "dstate".into(),
+                    cpu_ms: uptime_ms / 7
+                }],
+            }),
         vec(
             (text(), text()).prop_map(|(name, content)| PstoreFile { name, content }),
             0..3

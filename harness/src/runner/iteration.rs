@@ -95,6 +95,8 @@ enum AgentNote {
     Gap(u64, u64),
     Corrupt(String),
     Noise(usize),
+    /// A frame of another protocol version, by its magic (`@H1`).
+    Foreign(String),
     Closed,
 }
 
@@ -116,6 +118,15 @@ impl ChannelDamage {
             )
         })
     }
+}
+
+/// Why a board's agent cannot be talked to, and what to do about it: the agent binary
+/// in the image was built from other sources than this hilt.
+fn stale_agent(what: &str) -> String {
+    format!(
+        "{what}: the agent on the board was built from other sources than this hilt; \
+         rebuild it with scripts/build-agent (it installs target/agent/hilt-agent) and run again"
+    )
 }
 
 struct State {
@@ -223,6 +234,7 @@ pub async fn run(input: IterationInput<'_>, mut cancel: watch::Receiver<bool>) -
                     Decoded::Record { msg, .. } => AgentNote::Msg(Box::new(msg)),
                     Decoded::Gap { expected, got } => AgentNote::Gap(expected, got),
                     Decoded::Corrupt { reason, .. } => AgentNote::Corrupt(reason),
+                    Decoded::ForeignVersion { magic, .. } => AgentNote::Foreign(magic),
                     Decoded::Noise(n) => AgentNote::Noise(n.len()),
                 };
                 if agent_tx.send(note).is_err() {
@@ -274,13 +286,20 @@ pub async fn run(input: IterationInput<'_>, mut cancel: watch::Receiver<bool>) -
                     damage.noise_bytes += bytes;
                     log(&mut st, "host", &HostEvent::ChannelNoise { bytes });
                 }
+                // Its records cannot be read: waiting for them would end only in a boot timeout.
+                Some(AgentNote::Foreign(magic)) => {
+                    break (Outcome::InfraError, stale_agent(&format!(
+                        "the agent frames its records as {magic}, this hilt reads {}",
+                        String::from_utf8_lossy(hilt_protocol::frame::MAGIC).trim_end()
+                    )));
+                }
                 Some(AgentNote::Msg(msg)) => {
                     st.last_activity = Instant::now();
                     log(&mut st, "agent", &*msg);
                     match *msg {
                         AgentMsg::Hello(h) => {
                             if h.protocol != hilt_protocol::PROTOCOL_VERSION {
-                                break (Outcome::InfraError, format!("agent speaks protocol {}, host {}", h.protocol, hilt_protocol::PROTOCOL_VERSION));
+                                break (Outcome::InfraError, stale_agent(&format!("agent speaks protocol {}, host {}", h.protocol, hilt_protocol::PROTOCOL_VERSION)));
                             }
                             st.rec.boot_ms = Some(t0.elapsed().as_millis() as u64);
                             st.rec.kernel_release = Some(h.kernel_release.clone());

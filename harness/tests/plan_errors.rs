@@ -44,7 +44,12 @@ fn line_of(text: &str, needle: &str) -> usize {
 
 #[test]
 fn the_shipped_plans_are_valid() {
-    for p in ["plans/smoke.yaml", "plans/erofs-noio-ab.yaml"] {
+    for p in [
+        "plans/smoke.yaml",
+        "plans/erofs-noio-ab.yaml",
+        "plans/erofs-noio-clean-ab.yaml",
+        "plans/smoke-source.yaml",
+    ] {
         let out = Command::new(env!("CARGO_BIN_EXE_hilt"))
             .arg("check")
             .arg(repo().join(p))
@@ -163,4 +168,69 @@ fn board_file_errors_name_the_board_file() {
     assert_eq!(out.status.code(), Some(2));
     let line = line_of(&board, "memory_mb: 64");
     assert!(err.contains(&format!("boards/qemu-virt-a53.yaml:{line}:14: key `qemu.memory_mb`: 64 is out of range: expected 128 to 16384")), "{err}");
+}
+
+#[test]
+fn source_kernel_errors_are_located() {
+    let source = |body: &str| {
+        smoke_with(
+            "    kernel:\n      debian: linux-image-6.1.0-44-arm64=6.1.164-1",
+            &format!("    kernel:\n      source:\n{body}"),
+        )
+    };
+    // Neither a package nor a path.
+    let plan = source("        config: board\n");
+    let (code, err) = check(&plan);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("key `variants[0].kernel.source`: expected exactly one of `debian: linux-source-<version>` or `path: <kernel tree>`"),
+        "{err}"
+    );
+    // A binary package where the source package belongs.
+    let plan = source("        debian: linux-image-6.1.0-44-arm64\n");
+    let (code, err) = check(&plan);
+    assert_eq!(code, 2, "{err}");
+    let line = line_of(&plan, "debian: linux-image-6.1.0-44-arm64\n");
+    assert!(
+        err.contains(&format!(
+            "P:{}:",
+            line_of(&plan, "        debian: linux-image")
+        )),
+        "{err} {line}"
+    );
+    assert!(
+        err.contains("expected Debian's kernel source package"),
+        "{err}"
+    );
+    // A missing patch, by its list index.
+    let plan = source(
+        "        debian: linux-source-6.1\n        revert:\n          - ../patches/x.patch\n",
+    );
+    let (code, err) = check(&plan);
+    assert_eq!(code, 2, "{err}");
+    let line = line_of(&plan, "- ../patches/x.patch");
+    assert!(
+        err.contains(&format!(
+            "P:{line}:13: key `variants[0].kernel.source.revert[0]`: no file"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("expected a patch to revert"), "{err}");
+    // Unknown keys inside source are rejected with the accepted ones.
+    let plan = source("        debian: linux-source-6.1\n        patch: [a]\n");
+    let (code, err) = check(&plan);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("unknown field `patch`"), "{err}");
+    assert!(err.contains("`patches`"), "{err}");
+    // prebuilt with both an Image and a .deb.
+    let plan = smoke_with(
+        "    kernel:\n      debian: linux-image-6.1.0-44-arm64=6.1.164-1",
+        "    kernel:\n      prebuilt:\n        image: ../boards/qemu-virt-a53.yaml\n        deb: x.deb",
+    );
+    let (code, err) = check(&plan);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("key `variants[0].kernel.prebuilt`: expected either `image:`"),
+        "{err}"
+    );
 }

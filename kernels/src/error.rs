@@ -81,6 +81,12 @@ pub enum Error {
     )]
     ConfigDropped { symbols: Vec<String> },
 
+    #[error(
+        "building a kernel from source needs {}, not installed: run `scripts/setup --kernel-build`",
+        missing.join(", ")
+    )]
+    KernelBuildTools { missing: Vec<String> },
+
     #[error("module dependency cycle: {}", cycle.join(" -> "))]
     DependencyCycle { cycle: Vec<String> },
 }

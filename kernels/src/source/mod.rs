@@ -305,6 +305,43 @@ pub fn build(
     })
 }
 
+/// Everything kbuild and hilt call while building, checked up front so
+/// the user gets one message naming all of them and the command to run.
+fn check_tools() -> Result<(), Error> {
+    let gcc = format!("{CROSS_COMPILE}gcc");
+    let on_path = |t: &str| {
+        std::env::var_os("PATH")
+            .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(t).is_file()))
+    };
+    let mut missing: Vec<String> = [
+        "make",
+        "bison",
+        "flex",
+        "bc",
+        "patch",
+        "tar",
+        "xz",
+        "perl",
+        gcc.as_str(),
+    ]
+    .into_iter()
+    .filter(|t| !on_path(t))
+    .map(str::to_string)
+    .collect();
+    // modules_install runs depmod from /sbin whatever PATH says.
+    if !["/sbin/depmod", "/usr/sbin/depmod"]
+        .iter()
+        .any(|p| Path::new(p).is_file())
+    {
+        missing.push("depmod".into());
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::KernelBuildTools { missing })
+    }
+}
+
 fn load_built(dir: &Path) -> Result<Option<Built>, Error> {
     let pj = dir.join("provenance.json");
     let Ok(bytes) = fs::read(&pj) else {

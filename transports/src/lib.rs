@@ -14,6 +14,7 @@
 
 pub mod adb;
 pub mod console;
+pub mod deploy;
 pub mod fastboot;
 pub mod power;
 pub mod ssh;

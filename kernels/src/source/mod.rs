@@ -124,6 +124,7 @@ pub fn build(
     cache: &Path,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Built, Error> {
+    check_tools()?;
     let compiler = make::compiler_version()?;
     progress("identifying the source tree");
     let tree = Tree::resolve(&spec.tree, cache)?;

@@ -232,4 +232,15 @@ fn source_kernel_errors_are_located() {
         err.contains("key `variants[0].kernel.prebuilt`: expected either `image:`"),
         "{err}"
     );
+    // An Image without its lib/modules/<release>.
+    let plan = smoke_with(
+        "    kernel:\n      debian: linux-image-6.1.0-44-arm64=6.1.164-1",
+        "    kernel:\n      prebuilt:\n        image: ../boards/qemu-virt-a53.yaml",
+    );
+    let (code, err) = check(&plan);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("key `variants[0].kernel.prebuilt`: `image:` needs `modules:`"),
+        "{err}"
+    );
 }

@@ -153,17 +153,16 @@ fn prebuilt(cache: &Cache, plan_path: &Path, p: &PrebuiltCfg) -> anyhow::Result<
     }
     let image = rel(p.image.as_deref().context("prebuilt: `image:` or `deb:`")?);
     let image_sha = sha256_file(&image).with_context(|| format!("reading {}", image.display()))?;
-    let modules = p.modules.as_deref().map(rel);
-    let (release, modules_hash) = match &modules {
-        Some(m) => (
-            m.file_name()
-                .context("modules: expected lib/modules/<release>")?
-                .to_string_lossy()
-                .into_owned(),
-            source::hash_tree(m)?,
-        ),
-        None => (image_release(&image)?, String::new()),
-    };
+    let modules = rel(p
+        .modules
+        .as_deref()
+        .context("prebuilt: `image:` needs `modules:` (lib/modules/<release>)")?);
+    let release = modules
+        .file_name()
+        .context("modules: expected lib/modules/<release>")?
+        .to_string_lossy()
+        .into_owned();
+    let modules_hash = source::hash_tree(&modules)?;
     let key = Cache::key(&[
         image_sha.as_bytes(),
         modules_hash.as_bytes(),
@@ -176,10 +175,7 @@ fn prebuilt(cache: &Cache, plan_path: &Path, p: &PrebuiltCfg) -> anyhow::Result<
         std::fs::copy(&image, out.join("boot").join(format!("vmlinuz-{release}")))?;
         let lib = out.join("lib/modules");
         std::fs::create_dir_all(&lib)?;
-        match &modules {
-            Some(m) => std::os::unix::fs::symlink(std::path::absolute(m)?, lib.join(&release))?,
-            None => std::fs::create_dir_all(lib.join(&release))?,
-        }
+        std::os::unix::fs::symlink(std::path::absolute(&modules)?, lib.join(&release))?;
         Ok(())
     })?;
     let kernel = Kernel::from_extracted(&root, "prebuilt", &key)?;
@@ -192,23 +188,4 @@ fn prebuilt(cache: &Cache, plan_path: &Path, p: &PrebuiltCfg) -> anyhow::Result<
             sha256: image_sha,
         }),
     })
-}
-
-/// `uname -r` of an arm64 Image, from its "Linux version <release> " banner.
-fn image_release(image: &Path) -> anyhow::Result<String> {
-    let data = std::fs::read(image)?;
-    let pat = b"Linux version ";
-    let at = data
-        .windows(pat.len())
-        .position(|w| w == pat)
-        .with_context(|| {
-            format!(
-                "{}: no \"Linux version\" banner; give `modules:` (lib/modules/<release>) so the release is known",
-                image.display()
-            )
-        })?;
-    let rest = &data[at + pat.len()..];
-    let end = rest.iter().position(|&b| b == b' ' || b == 0).unwrap_or(0);
-    anyhow::ensure!(end > 0, "{}: empty release in its banner", image.display());
-    Ok(String::from_utf8_lossy(&rest[..end]).into_owned())
 }

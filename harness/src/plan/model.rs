@@ -117,8 +117,8 @@ pub enum KernelSource {
 pub struct PrebuiltCfg {
     /// An uncompressed arm64 Image.
     pub image: Option<String>,
-    /// `lib/modules/<release>` of that Image; optional when nothing the
-    /// board needs is a module.
+    /// `lib/modules/<release>` of that Image (`make modules_install`):
+    /// required with `image`, its modules.builtin says what is built in.
     pub modules: Option<String>,
     /// A linux-image .deb; instead of image/modules.
     pub deb: Option<String>,

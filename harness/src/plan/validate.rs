@@ -364,17 +364,24 @@ fn kernel_source<T>(c: &Check<'_, T>, i: usize, k: &KernelSource) -> Result<(), 
             }
             (Some(image), modules, None) => {
                 file(at("prebuilt.image"), image, "an uncompressed arm64 Image")?;
-                if let Some(m) = modules {
-                    let d = super::plan_relative(c.file, m);
-                    if !d.is_dir() {
-                        return Err(c.fail(
-                            &at("prebuilt.modules"),
-                            format!(
-                                "no directory {}: expected the Image's lib/modules/<release>",
-                                d.display()
-                            ),
-                        ));
-                    }
+                let Some(m) = modules else {
+                    return Err(c.fail(
+                        &at("prebuilt"),
+                        "`image:` needs `modules:`, the Image's lib/modules/<release> from \
+                         `make modules_install`: its modules.builtin says what is built in, \
+                         even when nothing is a module",
+                    ));
+                };
+                let d = super::plan_relative(c.file, m);
+                if !d.join("modules.builtin").is_file() {
+                    return Err(c.fail(
+                        &at("prebuilt.modules"),
+                        format!(
+                            "no {}/modules.builtin: expected the Image's lib/modules/<release> \
+                             from `make modules_install`",
+                            d.display()
+                        ),
+                    ));
                 }
             }
             _ => {

@@ -117,6 +117,31 @@ enum Cmd {
         #[arg(long)]
         record: Option<PathBuf>,
     },
+    /// Put a variant's kernel and initramfs on a real board; prints what
+    /// the board received, with SHA256s, as JSON.
+    Deploy {
+        plan: PathBuf,
+        #[arg(long)]
+        variant: String,
+        /// A board name (boards/<name>.yaml) or path.
+        #[arg(long)]
+        board: String,
+        #[arg(long, value_enum)]
+        via: crate::board::deploy::Via,
+        /// Boot image header version for fastboot: 2 (with dtb) or 4 (GKI).
+        #[arg(long, default_value_t = 2)]
+        header: u32,
+        /// The board's device tree (needed by header v2; copied to /boot over ssh).
+        #[arg(long)]
+        dtb: Option<PathBuf>,
+        /// Kernel command line in the boot image.
+        #[arg(long, default_value = "")]
+        cmdline: String,
+        #[arg(long, default_value = "boot")]
+        partition: String,
+        #[arg(long, default_value = "/boot")]
+        boot_dir: String,
+    },
     /// Find kernel reports (hangs, lockups, oopses...) in a log file.
     Parse {
         log: PathBuf,
@@ -247,6 +272,36 @@ pub fn main() -> i32 {
         }),
         Cmd::Fetch { plan } => with_plan(&plan, |p| {
             runner::fetch_all(&p, &|m| eprintln!("hilt: {m}"))?;
+            Ok(exit::OK)
+        }),
+        Cmd::Deploy {
+            plan,
+            variant,
+            board,
+            via,
+            header,
+            dtb,
+            cmdline,
+            partition,
+            boot_dir,
+        } => with_plan(&plan, |p| {
+            let home = home();
+            let path = plan::reference(&home, &home.join("boards").join("x"), "boards", &board);
+            let b = plan::load_board(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let args = crate::board::deploy::DeployArgs {
+                variant,
+                via,
+                header,
+                dtb,
+                cmdline,
+                partition,
+                boot_dir,
+            };
+            let rt = tokio::runtime::Runtime::new()?;
+            println!(
+                "{}",
+                rt.block_on(crate::board::deploy::deploy(&p, &b, &args))?
+            );
             Ok(exit::OK)
         }),
         Cmd::Parse { log, json } => parse(&log, json),

@@ -44,7 +44,12 @@ fn line_of(text: &str, needle: &str) -> usize {
 
 #[test]
 fn the_shipped_plans_are_valid() {
-    for p in ["plans/smoke.yaml", "plans/erofs-noio-ab.yaml"] {
+    for p in [
+        "plans/smoke.yaml",
+        "plans/erofs-noio-ab.yaml",
+        "plans/erofs-noio-clean-ab.yaml",
+        "plans/smoke-source.yaml",
+    ] {
         let out = Command::new(env!("CARGO_BIN_EXE_hilt"))
             .arg("check")
             .arg(repo().join(p))
@@ -254,5 +259,80 @@ fn board_lists_and_instances_are_checked() {
             .contains("on qemu-virt-a53, qemu-virt-a53-2, qemu-virt-a53-3"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn source_kernel_errors_are_located() {
+    let source = |body: &str| {
+        smoke_with(
+            "    kernel:\n      debian: linux-image-6.1.0-44-arm64=6.1.164-1",
+            &format!("    kernel:\n      source:\n{body}"),
+        )
+    };
+    // Neither a package nor a path.
+    let plan = source("        config: board\n");
+    let (code, err) = check(&plan);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("key `variants[0].kernel.source`: expected exactly one of `debian: linux-source-<version>` or `path: <kernel tree>`"),
+        "{err}"
+    );
+    // A binary package where the source package belongs.
+    let plan = source("        debian: linux-image-6.1.0-44-arm64\n");
+    let (code, err) = check(&plan);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(&format!(
+            "P:{}:",
+            line_of(&plan, "        debian: linux-image")
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("expected Debian's kernel source package"),
+        "{err}"
+    );
+    // A missing patch, by its list index.
+    let plan = source(
+        "        debian: linux-source-6.1\n        revert:\n          - ../patches/x.patch\n",
+    );
+    let (code, err) = check(&plan);
+    assert_eq!(code, 2, "{err}");
+    let line = line_of(&plan, "- ../patches/x.patch");
+    assert!(
+        err.contains(&format!(
+            "P:{line}:13: key `variants[0].kernel.source.revert[0]`: no file"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("expected a patch to revert"), "{err}");
+    // Unknown keys inside source are rejected with the accepted ones.
+    let plan = source("        debian: linux-source-6.1\n        patch: [a]\n");
+    let (code, err) = check(&plan);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("unknown field `patch`"), "{err}");
+    assert!(err.contains("`patches`"), "{err}");
+    // prebuilt with both an Image and a .deb.
+    let plan = smoke_with(
+        "    kernel:\n      debian: linux-image-6.1.0-44-arm64=6.1.164-1",
+        "    kernel:\n      prebuilt:\n        image: ../boards/qemu-virt-a53.yaml\n        deb: x.deb",
+    );
+    let (code, err) = check(&plan);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("key `variants[0].kernel.prebuilt`: expected either `image:`"),
+        "{err}"
+    );
+    // An Image without its lib/modules/<release>.
+    let plan = smoke_with(
+        "    kernel:\n      debian: linux-image-6.1.0-44-arm64=6.1.164-1",
+        "    kernel:\n      prebuilt:\n        image: ../boards/qemu-virt-a53.yaml",
+    );
+    let (code, err) = check(&plan);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("key `variants[0].kernel.prebuilt`: `image:` needs `modules:`"),
+        "{err}"
     );
 }

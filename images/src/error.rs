@@ -21,6 +21,9 @@ pub enum Error {
         output: String,
     },
 
+    #[error("{0}")]
+    Invalid(String),
+
     #[error("invalid {what}: {reason}")]
     InvalidOption { what: &'static str, reason: String },
 

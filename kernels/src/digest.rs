@@ -21,6 +21,11 @@ pub(crate) fn sha256_file(path: &Path) -> Result<String, Error> {
     Ok(hex::encode(hasher.finalize()))
 }
 
+/// Lower-case hex SHA256 of bytes in memory.
+pub(crate) fn sha256_bytes(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -66,6 +66,27 @@ pub enum Error {
     #[error("module {module} depends on {dependency}, which is neither a .ko file nor built in")]
     MissingDependency { module: String, dependency: String },
 
+    #[error("could not {action} {} in {}: {detail}", patch.display(), tree.display())]
+    PatchFailed {
+        patch: PathBuf,
+        tree: PathBuf,
+        action: &'static str,
+        detail: String,
+    },
+
+    #[error(
+        "kconfig dropped config values the plan asked for (their dependencies are not met, \
+         or the symbol does not exist in this tree); add what they depend on to the fragment: {}",
+        symbols.join("; ")
+    )]
+    ConfigDropped { symbols: Vec<String> },
+
+    #[error(
+        "building a kernel from source needs {}, not installed: run `scripts/setup --kernel-build`",
+        missing.join(", ")
+    )]
+    KernelBuildTools { missing: Vec<String> },
+
     #[error("module dependency cycle: {}", cycle.join(" -> "))]
     DependencyCycle { cycle: Vec<String> },
 }

@@ -35,6 +35,7 @@ mod error;
 mod kernel;
 mod modinfo;
 mod package;
+pub mod source;
 
 pub use apt::fetch;
 pub use busybox::{busybox_from_extracted, Busybox};

@@ -727,6 +727,67 @@ fn provenance(h: &mut String, r: &Report, out_dir: &Path) {
         );
     }
     let _ = writeln!(h, "</table>");
+    for v in &r.variants {
+        if let Some(b) = &v.kernel_build {
+            kernel_build(h, r, &v.label, b);
+        }
+    }
+}
+
+/// A source-built kernel's provenance: enough to rebuild it, and to see
+/// at a glance that two variants differ only where they should.
+fn kernel_build(h: &mut String, r: &Report, label: &str, b: &crate::load::KernelBuild) {
+    let patches = if b.patches.is_empty() {
+        "(none)".to_string()
+    } else {
+        b.patches
+            .iter()
+            .map(|p| format!("{} {} (sha256 {})", p.action, p.path, p.sha256))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let fragments = b
+        .fragments
+        .iter()
+        .map(|f| format!("{} (sha256 {})", f.path, f.sha256))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let rows = [
+        (
+            "source tree",
+            format!("{} ({})", b.tree.origin, b.tree.identity),
+        ),
+        ("config", b.config_base.clone()),
+        (
+            "fragments",
+            if fragments.is_empty() {
+                "(none)".into()
+            } else {
+                fragments
+            },
+        ),
+        ("patches", patches),
+        (
+            "config changed by fragments",
+            if b.config_diff.is_empty() {
+                "(nothing)".into()
+            } else {
+                b.config_diff.join("\n")
+            },
+        ),
+        ("build key", b.key.clone()),
+        ("vmlinux build id", b.build_id.clone()),
+        ("compiler", b.compiler.clone()),
+    ];
+    let _ = writeln!(h, "<h3>Kernel build of {}</h3><table>", swatch(r, label));
+    for (k, v) in rows {
+        let _ = writeln!(
+            h,
+            "<tr><th>{k}</th><td class=\"mono\" style=\"white-space: pre-wrap\">{}</td></tr>",
+            esc(&v)
+        );
+    }
+    let _ = writeln!(h, "</table>");
 }
 
 fn methods(h: &mut String, r: &Report) {

@@ -82,6 +82,50 @@ pub struct VariantInfo {
     pub kernel_image_sha256: String,
     pub modules_loaded: Vec<String>,
     pub modules_builtin: Vec<String>,
+    /// Set for kernels hilt built from source.
+    pub kernel_build: Option<KernelBuild>,
+}
+
+/// Where a source-built kernel came from: what hilt-kernels records in
+/// the build's provenance.json, as run.json carries it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KernelBuild {
+    pub key: String,
+    pub tree: KernelTree,
+    pub release: String,
+    pub config_base: String,
+    pub fragments: Vec<KernelFile>,
+    pub patches: Vec<KernelPatch>,
+    pub config_diff: Vec<String>,
+    pub config_sha256: String,
+    pub build_id: String,
+    pub image_sha256: String,
+    pub compiler: String,
+    pub build_seconds: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KernelTree {
+    pub kind: String,
+    pub origin: String,
+    pub identity: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KernelFile {
+    pub path: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KernelPatch {
+    pub path: String,
+    pub sha256: String,
+    pub action: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

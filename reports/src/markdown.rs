@@ -157,6 +157,24 @@ pub fn render(r: &Report, out_dir: &Path) -> String {
             "- {}: `{}` release `{}` image sha256 `{}`",
             v.label, v.kernel_package, v.kernel_release, v.kernel_image_sha256
         );
+        if let Some(b) = &v.kernel_build {
+            let patches: Vec<String> = b
+                .patches
+                .iter()
+                .map(|p| format!("{} `{}` (sha256 `{}`)", p.action, p.path, p.sha256))
+                .collect();
+            let _ =
+                writeln!(
+                m,
+                "  - built from {} (`{}`), config {}, patches: {}, build key `{}`, build id `{}`",
+                b.tree.origin,
+                b.tree.identity,
+                b.config_base,
+                if patches.is_empty() { "none".into() } else { patches.join(", ") },
+                b.key,
+                b.build_id
+            );
+        }
     }
     let _ = writeln!(
         m,

@@ -145,6 +145,9 @@ pub struct VariantReport {
     pub kernel_package: String,
     pub kernel_release: String,
     pub kernel_image_sha256: String,
+    /// Provenance of a kernel hilt built from source.
+    #[serde(default)]
+    pub kernel_build: Option<crate::load::KernelBuild>,
     /// Releases the boards reported booting (should be just kernel_release).
     pub releases_seen: Vec<String>,
     pub boards: Vec<String>,
@@ -568,6 +571,7 @@ fn variant_report(
         kernel_package: info.kernel_package,
         kernel_release: info.kernel_release,
         kernel_image_sha256: info.kernel_image_sha256,
+        kernel_build: info.kernel_build,
         releases_seen: releases_seen.into_iter().collect(),
         boards: boards.into_iter().collect(),
         hang_rate: (c.valid > 0).then(|| c.all_hangs() as f64 / c.valid as f64),

@@ -16,6 +16,7 @@
 
 pub mod adb;
 pub mod console;
+pub mod deploy;
 pub mod fastboot;
 pub mod flash;
 pub mod power;

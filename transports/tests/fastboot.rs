@@ -504,3 +504,30 @@ async fn fastboot_flash_strategy_records_digests_without_claiming_a_readback() {
     .unwrap_err();
     assert!(err.to_string().contains("nosuch"), "{err}");
 }
+
+#[tokio::test]
+async fn deploy_by_fastboot_boot_and_flash_records_the_image_digest() {
+    use hilt_transports::deploy::{fastboot_boot, fastboot_flash};
+    use sha2::{Digest, Sha256};
+    let (addr, dev) = start_device(64 * 1024, &[("boot", 200_000)]).await;
+    let img = image(40_000);
+    let want = hex::encode(Sha256::digest(&img));
+    let mut fb = connect_tcp(&addr, T).await.unwrap();
+    let rec = fastboot_boot(&mut fb, &img).await.unwrap();
+    assert_eq!(rec.method, "fastboot-boot");
+    assert_eq!(rec.files[0].sha256, want);
+    assert_eq!(dev.booted.lock().unwrap().as_deref(), Some(&img[..]));
+    // Booting from RAM leaves the partition alone.
+    assert!(dev.part("boot").iter().all(|&b| b == 0x55));
+
+    let mut fb = connect_tcp(&addr, T).await.unwrap();
+    let rec = fastboot_flash(&mut fb, "boot", &img).await.unwrap();
+    assert_eq!(rec.method, "fastboot-flash:boot");
+    assert_eq!(rec.files[0].sha256, want);
+    assert_eq!(&dev.part("boot")[..img.len()], &img[..]);
+    assert!(
+        dev.log().iter().any(|l| l == "cmd reboot"),
+        "{:?}",
+        dev.log()
+    );
+}

@@ -395,3 +395,70 @@ async fn dd_flash_over_ssh_writes_reads_back_and_records_digests() {
     let err = bad.flash(&image).await.unwrap_err().to_string();
     assert!(err.contains("exited with"), "{err}");
 }
+
+#[tokio::test]
+async fn deploys_kernel_initrd_and_dtb_into_a_boot_dir_with_their_digests() {
+    use hilt_transports::deploy::{ssh_boot_files, BootFiles};
+    use sha2::{Digest, Sha256};
+    let d = sshd();
+    d.trust();
+    let s = SshSession::connect(&d.config("id_ed25519")).await.unwrap();
+    let boot = d.path("boot");
+    std::fs::create_dir(&boot).unwrap();
+    let kernel: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let initrd = vec![7u8; 12_345];
+    let dtb = vec![0xd0u8; 999];
+    let rec = ssh_boot_files(
+        &s,
+        &boot.display().to_string(),
+        &BootFiles {
+            release: "6.1.192-hilt",
+            kernel: &kernel,
+            initrd: Some(&initrd),
+            dtb: Some(("board.dtb", &dtb)),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(rec.method, format!("ssh:{}", boot.display()));
+    let names: Vec<&str> = rec
+        .files
+        .iter()
+        .map(|f| f.name.rsplit('/').next().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "vmlinuz-6.1.192-hilt",
+            "initrd.img-6.1.192-hilt",
+            "board.dtb"
+        ]
+    );
+    for (f, data) in rec.files.iter().zip([&kernel, &initrd, &dtb]) {
+        let on_disk = std::fs::read(&f.name).unwrap();
+        assert_eq!(&on_disk, data);
+        assert_eq!(f.sha256, hex::encode(Sha256::digest(data)));
+        assert_eq!(f.bytes, data.len() as u64);
+    }
+    // Nothing half-written is left behind.
+    let left: Vec<_> = std::fs::read_dir(&boot)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".hilt-new"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    // A boot dir that does not exist fails with the path in the message.
+    let err = ssh_boot_files(
+        &s,
+        "/nonexistent-hilt-boot",
+        &BootFiles {
+            release: "r",
+            kernel: &kernel,
+            initrd: None,
+            dtb: None,
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("/nonexistent-hilt-boot"), "{err}");
+}

@@ -4,10 +4,12 @@
 
 pub mod cache;
 pub mod initramfs;
+pub mod kernel;
 pub mod media;
 
 pub use cache::Cache;
 pub use initramfs::build_initramfs;
+pub use kernel::prepare_kernel;
 pub use media::{build_media, Media};
 
 use std::path::{Path, PathBuf};

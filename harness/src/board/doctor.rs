@@ -65,7 +65,7 @@ pub fn describe(b: &BoardFile) -> [String; 5] {
     ]
 }
 
-fn expand(p: &str) -> PathBuf {
+pub fn expand(p: &str) -> PathBuf {
     match (p.strip_prefix("~/"), std::env::var_os("HOME")) {
         (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
         _ => PathBuf::from(p),

@@ -4,6 +4,7 @@
 //! The emulated board is one implementation among others: the iteration
 //! loop only sees the traits below.
 
+pub mod deploy;
 pub mod doctor;
 pub mod flash;
 pub mod qemu;

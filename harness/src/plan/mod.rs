@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 pub use error::PlanError;
 pub use load::load;
 pub use model::*;
+pub use validate::is_config_target;
 
 /// A plan with everything it refers to loaded and checked.
 #[derive(Debug, Clone)]
@@ -92,6 +93,17 @@ pub fn reference(home: &Path, referrer: &Path, dir: &str, value: &str) -> PathBu
         referrer.parent().unwrap_or(Path::new(".")).join(value)
     } else {
         home.join(dir).join(format!("{value}.yaml"))
+    }
+}
+
+/// A path the plan gives for a kernel input (image, patch, fragment):
+/// relative to the plan file unless absolute.
+pub fn plan_relative(plan: &Path, value: &str) -> PathBuf {
+    let p = Path::new(value);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        plan.parent().unwrap_or(Path::new(".")).join(p)
     }
 }
 

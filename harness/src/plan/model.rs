@@ -124,6 +124,50 @@ pub struct Variant {
 pub enum KernelSource {
     /// A Debian arm64 kernel package, `name` or `name=version`.
     Debian(String),
+    /// A kernel the user built: an Image plus its modules, or a .deb.
+    Prebuilt(PrebuiltCfg),
+    /// A tree hilt builds, with a config and patches.
+    Source(SourceCfg),
+}
+
+/// Paths are relative to the plan file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrebuiltCfg {
+    /// An uncompressed arm64 Image.
+    pub image: Option<String>,
+    /// `lib/modules/<release>` of that Image (`make modules_install`):
+    /// required with `image`, its modules.builtin says what is built in.
+    pub modules: Option<String>,
+    /// A linux-image .deb; instead of image/modules.
+    pub deb: Option<String>,
+}
+
+/// Paths are relative to the plan file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceCfg {
+    /// Debian's kernel source package, `linux-source-6.1[=version]`.
+    pub debian: Option<String>,
+    /// A local kernel tree (copied, never modified).
+    pub path: Option<String>,
+    /// `board` (hilt's config for the emulated board), a kbuild config
+    /// target such as `defconfig`, or a .config file.
+    #[serde(default = "board_config")]
+    pub config: String,
+    /// Config fragments laid over the base, in order.
+    #[serde(default)]
+    pub fragments: Vec<String>,
+    /// Patches to take out of the tree (applied in reverse), first.
+    #[serde(default)]
+    pub revert: Vec<String>,
+    /// Patches to apply, after the reverts.
+    #[serde(default)]
+    pub patches: Vec<String>,
+}
+
+fn board_config() -> String {
+    "board".into()
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -69,15 +69,7 @@ pub fn plan(
                 format!("duplicate variant name {:?}", v.name),
             ));
         }
-        let KernelSource::Debian(pkg) = &v.kernel;
-        if hilt_kernels::PackageRef::parse(pkg).is_err() || !pkg.starts_with("linux-image-") {
-            return Err(c.fail(
-                &format!("variants[{i}].kernel.debian"),
-                format!(
-                    "{pkg:?} is not a kernel package: expected linux-image-<release>[=<version>]"
-                ),
-            ));
-        }
+        kernel_source(&c, i, &v.kernel)?;
     }
     if let Some(m) = p.machine.memory_mb {
         c.range("machine.memory_mb", m, 128, 16_384)?;
@@ -362,4 +354,132 @@ pub fn workload(file: &Path, doc: &Loaded<WorkloadFile>) -> Result<(), PlanError
         }
         _ => Err(c.fail("", "expected exactly one of `hog:` or `readers:`")),
     }
+}
+
+fn kernel_source<T>(c: &Check<'_, T>, i: usize, k: &KernelSource) -> Result<(), PlanError> {
+    let at = |rest: &str| format!("variants[{i}].kernel.{rest}");
+    let file = |key: String, value: &str, what: &str| -> Result<(), PlanError> {
+        let p = super::plan_relative(c.file, value);
+        if p.is_file() {
+            Ok(())
+        } else {
+            Err(c.fail(
+                &key,
+                format!(
+                    "no file {}: expected {what} (paths are relative to the plan file)",
+                    p.display()
+                ),
+            ))
+        }
+    };
+    match k {
+        KernelSource::Debian(pkg) => {
+            if hilt_kernels::PackageRef::parse(pkg).is_err() || !pkg.starts_with("linux-image-") {
+                return Err(c.fail(
+                    &at("debian"),
+                    format!(
+                        "{pkg:?} is not a kernel package: expected linux-image-<release>[=<version>]"
+                    ),
+                ));
+            }
+        }
+        KernelSource::Prebuilt(p) => match (&p.image, &p.modules, &p.deb) {
+            (None, _, Some(deb)) if p.modules.is_none() => {
+                file(at("prebuilt.deb"), deb, "a linux-image .deb")?;
+            }
+            (Some(image), modules, None) => {
+                file(at("prebuilt.image"), image, "an uncompressed arm64 Image")?;
+                let Some(m) = modules else {
+                    return Err(c.fail(
+                        &at("prebuilt"),
+                        "`image:` needs `modules:`, the Image's lib/modules/<release> from \
+                         `make modules_install`: its modules.builtin says what is built in, \
+                         even when nothing is a module",
+                    ));
+                };
+                let d = super::plan_relative(c.file, m);
+                if !d.join("modules.builtin").is_file() {
+                    return Err(c.fail(
+                        &at("prebuilt.modules"),
+                        format!(
+                            "no {}/modules.builtin: expected the Image's lib/modules/<release> \
+                             from `make modules_install`",
+                            d.display()
+                        ),
+                    ));
+                }
+            }
+            _ => {
+                return Err(c.fail(
+                    &at("prebuilt"),
+                    "expected either `image:` (with optional `modules:`) or `deb:`",
+                ))
+            }
+        },
+        KernelSource::Source(s) => {
+            match (&s.debian, &s.path) {
+                (Some(pkg), None) => {
+                    if hilt_kernels::PackageRef::parse(pkg).is_err()
+                        || !pkg.starts_with("linux-source-")
+                    {
+                        return Err(c.fail(
+                            &at("source.debian"),
+                            format!(
+                                "{pkg:?}: expected Debian's kernel source package, linux-source-<version>[=<package version>]"
+                            ),
+                        ));
+                    }
+                }
+                (None, Some(path)) => {
+                    let d = super::plan_relative(c.file, path);
+                    if !d.join("Makefile").is_file() || !d.join("Kconfig").is_file() {
+                        return Err(c.fail(
+                            &at("source.path"),
+                            format!(
+                                "{} is not a kernel tree: expected a directory with a top-level Makefile and Kconfig",
+                                d.display()
+                            ),
+                        ));
+                    }
+                }
+                _ => {
+                    return Err(c.fail(
+                        &at("source"),
+                        "expected exactly one of `debian: linux-source-<version>` or `path: <kernel tree>`",
+                    ))
+                }
+            }
+            if s.config != "board" && !is_config_target(&s.config) {
+                file(
+                    at("source.config"),
+                    &s.config,
+                    "`board`, a kbuild config target such as `defconfig`, or a .config file",
+                )?;
+            }
+            for (j, f) in s.fragments.iter().enumerate() {
+                file(
+                    at(&format!("source.fragments[{j}]")),
+                    f,
+                    "a config fragment",
+                )?;
+            }
+            for (j, f) in s.revert.iter().enumerate() {
+                file(at(&format!("source.revert[{j}]")), f, "a patch to revert")?;
+            }
+            for (j, f) in s.patches.iter().enumerate() {
+                file(at(&format!("source.patches[{j}]")), f, "a patch to apply")?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `defconfig`, `allnoconfig`, `tinyconfig`, `<board>_defconfig`: a name,
+/// not a path.
+pub fn is_config_target(s: &str) -> bool {
+    s.ends_with("config")
+        && !s.contains('/')
+        && !s.contains('.')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }

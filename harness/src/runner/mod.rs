@@ -22,9 +22,7 @@ use tokio::sync::watch;
 use crate::artifacts::{self, media::MediaProvenance, Cache};
 use crate::board::qemu::{Boot, Launch};
 use crate::lease;
-use crate::plan::{
-    BoardFile, BootMethod, ConsoleCfg, Control, KernelSource, Pattern, ResolvedPlan,
-};
+use crate::plan::{BoardFile, BootMethod, ConsoleCfg, Control, Pattern, ResolvedPlan};
 use futures_util::future::join_all;
 use progress::Progress;
 use results::{RunDir, RunSummary};
@@ -56,6 +54,8 @@ struct PreparedVariant {
     initramfs: PathBuf,
     builtin_modules: Vec<String>,
     loaded_modules: Vec<String>,
+    kernel_build: Option<hilt_kernels::source::Provenance>,
+    kernel_prebuilt: Option<artifacts::kernel::PrebuiltRecord>,
 }
 
 #[derive(Serialize)]
@@ -86,6 +86,10 @@ struct VariantInfo<'a> {
     kernel_image_sha256: &'a str,
     modules_loaded: &'a [String],
     modules_builtin: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kernel_build: Option<&'a hilt_kernels::source::Provenance>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kernel_prebuilt: Option<&'a artifacts::kernel::PrebuiltRecord>,
 }
 
 pub fn default_out(plan: &ResolvedPlan) -> PathBuf {
@@ -104,13 +108,14 @@ fn prepare(
     let busybox = artifacts::fetch_busybox(&cache)?;
     let mut out = Vec::new();
     for v in &plan.plan.variants {
-        let KernelSource::Debian(pkg) = &v.kernel;
-        say(&format!("{}: fetching {pkg}", v.name));
-        let k = artifacts::fetch_kernel(&cache, pkg)?;
-        let initramfs = artifacts::build_initramfs(&cache, &k, &busybox, &agent)?;
+        let pk = artifacts::prepare_kernel(&cache, &plan.path, &v.name, &v.kernel, say)?;
+        let k = &pk.boot;
+        let initramfs = artifacts::build_initramfs(&cache, k, &busybox, &agent)?;
         out.push(PreparedVariant {
             name: v.name.clone(),
-            kernel_package: format!("{}={}", k.kernel.package, k.kernel.package_version),
+            kernel_package: pk.label.clone(),
+            kernel_build: pk.build.clone(),
+            kernel_prebuilt: pk.prebuilt.clone(),
             kernel_release: k.kernel.release.clone(),
             kernel_image_sha256: k.kernel.image_sha256.clone(),
             kernel_image: k.kernel.image.clone(),
@@ -706,6 +711,8 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
                         kernel_image_sha256: &v.kernel_image_sha256,
                         modules_loaded: &v.loaded_modules,
                         modules_builtin: &v.builtin_modules,
+                        kernel_build: v.kernel_build.as_ref(),
+                        kernel_prebuilt: v.kernel_prebuilt.as_ref(),
                     })
                     .collect(),
                 media: &media.provenance,

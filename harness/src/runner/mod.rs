@@ -404,10 +404,11 @@ impl Shared<'_> {
             .unwrap_or_else(|p| p.into_inner())
             .check(&self.plan.sources);
         for why in changed {
-            self.progress.note(&format!(
-                "warning: {why}; this run keeps using its snapshot in {}/snapshot/",
+            // Even with --quiet: results from an edited plan must not pass unnoticed.
+            eprintln!(
+                "hilt: warning: {why}; this run keeps using its snapshot in {}/snapshot/",
                 self.run_dir.path.display()
-            ));
+            );
             let _ = self.run_dir.event(
                 &serde_json::json!({"source": "host", "kind": "input_changed", "detail": why}),
             );

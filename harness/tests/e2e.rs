@@ -3,25 +3,13 @@
 //! plain `cargo test` and run by scripts/test, which first runs
 //! scripts/setup to provide QEMU, the kernels and the agent.
 
+mod common;
+use common::{records, repo};
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use hilt_reports::{IterationRecord, Outcome};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn records(dir: &Path) -> Vec<IterationRecord> {
-    std::fs::read_to_string(dir.join("results.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
+use hilt_reports::Outcome;
 
 /// `hilt run` as a test runs it: quiet, its own history database (never
 /// the user's), and the artifact cache scripts/setup filled, so a plan in a

@@ -1,27 +1,15 @@
 //! Several emulated boards at once, and resuming an interrupted run, on the
 //! real emulated board. `#[ignore]`d like tests/e2e.rs; run by scripts/test.
 
+mod common;
+use common::{records, repo};
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hilt_reports::{IterationRecord, Outcome};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn records(dir: &Path) -> Vec<IterationRecord> {
-    std::fs::read_to_string(dir.join("results.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
 
 /// The smoke plan with `edits`, placed in `tmp` beside links to the
 /// repository's boards/ and workloads/.

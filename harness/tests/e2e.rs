@@ -4,7 +4,7 @@
 //! scripts/setup to provide QEMU, the kernels and the agent.
 
 mod common;
-use common::{records, repo};
+use common::{assert_all_pass, records, repo};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -57,15 +57,8 @@ fn smoke_plan_runs_both_kernels_end_to_end() {
 
     let recs = records(&out);
     assert_eq!(recs.len(), 4, "2 iterations × 2 variants");
+    assert_all_pass(&recs);
     for r in &recs {
-        assert_eq!(
-            r.outcome,
-            Outcome::Pass,
-            "{}#{}: {}",
-            r.variant,
-            r.iteration,
-            r.detail
-        );
         let want = if r.variant == "unpatched" {
             "6.1.0-44-arm64"
         } else {

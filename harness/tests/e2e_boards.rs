@@ -2,7 +2,7 @@
 //! real emulated board. `#[ignore]`d like tests/e2e.rs; run by scripts/test.
 
 mod common;
-use common::{records, repo};
+use common::{assert_all_pass, records, repo};
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -85,16 +85,7 @@ fn two_emulated_boards_share_the_queue() {
     assert_eq!(recs.len(), 4);
     let slots: BTreeSet<_> = recs.iter().map(slot).collect();
     assert_eq!(slots.len(), 4, "every slot exactly once");
-    for r in &recs {
-        assert_eq!(
-            r.outcome,
-            Outcome::Pass,
-            "{}#{}: {}",
-            r.variant,
-            r.iteration,
-            r.detail
-        );
-    }
+    assert_all_pass(&recs);
     let boards: BTreeSet<&str> = recs.iter().map(|r| r.board.as_str()).collect();
     assert_eq!(
         boards,
@@ -180,16 +171,7 @@ fn an_interrupted_run_resumes_without_repeating_iterations() {
     assert_eq!(recs.len(), 4, "{recs:?}");
     let slots: BTreeSet<_> = recs.iter().map(slot).collect();
     assert_eq!(slots.len(), 4, "every iteration appears exactly once");
-    for r in &recs {
-        assert_eq!(
-            r.outcome,
-            Outcome::Pass,
-            "{}#{}: {}",
-            r.variant,
-            r.iteration,
-            r.detail
-        );
-    }
+    assert_all_pass(&recs);
     // What finished before was kept, not run again.
     for f in &finished {
         let r = recs.iter().find(|r| slot(r) == slot(f)).unwrap();

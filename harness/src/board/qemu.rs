@@ -410,9 +410,9 @@ async fn uboot_boot(
 mod tests {
     use super::*;
 
-    #[test]
-    fn sd_cards_share_one_controller_and_disks_keep_serials() {
-        let l = Launch {
+    /// A direct-boot launch with no disks and no RAM file, its files in `dir`.
+    fn test_launch(dir: &Path) -> Launch {
+        Launch {
             qemu: QemuCfg {
                 binary: "qemu-system-aarch64".into(),
                 machine: "virt".into(),
@@ -421,15 +421,27 @@ mod tests {
                 memory_mb: 256,
                 append: String::new(),
                 extra_args: vec![],
-                ramoops: true,
+                ramoops: false,
                 uboot_firmware: String::new(),
             },
             console: ConsoleCfg::QemuTelnet,
-            memory_mb: 384,
+            memory_mb: 256,
             cpus: 2,
-            kernel: "k".into(),
-            initrd: "i".into(),
+            kernel: dir.join("vmlinuz"),
+            initrd: dir.join("initrd.cpio"),
             append: "console=ttyAMA0".into(),
+            disks: vec![],
+            runtime_dir: dir.join("rt"),
+            log: dir.join("qemu.log"),
+            ram_file: None,
+            boot: Boot::Direct,
+        }
+    }
+
+    #[test]
+    fn sd_cards_share_one_controller_and_disks_keep_serials() {
+        let l = Launch {
+            memory_mb: 384,
             disks: vec![
                 Disk {
                     id: "sd0".into(),
@@ -449,9 +461,8 @@ mod tests {
                 },
             ],
             runtime_dir: "/tmp/r".into(),
-            log: "/tmp/r/qemu.log".into(),
             ram_file: Some("/tmp/ram".into()),
-            boot: Boot::Direct,
+            ..test_launch(Path::new("/tmp"))
         };
         let a = l.args().join(" ");
         assert!(a.contains("-m 384"));
@@ -473,31 +484,16 @@ mod tests {
     }
 
     fn uboot_launch(dir: &Path, firmware: &str) -> Launch {
+        let base = test_launch(dir);
         Launch {
-            qemu: crate::plan::QemuCfg {
-                binary: "qemu-system-aarch64".into(),
-                machine: "virt".into(),
-                cpu: "cortex-a53".into(),
-                cpus: 2,
-                memory_mb: 256,
-                append: String::new(),
-                extra_args: vec![],
-                ramoops: false,
+            qemu: QemuCfg {
                 uboot_firmware: firmware.into(),
+                ..base.qemu.clone()
             },
-            console: ConsoleCfg::QemuTelnet,
-            memory_mb: 256,
-            cpus: 2,
-            kernel: dir.join("vmlinuz"),
-            initrd: dir.join("initrd.cpio"),
-            append: "console=ttyAMA0".into(),
-            disks: vec![],
-            runtime_dir: dir.join("rt"),
-            log: dir.join("qemu.log"),
-            ram_file: None,
             boot: Boot::UbootTftp {
                 firmware: firmware.into(),
             },
+            ..base
         }
     }
 

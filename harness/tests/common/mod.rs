@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use hilt_reports::IterationRecord;
+use hilt_reports::{IterationRecord, Outcome};
 
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -19,4 +19,18 @@ pub fn records(dir: &Path) -> Vec<IterationRecord> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
+}
+
+/// Every record passed; a failure names the iteration and why.
+pub fn assert_all_pass(recs: &[IterationRecord]) {
+    for r in recs {
+        assert_eq!(
+            r.outcome,
+            Outcome::Pass,
+            "{}#{}: {}",
+            r.variant,
+            r.iteration,
+            r.detail
+        );
+    }
 }

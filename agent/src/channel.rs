@@ -114,8 +114,41 @@ impl Receiver {
     }
 }
 
+/// `console` is the kernel's console; anything else is a node in /dev
+/// (a UART, or a USB gadget's ttyGS0).
+pub fn port_path(name: &str) -> PathBuf {
+    match name {
+        "console" => PathBuf::from("/dev/console"),
+        n if n.starts_with('/') => PathBuf::from(n),
+        n => Path::new("/dev").join(n),
+    }
+}
+
+/// A tty carries frames only in raw mode: echo would send the host's
+/// commands straight back, and output processing would rewrite newlines.
+/// The speed is left alone; it is the console's, set by the kernel.
+fn make_raw(file: &File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    if unsafe { libc::isatty(fd) } != 1 {
+        return Ok(());
+    }
+    let mut t: libc::termios = unsafe { std::mem::zeroed() };
+    if unsafe { libc::tcgetattr(fd, &mut t) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    unsafe { libc::cfmakeraw(&mut t) };
+    t.c_cc[libc::VMIN] = 1;
+    t.c_cc[libc::VTIME] = 0;
+    if unsafe { libc::tcsetattr(fd, libc::TCSANOW, &t) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 pub fn open(path: &Path) -> io::Result<(Sender, Receiver)> {
     let file = OpenOptions::new().read(true).write(true).open(path)?;
+    make_raw(&file)?;
     let tx = Sender(Arc::new(Mutex::new(Out {
         file: file.try_clone()?,
         seq: 0,

@@ -64,7 +64,10 @@ fn agent(port: Option<PathBuf>) {
     if let Err(e) = sys::harden_self() {
         eprintln!("hilt-agent: warning: {e}");
     }
+    // A board without virtio-serial names its channel on the kernel command
+    // line: `hilt.agent_port=console` shares the UART with printk.
     let port = port
+        .or_else(|| sys::cmdline_value("hilt.agent_port").map(|p| channel::port_path(&p)))
         .map(Ok)
         .unwrap_or_else(|| wait_for_port(Duration::from_secs(20)));
     let port = match port {

@@ -164,3 +164,29 @@ pub fn take_pstore() -> Vec<hilt_protocol::PstoreFile> {
 pub fn sysrq(key: char) -> io::Result<()> {
     write_attr("/proc/sysrq-trigger", &key.to_string())
 }
+
+/// The value of `name=value` on the kernel command line.
+pub fn cmdline_value(name: &str) -> Option<String> {
+    let line = std::fs::read_to_string("/proc/cmdline").ok()?;
+    find_arg(&line, name)
+}
+
+fn find_arg(line: &str, name: &str) -> Option<String> {
+    line.split_whitespace()
+        .find_map(|a| a.strip_prefix(name)?.strip_prefix('='))
+        .map(str::to_string)
+}
+
+#[cfg(test)]
+mod cmdline_tests {
+    #[test]
+    fn finds_only_the_exact_argument() {
+        let line = "console=ttyAMA0 hilt.agent_portx=no hilt.agent_port=console panic=5\n";
+        assert_eq!(
+            super::find_arg(line, "hilt.agent_port").as_deref(),
+            Some("console")
+        );
+        assert_eq!(super::find_arg(line, "hilt.agent"), None);
+        assert_eq!(super::find_arg(line, "quiet"), None);
+    }
+}

@@ -276,6 +276,9 @@ pub struct UBootFlasher<'a, C> {
     pub uboot: &'a mut UBoot<C>,
     /// The TFTP server's root directory on the host.
     pub tftp_root: PathBuf,
+    /// Directory under the root for the image's file, one per board: boards
+    /// flashing the same image at once must not share (and delete) a file.
+    pub tftp_subdir: Option<String>,
     pub interface: BlockInterface,
     pub dev: u32,
     pub start_block: u64,
@@ -292,12 +295,18 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Flasher for UBootFlasher<'_, C> {
             self.dev,
             self.start_block
         );
-        let file = format!("hilt-flash-{}.img", &image.sha256[..16]);
+        let mut file = format!("hilt-flash-{}.img", &image.sha256[..16]);
+        if let Some(sub) = &self.tftp_subdir {
+            file = format!("{sub}/{file}");
+        }
         let path = self.tftp_root.join(&file);
-        std::fs::write(&path, &image.data).map_err(transport(&format!(
-            "writing {} for the TFTP server",
-            path.display()
-        )))?;
+        let parent = path.parent().unwrap_or(&self.tftp_root);
+        std::fs::create_dir_all(parent)
+            .and_then(|_| std::fs::write(&path, &image.data))
+            .map_err(transport(&format!(
+                "writing {} for the TFTP server",
+                path.display()
+            )))?;
         let result = self.write_and_verify(image, &file).await;
         let _ = std::fs::remove_file(&path);
         let crc = result?;

@@ -492,18 +492,12 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> UBoot<C> {
             .map_err(|_| UBootError::Invalid(format!("filesize {size:?}")))
     }
 
-    /// Fetches kernel, device tree and initrd over TFTP and `booti`s them.
-    /// Returns when booti was typed; from there on the console is the
-    /// kernel's.
-    pub async fn tftp_boot(
-        &mut self,
-        b: &TftpBoot,
-        transfer_limit: Duration,
-    ) -> Result<(), UBootError> {
-        match &b.network {
+    /// Brings the network up for TFTP: DHCP, or a static address.
+    pub async fn net_up(&mut self, network: &Network, limit: Duration) -> Result<(), UBootError> {
+        match network {
             Network::Dhcp { serverip } => {
                 self.setenv("autoload", "no").await?;
-                self.run_checked_for("dhcp", transfer_limit).await?;
+                self.run_checked_for("dhcp", limit).await?;
                 if let Some(ip) = serverip {
                     check_word("serverip", ip)?;
                     self.setenv("serverip", ip).await?;
@@ -524,6 +518,18 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> UBoot<C> {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Fetches kernel, device tree and initrd over TFTP and `booti`s them.
+    /// Returns when booti was typed; from there on the console is the
+    /// kernel's.
+    pub async fn tftp_boot(
+        &mut self,
+        b: &TftpBoot,
+        transfer_limit: Duration,
+    ) -> Result<(), UBootError> {
+        self.net_up(&b.network, transfer_limit).await?;
         self.tftp("kernel_addr_r", &b.kernel, transfer_limit)
             .await?;
         let fdt = match &b.dtb {

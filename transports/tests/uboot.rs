@@ -143,6 +143,7 @@ async fn uboot_on_the_emulated_board() {
     let rec = UBootFlasher {
         uboot: &mut u,
         tftp_root: tftp.clone(),
+        tftp_subdir: None,
         interface: BlockInterface::Virtio,
         dev: 0,
         start_block: 600,

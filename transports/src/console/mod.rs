@@ -237,6 +237,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Console for TelnetConsole<S> {
     }
 }
 
+/// A console chosen at run time (from a board file) is still a console.
+#[async_trait::async_trait]
+impl Console for Box<dyn Console> {
+    async fn send_break(&mut self) -> std::io::Result<()> {
+        (**self).send_break().await
+    }
+
+    async fn sysrq(&mut self, key: u8) -> std::io::Result<()> {
+        (**self).sysrq(key).await
+    }
+
+    fn take_notices(&mut self) -> Vec<String> {
+        (**self).take_notices()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,4 +16,7 @@ pub trait Power: Send {
     async fn off(&mut self) -> anyhow::Result<()>;
     /// Why the board lost power by itself, if the controller can tell.
     fn lost(&mut self) -> Option<String>;
+    /// Cuts power abruptly, as a failing supply would, without the
+    /// bookkeeping of `off` (fault injection).
+    fn cut(&mut self) {}
 }

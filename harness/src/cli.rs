@@ -177,6 +177,14 @@ pub fn main() -> i32 {
             json,
         } => {
             let run = |p: plan::ResolvedPlan, out: Option<PathBuf>, resuming: bool| {
+                // A board hilt run cannot drive is a mistake in its file: say so
+                // before anything is leased or built.
+                for b in p.instances().iter().filter(|b| b.qemu.is_none()) {
+                    if let Err(e) = crate::board::bench::preflight(b, &p.plan) {
+                        eprintln!("error: {e:#}");
+                        return Ok(exit::BAD_INPUT);
+                    }
+                }
                 let history =
                     (!no_history).then(|| history.unwrap_or_else(reporting::default_history));
                 let json = match json {
@@ -430,7 +438,7 @@ fn flash(board: &str, req: crate::board::flash::FlashRequest, record: Option<Pat
     };
     fallible(|| {
         let rt = tokio::runtime::Runtime::new()?;
-        let rec = rt.block_on(crate::board::flash::flash(&b, &req))?;
+        let rec = rt.block_on(crate::board::flash::flash(&b, &home(), &req))?;
         if let Some(path) = &record {
             crate::board::flash::append_record(path, &rec)?;
         }
@@ -451,7 +459,7 @@ fn doctor(board: &str) -> i32 {
             return exit::INFRA;
         }
     };
-    let results = rt.block_on(crate::board::doctor::check(&b));
+    let results = rt.block_on(crate::board::doctor::check(&b, &home()));
     let mut ok = true;
     for (what, r) in results {
         match r {

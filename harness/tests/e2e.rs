@@ -4,34 +4,12 @@
 //! scripts/setup to provide QEMU, the kernels and the agent.
 
 mod common;
-use common::{assert_all_pass, records, repo};
+use common::{assert_all_pass, control_hang, hilt_run, records, repo, shared_cache};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use hilt_reports::Outcome;
-
-/// `hilt run` as a test runs it: quiet, its own history database (never
-/// the user's), and the artifact cache scripts/setup filled, so a plan in a
-/// temporary tree does not download and build its kernels again.
-fn hilt_run(plan: &Path, out: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_hilt"));
-    c.arg("run")
-        .arg(plan)
-        .arg("--out")
-        .arg(out)
-        .arg("--quiet")
-        .current_dir(repo());
-    c.env("HILT_HISTORY", out.with_file_name("history.sqlite"));
-    c.env("HILT_CACHE", shared_cache());
-    c
-}
-
-fn shared_cache() -> PathBuf {
-    std::env::var_os("HILT_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or(repo().join(".cache"))
-}
 
 fn run(plan: &Path, out: &Path, envs: &[(&str, &Path)]) -> std::process::Output {
     let mut c = hilt_run(plan, out);
@@ -274,15 +252,7 @@ fn swap_freeze_control_is_detected_with_detection_times() {
 
     let recs = records(&out);
     assert_eq!(recs.len(), 2, "one control and one iteration");
-    let c = recs.iter().find(|r| r.control.is_some()).unwrap();
-    assert_eq!(c.outcome, Outcome::Hang, "{}", c.detail);
-    assert!(
-        c.kernel_events
-            .iter()
-            .any(|t| t.starts_with("INFO: task hung in")),
-        "{:?}",
-        c.kernel_events
-    );
+    let c = control_hang(&recs);
     let f = c.failure.as_ref().unwrap();
     let t = f.timing.expect("detection times");
     let suspected = t

@@ -336,3 +336,66 @@ fn source_kernel_errors_are_located() {
         "{err}"
     );
 }
+
+/// A board `hilt run` cannot drive (one that boots its own Android, with
+/// the agent over adb) is refused before anything is leased or built, and
+/// the error says what its file lacks; a bench board file that names a
+/// partition it does not have is a board-file error with its position.
+#[test]
+fn run_refuses_boards_it_cannot_drive_and_bad_bench_storage() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("boards")).unwrap();
+    std::os::unix::fs::symlink(repo().join("workloads"), dir.path().join("workloads")).unwrap();
+    for b in ["khadas-vim3", "bench-emulated"] {
+        std::fs::copy(
+            repo().join(format!("boards/{b}.yaml")),
+            dir.path().join(format!("boards/{b}.yaml")),
+        )
+        .unwrap();
+    }
+    std::fs::create_dir(dir.path().join("plans")).unwrap();
+    let plan = dir.path().join("plans/p.yaml");
+    let text = std::fs::read_to_string(repo().join("plans/smoke-bench.yaml")).unwrap();
+    std::fs::write(
+        &plan,
+        text.replace("board: bench-emulated", "board: khadas-vim3"),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_hilt"))
+        .arg("run")
+        .arg(&plan)
+        .arg("--out")
+        .arg(dir.path().join("run"))
+        .env("HILT_LEASES", dir.path().join("leases"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("board khadas-vim3") && err.contains("no `boot:`"),
+        "{err}"
+    );
+    assert!(!dir.path().join("run").exists());
+
+    let bench = dir.path().join("boards/bench-emulated.yaml");
+    let text = std::fs::read_to_string(&bench).unwrap();
+    std::fs::write(&bench, text.replace("  swap: swap\n", "  swap: swp\n")).unwrap();
+    std::fs::write(
+        &plan,
+        std::fs::read_to_string(repo().join("plans/smoke-bench.yaml")).unwrap(),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_hilt"))
+        .arg("check")
+        .arg(&plan)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("bench-emulated.yaml:")
+            && err.contains("storage.swap")
+            && err.contains("\"swp\""),
+        "{err}"
+    );
+}

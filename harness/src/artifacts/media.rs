@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use super::Cache;
 use crate::board::qemu::{Attach, Disk};
-use crate::plan::{Compressor, ErofsOn, Plan, SwapCfg};
+use crate::plan::{BoardFile, Compressor, ErofsOn, Plan, SwapCfg};
+use anyhow::Context;
 
 /// The serial of the disk that positive controls put their swap on.
 pub const CONTROL_DISK: &str = "ctlswap";
@@ -21,6 +22,9 @@ pub struct Media {
     pub storage: StorageSpec,
     pub swap: SwapSpec,
     pub provenance: MediaProvenance,
+    /// The images themselves, for boards on the bench (see [`bench_storage`]).
+    erofs: PathBuf,
+    verity: Option<(PathBuf, VerityRecord)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -257,6 +261,127 @@ pub fn build_media(cache: &Cache, plan: &Plan, say: &dyn Fn(&str)) -> anyhow::Re
         },
         swap,
         provenance,
+        erofs: img.erofs,
+        verity: img.verity,
+    })
+}
+
+/// The one image a board on the bench gets in its `storage.image`
+/// partition: erofs, then its verity hash tree (superblock first), the way
+/// Android appends hash trees to the partitions they verify.
+#[derive(Debug, Clone)]
+pub struct PartitionImage {
+    pub path: PathBuf,
+    pub verity_root_hash: Option<String>,
+}
+
+/// Where a board on the bench keeps the plan's storage stack: the devices
+/// are the board file's partitions, not QEMU disks.
+pub struct BenchStorage {
+    pub image: PartitionImage,
+    pub storage: StorageSpec,
+    pub swap: SwapSpec,
+    /// The device a positive control freezes its swap on.
+    pub control_device: Option<BlockDevice>,
+}
+
+pub fn bench_storage(
+    cache: &Cache,
+    media: &Media,
+    plan: &Plan,
+    board: &BoardFile,
+) -> anyhow::Result<BenchStorage> {
+    let cfg = board.storage.as_ref().with_context(|| {
+        format!(
+            "board {} has no `storage:` section: name the partition that receives the image \
+             (storage: {{image: data}}) and, for swap on disk, the swap partition",
+            board.name
+        )
+    })?;
+    let node = |part: &str| -> anyhow::Result<BlockDevice> {
+        board
+            .partitions
+            .get(part)
+            .map(|p| BlockDevice::Path(p.clone()))
+            .with_context(|| {
+                format!(
+                    "board {}: partition {part:?} is not in `partitions:`",
+                    board.name
+                )
+            })
+    };
+    let device = node(&cfg.image)?;
+    let swap_part = cfg.swap.as_deref().map(node).transpose()?;
+    let swap = match &plan.swap {
+        SwapCfg::Disk { .. } | SwapCfg::Sdcard { .. } => SwapSpec::Device {
+            device: swap_part.clone().with_context(|| {
+                format!(
+                    "the plan swaps on a disk, and board {} names no swap partition (storage: {{swap: <partition>}})",
+                    board.name
+                )
+            })?,
+        },
+        other => generic_swap(other),
+    };
+    let erofs_bytes = std::fs::metadata(&media.erofs)?.len();
+    let (image, verity) = match &media.verity {
+        None => (
+            PartitionImage {
+                path: media.erofs.clone(),
+                verity_root_hash: None,
+            },
+            None,
+        ),
+        Some((hash, r)) => {
+            // verity hashes whole blocks, so the image is a whole number of
+            // them, and the hash tree starts on a hash-block boundary.
+            let data_bytes = r.data_blocks * r.data_block_size as u64;
+            anyhow::ensure!(
+                data_bytes == erofs_bytes && data_bytes.is_multiple_of(r.hash_block_size as u64),
+                "the erofs image ({erofs_bytes} bytes) is not the {} verity data blocks it was hashed as",
+                r.data_blocks
+            );
+            let key = Cache::key(&[
+                b"partition-v1",
+                media.provenance.erofs_sha256.as_bytes(),
+                r.root_hash.as_bytes(),
+            ]);
+            let path = cache.entry("partition", &key, ".img", |out| {
+                let mut f = std::fs::File::create(out)?;
+                std::io::copy(&mut std::fs::File::open(&media.erofs)?, &mut f)?;
+                f.set_len(data_bytes)?;
+                use std::io::Seek;
+                f.seek(std::io::SeekFrom::End(0))?;
+                std::io::copy(&mut std::fs::File::open(hash)?, &mut f)?;
+                Ok(())
+            })?;
+            let spec = VeritySpec {
+                hash: device.clone(),
+                root_hash: r.root_hash.clone(),
+                salt: r.salt.clone(),
+                data_blocks: r.data_blocks,
+                data_block_size: r.data_block_size,
+                hash_block_size: r.hash_block_size,
+                hash_start_block: data_bytes / r.hash_block_size as u64 + r.hash_start_block,
+            };
+            (
+                PartitionImage {
+                    path,
+                    verity_root_hash: Some(r.root_hash.clone()),
+                },
+                Some(spec),
+            )
+        }
+    };
+    Ok(BenchStorage {
+        image,
+        storage: StorageSpec {
+            erofs: device,
+            verity,
+            ..media.storage.clone()
+        },
+        swap,
+        control_device: swap_part,
     })
 }
 

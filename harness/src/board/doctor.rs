@@ -54,6 +54,9 @@ pub fn describe(b: &BoardFile) -> [String; 5] {
         Some(FlashCfg::SshDd { partition }) => format!("ssh dd {partition}"),
         Some(FlashCfg::AdbDd { partition }) => format!("adb dd {partition}"),
         Some(FlashCfg::UbootMmc { mmc_dev, .. }) => format!("u-boot mmc {mmc_dev}"),
+        Some(FlashCfg::UbootBlock { interface, dev, .. }) => {
+            format!("u-boot {} {dev}", interface.name())
+        }
         Some(FlashCfg::QemuDisks) => "qemu disks".to_string(),
     };
     [
@@ -83,7 +86,9 @@ pub fn ssh_config(s: &crate::plan::SshCfg) -> SshConfig {
 }
 
 /// One line per check: (what, Ok(detail) or Err(why)).
-pub async fn check(b: &BoardFile) -> Vec<(String, Result<String, String>)> {
+/// `home` holds `boards/`: relative paths in the board file are relative
+/// to it, as in `hilt run`.
+pub async fn check(b: &BoardFile, home: &Path) -> Vec<(String, Result<String, String>)> {
     let limit = Duration::from_secs(8);
     let mut out = Vec::new();
     let console = match &b.console {
@@ -134,7 +139,13 @@ pub async fn check(b: &BoardFile) -> Vec<(String, Result<String, String>)> {
     out.push(console);
     let power = match &b.power {
         PowerCfg::Qemu => None,
-        PowerCfg::Command { on, .. } => Some(("power command".to_string(), on_path(&on[0]))),
+        PowerCfg::Command { on, .. } => {
+            let prog = match Path::new(&on[0]) {
+                p if on[0].contains('/') && p.is_relative() => home.join(p).display().to_string(),
+                _ => on[0].clone(),
+            };
+            Some(("power command".to_string(), on_path(&prog)))
+        }
         PowerCfg::UsbRelay { serial, relay } => Some((
             format!("power usb relay #{relay}"),
             hilt_transports::power::UsbRelay::open(serial.as_deref(), *relay, false)
@@ -196,6 +207,21 @@ pub async fn check(b: &BoardFile) -> Vec<(String, Result<String, String>)> {
         out.push((
             "u-boot".into(),
             Ok("checked at the next power-on (doctor does not power-cycle)".into()),
+        ));
+    }
+    if let Some(crate::plan::BenchBootCfg::UbootTftp(t)) = &b.boot {
+        let root = home.join(expand(&t.root));
+        let probe = root.join(format!(".hilt-doctor-{}", std::process::id()));
+        let r = std::fs::write(&probe, b"")
+            .map(|_| format!("{} is writable; hilt run puts hilt-{}/ there", root.display(), b.name))
+            .map_err(|e| format!("{}: {e} (hilt run writes the boot files there; create it, or fix `boot.uboot_tftp.root`)", root.display()));
+        let _ = std::fs::remove_file(&probe);
+        out.push(("tftp root".into(), r));
+    }
+    if b.qemu.is_none() && !matches!(b.agent, AgentChannelCfg::Console) {
+        out.push((
+            "hilt run".into(),
+            Err("boots hilt's ramdisk with the agent on the console: set `agent: console` (the agent over SSH or adb is not in hilt run yet)".into()),
         ));
     }
     if matches!(b.agent, AgentChannelCfg::VirtioSerial) && b.qemu.is_none() {

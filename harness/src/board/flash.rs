@@ -44,7 +44,9 @@ fn check_root_hash(h: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn flash(b: &BoardFile, req: &FlashRequest) -> anyhow::Result<FlashRecord> {
+/// `home` is the directory holding `boards/`: relative paths in the board
+/// file are relative to it.
+pub async fn flash(b: &BoardFile, home: &Path, req: &FlashRequest) -> anyhow::Result<FlashRecord> {
     if let Some(h) = &req.verity_root_hash {
         check_root_hash(h)?;
     }
@@ -119,10 +121,15 @@ pub async fn flash(b: &BoardFile, req: &FlashRequest) -> anyhow::Result<FlashRec
                 }
             }
         }
-        FlashCfg::UbootMmc { .. } => bail!(
-            "board {}: uboot_mmc flashing runs inside a boot (U-Boot's console belongs to the run); `hilt flash` drives ssh_dd, adb_dd and fastboot",
-            b.name
-        ),
+        FlashCfg::UbootMmc { .. } | FlashCfg::UbootBlock { .. } => {
+            if req.partition.is_some() {
+                bail!(
+                    "board {}: --partition names a partition for fastboot and dd; U-Boot writes at the board file's start_block",
+                    b.name
+                );
+            }
+            super::bench::flash_via_uboot(b, home, &image).await?
+        }
         FlashCfg::QemuDisks => bail!(
             "board {}: the emulated board's disks are built by `hilt run` (their sha256 and verity root hash are in the run's run.json)",
             b.name
@@ -167,6 +174,7 @@ mod tests {
         };
         let e = flash(
             &board("{ ssh_dd: { partition: system } }"),
+            dir.path(),
             &req(None, None),
         )
         .await
@@ -177,6 +185,7 @@ mod tests {
         );
         let e = flash(
             &board("{ adb_dd: { partition: system } }"),
+            dir.path(),
             &req(Some("vendor"), None),
         )
         .await
@@ -185,7 +194,7 @@ mod tests {
             format!("{e:#}").contains("needs an `adb:` section"),
             "{e:#}"
         );
-        let e = flash(&board("qemu_disks"), &req(None, Some("zz")))
+        let e = flash(&board("qemu_disks"), dir.path(), &req(None, Some("zz")))
             .await
             .unwrap_err();
         assert!(format!("{e:#}").contains("expected 64 hex digits"), "{e:#}");

@@ -2,37 +2,73 @@
 //! console, agent channel), and how to bring it up (boot).
 //!
 //! The emulated board is one implementation among others: the iteration
-//! loop only sees the traits below.
+//! loop only sees [`Session`], whichever [`Bringup`] produced it.
 
+pub mod bench;
 pub mod deploy;
 pub mod doctor;
 pub mod flash;
 pub mod qemu;
 
+use std::time::Duration;
+
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::console::Console;
 
-/// Power control of one board.
-#[async_trait::async_trait]
-pub trait Power: Send {
-    async fn on(&mut self) -> anyhow::Result<()>;
-    /// Must be safe to call at any time, any number of times.
-    async fn off(&mut self) -> anyhow::Result<()>;
-    /// Why the board lost power by itself (for QEMU: the process exited).
-    fn lost(&mut self) -> Option<String>;
-    /// Cuts power abruptly, as a failing supply would, without the
-    /// bookkeeping of `off` (fault injection).
-    fn cut(&mut self) {}
-}
+/// Power control of one board; the controllers themselves (commands, USB
+/// relays) live in the transports crate, QEMU's process in [`qemu`].
+pub use hilt_transports::power::Power;
 
 /// The agent's own byte channel (virtio-serial on the emulated board).
 pub trait AgentStream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> AgentStream for T {}
 
+/// Where the agent's frames travel.
+pub enum AgentLink {
+    /// A channel of its own.
+    Own(Box<dyn AgentStream>),
+    /// Interleaved with printk on the console: the capture separates the
+    /// frame lines from the kernel's and carries the host's frames back.
+    Console,
+}
+
 /// A powered board with its channels open.
 pub struct Session {
     pub power: Box<dyn Power>,
     pub console: Box<dyn Console>,
-    pub agent: Box<dyn AgentStream>,
+    pub agent: AgentLink,
+}
+
+/// How one iteration brings its board up, by the kind of board.
+pub enum Bringup {
+    Qemu(Box<qemu::Launch>),
+    Bench(Box<bench::Bringup>),
+}
+
+impl Bringup {
+    pub async fn start(self, boot_limit: Duration) -> anyhow::Result<Session> {
+        match self {
+            Bringup::Qemu(launch) => qemu::start(*launch, boot_limit).await,
+            Bringup::Bench(b) => b.start(boot_limit).await,
+        }
+    }
+
+    /// A second handle on the board's power switch, to turn it off when
+    /// the bring-up is abandoned half-way (QEMU dies with its process).
+    pub fn switch(&self) -> Option<Box<dyn Power>> {
+        match self {
+            Bringup::Qemu(_) => None,
+            Bringup::Bench(b) => bench::open_power(&b.board, &b.home).ok(),
+        }
+    }
+
+    /// Whether a panic's log survives the power cycle in ramoops, where the
+    /// next boot reads it: then a silent board is crashed on purpose first.
+    pub fn keeps_ramoops(&self) -> bool {
+        match self {
+            Bringup::Qemu(l) => l.ram_file.is_some(),
+            Bringup::Bench(b) => b.ramoops,
+        }
+    }
 }

@@ -13,7 +13,6 @@ use super::{Power, Session};
 use crate::console::TelnetConsole;
 use crate::plan::{ConsoleCfg, QemuCfg};
 use hilt_protocol::AGENT_PORT_NAME;
-use hilt_transports::console::Replayed;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Attach {
@@ -366,7 +365,7 @@ pub async fn start(launch: Launch, boot_limit: Duration) -> anyhow::Result<Sessi
     Ok(Session {
         power: Box::new(power),
         console,
-        agent: Box::new(agent),
+        agent: crate::board::AgentLink::Own(Box::new(agent)),
     })
 }
 
@@ -394,16 +393,11 @@ async fn uboot_boot(
             dtb: None,
             bootargs: launch.append.clone(),
         };
-        u.tftp_boot(&boot, limit).await
+        u.tftp_boot(&boot, limit).await?;
+        anyhow::Ok(())
     }
     .await;
-    if let Err(e) = step {
-        let t = u.transcript();
-        let tail = String::from_utf8_lossy(&t[t.len().saturating_sub(600)..]);
-        bail!("booting through U-Boot: {e}\n--- U-Boot said ---\n{tail}");
-    }
-    let head = u.transcript().to_vec();
-    Ok(Box::new(Replayed::new(head, u.into_console())))
+    super::bench::handed_on(u, step)
 }
 
 #[cfg(test)]

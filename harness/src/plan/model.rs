@@ -438,6 +438,56 @@ pub struct BoardFile {
     /// Partition names to device nodes on the board.
     #[serde(default)]
     pub partitions: std::collections::BTreeMap<String, String>,
+    /// How a board on the bench boots for a run; emulated boards boot
+    /// from QEMU and ignore it.
+    #[serde(default, with = "serde_yaml_ng::with::singleton_map")]
+    pub boot: Option<BenchBootCfg>,
+    /// The kernel's name for the console UART (`console=` on the command
+    /// line), e.g. ttyAML0,115200 on Amlogic SoCs.
+    #[serde(default)]
+    pub kernel_console: Option<String>,
+    /// Which of `partitions:` a run writes its image to and swaps on.
+    #[serde(default)]
+    pub storage: Option<BoardStorageCfg>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BenchBootCfg {
+    /// Stop U-Boot on the console and boot the variant's kernel and hilt's
+    /// initramfs over TFTP, the way LAVA boots a ramdisk.
+    UbootTftp(UbootTftpCfg),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UbootTftpCfg {
+    /// The lab TFTP server's root directory, as this host sees it; hilt
+    /// puts the boot files in `hilt-<board>/` under it.
+    pub root: String,
+    /// The server's address as the board sees it; without it, DHCP's.
+    #[serde(default)]
+    pub serverip: Option<String>,
+    /// A static address for the board; without it, U-Boot asks DHCP.
+    #[serde(default)]
+    pub ipaddr: Option<String>,
+    #[serde(default)]
+    pub netmask: Option<String>,
+    /// A device tree file on this host; without it, U-Boot's own
+    /// (`$fdtcontroladdr`), which mainline Amlogic U-Boot shares with Linux.
+    #[serde(default)]
+    pub dtb: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BoardStorageCfg {
+    /// The partition that receives the plan's erofs image with its verity
+    /// hash tree appended.
+    pub image: String,
+    /// The partition a plan's disk swap goes on.
+    #[serde(default)]
+    pub swap: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -494,6 +544,13 @@ pub enum FlashCfg {
     AdbDd { partition: String },
     /// tftpboot into RAM, then mmc write at a block offset.
     UbootMmc { mmc_dev: u32, start_block: u64 },
+    /// tftpboot into RAM, then a write to any block device U-Boot knows
+    /// (mmc, virtio, usb, scsi) at a block offset (512-byte blocks).
+    UbootBlock {
+        interface: hilt_transports::uboot::BlockInterface,
+        dev: u32,
+        start_block: u64,
+    },
     /// The emulated board's disks are the images themselves.
     QemuDisks,
 }

@@ -281,8 +281,8 @@ pub fn board(file: &Path, doc: &Loaded<BoardFile>) -> Result<(), PlanError> {
         Some(FlashCfg::AdbDd { .. }) if b.adb.is_none() => {
             return Err(c.fail("flash", "flash: adb_dd needs an `adb:` section"))
         }
-        Some(FlashCfg::UbootMmc { .. }) if b.uboot.is_none() => {
-            return Err(c.fail("flash", "flash: uboot_mmc needs a `uboot:` section"))
+        Some(FlashCfg::UbootMmc { .. } | FlashCfg::UbootBlock { .. }) if b.uboot.is_none() => {
+            return Err(c.fail("flash", "U-Boot flashing needs a `uboot:` section"))
         }
         _ => {}
     }
@@ -299,6 +299,32 @@ pub fn board(file: &Path, doc: &Loaded<BoardFile>) -> Result<(), PlanError> {
                 "flash",
                 format!("partition {partition:?} is not in `partitions:`"),
             ));
+        }
+    }
+    if let Some(BenchBootCfg::UbootTftp(t)) = &b.boot {
+        if b.uboot.is_none() {
+            return Err(c.fail(
+                "boot",
+                "boot: uboot_tftp needs a `uboot:` section (its prompt and how to stop autoboot)",
+            ));
+        }
+        if t.ipaddr.is_some() && t.serverip.is_none() {
+            return Err(c.fail("boot.uboot_tftp.serverip", "a static `ipaddr` needs the TFTP server's `serverip` too (without both, U-Boot asks DHCP)"));
+        }
+        if b.kernel_console.is_none() {
+            return Err(c.fail("kernel_console", "expected the kernel's name for the console UART, e.g. ttyAML0,115200 (Amlogic) or ttyS2,1500000 (Rockchip)"));
+        }
+    }
+    if let Some(st) = &b.storage {
+        for (key, part) in [
+            ("storage.image", Some(&st.image)),
+            ("storage.swap", st.swap.as_ref()),
+        ] {
+            if let Some(part) = part {
+                if !b.partitions.contains_key(part) {
+                    return Err(c.fail(key, format!("partition {part:?} is not in `partitions:`")));
+                }
+            }
         }
     }
     let qemu_console = matches!(b.console, ConsoleCfg::QemuTelnet | ConsoleCfg::QemuPty);

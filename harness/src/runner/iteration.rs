@@ -17,7 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 
 use super::results::RunDir;
-use crate::board::qemu::{self, Launch};
+use crate::board::Bringup;
 use crate::console::capture::{self, ConsoleCmd, ConsoleNote, Recorder};
 use crate::plan::{FaultCfg, FaultKind, ResolvedPlan, SignatureCfg};
 
@@ -37,7 +37,6 @@ pub struct IterationInput<'a> {
     pub plan: &'a ResolvedPlan,
     pub variant: &'a str,
     pub iteration: u32,
-    pub launch: Launch,
     pub spec: RunSpec,
     /// Faults to inject, with their delay after the workloads start.
     pub faults: Vec<(Duration, FaultCfg)>,
@@ -140,7 +139,11 @@ struct State {
     suspects: Vec<SuspectReport>,
 }
 
-pub async fn run(input: IterationInput<'_>, mut cancel: watch::Receiver<bool>) -> IterationRecord {
+pub async fn run(
+    input: IterationInput<'_>,
+    bringup: Bringup,
+    mut cancel: watch::Receiver<bool>,
+) -> IterationRecord {
     let t0 = Instant::now();
     let cpu0 = host_cpu_ms();
     let p = &input.plan.plan;
@@ -192,19 +195,36 @@ pub async fn run(input: IterationInput<'_>, mut cancel: watch::Receiver<bool>) -
             return finish_early(st, t0, cpu0, Outcome::InfraError, why);
         }
     };
-    let session =
-        match qemu::start(input.launch.clone(), Duration::from_secs(p.timeouts.boot_s)).await {
-            Ok(s) => s,
-            Err(e) => {
-                return finish_early(
-                    st,
-                    t0,
-                    cpu0,
-                    Outcome::InfraError,
-                    format!("power on: {e:#}"),
-                )
+    let keeps_ramoops = bringup.keeps_ramoops();
+    // Dropping a bring-up cut short by Ctrl-C kills an emulated board; a
+    // board on the bench needs its switch turned off.
+    let mut switch_off = bringup.switch();
+    let boot_limit = Duration::from_secs(p.timeouts.boot_s);
+    let started = tokio::select! {
+        r = bringup.start(boot_limit) => Some(r),
+        _ = cancel.wait_for(|c| *c) => None,
+    };
+    let session = match started {
+        Some(Ok(s)) => s,
+        Some(Err(e)) => {
+            return finish_early(
+                st,
+                t0,
+                cpu0,
+                Outcome::InfraError,
+                format!("power on: {e:#}"),
+            )
+        }
+        None => {
+            if let Some(p) = switch_off.as_mut() {
+                let _ = p.off().await;
             }
-        };
+            return finish_early(st, t0, cpu0, Outcome::NotRun, "interrupted".into());
+        }
+    };
+    // The boot deadline counts from the bootloader's hand-over: flashing a
+    // bench board on its first boot is not booting.
+    st.deadline = Instant::now() + boot_limit;
 
     let (note_tx, mut notes) = mpsc::unbounded_channel();
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
@@ -213,7 +233,14 @@ pub async fn run(input: IterationInput<'_>, mut cancel: watch::Receiver<bool>) -
         console,
         agent,
     } = session;
-    let console_task = tokio::spawn(capture::run(console, recorder, note_tx, cmd_rx));
+    let (agent, tap): (Box<dyn crate::board::AgentStream>, _) = match agent {
+        crate::board::AgentLink::Own(s) => (s, None),
+        crate::board::AgentLink::Console => {
+            let (ours, capture_end) = tokio::io::duplex(1 << 20);
+            (Box::new(ours), Some(capture_end))
+        }
+    };
+    let console_task = tokio::spawn(capture::run(console, recorder, note_tx, cmd_rx, tap));
     let (mut agent_rd, mut agent_wr) = tokio::io::split(agent);
     let (agent_tx, mut agent_rx) = mpsc::unbounded_channel();
     let agent_task = tokio::spawn(async move {
@@ -518,7 +545,7 @@ pub async fn run(input: IterationInput<'_>, mut cancel: watch::Receiver<bool>) -
     // A silent board is crashed on purpose before its power cycle: the
     // panic writes the kernel log into ramoops, where the next boot finds
     // it. (On a board without a console capture this is the only copy.)
-    if outcome == Outcome::SilentHang && input.launch.ram_file.is_some() {
+    if outcome == Outcome::SilentHang && keeps_ramoops {
         let _ = cmd_tx.send(ConsoleCmd::Sysrq(b'c'));
         log(
             &mut st,

@@ -8,12 +8,13 @@ pub mod results;
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
 use hilt_protocol::{
-    BlockDevice, ControlSpec, KernelSettings, ReadPattern, RunSpec, WatchSpec, WorkloadSpec,
+    BlockDevice, ControlSpec, KernelSettings, ReadPattern, RunSpec, StorageSpec, SwapSpec,
+    WatchSpec, WorkloadSpec,
 };
 use hilt_reports::{IterationRecord, Outcome};
 use serde::Serialize;
@@ -21,8 +22,9 @@ use tokio::sync::watch;
 
 use crate::artifacts::{self, media::MediaProvenance, Cache};
 use crate::board::qemu::{Boot, Launch};
+use crate::board::{bench, Bringup};
 use crate::lease;
-use crate::plan::{BoardFile, BootMethod, ConsoleCfg, Control, Pattern, ResolvedPlan};
+use crate::plan::{BoardFile, BootMethod, Control, Pattern, ResolvedPlan};
 use futures_util::future::join_all;
 use progress::Progress;
 use results::{RunDir, RunSummary};
@@ -153,17 +155,57 @@ impl Slot {
     }
 }
 
-pub fn run_spec(
-    plan: &ResolvedPlan,
-    media: &artifacts::Media,
-    run_id: &str,
-    slot: &Slot,
-) -> RunSpec {
+/// Where one board keeps the plan's storage stack, and how the agent finds
+/// it: QEMU disks on the emulated board, partitions on a board on the bench.
+#[derive(Clone)]
+pub struct BoardStorage {
+    storage: StorageSpec,
+    swap: SwapSpec,
+    /// Where a positive control puts the swap it freezes.
+    control: BlockDevice,
+    /// What a board on the bench gets written to its image partition.
+    image: Option<artifacts::media::PartitionImage>,
+}
+
+impl BoardStorage {
+    pub fn of(
+        cache: &Cache,
+        plan: &ResolvedPlan,
+        media: &artifacts::Media,
+        board: &BoardFile,
+    ) -> anyhow::Result<Self> {
+        if board.qemu.is_some() {
+            return Ok(Self {
+                storage: media.storage.clone(),
+                swap: media.swap.clone(),
+                control: BlockDevice::VirtioSerial(artifacts::media::CONTROL_DISK.into()),
+                image: None,
+            });
+        }
+        let b = artifacts::media::bench_storage(cache, media, &plan.plan, board)?;
+        let control = match (&b.control_device, plan.plan.controls.is_empty()) {
+            (Some(d), _) => d.clone(),
+            (None, true) => BlockDevice::Path(String::new()),
+            (None, false) => anyhow::bail!(
+                "board {}: a positive control freezes swap on the board's swap partition, and it names none (storage: {{swap: <partition>}})",
+                board.name
+            ),
+        };
+        Ok(Self {
+            storage: b.storage,
+            swap: b.swap,
+            control,
+            image: Some(b.image),
+        })
+    }
+}
+
+pub fn run_spec(plan: &ResolvedPlan, storage: &BoardStorage, run_id: &str, slot: &Slot) -> RunSpec {
     let p = &plan.plan;
     let (variant, iteration) = (slot.variant.as_str(), slot.iteration);
     let control = slot.control.map(|c| match c {
         Control::SwapFreeze => ControlSpec::SwapFreeze {
-            device: BlockDevice::VirtioSerial(artifacts::media::CONTROL_DISK.into()),
+            device: storage.control.clone(),
             after_swap_kb: 16 * 1024,
             after_ms: 30_000,
         },
@@ -207,8 +249,8 @@ pub fn run_spec(
         } else {
             p.duration_s * 1000
         },
-        storage: media.storage.clone(),
-        swap: media.swap.clone(),
+        storage: storage.storage.clone(),
+        swap: storage.swap.clone(),
         kernel: KernelSettings {
             hung_task_timeout_secs: p.kernel.hung_task_timeout_secs,
             hung_task_check_interval_secs: p.kernel.hung_task_check_interval_secs,
@@ -419,20 +461,20 @@ impl Shared<'_> {
 /// One board's loop: take the next slot from the shared queue, run it,
 /// record it, until the queue is empty, the run is stopped, or the board
 /// is quarantined.
-async fn drive_board(sh: &Shared<'_>, k: usize, board: BoardFile) {
+async fn drive_board(sh: &Shared<'_>, k: usize, board: BoardFile, storage: BoardStorage) {
     let line = sh.progress.board(&board.name);
-    let Some(qemu) = board.qemu.clone() else {
-        return;
-    };
     // The iteration sees a plan whose board is this instance, so its
     // records and events name the board that ran them.
     let mut bplan = sh.plan.clone();
     bplan.board = board.clone();
     // One RAM file per board for the whole run: what the kernel left in
     // ramoops before a power cycle is read by the board's next boot.
-    let ram_file = qemu
-        .ramoops
-        .then(|| std::env::temp_dir().join(format!("hilt-{}-board{k}.ram", std::process::id())));
+    let ram_file =
+        board.qemu.as_ref().filter(|q| q.ramoops).map(|_| {
+            std::env::temp_dir().join(format!("hilt-{}-board{k}.ram", std::process::id()))
+        });
+    // A board on the bench gets the plan's image once per run.
+    let flashed = Arc::new(AtomicBool::new(false));
     let mut previous_dir: Option<PathBuf> = None;
     let mut infra_in_a_row = 0u32;
     let mut last = "done: no slots left";
@@ -462,32 +504,47 @@ async fn drive_board(sh: &Shared<'_>, k: usize, board: BoardFile) {
                 break;
             }
         };
-        let launch = Launch {
-            qemu: qemu.clone(),
-            console: board.console.clone(),
-            memory_mb: bplan.memory_mb(),
-            cpus: bplan.cpus(),
-            kernel: v.kernel_image.clone(),
-            initrd: v.initramfs.clone(),
-            append: match &ram_file {
-                Some(_) => format!(
-                    "{} {}",
-                    kernel_cmdline(&bplan),
-                    Launch::ramoops_cmdline(bplan.memory_mb())
-                ),
-                None => kernel_cmdline(&bplan),
-            },
-            disks: sh.media.disks.clone(),
-            // Sockets per slot: several boards never share one.
-            runtime_dir: std::env::temp_dir().join(format!("hilt-{}-{n}", std::process::id())),
-            log: dir.join("qemu.log"),
-            ram_file: ram_file.clone(),
-            boot: match bplan.plan.machine.boot {
-                BootMethod::Direct => Boot::Direct,
-                BootMethod::UbootTftp => Boot::UbootTftp {
-                    firmware: qemu.uboot_firmware.clone().into(),
+        let bringup = match &board.qemu {
+            Some(qemu) => Bringup::Qemu(Box::new(Launch {
+                qemu: qemu.clone(),
+                console: board.console.clone(),
+                memory_mb: bplan.memory_mb(),
+                cpus: bplan.cpus(),
+                kernel: v.kernel_image.clone(),
+                initrd: v.initramfs.clone(),
+                append: match &ram_file {
+                    Some(_) => format!(
+                        "{} {}",
+                        kernel_cmdline(&bplan),
+                        Launch::ramoops_cmdline(bplan.memory_mb())
+                    ),
+                    None => kernel_cmdline(&bplan),
                 },
-            },
+                disks: sh.media.disks.clone(),
+                // Sockets per slot: several boards never share one.
+                runtime_dir: std::env::temp_dir().join(format!("hilt-{}-{n}", std::process::id())),
+                log: dir.join("qemu.log"),
+                ram_file: ram_file.clone(),
+                boot: match bplan.plan.machine.boot {
+                    BootMethod::Direct => Boot::Direct,
+                    BootMethod::UbootTftp => Boot::UbootTftp {
+                        firmware: qemu.uboot_firmware.clone().into(),
+                    },
+                },
+            })),
+            None => Bringup::Bench(Box::new(bench::Bringup {
+                board: board.clone(),
+                home: crate::plan::home_for(&sh.plan.path),
+                kernel: v.kernel_image.clone(),
+                initrd: v.initramfs.clone(),
+                append: kernel_cmdline(&bplan),
+                flash: storage.image.clone().map(|image| bench::FlashJob {
+                    image,
+                    done: flashed.clone(),
+                    record: sh.run_dir.path.join("flash.jsonl"),
+                }),
+                ramoops: false,
+            })),
         };
         let label = match slot.control {
             Some(c) => format!(
@@ -510,8 +567,7 @@ async fn drive_board(sh: &Shared<'_>, k: usize, board: BoardFile) {
             plan: &bplan,
             variant: &slot.variant,
             iteration: slot.iteration,
-            launch,
-            spec: run_spec(&bplan, sh.media, sh.run_id, &slot),
+            spec: run_spec(&bplan, &storage, sh.run_id, &slot),
             signatures: &bplan.plan.signatures,
             faults: bplan
                 .plan
@@ -527,7 +583,7 @@ async fn drive_board(sh: &Shared<'_>, k: usize, board: BoardFile) {
             previous_dir: previous_dir.clone(),
             progress: &say,
         };
-        let mut rec = iteration::run(input, sh.cancel.clone()).await;
+        let mut rec = iteration::run(input, bringup, sh.cancel.clone()).await;
         previous_dir = Some(dir);
         rec.control = slot.control.map(|c| c.name().to_string());
         rec.board = board.name.clone();
@@ -572,12 +628,6 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
     }
     let cancel = signals();
     let instances = plan.instances();
-    if let Some(b) = instances.iter().find(|b| b.qemu.is_none()) {
-        anyhow::bail!(
-            "board {}: only emulated boards can run plans in this version",
-            b.name
-        );
-    }
 
     // Boards first: a run that cannot have them leaves no run directory
     // behind to trip over.
@@ -669,6 +719,16 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
     let (variants, media) = tokio::task::spawn_blocking(move || prepare(&plan2, &|m| p2.note(m)))
         .await?
         .context("preparing the board artifacts")?;
+    let (plan3, media2, boards) = (plan.clone(), media.clone(), instances.clone());
+    let storages = tokio::task::spawn_blocking(move || {
+        let cache = Cache::default_for(&crate::plan::home_for(&plan3.path));
+        boards
+            .iter()
+            .map(|b| BoardStorage::of(&cache, &plan3, &media2, b))
+            .collect::<anyhow::Result<Vec<_>>>()
+    })
+    .await?
+    .context("laying out the boards' storage")?;
     let run_id = out
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -747,7 +807,8 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
         instances
             .into_iter()
             .enumerate()
-            .map(|(k, b)| drive_board(&shared, k, b)),
+            .zip(storages)
+            .map(|((k, b), st)| drive_board(&shared, k, b, st)),
     )
     .await;
     drop(held);
@@ -818,21 +879,13 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
 }
 
 fn kernel_cmdline(plan: &ResolvedPlan) -> String {
-    // QEMU virt's PL011; real Amlogic boards use ttyAML0, given by their
-    // board file once they run plans.
-    let console = match plan.board.console {
-        ConsoleCfg::QemuTelnet | ConsoleCfg::QemuPty => "console=ttyAMA0",
-        ConsoleCfg::Serial { .. } | ConsoleCfg::Ser2net { .. } => "console=ttyAML0,115200",
+    let (console, extra) = match &plan.board.qemu {
+        // QEMU virt's PL011, and the agent on its own virtio-serial port;
+        // a panic reboots, so that ramoops keeps the log.
+        Some(q) => ("console=ttyAMA0 panic=5".to_string(), q.append.as_str()),
+        None => (bench::cmdline(&plan.board), ""),
     };
-    let extra = plan
-        .board
-        .qemu
-        .as_ref()
-        .map(|q| q.append.as_str())
-        .unwrap_or("");
-    format!("{console} panic=5 loglevel=4 {extra}")
-        .trim()
-        .to_string()
+    format!("{console} loglevel=4 {extra}").trim().to_string()
 }
 
 fn hostname() -> String {

@@ -2,6 +2,7 @@
 //! records a run wrote.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use hilt_reports::{IterationRecord, Outcome};
 
@@ -33,4 +34,46 @@ pub fn assert_all_pass(recs: &[IterationRecord]) {
             r.detail
         );
     }
+}
+
+/// `hilt run` as a test runs it: quiet, its own history database (never
+/// the user's), and the artifact cache scripts/setup filled, so a plan in a
+/// temporary tree does not download and build its kernels again.
+#[allow(dead_code)]
+pub fn hilt_run(plan: &Path, out: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_hilt"));
+    c.arg("run")
+        .arg(plan)
+        .arg("--out")
+        .arg(out)
+        .arg("--quiet")
+        .current_dir(repo());
+    c.env("HILT_HISTORY", out.with_file_name("history.sqlite"));
+    c.env("HILT_CACHE", shared_cache());
+    c
+}
+
+#[allow(dead_code)]
+pub fn shared_cache() -> PathBuf {
+    std::env::var_os("HILT_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or(repo().join(".cache"))
+}
+
+/// The positive control's record, which must be a kernel-reported hang.
+#[allow(dead_code)]
+pub fn control_hang(recs: &[IterationRecord]) -> &IterationRecord {
+    let c = recs
+        .iter()
+        .find(|r| r.control.is_some())
+        .expect("a control ran");
+    assert_eq!(c.outcome, Outcome::Hang, "{}", c.detail);
+    assert!(
+        c.kernel_events
+            .iter()
+            .any(|t| t.starts_with("INFO: task hung in")),
+        "{:?}",
+        c.kernel_events
+    );
+    c
 }

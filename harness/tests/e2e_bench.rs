@@ -1,0 +1,251 @@
+//! A board on the bench, end to end. The emulated board is wired up the way
+//! a lab wires a physical one (scripts/bench-board): power by command hooks,
+//! the UART on a telnet serial port, U-Boot as firmware, a TFTP root, one
+//! disk with data and swap partitions. hilt sees none of QEMU: it drives the
+//! board through the same board-file path as le-potato.yaml, writes the
+//! plan's image from U-Boot, boots over TFTP, and talks to its agent on the
+//! shared UART. Slow, so `#[ignore]`d; scripts/test runs it.
+
+mod common;
+use common::{assert_all_pass, control_hang, hilt_run, records, repo};
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+/// A temporary home with a bench board of its own (state directory and
+/// console port), so a test never meets another run's board. Powered off
+/// when dropped, whatever the test did.
+struct Bench {
+    tmp: tempfile::TempDir,
+    state: PathBuf,
+}
+
+impl Bench {
+    fn new() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = tmp.path().join("board");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let board = std::fs::read_to_string(repo().join("boards/bench-emulated.yaml"))
+            .unwrap()
+            .replace("name: bench-emulated", "name: bench-test")
+            .replace("/tmp/hilt-bench-emulated", state.to_str().unwrap())
+            .replace("5560", &port.to_string());
+        std::fs::create_dir_all(tmp.path().join("boards")).unwrap();
+        std::fs::write(tmp.path().join("boards/bench-test.yaml"), board).unwrap();
+        for d in ["workloads", "scripts"] {
+            std::os::unix::fs::symlink(repo().join(d), tmp.path().join(d)).unwrap();
+        }
+        Self { tmp, state }
+    }
+
+    /// plans/smoke-bench.yaml on this board, with `edits` applied.
+    fn plan(&self, edits: &[(&str, &str)], extra: &str) -> PathBuf {
+        let mut text = std::fs::read_to_string(repo().join("plans/smoke-bench.yaml"))
+            .unwrap()
+            .replace("board: bench-emulated", "board: bench-test");
+        for (from, to) in edits {
+            assert!(text.contains(from), "smoke-bench.yaml lacks {from:?}");
+            text = text.replacen(from, to, 1);
+        }
+        let plan = self.tmp.path().join("plans/bench.yaml");
+        std::fs::create_dir_all(plan.parent().unwrap()).unwrap();
+        std::fs::write(&plan, text + extra).unwrap();
+        plan
+    }
+
+    fn run(&self, plan: &Path) -> (PathBuf, String) {
+        let out = self.tmp.path().join("run");
+        let o = hilt_run(plan, &out)
+            .env("HILT_LEASES", self.tmp.path().join("leases"))
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(
+            o.status.success(),
+            "exit {:?}\n{stdout}\n{}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr)
+        );
+        (out, stdout)
+    }
+}
+
+impl Drop for Bench {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(repo().join("scripts/bench-board"))
+            .arg("off")
+            .arg(&self.state)
+            .status();
+    }
+}
+
+fn console(out: &Path, iteration: &str) -> String {
+    String::from_utf8_lossy(
+        &std::fs::read(out.join("iterations").join(iteration).join("console.log")).unwrap(),
+    )
+    .into_owned()
+}
+
+#[test]
+#[ignore = "boots the emulated board: run by scripts/test"]
+fn bench_board_is_flashed_from_uboot_and_runs_a_plan_with_the_agent_on_its_uart() {
+    let bench = Bench::new();
+    let plan = bench.plan(&[], "");
+    let (out, _) = bench.run(&plan);
+
+    let recs = records(&out);
+    assert_eq!(recs.len(), 2);
+    assert_all_pass(&recs);
+    for r in &recs {
+        assert_eq!(r.board, "bench-test");
+        assert!(r.boot_ms.is_some(), "no agent hello: {}", r.detail);
+        assert!(r.reads > 0 && r.read_errors == 0, "{r:?}");
+        // Frames damaged by printk on the shared UART would be named here.
+        assert!(!r.detail.contains("damaged"), "{}", r.detail);
+    }
+
+    // The image was written once, read back, and is the run's own.
+    let run: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    let media = &run["media"];
+    let flashes: Vec<serde_json::Value> = std::fs::read_to_string(out.join("flash.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(flashes.len(), 1, "flashed on the first boot only");
+    let f = &flashes[0];
+    assert_eq!(f["method"], "uboot_virtio");
+    assert_eq!(f["verity_root_hash"], media["verity_root_hash"]);
+    assert!(f["readback"].as_str().unwrap().starts_with("crc32:"), "{f}");
+    let erofs_bytes = media["erofs_bytes"].as_u64().unwrap();
+    assert!(
+        f["bytes"].as_u64().unwrap() > erofs_bytes,
+        "hash tree appended"
+    );
+
+    // And it is on the board's data partition (sector 2048 of its disk).
+    let mut disk = std::fs::File::open(bench.state.join("disk.img")).unwrap();
+    disk.seek(SeekFrom::Start(2048 * 512)).unwrap();
+    let mut erofs = vec![0u8; erofs_bytes as usize];
+    disk.read_exact(&mut erofs).unwrap();
+    assert_eq!(
+        hex::encode(Sha256::digest(&erofs)),
+        media["erofs_sha256"].as_str().unwrap()
+    );
+
+    let first = console(&out, "unpatched-000");
+    let second = console(&out, "unpatched-001");
+    for needle in [
+        "Hit any key to stop autoboot",
+        "blocks written: OK",
+        "booti ",
+        "hilt-init: starting agent",
+        "erofs: (device dm-0): mounted",
+    ] {
+        assert!(
+            first.contains(needle),
+            "first boot's console lacks {needle:?}"
+        );
+    }
+    assert!(!second.contains("blocks written"), "flashed twice");
+    assert!(second.contains("booti "));
+    // The agent's frames travel on the UART, but belong to the agent: the
+    // console log keeps the kernel's words only.
+    for log in [&first, &second] {
+        assert!(
+            !log.contains("@H2 "),
+            "agent frames leaked into console.log"
+        );
+    }
+    let events = std::fs::read_to_string(out.join("events.jsonl")).unwrap();
+    assert!(
+        events
+            .lines()
+            .any(|l| l.contains("\"source\":\"agent\"") && l.contains("\"hello\"")),
+        "no agent hello in events.jsonl"
+    );
+}
+
+/// A real hang, detected on a board whose only channel is its UART: the
+/// kernel's report from the console, the agent's watcher and its stack
+/// dumps from its frames.
+#[test]
+#[ignore = "boots the emulated board: run by scripts/test"]
+fn bench_board_detects_the_control_hang_over_its_uart() {
+    let bench = Bench::new();
+    let plan = bench.plan(
+        &[("iterations: 2", "iterations: 1")],
+        "controls:\n  - swap_freeze\n",
+    );
+    let (out, stdout) = bench.run(&plan);
+    assert!(
+        stdout.contains("control swap_freeze on unpatched: detected"),
+        "{stdout}"
+    );
+    let recs = records(&out);
+    let c = control_hang(&recs);
+    let t = c.failure.as_ref().unwrap().timing.expect("detection times");
+    assert!(
+        t.suspected_ms.is_some(),
+        "the agent's watcher, heard over the UART, suspected the task"
+    );
+    let events = std::fs::read_to_string(out.join("events.jsonl")).unwrap();
+    assert!(
+        events
+            .lines()
+            .any(|l| l.contains("\"source\":\"agent\"") && l.contains("sysrq: Show Blocked State")),
+        "the agent's sysrq dump, relayed in its frames"
+    );
+    assert!(console(&out, "unpatched-control-swap_freeze").contains("task:hilt-swapoff"));
+}
+
+/// `hilt flash` on a U-Boot board: power cycle, stop autoboot, TFTP, block
+/// write, read back, power off; the bytes are found on the board's disk.
+#[test]
+#[ignore = "boots the emulated board: run by scripts/test"]
+fn hilt_flash_writes_an_image_from_uboot() {
+    let bench = Bench::new();
+    let mut image = vec![0u8; 3 << 20];
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for b in image.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    let path = bench.tmp.path().join("data.img");
+    std::fs::write(&path, &image).unwrap();
+    let root_hash = "ab".repeat(32);
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_hilt"))
+        .args(["flash", "bench-test"])
+        .arg(&path)
+        .args(["--root-hash", &root_hash])
+        .current_dir(bench.tmp.path())
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let rec: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(rec["method"], "uboot_virtio");
+    assert_eq!(rec["sha256"], hex::encode(Sha256::digest(&image)));
+    assert_eq!(rec["verity_root_hash"], root_hash);
+    assert!(rec["readback"].as_str().unwrap().starts_with("crc32:"));
+    let mut disk = std::fs::File::open(bench.state.join("disk.img")).unwrap();
+    disk.seek(SeekFrom::Start(2048 * 512)).unwrap();
+    let mut back = vec![0u8; image.len()];
+    disk.read_exact(&mut back).unwrap();
+    assert!(back == image, "the partition does not hold the image");
+    // Powered off afterwards: nothing listens on the console port.
+    assert!(!bench.state.join("qemu.pid").exists());
+}

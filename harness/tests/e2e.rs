@@ -648,11 +648,12 @@ fn console_and_channel_faults_and_a_plan_edited_mid_run() {
     // The emulated PL011 is slow and its speed follows the host's load (a
     // 10 s iteration carried from 5 kB to over 100 kB of flood here), so
     // the iteration may end, and power off, mid-flood: what came is asked
-    // only to be recorded.
+    // only to be recorded. (A fresh-clone CI run recorded 610 such bytes,
+    // a quiet machine thousands; an unflooded boot log has none.)
     let high = |f: &[u8]| f.iter().filter(|&&b| b >= 0x80).count();
     let console0 = std::fs::read(out.join(&recs[0].console_log)).unwrap();
     assert!(
-        high(&console0) > 2_000,
+        high(&console0) > 256,
         "the flood is recorded: {} non-ASCII bytes",
         high(&console0)
     );

@@ -140,7 +140,7 @@ impl Bringup {
     /// directory of the TFTP root; returns their names relative to it.
     fn stage_tftp(&self, cfg: &UbootTftpCfg) -> anyhow::Result<TftpFiles> {
         let sub = format!("hilt-{}", self.board.name);
-        let root = self.home.join(super::doctor::expand(&cfg.root));
+        let root = tftp_root(cfg, &self.home);
         let dir = root.join(&sub);
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("creating {} in the TFTP root", dir.display()))?;
@@ -253,7 +253,7 @@ pub async fn flash_via_uboot(
     };
     let target = flash_target(b)?;
     let limit = Duration::from_secs(120);
-    let root = home.join(super::doctor::expand(&tftp.root));
+    let root = tftp_root(tftp, home);
     let (mut power, console) = power_cycle_to_console(b, home).await?;
     let mut u = UBoot::new(console, uboot_config(b, limit)?);
     let result = async {
@@ -264,8 +264,7 @@ pub async fn flash_via_uboot(
     .await;
     let _ = power.off().await;
     result.map_err(|e| {
-        let t = u.transcript();
-        let tail = String::from_utf8_lossy(&t[t.len().saturating_sub(600)..]);
+        let tail = said_last(&u);
         e.context(format!("--- U-Boot said ---\n{tail}"))
     })
 }
@@ -361,8 +360,7 @@ pub fn handed_on<C: Console + 'static>(
     step: anyhow::Result<()>,
 ) -> anyhow::Result<Box<dyn Console>> {
     if let Err(e) = step {
-        let t = u.transcript();
-        let tail = String::from_utf8_lossy(&t[t.len().saturating_sub(600)..]);
+        let tail = said_last(&u);
         bail!("booting through U-Boot: {e:#}\n--- U-Boot said ---\n{tail}");
     }
     let head = u.transcript().to_vec();
@@ -372,9 +370,21 @@ pub fn handed_on<C: Console + 'static>(
     )))
 }
 
+/// The end of U-Boot's dialogue, for an error: usually its own complaint.
+fn said_last<C: Console>(u: &UBoot<C>) -> String {
+    let t = u.transcript();
+    String::from_utf8_lossy(&t[t.len().saturating_sub(600)..]).into_owned()
+}
+
+/// The board's TFTP root on this host: relative to the checkout, like the
+/// board file's other paths.
+pub fn tftp_root(cfg: &UbootTftpCfg, home: &Path) -> PathBuf {
+    home.join(super::doctor::expand(&cfg.root))
+}
+
 /// A program named by a relative path (`scripts/bench-board`) is the
 /// checkout's; a bare name (`uhubctl`) is looked up on PATH.
-fn resolve_program(argv: &[String], home: &Path) -> Vec<String> {
+pub fn resolve_program(argv: &[String], home: &Path) -> Vec<String> {
     let mut v = argv.to_vec();
     if let Some(p) = v.first_mut() {
         if p.contains('/') && Path::new(p.as_str()).is_relative() {

@@ -140,11 +140,8 @@ pub async fn check(b: &BoardFile, home: &Path) -> Vec<(String, Result<String, St
     let power = match &b.power {
         PowerCfg::Qemu => None,
         PowerCfg::Command { on, .. } => {
-            let prog = match Path::new(&on[0]) {
-                p if on[0].contains('/') && p.is_relative() => home.join(p).display().to_string(),
-                _ => on[0].clone(),
-            };
-            Some(("power command".to_string(), on_path(&prog)))
+            let argv = super::bench::resolve_program(on, home);
+            Some(("power command".to_string(), on_path(&argv[0])))
         }
         PowerCfg::UsbRelay { serial, relay } => Some((
             format!("power usb relay #{relay}"),
@@ -210,7 +207,7 @@ pub async fn check(b: &BoardFile, home: &Path) -> Vec<(String, Result<String, St
         ));
     }
     if let Some(crate::plan::BenchBootCfg::UbootTftp(t)) = &b.boot {
-        let root = home.join(expand(&t.root));
+        let root = super::bench::tftp_root(t, home);
         let probe = root.join(format!(".hilt-doctor-{}", std::process::id()));
         let r = std::fs::write(&probe, b"")
             .map(|_| format!("{} is writable; hilt run puts hilt-{}/ there", root.display(), b.name))

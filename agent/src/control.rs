@@ -1,96 +1,197 @@
 //! Positive controls: hangs injected on purpose, so that "no hang seen" can
 //! be trusted to mean "no hang happened".
+//!
+//! The swap freeze is set up before the workloads start, and checked: the
+//! iteration only runs once swapoff is seen blocked. An earlier version froze
+//! swap under the hog's pressure and let swapoff read pages back; the OOM
+//! killer picks swapoff first (it is the "OOM origin"), and when it struck
+//! before swapoff had reached its read, swapoff returned and the control
+//! passed undetected.
 
-use std::io::Write;
+use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
-use hilt_protocol::{AgentMsg, Stage, StageReport};
-
-use crate::channel::Sender;
 use crate::{dm, sampler, swap, sys};
 
-/// What the filler pushes to swap: enough for swapoff to have to read
-/// pages back, whatever the memory pressure is.
+/// What the filler pushes into the frozen swap device.
 pub const FILLER_BYTES: usize = 32 << 20;
 const MADV_PAGEOUT: libc::c_int = 21;
+/// How long swapoff must stay in D before the freeze counts as holding.
+const BLOCKED_MS: u64 = 500;
 
-/// The swapoff that will block, and the filler whose pages it will have to
-/// read back; both forked before the freeze, since once swap is frozen
-/// forking (a new stack, page tables) can itself wait on swap.
+/// The swapoff that will block, and the filler whose stuck writeback it will
+/// wait on; both forked before the freeze, since once swap is frozen forking
+/// (a new stack, page tables) can itself wait on swap.
 pub struct SwapFreeze {
     victim: Child,
     filler: Child,
 }
 
 impl SwapFreeze {
-    pub fn prepare(node: &Path) -> std::io::Result<Self> {
+    pub fn prepare(node: &Path) -> io::Result<Self> {
         let exe = std::env::current_exe()?;
         let victim = Command::new(&exe)
             .arg("swapoff")
             .arg(node)
             .stdin(Stdio::piped())
             .spawn()?;
-        let filler = Command::new(&exe).arg("swap-filler").spawn()?;
-        Ok(Self { victim, filler })
+        let filler = Command::new(&exe)
+            .arg("swap-filler")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn();
+        match filler {
+            Ok(filler) => Ok(Self { victim, filler }),
+            Err(e) => {
+                let mut victim = victim;
+                let _ = victim.kill();
+                let _ = victim.wait();
+                Err(e)
+            }
+        }
     }
 
-    pub fn run(mut self, tx: &Sender, after_swap_kb: u64, deadline_ms: u64) {
-        let started = sys::uptime_ms();
-        let swapped = || {
-            let m = sampler::read_mem();
-            m.swap_total_kb.saturating_sub(m.swap_free_kb)
-        };
-        while swapped() < after_swap_kb && sys::uptime_ms() < deadline_ms {
-            std::thread::sleep(Duration::from_millis(200));
+    /// Freezes swap with `stuck_kb` of writeback in it and returns once
+    /// swapoff is blocked on that writeback, with a line for the stage
+    /// report. On failure the device is resumed and both helpers killed, so
+    /// the board is left as it was.
+    pub fn freeze(mut self, stuck_kb: u64, within_ms: u64) -> io::Result<String> {
+        let deadline = sys::uptime_ms() + within_ms;
+        match self.try_freeze(stuck_kb, deadline) {
+            Ok(detail) => {
+                // Both stay as they are for the rest of the boot: the filler
+                // parked on its pages, swapoff waiting for their writeback.
+                std::mem::forget(self);
+                Ok(detail)
+            }
+            Err(e) => {
+                let _ = dm::resume(swap::CONTROL_DM);
+                for c in [&mut self.victim, &mut self.filler] {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                }
+                Err(e)
+            }
         }
-        let used = swapped();
-        if used < after_swap_kb {
-            tx.send(&AgentMsg::Error {
-                stage: Stage::Control,
-                message: format!(
-                    "swap-freeze: only {used} kB swapped out, {after_swap_kb} kB needed: not freezing"
-                ),
-            });
-            let _ = self.victim.kill();
-            let _ = self.filler.kill();
-            return;
+    }
+
+    fn try_freeze(&mut self, stuck_kb: u64, deadline: u64) -> io::Result<String> {
+        let mut from_filler = self.filler.stdout.take().ok_or_else(|| other("no pipe"))?;
+        expect_line(&mut from_filler, "filled", deadline)?;
+        let before = swap_used_kb();
+        dm::suspend_noflush(swap::CONTROL_DM)
+            .map_err(|e| other(format!("suspending {}: {e}", swap::CONTROL_DM)))?;
+        tell(&mut self.filler, "go")?;
+        expect_line(&mut from_filler, "paged", deadline)?;
+        let stuck = swap_used_kb().saturating_sub(before);
+        if stuck < stuck_kb {
+            return Err(other(format!(
+                "only {stuck} kB went to the frozen swap, {stuck_kb} kB needed"
+            )));
         }
-        // Say it before doing it: after the freeze this thread may block too.
-        tx.send(&AgentMsg::Stage(StageReport {
-            stage: Stage::Control,
-            uptime_ms: sys::uptime_ms(),
-            elapsed_ms: sys::uptime_ms() - started,
-            detail: format!(
-                "swap-freeze: suspending {} with {used} kB swapped; swapoff pid {} follows",
-                swap::CONTROL_DM,
-                self.victim.id()
-            ),
-        }));
-        if let Err(e) = dm::suspend_noflush(swap::CONTROL_DM) {
-            tx.send(&AgentMsg::Error {
-                stage: Stage::Control,
-                message: format!("suspending {}: {e}", swap::CONTROL_DM),
-            });
-            let _ = self.victim.kill();
-            return;
+        tell(&mut self.victim, "go")?;
+        let pid = self.victim.id();
+        // D for a moment is any disk wait; D for a while is the freeze.
+        let mut d_since = None;
+        loop {
+            if let Some(status) = self.victim.try_wait()? {
+                return Err(other(format!(
+                    "swapoff (pid {pid}) returned before it blocked: {status}"
+                )));
+            }
+            let now = sys::uptime_ms();
+            d_since = match proc_state(pid) {
+                Some('D') => d_since.or(Some(now)),
+                _ => None,
+            };
+            if d_since.is_some_and(|t| now - t >= BLOCKED_MS) {
+                let wchan = sys::read_trimmed(format!("/proc/{pid}/wchan")).unwrap_or_default();
+                return Ok(format!(
+                    "swap-freeze: {} suspended with {stuck} kB of writeback in it; swapoff pid {pid} blocked in D at {wchan}",
+                    swap::CONTROL_DM
+                ));
+            }
+            if sys::uptime_ms() >= deadline {
+                return Err(other(format!(
+                    "swapoff (pid {pid}) was not blocked in D state in time"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
-        // swapoff must read every swapped page back: it blocks in D state, in
-        // the kernel, where khungtaskd sees it.
-        if let Some(mut go) = self.victim.stdin.take() {
-            let _ = go.write_all(b"go\n");
-            // Never closed: closing a pipe takes its mutex, which must not
-            // become one more place for this thread to block.
-            std::mem::forget(go);
-        }
-        // The filler stays parked on its swapped-out pages for good.
-        std::mem::forget(self);
     }
 }
 
-/// Allocates, fills and pages out FILLER_BYTES, then parks forever without
-/// touching them: runs as `hilt-agent swap-filler`.
+fn swap_used_kb() -> u64 {
+    let m = sampler::read_mem();
+    m.swap_total_kb.saturating_sub(m.swap_free_kb)
+}
+
+fn other(msg: impl Into<String>) -> io::Error {
+    io::Error::other(format!("swap-freeze: {}", msg.into()))
+}
+
+/// Writes a line to a helper and never closes the pipe: closing it takes the
+/// pipe's mutex, which must not become one more place to block once swap is
+/// frozen.
+fn tell(child: &mut Child, word: &str) -> io::Result<()> {
+    let pipe = child.stdin.as_mut().ok_or_else(|| other("no pipe"))?;
+    pipe.write_all(format!("{word}\n").as_bytes())
+}
+
+/// Reads one line from a helper by `deadline` (uptime, ms), and checks it.
+fn expect_line(from: &mut ChildStdout, want: &str, deadline: u64) -> io::Result<()> {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while !line.ends_with(b"\n") {
+        let left = deadline.saturating_sub(sys::uptime_ms());
+        let mut pfd = libc::pollfd {
+            fd: from.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ready = unsafe { libc::poll(&mut pfd, 1, left.min(i32::MAX as u64) as i32) };
+        if ready < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if ready == 0 {
+            return Err(other(format!("the filler did not say {want:?} in time")));
+        }
+        if from.read(&mut byte)? == 0 {
+            return Err(other(format!("the filler exited before saying {want:?}")));
+        }
+        line.push(byte[0]);
+    }
+    let got = String::from_utf8_lossy(&line);
+    if got.trim() != want {
+        return Err(other(format!(
+            "the filler said {:?}, not {want:?}",
+            got.trim()
+        )));
+    }
+    Ok(())
+}
+
+/// The state letter of /proc/PID/stat (after the command name, which may
+/// itself hold spaces and parentheses).
+fn proc_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat_state(&stat)
+}
+
+fn stat_state(stat: &str) -> Option<char> {
+    stat[stat.rfind(')')? + 1..].trim_start().chars().next()
+}
+
+/// Allocates and fills FILLER_BYTES, says "filled", waits for "go", pages it
+/// all out into the frozen swap, says "paged", then parks forever without
+/// touching it: runs as `hilt-agent swap-filler`.
 pub fn swap_filler() -> ! {
     sys::clear_io_flusher();
     unsafe { libc::prctl(libc::PR_SET_NAME, c"hilt-swapfill".as_ptr()) };
@@ -104,18 +205,39 @@ pub fn swap_filler() -> ! {
             0,
         )
     };
-    if p != libc::MAP_FAILED {
-        let mem = unsafe { std::slice::from_raw_parts_mut(p as *mut u8, FILLER_BYTES) };
-        // Not zero (zero pages need no swap slot), not uniform.
-        for (i, page) in mem.chunks_mut(4096).enumerate() {
-            page[0] = 0xa5;
-            page[8] = i as u8;
-        }
-        // Reclaim these pages now (Linux 5.4+): swap fills whatever the
-        // memory pressure, so the control does not depend on it.
-        unsafe { libc::madvise(p, FILLER_BYTES, MADV_PAGEOUT) };
+    if p == libc::MAP_FAILED {
+        std::process::exit(1);
     }
+    let mem = unsafe { std::slice::from_raw_parts_mut(p as *mut u8, FILLER_BYTES) };
+    // Not zero (zero pages need no swap slot), not uniform.
+    for (i, page) in mem.chunks_mut(4096).enumerate() {
+        page[0] = 0xa5;
+        page[8] = i as u8;
+    }
+    let mut out = io::stdout();
+    let _ = writeln!(out, "filled");
+    let _ = out.flush();
+    let mut go = String::new();
+    if io::stdin().read_line(&mut go).is_err() || go.trim() != "go" {
+        std::process::exit(1);
+    }
+    // Reclaim now (Linux 5.4+): each page goes to the swap cache, and its
+    // write is queued on the suspended device, where it stays, so the page
+    // stays under writeback for good.
+    unsafe { libc::madvise(p, FILLER_BYTES, MADV_PAGEOUT) };
+    let _ = writeln!(out, "paged");
+    let _ = out.flush();
     loop {
         std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn state_letter_follows_the_last_parenthesis() {
+        assert_eq!(super::stat_state("139 (hilt-swapoff) D 129 139"), Some('D'));
+        assert_eq!(super::stat_state("7 (a) b) (c) S 1 7"), Some('S'));
+        assert_eq!(super::stat_state("garbage"), None);
     }
 }

@@ -83,34 +83,29 @@ fn run_inner(spec: &RunSpec, tx: &Sender, stop: &Arc<AtomicBool>) -> Option<Done
             .unwrap_or_else(|| "no swap".into());
         Ok((None, detail))
     })?;
+    // Before the workloads, so that their memory pressure cannot get in the
+    // way of the hang; it is the detectors that must work under that load.
+    if let (
+        Some(ControlSpec::SwapFreeze {
+            stuck_kb,
+            within_ms,
+            ..
+        }),
+        Some(node),
+    ) = (&spec.control, control_swap)
+    {
+        stage(tx, Stage::Control, || {
+            control::SwapFreeze::prepare(&node)?
+                .freeze(*stuck_kb, *within_ms)
+                .map(|d| ((), d))
+        })?;
+    }
     let map = stage(tx, Stage::Workloads, || {
         Mapping::create().map(|m| (m, String::new()))
     })?;
     let mem_total_kb = sampler::read_mem().total_kb;
     let start = sys::uptime_ms();
     let deadline = start + spec.duration_ms;
-    if let (
-        Some(ControlSpec::SwapFreeze {
-            after_swap_kb,
-            after_ms,
-            ..
-        }),
-        Some(node),
-    ) = (&spec.control, control_swap)
-    {
-        let (tx, after_swap_kb, after_ms) = (tx.clone(), *after_swap_kb, *after_ms);
-        match control::SwapFreeze::prepare(&node) {
-            Ok(c) => {
-                sys::spawn("control", move || {
-                    c.run(&tx, after_swap_kb, start + after_ms)
-                });
-            }
-            Err(e) => tx.send(&AgentMsg::Error {
-                stage: Stage::Control,
-                message: format!("starting swapoff: {e}"),
-            }),
-        }
-    }
     let mut children: Vec<(String, Child)> = Vec::new();
     let mut slot_base = 0;
     for w in &spec.workloads {

@@ -27,15 +27,17 @@ pub struct RunSpec {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum ControlSpec {
-    /// Swap goes on a dm-linear device over `device`; once `after_swap_kb`
-    /// are swapped out (or `after_ms` passed), the device is suspended
-    /// without flushing and a swapoff started: swapoff must read swapped
-    /// pages back, and blocks forever, which khungtaskd reports on any
-    /// kernel.
+    /// Swap goes on a dm-linear device over `device`. Before the workloads
+    /// start, the device is suspended without flushing, at least `stuck_kb`
+    /// of a filler's memory is paged out into it (writes that cannot
+    /// complete), and swapoff is started: it waits on that writeback in
+    /// TASK_UNINTERRUPTIBLE with no timeout, which khungtaskd reports on any
+    /// kernel. The agent fails the stage, rather than run an iteration whose
+    /// control never hung, unless swapoff is seen blocked within `within_ms`.
     SwapFreeze {
         device: BlockDevice,
-        after_swap_kb: u64,
-        after_ms: u64,
+        stuck_kb: u64,
+        within_ms: u64,
     },
 }
 

@@ -658,10 +658,10 @@ fn run_spec() -> impl Strategy<Value = RunSpec> {
         },
     );
     let control = proptest::option::of((block_device(), any::<u64>(), any::<u64>()).prop_map(
-        |(device, after_swap_kb, after_ms)| ControlSpec::SwapFreeze {
+        |(device, stuck_kb, within_ms)| ControlSpec::SwapFreeze {
             device,
-            after_swap_kb,
-            after_ms,
+            stuck_kb,
+            within_ms,
         },
     ));
     (

@@ -98,8 +98,8 @@ pub enum FaultKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Control {
-    /// Swap on dm-linear, suspended under the hog, then swapoff: a hung
-    /// task on any kernel.
+    /// Swap on dm-linear, suspended with writeback stuck in it, then
+    /// swapoff: a hung task on any kernel.
     SwapFreeze,
 }
 

@@ -206,8 +206,8 @@ pub fn run_spec(plan: &ResolvedPlan, storage: &BoardStorage, run_id: &str, slot:
     let control = slot.control.map(|c| match c {
         Control::SwapFreeze => ControlSpec::SwapFreeze {
             device: storage.control.clone(),
-            after_swap_kb: 16 * 1024,
-            after_ms: 30_000,
+            stuck_kb: 16 * 1024,
+            within_ms: 30_000,
         },
     });
     let workloads = plan

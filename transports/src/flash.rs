@@ -282,6 +282,11 @@ pub struct UBootFlasher<'a, C> {
     pub interface: BlockInterface,
     pub dev: u32,
     pub start_block: u64,
+    /// The partition the image is meant for, by its number in the device's
+    /// partition table: when given, U-Boot is asked where it is, and the
+    /// write is refused unless it starts at `start_block` and holds the
+    /// image. A wrong start_block would otherwise overwrite a neighbour.
+    pub partition: Option<u32>,
     pub limit: Duration,
 }
 
@@ -326,7 +331,28 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> UBootFlasher<'_, C> {
         image: &FlashImage,
         file: &str,
     ) -> Result<u32, FlashError> {
+        let iface = self.interface.name();
         let u = &mut *self.uboot;
+        if let Some(part) = self.partition {
+            let (start, blocks) = u
+                .partition_extent(self.interface, self.dev, part, self.limit)
+                .await
+                .map_err(transport("U-Boot part"))?;
+            let where_ = format!("partition {part} of {iface} {}", self.dev);
+            if start != self.start_block {
+                return Err(FlashError::Transport(format!(
+                    "{where_} starts at block {start}, but the board file says start_block {}: \
+                     nothing written (`part list {iface} {}` at the U-Boot prompt shows the table)",
+                    self.start_block, self.dev
+                )));
+            }
+            let need = (image.data.len() as u64).div_ceil(512);
+            if need > blocks {
+                return Err(FlashError::Transport(format!(
+                    "the image needs {need} blocks and {where_} has {blocks}: nothing written"
+                )));
+            }
+        }
         let size = u
             .tftp("kernel_addr_r", file, self.limit)
             .await
@@ -351,7 +377,6 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> UBootFlasher<'_, C> {
         // that never happened cannot pass by reading the RAM it came from.
         let blocks = size.div_ceil(512);
         let gap = (size + (1 << 20)) & !((1 << 20) - 1);
-        let iface = self.interface.name();
         let step = async {
             u.run_checked(&format!("setexpr hilt_rb ${{kernel_addr_r}} + {gap:#x}"))
                 .await?;

@@ -587,6 +587,34 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> UBoot<C> {
         Ok(())
     }
 
+    /// Where partition `part` of block device `dev` is, as U-Boot reads the
+    /// device's partition table: (first block, blocks), in the device's
+    /// blocks. Needs U-Boot's `part` command (CONFIG_CMD_PART).
+    pub async fn partition_extent(
+        &mut self,
+        interface: BlockInterface,
+        dev: u32,
+        part: u32,
+        limit: Duration,
+    ) -> Result<(u64, u64), UBootError> {
+        let name = interface.name();
+        self.run_checked_for(interface.scan_command(), limit)
+            .await?;
+        let mut extent = [0u64; 2];
+        for (what, value) in ["start", "size"].into_iter().zip(&mut extent) {
+            self.run_checked(&format!("part {what} {name} {dev} {part} hilt_part"))
+                .await?;
+            // `part` stores the number in hex, without a 0x.
+            let text = self.getenv("hilt_part").await?.unwrap_or_default();
+            *value = u64::from_str_radix(text.trim(), 16).map_err(|_| {
+                UBootError::Invalid(format!(
+                    "`part {what} {name} {dev} {part}` gave {text:?}, not a hex number"
+                ))
+            })?;
+        }
+        Ok((extent[0], extent[1]))
+    }
+
     /// [`Self::block_write`] to an eMMC or SD card (Amlogic boards: eMMC is
     /// usually `mmc 1`, the SD slot `mmc 0`).
     pub async fn mmc_write(

@@ -23,6 +23,19 @@ fn payload(n: usize, seed: u32) -> Vec<u8> {
         .collect()
 }
 
+/// A DOS partition table with Linux partitions at (first block, blocks).
+fn mbr(parts: &[(u32, u32)]) -> [u8; 512] {
+    let mut s = [0u8; 512];
+    for (i, (start, blocks)) in parts.iter().enumerate() {
+        let e = &mut s[446 + 16 * i..462 + 16 * i];
+        e[4] = 0x83;
+        e[8..12].copy_from_slice(&start.to_le_bytes());
+        e[12..16].copy_from_slice(&blocks.to_le_bytes());
+    }
+    s[510..].copy_from_slice(&[0x55, 0xaa]);
+    s
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uboot_on_the_emulated_board() {
     let qemu = require("qemu-system-aarch64", "qemu-system-arm");
@@ -37,7 +50,11 @@ async fn uboot_on_the_emulated_board() {
     std::fs::write(tftp.join("image.bin"), &image).unwrap();
     std::fs::write(tftp.join("initrd.bin"), payload(5_000, 2)).unwrap();
     let disk = dir.path().join("disk.img");
-    std::fs::write(&disk, vec![0u8; 1 << 20]).unwrap();
+    // Partition 1 (blocks 600..1000) takes the flashed image; partition 2
+    // (1100..1200) is too small for it.
+    let mut blank = vec![0u8; 1 << 20];
+    blank[..512].copy_from_slice(&mbr(&[(600, 400), (1100, 100)]));
+    std::fs::write(&disk, blank).unwrap();
     let sock = dir.path().join("console.sock");
     let _qemu = Peer::spawn(
         "qemu-system-aarch64",
@@ -147,6 +164,7 @@ async fn uboot_on_the_emulated_board() {
         interface: BlockInterface::Virtio,
         dev: 0,
         start_block: 600,
+        partition: Some(1),
         limit: T,
     }
     .flash(&img)
@@ -166,6 +184,47 @@ async fn uboot_on_the_emulated_board() {
         std::fs::read_dir(&tftp).unwrap().count(),
         2,
         "the staged file is removed"
+    );
+    assert_eq!(
+        u.partition_extent(BlockInterface::Virtio, 0, 2, T)
+            .await
+            .unwrap(),
+        (1100, 100)
+    );
+
+    // U-Boot's partition table overrules a wrong start_block or a partition
+    // too small for the image, before anything is written.
+    let before = std::fs::read(&disk).unwrap();
+    for (start_block, partition, why) in [
+        (
+            601,
+            1,
+            "partition 1 of virtio 0 starts at block 600, but the board file says start_block 601",
+        ),
+        (
+            1100,
+            2,
+            "the image needs 293 blocks and partition 2 of virtio 0 has 100",
+        ),
+    ] {
+        let err = UBootFlasher {
+            uboot: &mut u,
+            tftp_root: tftp.clone(),
+            tftp_subdir: None,
+            interface: BlockInterface::Virtio,
+            dev: 0,
+            start_block,
+            partition: Some(partition),
+            limit: T,
+        }
+        .flash(&img)
+        .await
+        .unwrap_err();
+        assert!(err.to_string().contains(why), "{err}");
+    }
+    assert!(
+        std::fs::read(&disk).unwrap() == before,
+        "nothing was written"
     );
 
     // The whole boot sequence; the "kernel" is not one, so booti refuses it

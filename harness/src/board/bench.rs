@@ -221,16 +221,17 @@ async fn flash_from_uboot<C: Console>(
     u: &mut UBoot<C>,
     board: &str,
     image: &FlashImage,
-    (interface, dev, start_block): (BlockInterface, u32, u64),
+    target: UbootTarget,
     tftp_root: &Path,
 ) -> anyhow::Result<hilt_transports::flash::FlashRecord> {
     UBootFlasher {
         uboot: u,
         tftp_root: tftp_root.to_path_buf(),
         tftp_subdir: Some(format!("hilt-{board}")),
-        interface,
-        dev,
-        start_block,
+        interface: target.interface,
+        dev: target.dev,
+        start_block: target.start_block,
+        partition: target.partition,
         limit: Duration::from_secs(600),
     }
     .flash(image)
@@ -331,23 +332,70 @@ fn network(cfg: &UbootTftpCfg) -> Network {
     }
 }
 
-/// U-Boot's name for the storage an image goes to.
-fn flash_target(b: &BoardFile) -> anyhow::Result<(BlockInterface, u32, u64)> {
+/// Where U-Boot writes an image: the board file's device and block, and the
+/// partition that block should start (when the board file names the
+/// storage partition), which U-Boot's partition table must confirm.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct UbootTarget {
+    interface: BlockInterface,
+    dev: u32,
+    start_block: u64,
+    partition: Option<u32>,
+}
+
+fn flash_target(b: &BoardFile) -> anyhow::Result<UbootTarget> {
+    let partition = b
+        .storage
+        .as_ref()
+        .and_then(|s| b.partitions.get(&s.image))
+        .and_then(|node| partition_number(node));
     match &b.flash {
         Some(FlashCfg::UbootMmc {
             mmc_dev,
             start_block,
-        }) => Ok((BlockInterface::Mmc, *mmc_dev, *start_block)),
+        }) => Ok(UbootTarget {
+            interface: BlockInterface::Mmc,
+            dev: *mmc_dev,
+            start_block: *start_block,
+            partition,
+        }),
         Some(FlashCfg::UbootBlock {
             interface,
             dev,
             start_block,
-        }) => Ok((*interface, *dev, *start_block)),
+        }) => Ok(UbootTarget {
+            interface: *interface,
+            dev: *dev,
+            start_block: *start_block,
+            partition,
+        }),
         _ => bail!(
             "board {}: hilt run writes the image from U-Boot (flash: uboot_mmc or uboot_block); \
              with another flash method, write it first with `hilt flash {0} IMAGE` and run again",
             b.name
         ),
+    }
+}
+
+/// The partition number in a Linux partition node's name (`/dev/mmcblk1p2`,
+/// `/dev/nvme0n1p3`, `/dev/sda2`, `/dev/vda1`), which is also its number in
+/// U-Boot's `part` commands. None for a whole disk or any other name.
+fn partition_number(node: &str) -> Option<u32> {
+    let name = node.rsplit('/').next()?;
+    let digits = name.len() - name.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+    let (stem, number) = name.split_at(name.len() - digits);
+    let n: u32 = number.parse().ok().filter(|n| *n > 0)?;
+    let whole_disk_stem = |s: &str| {
+        ["sd", "vd", "hd", "xvd"].iter().any(|p| {
+            s.strip_prefix(p)
+                .is_some_and(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_lowercase()))
+        })
+    };
+    match stem.strip_suffix('p') {
+        // mmcblk0p2, nvme0n1p2: the disk's own name ends in a digit.
+        Some(disk) if disk.ends_with(|c: char| c.is_ascii_digit()) => Some(n),
+        _ if whole_disk_stem(stem) => Some(n),
+        _ => None,
     }
 }
 
@@ -460,6 +508,30 @@ async fn open_console_retrying(b: &BoardFile, limit: Duration) -> anyhow::Result
                 )))
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::partition_number;
+
+    #[test]
+    fn partition_numbers_come_from_linux_node_names() {
+        for (node, want) in [
+            ("/dev/mmcblk1p2", Some(2)),
+            ("/dev/nvme0n1p13", Some(13)),
+            ("/dev/sda2", Some(2)),
+            ("/dev/vda1", Some(1)),
+            ("/dev/xvdb3", Some(3)),
+            ("/dev/mmcblk0", None),
+            ("/dev/nvme0n1", None),
+            ("/dev/sda", None),
+            ("/dev/loop0", None),
+            ("/dev/disk/by-partlabel/data", None),
+            ("/dev/vda0", None),
+        ] {
+            assert_eq!(partition_number(node), want, "{node}");
         }
     }
 }

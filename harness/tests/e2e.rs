@@ -385,7 +385,7 @@ fn power_loss_and_agent_exit_are_infrastructure_errors() {
     let plan = plan_from_smoke(
         tmp.path(),
         "faults",
-        &[("iterations: 2", "iterations: 3"), ("duration_s: 15", "duration_s: 12")],
+        &[("iterations: 2", "iterations: 3"), ("duration_s: 15", "duration_s: 8")],
         "faults:\n  - { kind: power_loss, after_s: 4, iteration: 0 }\n  - { kind: agent_exit, after_s: 4, iteration: 1 }\n",
     );
     let out = tmp.path().join("run");
@@ -445,7 +445,7 @@ fn silent_board_gets_break_sysrq_and_its_dump_survives_the_power_cycle() {
         "silent",
         &[
             ("iterations: 2", "iterations: 3"),
-            ("duration_s: 15", "duration_s: 20"),
+            ("duration_s: 15", "duration_s: 12"),
             ("hung_task_timeout_secs: 10", "hung_task_timeout_secs: 10\n  printk_level: 4"),
             ("silent_after_s: 30", "silent_after_s: 8"),
         ],
@@ -727,7 +727,7 @@ fn a_boot_that_never_reaches_the_agent_is_an_infrastructure_error() {
         &[
             ("board: qemu-virt-a53", "board: ../stuck-at-boot.yaml"),
             ("iterations: 2", "iterations: 3"),
-            ("boot_s: 90", "boot_s: 15"),
+            ("boot_s: 90", "boot_s: 10"),
             ("finish_s: 30", "finish_s: 30\n  quarantine_after: 2"),
         ],
         "",
@@ -752,14 +752,14 @@ fn a_boot_that_never_reaches_the_agent_is_an_infrastructure_error() {
     for r in &recs[..2] {
         assert!(
             r.detail
-                .starts_with("boot timeout: no agent hello within 15 s")
+                .starts_with("boot timeout: no agent hello within 10 s")
                 && r.detail.contains("VFS: Unable to mount root fs"),
             "{}",
             r.detail
         );
         assert!(r.failure.is_none(), "not a kernel failure: {:?}", r.failure);
         assert!(
-            (15_000..30_000).contains(&r.wall_ms),
+            (10_000..25_000).contains(&r.wall_ms),
             "ended by the boot deadline: {} ms",
             r.wall_ms
         );

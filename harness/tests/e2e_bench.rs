@@ -96,7 +96,7 @@ fn console(out: &Path, iteration: &str) -> String {
 #[ignore = "boots the emulated board: run by scripts/test"]
 fn bench_board_is_flashed_from_uboot_and_runs_a_plan_with_the_agent_on_its_uart() {
     let bench = Bench::new();
-    let plan = bench.plan(&[], "");
+    let plan = bench.plan(&[("duration_s: 15", "duration_s: 8")], "");
     let (out, _) = bench.run(&plan);
 
     let recs = records(&out);
@@ -247,5 +247,32 @@ fn hilt_flash_writes_an_image_from_uboot() {
     disk.read_exact(&mut back).unwrap();
     assert!(back == image, "the partition does not hold the image");
     // Powered off afterwards: nothing listens on the console port.
+    assert!(!bench.state.join("qemu.pid").exists());
+
+    // A start_block one block off the partition U-Boot sees: refused
+    // before anything is written.
+    let boards = bench.tmp.path().join("boards");
+    let off = std::fs::read_to_string(boards.join("bench-test.yaml"))
+        .unwrap()
+        .replace("name: bench-test", "name: bench-off")
+        .replace("start_block: 2048", "start_block: 2049");
+    std::fs::write(boards.join("bench-off.yaml"), off).unwrap();
+    let before = std::fs::read(bench.state.join("disk.img")).unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_hilt"))
+        .args(["flash", "bench-off"])
+        .arg(bench.tmp.path().join("data.img"))
+        .current_dir(bench.tmp.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        stderr.contains("partition 1 of virtio 0 starts at block 2048, but the board file says start_block 2049"),
+        "{stderr}"
+    );
+    assert!(
+        std::fs::read(bench.state.join("disk.img")).unwrap() == before,
+        "nothing was written"
+    );
     assert!(!bench.state.join("qemu.pid").exists());
 }

@@ -178,15 +178,10 @@ fn expect_line(from: &mut ChildStdout, want: &str, deadline: u64) -> io::Result<
     Ok(())
 }
 
-/// The state letter of /proc/PID/stat (after the command name, which may
-/// itself hold spaces and parentheses).
+/// The state letter of /proc/PID/stat.
 fn proc_state(pid: u32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat_state(&stat)
-}
-
-fn stat_state(stat: &str) -> Option<char> {
-    stat[stat.rfind(')')? + 1..].trim_start().chars().next()
+    let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+    crate::dstate::comm_and_state(&stat).map(|(_, state)| state as char)
 }
 
 /// Allocates and fills FILLER_BYTES, says "filled", waits for "go", pages it
@@ -229,15 +224,5 @@ pub fn swap_filler() -> ! {
     let _ = out.flush();
     loop {
         std::thread::sleep(Duration::from_secs(3600));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn state_letter_follows_the_last_parenthesis() {
-        assert_eq!(super::stat_state("139 (hilt-swapoff) D 129 139"), Some('D'));
-        assert_eq!(super::stat_state("7 (a) b) (c) S 1 7"), Some('S'));
-        assert_eq!(super::stat_state("garbage"), None);
     }
 }

@@ -188,18 +188,11 @@ impl Watcher {
             self.stats.forget(tid);
             return;
         }
-        let stat = &self.filebuf[..n as usize];
-        // comm may contain spaces and parentheses: the state follows the last ')'.
-        let Some(close) = stat.iter().rposition(|&b| b == b')') else {
+        let Some((comm_src, b'D')) = comm_and_state(&self.filebuf[..n as usize]) else {
             return;
         };
-        if stat.get(close + 2) != Some(&b'D') {
-            return;
-        }
         self.in_d += 1;
-        let open = stat.iter().position(|&b| b == b'(').unwrap_or(0);
         let mut comm = [0u8; COMM];
-        let comm_src = &stat[(open + 1).min(close)..close];
         let comm_len = comm_src.len().min(COMM);
         comm[..comm_len].copy_from_slice(&comm_src[..comm_len]);
 
@@ -497,6 +490,14 @@ fn for_each_entry(fd: i32, buf: &mut [u8], f: &mut dyn FnMut(&[u8])) {
     }
 }
 
+/// The command name and state letter of a /proc/PID/stat line. The name may
+/// hold spaces and parentheses, so it ends at the last ')'.
+pub fn comm_and_state(stat: &[u8]) -> Option<(&[u8], u8)> {
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let open = stat.iter().position(|&b| b == b'(').unwrap_or(0);
+    Some((&stat[(open + 1).min(close)..close], *stat.get(close + 2)?))
+}
+
 fn parse_i32(s: &[u8]) -> Option<i32> {
     if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
         return None;
@@ -559,6 +560,18 @@ mod tests {
             out.push((s.tid, s.comm.to_string(), s.wchan.to_string(), s.reason))
         });
         out
+    }
+
+    #[test]
+    fn state_letter_follows_the_last_parenthesis() {
+        let state = |s: &str| comm_and_state(s.as_bytes()).map(|(_, st)| st as char);
+        assert_eq!(state("139 (hilt-swapoff) D 129 139"), Some('D'));
+        assert_eq!(state("7 (a) b) (c) S 1 7"), Some('S'));
+        assert_eq!(state("garbage"), None);
+        assert_eq!(
+            comm_and_state(b"7 (a) b) (c) S 1 7").map(|(c, _)| c),
+            Some(&b"a) b) (c"[..])
+        );
     }
 
     #[test]

@@ -74,6 +74,17 @@ impl Bench {
         );
         (out, stdout)
     }
+
+    /// `hilt flash BOARD IMAGE [ARGS]` from the bench's directory.
+    fn flash(&self, board: &str, image: &Path, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(env!("CARGO_BIN_EXE_hilt"))
+            .args(["flash", board])
+            .arg(image)
+            .args(args)
+            .current_dir(self.tmp.path())
+            .output()
+            .unwrap()
+    }
 }
 
 impl Drop for Bench {
@@ -83,6 +94,14 @@ impl Drop for Bench {
             .arg(&self.state)
             .status();
     }
+}
+
+/// Whether a line of events.jsonl that came from the agent contains `text`.
+fn agent_said(out: &Path, text: &str) -> bool {
+    std::fs::read_to_string(out.join("events.jsonl"))
+        .unwrap()
+        .lines()
+        .any(|l| l.contains("\"source\":\"agent\"") && l.contains(text))
 }
 
 fn console(out: &Path, iteration: &str) -> String {
@@ -164,11 +183,8 @@ fn bench_board_is_flashed_from_uboot_and_runs_a_plan_with_the_agent_on_its_uart(
             "agent frames leaked into console.log"
         );
     }
-    let events = std::fs::read_to_string(out.join("events.jsonl")).unwrap();
     assert!(
-        events
-            .lines()
-            .any(|l| l.contains("\"source\":\"agent\"") && l.contains("\"hello\"")),
+        agent_said(&out, "\"hello\""),
         "no agent hello in events.jsonl"
     );
 }
@@ -196,11 +212,8 @@ fn bench_board_detects_the_control_hang_over_its_uart() {
         t.suspected_ms.is_some(),
         "the agent's watcher, heard over the UART, suspected the task"
     );
-    let events = std::fs::read_to_string(out.join("events.jsonl")).unwrap();
     assert!(
-        events
-            .lines()
-            .any(|l| l.contains("\"source\":\"agent\"") && l.contains("sysrq: Show Blocked State")),
+        agent_said(&out, "sysrq: Show Blocked State"),
         "the agent's sysrq dump, relayed in its frames"
     );
     assert!(console(&out, "unpatched-control-swap_freeze").contains("task:hilt-swapoff"));
@@ -223,13 +236,7 @@ fn hilt_flash_writes_an_image_from_uboot() {
     let path = bench.tmp.path().join("data.img");
     std::fs::write(&path, &image).unwrap();
     let root_hash = "ab".repeat(32);
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_hilt"))
-        .args(["flash", "bench-test"])
-        .arg(&path)
-        .args(["--root-hash", &root_hash])
-        .current_dir(bench.tmp.path())
-        .output()
-        .unwrap();
+    let o = bench.flash("bench-test", &path, &["--root-hash", &root_hash]);
     assert!(
         o.status.success(),
         "{}\n{}",
@@ -258,12 +265,7 @@ fn hilt_flash_writes_an_image_from_uboot() {
         .replace("start_block: 2048", "start_block: 2049");
     std::fs::write(boards.join("bench-off.yaml"), off).unwrap();
     let before = std::fs::read(bench.state.join("disk.img")).unwrap();
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_hilt"))
-        .args(["flash", "bench-off"])
-        .arg(bench.tmp.path().join("data.img"))
-        .current_dir(bench.tmp.path())
-        .output()
-        .unwrap();
+    let o = bench.flash("bench-off", &path, &[]);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
     assert!(

@@ -11,6 +11,15 @@ fn repo() -> PathBuf {
         .to_path_buf()
 }
 
+/// `hilt check PLAN`.
+fn hilt_check(plan: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_hilt"))
+        .arg("check")
+        .arg(plan)
+        .output()
+        .unwrap()
+}
+
 /// Writes `plan` into a temporary plans/ directory beside symlinks to the
 /// repository's boards/ and workloads/, and runs `hilt check` on it.
 fn check(plan: &str) -> (i32, String) {
@@ -20,11 +29,7 @@ fn check(plan: &str) -> (i32, String) {
     std::fs::create_dir(dir.path().join("plans")).unwrap();
     let path = dir.path().join("plans/p.yaml");
     std::fs::write(&path, plan).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_hilt"))
-        .arg("check")
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = hilt_check(&path);
     let stderr = String::from_utf8_lossy(&out.stderr).replace(&path.display().to_string(), "P");
     (out.status.code().unwrap_or(-1), stderr)
 }
@@ -50,11 +55,7 @@ fn the_shipped_plans_are_valid() {
         "plans/erofs-noio-clean-ab.yaml",
         "plans/smoke-source.yaml",
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_hilt"))
-            .arg("check")
-            .arg(repo().join(p))
-            .output()
-            .unwrap();
+        let out = hilt_check(&repo().join(p));
         assert!(
             out.status.success(),
             "{p}: {}",
@@ -159,11 +160,7 @@ fn board_file_errors_name_the_board_file() {
     std::fs::create_dir(dir.path().join("plans")).unwrap();
     let plan = dir.path().join("plans/p.yaml");
     std::fs::copy(repo().join("plans/smoke.yaml"), &plan).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_hilt"))
-        .arg("check")
-        .arg(&plan)
-        .output()
-        .unwrap();
+    let out = hilt_check(&plan);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2));
     let line = line_of(&board, "memory_mb: 64");
@@ -249,11 +246,7 @@ fn board_lists_and_instances_are_checked() {
     }
     std::fs::create_dir(dir.path().join("plans")).unwrap();
     std::fs::write(dir.path().join("plans/p.yaml"), ok).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_hilt"))
-        .arg("check")
-        .arg(dir.path().join("plans/p.yaml"))
-        .output()
-        .unwrap();
+    let out = hilt_check(&dir.path().join("plans/p.yaml"));
     assert!(
         String::from_utf8_lossy(&out.stdout)
             .contains("on qemu-virt-a53, qemu-virt-a53-2, qemu-virt-a53-3"),
@@ -385,11 +378,7 @@ fn run_refuses_boards_it_cannot_drive_and_bad_bench_storage() {
         std::fs::read_to_string(repo().join("plans/smoke-bench.yaml")).unwrap(),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_hilt"))
-        .arg("check")
-        .arg(&plan)
-        .output()
-        .unwrap();
+    let out = hilt_check(&plan);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(

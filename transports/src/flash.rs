@@ -300,6 +300,8 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Flasher for UBootFlasher<'_, C> {
             self.dev,
             self.start_block
         );
+        // Before staging anything: a refused write leaves no file behind.
+        self.check_partition(image).await?;
         let mut file = format!("hilt-flash-{}.img", &image.sha256[..16]);
         if let Some(sub) = &self.tftp_subdir {
             file = format!("{sub}/{file}");
@@ -326,6 +328,35 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Flasher for UBootFlasher<'_, C> {
 }
 
 impl<C: AsyncRead + AsyncWrite + Unpin + Send> UBootFlasher<'_, C> {
+    /// Refuses a write unless U-Boot's partition table puts `partition` at
+    /// `start_block`, with room for the image.
+    async fn check_partition(&mut self, image: &FlashImage) -> Result<(), FlashError> {
+        let Some(part) = self.partition else {
+            return Ok(());
+        };
+        let iface = self.interface.name();
+        let (start, blocks) = self
+            .uboot
+            .partition_extent(self.interface, self.dev, part, self.limit)
+            .await
+            .map_err(transport("U-Boot part"))?;
+        let where_ = format!("partition {part} of {iface} {}", self.dev);
+        if start != self.start_block {
+            return Err(FlashError::Transport(format!(
+                "{where_} starts at block {start}, but the board file says start_block {}: \
+                 nothing written (`part list {iface} {}` at the U-Boot prompt shows the table)",
+                self.start_block, self.dev
+            )));
+        }
+        let need = (image.data.len() as u64).div_ceil(512);
+        if need > blocks {
+            return Err(FlashError::Transport(format!(
+                "the image needs {need} blocks and {where_} has {blocks}: nothing written"
+            )));
+        }
+        Ok(())
+    }
+
     async fn write_and_verify(
         &mut self,
         image: &FlashImage,
@@ -333,26 +364,6 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> UBootFlasher<'_, C> {
     ) -> Result<u32, FlashError> {
         let iface = self.interface.name();
         let u = &mut *self.uboot;
-        if let Some(part) = self.partition {
-            let (start, blocks) = u
-                .partition_extent(self.interface, self.dev, part, self.limit)
-                .await
-                .map_err(transport("U-Boot part"))?;
-            let where_ = format!("partition {part} of {iface} {}", self.dev);
-            if start != self.start_block {
-                return Err(FlashError::Transport(format!(
-                    "{where_} starts at block {start}, but the board file says start_block {}: \
-                     nothing written (`part list {iface} {}` at the U-Boot prompt shows the table)",
-                    self.start_block, self.dev
-                )));
-            }
-            let need = (image.data.len() as u64).div_ceil(512);
-            if need > blocks {
-                return Err(FlashError::Transport(format!(
-                    "the image needs {need} blocks and {where_} has {blocks}: nothing written"
-                )));
-            }
-        }
         let size = u
             .tftp("kernel_addr_r", file, self.limit)
             .await

@@ -393,6 +393,9 @@ pub async fn run(
                             let frames = frame_names(&s.stack);
                             match_signatures(&mut st, input.signatures, &frames);
                             (input.progress)(&format!("suspect: {}:{} in D at {}", s.comm, s.tid, s.wchan));
+                            if let Some(f) = st.rec.failure.as_mut() {
+                                add_late_suspicion(f, &s);
+                            }
                             st.suspects.push(*s);
                         }
                         AgentMsg::Confirmed(c) => {
@@ -781,6 +784,24 @@ fn kernel_timing(st: &State, event: &Event) -> Option<DetectTiming> {
     })
 }
 
+/// The kernel can report a task before the watcher suspects it: on a UART
+/// shared with the console the agent's frame may also queue behind the
+/// report. The watcher's times then join the kernel's, as if it had spoken
+/// first, so the record does not depend on which line won the race.
+fn add_late_suspicion(f: &mut Failure, s: &SuspectReport) {
+    let Some(t) = f.timing.as_mut() else { return };
+    let culprit = f
+        .task
+        .as_deref()
+        .and_then(|t| t.rsplit(':').next())
+        .and_then(|n| n.parse::<i32>().ok());
+    if t.suspected_ms.is_none() && (culprit == Some(s.tid) || culprit == Some(s.pid)) {
+        t.stopped_ms = s.stopped_ms;
+        t.suspected_ms = Some(s.uptime_ms);
+        t.evidence_ms = Some(s.evidence_ms);
+    }
+}
+
 fn finish_early(
     mut st: State,
     t0: Instant,
@@ -872,5 +893,71 @@ mod erased {
         fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
             self.json().serialize(s)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kernel_failure(task: &str) -> Failure {
+        Failure {
+            detector: Detector::Console,
+            title: "INFO: task hung in unuse_pte_range".into(),
+            task: Some(task.into()),
+            frames: vec![],
+            uptime_ms: None,
+            detected_after_ms: 0,
+            excerpt: String::new(),
+            timing: Some(DetectTiming {
+                stopped_ms: 2_000,
+                suspected_ms: None,
+                confirmed_ms: Some(12_000),
+                evidence_ms: None,
+            }),
+        }
+    }
+
+    fn suspect(tid: i32) -> SuspectReport {
+        SuspectReport {
+            uptime_ms: 13_000,
+            pid: tid,
+            tid,
+            comm: "hilt-swapoff".into(),
+            wchan: "folio_wait_bit_common".into(),
+            reason: "no_context_switch".into(),
+            stopped_ms: 3_000,
+            stack: vec![],
+            psi: None,
+            mem: Default::default(),
+            vmstat: String::new(),
+            evidence_ms: 13_400,
+        }
+    }
+
+    #[test]
+    fn a_suspicion_heard_after_the_kernel_report_joins_its_timing() {
+        let mut f = kernel_failure("hilt-swapoff:312");
+        add_late_suspicion(&mut f, &suspect(312));
+        let t = f.timing.unwrap();
+        assert_eq!(t.suspected_ms, Some(13_000));
+        assert_eq!(t.evidence_ms, Some(13_400));
+        assert_eq!(t.stopped_ms, 3_000);
+        assert_eq!(t.confirmed_ms, Some(12_000), "the kernel's report stays");
+    }
+
+    #[test]
+    fn another_tasks_suspicion_leaves_the_timing_alone() {
+        let mut f = kernel_failure("hilt-swapoff:312");
+        let before = f.timing;
+        add_late_suspicion(&mut f, &suspect(313));
+        assert_eq!(f.timing, before);
+        // Nor does a second suspicion replace the first.
+        add_late_suspicion(&mut f, &suspect(312));
+        let first = f.timing;
+        let mut later = suspect(312);
+        later.uptime_ms = 20_000;
+        add_late_suspicion(&mut f, &later);
+        assert_eq!(f.timing, first);
     }
 }

@@ -144,7 +144,7 @@ fn check_output_shape<T: std::fmt::Debug>(out: &[Decoded<T>]) -> Result<(), Test
 /// Text with the characters that stress JSON escaping and line framing:
 /// control characters, newlines, quotes, backslashes, the frame magic,
 /// non-BMP characters and the Unicode line separators.
-fn text() -> impl Strategy<Value = String> {
+fn text() -> BoxedStrategy<String> {
     vec(
         prop_oneof![
             6 => any::<char>().prop_map(String::from),
@@ -158,9 +158,10 @@ fn text() -> impl Strategy<Value = String> {
         0..8,
     )
     .prop_map(|v| v.concat())
+    .boxed()
 }
 
-fn stage() -> impl Strategy<Value = Stage> {
+fn stage() -> BoxedStrategy<Stage> {
     select(vec![
         Stage::Settings,
         Stage::Verity,
@@ -171,35 +172,40 @@ fn stage() -> impl Strategy<Value = Stage> {
         Stage::Channel,
         Stage::Control,
     ])
+    .boxed()
 }
 
-fn mem() -> impl Strategy<Value = MemSnapshot> {
-    any::<[u64; 5]>().prop_map(
-        |[total_kb, available_kb, free_kb, swap_total_kb, swap_free_kb]| MemSnapshot {
-            total_kb,
-            available_kb,
-            free_kb,
-            swap_total_kb,
-            swap_free_kb,
-        },
-    )
+fn mem() -> BoxedStrategy<MemSnapshot> {
+    any::<[u64; 5]>()
+        .prop_map(
+            |[total_kb, available_kb, free_kb, swap_total_kb, swap_free_kb]| MemSnapshot {
+                total_kb,
+                available_kb,
+                free_kb,
+                swap_total_kb,
+                swap_free_kb,
+            },
+        )
+        .boxed()
 }
 
-fn vmstat() -> impl Strategy<Value = VmstatDelta> {
-    any::<[u64; 5]>().prop_map(
-        |[pswpin, pswpout, allocstall, pgmajfault, oom_kill]| VmstatDelta {
-            pswpin,
-            pswpout,
-            allocstall,
-            pgmajfault,
-            oom_kill,
-        },
-    )
+fn vmstat() -> BoxedStrategy<VmstatDelta> {
+    any::<[u64; 5]>()
+        .prop_map(
+            |[pswpin, pswpout, allocstall, pgmajfault, oom_kill]| VmstatDelta {
+                pswpin,
+                pswpout,
+                allocstall,
+                pgmajfault,
+                oom_kill,
+            },
+        )
+        .boxed()
 }
 
 /// Any finite f32/f64 (proptest's `any` excludes NaN and infinities, which
 /// JSON cannot carry; see `non_finite_floats_are_rejected_not_misread`).
-fn psi() -> impl Strategy<Value = Option<PsiMemory>> {
+fn psi() -> BoxedStrategy<Option<PsiMemory>> {
     proptest::option::of(
         (any::<f32>(), any::<f32>(), any::<u64>(), any::<u64>()).prop_map(
             |(some_avg10, full_avg10, some_total_us, full_total_us)| PsiMemory {
@@ -210,13 +216,16 @@ fn psi() -> impl Strategy<Value = Option<PsiMemory>> {
             },
         ),
     )
+    .boxed()
 }
 
-fn histo() -> impl Strategy<Value = LatencyHisto> {
-    vec(any::<[u64; 2]>(), 0..6).prop_map(|buckets| LatencyHisto { buckets })
+fn histo() -> BoxedStrategy<LatencyHisto> {
+    vec(any::<[u64; 2]>(), 0..6)
+        .prop_map(|buckets| LatencyHisto { buckets })
+        .boxed()
 }
 
-fn interval() -> impl Strategy<Value = IntervalStats> {
+fn interval() -> BoxedStrategy<IntervalStats> {
     (
         (
             any::<u64>(),
@@ -277,9 +286,10 @@ fn interval() -> impl Strategy<Value = IntervalStats> {
                 decompress,
             },
         )
+        .boxed()
 }
 
-fn event() -> impl Strategy<Value = Event> {
+fn event() -> BoxedStrategy<Event> {
     use EventKind::*;
     let kinds = vec![
         HungTask,
@@ -332,9 +342,10 @@ fn event() -> impl Strategy<Value = Event> {
                 corrupted,
             },
         )
+        .boxed()
 }
 
-fn suspect() -> impl Strategy<Value = SuspectReport> {
+fn suspect() -> BoxedStrategy<SuspectReport> {
     (
         (
             any::<u64>(),
@@ -374,9 +385,10 @@ fn suspect() -> impl Strategy<Value = SuspectReport> {
                 }
             },
         )
+        .boxed()
 }
 
-fn agent_msg() -> impl Strategy<Value = AgentMsg> {
+fn agent_msg() -> BoxedStrategy<AgentMsg> {
     prop_oneof![
         (
             (any::<u32>(), text(), text(), text(), text()),
@@ -495,11 +507,12 @@ fn agent_msg() -> impl Strategy<Value = AgentMsg> {
         .prop_map(|files| AgentMsg::Pstore { files }),
         (stage(), text()).prop_map(|(stage, message)| AgentMsg::Error { stage, message }),
     ]
+    .boxed()
 }
 
 /// Small records, for streams of many frames where the content matters
 /// less than the framing.
-fn small_agent_msg() -> impl Strategy<Value = AgentMsg> {
+fn small_agent_msg() -> BoxedStrategy<AgentMsg> {
     prop_oneof![
         any::<u64>().prop_map(|uptime_ms| AgentMsg::Heartbeat { uptime_ms }),
         (any::<u64>(), any::<u64>(), any::<u8>(), text()).prop_map(|(seq, ts_us, level, text)| {
@@ -512,17 +525,19 @@ fn small_agent_msg() -> impl Strategy<Value = AgentMsg> {
         }),
         (stage(), text()).prop_map(|(stage, message)| AgentMsg::Error { stage, message }),
     ]
+    .boxed()
 }
 
-fn block_device() -> impl Strategy<Value = BlockDevice> {
+fn block_device() -> BoxedStrategy<BlockDevice> {
     prop_oneof![
         text().prop_map(BlockDevice::VirtioSerial),
         any::<Option<u32>>().prop_map(|partition| BlockDevice::Mmc { partition }),
         text().prop_map(BlockDevice::Path),
     ]
+    .boxed()
 }
 
-fn run_spec() -> impl Strategy<Value = RunSpec> {
+fn run_spec() -> BoxedStrategy<RunSpec> {
     let verity = (
         block_device(),
         text(),
@@ -685,9 +700,10 @@ fn run_spec() -> impl Strategy<Value = RunSpec> {
                 control,
             },
         )
+        .boxed()
 }
 
-fn host_msg() -> impl Strategy<Value = HostMsg> {
+fn host_msg() -> BoxedStrategy<HostMsg> {
     prop_oneof![
         run_spec().prop_map(|spec| HostMsg::Start {
             spec: Box::new(spec)
@@ -697,12 +713,13 @@ fn host_msg() -> impl Strategy<Value = HostMsg> {
         select(vec![AgentFault::Exit, AgentFault::Mute, AgentFault::Panic])
             .prop_map(|fault| HostMsg::Fault { fault }),
     ]
+    .boxed()
 }
 
 /// Sequence numbers: small ones (a fresh boot), multi-digit ones, and the
 /// edges of the type.
-fn seq() -> impl Strategy<Value = u64> {
-    prop_oneof![0..100u64, any::<u64>(), (u64::MAX - 2)..=u64::MAX]
+fn seq() -> BoxedStrategy<u64> {
+    prop_oneof![0..100u64, any::<u64>(), (u64::MAX - 2)..=u64::MAX].boxed()
 }
 
 // ---------------------------------------------------------------------------
@@ -711,24 +728,24 @@ fn seq() -> impl Strategy<Value = u64> {
 /// Printk-like console noise, as one line without its terminator: kernel log
 /// lines, arbitrary (often non-UTF-8) bytes, escape sequences, and near
 /// misses of the frame magic.
-fn noise_line() -> impl Strategy<Value = Vec<u8>> {
+fn noise_line() -> BoxedStrategy<Vec<u8>> {
     prop_oneof![
         4 => ("[ ]{0,4}[0-9]{1,5}\\.[0-9]{6}", "[ -~]{0,60}").prop_map(|(ts, msg)| format!("[{ts}] {msg}").into_bytes()),
         3 => vec(any::<u8>(), 0..48),
         1 => Just(b"\x1b[0;32m  OK  \x1b[0m] Reached target".to_vec()),
         1 => select(vec![&b"@H2"[..], b"@H", b"@", b"H2 ", b"@H1 0 00000000 {}", b"@h2 0 0 {}"]).prop_map(<[u8]>::to_vec),
-    ]
+    ].boxed()
 }
 
 /// How a noise line ends. An empty terminator puts the next frame on the
 /// same line, as when printk's newline has not been written yet.
-fn terminator() -> impl Strategy<Value = &'static [u8]> {
-    select(vec![&b"\n"[..], b"\r\n", b"", b"\r", b"\n\n", b"\r\r\n"])
+fn terminator() -> BoxedStrategy<&'static [u8]> {
+    select(vec![&b"\n"[..], b"\r\n", b"", b"\r", b"\n\n", b"\r\r\n"]).boxed()
 }
 
 /// A byte soup for the no-panic property: fragments that each exercise a
 /// path of the decoder, in any order.
-fn soup_piece() -> impl Strategy<Value = Vec<u8>> {
+fn soup_piece() -> BoxedStrategy<Vec<u8>> {
     prop_oneof![
         4 => vec(any::<u8>(), 0..24),
         2 => select(vec![&b"\n"[..], b"\r\n", b"\r", b" ", b"@H2 ", b"@H2", b"{", b"}", b"\"", b"\\"]).prop_map(<[u8]>::to_vec),
@@ -750,11 +767,11 @@ fn soup_piece() -> impl Strategy<Value = Vec<u8>> {
                 }
                 frame(s, &v)
             }),
-    ]
+    ].boxed()
 }
 
-fn chunk_sizes() -> impl Strategy<Value = Vec<usize>> {
-    vec(prop_oneof![1usize..4, 1usize..64, 64usize..4096], 1..8)
+fn chunk_sizes() -> BoxedStrategy<Vec<usize>> {
+    vec(prop_oneof![1usize..4, 1usize..64, 64usize..4096], 1..8).boxed()
 }
 
 /// A stream of consecutive frames with printk noise around them, and where

@@ -147,10 +147,27 @@ impl Figure<'_> {
         Ok(out)
     }
 
+    /// Drawn into memory and encoded with the png crate: plotters' own file
+    /// output pulls in the whole `image` crate (every codec) for one format.
     pub fn png(&self, path: &Path) -> Result<()> {
         register_font();
-        let root = BitMapBackend::new(path, self.size()).into_drawing_area();
-        self.draw(&root)
+        let (w, h) = self.size();
+        let mut rgb = vec![0u8; w as usize * h as usize * 3];
+        {
+            let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
+            self.draw(&root)?;
+        }
+        let file =
+            std::fs::File::create(path).map_err(|e| anyhow!("creating {}: {e}", path.display()))?;
+        let mut enc = png::Encoder::new(std::io::BufWriter::new(file), w, h);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        let out = enc
+            .write_header()
+            .and_then(|mut wr| wr.write_image_data(&rgb).map(|()| wr))
+            .map_err(|e| anyhow!("writing {}: {e}", path.display()))?;
+        out.finish()
+            .map_err(|e| anyhow!("writing {}: {e}", path.display()))
     }
 }
 

@@ -4,7 +4,7 @@
 //! scripts/setup to provide QEMU, the kernels and the agent.
 
 mod common;
-use common::{assert_all_pass, control_hang, hilt_run, records, repo, shared_cache};
+use common::{assert_all_pass, control_hang, hilt_run, records, repo, shared_cache, TestDir};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,7 +22,7 @@ fn run(plan: &Path, out: &Path, envs: &[(&str, &Path)]) -> std::process::Output 
 #[test]
 #[ignore = "boots the emulated board: run by scripts/test"]
 fn smoke_plan_runs_both_kernels_end_to_end() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = TestDir::new();
     let out = tmp.path().join("run");
     let o = run(&repo().join("plans/smoke.yaml"), &out, &[]);
     let stdout = String::from_utf8_lossy(&o.stdout);
@@ -153,7 +153,7 @@ fn smoke_plan_runs_both_kernels_end_to_end() {
 #[test]
 #[ignore = "boots the emulated board: run by scripts/test"]
 fn corrupted_verity_data_block_fails_reads_with_eio() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = TestDir::new();
     // A private cache, so corrupting the image cannot touch the shared one;
     // the downloaded packages are shared through symlinks.
     let cache = tmp.path().join("cache");
@@ -220,7 +220,7 @@ fn corrupted_verity_data_block_fails_reads_with_eio() {
 #[test]
 #[ignore = "boots the emulated board: run by scripts/test"]
 fn swap_freeze_control_is_detected_with_detection_times() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = TestDir::new();
     for d in ["boards", "workloads"] {
         std::os::unix::fs::symlink(repo().join(d), tmp.path().join(d)).unwrap();
     }
@@ -294,7 +294,7 @@ fn swap_freeze_control_is_detected_with_detection_times() {
 #[test]
 #[ignore = "boots the emulated board: run by scripts/test"]
 fn uboot_tftp_boot_reaches_the_agent() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = TestDir::new();
     let plan = plan_from_smoke(
         tmp.path(),
         "uboot",
@@ -381,7 +381,7 @@ fn plan_from_smoke(tmp: &Path, name: &str, edits: &[(&str, &str)], extra: &str) 
 #[test]
 #[ignore = "boots the emulated board: run by scripts/test"]
 fn power_loss_and_agent_exit_are_infrastructure_errors() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = TestDir::new();
     let plan = plan_from_smoke(
         tmp.path(),
         "faults",
@@ -439,7 +439,7 @@ fn power_loss_and_agent_exit_are_infrastructure_errors() {
 #[test]
 #[ignore = "boots the emulated board: run by scripts/test"]
 fn silent_board_gets_break_sysrq_and_its_dump_survives_the_power_cycle() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = TestDir::new();
     let plan = plan_from_smoke(
         tmp.path(),
         "silent",
@@ -497,7 +497,7 @@ fn silent_board_gets_break_sysrq_and_its_dump_survives_the_power_cycle() {
 #[test]
 #[ignore = "boots the emulated board: run by scripts/test"]
 fn a_board_that_keeps_failing_is_quarantined() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = TestDir::new();
     let plan = plan_from_smoke(
         tmp.path(),
         "quarantine",
@@ -580,7 +580,7 @@ fn wait_for_records(out: &Path, n: usize, child: &mut std::process::Child) {
 #[test]
 #[ignore = "boots the emulated board: run by scripts/test"]
 fn console_and_channel_faults_and_a_plan_edited_mid_run() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = TestDir::new();
     let plan = plan_from_smoke(
         tmp.path(),
         "consolefaults",
@@ -714,7 +714,7 @@ fn sha256_hex(data: &[u8]) -> String {
 #[test]
 #[ignore = "boots the emulated board: run by scripts/test"]
 fn a_boot_that_never_reaches_the_agent_is_an_infrastructure_error() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = TestDir::new();
     let board = std::fs::read_to_string(repo().join("boards/qemu-virt-a53.yaml"))
         .unwrap()
         .replace("name: qemu-virt-a53", "name: stuck-at-boot")
@@ -804,7 +804,7 @@ fn as_root(args: &[&str]) -> Command {
 #[test]
 #[ignore = "boots the emulated board: run by scripts/test"]
 fn a_full_results_disk_stops_the_run_with_what_was_written_intact() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = TestDir::new();
     let disk = tmp.path().join("disk");
     std::fs::create_dir(&disk).unwrap();
     let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
@@ -896,7 +896,7 @@ fn a_full_results_disk_stops_the_run_with_what_was_written_intact() {
 #[test]
 #[ignore = "boots the emulated board: run by scripts/test"]
 fn a_stale_agent_fails_fast_naming_build_agent() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = TestDir::new();
     let plan = plan_from_smoke(
         tmp.path(),
         "stale-agent",

@@ -7,7 +7,7 @@
 //! shared UART. Slow, so `#[ignore]`d; scripts/test runs it.
 
 mod common;
-use common::{assert_all_pass, control_hang, hilt_run, records, repo};
+use common::{assert_all_pass, control_hang, hilt_run, records, repo, TestDir};
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -18,22 +18,13 @@ use sha2::{Digest, Sha256};
 /// console port), so a test never meets another run's board. Powered off
 /// when dropped, whatever the test did.
 struct Bench {
-    tmp: tempfile::TempDir,
+    tmp: TestDir,
     state: PathBuf,
 }
 
 impl Bench {
     fn new() -> Self {
-        // HILT_KEEP_TEST_DIRS=1 keeps the run for a post-mortem.
-        let keep = std::env::var_os("HILT_KEEP_TEST_DIRS").is_some();
-        let tmp = tempfile::Builder::new()
-            .prefix("hilt-bench-")
-            .disable_cleanup(keep)
-            .tempdir()
-            .unwrap();
-        if keep {
-            eprintln!("bench test directory: {}", tmp.path().display());
-        }
+        let tmp = TestDir::new();
         let state = tmp.path().join("board");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()

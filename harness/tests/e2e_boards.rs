@@ -2,7 +2,7 @@
 //! real emulated board. `#[ignore]`d like tests/e2e.rs; run by scripts/test.
 
 mod common;
-use common::{assert_all_pass, records, repo};
+use common::{assert_all_pass, records, repo, TestDir};
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -56,7 +56,7 @@ fn ms(rfc3339: &str) -> i64 {
 #[test]
 #[ignore = "boots the emulated board: run by scripts/test"]
 fn two_emulated_boards_share_the_queue() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = TestDir::new();
     let plan = smoke_with(
         tmp.path(),
         &[
@@ -122,7 +122,7 @@ fn two_emulated_boards_share_the_queue() {
 #[test]
 #[ignore = "boots the emulated board: run by scripts/test"]
 fn an_interrupted_run_resumes_without_repeating_iterations() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = TestDir::new();
     // Three slots: one done, one cut short by the SIGINT, one not started.
     let plan = smoke_with(
         tmp.path(),

@@ -6,6 +6,36 @@ use std::process::Command;
 
 use hilt_reports::{IterationRecord, Outcome};
 
+/// A test's scratch directory (plans, board state, run directory). Removed
+/// when the test passes; kept, and its path printed, when the test fails or
+/// HILT_KEEP_TEST_DIRS is set, so a failed nightly run leaves its consoles,
+/// events and records behind for a post-mortem.
+pub struct TestDir(Option<tempfile::TempDir>);
+
+impl TestDir {
+    pub fn new() -> Self {
+        Self(Some(
+            tempfile::Builder::new()
+                .prefix("hilt-test-")
+                .tempdir()
+                .unwrap(),
+        ))
+    }
+
+    pub fn path(&self) -> &Path {
+        self.0.as_ref().unwrap().path()
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        let keep = std::thread::panicking() || std::env::var_os("HILT_KEEP_TEST_DIRS").is_some();
+        if let (true, Some(d)) = (keep, self.0.take()) {
+            eprintln!("test directory kept: {}", d.keep().display());
+        }
+    }
+}
+
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()

@@ -82,6 +82,9 @@ pub struct Receiver {
     file: File,
     decoder: FrameDecoder,
     pending: std::collections::VecDeque<HostMsg>,
+    /// A pipe or socket reads 0 only at its end; a virtio-serial port also
+    /// reads 0 while nobody is connected on the host.
+    zero_is_end: bool,
 }
 
 impl Receiver {
@@ -93,6 +96,7 @@ impl Receiver {
                 return Some(m);
             }
             let n = match self.file.read(&mut buf) {
+                Ok(0) if self.zero_is_end => return None,
                 Ok(0) => {
                     // virtio-serial reads 0 while the host side is not
                     // connected; wait instead of spinning.
@@ -113,6 +117,10 @@ impl Receiver {
         }
     }
 }
+
+/// The name that makes the agent talk on its stdin and stdout: the channel
+/// of an SSH or adb shell command on a board that runs its own OS.
+pub const STDIO: &str = "stdio";
 
 /// `console` is the kernel's console; anything else is a node in /dev
 /// (a UART, or a USB gadget's ttyGS0).
@@ -149,15 +157,44 @@ fn make_raw(file: &File) -> io::Result<()> {
 pub fn open(path: &Path) -> io::Result<(Sender, Receiver)> {
     let file = OpenOptions::new().read(true).write(true).open(path)?;
     make_raw(&file)?;
+    Ok(pair(file.try_clone()?, file, false))
+}
+
+fn pair(out: File, input: File, zero_is_end: bool) -> (Sender, Receiver) {
     let tx = Sender(Arc::new(Mutex::new(Out {
-        file: file.try_clone()?,
+        file: out,
         seq: 0,
         buf: Vec::with_capacity(64 * 1024),
     })));
     let rx = Receiver {
-        file,
+        file: input,
         decoder: FrameDecoder::new(),
         pending: Default::default(),
+        zero_is_end,
     };
-    Ok((tx, rx))
+    (tx, rx)
+}
+
+/// The channel on stdin and stdout. Both are moved to fresh descriptors
+/// first, and 0 and 1 become /dev/null and stderr: a worker inherits 0, 1
+/// and 2, and one stray byte of its output on the channel would corrupt a
+/// frame.
+pub fn open_stdio() -> io::Result<(Sender, Receiver)> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let moved = |fd: libc::c_int| -> io::Result<File> {
+        let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+        if new < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `new` was just returned by fcntl and is owned by nobody else.
+        Ok(unsafe { File::from_raw_fd(new) })
+    };
+    let input = moved(0)?;
+    let out = moved(1)?;
+    let null = File::open("/dev/null")?;
+    if unsafe { libc::dup2(null.as_raw_fd(), 0) } < 0 || unsafe { libc::dup2(2, 1) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    make_raw(&input)?;
+    Ok(pair(out, input, true))
 }

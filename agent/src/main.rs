@@ -54,7 +54,7 @@ fn main() {
         }
         None => agent(None),
         Some(other) => {
-            eprintln!("usage: hilt-agent [--version | --port DEVICE]\nunknown argument {other:?}");
+            eprintln!("usage: hilt-agent [--version | --port DEVICE | --port stdio]\nunknown argument {other:?}");
             std::process::exit(2);
         }
     }
@@ -64,23 +64,22 @@ fn agent(port: Option<PathBuf>) {
     if let Err(e) = sys::harden_self() {
         eprintln!("hilt-agent: warning: {e}");
     }
-    // A board without virtio-serial names its channel on the kernel command
-    // line: `hilt.agent_port=console` shares the UART with printk.
-    let port = port
-        .or_else(|| sys::cmdline_value("hilt.agent_port").map(|p| channel::port_path(&p)))
-        .map(Ok)
-        .unwrap_or_else(|| wait_for_port(Duration::from_secs(20)));
-    let port = match port {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("hilt-agent: {e}");
-            std::process::exit(1);
-        }
+    let stdio = port.as_deref() == Some(std::path::Path::new(channel::STDIO));
+    let opened = if stdio {
+        channel::open_stdio().map_err(|e| format!("using stdin and stdout as the channel: {e}"))
+    } else {
+        // A board without virtio-serial names its channel on the kernel
+        // command line: `hilt.agent_port=console` shares the UART with printk.
+        port.or_else(|| sys::cmdline_value("hilt.agent_port").map(|p| channel::port_path(&p)))
+            .map(Ok)
+            .unwrap_or_else(|| wait_for_port(Duration::from_secs(20)))
+            .map_err(|e| e.to_string())
+            .and_then(|p| channel::open(&p).map_err(|e| format!("opening {}: {e}", p.display())))
     };
-    let (tx, mut rx) = match channel::open(&port) {
+    let (tx, mut rx) = match opened {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("hilt-agent: opening {}: {e}", port.display());
+            eprintln!("hilt-agent: {e}");
             std::process::exit(1);
         }
     };
@@ -170,6 +169,10 @@ fn agent(port: Option<PathBuf>) {
                     }
                 }
             }
+            // The host hung up. On a shared console that never happens; on
+            // an SSH or adb channel nobody will hear the agent again, so a
+            // running workload stops and the agent exits below.
+            stop.store(true, Ordering::Relaxed);
         });
     }
     // The agent keeps watching after a run: the host decides when the board
@@ -180,6 +183,9 @@ fn agent(port: Option<PathBuf>) {
             *w = Some(spec.watch.clone());
         }
         run::run(&spec, &tx, &stop);
+    }
+    if stdio {
+        std::process::exit(0);
     }
     loop {
         std::thread::sleep(Duration::from_secs(3600));

@@ -462,3 +462,59 @@ async fn deploys_kernel_initrd_and_dtb_into_a_boot_dir_with_their_digests() {
     .unwrap_err();
     assert!(err.to_string().contains("/nonexistent-hilt-boot"), "{err}");
 }
+
+/// The agent's channel on a board that runs its own OS: the command's
+/// stdin and stdout as one stream, both ways at once, and stderr apart.
+#[tokio::test]
+async fn a_command_is_a_two_way_stream_with_stderr_apart() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let d = sshd();
+    d.trust();
+    let (err_tx, mut err_rx) = mpsc::channel(16);
+    // A line goes back doubled before the next is sent: each direction
+    // must flow while the other is open.
+    let script =
+        "echo started >&2; while read -r l; do echo \"$l$l\"; done; echo stdin-closed >&2; exit 7";
+    let (stream, ended) =
+        hilt_transports::ssh::open_stream(&d.config("id_ed25519"), script, err_tx)
+            .await
+            .unwrap();
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let mut got = Vec::new();
+    for word in ["ab", "cd", "ef"] {
+        wr.write_all(format!("{word}\n").as_bytes()).await.unwrap();
+        let want = format!("{word}{word}\n");
+        let mut line = vec![0u8; want.len()];
+        tokio::time::timeout(T, rd.read_exact(&mut line))
+            .await
+            .expect("the echo came back")
+            .unwrap();
+        got.push(String::from_utf8(line).unwrap());
+    }
+    assert_eq!(got, ["abab\n", "cdcd\n", "efef\n"]);
+    // A megabyte each way: more than either side's window.
+    let big: Vec<u8> = (0..1024 * 1024).map(|i| b'a' + (i % 26) as u8).collect();
+    let mut payload = big.clone();
+    payload.push(b'\n');
+    let writer = tokio::spawn(async move {
+        wr.write_all(&payload).await.unwrap();
+        // Dropping the writer half closes the command's stdin.
+        wr.shutdown().await.unwrap();
+        drop(wr);
+    });
+    let mut rest = Vec::new();
+    tokio::time::timeout(T * 3, rd.read_to_end(&mut rest))
+        .await
+        .expect("stdout ended")
+        .unwrap();
+    writer.await.unwrap();
+    assert_eq!(rest.len(), big.len() * 2 + 1);
+    assert!(rest[..big.len()] == big[..] && rest[big.len()..2 * big.len()] == big[..]);
+    let status = tokio::time::timeout(T, ended).await.unwrap().unwrap();
+    assert_eq!(status.unwrap(), 7);
+    let mut err = Vec::new();
+    while let Ok(b) = err_rx.try_recv() {
+        err.extend(b);
+    }
+    assert_eq!(String::from_utf8(err).unwrap(), "started\nstdin-closed\n");
+}

@@ -23,6 +23,9 @@ use sha2::{Digest, Sha256};
 use ssh2::{CheckResult, KnownHostFileKind, Session};
 use tokio::sync::mpsc;
 
+mod stream;
+pub use stream::{open_stream, Ended};
+
 /// A password or passphrase: never printed, zeroed when dropped.
 #[derive(Clone, Default, serde::Deserialize)]
 #[serde(transparent)]
@@ -167,6 +170,15 @@ pub enum SshError {
     },
     #[error("{0}")]
     Other(String),
+}
+
+impl SshError {
+    /// Whether trying again later may succeed: a board that is still
+    /// booting refuses the connection, or accepts it and drops it before
+    /// its sshd runs. A key that does not match never gets better.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, SshError::Io(_) | SshError::Ssh { .. })
+    }
 }
 
 fn ctx(context: impl Into<String>) -> impl FnOnce(ssh2::Error) -> SshError {
@@ -498,7 +510,7 @@ impl SshSession {
                         ssh2::OpenType::File,
                     )
                     .map_err(ctx(format!("{target}: creating {remote}")))?;
-                f.write_all(&data).map_err(|e| SshError::Other(format!("{target}: writing {remote}: {e}")))?;
+                write_sftp(&mut f, &data).map_err(|e| SshError::Other(format!("{target}: writing {remote}: {e}")))?;
                 f.fsync().or_else(|e| if e.code() == ssh2::ErrorCode::SFTP(8) { Ok(()) } else { Err(e) }).map_err(ctx(format!("{target}: fsync {remote}")))?;
             }
             let mut back = Vec::with_capacity(data.len());
@@ -526,6 +538,31 @@ impl SshSession {
             .map_err(|e| SshError::Other(format!("reading {} to push it: {e}", local.display())))?;
         self.push_bytes(data, remote, mode).await
     }
+}
+
+/// libssh2's SFTP write can return 0 when a slow server has not yet
+/// acknowledged what was queued (seen with dropbear's sftp-server on an
+/// emulated board): 0 then means "again", not "never", so it is retried
+/// while the session's own timeout bounds each try.
+fn write_sftp(f: &mut ssh2::File, mut data: &[u8]) -> io::Result<()> {
+    let mut stalled = 0;
+    while !data.is_empty() {
+        let n = f.write(&data[..data.len().min(256 * 1024)])?;
+        if n == 0 {
+            stalled += 1;
+            if stalled > 1000 {
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "the SFTP server accepted nothing in 1000 tries",
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        }
+        stalled = 0;
+        data = &data[n..];
+    }
+    Ok(())
 }
 
 fn stream_output(

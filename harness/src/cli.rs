@@ -180,7 +180,13 @@ pub fn main() -> i32 {
                 // A board hilt run cannot drive is a mistake in its file: say so
                 // before anything is leased or built.
                 for b in p.instances().iter().filter(|b| b.qemu.is_none()) {
-                    if let Err(e) = crate::board::bench::preflight(b, &p.plan) {
+                    let checked = match b.agent {
+                        plan::AgentChannelCfg::Ssh | plan::AgentChannelCfg::Adb => {
+                            crate::board::os::preflight(b, &p.plan)
+                        }
+                        _ => crate::board::bench::preflight(b, &p.plan).map(|_| ()),
+                    };
+                    if let Err(e) = checked {
                         eprintln!("error: {e:#}");
                         return Ok(exit::BAD_INPUT);
                     }

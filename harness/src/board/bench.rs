@@ -84,20 +84,7 @@ pub fn preflight<'a>(b: &'a BoardFile, plan: &Plan) -> anyhow::Result<&'a UbootT
     }
     uboot_config(b, Duration::ZERO)?;
     flash_target(b)?;
-    let storage = b.storage.as_ref().with_context(|| {
-        format!(
-            "board {} has no `storage:`: name the partition that receives the plan's image (storage: {{image: data}})",
-            b.name
-        )
-    })?;
-    let disk_swap = matches!(plan.swap, SwapCfg::Disk { .. } | SwapCfg::Sdcard { .. });
-    if storage.swap.is_none() && (disk_swap || !plan.controls.is_empty()) {
-        bail!(
-            "board {}: the plan {} swap on a disk, and the board names no swap partition (storage: {{swap: <partition>}})",
-            b.name,
-            if disk_swap { "puts" } else { "has a positive control, which freezes" }
-        );
-    }
+    check_storage(b, plan)?;
     for f in &plan.faults {
         match f.kind {
             FaultKind::PowerLoss => bail!(
@@ -112,6 +99,26 @@ pub fn preflight<'a>(b: &'a BoardFile, plan: &Plan) -> anyhow::Result<&'a UbootT
         }
     }
     Ok(tftp)
+}
+
+/// A board outside QEMU gets the plan's image on a partition of its own,
+/// and swap on another when the plan wants swap on a disk.
+pub fn check_storage(b: &BoardFile, plan: &Plan) -> anyhow::Result<()> {
+    let storage = b.storage.as_ref().with_context(|| {
+        format!(
+            "board {} has no `storage:`: name the partition that receives the plan's image (storage: {{image: data}})",
+            b.name
+        )
+    })?;
+    let disk_swap = matches!(plan.swap, SwapCfg::Disk { .. } | SwapCfg::Sdcard { .. });
+    if storage.swap.is_none() && (disk_swap || !plan.controls.is_empty()) {
+        bail!(
+            "board {}: the plan {} swap on a disk, and the board names no swap partition (storage: {{swap: <partition>}})",
+            b.name,
+            if disk_swap { "puts" } else { "has a positive control, which freezes" }
+        );
+    }
+    Ok(())
 }
 
 impl Bringup {
@@ -274,7 +281,7 @@ pub async fn flash_via_uboot(
 /// it can be: a ser2net port or a UART is there before the board is, and
 /// opened first misses nothing; a console that only exists while the board
 /// is powered is opened as soon as it appears.
-async fn power_cycle_to_console(
+pub(super) async fn power_cycle_to_console(
     b: &BoardFile,
     home: &Path,
 ) -> anyhow::Result<(Box<dyn Power>, Box<dyn Console>)> {

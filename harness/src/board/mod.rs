@@ -8,6 +8,7 @@ pub mod bench;
 pub mod deploy;
 pub mod doctor;
 pub mod flash;
+pub mod os;
 pub mod qemu;
 
 use std::time::Duration;
@@ -44,6 +45,7 @@ pub struct Session {
 pub enum Bringup {
     Qemu(Box<qemu::Launch>),
     Bench(Box<bench::Bringup>),
+    Os(Box<os::Bringup>),
 }
 
 impl Bringup {
@@ -51,6 +53,7 @@ impl Bringup {
         match self {
             Bringup::Qemu(launch) => qemu::start(*launch, boot_limit).await,
             Bringup::Bench(b) => b.start(boot_limit).await,
+            Bringup::Os(b) => b.start(boot_limit).await,
         }
     }
 
@@ -60,6 +63,7 @@ impl Bringup {
         match self {
             Bringup::Qemu(_) => None,
             Bringup::Bench(b) => bench::open_power(&b.board, &b.home).ok(),
+            Bringup::Os(b) => bench::open_power(&b.board, &b.home).ok(),
         }
     }
 
@@ -69,6 +73,8 @@ impl Bringup {
         match self {
             Bringup::Qemu(l) => l.ram_file.is_some(),
             Bringup::Bench(b) => b.ramoops,
+            // Its kernel is its own: hilt does not know where its ramoops is.
+            Bringup::Os(_) => false,
         }
     }
 }

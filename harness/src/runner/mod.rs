@@ -22,9 +22,9 @@ use tokio::sync::watch;
 
 use crate::artifacts::{self, media::MediaProvenance, Cache};
 use crate::board::qemu::{Boot, Launch};
-use crate::board::{bench, Bringup};
+use crate::board::{bench, os, Bringup};
 use crate::lease;
-use crate::plan::{BoardFile, BootMethod, Control, Pattern, ResolvedPlan};
+use crate::plan::{AgentChannelCfg, BoardFile, BootMethod, Control, Pattern, ResolvedPlan};
 use futures_util::future::join_all;
 use progress::Progress;
 use results::{RunDir, RunSummary};
@@ -386,6 +386,8 @@ struct Shared<'a> {
     started: std::time::Instant,
     cpu0: u64,
     changes: Mutex<crate::plan::snapshot::ChangeWatch>,
+    /// The agent binary, pushed to boards that boot their own OS.
+    agent: PathBuf,
 }
 
 impl Shared<'_> {
@@ -532,6 +534,17 @@ async fn drive_board(sh: &Shared<'_>, k: usize, board: BoardFile, storage: Board
                     },
                 },
             })),
+            None if board.agent == AgentChannelCfg::Ssh => Bringup::Os(Box::new(os::Bringup {
+                board: board.clone(),
+                home: crate::plan::home_for(&sh.plan.path),
+                agent: sh.agent.clone(),
+                flash: storage.image.clone().map(|image| bench::FlashJob {
+                    image,
+                    done: flashed.clone(),
+                    record: sh.run_dir.path.join("flash.jsonl"),
+                }),
+                agent_log: dir.join("agent-stderr.log"),
+            })),
             None => Bringup::Bench(Box::new(bench::Bringup {
                 board: board.clone(),
                 home: crate::plan::home_for(&sh.plan.path),
@@ -582,6 +595,10 @@ async fn drive_board(sh: &Shared<'_>, k: usize, board: BoardFile, storage: Board
             dir: dir.clone(),
             previous_dir: previous_dir.clone(),
             progress: &say,
+            // QEMU and U-Boot boot the variant's Image; a board with its own
+            // OS boots whatever is installed, which must be the variant's.
+            expected_release: (board.qemu.is_none() && board.agent == AgentChannelCfg::Ssh)
+                .then_some(v.kernel_release.as_str()),
         };
         let mut rec = iteration::run(input, bringup, sh.cancel.clone()).await;
         previous_dir = Some(dir);
@@ -799,6 +816,7 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
         started: std::time::Instant::now(),
         cpu0: iteration::host_cpu_ms(),
         changes: Mutex::new(Default::default()),
+        agent: artifacts::agent_binary()?,
     };
     // The boards' loops run concurrently on this task: they wait on their
     // boards, and share the queue and the records without locks held

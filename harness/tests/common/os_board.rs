@@ -1,0 +1,245 @@
+//! The emulated board as a board that boots its own Linux, reached over
+//! SSH: a stock Debian arm64 kernel and a small OS of its own (busybox,
+//! Debian's dropbear sshd and sftp-server, the kernel's modules), with no
+//! trace of hilt in it. `scripts/os-board` is its power switch and its
+//! firmware: it boots whatever is in `STATE/boot/`.
+//!
+//! Everything comes from Debian's arm64 archive, fetched and checked the way
+//! hilt fetches kernels. The host key is made once, with dropbear's own
+//! dropbearkey run under qemu-user, so that known_hosts can hold it from
+//! the start: hilt never skips the host key check, and this board must not
+//! need it skipped.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use hilt_images::cpio::CpioWriter;
+use hilt_kernels::{extract, fetch, Kernel, PackageRef};
+
+/// What the agent needs loaded, and the NIC.
+const MODULES: &[&str] = &[
+    "virtio_mmio",
+    "virtio_blk",
+    "virtio_net",
+    "dm-mod",
+    "dm-verity",
+    "erofs",
+    "zram",
+];
+
+/// dropbear, its libraries, and the loader; sftp-server for hilt's pushes.
+const USERLAND: &[&str] = &[
+    "dropbear-bin",
+    "libc6",
+    "libcrypt1",
+    "libtomcrypt1",
+    "libtommath1",
+    "libgmp10",
+    "zlib1g",
+    "openssh-sftp-server",
+];
+
+const LIBS: &[&str] = &[
+    "libc.so.6",
+    "libcrypt.so.1",
+    "libtomcrypt.so.1",
+    "libtommath.so.1",
+    "libgmp.so.10",
+    "libz.so.1",
+];
+
+const INIT: &str = r#"#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
+mount -t tmpfs tmpfs /tmp
+mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+while read -r m; do insmod "/lib/modules/$m" || echo "os-board: insmod $m failed"; done < /etc/modules.order
+ip link set lo up
+ip link set eth0 up
+ip addr add 10.0.2.15/24 dev eth0
+ip route add default via 10.0.2.2
+echo "os-board: sshd on port 22"
+/usr/sbin/dropbear -F -E -s -r /etc/dropbear/dropbear_ed25519_host_key &
+while true; do sleep 3600; done
+"#;
+
+/// Builds the board's OS into `state`: boot/Image, boot/initrd, the host
+/// key, the client key id_ed25519 and a known_hosts naming the key at
+/// 127.0.0.1:`ssh_port`. Returns the installed kernel's release.
+pub fn build(cache: &Path, kernel_package: &str, state: &Path, ssh_port: u16) -> String {
+    std::fs::create_dir_all(state.join("boot")).unwrap();
+    let get = |spec: &str| -> PathBuf {
+        let deb = fetch(&PackageRef::parse(spec).unwrap(), cache)
+            .unwrap_or_else(|e| panic!("fetching {spec}: {e}"));
+        extract(&deb, cache).unwrap()
+    };
+    let kroot = get(kernel_package);
+    let kpkg = PackageRef::parse(kernel_package).unwrap();
+    let deb = fetch(&kpkg, cache).unwrap();
+    let kernel = Kernel::from_extracted(&kroot, &deb.name, &deb.version).unwrap();
+    let modules = kernel.plan(MODULES).unwrap().modules;
+    std::fs::copy(&kernel.image, state.join("boot/Image")).unwrap();
+
+    let busybox = hilt_kernels::busybox_from_extracted(&get("busybox-static:arm64"), "").unwrap();
+    // One sysroot for the dynamic binaries, so that qemu-user can run
+    // dropbearkey from it exactly as the board runs dropbear.
+    let sysroot = state.join("sysroot");
+    let libdir = sysroot.join("lib/aarch64-linux-gnu");
+    std::fs::create_dir_all(&libdir).unwrap();
+    let roots: Vec<PathBuf> = USERLAND
+        .iter()
+        .map(|p| get(&format!("{p}:arm64")))
+        .collect();
+    let find = |rel: &str| -> PathBuf {
+        roots
+            .iter()
+            .map(|r| r.join(rel))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| panic!("{rel} is in none of {USERLAND:?}"))
+    };
+    for lib in LIBS.iter().chain(["ld-linux-aarch64.so.1"].iter()) {
+        let from = ["lib/aarch64-linux-gnu/", "usr/lib/aarch64-linux-gnu/"]
+            .iter()
+            .map(|d| format!("{d}{lib}"))
+            .find(|rel| roots.iter().any(|r| r.join(rel).exists()))
+            .unwrap_or_else(|| panic!("no {lib}"));
+        // Follow the package's symlink to the library itself.
+        let real = std::fs::canonicalize(find(&from)).unwrap();
+        std::fs::copy(real, libdir.join(lib)).unwrap();
+    }
+    std::fs::create_dir_all(sysroot.join("lib")).unwrap();
+    let ld_link = sysroot.join("lib/ld-linux-aarch64.so.1");
+    let _ = std::fs::remove_file(&ld_link);
+    std::os::unix::fs::symlink("aarch64-linux-gnu/ld-linux-aarch64.so.1", &ld_link).unwrap();
+
+    let host_key = state.join("dropbear_ed25519_host_key");
+    if !host_key.exists() {
+        let o = Command::new("qemu-aarch64-static")
+            .arg("-L")
+            .arg(&sysroot)
+            .arg(find("usr/bin/dropbearkey"))
+            .args(["-t", "ed25519", "-f"])
+            .arg(&host_key)
+            .output()
+            .expect("qemu-aarch64-static (qemu-user-static) runs dropbearkey");
+        assert!(o.status.success(), "dropbearkey: {o:?}");
+    }
+    let o = Command::new("qemu-aarch64-static")
+        .arg("-L")
+        .arg(&sysroot)
+        .arg(find("usr/bin/dropbearkey"))
+        .args(["-y", "-f"])
+        .arg(&host_key)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    let public = text
+        .lines()
+        .find(|l| l.starts_with("ssh-ed25519 "))
+        .unwrap_or_else(|| panic!("dropbearkey -y printed no key: {text}"));
+    let mut fields = public.split_whitespace();
+    std::fs::write(
+        state.join("known_hosts"),
+        format!(
+            "[127.0.0.1]:{ssh_port} {} {}\n",
+            fields.next().unwrap(),
+            fields.next().unwrap()
+        ),
+    )
+    .unwrap();
+    let client = state.join("id_ed25519");
+    if !client.exists() {
+        let o = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "hilt-test", "-f"])
+            .arg(&client)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "ssh-keygen: {o:?}");
+    }
+    let authorized = std::fs::read(state.join("id_ed25519.pub")).unwrap();
+
+    let out = std::fs::File::create(state.join("boot/initrd")).unwrap();
+    let mut w = CpioWriter::new(std::io::BufWriter::new(out));
+    for d in [
+        "bin",
+        "sbin",
+        "dev",
+        "etc",
+        "etc/dropbear",
+        "lib",
+        "lib/modules",
+        "lib/aarch64-linux-gnu",
+        "usr",
+        "usr/bin",
+        "usr/sbin",
+        "usr/lib",
+        "usr/libexec",
+        "proc",
+        "sys",
+        "tmp",
+        "var",
+        "var/run",
+        "mnt",
+    ] {
+        w.dir(d, 0o755).unwrap();
+    }
+    w.dir("root", 0o700).unwrap();
+    w.dir("root/.ssh", 0o700).unwrap();
+    w.file("root/.ssh/authorized_keys", 0o600, &authorized)
+        .unwrap();
+    w.char_dev("dev/console", 0o600, 5, 1).unwrap();
+    w.file_from_path("bin/busybox", 0o755, &busybox.path)
+        .unwrap();
+    w.file("init", 0o755, INIT.as_bytes()).unwrap();
+    w.file("etc/passwd", 0o644, b"root:x:0:0:root:/root:/bin/sh\n")
+        .unwrap();
+    // A password no crypt() result can equal: key logins only.
+    w.file("etc/shadow", 0o600, b"root:nologin:19000:0:99999:7:::\n")
+        .unwrap();
+    w.file("etc/group", 0o644, b"root:x:0:\n").unwrap();
+    w.file("etc/shells", 0o644, b"/bin/sh\n").unwrap();
+    w.file(
+        "etc/nsswitch.conf",
+        0o644,
+        b"passwd: files\ngroup: files\nshadow: files\n",
+    )
+    .unwrap();
+    w.file_from_path("etc/dropbear/dropbear_ed25519_host_key", 0o600, &host_key)
+        .unwrap();
+    w.file_from_path("usr/sbin/dropbear", 0o755, &find("usr/sbin/dropbear"))
+        .unwrap();
+    let sftp = find("usr/lib/openssh/sftp-server");
+    w.file_from_path("usr/lib/sftp-server", 0o755, &sftp)
+        .unwrap();
+    w.symlink("usr/libexec/sftp-server", "/usr/lib/sftp-server")
+        .unwrap();
+    for lib in LIBS.iter().chain(["ld-linux-aarch64.so.1"].iter()) {
+        w.file_from_path(
+            &format!("lib/aarch64-linux-gnu/{lib}"),
+            0o755,
+            &libdir.join(lib),
+        )
+        .unwrap();
+    }
+    w.symlink(
+        "lib/ld-linux-aarch64.so.1",
+        "aarch64-linux-gnu/ld-linux-aarch64.so.1",
+    )
+    .unwrap();
+    let mut order = String::new();
+    for m in &modules {
+        let file = m.path.file_name().unwrap().to_string_lossy().into_owned();
+        w.file_from_path(&format!("lib/modules/{file}"), 0o644, &m.path)
+            .unwrap();
+        order += &file;
+        order.push('\n');
+    }
+    w.file("etc/modules.order", 0o644, order.as_bytes())
+        .unwrap();
+    w.finish().unwrap();
+    kernel.release.clone()
+}

@@ -1,0 +1,219 @@
+//! A board that boots its own Linux, end to end, with the agent over SSH.
+//! The emulated board runs a stock Debian kernel and an OS of its own
+//! (busybox and Debian's dropbear, nothing of hilt), and scripts/os-board
+//! wires it up as a lab wires such a board: power by command hooks, the
+//! UART on a telnet serial port, sshd behind a host port. hilt sees none of
+//! QEMU: it drives it through boards/ssh-emulated.yaml, writes the plan's
+//! image with dd over SSH and reads it back, pushes the agent, and runs it
+//! with its stdin and stdout as the channel. Slow, so `#[ignore]`d;
+//! scripts/test runs it.
+
+mod common;
+#[path = "common/os_board.rs"]
+mod os_board;
+
+use common::{assert_all_pass, control_hang, hilt_run, records, repo, shared_cache, TestDir};
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use hilt_reports::Outcome;
+use sha2::{Digest, Sha256};
+
+/// The kernel the board has installed: the smoke plan's.
+const KERNEL: &str = "linux-image-6.1.0-44-arm64=6.1.164-1";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A temporary home with an OS board of its own (state directory, console
+/// and SSH ports), powered off when dropped.
+struct OsBench {
+    tmp: TestDir,
+    state: PathBuf,
+    /// The kernel the board has installed.
+    release: String,
+}
+
+impl OsBench {
+    fn new() -> Self {
+        let tmp = TestDir::new();
+        let state = tmp.path().join("board");
+        let (console, ssh) = (free_port(), free_port());
+        let release = os_board::build(&shared_cache(), KERNEL, &state, ssh);
+        let board = std::fs::read_to_string(repo().join("boards/ssh-emulated.yaml"))
+            .unwrap()
+            .replace("name: ssh-emulated", "name: os-test")
+            .replace("/tmp/hilt-ssh-emulated", state.to_str().unwrap())
+            .replace("5570", &console.to_string())
+            .replace("5522", &ssh.to_string());
+        std::fs::create_dir_all(tmp.path().join("boards")).unwrap();
+        std::fs::write(tmp.path().join("boards/os-test.yaml"), board).unwrap();
+        for d in ["workloads", "scripts"] {
+            std::os::unix::fs::symlink(repo().join(d), tmp.path().join(d)).unwrap();
+        }
+        Self {
+            tmp,
+            state,
+            release,
+        }
+    }
+
+    /// plans/smoke-bench.yaml on this board, with `edits` applied.
+    fn plan(&self, edits: &[(&str, &str)], extra: &str) -> PathBuf {
+        let mut text = std::fs::read_to_string(repo().join("plans/smoke-bench.yaml"))
+            .unwrap()
+            .replace("board: bench-emulated", "board: os-test");
+        for (from, to) in edits {
+            assert!(text.contains(from), "smoke-bench.yaml lacks {from:?}");
+            text = text.replacen(from, to, 1);
+        }
+        let plan = self.tmp.path().join("plans/os.yaml");
+        std::fs::create_dir_all(plan.parent().unwrap()).unwrap();
+        std::fs::write(&plan, text + extra).unwrap();
+        plan
+    }
+
+    fn run(&self, plan: &Path, name: &str) -> (PathBuf, std::process::Output) {
+        let out = self.tmp.path().join(name);
+        let o = hilt_run(plan, &out)
+            .env("HILT_LEASES", self.tmp.path().join("leases"))
+            .output()
+            .unwrap();
+        (out, o)
+    }
+}
+
+impl Drop for OsBench {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(repo().join("scripts/os-board"))
+            .arg("off")
+            .arg(&self.state)
+            .status();
+    }
+}
+
+fn says(o: &std::process::Output) -> String {
+    format!(
+        "exit {:?}\n{}\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+#[ignore = "boots the emulated board: run by scripts/test"]
+fn os_board_is_flashed_over_ssh_and_runs_a_plan_with_the_agent_over_ssh() {
+    let bench = OsBench::new();
+    let plan = bench.plan(&[("duration_s: 15", "duration_s: 8")], "");
+    let (out, o) = bench.run(&plan, "run");
+    assert!(o.status.success(), "{}", says(&o));
+
+    let recs = records(&out);
+    assert_eq!(recs.len(), 2);
+    assert_all_pass(&recs);
+    for r in &recs {
+        assert_eq!(r.board, "os-test");
+        assert_eq!(r.kernel_release.as_ref(), Some(&bench.release));
+        assert!(r.boot_ms.is_some(), "no agent hello: {}", r.detail);
+        assert!(r.reads > 0 && r.read_errors == 0, "{r:?}");
+        assert!(!r.detail.contains("damaged"), "{}", r.detail);
+    }
+
+    // dd over SSH, once, read back by sha256 on the board.
+    let run: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    let media = &run["media"];
+    let flashes: Vec<serde_json::Value> = std::fs::read_to_string(out.join("flash.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(flashes.len(), 1, "flashed on the first boot only");
+    let f = &flashes[0];
+    assert_eq!(f["verity_root_hash"], media["verity_root_hash"]);
+    assert_eq!(
+        f["readback"].as_str().unwrap(),
+        format!("sha256:{}", f["sha256"].as_str().unwrap()),
+        "{f}"
+    );
+    let erofs_bytes = media["erofs_bytes"].as_u64().unwrap();
+    let mut disk = std::fs::File::open(bench.state.join("disk.img")).unwrap();
+    disk.seek(SeekFrom::Start(2048 * 512)).unwrap();
+    let mut erofs = vec![0u8; erofs_bytes as usize];
+    disk.read_exact(&mut erofs).unwrap();
+    assert_eq!(
+        hex::encode(Sha256::digest(&erofs)),
+        media["erofs_sha256"].as_str().unwrap()
+    );
+
+    // The kernel's console came from the UART; the agent's records came
+    // over SSH, so none of its frames are on the console.
+    for it in ["unpatched-000", "unpatched-001"] {
+        let dir = out.join("iterations").join(it);
+        let console =
+            String::from_utf8_lossy(&std::fs::read(dir.join("console.log")).unwrap()).into_owned();
+        assert!(console.contains("os-board: sshd on port 22"), "{it}");
+        assert!(console.contains("erofs: (device dm-0): mounted"), "{it}");
+        assert!(!console.contains("@H2 "), "{it}: agent frames on the UART");
+        assert!(dir.join("agent-stderr.log").exists(), "{it}");
+    }
+}
+
+/// A real hang on a board with its own OS: the kernel's report from the
+/// UART and the agent's watcher, stacks and sysrq over SSH; then a board
+/// that boots another kernel than the variant's is an infrastructure error
+/// that says so, never a result.
+#[test]
+#[ignore = "boots the emulated board: run by scripts/test"]
+fn os_board_detects_the_control_hang_and_refuses_a_kernel_that_is_not_the_variants() {
+    let bench = OsBench::new();
+    let plan = bench.plan(
+        &[
+            ("iterations: 2", "iterations: 1"),
+            ("duration_s: 15", "duration_s: 8"),
+            ("evidence_s: 5", "evidence_s: 10"),
+        ],
+        "controls:\n  - swap_freeze\n",
+    );
+    let (out, o) = bench.run(&plan, "control");
+    assert!(o.status.success(), "{}", says(&o));
+    let recs = records(&out);
+    let c = control_hang(&recs);
+    let t = c.failure.as_ref().unwrap().timing.expect("detection times");
+    assert!(
+        t.suspected_ms.is_some(),
+        "the agent's watcher, heard over SSH, suspected the task: {:?}",
+        c.failure
+    );
+
+    let plan = bench.plan(
+        &[
+            ("iterations: 2", "iterations: 1"),
+            ("duration_s: 15", "duration_s: 8"),
+            (
+                "linux-image-6.1.0-44-arm64=6.1.164-1",
+                "linux-image-6.1.0-45-arm64=6.1.170-1",
+            ),
+        ],
+        "",
+    );
+    let (out, o) = bench.run(&plan, "wrong-kernel");
+    assert!(!o.status.success(), "{}", says(&o));
+    let recs = records(&out);
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0].outcome, Outcome::InfraError);
+    assert!(
+        recs[0].detail.contains(
+            "the board booted kernel 6.1.0-44-arm64, and variant unpatched is 6.1.0-45-arm64"
+        ),
+        "{}",
+        recs[0].detail
+    );
+}

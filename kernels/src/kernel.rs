@@ -255,6 +255,36 @@ impl Kernel {
     }
 }
 
+/// The kernel's own `linux_banner`, as /proc/version prints it on the board
+/// that runs it: "Linux version RELEASE (builder) (compiler) #N SMP ...".
+/// The release alone cannot tell two builds of one tree apart (a patched
+/// and an unpatched kernel); the banner also carries the build's `uname -v`.
+/// The Image also holds a format string and a placeholder from the build's
+/// first link ("# SMP"); only the banner has `#` and the build number.
+pub fn linux_banner(image: &[u8]) -> Option<String> {
+    const START: &[u8] = b"Linux version ";
+    let mut from = 0;
+    while let Some(at) = image[from..]
+        .windows(START.len())
+        .position(|w| w == START)
+        .map(|p| from + p)
+    {
+        let end = image[at..]
+            .iter()
+            .position(|&b| !(0x20..0x7f).contains(&b))
+            .map_or(image.len(), |p| at + p);
+        let text = &image[at..end];
+        if text
+            .windows(3)
+            .any(|w| w[0] == b' ' && w[1] == b'#' && w[2].is_ascii_digit())
+        {
+            return Some(String::from_utf8_lossy(text).into_owned());
+        }
+        from = at + START.len();
+    }
+    None
+}
+
 fn check_arm64_image(image: &Path) -> Result<(), Error> {
     let mut header = [0u8; 64];
     File::open(image)
@@ -350,6 +380,28 @@ fn read_builtin_lists(modules_dir: &Path) -> Result<(BuiltinSource, BTreeSet<Str
         BuiltinSource::ConfigGuess
     };
     Ok((source, aliases))
+}
+
+#[cfg(test)]
+mod banner_tests {
+    use super::linux_banner;
+
+    #[test]
+    fn the_banner_is_the_string_with_the_build_number_not_the_format() {
+        let mut image = vec![0u8; 64];
+        image.extend_from_slice(b"Linux version %s (%s) %s\0\0");
+        image.extend_from_slice(
+            b"Linux version 6.1.0-44-arm64 (debian-kernel@lists.debian.org) (gcc-12) # SMP Debian 6.1.164-1 (2026-03-09)\0",
+        );
+        image.extend_from_slice(
+            b"Linux version 6.1.0-44-arm64 (debian-kernel@lists.debian.org) (gcc-12) #1 SMP Debian 6.1.164-1 (2026-03-09)\n\0",
+        );
+        assert_eq!(
+            linux_banner(&image).as_deref(),
+            Some("Linux version 6.1.0-44-arm64 (debian-kernel@lists.debian.org) (gcc-12) #1 SMP Debian 6.1.164-1 (2026-03-09)")
+        );
+        assert_eq!(linux_banner(b"no kernel here"), None);
+    }
 }
 
 #[cfg(test)]

@@ -42,6 +42,6 @@ pub use busybox::{busybox_from_extracted, Busybox};
 pub use deb::{extract, EXTRACTED_MARKER};
 pub use deps::{LoadPlan, Module};
 pub use error::Error;
-pub use kernel::Kernel;
+pub use kernel::{linux_banner, Kernel};
 pub use modinfo::{normalize_module_name, ModInfo};
 pub use package::{FetchedDeb, PackageRef, DEFAULT_ARCH};

@@ -72,6 +72,39 @@ pub struct BootFiles<'a> {
     pub dtb: Option<(&'a str, &'a [u8])>,
 }
 
+/// Writes one file on the board over SFTP under a temporary name, reads it
+/// back, and renames it into place: a power cut leaves the old file or the
+/// new one, never half of one under the name a bootloader loads.
+pub async fn ssh_install(
+    sess: &SshSession,
+    path: &str,
+    data: &[u8],
+) -> Result<DeployedFile, SshError> {
+    let tmp = format!("{path}.hilt-new");
+    let sha = sess.push_bytes(data.to_vec(), &tmp, 0o644).await?;
+    let (status, _, err) = sess
+        .output(
+            &format!(
+                "sync && mv -f {} {} && sync",
+                shell_quote(&tmp),
+                shell_quote(path)
+            ),
+            std::time::Duration::from_secs(60),
+        )
+        .await?;
+    if status != 0 {
+        return Err(SshError::Other(format!(
+            "moving {tmp} into place failed ({status}): {}",
+            String::from_utf8_lossy(&err).trim()
+        )));
+    }
+    Ok(DeployedFile {
+        name: path.to_string(),
+        bytes: data.len() as u64,
+        sha256: sha,
+    })
+}
+
 /// Copies `files` into `boot_dir` (normally `/boot`) over SFTP.
 pub async fn ssh_boot_files(
     sess: &SshSession,
@@ -93,30 +126,7 @@ pub async fn ssh_boot_files(
     }
     let mut out = Vec::new();
     for (name, data) in items {
-        let fin = format!("{boot_dir}/{name}");
-        let tmp = format!("{fin}.hilt-new");
-        let sha = sess.push_bytes(data.to_vec(), &tmp, 0o644).await?;
-        let (status, _, err) = sess
-            .output(
-                &format!(
-                    "sync && mv -f {} {} && sync",
-                    shell_quote(&tmp),
-                    shell_quote(&fin)
-                ),
-                std::time::Duration::from_secs(60),
-            )
-            .await?;
-        if status != 0 {
-            return Err(SshError::Other(format!(
-                "moving {tmp} into place failed ({status}): {}",
-                String::from_utf8_lossy(&err).trim()
-            )));
-        }
-        out.push(DeployedFile {
-            name: fin,
-            bytes: data.len() as u64,
-            sha256: sha,
-        });
+        out.push(ssh_install(sess, &format!("{boot_dir}/{name}"), data).await?);
     }
     Ok(Deployment {
         method: format!("ssh:{boot_dir}"),

@@ -139,7 +139,7 @@ pub async fn flash(b: &BoardFile, home: &Path, req: &FlashRequest) -> anyhow::Re
 }
 
 /// Appends the record to a JSON-lines file: a night's flashes in one place.
-pub fn append_record(path: &Path, rec: &FlashRecord) -> anyhow::Result<()> {
+pub fn append_record<T: serde::Serialize>(path: &Path, rec: &T) -> anyhow::Result<()> {
     use std::io::Write;
     let mut f = std::fs::OpenOptions::new()
         .create(true)

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use hilt_transports::console::Replayed;
+use hilt_transports::deploy;
 use hilt_transports::flash::{DdFlasher, FlashImage, Flasher};
 use hilt_transports::ssh::{shell_quote, SshConfig, SshSession};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -38,6 +39,21 @@ pub struct Bringup {
     pub flash: Option<FlashJob>,
     /// The agent's stderr, kept with the iteration's logs.
     pub agent_log: PathBuf,
+    /// The variant's kernel: what the board must run, and what hilt
+    /// installs at the board file's `kernel_path` when it runs another.
+    pub variant: String,
+    pub kernel_image: PathBuf,
+    pub kernel_release: String,
+    /// Where installs are recorded (the run directory's deploy.jsonl).
+    pub deploy_record: PathBuf,
+}
+
+/// What one boot ended in.
+enum Booted {
+    /// The variant's kernel runs and the agent is talking.
+    Ready(tokio::io::DuplexStream),
+    /// The variant's kernel was installed; the next boot runs it.
+    Installed,
 }
 
 /// Whether `hilt run` can drive this board with this plan; the error says
@@ -78,42 +94,104 @@ pub fn preflight(b: &BoardFile, plan: &Plan) -> anyhow::Result<()> {
 
 impl Bringup {
     pub async fn start(self: Box<Self>, boot_limit: Duration) -> anyhow::Result<Session> {
-        let (mut power, mut console) = power_cycle_to_console(&self.board, &self.home).await?;
-        // The console is read while SSH comes up: the boot's log belongs
-        // in console.log, and a UART nobody reads would stall the board.
+        let image = std::fs::read(&self.kernel_image)
+            .with_context(|| format!("reading {}", self.kernel_image.display()))?;
+        let banner = hilt_kernels::linux_banner(&image);
+        // Every boot's console, in order: a boot that installed the kernel
+        // belongs in console.log too.
         let mut heard = Vec::new();
-        let work = self.bring_up_agent(boot_limit);
-        tokio::pin!(work);
-        let mut buf = vec![0u8; 4096];
-        let result = loop {
-            tokio::select! {
-                r = &mut work => break r,
-                n = console.read(&mut buf) => match n {
-                    Ok(n) if n > 0 => heard.extend_from_slice(&buf[..n]),
-                    _ => break work.await,
-                },
-            }
-        };
-        match result {
-            Ok(stream) => Ok(Session {
-                power,
-                console: Box::new(Replayed::new(heard, console)),
-                agent: AgentLink::Own(Box::new(stream)),
-            }),
-            Err(e) => {
-                let _ = power.off().await;
-                let tail = String::from_utf8_lossy(&heard[heard.len().saturating_sub(1500)..])
-                    .into_owned();
-                Err(anyhow::anyhow!("{e:#}\n--- the console said ---\n{tail}"))
+        let mut installed = false;
+        loop {
+            let (mut power, mut console) = power_cycle_to_console(&self.board, &self.home).await?;
+            let work = self.boot(boot_limit, &image, banner.as_deref(), installed);
+            tokio::pin!(work);
+            // The console is read while SSH comes up: the boot's log belongs
+            // in console.log, and a UART nobody reads would stall the board.
+            let mut buf = vec![0u8; 4096];
+            let result = loop {
+                tokio::select! {
+                    r = &mut work => break r,
+                    n = console.read(&mut buf) => match n {
+                        Ok(n) if n > 0 => heard.extend_from_slice(&buf[..n]),
+                        _ => break work.await,
+                    },
+                }
+            };
+            match result {
+                Ok(Booted::Ready(stream)) => {
+                    return Ok(Session {
+                        power,
+                        console: Box::new(Replayed::new(heard, console)),
+                        agent: AgentLink::Own(Box::new(stream)),
+                    })
+                }
+                Ok(Booted::Installed) => {
+                    installed = true;
+                    power
+                        .off()
+                        .await
+                        .context("powering off to boot the installed kernel")?;
+                }
+                Err(e) => {
+                    let _ = power.off().await;
+                    let tail = String::from_utf8_lossy(&heard[heard.len().saturating_sub(1500)..])
+                        .into_owned();
+                    return Err(anyhow::anyhow!("{e:#}\n--- the console said ---\n{tail}"));
+                }
             }
         }
     }
 
-    async fn bring_up_agent(&self, limit: Duration) -> anyhow::Result<tokio::io::DuplexStream> {
+    async fn boot(
+        &self,
+        limit: Duration,
+        image: &[u8],
+        banner: Option<&str>,
+        installed: bool,
+    ) -> anyhow::Result<Booted> {
         let b = &self.board;
         let s = b.ssh.as_ref().context("no `ssh:` section")?;
         let cfg = super::doctor::ssh_config(s);
         let session = wait_for_ssh(&cfg, limit).await?;
+        let (status, out, _) = session
+            .output("cat /proc/version", Duration::from_secs(30))
+            .await
+            .context("reading /proc/version over SSH")?;
+        let running = String::from_utf8_lossy(&out).trim().to_string();
+        let is_variants = status == 0
+            && match banner {
+                Some(want) => running == want,
+                None => running.starts_with(&format!("Linux version {} ", self.kernel_release)),
+            };
+        if !is_variants {
+            let want = banner.unwrap_or(&self.kernel_release);
+            match (&b.kernel_path, installed) {
+                (Some(path), false) => {
+                    let rec = deploy::ssh_install(&session, path, image)
+                        .await
+                        .with_context(|| format!("installing the kernel of {} at {path}", self.variant))?;
+                    super::flash::append_record(&self.deploy_record, &InstallRecord {
+                        board: &b.name,
+                        variant: &self.variant,
+                        kernel_release: &self.kernel_release,
+                        banner,
+                        replaced: &running,
+                        file: rec,
+                    })
+                    .context("recording the install")?;
+                    return Ok(Booted::Installed);
+                }
+                (Some(path), true) => bail!(
+                    "hilt installed the kernel of variant {} at {path}, and after a power cycle the board still runs \"{running}\", not \"{want}\": does its bootloader load {path}?",
+                    self.variant
+                ),
+                (None, _) => bail!(
+                    "the board runs \"{running}\", and variant {} is \"{want}\": set `kernel_path` in board {} (the file its bootloader loads) so that hilt installs it, or install it yourself and run again",
+                    self.variant,
+                    b.name
+                ),
+            }
+        }
         if let Some(job) = self
             .flash
             .as_ref()
@@ -166,8 +244,21 @@ impl Bringup {
                 let _ = f.flush().await;
             }
         });
-        Ok(stream)
+        Ok(Booted::Ready(stream))
     }
+}
+
+/// One kernel install, a line of the run directory's deploy.jsonl.
+#[derive(serde::Serialize)]
+struct InstallRecord<'a> {
+    board: &'a str,
+    variant: &'a str,
+    kernel_release: &'a str,
+    /// The kernel's banner, as /proc/version prints it once it runs.
+    banner: Option<&'a str>,
+    /// What /proc/version said before.
+    replaced: &'a str,
+    file: deploy::DeployedFile,
 }
 
 /// Connects once the board's sshd answers: until then the board is still

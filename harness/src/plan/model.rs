@@ -446,6 +446,12 @@ pub struct BoardFile {
     /// line), e.g. ttyAML0,115200 on Amlogic SoCs.
     #[serde(default)]
     pub kernel_console: Option<String>,
+    /// On a board that boots its own OS: the file its bootloader loads as
+    /// the kernel (e.g. /boot/Image). `hilt run` writes a variant's Image
+    /// there over SSH when the board boots another kernel, then power
+    /// cycles it; without it, the board must already run the variant's.
+    #[serde(default)]
+    pub kernel_path: Option<String>,
     /// Which of `partitions:` a run writes its image to and swaps on.
     #[serde(default)]
     pub storage: Option<BoardStorageCfg>,

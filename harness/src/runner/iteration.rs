@@ -46,9 +46,6 @@ pub struct IterationInput<'a> {
     /// The board's previous iteration, where what its pstore held belongs.
     pub previous_dir: Option<PathBuf>,
     pub progress: &'a dyn Fn(&str),
-    /// The kernel release the board must report, when hilt did not boot
-    /// the variant's kernel itself.
-    pub expected_release: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -333,12 +330,6 @@ pub async fn run(
                             }
                             st.rec.boot_ms = Some(t0.elapsed().as_millis() as u64);
                             st.rec.kernel_release = Some(h.kernel_release.clone());
-                            if let Some(want) = input.expected_release.filter(|w| *w != h.kernel_release) {
-                                break (Outcome::InfraError, format!(
-                                    "the board booted kernel {}, and variant {} is {want}: install that kernel on the board (hilt deploy) and run again",
-                                    h.kernel_release, input.variant
-                                ));
-                            }
                             let start = send(&HostMsg::Start { spec: Box::new(input.spec.clone()) });
                             if agent_wr.write_all(&start).await.is_err() {
                                 break (Outcome::InfraError, "could not send the run spec to the agent".into());

@@ -544,6 +544,10 @@ async fn drive_board(sh: &Shared<'_>, k: usize, board: BoardFile, storage: Board
                     record: sh.run_dir.path.join("flash.jsonl"),
                 }),
                 agent_log: dir.join("agent-stderr.log"),
+                variant: v.name.clone(),
+                kernel_image: v.kernel_image.clone(),
+                kernel_release: v.kernel_release.clone(),
+                deploy_record: sh.run_dir.path.join("deploy.jsonl"),
             })),
             None => Bringup::Bench(Box::new(bench::Bringup {
                 board: board.clone(),
@@ -595,10 +599,6 @@ async fn drive_board(sh: &Shared<'_>, k: usize, board: BoardFile, storage: Board
             dir: dir.clone(),
             previous_dir: previous_dir.clone(),
             progress: &say,
-            // QEMU and U-Boot boot the variant's Image; a board with its own
-            // OS boots whatever is installed, which must be the variant's.
-            expected_release: (board.qemu.is_none() && board.agent == AgentChannelCfg::Ssh)
-                .then_some(v.kernel_release.as_str()),
         };
         let mut rec = iteration::run(input, bringup, sh.cancel.clone()).await;
         previous_dir = Some(dir);

@@ -20,8 +20,12 @@ use std::path::{Path, PathBuf};
 use hilt_reports::Outcome;
 use sha2::{Digest, Sha256};
 
-/// The kernel the board has installed: the smoke plan's.
-const KERNEL: &str = "linux-image-6.1.0-44-arm64=6.1.164-1";
+/// The kernels whose modules the board has installed; the first (the smoke
+/// plan's) is the one it boots until hilt installs another in its /boot.
+const KERNELS: [&str; 2] = [
+    "linux-image-6.1.0-44-arm64=6.1.164-1",
+    "linux-image-6.1.0-45-arm64=6.1.170-1",
+];
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -36,8 +40,8 @@ fn free_port() -> u16 {
 struct OsBench {
     tmp: TestDir,
     state: PathBuf,
-    /// The kernel the board has installed.
-    release: String,
+    /// The releases of KERNELS.
+    releases: Vec<String>,
 }
 
 impl OsBench {
@@ -45,7 +49,7 @@ impl OsBench {
         let tmp = TestDir::new();
         let state = tmp.path().join("board");
         let (console, ssh) = (free_port(), free_port());
-        let release = os_board::build(&shared_cache(), KERNEL, &state, ssh);
+        let releases = os_board::build(&shared_cache(), &KERNELS, &state, ssh);
         let board = std::fs::read_to_string(repo().join("boards/ssh-emulated.yaml"))
             .unwrap()
             .replace("name: ssh-emulated", "name: os-test")
@@ -60,7 +64,7 @@ impl OsBench {
         Self {
             tmp,
             state,
-            release,
+            releases,
         }
     }
 
@@ -107,72 +111,11 @@ fn says(o: &std::process::Output) -> String {
     )
 }
 
-#[test]
-#[ignore = "boots the emulated board: run by scripts/test"]
-fn os_board_is_flashed_over_ssh_and_runs_a_plan_with_the_agent_over_ssh() {
-    let bench = OsBench::new();
-    let plan = bench.plan(&[("duration_s: 15", "duration_s: 8")], "");
-    let (out, o) = bench.run(&plan, "run");
-    assert!(o.status.success(), "{}", says(&o));
-
-    let recs = records(&out);
-    assert_eq!(recs.len(), 2);
-    assert_all_pass(&recs);
-    for r in &recs {
-        assert_eq!(r.board, "os-test");
-        assert_eq!(r.kernel_release.as_ref(), Some(&bench.release));
-        assert!(r.boot_ms.is_some(), "no agent hello: {}", r.detail);
-        assert!(r.reads > 0 && r.read_errors == 0, "{r:?}");
-        assert!(!r.detail.contains("damaged"), "{}", r.detail);
-    }
-
-    // dd over SSH, once, read back by sha256 on the board.
-    let run: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
-    let media = &run["media"];
-    let flashes: Vec<serde_json::Value> = std::fs::read_to_string(out.join("flash.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(flashes.len(), 1, "flashed on the first boot only");
-    let f = &flashes[0];
-    assert_eq!(f["verity_root_hash"], media["verity_root_hash"]);
-    assert_eq!(
-        f["readback"].as_str().unwrap(),
-        format!("sha256:{}", f["sha256"].as_str().unwrap()),
-        "{f}"
-    );
-    let erofs_bytes = media["erofs_bytes"].as_u64().unwrap();
-    let mut disk = std::fs::File::open(bench.state.join("disk.img")).unwrap();
-    disk.seek(SeekFrom::Start(2048 * 512)).unwrap();
-    let mut erofs = vec![0u8; erofs_bytes as usize];
-    disk.read_exact(&mut erofs).unwrap();
-    assert_eq!(
-        hex::encode(Sha256::digest(&erofs)),
-        media["erofs_sha256"].as_str().unwrap()
-    );
-
-    // The kernel's console came from the UART; the agent's records came
-    // over SSH, so none of its frames are on the console.
-    for it in ["unpatched-000", "unpatched-001"] {
-        let dir = out.join("iterations").join(it);
-        let console =
-            String::from_utf8_lossy(&std::fs::read(dir.join("console.log")).unwrap()).into_owned();
-        assert!(console.contains("os-board: sshd on port 22"), "{it}");
-        assert!(console.contains("erofs: (device dm-0): mounted"), "{it}");
-        assert!(!console.contains("@H2 "), "{it}: agent frames on the UART");
-        assert!(dir.join("agent-stderr.log").exists(), "{it}");
-    }
-}
-
 /// A real hang on a board with its own OS: the kernel's report from the
-/// UART and the agent's watcher, stacks and sysrq over SSH; then a board
-/// that boots another kernel than the variant's is an infrastructure error
-/// that says so, never a result.
+/// UART, and the agent's watcher, stacks and sysrq over SSH.
 #[test]
 #[ignore = "boots the emulated board: run by scripts/test"]
-fn os_board_detects_the_control_hang_and_refuses_a_kernel_that_is_not_the_variants() {
+fn os_board_detects_the_control_hang_with_the_watchers_times_over_ssh() {
     let bench = OsBench::new();
     let plan = bench.plan(
         &[
@@ -192,28 +135,165 @@ fn os_board_detects_the_control_hang_and_refuses_a_kernel_that_is_not_the_varian
         "the agent's watcher, heard over SSH, suspected the task: {:?}",
         c.failure
     );
+    assert!(
+        std::fs::read_to_string(out.join("events.jsonl"))
+            .unwrap()
+            .lines()
+            .any(|l| l.contains("\"source\":\"agent\"") && l.contains("sysrq: Show Blocked State")),
+        "the agent's sysrq dump, relayed over SSH"
+    );
+}
 
+/// The A/B plan's shape on a board with its own OS: each variant's kernel
+/// is installed where the board's bootloader loads it, and the board is
+/// power cycled into it; the plan's image is written once with dd over SSH
+/// and read back; the agent's frames travel over SSH, never on the UART. A
+/// board file that does not say where the kernel goes gets an
+/// infrastructure error naming both kernels, never a result.
+#[test]
+#[ignore = "boots the emulated board: run by scripts/test"]
+fn os_board_gets_each_variants_kernel_installed_and_booted() {
+    let bench = OsBench::new();
+    let board_file = bench.tmp.path().join("boards/os-test.yaml");
+    let with_path = std::fs::read_to_string(&board_file).unwrap();
+    std::fs::write(
+        &board_file,
+        with_path.replace("kernel_path: /boot/Image\n", ""),
+    )
+    .unwrap();
+    let variants = format!(
+        "variants:\n  - name: unpatched\n    kernel:\n      debian: {}\n  - name: patched\n    kernel:\n      debian: {}\n",
+        KERNELS[0], KERNELS[1]
+    );
+    let smoke_variants = format!(
+        "variants:\n  - name: unpatched\n    kernel:\n      debian: {}\n",
+        KERNELS[0]
+    );
+    let other_kernel = format!(
+        "variants:\n  - name: patched\n    kernel:\n      debian: {}\n",
+        KERNELS[1]
+    );
     let plan = bench.plan(
         &[
             ("iterations: 2", "iterations: 1"),
             ("duration_s: 15", "duration_s: 8"),
-            (
-                "linux-image-6.1.0-44-arm64=6.1.164-1",
-                "linux-image-6.1.0-45-arm64=6.1.170-1",
-            ),
+            (&smoke_variants, &other_kernel),
         ],
         "",
     );
-    let (out, o) = bench.run(&plan, "wrong-kernel");
+    let (out, o) = bench.run(&plan, "no-kernel-path");
     assert!(!o.status.success(), "{}", says(&o));
     let recs = records(&out);
     assert_eq!(recs.len(), 1);
     assert_eq!(recs[0].outcome, Outcome::InfraError);
+    for needle in [
+        "6.1.0-44-arm64",
+        "6.1.0-45-arm64",
+        "set `kernel_path` in board os-test",
+    ] {
+        assert!(
+            recs[0].detail.contains(needle),
+            "{needle}: {}",
+            recs[0].detail
+        );
+    }
+
+    std::fs::write(&board_file, &with_path).unwrap();
+    let plan = bench.plan(
+        &[
+            ("iterations: 2", "iterations: 1"),
+            ("duration_s: 15", "duration_s: 8"),
+            (&smoke_variants, &variants),
+        ],
+        "",
+    );
+    let (out, o) = bench.run(&plan, "ab");
+    assert!(o.status.success(), "{}", says(&o));
+    let recs = records(&out);
+    assert_eq!(recs.len(), 2);
+    assert_all_pass(&recs);
+    for r in &recs {
+        let want = if r.variant == "unpatched" { 0 } else { 1 };
+        assert_eq!(
+            r.kernel_release.as_ref(),
+            Some(&bench.releases[want]),
+            "{r:?}"
+        );
+    }
+    let installs: Vec<serde_json::Value> = std::fs::read_to_string(out.join("deploy.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert!(
-        recs[0].detail.contains(
-            "the board booted kernel 6.1.0-44-arm64, and variant unpatched is 6.1.0-45-arm64"
-        ),
-        "{}",
-        recs[0].detail
+        installs.iter().any(|i| i["variant"] == "patched"),
+        "the patched kernel was installed: {installs:?}"
+    );
+    for i in &installs {
+        assert_eq!(i["file"]["name"], "/boot/Image");
+        assert_ne!(i["banner"], i["replaced"]);
+        assert!(i["banner"]
+            .as_str()
+            .unwrap()
+            .contains(i["kernel_release"].as_str().unwrap()));
+    }
+    for r in &recs {
+        assert_eq!(r.board, "os-test");
+        assert!(r.reads > 0 && r.read_errors == 0, "{r:?}");
+        assert!(!r.detail.contains("damaged"), "{}", r.detail);
+    }
+
+    // dd over SSH, once, read back by sha256 on the board.
+    let run: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    let media = &run["media"];
+    let flashes: Vec<serde_json::Value> = std::fs::read_to_string(out.join("flash.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(flashes.len(), 1, "flashed on the first boot only");
+    let f = &flashes[0];
+    assert_eq!(f["method"], "ssh_dd");
+    assert_eq!(f["verity_root_hash"], media["verity_root_hash"]);
+    assert_eq!(
+        f["readback"].as_str().unwrap(),
+        format!("sha256:{}", f["sha256"].as_str().unwrap()),
+        "{f}"
+    );
+    let erofs_bytes = media["erofs_bytes"].as_u64().unwrap();
+    let mut disk = std::fs::File::open(bench.state.join("disk.img")).unwrap();
+    disk.seek(SeekFrom::Start(2048 * 512)).unwrap();
+    let mut erofs = vec![0u8; erofs_bytes as usize];
+    disk.read_exact(&mut erofs).unwrap();
+    assert_eq!(
+        hex::encode(Sha256::digest(&erofs)),
+        media["erofs_sha256"].as_str().unwrap()
+    );
+
+    // The kernel's console came from the UART, each boot of the iteration
+    // in it; the agent's records came over SSH.
+    for it in ["unpatched-000", "patched-000"] {
+        let dir = out.join("iterations").join(it);
+        let console =
+            String::from_utf8_lossy(&std::fs::read(dir.join("console.log")).unwrap()).into_owned();
+        assert!(console.contains("os-board: sshd on port 22"), "{it}");
+        assert!(console.contains("erofs: (device dm-0): mounted"), "{it}");
+        assert!(!console.contains("@H2 "), "{it}: agent frames on the UART");
+        assert!(dir.join("agent-stderr.log").exists(), "{it}");
+    }
+    let patched = std::fs::read_to_string(out.join("iterations/patched-000/console.log")).unwrap();
+    assert_eq!(
+        patched.matches("os-board: sshd on port 22").count(),
+        2,
+        "the patched iteration's console holds the boot that installed its kernel, and the boot into it"
+    );
+
+    // The last install is what the board's bootloader has now.
+    let last = installs.last().unwrap();
+    let on_board = std::fs::read(bench.state.join("boot/Image")).unwrap();
+    assert_eq!(
+        hex::encode(Sha256::digest(&on_board)),
+        last["file"]["sha256"].as_str().unwrap()
     );
 }

@@ -331,15 +331,26 @@ fn source_kernel_errors_are_located() {
 }
 
 /// A board `hilt run` cannot drive (one that boots its own Android, with
-/// the agent over adb) is refused before anything is leased or built, and
-/// the error says what its file lacks; a bench board file that names a
-/// partition it does not have is a board-file error with its position.
+/// the agent over adb; an SSH board with no way to write the image) is
+/// refused before anything is leased or built, and the error says what its
+/// file lacks; a bench board file that names a partition it does not have
+/// is a board-file error with its position.
 #[test]
 fn run_refuses_boards_it_cannot_drive_and_bad_bench_storage() {
     let dir = tempfile::tempdir().unwrap();
+    let hilt_run_refused = |plan: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_hilt"))
+            .arg("run")
+            .arg(plan)
+            .arg("--out")
+            .arg(dir.path().join("run"))
+            .env("HILT_LEASES", dir.path().join("leases"))
+            .output()
+            .unwrap()
+    };
     std::fs::create_dir_all(dir.path().join("boards")).unwrap();
     std::os::unix::fs::symlink(repo().join("workloads"), dir.path().join("workloads")).unwrap();
-    for b in ["khadas-vim3", "bench-emulated"] {
+    for b in ["khadas-vim3", "bench-emulated", "ssh-emulated"] {
         std::fs::copy(
             repo().join(format!("boards/{b}.yaml")),
             dir.path().join(format!("boards/{b}.yaml")),
@@ -354,18 +365,34 @@ fn run_refuses_boards_it_cannot_drive_and_bad_bench_storage() {
         text.replace("board: bench-emulated", "board: khadas-vim3"),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_hilt"))
-        .arg("run")
-        .arg(&plan)
-        .arg("--out")
-        .arg(dir.path().join("run"))
-        .env("HILT_LEASES", dir.path().join("leases"))
-        .output()
-        .unwrap();
+    let out = hilt_run_refused(&plan);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
-        err.contains("board khadas-vim3") && err.contains("no `boot:`"),
+        err.contains("board khadas-vim3") && err.contains("over adb it is not supported yet"),
+        "{err}"
+    );
+    assert!(!dir.path().join("run").exists());
+
+    let ssh = dir.path().join("boards/ssh-emulated.yaml");
+    let text = std::fs::read_to_string(&ssh).unwrap();
+    std::fs::write(
+        &ssh,
+        text.replace("flash:\n  ssh_dd:\n    partition: data\n", ""),
+    )
+    .unwrap();
+    std::fs::write(
+        &plan,
+        std::fs::read_to_string(repo().join("plans/smoke-bench.yaml"))
+            .unwrap()
+            .replace("board: bench-emulated", "board: ssh-emulated"),
+    )
+    .unwrap();
+    let out = hilt_run_refused(&plan);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("board ssh-emulated") && err.contains("flash: {ssh_dd: {partition: <name>}}"),
         "{err}"
     );
     assert!(!dir.path().join("run").exists());

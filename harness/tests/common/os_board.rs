@@ -25,6 +25,8 @@ const MODULES: &[&str] = &[
     "dm-verity",
     "erofs",
     "zram",
+    "9pnet_virtio",
+    "9p",
 ];
 
 /// dropbear, its libraries, and the loader; sftp-server for hilt's pushes.
@@ -57,7 +59,12 @@ mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /tmp
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
-while read -r m; do insmod "/lib/modules/$m" || echo "os-board: insmod $m failed"; done < /etc/modules.order
+# Every installed kernel has its modules here, as on a Debian system: the
+# one that booted loads its own.
+r=$(uname -r)
+while read -r m; do insmod "/lib/modules/$r/$m" || echo "os-board: insmod $m failed"; done < "/lib/modules/$r/order"
+# /boot is where the bootloader (scripts/os-board) finds the kernel.
+mount -t 9p -o trans=virtio,version=9p2000.L boot /boot || echo "os-board: no /boot"
 ip link set lo up
 ip link set eth0 up
 ip addr add 10.0.2.15/24 dev eth0
@@ -67,22 +74,26 @@ echo "os-board: sshd on port 22"
 while true; do sleep 3600; done
 "#;
 
-/// Builds the board's OS into `state`: boot/Image, boot/initrd, the host
-/// key, the client key id_ed25519 and a known_hosts naming the key at
-/// 127.0.0.1:`ssh_port`. Returns the installed kernel's release.
-pub fn build(cache: &Path, kernel_package: &str, state: &Path, ssh_port: u16) -> String {
+/// Builds the board's OS into `state`: boot/Image (the first of
+/// `kernel_packages`; the modules of all of them are installed),
+/// boot/initrd, the host key, the client key id_ed25519 and a known_hosts
+/// naming the key at 127.0.0.1:`ssh_port`. Returns the kernels' releases.
+pub fn build(cache: &Path, kernel_packages: &[&str], state: &Path, ssh_port: u16) -> Vec<String> {
     std::fs::create_dir_all(state.join("boot")).unwrap();
     let get = |spec: &str| -> PathBuf {
         let deb = fetch(&PackageRef::parse(spec).unwrap(), cache)
             .unwrap_or_else(|e| panic!("fetching {spec}: {e}"));
         extract(&deb, cache).unwrap()
     };
-    let kroot = get(kernel_package);
-    let kpkg = PackageRef::parse(kernel_package).unwrap();
-    let deb = fetch(&kpkg, cache).unwrap();
-    let kernel = Kernel::from_extracted(&kroot, &deb.name, &deb.version).unwrap();
-    let modules = kernel.plan(MODULES).unwrap().modules;
-    std::fs::copy(&kernel.image, state.join("boot/Image")).unwrap();
+    let kernels: Vec<Kernel> = kernel_packages
+        .iter()
+        .map(|spec| {
+            let root = get(spec);
+            let deb = fetch(&PackageRef::parse(spec).unwrap(), cache).unwrap();
+            Kernel::from_extracted(&root, &deb.name, &deb.version).unwrap()
+        })
+        .collect();
+    std::fs::copy(&kernels[0].image, state.join("boot/Image")).unwrap();
 
     let busybox = hilt_kernels::busybox_from_extracted(&get("busybox-static:arm64"), "").unwrap();
     // One sysroot for the dynamic binaries, so that qemu-user can run
@@ -184,6 +195,7 @@ pub fn build(cache: &Path, kernel_package: &str, state: &Path, ssh_port: u16) ->
         "var",
         "var/run",
         "mnt",
+        "boot",
     ] {
         w.dir(d, 0o755).unwrap();
     }
@@ -230,16 +242,20 @@ pub fn build(cache: &Path, kernel_package: &str, state: &Path, ssh_port: u16) ->
         "aarch64-linux-gnu/ld-linux-aarch64.so.1",
     )
     .unwrap();
-    let mut order = String::new();
-    for m in &modules {
-        let file = m.path.file_name().unwrap().to_string_lossy().into_owned();
-        w.file_from_path(&format!("lib/modules/{file}"), 0o644, &m.path)
+    for kernel in &kernels {
+        let dir = format!("lib/modules/{}", kernel.release);
+        w.dir(&dir, 0o755).unwrap();
+        let mut order = String::new();
+        for m in kernel.plan(MODULES).unwrap().modules {
+            let file = m.path.file_name().unwrap().to_string_lossy().into_owned();
+            w.file_from_path(&format!("{dir}/{file}"), 0o644, &m.path)
+                .unwrap();
+            order += &file;
+            order.push('\n');
+        }
+        w.file(&format!("{dir}/order"), 0o644, order.as_bytes())
             .unwrap();
-        order += &file;
-        order.push('\n');
     }
-    w.file("etc/modules.order", 0o644, order.as_bytes())
-        .unwrap();
     w.finish().unwrap();
-    kernel.release.clone()
+    kernels.iter().map(|k| k.release.clone()).collect()
 }

@@ -170,7 +170,7 @@ fn corrupted_verity_data_block_fails_reads_with_eio() {
     let text = std::fs::read_to_string(repo().join("plans/smoke.yaml"))
         .unwrap()
         .replace("iterations: 2", "iterations: 1")
-        .replace("duration_s: 15", "duration_s: 8")
+        .replace("duration_s: 20", "duration_s: 8")
         .replace(
             "  - name: patched\n    kernel:\n      debian: linux-image-6.1.0-45-arm64=6.1.170-1\n",
             "",
@@ -229,7 +229,7 @@ fn swap_freeze_control_is_detected_with_detection_times() {
     let text = std::fs::read_to_string(repo().join("plans/smoke.yaml"))
         .unwrap()
         .replace("iterations: 2", "iterations: 1")
-        .replace("duration_s: 15", "duration_s: 10")
+        .replace("duration_s: 20", "duration_s: 10")
         .replace(
             "  - name: patched\n    kernel:\n      debian: linux-image-6.1.0-45-arm64=6.1.170-1\n",
             "",
@@ -300,7 +300,7 @@ fn uboot_tftp_boot_reaches_the_agent() {
         "uboot",
         &[
             ("iterations: 2", "iterations: 1"),
-            ("duration_s: 15", "duration_s: 8"),
+            ("duration_s: 20", "duration_s: 8"),
             ("machine:\n", "machine:\n  boot: uboot_tftp\n"),
         ],
         "",
@@ -385,7 +385,7 @@ fn power_loss_and_agent_exit_are_infrastructure_errors() {
     let plan = plan_from_smoke(
         tmp.path(),
         "faults",
-        &[("iterations: 2", "iterations: 3"), ("duration_s: 15", "duration_s: 8")],
+        &[("iterations: 2", "iterations: 3"), ("duration_s: 20", "duration_s: 8")],
         "faults:\n  - { kind: power_loss, after_s: 4, iteration: 0 }\n  - { kind: agent_exit, after_s: 4, iteration: 1 }\n",
     );
     let out = tmp.path().join("run");
@@ -445,7 +445,7 @@ fn silent_board_gets_break_sysrq_and_its_dump_survives_the_power_cycle() {
         "silent",
         &[
             ("iterations: 2", "iterations: 3"),
-            ("duration_s: 15", "duration_s: 12"),
+            ("duration_s: 20", "duration_s: 12"),
             ("hung_task_timeout_secs: 10", "hung_task_timeout_secs: 10\n  printk_level: 4"),
             ("silent_after_s: 30", "silent_after_s: 8"),
         ],
@@ -586,7 +586,7 @@ fn console_and_channel_faults_and_a_plan_edited_mid_run() {
         "consolefaults",
         // No hog: memory pressure is not under test here, and it slows the
         // emulated UART that carries the flood.
-        &[("duration_s: 15", "duration_s: 10"), ("  - hog-80pct\n", "")],
+        &[("duration_s: 20", "duration_s: 10"), ("  - hog-80pct\n", "")],
         "faults:\n  - { kind: channel_garbage, after_s: 2, iteration: 0 }\n  - { kind: console_flood, after_s: 0, iteration: 0, bytes: 32768 }\n  - { kind: console_close, after_s: 2, iteration: 1 }\n",
     );
     let original = std::fs::read_to_string(&plan).unwrap();
@@ -824,7 +824,7 @@ fn a_full_results_disk_stops_the_run_with_what_was_written_intact() {
         "diskfull",
         &[
             ("iterations: 2", "iterations: 3"),
-            ("duration_s: 15", "duration_s: 8"),
+            ("duration_s: 20", "duration_s: 8"),
         ],
         "",
     );

@@ -62,7 +62,7 @@ fn two_emulated_boards_share_the_queue() {
         &[
             ("board: qemu-virt-a53", "board: qemu-virt-a53\ninstances: 2"),
             ("iterations: 2", "iterations: 1"),
-            ("duration_s: 15", "duration_s: 8"),
+            ("duration_s: 20", "duration_s: 8"),
         ],
     );
     let out = tmp.path().join("run");
@@ -128,7 +128,7 @@ fn an_interrupted_run_resumes_without_repeating_iterations() {
         tmp.path(),
         &[
             ("iterations: 2", "iterations: 1"),
-            ("duration_s: 15", "duration_s: 8"),
+            ("duration_s: 20", "duration_s: 8"),
             (
                 "  - name: patched\n",
                 "  - name: patched2\n    kernel:\n      debian: linux-image-6.1.0-45-arm64=6.1.170-1\n  - name: patched\n",

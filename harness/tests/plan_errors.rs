@@ -141,7 +141,7 @@ fn duplicate_variant_and_missing_field_are_reported() {
         "{err}"
     );
 
-    let plan = smoke_with("duration_s: 15\n", "");
+    let plan = smoke_with("duration_s: 20\n", "");
     let (code, err) = check(&plan);
     assert_eq!(code, 2);
     assert!(err.contains("missing field `duration_s`"), "{err}");

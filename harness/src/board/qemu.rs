@@ -139,6 +139,11 @@ impl Launch {
                 self.initrd.display().to_string(),
                 "-append".into(),
                 self.append.clone(),
+                // No network: without this, `virt` adds a virtio-net-pci
+                // NIC whose option ROM (ipxe-qemu) a fresh machine lacks,
+                // and QEMU refuses to start.
+                "-nic".into(),
+                "none".into(),
             ]),
             // restrict=on: the board reaches QEMU's DHCP and TFTP servers
             // and nothing beyond the QEMU process.
@@ -460,6 +465,8 @@ mod tests {
         };
         let a = l.args().join(" ");
         assert!(a.contains("-m 384"));
+        // A NIC would need an option ROM that a fresh machine lacks.
+        assert!(a.contains("-nic none"), "{a}");
         assert!(a.contains("-M virt,memory-backend=ram0"));
         assert!(a.contains("memory-backend-file,id=ram0,size=384M,mem-path=/tmp/ram,share=on"));
         assert_eq!(
@@ -498,6 +505,7 @@ mod tests {
         assert!(a.contains("-bios /fw/u-boot.bin"));
         assert!(a.contains("-netdev user,id=net0,restrict=on,tftp=/tmp/b/rt/tftp"));
         assert!(a.contains("virtio-net-device,netdev=net0"));
+        assert!(!a.contains("-nic none"), "{a}");
         for direct in ["-kernel", "-initrd", "-append"] {
             assert!(!a.contains(direct), "{direct} in {a}");
         }

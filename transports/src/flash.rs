@@ -171,6 +171,21 @@ impl BoardShell for SshSession {
     }
 }
 
+/// A borrowed shell is a shell: a flasher can work through a board's
+/// session without owning it.
+#[async_trait::async_trait]
+impl<T: BoardShell + ?Sized> BoardShell for &T {
+    fn method(&self) -> &'static str {
+        (**self).method()
+    }
+    async fn run(&self, line: &str, limit: Duration) -> Result<(i32, String, String), FlashError> {
+        (**self).run(line, limit).await
+    }
+    async fn stage(&self, data: &[u8], path: &str) -> Result<(), FlashError> {
+        (**self).stage(data, path).await
+    }
+}
+
 /// The adb server's view of one device.
 pub struct AdbShell {
     pub server: AdbServer,

@@ -730,6 +730,87 @@ async fn real_server_offers_its_key_to_a_device_that_does_not_know_it() {
     );
 }
 
+/// hilt-adbd, the adbd of the emulated board that stands in for an Android
+/// device, behind Debian's real adb server: listed with its product; shell
+/// v2 with stdout, stderr and the status apart; a checked push; and a
+/// command's stdio as one two-way stream, the agent's channel in hilt run.
+#[tokio::test]
+async fn real_server_in_front_of_hilt_adbd_shell_push_and_stream() {
+    let s = real_server(None).await;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let banner = hilt_adbd::device::banner("hilt_test");
+        for sock in listener.incoming().flatten() {
+            let banner = banner.clone();
+            std::thread::spawn(move || hilt_adbd::device::serve(sock, &banner));
+        }
+    });
+    let serial = format!("127.0.0.1:{port}");
+    s.server.connect_device(&serial).await.unwrap();
+    s.server.wait_for_device(&serial, T).await.unwrap();
+    let devices = s.server.devices().await.unwrap();
+    let d = devices.iter().find(|d| d.serial == serial).unwrap();
+    assert!(
+        d.details.contains(&("model".into(), "hilt_test".into())),
+        "{d:?}"
+    );
+
+    let (tx, rx) = mpsc::channel(16);
+    let out = collect(rx);
+    let status = s
+        .server
+        .shell(Some(&serial), "printf 'a b'; printf E >&2; exit 9", &tx)
+        .await
+        .unwrap();
+    drop(tx);
+    assert_eq!(status, 9);
+    assert_eq!(out.await.unwrap(), (b"a b".to_vec(), b"E".to_vec()));
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pushed.bin");
+    let data = payload(300_000);
+    let sum = s
+        .server
+        .push(Some(&serial), &data, path.to_str().unwrap(), 0o640)
+        .await
+        .unwrap();
+    assert_eq!(sum, hex::encode(sha2::Sha256::digest(&data)));
+    assert_eq!(std::fs::read(&path).unwrap(), data);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o640
+    );
+
+    let (etx, mut erx) = mpsc::channel(16);
+    let (mut stream, ended) = s
+        .server
+        .open_stream(Some(&serial), "echo started >&2; cat", etx)
+        .await
+        .unwrap();
+    assert_eq!(erx.recv().await.unwrap(), b"started\n");
+    for line in [&b"ping\n"[..], &b"pong\n"[..]] {
+        stream.write_all(line).await.unwrap();
+        let mut back = vec![0u8; line.len()];
+        tokio::time::timeout(T, stream.read_exact(&mut back))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(back, line);
+    }
+    // Dropping the stream closes the command's stdin: cat ends, status 0.
+    drop(stream);
+    assert_eq!(
+        tokio::time::timeout(T, ended)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap(),
+        0
+    );
+}
+
 #[tokio::test]
 async fn no_server_says_how_to_start_one() {
     let err = AdbServer::new(format!("127.0.0.1:{}", free_port()))

@@ -8,9 +8,9 @@
 use std::io;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::sync::{self, Channel};
 use crate::ssh::ExecChunk;
@@ -315,6 +315,87 @@ impl AdbServer {
         let sum = sync::push_checked(&mut c, path, mode, data).await?;
         sync::quit(&mut c).await?;
         Ok(sum)
+    }
+
+    /// Runs `command` with shell v2 and returns its stdin and stdout as one
+    /// byte stream, the way [`crate::ssh::open_stream`] does over SSH:
+    /// stderr arrives on `stderr` as it comes, and when the host drops the
+    /// stream the command's stdin is closed (EOF). The receiver gets the
+    /// exit status, or why the stream broke.
+    pub async fn open_stream(
+        &self,
+        serial: Option<&str>,
+        command: &str,
+        stderr: mpsc::Sender<Vec<u8>>,
+    ) -> io::Result<(DuplexStream, oneshot::Receiver<io::Result<i32>>)> {
+        use hilt_adbd::shell::{id, packet, Depacketizer};
+        let conn = self
+            .open(serial, &format!("shell,v2,raw:{command}"))
+            .await?;
+        let (mut from_device, mut to_device) = conn.stream.into_split();
+        let (host_side, pump_side) = tokio::io::duplex(256 * 1024);
+        let (mut from_host, mut to_host) = tokio::io::split(pump_side);
+        // Dropping the write half would half-close the socket, and the
+        // server would then close the stream before the exit status came.
+        let (read_done, write_may_close) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 16 * 1024];
+            loop {
+                match from_host.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if to_device
+                            .write_all(&packet(id::STDIN, &buf[..n]))
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                }
+            }
+            let _ = to_device.write_all(&packet(id::CLOSE_STDIN, &[])).await;
+            let _ = write_may_close.await;
+        });
+        let (ended_tx, ended) = oneshot::channel();
+        tokio::spawn(async move {
+            let mut d = Depacketizer::default();
+            let mut buf = vec![0u8; 64 * 1024];
+            let end = loop {
+                let n = match from_device.read(&mut buf).await {
+                    Ok(0) => {
+                        break Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "adb shell ended without an exit status",
+                        ))
+                    }
+                    Ok(n) => n,
+                    Err(e) => break Err(e),
+                };
+                let mut status = None;
+                for (pid, data) in d.push(&buf[..n]) {
+                    match pid {
+                        id::STDOUT => {
+                            // The host may have dropped its end; the
+                            // command's output is still drained.
+                            let _ = to_host.write_all(&data).await;
+                        }
+                        id::STDERR => {
+                            let _ = stderr.send(data).await;
+                        }
+                        id::EXIT => status = Some(data.first().copied().map_or(-1, i32::from)),
+                        _ => {}
+                    }
+                }
+                if let Some(s) = status {
+                    break Ok(s);
+                }
+            };
+            let _ = to_host.shutdown().await;
+            drop(read_done);
+            let _ = ended_tx.send(end);
+        });
+        Ok((host_side, ended))
     }
 
     pub async fn stat(&self, serial: Option<&str>, path: &str) -> io::Result<sync::Stat> {

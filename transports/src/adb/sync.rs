@@ -244,22 +244,8 @@ pub async fn push_checked<C: Channel + ?Sized>(
     Ok(got)
 }
 
-/// shell v2 packet ids (adb's shell_protocol.h).
-pub mod shell_id {
-    pub const STDIN: u8 = 0;
-    pub const STDOUT: u8 = 1;
-    pub const STDERR: u8 = 2;
-    pub const EXIT: u8 = 3;
-    pub const CLOSE_STDIN: u8 = 4;
-}
-
-/// A shell v2 packet: id, length (u32 LE), payload.
-pub fn shell_packet(id: u8, data: &[u8]) -> Vec<u8> {
-    let mut v = vec![id];
-    v.extend((data.len() as u32).to_le_bytes());
-    v.extend_from_slice(data);
-    v
-}
+/// shell v2 packet ids and framing, shared with the device end.
+pub use hilt_adbd::shell::{id as shell_id, packet as shell_packet};
 
 /// Reads a `shell,v2` stream: output as it comes, then the exit status.
 pub async fn shell_v2_output<C: Channel + ?Sized>(

@@ -330,8 +330,8 @@ fn source_kernel_errors_are_located() {
     );
 }
 
-/// A board `hilt run` cannot drive (one that boots its own Android, with
-/// the agent over adb; an SSH board with no way to write the image) is
+/// A board `hilt run` cannot drive (an Android board whose image goes in
+/// with fastboot; an SSH board with no way to write the image) is
 /// refused before anything is leased or built, and the error says what its
 /// file lacks; a bench board file that names a partition it does not have
 /// is a board-file error with its position.
@@ -369,7 +369,7 @@ fn run_refuses_boards_it_cannot_drive_and_bad_bench_storage() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
-        err.contains("board khadas-vim3") && err.contains("over adb it is not supported yet"),
+        err.contains("board khadas-vim3") && err.contains("flash: {adb_dd: {partition: <name>}}"),
         "{err}"
     );
     assert!(!dir.path().join("run").exists());

@@ -215,12 +215,6 @@ pub async fn check(b: &BoardFile, home: &Path) -> Vec<(String, Result<String, St
         let _ = std::fs::remove_file(&probe);
         out.push(("tftp root".into(), r));
     }
-    if b.qemu.is_none() && !matches!(b.agent, AgentChannelCfg::Console) {
-        out.push((
-            "hilt run".into(),
-            Err("boots hilt's ramdisk with the agent on the console: set `agent: console` (the agent over SSH or adb is not in hilt run yet)".into()),
-        ));
-    }
     if matches!(b.agent, AgentChannelCfg::VirtioSerial) && b.qemu.is_none() {
         out.push((
             "agent".into(),

@@ -10,6 +10,7 @@ pub mod doctor;
 pub mod flash;
 pub mod os;
 pub mod qemu;
+pub mod remote;
 
 use std::time::Duration;
 

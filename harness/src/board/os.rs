@@ -1,34 +1,30 @@
-//! A board that boots its own Linux: power from its controller, the console
-//! from its UART (the kernel's reports, and BREAK for sysrq), and the agent
-//! over SSH, the way LAVA and labgrid drive a board with an SSH driver.
+//! A board that boots its own OS (a Linux build, or Android): power from its
+//! controller, the console from its UART (the kernel's reports, and BREAK
+//! for sysrq), and the agent over SSH or adb ([`super::remote`]), the way
+//! LAVA and labgrid drive a board with an SSH or adb driver.
 //!
 //! The strategy for each boot: power off, open the console, power on, wait
-//! until SSH answers, write the plan's image to the storage partition on the
-//! run's first boot (dd, read back, sha256 compared), push the agent (read
-//! back), and run it with its stdin and stdout as the channel. The kernel is
-//! the one the board boots; the iteration checks it is the variant's.
+//! until SSH or adb answers, install the variant's kernel if the board runs
+//! another (then power cycle), write the plan's image to the storage
+//! partition on the run's first boot (dd, read back, sha256 compared), push
+//! the agent (read back), and run it with its stdin and stdout as the
+//! channel.
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use hilt_transports::console::Replayed;
 use hilt_transports::deploy;
 use hilt_transports::flash::{DdFlasher, FlashImage, Flasher};
-use hilt_transports::ssh::{shell_quote, SshConfig, SshSession};
+use hilt_transports::ssh::shell_quote;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use super::bench::{power_cycle_to_console, FlashJob};
 use super::{AgentLink, Session};
 use crate::plan::{AgentChannelCfg, BoardFile, FaultKind, FlashCfg, Plan};
-
-/// Where the agent is put on the board: tmpfs on most systems, so nothing
-/// of a run outlives the next power cycle.
-const AGENT_PATH: &str = "/tmp/hilt-agent";
-/// Where dd's image waits before it is written and read back.
-const STAGING: &str = "/tmp/hilt-flash.img";
 
 pub struct Bringup {
     pub board: BoardFile,
@@ -60,23 +56,36 @@ enum Booted {
 /// what to change.
 pub fn preflight(b: &BoardFile, plan: &Plan) -> anyhow::Result<()> {
     match b.agent {
-        AgentChannelCfg::Ssh => {}
-        AgentChannelCfg::Adb => bail!(
-            "board {}: hilt run drives a board that boots its own OS with the agent over SSH; over adb it is not supported yet (hilt flash, deploy and doctor do use adb)",
-            b.name
-        ),
-        _ => bail!("board {}: not a board with the agent over SSH", b.name),
-    }
-    b.ssh.as_ref().with_context(|| {
-        format!(
-            "board {}: `agent: ssh` needs an `ssh:` section (host, user, key, known_hosts)",
-            b.name
-        )
-    })?;
-    match &b.flash {
-        Some(FlashCfg::SshDd { .. }) => {}
+        AgentChannelCfg::Ssh => {
+            b.ssh.as_ref().with_context(|| {
+                format!(
+                    "board {}: `agent: ssh` needs an `ssh:` section (host, user, key, known_hosts)",
+                    b.name
+                )
+            })?;
+            if !matches!(b.flash, Some(FlashCfg::SshDd { .. })) {
+                bail!(
+                    "board {}: with the agent over SSH, hilt run writes the plan's image with dd over SSH (flash: {{ssh_dd: {{partition: <name>}}}})",
+                    b.name
+                );
+            }
+        }
+        AgentChannelCfg::Adb => {
+            b.adb.as_ref().with_context(|| {
+                format!(
+                    "board {}: `agent: adb` needs an `adb:` section (serial)",
+                    b.name
+                )
+            })?;
+            if !matches!(b.flash, Some(FlashCfg::AdbDd { .. })) {
+                bail!(
+                    "board {}: with the agent over adb, hilt run writes the plan's image with dd over adb (flash: {{adb_dd: {{partition: <name>}}}}); fastboot flashing is `hilt flash`, before the run",
+                    b.name
+                );
+            }
+        }
         _ => bail!(
-            "board {}: with the agent over SSH, hilt run writes the plan's image with dd over SSH (flash: {{ssh_dd: {{partition: <name>}}}})",
+            "board {}: not a board with the agent over SSH or adb",
             b.name
         ),
     }
@@ -150,14 +159,12 @@ impl Bringup {
         installed: bool,
     ) -> anyhow::Result<Booted> {
         let b = &self.board;
-        let s = b.ssh.as_ref().context("no `ssh:` section")?;
-        let cfg = super::doctor::ssh_config(s);
-        let session = wait_for_ssh(&cfg, limit).await?;
-        let (status, out, _) = session
+        let remote = super::remote::connect(b, limit).await?;
+        let via = remote.via();
+        let (status, running) = remote
             .output("cat /proc/version", Duration::from_secs(30))
-            .await
-            .context("reading /proc/version over SSH")?;
-        let running = String::from_utf8_lossy(&out).trim().to_string();
+            .await?;
+        let running = running.trim().to_string();
         let is_variants = status == 0
             && match banner {
                 Some(want) => running == want,
@@ -167,9 +174,9 @@ impl Bringup {
             let want = banner.unwrap_or(&self.kernel_release);
             match (&b.kernel_path, installed) {
                 (Some(path), false) => {
-                    let rec = deploy::ssh_install(&session, path, image)
-                        .await
-                        .with_context(|| format!("installing the kernel of {} at {path}", self.variant))?;
+                    let rec = remote.install(path, image).await.with_context(|| {
+                        format!("installing the kernel of {} at {path} over {via}", self.variant)
+                    })?;
                     super::flash::append_record(&self.deploy_record, &InstallRecord {
                         board: &b.name,
                         variant: &self.variant,
@@ -186,19 +193,21 @@ impl Bringup {
                     self.variant
                 ),
                 (None, _) => bail!(
-                    "the board runs \"{running}\", and variant {} is \"{want}\": set `kernel_path` in board {} (the file its bootloader loads) so that hilt installs it, or install it yourself and run again",
+                    "the board runs \"{running}\", and variant {} is \"{want}\": set `kernel_path` in board {} (the file its bootloader loads) so that hilt installs it, or install it yourself (on Android: hilt deploy flashes a boot image with fastboot) and run again",
                     self.variant,
                     b.name
                 ),
             }
         }
+        let scratch = remote.scratch();
         if let Some(job) = self
             .flash
             .as_ref()
             .filter(|j| !j.done.load(Ordering::Relaxed))
         {
-            let Some(FlashCfg::SshDd { partition }) = &b.flash else {
-                bail!("board {}: no ssh_dd flash method", b.name);
+            let partition = match &b.flash {
+                Some(FlashCfg::SshDd { partition } | FlashCfg::AdbDd { partition }) => partition,
+                _ => bail!("board {}: no ssh_dd or adb_dd flash method", b.name),
             };
             let device = b.partitions.get(partition).with_context(|| {
                 format!(
@@ -209,31 +218,30 @@ impl Bringup {
             let image = FlashImage::from_file(&job.image.path, job.image.verity_root_hash.clone())
                 .with_context(|| format!("reading {}", job.image.path.display()))?;
             let rec = DdFlasher {
-                shell: session.clone(),
+                shell: remote.shell(),
                 device: device.clone(),
-                staging: STAGING.into(),
+                staging: format!("{scratch}/hilt-flash.img"),
                 limit: Duration::from_secs(600),
             }
             .flash(&image)
             .await
-            .context("writing the plan's image over SSH")?;
+            .with_context(|| format!("writing the plan's image over {via}"))?;
             super::flash::append_record(&job.record, &rec)?;
             job.done.store(true, Ordering::Relaxed);
         }
-        session
-            .push(&self.agent, AGENT_PATH, 0o755)
+        let agent = std::fs::read(&self.agent)
+            .with_context(|| format!("reading {}", self.agent.display()))?;
+        let agent_path = format!("{scratch}/hilt-agent");
+        remote
+            .push(&agent, &agent_path, 0o755)
             .await
-            .context("pushing the agent over SSH")?;
-        drop(session);
-        let mut command = format!("exec {} --port stdio", shell_quote(AGENT_PATH));
-        if s.user != "root" {
-            // The agent locks memory, sets sysrq and mounts: root's work.
-            command = format!("exec sudo -n {} --port stdio", shell_quote(AGENT_PATH));
-        }
+            .with_context(|| format!("pushing the agent over {via}"))?;
+        let command = remote.as_root(&format!("{} --port stdio", shell_quote(&agent_path)));
         let (err_tx, mut err_rx) = mpsc::channel::<Vec<u8>>(64);
-        let (stream, _ended) = hilt_transports::ssh::open_stream(&cfg, &command, err_tx)
+        let stream = remote
+            .open_stream(&command, err_tx)
             .await
-            .context("starting the agent over SSH")?;
+            .with_context(|| format!("starting the agent over {via}"))?;
         let log = self.agent_log.clone();
         tokio::spawn(async move {
             let Ok(mut f) = tokio::fs::File::create(&log).await else {
@@ -259,28 +267,4 @@ struct InstallRecord<'a> {
     /// What /proc/version said before.
     replaced: &'a str,
     file: deploy::DeployedFile,
-}
-
-/// Connects once the board's sshd answers: until then the board is still
-/// booting. Errors that waiting cannot cure (a wrong host key, a refused
-/// key) end the wait at once.
-async fn wait_for_ssh(cfg: &SshConfig, limit: Duration) -> anyhow::Result<SshSession> {
-    let t0 = Instant::now();
-    let mut probe = cfg.clone();
-    probe.timeout = Duration::from_secs(5);
-    loop {
-        match SshSession::connect(&probe).await {
-            // The probe's short timeout would cut long pushes short: the
-            // session that does the work has the board file's.
-            Ok(_) => return Ok(SshSession::connect(cfg).await?),
-            Err(e) if !e.is_transient() => return Err(e.into()),
-            Err(e) if t0.elapsed() >= limit => {
-                return Err(anyhow::Error::from(e).context(format!(
-                    "SSH did not answer within {} s of power on",
-                    limit.as_secs()
-                )))
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
-        }
-    }
 }

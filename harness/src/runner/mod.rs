@@ -534,21 +534,23 @@ async fn drive_board(sh: &Shared<'_>, k: usize, board: BoardFile, storage: Board
                     },
                 },
             })),
-            None if board.agent == AgentChannelCfg::Ssh => Bringup::Os(Box::new(os::Bringup {
-                board: board.clone(),
-                home: crate::plan::home_for(&sh.plan.path),
-                agent: sh.agent.clone(),
-                flash: storage.image.clone().map(|image| bench::FlashJob {
-                    image,
-                    done: flashed.clone(),
-                    record: sh.run_dir.path.join("flash.jsonl"),
-                }),
-                agent_log: dir.join("agent-stderr.log"),
-                variant: v.name.clone(),
-                kernel_image: v.kernel_image.clone(),
-                kernel_release: v.kernel_release.clone(),
-                deploy_record: sh.run_dir.path.join("deploy.jsonl"),
-            })),
+            None if matches!(board.agent, AgentChannelCfg::Ssh | AgentChannelCfg::Adb) => {
+                Bringup::Os(Box::new(os::Bringup {
+                    board: board.clone(),
+                    home: crate::plan::home_for(&sh.plan.path),
+                    agent: sh.agent.clone(),
+                    flash: storage.image.clone().map(|image| bench::FlashJob {
+                        image,
+                        done: flashed.clone(),
+                        record: sh.run_dir.path.join("flash.jsonl"),
+                    }),
+                    agent_log: dir.join("agent-stderr.log"),
+                    variant: v.name.clone(),
+                    kernel_image: v.kernel_image.clone(),
+                    kernel_release: v.kernel_release.clone(),
+                    deploy_record: sh.run_dir.path.join("deploy.jsonl"),
+                }))
+            }
             None => Bringup::Bench(Box::new(bench::Bringup {
                 board: board.clone(),
                 home: crate::plan::home_for(&sh.plan.path),

@@ -1,0 +1,248 @@
+//! The shell of a board that boots its own OS, whichever way it is reached:
+//! SSH on a Linux build, adb on Android. The strategy in [`super::os`]
+//! works through [`Remote`] alone, so one plan runs on either.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use hilt_transports::adb::AdbServer;
+use hilt_transports::deploy::DeployedFile;
+use hilt_transports::flash::{AdbShell, BoardShell};
+use hilt_transports::ssh::{shell_quote, SshConfig, SshSession};
+use tokio::io::DuplexStream;
+use tokio::sync::mpsc;
+
+use crate::plan::{AdbCfg, AgentChannelCfg, BoardFile};
+
+#[async_trait::async_trait]
+pub trait Remote: Send + Sync {
+    /// "SSH" or "adb", for messages.
+    fn via(&self) -> &'static str;
+    /// Commands and staged files, for the dd flasher.
+    fn shell(&self) -> &dyn BoardShell;
+    /// A directory in RAM where root may write: the agent and the staged
+    /// image go there, so nothing of a run outlives a power cycle.
+    fn scratch(&self) -> &'static str;
+    /// `command` as root: the agent locks memory, sets sysrq and mounts.
+    fn as_root(&self, command: &str) -> String;
+    /// Writes a file, reads it back and compares; returns its sha256.
+    async fn push(&self, data: &[u8], path: &str, mode: u32) -> anyhow::Result<String>;
+    /// The command's stdin and stdout as one stream, its stderr to
+    /// `stderr`; dropping the stream closes its stdin.
+    async fn open_stream(
+        &self,
+        command: &str,
+        stderr: mpsc::Sender<Vec<u8>>,
+    ) -> anyhow::Result<DuplexStream>;
+}
+
+impl dyn Remote {
+    /// Runs a command line: (status, stdout).
+    pub async fn output(&self, line: &str, limit: Duration) -> anyhow::Result<(i32, String)> {
+        let (status, out, _) = self
+            .shell()
+            .run(line, limit)
+            .await
+            .with_context(|| format!("running `{line}` over {}", self.via()))?;
+        Ok((status, out))
+    }
+
+    /// Writes one file under a temporary name, reads it back, and renames
+    /// it into place: a power cut leaves the old file or the new one, never
+    /// half of one under the name a bootloader loads.
+    pub async fn install(&self, path: &str, data: &[u8]) -> anyhow::Result<DeployedFile> {
+        let tmp = format!("{path}.hilt-new");
+        let sha256 = self.push(data, &tmp, 0o644).await?;
+        let line = format!(
+            "sync && mv -f {} {} && sync",
+            shell_quote(&tmp),
+            shell_quote(path)
+        );
+        let (status, _, err) = self.shell().run(&line, Duration::from_secs(60)).await?;
+        if status != 0 {
+            bail!("moving {tmp} into place failed ({status}): {}", err.trim());
+        }
+        Ok(DeployedFile {
+            name: path.to_string(),
+            bytes: data.len() as u64,
+            sha256,
+        })
+    }
+}
+
+/// A board's sshd.
+pub struct Ssh {
+    session: SshSession,
+    cfg: SshConfig,
+    user: String,
+}
+
+#[async_trait::async_trait]
+impl Remote for Ssh {
+    fn via(&self) -> &'static str {
+        "SSH"
+    }
+    fn shell(&self) -> &dyn BoardShell {
+        &self.session
+    }
+    fn scratch(&self) -> &'static str {
+        "/tmp"
+    }
+    fn as_root(&self, command: &str) -> String {
+        if self.user == "root" {
+            format!("exec {command}")
+        } else {
+            format!("exec sudo -n {command}")
+        }
+    }
+    async fn push(&self, data: &[u8], path: &str, mode: u32) -> anyhow::Result<String> {
+        Ok(self
+            .session
+            .push_bytes(data.to_vec(), path, mode as i32)
+            .await?)
+    }
+    async fn open_stream(
+        &self,
+        command: &str,
+        stderr: mpsc::Sender<Vec<u8>>,
+    ) -> anyhow::Result<DuplexStream> {
+        let (stream, _ended) =
+            hilt_transports::ssh::open_stream(&self.cfg, command, stderr).await?;
+        Ok(stream)
+    }
+}
+
+#[async_trait::async_trait]
+impl Remote for AdbShell {
+    fn via(&self) -> &'static str {
+        "adb"
+    }
+    fn shell(&self) -> &dyn BoardShell {
+        self
+    }
+    fn scratch(&self) -> &'static str {
+        // Android's one directory the shell user may write; not /tmp.
+        "/data/local/tmp"
+    }
+    fn as_root(&self, command: &str) -> String {
+        // adbd runs commands as root or not at all (checked on connect).
+        format!("exec {command}")
+    }
+    async fn push(&self, data: &[u8], path: &str, mode: u32) -> anyhow::Result<String> {
+        Ok(self
+            .server
+            .push(self.serial.as_deref(), data, path, mode)
+            .await?)
+    }
+    async fn open_stream(
+        &self,
+        command: &str,
+        stderr: mpsc::Sender<Vec<u8>>,
+    ) -> anyhow::Result<DuplexStream> {
+        let (stream, _ended) = self
+            .server
+            .open_stream(self.serial.as_deref(), command, stderr)
+            .await?;
+        Ok(stream)
+    }
+}
+
+/// Connects once the board answers on its agent channel: until then it is
+/// still booting. Errors that waiting cannot cure end the wait at once.
+pub async fn connect(b: &BoardFile, limit: Duration) -> anyhow::Result<Box<dyn Remote>> {
+    match b.agent {
+        AgentChannelCfg::Ssh => {
+            let s = b.ssh.as_ref().context("no `ssh:` section")?;
+            let cfg = super::doctor::ssh_config(s);
+            let session = wait_for_ssh(&cfg, limit).await?;
+            Ok(Box::new(Ssh {
+                session,
+                cfg,
+                user: s.user.clone(),
+            }))
+        }
+        AgentChannelCfg::Adb => {
+            let a = b.adb.as_ref().context("no `adb:` section")?;
+            Ok(Box::new(wait_for_adb(a, limit).await?))
+        }
+        _ => bail!("board {}: the agent is not over SSH or adb", b.name),
+    }
+}
+
+async fn wait_for_ssh(cfg: &SshConfig, limit: Duration) -> anyhow::Result<SshSession> {
+    let t0 = Instant::now();
+    let mut probe = cfg.clone();
+    probe.timeout = Duration::from_secs(5);
+    loop {
+        match SshSession::connect(&probe).await {
+            // The probe's short timeout would cut long pushes short: the
+            // session that does the work has the board file's.
+            Ok(_) => return Ok(SshSession::connect(cfg).await?),
+            Err(e) if !e.is_transient() => return Err(e.into()),
+            Err(e) if t0.elapsed() >= limit => {
+                return Err(anyhow::Error::from(e).context(format!(
+                    "SSH did not answer within {} s of power on",
+                    limit.as_secs()
+                )))
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+}
+
+/// A device over TCP (`host:port`) is connected by the adb server, as
+/// `adb connect` does, again after each power cycle; a USB one appears by
+/// itself. Either way it must then answer a command as root.
+async fn wait_for_adb(a: &AdbCfg, limit: Duration) -> anyhow::Result<AdbShell> {
+    let server = a
+        .server
+        .as_deref()
+        .map(AdbServer::new)
+        .unwrap_or_else(AdbServer::local);
+    let over_tcp = a.serial.contains(':');
+    let t0 = Instant::now();
+    if over_tcp {
+        // The server's connection to the last boot is dead; it might
+        // otherwise report it as the device for a while.
+        let _ = server.disconnect_device(&a.serial).await;
+    }
+    let mut last = String::from("not listed");
+    loop {
+        if over_tcp {
+            // Refused until adbd listens; a server that is down fails the
+            // listing below, with what to do.
+            let _ = server.connect_device(&a.serial).await;
+        }
+        let devices = server.devices().await?;
+        last = devices
+            .iter()
+            .find(|d| d.serial == a.serial)
+            .map_or(last, |d| d.state.clone());
+        if last == "device" {
+            let shell = AdbShell {
+                server: server.clone(),
+                serial: Some(a.serial.clone()),
+            };
+            let (status, out, _) = shell.run("id -u", Duration::from_secs(20)).await?;
+            if status == 0 {
+                let uid = out.trim();
+                if uid != "0" {
+                    bail!(
+                        "adb on {} runs commands as uid {uid}, and the agent needs root: run `adb -s {} root` (a userdebug or eng build) and try again",
+                        a.serial,
+                        a.serial
+                    );
+                }
+                return Ok(shell);
+            }
+        }
+        if t0.elapsed() >= limit {
+            bail!(
+                "adb device {} did not come up within {} s of power on (it is {last})",
+                a.serial,
+                limit.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

@@ -1,12 +1,13 @@
-//! A board that boots its own Linux, end to end, with the agent over SSH.
-//! The emulated board runs a stock Debian kernel and an OS of its own
-//! (busybox and Debian's dropbear, nothing of hilt), and scripts/os-board
-//! wires it up as a lab wires such a board: power by command hooks, the
-//! UART on a telnet serial port, sshd behind a host port. hilt sees none of
-//! QEMU: it drives it through boards/ssh-emulated.yaml, writes the plan's
-//! image with dd over SSH and reads it back, pushes the agent, and runs it
-//! with its stdin and stdout as the channel. Slow, so `#[ignore]`d;
-//! scripts/test runs it.
+//! A board that boots its own Linux, end to end, with the agent over SSH or
+//! adb. The emulated board runs a stock Debian kernel and an OS of its own
+//! (busybox, Debian's dropbear, and hilt-adbd standing in for an Android
+//! device's adbd), and scripts/os-board wires it up as a lab wires such a
+//! board: power by command hooks, the UART on a telnet serial port, sshd and
+//! adbd behind host ports. hilt sees none of QEMU: it drives it through
+//! boards/ssh-emulated.yaml or boards/adb-emulated.yaml (through Debian's
+//! real adb server), writes the plan's image with dd and reads it back,
+//! pushes the agent, and runs it with its stdin and stdout as the channel.
+//! Slow, so `#[ignore]`d; scripts/test runs it.
 
 mod common;
 #[path = "common/os_board.rs"]
@@ -35,36 +36,80 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// A temporary home with an OS board of its own (state directory, console
-/// and SSH ports), powered off when dropped.
+/// How hilt reaches the board's OS: which board file it is.
+#[derive(Clone, Copy, PartialEq)]
+enum Via {
+    Ssh,
+    Adb,
+}
+
+/// A temporary home with an OS board of its own (state directory, console,
+/// SSH and adb ports, and for adb an adb server of its own), powered off
+/// when dropped.
 struct OsBench {
     tmp: TestDir,
     state: PathBuf,
     /// The releases of KERNELS.
     releases: Vec<String>,
+    adb_server: Option<std::process::Child>,
 }
 
 impl OsBench {
-    fn new() -> Self {
+    fn new(via: Via) -> Self {
         let tmp = TestDir::new();
         let state = tmp.path().join("board");
         let (console, ssh) = (free_port(), free_port());
         let releases = os_board::build(&shared_cache(), &KERNELS, &state, ssh);
-        let board = std::fs::read_to_string(repo().join("boards/ssh-emulated.yaml"))
+        let (file, ports) = match via {
+            Via::Ssh => ("ssh-emulated", vec![("5570", console), ("5522", ssh)]),
+            Via::Adb => (
+                "adb-emulated",
+                vec![
+                    ("5571", console),
+                    ("5523", ssh),
+                    ("5640", free_port()),
+                    ("5037", free_port()),
+                ],
+            ),
+        };
+        let mut board = std::fs::read_to_string(repo().join(format!("boards/{file}.yaml")))
             .unwrap()
-            .replace("name: ssh-emulated", "name: os-test")
-            .replace("/tmp/hilt-ssh-emulated", state.to_str().unwrap())
-            .replace("5570", &console.to_string())
-            .replace("5522", &ssh.to_string());
+            .replace(&format!("name: {file}"), "name: os-test")
+            .replace(&format!("/tmp/hilt-{file}"), state.to_str().unwrap());
+        for (from, to) in &ports {
+            assert!(board.contains(from), "{file}.yaml lacks port {from}");
+            board = board.replace(from, &to.to_string());
+        }
         std::fs::create_dir_all(tmp.path().join("boards")).unwrap();
         std::fs::write(tmp.path().join("boards/os-test.yaml"), board).unwrap();
         for d in ["workloads", "scripts"] {
             std::os::unix::fs::symlink(repo().join(d), tmp.path().join(d)).unwrap();
         }
+        let adb_server = (via == Via::Adb).then(|| {
+            let port = ports[3].1;
+            let home = tmp.path().join("adb-home");
+            std::fs::create_dir_all(&home).unwrap();
+            let child = std::process::Command::new("adb")
+                .args(["-P", &port.to_string(), "nodaemon", "server"])
+                .env("HOME", &home)
+                .env("ANDROID_USER_HOME", home.join(".android"))
+                .env_remove("ANDROID_ADB_SERVER_PORT")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("adb (Debian package adb; scripts/setup installs it)");
+            let t0 = std::time::Instant::now();
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(t0.elapsed().as_secs() < 20, "the adb server did not listen");
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            child
+        });
         Self {
             tmp,
             state,
             releases,
+            adb_server,
         }
     }
 
@@ -99,6 +144,10 @@ impl Drop for OsBench {
             .arg("off")
             .arg(&self.state)
             .status();
+        if let Some(mut c) = self.adb_server.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
 
@@ -116,7 +165,7 @@ fn says(o: &std::process::Output) -> String {
 #[test]
 #[ignore = "boots the emulated board: run by scripts/test"]
 fn os_board_detects_the_control_hang_with_the_watchers_times_over_ssh() {
-    let bench = OsBench::new();
+    let bench = OsBench::new(Via::Ssh);
     let plan = bench.plan(
         &[
             ("iterations: 2", "iterations: 1"),
@@ -153,7 +202,7 @@ fn os_board_detects_the_control_hang_with_the_watchers_times_over_ssh() {
 #[test]
 #[ignore = "boots the emulated board: run by scripts/test"]
 fn os_board_gets_each_variants_kernel_installed_and_booted() {
-    let bench = OsBench::new();
+    let bench = OsBench::new(Via::Ssh);
     let board_file = bench.tmp.path().join("boards/os-test.yaml");
     let with_path = std::fs::read_to_string(&board_file).unwrap();
     std::fs::write(
@@ -296,4 +345,71 @@ fn os_board_gets_each_variants_kernel_installed_and_booted() {
         hex::encode(Sha256::digest(&on_board)),
         last["file"]["sha256"].as_str().unwrap()
     );
+}
+
+/// An Android-style board over adb, the plan unchanged: through Debian's
+/// real adb server (which connects to the board over TCP again after each
+/// power cycle), the variant's kernel is installed with adb push and
+/// booted, the image is written with dd over adb and read back, and the
+/// agent runs from /data/local/tmp with its stdio over shell v2, where its
+/// watcher reports the positive control's hang.
+#[test]
+#[ignore = "boots the emulated board: run by scripts/test"]
+fn adb_board_runs_the_ab_plan_and_the_control_with_the_agent_over_adb() {
+    let bench = OsBench::new(Via::Adb);
+    let smoke_variants = format!(
+        "variants:\n  - name: unpatched\n    kernel:\n      debian: {}\n",
+        KERNELS[0]
+    );
+    let variants = format!(
+        "{smoke_variants}  - name: patched\n    kernel:\n      debian: {}\n",
+        KERNELS[1]
+    );
+    let plan = bench.plan(
+        &[
+            ("iterations: 2", "iterations: 1"),
+            ("duration_s: 15", "duration_s: 8"),
+            ("evidence_s: 5", "evidence_s: 10"),
+            (&smoke_variants, &variants),
+        ],
+        "controls:\n  - swap_freeze\n",
+    );
+    let (out, o) = bench.run(&plan, "adb");
+    assert!(o.status.success(), "{}", says(&o));
+    let recs = records(&out);
+    let c = control_hang(&recs);
+    let t = c.failure.as_ref().unwrap().timing.expect("detection times");
+    assert!(
+        t.suspected_ms.is_some(),
+        "the agent's watcher, heard over adb, suspected the task: {:?}",
+        c.failure
+    );
+    let runs: Vec<_> = recs.iter().filter(|r| r.control.is_none()).collect();
+    assert_eq!(runs.len(), 2, "{recs:?}");
+    for r in &runs {
+        assert_eq!(r.outcome, Outcome::Pass, "{}: {}", r.variant, r.detail);
+        let want = if r.variant == "unpatched" { 0 } else { 1 };
+        assert_eq!(r.kernel_release.as_ref(), Some(&bench.releases[want]));
+        assert!(r.reads > 0 && r.read_errors == 0, "{r:?}");
+    }
+    let installs = std::fs::read_to_string(out.join("deploy.jsonl")).unwrap();
+    assert!(installs.contains("\"variant\":\"patched\""), "{installs}");
+    let flashes: Vec<serde_json::Value> = std::fs::read_to_string(out.join("flash.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(flashes.len(), 1, "flashed on the first boot only");
+    assert_eq!(flashes[0]["method"], "adb_dd");
+    assert_eq!(
+        flashes[0]["readback"].as_str().unwrap(),
+        format!("sha256:{}", flashes[0]["sha256"].as_str().unwrap())
+    );
+    for it in ["unpatched-000", "patched-000"] {
+        let dir = out.join("iterations").join(it);
+        let console =
+            String::from_utf8_lossy(&std::fs::read(dir.join("console.log")).unwrap()).into_owned();
+        assert!(console.contains("os-board: adbd on port 5555"), "{it}");
+        assert!(!console.contains("@H2 "), "{it}: agent frames on the UART");
+    }
 }

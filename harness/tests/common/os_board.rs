@@ -1,8 +1,9 @@
 //! The emulated board as a board that boots its own Linux, reached over
-//! SSH: a stock Debian arm64 kernel and a small OS of its own (busybox,
-//! Debian's dropbear sshd and sftp-server, the kernel's modules), with no
-//! trace of hilt in it. `scripts/os-board` is its power switch and its
-//! firmware: it boots whatever is in `STATE/boot/`.
+//! SSH or adb: a stock Debian arm64 kernel and a small OS of its own
+//! (busybox, Debian's dropbear sshd and sftp-server, the kernel's modules)
+//! with no trace of hilt in it but hilt-adbd, the adbd that stands in for
+//! an Android device's (no adbd can be had here). `scripts/os-board` is
+//! its power switch and its firmware: it boots whatever is in `STATE/boot/`.
 //!
 //! Everything comes from Debian's arm64 archive, fetched and checked the way
 //! hilt fetches kernels. The host key is made once, with dropbear's own
@@ -71,6 +72,8 @@ ip addr add 10.0.2.15/24 dev eth0
 ip route add default via 10.0.2.2
 echo "os-board: sshd on port 22"
 /usr/sbin/dropbear -F -E -s -r /etc/dropbear/dropbear_ed25519_host_key &
+echo "os-board: adbd on port 5555"
+/usr/bin/hilt-adbd --port 5555 --product os_board &
 while true; do sleep 3600; done
 "#;
 
@@ -196,6 +199,9 @@ pub fn build(cache: &Path, kernel_packages: &[&str], state: &Path, ssh_port: u16
         "var/run",
         "mnt",
         "boot",
+        "data",
+        "data/local",
+        "data/local/tmp",
     ] {
         w.dir(d, 0o755).unwrap();
     }
@@ -224,6 +230,13 @@ pub fn build(cache: &Path, kernel_packages: &[&str], state: &Path, ssh_port: u16
         .unwrap();
     w.file_from_path("usr/sbin/dropbear", 0o755, &find("usr/sbin/dropbear"))
         .unwrap();
+    let adbd = super::common::repo().join("target/agent/hilt-adbd");
+    assert!(
+        adbd.exists(),
+        "{} is missing: run scripts/build-agent",
+        adbd.display()
+    );
+    w.file_from_path("usr/bin/hilt-adbd", 0o755, &adbd).unwrap();
     let sftp = find("usr/lib/openssh/sftp-server");
     w.file_from_path("usr/lib/sftp-server", 0o755, &sftp)
         .unwrap();

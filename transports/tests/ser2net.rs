@@ -115,6 +115,36 @@ async fn both_ways(c: &mut (impl AsyncReadExt + AsyncWriteExt + Unpin), pty: &Pt
     assert_eq!(read_n(c, data.len()).await, data, "device -> console");
 }
 
+/// A console that has carried a byte to the device. Now and then the first
+/// bytes on a fresh connection to ser2net never reach the device: about one
+/// run in 25 of this file on a 2-core machine, never with the test alone,
+/// and never once ser2net ran under strace or with -d to see why. What is
+/// under test is the console's bytes once ser2net serves the port, so a
+/// connection whose probe is lost is replaced.
+async fn linked<C, F, Fut>(pty: &Pty, mut connect: F) -> C
+where
+    C: AsyncWriteExt + Unpin,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = C>,
+{
+    let t0 = std::time::Instant::now();
+    loop {
+        let mut c = connect().await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if c.write_all(b"\x06").await.is_ok() && c.flush().await.is_ok() {
+            let got = tokio::task::block_in_place(|| pty.read_up_to(1, Duration::from_secs(1)));
+            if got == b"\x06" {
+                return c;
+            }
+        }
+        assert!(
+            t0.elapsed() < T * 2,
+            "ser2net carried no byte to the device in {:?}",
+            T * 2
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rfc2217_sets_the_line_passes_bytes_and_breaks() {
     let s = ser2net_traced("telnet(rfc2217)", true);
@@ -172,10 +202,10 @@ async fn rfc2217_is_refused_clearly_by_a_plain_telnet_port() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn telnet_port_passes_text_and_break() {
     let s = ser2net("telnet");
-    let stream = tokio::net::TcpStream::connect(addr(s.port)).await.unwrap();
-    let mut c = TelnetConsole::new(stream);
-    // Give ser2net the time to open the device before it is written to.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut c = linked(&s.pty, || async {
+        TelnetConsole::new(tokio::net::TcpStream::connect(addr(s.port)).await.unwrap())
+    })
+    .await;
     both_ways(&mut c, &s.pty, b"=> printenv\r\n\x03\xff").await;
     c.sysrq(b's').await.unwrap();
     assert_eq!(
@@ -187,8 +217,10 @@ async fn telnet_port_passes_text_and_break() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raw_tcp_port_passes_every_byte_and_cannot_break() {
     let s = ser2net("");
-    let mut c = TcpConsole::connect(&addr(s.port), T).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut c = linked(&s.pty, || async {
+        TcpConsole::connect(&addr(s.port), T).await.unwrap()
+    })
+    .await;
     both_ways(&mut c, &s.pty, &every_byte()).await;
     let err = c.send_break().await.unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::Unsupported);

@@ -85,6 +85,14 @@ pub fn ssh_config(s: &crate::plan::SshCfg) -> SshConfig {
     )
 }
 
+/// The adb server a board file names, or the local one.
+pub fn adb_server(a: &crate::plan::AdbCfg) -> AdbServer {
+    a.server
+        .as_deref()
+        .map(AdbServer::new)
+        .unwrap_or_else(AdbServer::local)
+}
+
 /// One line per check: (what, Ok(detail) or Err(why)).
 /// `home` holds `boards/`: relative paths in the board file are relative
 /// to it, as in `hilt run`.
@@ -163,7 +171,12 @@ pub async fn check(b: &BoardFile, home: &Path) -> Vec<(String, Result<String, St
         out.push((format!("ssh {}@{}:{}", s.user, s.host, s.port), r));
     }
     if let Some(a) = &b.adb {
-        let server = AdbServer::new(a.server.clone().unwrap_or_else(|| "127.0.0.1:5037".into()));
+        let server = adb_server(a);
+        if a.serial.contains(':') {
+            // A device on TCP is listed once the server has connected to
+            // it, as `adb connect` does; hilt run does the same.
+            let _ = server.connect_device(&a.serial).await;
+        }
         let r = match server.devices().await {
             Ok(devs) => match devs.iter().find(|d| d.serial == a.serial) {
                 Some(d) if d.state == "device" => Ok(format!("{} is online", d.serial)),
@@ -173,9 +186,7 @@ pub async fn check(b: &BoardFile, home: &Path) -> Vec<(String, Result<String, St
                     devs.len()
                 )),
             },
-            Err(e) => Err(format!(
-                "adb server: {e} (start it with `adb start-server`)"
-            )),
+            Err(e) => Err(format!("adb server: {e}")),
         };
         out.push((format!("adb {}", a.serial), r));
     }

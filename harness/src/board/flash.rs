@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use hilt_transports::adb::AdbServer;
 use hilt_transports::flash::{
     AdbShell, DdFlasher, FastbootFlasher, FlashImage, FlashRecord, Flasher,
 };
@@ -78,11 +77,9 @@ pub async fn flash(b: &BoardFile, home: &Path, req: &FlashRequest) -> anyhow::Re
                 .adb
                 .as_ref()
                 .with_context(|| format!("board {}: adb_dd needs an `adb:` section", b.name))?;
-            let server =
-                AdbServer::new(a.server.clone().unwrap_or_else(|| "127.0.0.1:5037".into()));
             DdFlasher {
                 shell: AdbShell {
-                    server,
+                    server: super::doctor::adb_server(a),
                     serial: Some(a.serial.clone()),
                 },
                 device: device(b, &part(partition))?.to_string(),

@@ -5,7 +5,6 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use hilt_transports::adb::AdbServer;
 use hilt_transports::deploy::DeployedFile;
 use hilt_transports::flash::{AdbShell, BoardShell};
 use hilt_transports::ssh::{shell_quote, SshConfig, SshSession};
@@ -194,11 +193,7 @@ async fn wait_for_ssh(cfg: &SshConfig, limit: Duration) -> anyhow::Result<SshSes
 /// `adb connect` does, again after each power cycle; a USB one appears by
 /// itself. Either way it must then answer a command as root.
 async fn wait_for_adb(a: &AdbCfg, limit: Duration) -> anyhow::Result<AdbShell> {
-    let server = a
-        .server
-        .as_deref()
-        .map(AdbServer::new)
-        .unwrap_or_else(AdbServer::local);
+    let server = super::doctor::adb_server(a);
     let over_tcp = a.serial.contains(':');
     let t0 = Instant::now();
     if over_tcp {

@@ -7,7 +7,9 @@
 //! shared UART. Slow, so `#[ignore]`d; scripts/test runs it.
 
 mod common;
-use common::{assert_all_pass, control_hang, hilt_run, records, repo, TestDir};
+use common::{
+    assert_all_pass, control_suspected_by_watcher, hilt_run, json_lines, records, repo, TestDir,
+};
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -133,11 +135,7 @@ fn bench_board_is_flashed_from_uboot_and_runs_a_plan_with_the_agent_on_its_uart(
     let run: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
     let media = &run["media"];
-    let flashes: Vec<serde_json::Value> = std::fs::read_to_string(out.join("flash.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let flashes = json_lines(&out.join("flash.jsonl"));
     assert_eq!(flashes.len(), 1, "flashed on the first boot only");
     let f = &flashes[0];
     assert_eq!(f["method"], "uboot_virtio");
@@ -213,13 +211,7 @@ fn bench_board_detects_the_control_hang_over_its_uart() {
         "{stdout}"
     );
     let recs = records(&out);
-    let c = control_hang(&recs);
-    let t = c.failure.as_ref().unwrap().timing.expect("detection times");
-    assert!(
-        t.suspected_ms.is_some(),
-        "the agent's watcher, heard over the UART, suspected the task: {:?}",
-        c.failure
-    );
+    control_suspected_by_watcher(&recs, "the UART");
     assert!(
         agent_said(&out, "sysrq: Show Blocked State"),
         "the agent's sysrq dump, relayed in its frames"

@@ -13,7 +13,10 @@ mod common;
 #[path = "common/os_board.rs"]
 mod os_board;
 
-use common::{assert_all_pass, control_hang, hilt_run, records, repo, shared_cache, TestDir};
+use common::{
+    assert_all_pass, control_suspected_by_watcher, hilt_run, json_lines, records, repo,
+    shared_cache, TestDir,
+};
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -27,6 +30,18 @@ const KERNELS: [&str; 2] = [
     "linux-image-6.1.0-44-arm64=6.1.164-1",
     "linux-image-6.1.0-45-arm64=6.1.170-1",
 ];
+
+/// A plan's `variants:` block: each name with its kernel from KERNELS.
+fn variants(which: &[(&str, usize)]) -> String {
+    let mut v = String::from("variants:\n");
+    for (name, k) in which {
+        v += &format!(
+            "  - name: {name}\n    kernel:\n      debian: {}\n",
+            KERNELS[*k]
+        );
+    }
+    v
+}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -177,13 +192,7 @@ fn os_board_detects_the_control_hang_with_the_watchers_times_over_ssh() {
     let (out, o) = bench.run(&plan, "control");
     assert!(o.status.success(), "{}", says(&o));
     let recs = records(&out);
-    let c = control_hang(&recs);
-    let t = c.failure.as_ref().unwrap().timing.expect("detection times");
-    assert!(
-        t.suspected_ms.is_some(),
-        "the agent's watcher, heard over SSH, suspected the task: {:?}",
-        c.failure
-    );
+    control_suspected_by_watcher(&recs, "SSH");
     assert!(
         std::fs::read_to_string(out.join("events.jsonl"))
             .unwrap()
@@ -210,18 +219,9 @@ fn os_board_gets_each_variants_kernel_installed_and_booted() {
         with_path.replace("kernel_path: /boot/Image\n", ""),
     )
     .unwrap();
-    let variants = format!(
-        "variants:\n  - name: unpatched\n    kernel:\n      debian: {}\n  - name: patched\n    kernel:\n      debian: {}\n",
-        KERNELS[0], KERNELS[1]
-    );
-    let smoke_variants = format!(
-        "variants:\n  - name: unpatched\n    kernel:\n      debian: {}\n",
-        KERNELS[0]
-    );
-    let other_kernel = format!(
-        "variants:\n  - name: patched\n    kernel:\n      debian: {}\n",
-        KERNELS[1]
-    );
+    let smoke_variants = variants(&[("unpatched", 0)]);
+    let other_kernel = variants(&[("patched", 1)]);
+    let both = variants(&[("unpatched", 0), ("patched", 1)]);
     let plan = bench.plan(
         &[
             ("iterations: 2", "iterations: 1"),
@@ -252,7 +252,7 @@ fn os_board_gets_each_variants_kernel_installed_and_booted() {
         &[
             ("iterations: 2", "iterations: 1"),
             ("duration_s: 15", "duration_s: 8"),
-            (&smoke_variants, &variants),
+            (&smoke_variants, &both),
         ],
         "",
     );
@@ -269,11 +269,7 @@ fn os_board_gets_each_variants_kernel_installed_and_booted() {
             "{r:?}"
         );
     }
-    let installs: Vec<serde_json::Value> = std::fs::read_to_string(out.join("deploy.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let installs = json_lines(&out.join("deploy.jsonl"));
     assert!(
         installs.iter().any(|i| i["variant"] == "patched"),
         "the patched kernel was installed: {installs:?}"
@@ -296,11 +292,7 @@ fn os_board_gets_each_variants_kernel_installed_and_booted() {
     let run: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
     let media = &run["media"];
-    let flashes: Vec<serde_json::Value> = std::fs::read_to_string(out.join("flash.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let flashes = json_lines(&out.join("flash.jsonl"));
     assert_eq!(flashes.len(), 1, "flashed on the first boot only");
     let f = &flashes[0];
     assert_eq!(f["method"], "ssh_dd");
@@ -357,33 +349,21 @@ fn os_board_gets_each_variants_kernel_installed_and_booted() {
 #[ignore = "boots the emulated board: run by scripts/test"]
 fn adb_board_runs_the_ab_plan_and_the_control_with_the_agent_over_adb() {
     let bench = OsBench::new(Via::Adb);
-    let smoke_variants = format!(
-        "variants:\n  - name: unpatched\n    kernel:\n      debian: {}\n",
-        KERNELS[0]
-    );
-    let variants = format!(
-        "{smoke_variants}  - name: patched\n    kernel:\n      debian: {}\n",
-        KERNELS[1]
-    );
+    let smoke_variants = variants(&[("unpatched", 0)]);
+    let both = variants(&[("unpatched", 0), ("patched", 1)]);
     let plan = bench.plan(
         &[
             ("iterations: 2", "iterations: 1"),
             ("duration_s: 15", "duration_s: 8"),
             ("evidence_s: 5", "evidence_s: 10"),
-            (&smoke_variants, &variants),
+            (&smoke_variants, &both),
         ],
         "controls:\n  - swap_freeze\n",
     );
     let (out, o) = bench.run(&plan, "adb");
     assert!(o.status.success(), "{}", says(&o));
     let recs = records(&out);
-    let c = control_hang(&recs);
-    let t = c.failure.as_ref().unwrap().timing.expect("detection times");
-    assert!(
-        t.suspected_ms.is_some(),
-        "the agent's watcher, heard over adb, suspected the task: {:?}",
-        c.failure
-    );
+    control_suspected_by_watcher(&recs, "adb");
     let runs: Vec<_> = recs.iter().filter(|r| r.control.is_none()).collect();
     assert_eq!(runs.len(), 2, "{recs:?}");
     for r in &runs {
@@ -392,13 +372,12 @@ fn adb_board_runs_the_ab_plan_and_the_control_with_the_agent_over_adb() {
         assert_eq!(r.kernel_release.as_ref(), Some(&bench.releases[want]));
         assert!(r.reads > 0 && r.read_errors == 0, "{r:?}");
     }
-    let installs = std::fs::read_to_string(out.join("deploy.jsonl")).unwrap();
-    assert!(installs.contains("\"variant\":\"patched\""), "{installs}");
-    let flashes: Vec<serde_json::Value> = std::fs::read_to_string(out.join("flash.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let installs = json_lines(&out.join("deploy.jsonl"));
+    assert!(
+        installs.iter().any(|i| i["variant"] == "patched"),
+        "the patched kernel was installed with adb push: {installs:?}"
+    );
+    let flashes = json_lines(&out.join("flash.jsonl"));
     assert_eq!(flashes.len(), 1, "flashed on the first boot only");
     assert_eq!(flashes[0]["method"], "adb_dd");
     assert_eq!(

@@ -589,6 +589,20 @@ struct RealServer {
 }
 
 /// Debian's adb server on its own port and with its own HOME (its key).
+/// A command through the server's shell v2: its stdout, its stderr and
+/// its exit status come back apart.
+async fn shell_v2_keeps_stdout_stderr_and_status_apart(server: &AdbServer, serial: &str) {
+    let (tx, rx) = mpsc::channel(16);
+    let out = collect(rx);
+    let status = server
+        .shell(Some(serial), "printf 'a b'; printf E >&2; exit 9", &tx)
+        .await
+        .unwrap();
+    drop(tx);
+    assert_eq!(status, 9);
+    assert_eq!(out.await.unwrap(), (b"a b".to_vec(), b"E".to_vec()));
+}
+
 async fn real_server(preset_key: Option<&AdbKey>) -> RealServer {
     let bin = require("adb", "adb");
     let home = tempfile::tempdir().unwrap();
@@ -678,16 +692,7 @@ async fn real_server_in_front_of_the_double_shell_and_push() {
         cfg.log()
     );
 
-    let (tx, rx) = mpsc::channel(16);
-    let out = collect(rx);
-    let status = s
-        .server
-        .shell(Some(&serial), "printf 'a b'; printf E >&2; exit 9", &tx)
-        .await
-        .unwrap();
-    drop(tx);
-    assert_eq!(status, 9);
-    assert_eq!(out.await.unwrap(), (b"a b".to_vec(), b"E".to_vec()));
+    shell_v2_keeps_stdout_stderr_and_status_apart(&s.server, &serial).await;
 
     let data = payload(300_000);
     let sum = s
@@ -756,16 +761,7 @@ async fn real_server_in_front_of_hilt_adbd_shell_push_and_stream() {
         "{d:?}"
     );
 
-    let (tx, rx) = mpsc::channel(16);
-    let out = collect(rx);
-    let status = s
-        .server
-        .shell(Some(&serial), "printf 'a b'; printf E >&2; exit 9", &tx)
-        .await
-        .unwrap();
-    drop(tx);
-    assert_eq!(status, 9);
-    assert_eq!(out.await.unwrap(), (b"a b".to_vec(), b"E".to_vec()));
+    shell_v2_keeps_stdout_stderr_and_status_apart(&s.server, &serial).await;
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("pushed.bin");

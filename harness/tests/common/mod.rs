@@ -107,3 +107,30 @@ pub fn control_hang(recs: &[IterationRecord]) -> &IterationRecord {
     );
     c
 }
+
+/// The positive control's hang, which the agent's watcher must also have
+/// suspected: its reports reached the host `over` the board's channel.
+#[allow(dead_code)]
+pub fn control_suspected_by_watcher<'a>(
+    recs: &'a [IterationRecord],
+    over: &str,
+) -> &'a IterationRecord {
+    let c = control_hang(recs);
+    let t = c.failure.as_ref().unwrap().timing.expect("detection times");
+    assert!(
+        t.suspected_ms.is_some(),
+        "the agent's watcher, heard over {over}, suspected the task: {:?}",
+        c.failure
+    );
+    c
+}
+
+/// The lines of a run directory's JSON-lines file (flash.jsonl, deploy.jsonl).
+#[allow(dead_code)]
+pub fn json_lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}

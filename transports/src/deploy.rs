@@ -11,6 +11,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::fastboot::{Fastboot, FastbootError, FastbootIo};
+use crate::flash::{BoardShell, FlashError};
 use crate::ssh::{shell_quote, SshError, SshSession};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -72,36 +73,32 @@ pub struct BootFiles<'a> {
     pub dtb: Option<(&'a str, &'a [u8])>,
 }
 
-/// Writes one file on the board over SFTP under a temporary name, reads it
-/// back, and renames it into place: a power cut leaves the old file or the
-/// new one, never half of one under the name a bootloader loads.
-pub async fn ssh_install(
-    sess: &SshSession,
+/// Writes one file on the board (over SFTP or adb) under a temporary name,
+/// reads it back, and renames it into place: a power cut leaves the old
+/// file or the new one, never half of one under the name a bootloader loads.
+pub async fn install<S: BoardShell + ?Sized>(
+    shell: &S,
     path: &str,
     data: &[u8],
-) -> Result<DeployedFile, SshError> {
+) -> Result<DeployedFile, FlashError> {
     let tmp = format!("{path}.hilt-new");
-    let sha = sess.push_bytes(data.to_vec(), &tmp, 0o644).await?;
-    let (status, _, err) = sess
-        .output(
-            &format!(
-                "sync && mv -f {} {} && sync",
-                shell_quote(&tmp),
-                shell_quote(path)
-            ),
-            std::time::Duration::from_secs(60),
-        )
-        .await?;
+    let sha256 = shell.push(data, &tmp, 0o644).await?;
+    let line = format!(
+        "sync && mv -f {} {} && sync",
+        shell_quote(&tmp),
+        shell_quote(path)
+    );
+    let (status, _, err) = shell.run(&line, std::time::Duration::from_secs(60)).await?;
     if status != 0 {
-        return Err(SshError::Other(format!(
+        return Err(FlashError::Transport(format!(
             "moving {tmp} into place failed ({status}): {}",
-            String::from_utf8_lossy(&err).trim()
+            err.trim()
         )));
     }
     Ok(DeployedFile {
         name: path.to_string(),
         bytes: data.len() as u64,
-        sha256: sha,
+        sha256,
     })
 }
 
@@ -126,7 +123,10 @@ pub async fn ssh_boot_files(
     }
     let mut out = Vec::new();
     for (name, data) in items {
-        out.push(ssh_install(sess, &format!("{boot_dir}/{name}"), data).await?);
+        let file = install(sess, &format!("{boot_dir}/{name}"), data)
+            .await
+            .map_err(|e| SshError::Other(e.to_string()))?;
+        out.push(file);
     }
     Ok(Deployment {
         method: format!("ssh:{boot_dir}"),

@@ -144,8 +144,9 @@ pub trait BoardShell: Send + Sync {
     fn method(&self) -> &'static str;
     /// Runs a command line; (exit status, stdout, stderr).
     async fn run(&self, line: &str, limit: Duration) -> Result<(i32, String, String), FlashError>;
-    /// Writes `data` to a regular file and checks it by reading it back.
-    async fn stage(&self, data: &[u8], path: &str) -> Result<(), FlashError>;
+    /// Writes `data` to a regular file with permission bits `mode`, checks
+    /// it by reading it back, and returns its sha256 (hex).
+    async fn push(&self, data: &[u8], path: &str, mode: u32) -> Result<String, FlashError>;
 }
 
 #[async_trait::async_trait]
@@ -163,10 +164,9 @@ impl BoardShell for SshSession {
         ))
     }
 
-    async fn stage(&self, data: &[u8], path: &str) -> Result<(), FlashError> {
-        self.push_bytes(data.to_vec(), path, 0o600)
+    async fn push(&self, data: &[u8], path: &str, mode: u32) -> Result<String, FlashError> {
+        self.push_bytes(data.to_vec(), path, mode as i32)
             .await
-            .map(drop)
             .map_err(transport(&format!("pushing {path}")))
     }
 }
@@ -181,8 +181,8 @@ impl<T: BoardShell + ?Sized> BoardShell for &T {
     async fn run(&self, line: &str, limit: Duration) -> Result<(i32, String, String), FlashError> {
         (**self).run(line, limit).await
     }
-    async fn stage(&self, data: &[u8], path: &str) -> Result<(), FlashError> {
-        (**self).stage(data, path).await
+    async fn push(&self, data: &[u8], path: &str, mode: u32) -> Result<String, FlashError> {
+        (**self).push(data, path, mode).await
     }
 }
 
@@ -217,11 +217,10 @@ impl BoardShell for AdbShell {
         ))
     }
 
-    async fn stage(&self, data: &[u8], path: &str) -> Result<(), FlashError> {
+    async fn push(&self, data: &[u8], path: &str, mode: u32) -> Result<String, FlashError> {
         self.server
-            .push(self.serial.as_deref(), data, path, 0o600)
+            .push(self.serial.as_deref(), data, path, mode)
             .await
-            .map(drop)
             .map_err(transport(&format!("adb push {path}")))
     }
 }
@@ -257,7 +256,7 @@ impl<S: BoardShell> Flasher for DdFlasher<S> {
     async fn flash(&mut self, image: &FlashImage) -> Result<FlashRecord, FlashError> {
         let t0 = Instant::now();
         let (dev, stage) = (shell_quote(&self.device), shell_quote(&self.staging));
-        self.shell.stage(&image.data, &self.staging).await?;
+        self.shell.push(&image.data, &self.staging, 0o600).await?;
         let written = self
             .run_ok(&format!(
                 "dd if={stage} of={dev} bs=65536 conv=notrunc,fsync 2>&1 && sync"

@@ -174,7 +174,7 @@ impl Bringup {
             let want = banner.unwrap_or(&self.kernel_release);
             match (&b.kernel_path, installed) {
                 (Some(path), false) => {
-                    let rec = remote.install(path, image).await.with_context(|| {
+                    let rec = deploy::install(remote.shell(), path, image).await.with_context(|| {
                         format!("installing the kernel of {} at {path} over {via}", self.variant)
                     })?;
                     super::flash::append_record(&self.deploy_record, &InstallRecord {
@@ -233,6 +233,7 @@ impl Bringup {
             .with_context(|| format!("reading {}", self.agent.display()))?;
         let agent_path = format!("{scratch}/hilt-agent");
         remote
+            .shell()
             .push(&agent, &agent_path, 0o755)
             .await
             .with_context(|| format!("pushing the agent over {via}"))?;

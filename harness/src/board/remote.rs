@@ -5,9 +5,8 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use hilt_transports::deploy::DeployedFile;
 use hilt_transports::flash::{AdbShell, BoardShell};
-use hilt_transports::ssh::{shell_quote, SshConfig, SshSession};
+use hilt_transports::ssh::{SshConfig, SshSession};
 use tokio::io::DuplexStream;
 use tokio::sync::mpsc;
 
@@ -17,15 +16,13 @@ use crate::plan::{AdbCfg, AgentChannelCfg, BoardFile};
 pub trait Remote: Send + Sync {
     /// "SSH" or "adb", for messages.
     fn via(&self) -> &'static str;
-    /// Commands and staged files, for the dd flasher.
+    /// Commands, and files pushed and read back.
     fn shell(&self) -> &dyn BoardShell;
     /// A directory in RAM where root may write: the agent and the staged
     /// image go there, so nothing of a run outlives a power cycle.
     fn scratch(&self) -> &'static str;
     /// `command` as root: the agent locks memory, sets sysrq and mounts.
     fn as_root(&self, command: &str) -> String;
-    /// Writes a file, reads it back and compares; returns its sha256.
-    async fn push(&self, data: &[u8], path: &str, mode: u32) -> anyhow::Result<String>;
     /// The command's stdin and stdout as one stream, its stderr to
     /// `stderr`; dropping the stream closes its stdin.
     async fn open_stream(
@@ -44,28 +41,6 @@ impl dyn Remote {
             .await
             .with_context(|| format!("running `{line}` over {}", self.via()))?;
         Ok((status, out))
-    }
-
-    /// Writes one file under a temporary name, reads it back, and renames
-    /// it into place: a power cut leaves the old file or the new one, never
-    /// half of one under the name a bootloader loads.
-    pub async fn install(&self, path: &str, data: &[u8]) -> anyhow::Result<DeployedFile> {
-        let tmp = format!("{path}.hilt-new");
-        let sha256 = self.push(data, &tmp, 0o644).await?;
-        let line = format!(
-            "sync && mv -f {} {} && sync",
-            shell_quote(&tmp),
-            shell_quote(path)
-        );
-        let (status, _, err) = self.shell().run(&line, Duration::from_secs(60)).await?;
-        if status != 0 {
-            bail!("moving {tmp} into place failed ({status}): {}", err.trim());
-        }
-        Ok(DeployedFile {
-            name: path.to_string(),
-            bytes: data.len() as u64,
-            sha256,
-        })
     }
 }
 
@@ -94,12 +69,6 @@ impl Remote for Ssh {
             format!("exec sudo -n {command}")
         }
     }
-    async fn push(&self, data: &[u8], path: &str, mode: u32) -> anyhow::Result<String> {
-        Ok(self
-            .session
-            .push_bytes(data.to_vec(), path, mode as i32)
-            .await?)
-    }
     async fn open_stream(
         &self,
         command: &str,
@@ -126,12 +95,6 @@ impl Remote for AdbShell {
     fn as_root(&self, command: &str) -> String {
         // adbd runs commands as root or not at all (checked on connect).
         format!("exec {command}")
-    }
-    async fn push(&self, data: &[u8], path: &str, mode: u32) -> anyhow::Result<String> {
-        Ok(self
-            .server
-            .push(self.serial.as_deref(), data, path, mode)
-            .await?)
     }
     async fn open_stream(
         &self,

@@ -124,6 +124,19 @@ impl SwapFreeze {
     }
 }
 
+/// Lets a frozen swap go after `ms`: the hang it caused then recovers, which
+/// is what a stall looks like.
+pub fn resume_later(ms: u64) -> io::Result<()> {
+    std::thread::Builder::new()
+        .name("control-resume".into())
+        .stack_size(crate::sys::THREAD_STACK)
+        .spawn(move || {
+            std::thread::sleep(Duration::from_millis(ms));
+            let _ = dm::resume(swap::CONTROL_DM);
+        })
+        .map(|_| ())
+}
+
 fn swap_used_kb() -> u64 {
     let m = sampler::read_mem();
     m.swap_total_kb.saturating_sub(m.swap_free_kb)

@@ -17,10 +17,16 @@ use hilt_protocol::{FuncLatency, LatencyHisto};
 
 use crate::sys;
 
+/// Outermost first: the host takes the first one probed as the path's
+/// latency. A compiler may inline any static one of them (a source-built
+/// kernel's did), so the list runs down to the decompressors, which are
+/// called through a table and cannot be inlined.
 pub const CANDIDATES: &[&str] = &[
     "z_erofs_decompress_queue",
     "z_erofs_decompressqueue_work",
     "z_erofs_decompress_pcluster",
+    "z_erofs_decompress",
+    "z_erofs_lz4_decompress",
 ];
 const TRACING: &str = "/sys/kernel/tracing";
 const GROUP: &str = "hilt";
@@ -77,11 +83,14 @@ fn add_probe(line: &str) -> io::Result<()> {
         .map_err(|e| io::Error::new(e.kind(), format!("kprobe_events <- {line:?}: {e}")))
 }
 
-/// The kernel's answer to a probe on a function it does not have (or cannot probe).
+/// The kernel's answer to a probe on a function it does not have (or cannot
+/// probe). By kind, not errno: `add_probe` rewraps the error with the line it
+/// wrote, which keeps the kind and drops the raw errno (the check by errno
+/// never matched, and one absent function cost every probe).
 fn is_absent(e: &io::Error) -> bool {
     matches!(
-        e.raw_os_error(),
-        Some(libc::ENOENT | libc::EINVAL | libc::EOPNOTSUPP)
+        e.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::InvalidInput | io::ErrorKind::Unsupported
     )
 }
 
@@ -91,6 +100,12 @@ fn is_absent(e: &io::Error) -> bool {
 /// Asking kprobe_events is the presence test: scanning /proc/kallsyms instead
 /// (tens of thousands of lines) cost the agent two seconds of emulated CPU per run.
 pub fn start() -> io::Result<(Vec<Arc<Func>>, String)> {
+    if !std::path::Path::new(&format!("{TRACING}/kprobe_events")).exists() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("no {TRACING}/kprobe_events: tracefs is not mounted there, or the kernel lacks CONFIG_KPROBE_EVENTS"),
+        ));
+    }
     stop();
     let mut funcs: Vec<&str> = Vec::new();
     for f in CANDIDATES {
@@ -104,10 +119,11 @@ pub fn start() -> io::Result<(Vec<Arc<Func>>, String)> {
         funcs.push(f);
     }
     if funcs.is_empty() {
-        return Ok((
-            vec![],
+        // An error, so that the host records why the figure is missing.
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
             format!(
-                "no erofs decompression function to probe (kprobe_events refused {})",
+                "no erofs decompression function to probe: kprobe_events refused {}",
                 CANDIDATES.join(", ")
             ),
         ));
@@ -205,6 +221,17 @@ fn parse_line(line: &str) -> Option<Ev<'_>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_probe_is_absent_after_add_probes_rewrap() {
+        for errno in [libc::ENOENT, libc::EINVAL, libc::EOPNOTSUPP] {
+            let e = io::Error::from_raw_os_error(errno);
+            let wrapped = io::Error::new(e.kind(), format!("kprobe_events <- \"p:x\": {e}"));
+            assert!(is_absent(&wrapped), "errno {errno}: {wrapped}");
+        }
+        let denied = io::Error::from_raw_os_error(libc::EACCES);
+        assert!(!is_absent(&io::Error::new(denied.kind(), "x")));
+    }
 
     #[test]
     fn parses_trace_pipe_lines() {

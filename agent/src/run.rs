@@ -89,15 +89,21 @@ fn run_inner(spec: &RunSpec, tx: &Sender, stop: &Arc<AtomicBool>) -> Option<Done
         Some(ControlSpec::SwapFreeze {
             stuck_kb,
             within_ms,
+            resume_after_ms,
             ..
         }),
         Some(node),
     ) = (&spec.control, control_swap)
     {
         stage(tx, Stage::Control, || {
-            control::SwapFreeze::prepare(&node)?
-                .freeze(*stuck_kb, *within_ms)
-                .map(|d| ((), d))
+            let detail = control::SwapFreeze::prepare(&node)?.freeze(*stuck_kb, *within_ms)?;
+            match resume_after_ms {
+                Some(ms) => {
+                    control::resume_later(*ms)?;
+                    Ok(((), format!("{detail}; resumed after {} s", ms / 1000)))
+                }
+                None => Ok(((), detail)),
+            }
         })?;
     }
     let map = stage(tx, Stage::Workloads, || {

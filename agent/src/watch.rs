@@ -23,6 +23,55 @@ struct Pending {
     comm: String,
     stopped_ms: u64,
     suspected_ms: u64,
+    reason: Reason,
+    /// Once confirmed: what it looked like then, to tell when it moves.
+    moved_from: Option<Snapshot>,
+    /// Scans in a row that found it out of D, once confirmed.
+    out_of_d: u8,
+}
+
+/// What says a thread got somewhere: it ran (schedstat's count of runs), or
+/// it waits somewhere else.
+#[derive(Clone, PartialEq, Eq)]
+struct Snapshot {
+    runs: Option<u64>,
+    wchan: String,
+}
+
+fn snapshot(pid: i32, tid: i32) -> Snapshot {
+    let runs = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/schedstat"))
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(2)?.parse().ok());
+    let wchan = sys::read_trimmed(format!("/proc/{pid}/task/{tid}/wchan")).unwrap_or_default();
+    Snapshot { runs, wchan }
+}
+
+/// The state letter of one thread; None once it is gone.
+fn task_state(pid: i32, tid: i32) -> Option<u8> {
+    let stat = std::fs::read(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
+    crate::dstate::comm_and_state(&stat).map(|(_, state)| state)
+}
+
+/// Whether a confirmed task has moved since it was confirmed. A task
+/// suspected for not running moves when it runs at all (khungtaskd's own
+/// rule); one suspected on an unchanging wait while it wakes in slices
+/// (submit_bio_wait) moves when it waits somewhere else, or is seen out of
+/// D in two scans in a row.
+fn has_moved(p: &mut Pending) -> bool {
+    let state = task_state(p.pid, p.tid);
+    let Some(state) = state else {
+        return true; // gone
+    };
+    p.out_of_d = if state == b'D' { 0 } else { p.out_of_d + 1 };
+    let now = snapshot(p.pid, p.tid);
+    let Some(then) = &p.moved_from else {
+        p.moved_from = Some(now);
+        return false;
+    };
+    match p.reason {
+        Reason::NoContextSwitch => now.runs != then.runs || p.out_of_d >= 2,
+        Reason::SameWchan => p.out_of_d >= 2 || (!now.wchan.is_empty() && now.wchan != then.wchan),
+    }
 }
 
 pub fn spawn(tx: Sender, shared: Arc<Shared>) {
@@ -36,6 +85,9 @@ pub fn spawn(tx: Sender, shared: Arc<Shared>) {
 fn run(tx: Sender, shared: Arc<Shared>) {
     let mut w = Watcher::new("/proc", 10_000, 60_000);
     let mut pending: Vec<Pending> = Vec::with_capacity(64);
+    // Confirmed tasks stay watched: one that moves again turns the hang
+    // into a stall, and only the agent sees its context switches.
+    let mut confirmed: Vec<Pending> = Vec::with_capacity(64);
     let mut new: Vec<(i32, i32, String, String, Reason, u64)> = Vec::with_capacity(16);
     let mut next = Instant::now();
     loop {
@@ -83,6 +135,9 @@ fn run(tx: Sender, shared: Arc<Shared>) {
                 comm,
                 stopped_ms: stopped,
                 suspected_ms: now,
+                reason,
+                moved_from: None,
+                out_of_d: 0,
             });
         }
         let reported = shared
@@ -90,6 +145,20 @@ fn run(tx: Sender, shared: Arc<Shared>) {
             .lock()
             .map(|v| v.clone())
             .unwrap_or_default();
+        confirmed.retain_mut(|p| {
+            if !has_moved(p) {
+                return true;
+            }
+            tx.send(&AgentMsg::Resumed {
+                uptime_ms: now,
+                pid: p.pid,
+                tid: p.tid,
+                comm: p.comm.clone(),
+                blocked_ms: now.saturating_sub(p.stopped_ms),
+            });
+            false
+        });
+        let mut newly_confirmed = Vec::new();
         pending.retain(|p| {
             let by = if reported.contains(&(p.tid as u32)) || reported.contains(&(p.pid as u32)) {
                 ConfirmedBy::KernelReport
@@ -114,8 +183,18 @@ fn run(tx: Sender, shared: Arc<Shared>) {
                 stopped_ms: p.stopped_ms,
                 suspected_ms: p.suspected_ms,
             }));
+            newly_confirmed.push(Pending {
+                comm: p.comm.clone(),
+                moved_from: Some(snapshot(p.pid, p.tid)),
+                out_of_d: 0,
+                ..*p
+            });
             false
         });
+        confirmed.extend(newly_confirmed);
+        if confirmed.len() > crate::dstate::MAX_TRACKED {
+            confirmed.drain(..confirmed.len() - crate::dstate::MAX_TRACKED);
+        }
     }
 }
 

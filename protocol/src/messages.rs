@@ -82,6 +82,16 @@ pub enum AgentMsg {
         pid: i32,
         tid: i32,
     },
+    /// A confirmed task made progress again (a context switch out of its
+    /// wait, or it left D): the hang was a stall, not a deadlock.
+    Resumed {
+        uptime_ms: u64,
+        pid: i32,
+        tid: i32,
+        comm: String,
+        /// From its last progress before the hang to now.
+        blocked_ms: u64,
+    },
     Done {
         uptime_ms: u64,
         reason: DoneReason,

@@ -38,6 +38,11 @@ pub enum ControlSpec {
         device: BlockDevice,
         stuck_kb: u64,
         within_ms: u64,
+        /// Resume the device this long after the freeze held: the stuck
+        /// writeback completes, swapoff goes on, and the hang is a stall
+        /// (the control for telling stalls from deadlocks). Never, if None.
+        #[serde(default)]
+        resume_after_ms: Option<u64>,
     },
 }
 

@@ -672,13 +672,22 @@ fn run_spec() -> BoxedStrategy<RunSpec> {
             }
         },
     );
-    let control = proptest::option::of((block_device(), any::<u64>(), any::<u64>()).prop_map(
-        |(device, stuck_kb, within_ms)| ControlSpec::SwapFreeze {
-            device,
-            stuck_kb,
-            within_ms,
-        },
-    ));
+    let control = proptest::option::of(
+        (
+            block_device(),
+            any::<u64>(),
+            any::<u64>(),
+            proptest::option::of(any::<u64>()),
+        )
+            .prop_map(|(device, stuck_kb, within_ms, resume_after_ms)| {
+                ControlSpec::SwapFreeze {
+                    device,
+                    stuck_kb,
+                    within_ms,
+                    resume_after_ms,
+                }
+            }),
+    );
     (
         (text(), text(), any::<u32>(), any::<u64>()),
         (storage, swap, kernel, vec(workload, 0..4), watch, control),

@@ -23,6 +23,7 @@ pub mod stats;
 pub mod summary;
 pub mod synth;
 pub mod text;
+pub mod verdict;
 
 pub use load::{load_run, RunData, RunInfo};
 pub use output::write_report;

@@ -27,6 +27,22 @@ pub struct RunInfo {
     pub order: Vec<Slot>,
     /// The boards that ran the slots (absent before parallel boards).
     pub boards: Vec<String>,
+    /// The plan's named signatures, what it expects of them, and its
+    /// stopping rule (absent before per-signature verdicts).
+    pub question: Option<crate::verdict::Question>,
+    /// Set when the stopping rule ended the run before its last planned boot.
+    pub stopped: Option<StopRecord>,
+}
+
+/// Why a run stopped early, and the planned boots it left out on purpose
+/// (they are not missing: the answer was known without them).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StopRecord {
+    pub reason: String,
+    /// Kernel-verdict iterations recorded when the rule stopped the run.
+    pub after_iterations: u32,
+    pub dropped: Vec<Slot>,
 }
 
 /// One planned boot: an iteration of a variant, or its positive control.
@@ -227,10 +243,16 @@ impl RunData {
             .iter()
             .map(|r| (r.variant.as_str(), r.iteration, r.control.as_deref()))
             .collect();
+        let dropped: &[Slot] = self
+            .info
+            .as_ref()
+            .and_then(|i| i.stopped.as_ref())
+            .map_or(&[], |s| &s.dropped);
         self.info
             .iter()
             .flat_map(|i| i.order.iter())
             .filter(|s| !done.contains(&(s.variant.as_str(), s.iteration, s.control.as_deref())))
+            .filter(|s| !dropped.contains(s))
             .cloned()
             .collect()
     }

@@ -11,9 +11,17 @@ pub const RESULTS_VERSION: u32 = 1;
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Pass,
-    /// A task stopped making progress: reported by the kernel's hung-task
-    /// detector, or seen by the agent as a reader without progress.
+    /// A task stopped making progress (the kernel's hung-task detector, a
+    /// reader without progress, a task stuck in D), and the iteration did not
+    /// watch long enough to tell a deadlock from a stall: a plan with
+    /// `watch.deadlock_window_s: 0`, or a record from before the window existed.
     Hang,
+    /// A hang that made no progress for the whole deadlock window: the
+    /// blocked tasks stayed blocked and the workloads stood still.
+    Deadlock,
+    /// A hang that recovered within the deadlock window: a finding, not a
+    /// pass, but not a deadlock either.
+    Stall,
     /// The board went quiet: no agent heartbeat and no console output.
     SilentHang,
     /// Oops, BUG, panic or another kernel crash report.
@@ -24,11 +32,23 @@ pub enum Outcome {
 
 impl Outcome {
     pub fn is_kernel_failure(self) -> bool {
-        matches!(self, Outcome::Hang | Outcome::SilentHang | Outcome::Crash)
+        matches!(
+            self,
+            Outcome::Hang
+                | Outcome::Deadlock
+                | Outcome::Stall
+                | Outcome::SilentHang
+                | Outcome::Crash
+        )
     }
 
+    /// Hangs that did not recover while hilt watched. A stall is not one:
+    /// hang rates would otherwise count a slow kernel as a deadlocked one.
     pub fn is_hang(self) -> bool {
-        matches!(self, Outcome::Hang | Outcome::SilentHang)
+        matches!(
+            self,
+            Outcome::Hang | Outcome::Deadlock | Outcome::SilentHang
+        )
     }
 
     /// Iterations that tell something about the kernel.
@@ -40,6 +60,8 @@ impl Outcome {
         match self {
             Outcome::Pass => "pass",
             Outcome::Hang => "hang",
+            Outcome::Deadlock => "deadlock",
+            Outcome::Stall => "stall",
             Outcome::SilentHang => "silent_hang",
             Outcome::Crash => "crash",
             Outcome::InfraError => "infra_error",
@@ -93,6 +115,41 @@ pub struct DetectTiming {
     pub evidence_ms: Option<u64>,
 }
 
+/// What the deadlock window saw after a hang was detected: whether anything
+/// moved again, and who was blocked on what.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct HangWatch {
+    /// How long hilt watched for progress after the detection.
+    pub window_ms: u64,
+    /// Detection to the first sign of progress; None for a deadlock.
+    #[serde(default)]
+    pub resumed_after_ms: Option<u64>,
+    /// What moved again (a reader's bytes, the memory hog, a task leaving D).
+    #[serde(default)]
+    pub progress: Option<String>,
+    /// The longest time the kernel or the watcher saw a task blocked.
+    #[serde(default)]
+    pub longest_blocked_s: Option<u64>,
+    /// The blocked tasks, in the order they were first reported.
+    #[serde(default)]
+    pub waiters: Vec<Waiter>,
+}
+
+/// A task seen blocked, and where.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Waiter {
+    /// `comm:pid` where the pid is known.
+    pub task: String,
+    /// The innermost frame that is not the scheduler's own: what it waits on.
+    pub waits_in: String,
+    /// Innermost first.
+    #[serde(default)]
+    pub frames: Vec<String>,
+    /// The longest blocked time reported for it, in seconds.
+    #[serde(default)]
+    pub blocked_s: Option<u64>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IterationRecord {
     pub version: u32,
@@ -124,6 +181,10 @@ pub struct IterationRecord {
     pub decompress_latency_us: LatencyHisto,
     #[serde(default)]
     pub decompress_func: Option<String>,
+    /// Why the decompression path has no figures, when the agent could not
+    /// probe it (no such function on this kernel, no kprobes, no tracefs).
+    #[serde(default)]
+    pub decompress_probe_error: Option<String>,
     #[serde(default)]
     pub decompress_calls_in_worker: u64,
     #[serde(default)]
@@ -140,6 +201,9 @@ pub struct IterationRecord {
     /// variant's statistics.
     #[serde(default)]
     pub control: Option<String>,
+    /// Set on hangs: deadlock or stall, and who waited on what.
+    #[serde(default)]
+    pub hang: Option<HangWatch>,
     /// CPU time hilt itself used during the iteration.
     #[serde(default)]
     pub host_cpu_ms: u64,

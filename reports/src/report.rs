@@ -68,6 +68,10 @@ pub struct Report {
     pub generator: String,
     pub title: String,
     pub verdict: Verdict,
+    /// The plan's named signatures, each variant against the baseline: the
+    /// question the run was for, and the first lines of the verdict.
+    #[serde(default)]
+    pub signature_verdicts: Vec<crate::verdict::SignatureVerdict>,
     pub baseline: Option<String>,
     pub runs: Vec<RunProvenance>,
     pub variants: Vec<VariantReport>,
@@ -119,7 +123,12 @@ pub struct Counts {
     /// Iterations with a kernel verdict: pass, hang, silent hang or crash.
     pub valid: u32,
     pub pass: u32,
+    /// Hangs not classified as deadlock or stall (no deadlock window).
     pub hangs: u32,
+    #[serde(default)]
+    pub deadlocks: u32,
+    #[serde(default)]
+    pub stalls: u32,
     pub silent_hangs: u32,
     pub crashes: u32,
     pub infra_errors: u32,
@@ -129,9 +138,10 @@ pub struct Counts {
 }
 
 impl Counts {
-    /// Hangs of either kind: what the hang rate counts.
+    /// Hangs that never recovered, of any kind: what the hang rate counts.
+    /// Stalls are not among them.
     pub fn all_hangs(&self) -> u32 {
-        self.hangs + self.silent_hangs
+        self.hangs + self.deadlocks + self.silent_hangs
     }
 }
 
@@ -154,6 +164,10 @@ pub struct VariantReport {
     pub counts: Counts,
     pub hang_rate: Option<f64>,
     pub hang_ci: Option<(f64, f64)>,
+    #[serde(default)]
+    pub stall_rate: Option<f64>,
+    #[serde(default)]
+    pub stall_ci: Option<(f64, f64)>,
     pub read_latency: Option<LatencyStats>,
     pub decompress_latency: Option<LatencyStats>,
     /// The probed erofs functions, and how many calls ran in kworkers
@@ -165,6 +179,10 @@ pub struct VariantReport {
     pub stack_signatures: BTreeMap<String, u32>,
     pub decompress_calls_in_worker: u64,
     pub decompress_calls_elsewhere: u64,
+    /// Why the decompression path could not be probed, with how many
+    /// iterations said so.
+    #[serde(default)]
+    pub decompress_probe_errors: BTreeMap<String, u32>,
     pub time_to_hang: Option<KmCurve>,
     /// Medians over valid iterations of each iteration's maximum: whether
     /// variants were under the same pressure.
@@ -251,6 +269,9 @@ pub struct IterationRow {
     /// Absolute path; outputs link to it relative to where they are written.
     pub console_log: Option<PathBuf>,
     pub excerpt: String,
+    /// Deadlock or stall: what the deadlock window saw, and who waited on what.
+    #[serde(default)]
+    pub hang: Option<crate::HangWatch>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -273,10 +294,13 @@ pub struct ControlRow {
 /// hang and the kernel's own hung-task report was seen: that is what proves
 /// the detectors work end to end (the harness's rule for `summary.json`).
 pub fn control_detected(r: &IterationRecord) -> bool {
-    r.outcome == Outcome::Hang
-        && r.kernel_events
-            .iter()
-            .any(|t| t.starts_with("INFO: task hung in") || t.contains("blocked for more than"))
+    matches!(
+        r.outcome,
+        Outcome::Hang | Outcome::Deadlock | Outcome::Stall
+    ) && r
+        .kernel_events
+        .iter()
+        .any(|t| t.starts_with("INFO: task hung in") || t.contains("blocked for more than"))
 }
 
 /// One run gives `hilt report`; several give `hilt compare`, every variant of
@@ -369,13 +393,18 @@ pub fn build_report(runs: &[RunData], opts: &ReportOptions) -> Result<Report> {
             .collect(),
         None => Vec::new(),
     };
-    let verdict = verdict(
+    let signature_verdicts = match &baseline {
+        Some(b) => signature_verdicts(runs, &labelled, b, opts.alpha),
+        None => Vec::new(),
+    };
+    let mut verdict = verdict(
         &variants,
         &comparisons,
         baseline.as_deref(),
         &controls,
         valid,
     );
+    lead_with_signatures(&mut verdict, &signature_verdicts, &variants);
     let timelines = timelines(runs, &labelled, &iterations, &opts.timelines)?;
     let mut warnings = Vec::new();
     for r in runs {
@@ -404,6 +433,7 @@ pub fn build_report(runs: &[RunData], opts: &ReportOptions) -> Result<Report> {
         generator: format!("hilt-reports {}", env!("CARGO_PKG_VERSION")),
         title,
         verdict,
+        signature_verdicts,
         baseline,
         runs: runs.iter().map(provenance).collect(),
         signatures: signatures(&iterations, &variants),
@@ -543,6 +573,8 @@ fn variant_report(
         match r.outcome {
             Outcome::Pass => c.pass += 1,
             Outcome::Hang => c.hangs += 1,
+            Outcome::Deadlock => c.deadlocks += 1,
+            Outcome::Stall => c.stalls += 1,
             Outcome::SilentHang => c.silent_hangs += 1,
             Outcome::Crash => c.crashes += 1,
             Outcome::InfraError => c.infra_errors += 1,
@@ -576,6 +608,8 @@ fn variant_report(
         boards: boards.into_iter().collect(),
         hang_rate: (c.valid > 0).then(|| c.all_hangs() as f64 / c.valid as f64),
         hang_ci: wilson(c.all_hangs() as u64, c.valid as u64, 0.95),
+        stall_rate: (c.valid > 0).then(|| c.stalls as f64 / c.valid as f64),
+        stall_ci: wilson(c.stalls as u64, c.valid as u64, 0.95),
         counts: c,
         read_latency: latency_stats(valid.iter().map(|r| &r.read_latency_us), &opts.bootstrap),
         stack_signatures: valid.iter().flat_map(|r| r.signatures.iter()).fold(
@@ -593,6 +627,13 @@ fn variant_report(
             .collect(),
         decompress_calls_in_worker: valid.iter().map(|r| r.decompress_calls_in_worker).sum(),
         decompress_calls_elsewhere: valid.iter().map(|r| r.decompress_calls_elsewhere).sum(),
+        decompress_probe_errors: valid
+            .iter()
+            .filter_map(|r| r.decompress_probe_error.clone())
+            .fold(BTreeMap::new(), |mut m, e| {
+                *m.entry(e).or_default() += 1;
+                m
+            }),
         decompress_latency: latency_stats(
             valid.iter().map(|r| &r.decompress_latency_us),
             &opts.bootstrap,
@@ -646,6 +687,7 @@ fn iteration_row(
             .as_ref()
             .map(|f| f.excerpt.clone())
             .unwrap_or_default(),
+        hang: r.hang.clone(),
     }
 }
 
@@ -696,6 +738,7 @@ fn missing_row(l: &Labelled, run: &RunData, iteration: u32) -> IterationRow {
         kernel_release: None,
         console_log: None,
         excerpt: String::new(),
+        hang: None,
     }
 }
 
@@ -921,7 +964,6 @@ fn verdict(
     valid: Option<bool>,
 ) -> Verdict {
     let mut v = verdict_on_counts(variants, comparisons, baseline);
-    v.details.extend(signature_sentences(variants, comparisons));
     let ran: Vec<&ControlRow> = controls.iter().filter(|c| c.recorded).collect();
     let list = |rows: &[&ControlRow]| {
         rows.iter()
@@ -947,43 +989,112 @@ fn verdict(
     v
 }
 
-/// The plan's named stack signatures, variant against baseline: a patch
-/// can leave the hang rate alone and still remove the one hang it targets,
-/// so each named signature gets its own count and test.
-fn signature_sentences(variants: &[VariantReport], comparisons: &[Comparison]) -> Vec<String> {
-    let by_label = |l: &str| variants.iter().find(|v| v.label == l);
-    let mut out = Vec::new();
-    for c in comparisons {
-        let (Some(b), Some(v)) = (by_label(&c.baseline), by_label(&c.variant)) else {
-            continue;
-        };
-        let names: std::collections::BTreeSet<&String> = b
-            .stack_signatures
-            .keys()
-            .chain(v.stack_signatures.keys())
-            .collect();
-        for name in names {
-            let k = |r: &VariantReport| r.stack_signatures.get(name).copied().unwrap_or(0);
-            let (bk, bn, vk, vn) = (k(b), b.counts.valid, k(v), v.counts.valid);
-            let p = crate::stats::hypothesis::fisher_two_sided(
-                bk as u64, bn as u64, vk as u64, vn as u64,
-            );
-            let p = p.map_or("n/a".to_string(), |p| format!("{p:.3}"));
-            out.push(format!(
-                "Signature {name}: {} {bk}/{bn}, {} {vk}/{vn} (Fisher p = {p}){}.",
-                c.baseline,
-                c.variant,
-                if bk > 0 && vk == 0 {
-                    format!("; gone in {}", c.variant)
-                } else if vk > 0 && bk == 0 {
-                    format!("; new in {}", c.variant)
-                } else {
-                    String::new()
-                }
-            ));
+/// The question the run was asked, from its run.json; for results written
+/// before plans stated one, the named signatures the records carry.
+fn question_of(runs: &[RunData], alpha: f64) -> crate::verdict::Question {
+    if let Some(q) = runs.iter().find_map(|r| r.info.as_ref()?.question.clone()) {
+        return q;
+    }
+    let names: BTreeSet<&String> = runs
+        .iter()
+        .flat_map(|r| r.records.iter().flat_map(|x| x.signatures.iter()))
+        .collect();
+    crate::verdict::Question {
+        signatures: names
+            .into_iter()
+            .map(|n| crate::verdict::SignatureQuestion {
+                name: n.clone(),
+                absent_in: None,
+            })
+            .collect(),
+        alpha,
+        max_iterations: None,
+    }
+}
+
+/// Every label's records, named by label, so that variants of several runs
+/// can be compared like those of one.
+fn signature_verdicts(
+    runs: &[RunData],
+    labelled: &[Labelled],
+    baseline: &str,
+    alpha: f64,
+) -> Vec<crate::verdict::SignatureVerdict> {
+    let question = question_of(runs, alpha);
+    let mut records = Vec::new();
+    for l in labelled {
+        records.extend(
+            runs[l.run]
+                .records
+                .iter()
+                .filter(|r| r.variant == l.variant)
+                .map(|r| IterationRecord {
+                    variant: l.label.clone(),
+                    ..r.clone()
+                }),
+        );
+    }
+    let mut order = vec![baseline.to_string()];
+    order.extend(
+        labelled
+            .iter()
+            .filter(|l| l.label != baseline)
+            .map(|l| l.label.clone()),
+    );
+    crate::verdict::all_verdicts(&question, &order, &records)
+}
+
+/// The named signatures are the question, so their verdicts come first;
+/// the hang-rate comparison follows, and a missing decompression probe is
+/// said, not left as an empty figure.
+fn lead_with_signatures(
+    v: &mut Verdict,
+    sigs: &[crate::verdict::SignatureVerdict],
+    variants: &[VariantReport],
+) {
+    let mut lead: Vec<String> = sigs.iter().map(|s| s.sentence.clone()).collect();
+    if !lead.is_empty() {
+        let rest = std::mem::replace(&mut v.headline, lead.remove(0));
+        v.details.splice(0..0, lead.into_iter().chain([rest]));
+    }
+    for var in variants {
+        if let Some(line) = decompress_line(var) {
+            v.details.push(line);
         }
     }
-    out
+}
+
+/// One line per variant on the decompression path: its latency, or why
+/// there is none.
+pub fn decompress_line(v: &VariantReport) -> Option<String> {
+    if let Some(l) = &v.decompress_latency {
+        let q = |n: &str| l.quantile(n).map_or(0.0, |q| q.value_us as f64);
+        return Some(format!(
+            "{}: decompression path ({}) p50 {}, p99 {}; {} calls in workers, {} elsewhere.",
+            v.label,
+            v.decompress_funcs.join(", "),
+            text::micros(q("p50")),
+            text::micros(q("p99")),
+            v.decompress_calls_in_worker,
+            v.decompress_calls_elsewhere
+        ));
+    }
+    if v.counts.valid == 0 {
+        return None;
+    }
+    let why = if v.decompress_probe_errors.is_empty() {
+        "no probed call completed".to_string()
+    } else {
+        v.decompress_probe_errors
+            .iter()
+            .map(|(e, n)| format!("{e} ({n}×)"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    Some(format!(
+        "{}: NO decompression-path latency: {why}.",
+        v.label
+    ))
 }
 
 fn verdict_on_counts(

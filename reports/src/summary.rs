@@ -14,15 +14,32 @@ pub struct VariantSummary {
     /// Iterations with a kernel verdict (not infra errors, not unrun).
     pub iterations: u32,
     pub pass: u32,
+    /// Hangs not classified as deadlock or stall (no deadlock window).
     pub hangs: u32,
+    #[serde(default)]
+    pub deadlocks: u32,
+    #[serde(default)]
+    pub stalls: u32,
     pub silent_hangs: u32,
     pub crashes: u32,
     pub infra_errors: u32,
     pub not_run: u32,
-    /// (hangs + silent hangs) / iterations; None without valid iterations.
+    /// (deadlocks + unclassified hangs + silent hangs) / iterations: hangs
+    /// that never recovered; None without valid iterations.
     pub hang_rate: Option<f64>,
+    #[serde(default)]
+    pub stall_rate: Option<f64>,
     pub reads: u64,
     pub latency_us: Option<Percentiles>,
+    /// In-kernel latency of erofs' decompression path, where it was probed.
+    #[serde(default)]
+    pub decompress_latency_us: Option<Percentiles>,
+    /// The probed functions, outermost first.
+    #[serde(default)]
+    pub decompress_funcs: Vec<String>,
+    /// Why the decompression path could not be probed, in any iteration.
+    #[serde(default)]
+    pub decompress_probe_errors: BTreeMap<String, u32>,
     /// Distinct failure titles with their counts.
     pub signatures: BTreeMap<String, u32>,
     /// Iterations in which each of the plan's named stack signatures was seen.
@@ -74,21 +91,30 @@ pub fn summarize_variant<'a>(
         iterations: 0,
         pass: 0,
         hangs: 0,
+        deadlocks: 0,
+        stalls: 0,
         silent_hangs: 0,
         crashes: 0,
         infra_errors: 0,
         not_run: 0,
         hang_rate: None,
+        stall_rate: None,
         reads: 0,
         latency_us: None,
+        decompress_latency_us: None,
+        decompress_funcs: Vec::new(),
+        decompress_probe_errors: BTreeMap::new(),
         signatures: BTreeMap::new(),
         plan_signatures: BTreeMap::new(),
     };
     let mut h = new_histogram();
+    let mut dh = new_histogram();
     for r in records {
         match r.outcome {
             Outcome::Pass => s.pass += 1,
             Outcome::Hang => s.hangs += 1,
+            Outcome::Deadlock => s.deadlocks += 1,
+            Outcome::Stall => s.stalls += 1,
             Outcome::SilentHang => s.silent_hangs += 1,
             Outcome::Crash => s.crashes += 1,
             Outcome::InfraError => s.infra_errors += 1,
@@ -103,6 +129,15 @@ pub fn summarize_variant<'a>(
         }
         s.reads += r.reads;
         r.read_latency_us.merge_into(&mut h);
+        r.decompress_latency_us.merge_into(&mut dh);
+        if let Some(f) = &r.decompress_func {
+            if !s.decompress_funcs.contains(f) {
+                s.decompress_funcs.push(f.clone());
+            }
+        }
+        if let Some(e) = &r.decompress_probe_error {
+            *s.decompress_probe_errors.entry(e.clone()).or_default() += 1;
+        }
         if let Some(f) = &r.failure {
             if r.outcome.is_kernel_failure() {
                 *s.signatures.entry(f.title.clone()).or_default() += 1;
@@ -110,9 +145,12 @@ pub fn summarize_variant<'a>(
         }
     }
     if s.iterations > 0 {
-        s.hang_rate = Some((s.hangs + s.silent_hangs) as f64 / s.iterations as f64);
+        let n = s.iterations as f64;
+        s.hang_rate = Some((s.hangs + s.deadlocks + s.silent_hangs) as f64 / n);
+        s.stall_rate = Some(s.stalls as f64 / n);
     }
     s.latency_us = Percentiles::of(&h);
+    s.decompress_latency_us = Percentiles::of(&dh);
     s
 }
 
@@ -143,6 +181,8 @@ mod tests {
             decompress_func: None,
             decompress_calls_in_worker: 0,
             decompress_calls_elsewhere: 0,
+            decompress_probe_error: None,
+            hang: None,
             read_latency_us: LatencyHisto {
                 buckets: lat.iter().map(|&(v, n)| [v, n]).collect(),
             },
@@ -163,12 +203,17 @@ mod tests {
             rec("a", Outcome::InfraError, &[]),
             rec("a", Outcome::Pass, &[(200, 10)]),
             rec("b", Outcome::SilentHang, &[]),
+            rec("b", Outcome::Stall, &[]),
+            rec("b", Outcome::Deadlock, &[]),
         ];
         let s = summarize(&rs);
         assert_eq!(s[0].variant, "a");
         assert_eq!((s[0].iterations, s[0].hangs, s[0].infra_errors), (2, 1, 1));
         assert_eq!(s[0].hang_rate, Some(0.5));
-        assert_eq!(s[1].hang_rate, Some(1.0));
+        // A stall recovered: it is not a hang.
+        assert_eq!((s[1].deadlocks, s[1].stalls), (1, 1));
+        assert_eq!(s[1].hang_rate, Some(2.0 / 3.0));
+        assert_eq!(s[1].stall_rate, Some(1.0 / 3.0));
         let p = s[0].latency_us.unwrap();
         assert!(p.p50 >= 100 && p.p50 <= 101, "{p:?}");
         assert!(p.p99 >= 200 && p.p99 <= 201, "{p:?}");

@@ -12,6 +12,7 @@
 pub mod hypothesis;
 pub mod latency;
 pub mod rate;
+pub mod sequential;
 pub mod survival;
 
 use statrs::distribution::{ContinuousCDF, Normal};

@@ -1,5 +1,6 @@
 //! Times `hilt report` on a synthetic run of 1,000 iterations (500 per
-//! variant, 120 s each, realistic read histograms and a full events.jsonl):
+//! variant, 120 s each, realistic read histograms and a full events.jsonl;
+//! deadlocks, stalls and unclassified hangs, and a named signature):
 //! loading, `build_report` (statistics, bootstrap, timelines) and
 //! `write_report` (every plot as SVG and PNG, HTML, Markdown, JUnit, JSON, KCIDB).
 //!
@@ -8,6 +9,7 @@
 use std::time::{Duration, Instant};
 
 use hilt_reports::synth::{write_run, SynthRun, SynthVariant};
+use hilt_reports::verdict::{Question, SignatureQuestion};
 use hilt_reports::{build_report, load_run, write_report, ReportOptions};
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -23,18 +25,30 @@ fn main() {
         2026,
         vec![
             SynthVariant::new("unpatched", 500)
-                .hangs(140)
+                .deadlocks(120)
+                .hangs(20)
+                .stalls(30)
                 .silent_hangs(20)
                 .crashes(3)
                 .infra_errors(6)
-                .decompress_median_us(400.0),
+                .decompress_median_us(400.0)
+                .stack_signatures(&["erofs_decompress_in_bio_completion"]),
             SynthVariant::new("patched", 500)
-                .hangs(4)
+                .deadlocks(4)
+                .stalls(12)
                 .infra_errors(5)
                 .read_median_us(3200.0)
                 .decompress_median_us(430.0),
         ],
     );
+    spec.question = Some(Question {
+        signatures: vec![SignatureQuestion {
+            name: "erofs_decompress_in_bio_completion".into(),
+            absent_in: Some("patched".into()),
+        }],
+        alpha: 0.05,
+        max_iterations: None,
+    });
     spec.duration_s = 120;
     spec.reads_per_iteration = 12_000;
     spec.boards = vec!["board-a".into(), "board-b".into(), "board-c".into()];

@@ -4,22 +4,29 @@
 //! The database path is the caller's choice (the harness uses
 //! `$HILT_HISTORY` or `~/.local/share/hilt/history.sqlite`). SQLite is
 //! compiled in (rusqlite's `bundled`), so no system library is needed.
+//!
+//! Deadlocks and stalls are stored apart per variant, and each of the
+//! plan's named signatures per run and variant (deadlocks and stalls that
+//! carry it), so a night can be flagged for one signature coming back.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 
 use crate::load::RunData;
 use crate::plots::Figure;
 use crate::stats::hypothesis::fisher_greater;
 use crate::stats::rate::wilson;
-use crate::{summarize, text, VariantSummary};
+use crate::{summarize, text, IterationRecord, Outcome, VariantSummary};
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
-const SCHEMA: &str = "
+/// Version 1, as first released; a new database is created as version 1
+/// and migrated, so old and new databases end up with the same schema.
+const SCHEMA_V1: &str = "
 CREATE TABLE runs (
     id INTEGER PRIMARY KEY,
     run_key TEXT NOT NULL UNIQUE,
@@ -55,6 +62,26 @@ CREATE TABLE variants (
 );
 ";
 
+/// Version 2: deadlocks and stalls apart from unclassified hangs (whose
+/// `hangs` column keeps its meaning: in a version 1 database every hang
+/// was unclassified), and per-signature counts per run and variant.
+const MIGRATE_V2: &str = "
+ALTER TABLE variants ADD COLUMN deadlocks INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE variants ADD COLUMN stalls INTEGER NOT NULL DEFAULT 0;
+-- 1 when the run's named signatures were recorded (0 for runs recorded
+-- by a version 1 hilt, whose signatures are unknown, not absent).
+ALTER TABLE runs ADD COLUMN signatures_recorded INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE signatures (
+    run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    variant TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    valid INTEGER NOT NULL,
+    deadlocks INTEGER NOT NULL,
+    stalls INTEGER NOT NULL,
+    PRIMARY KEY (run_id, variant, signature)
+);
+";
+
 pub struct History {
     conn: Connection,
 }
@@ -72,6 +99,10 @@ pub struct HistoryRun {
     pub interrupted: bool,
     /// None without positive controls; false when one went undetected.
     pub valid: Option<bool>,
+    /// False for runs recorded before named signatures were: their
+    /// signature counts are unknown, not zero.
+    #[serde(default)]
+    pub signatures_recorded: bool,
     pub variants: Vec<HistoryVariant>,
 }
 
@@ -82,7 +113,12 @@ pub struct HistoryVariant {
     pub kernel_release: String,
     pub kernel_image_sha256: String,
     pub valid: u32,
+    /// Hangs not classified as deadlock or stall.
     pub hangs: u32,
+    #[serde(default)]
+    pub deadlocks: u32,
+    #[serde(default)]
+    pub stalls: u32,
     pub silent_hangs: u32,
     pub crashes: u32,
     pub infra_errors: u32,
@@ -91,12 +127,33 @@ pub struct HistoryVariant {
     pub p50_us: Option<u64>,
     pub p99_us: Option<u64>,
     pub p999_us: Option<u64>,
+    /// The plan's named signatures in this run (empty when not recorded).
+    #[serde(default)]
+    pub signatures: Vec<SignatureCount>,
 }
 
 impl HistoryVariant {
+    /// Hangs that never recovered: what the hang rate counts (not stalls).
     pub fn all_hangs(&self) -> u32 {
-        self.hangs + self.silent_hangs
+        self.hangs + self.deadlocks + self.silent_hangs
     }
+
+    /// Deadlocks with the signature; None when this run did not name it.
+    pub fn signature(&self, name: &str) -> Option<&SignatureCount> {
+        self.signatures.iter().find(|s| s.signature == name)
+    }
+}
+
+/// One named signature in one variant of one run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignatureCount {
+    pub signature: String,
+    /// Iterations with a kernel verdict.
+    pub valid: u32,
+    /// Hangs that never recovered and carry the signature.
+    pub deadlocks: u32,
+    /// Stalls that carry it.
+    pub stalls: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -126,10 +183,22 @@ pub struct TrendPoint {
     pub run_index: usize,
     pub kernel_release: String,
     pub valid: u32,
+    /// Hangs that never recovered: deadlocks, unclassified and silent hangs.
     pub hangs: u32,
     pub hang_rate: Option<f64>,
     pub hang_ci: Option<(f64, f64)>,
+    #[serde(default)]
+    pub deadlocks: u32,
+    #[serde(default)]
+    pub stalls: u32,
+    #[serde(default)]
+    pub stall_rate: Option<f64>,
+    #[serde(default)]
+    pub stall_ci: Option<(f64, f64)>,
     pub p99_us: Option<u64>,
+    /// Deadlocks per named signature (runs that recorded them).
+    #[serde(default)]
+    pub signature_deadlocks: BTreeMap<String, u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -181,6 +250,15 @@ pub enum RegressionKind {
         previous_max_us: u64,
         increase_pct: f64,
     },
+    /// A named signature that never deadlocked in this variant over the
+    /// earlier runs (that recorded signatures) deadlocks now.
+    Signature {
+        signature: String,
+        deadlocks: u32,
+        valid: u32,
+        previous_runs: u32,
+        previous_valid: u32,
+    },
 }
 
 /// The run's iterations without its positive controls, which never count.
@@ -203,6 +281,47 @@ pub fn run_valid(run: &RunData) -> Option<bool> {
     (!controls.is_empty()).then(|| controls.iter().all(|&d| d))
 }
 
+/// The run's named signatures: its plan's question when run.json states
+/// one, otherwise those its records name (as `hilt report` asks them).
+pub fn named_signatures(run: &RunData) -> Vec<String> {
+    if let Some(q) = run.info.as_ref().and_then(|i| i.question.as_ref()) {
+        return q.signatures.iter().map(|s| s.name.clone()).collect();
+    }
+    run.records
+        .iter()
+        .flat_map(|r| r.signatures.iter().cloned())
+        .collect::<BTreeSet<String>>()
+        .into_iter()
+        .collect()
+}
+
+/// Deadlocks and stalls with each named signature, per variant.
+fn signature_counts(
+    recs: &[IterationRecord],
+    variant: &str,
+    names: &[String],
+) -> Vec<SignatureCount> {
+    let valid: Vec<&IterationRecord> = recs
+        .iter()
+        .filter(|r| r.variant == variant && r.outcome.is_valid())
+        .collect();
+    names
+        .iter()
+        .map(|name| SignatureCount {
+            signature: name.clone(),
+            valid: valid.len() as u32,
+            deadlocks: valid
+                .iter()
+                .filter(|r| crate::verdict::is_signature_deadlock(r, name))
+                .count() as u32,
+            stalls: valid
+                .iter()
+                .filter(|r| r.outcome == Outcome::Stall && r.signatures.iter().any(|s| s == name))
+                .count() as u32,
+        })
+        .collect()
+}
+
 /// Identifies a run across re-recording: the same directory reported again
 /// after more iterations finished replaces its earlier figures.
 pub fn run_key(run: &RunData) -> String {
@@ -223,20 +342,28 @@ impl History {
         Self::init(Connection::open_in_memory()?)
     }
 
-    fn init(conn: Connection) -> Result<Self> {
+    fn init(mut conn: Connection) -> Result<Self> {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         // Several hilt processes may record at once (nightly jobs on a shared host).
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        match version {
-            0 => {
-                conn.execute_batch(SCHEMA)?;
-                conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        if version > SCHEMA_VERSION {
+            bail!("history schema version {version} is newer than this hilt understands ({SCHEMA_VERSION})");
+        }
+        if version < SCHEMA_VERSION {
+            // Under a write lock, reading the version again: another
+            // process may have migrated in between.
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            if version == 0 {
+                tx.execute_batch(SCHEMA_V1)?;
             }
-            SCHEMA_VERSION => {}
-            v => bail!(
-                "history schema version {v} is newer than this hilt understands ({SCHEMA_VERSION})"
-            ),
+            if version < 2 {
+                tx.execute_batch(MIGRATE_V2)
+                    .context("migrating the history to version 2")?;
+            }
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            tx.commit()?;
         }
         Ok(Self { conn })
     }
@@ -248,8 +375,9 @@ impl History {
         let tx = self.conn.transaction()?;
         tx.execute("DELETE FROM runs WHERE run_key = ?1", params![key])?;
         tx.execute(
-            "INSERT INTO runs (run_key, name, plan, plan_sha256, started_at, hilt_version, dir, interrupted, valid)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            "INSERT INTO runs (run_key, name, plan, plan_sha256, started_at, hilt_version, dir, interrupted, valid,
+                 signatures_recorded)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1)",
             params![
                 key,
                 run.name,
@@ -263,7 +391,9 @@ impl History {
             ],
         )?;
         let id = tx.last_insert_rowid();
-        let summaries = summarize(&plain_records(run));
+        let plain = plain_records(run);
+        let summaries = summarize(&plain);
+        let names = named_signatures(run);
         for name in run.variants() {
             let s = summaries
                 .iter()
@@ -274,8 +404,8 @@ impl History {
             let lat = s.latency_us;
             tx.execute(
                 "INSERT INTO variants (run_id, variant, kernel_package, kernel_release, kernel_image_sha256, valid, hangs,
-                     silent_hangs, crashes, infra_errors, not_run, reads, p50_us, p99_us, p999_us)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                     silent_hangs, crashes, infra_errors, not_run, reads, p50_us, p99_us, p999_us, deadlocks, stalls)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
                 params![
                     id,
                     name,
@@ -292,8 +422,17 @@ impl History {
                     lat.map(|l| l.p50 as i64),
                     lat.map(|l| l.p99 as i64),
                     lat.map(|l| l.p999 as i64),
+                    s.deadlocks,
+                    s.stalls,
                 ],
             )?;
+            for c in signature_counts(&plain, &name, &names) {
+                tx.execute(
+                    "INSERT INTO signatures (run_id, variant, signature, valid, deadlocks, stalls)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![id, name, c.signature, c.valid, c.deadlocks, c.stalls],
+                )?;
+            }
         }
         tx.commit()?;
         Ok(id)
@@ -311,7 +450,8 @@ impl History {
     /// Recorded runs, oldest first; the `last_n` most recent when given.
     pub fn runs(&self, plan: Option<&str>, last_n: Option<usize>) -> Result<Vec<HistoryRun>> {
         let mut st = self.conn.prepare(
-            "SELECT id, run_key, name, plan, plan_sha256, started_at, hilt_version, dir, interrupted, valid FROM runs
+            "SELECT id, run_key, name, plan, plan_sha256, started_at, hilt_version, dir, interrupted, valid,
+                    signatures_recorded FROM runs
              WHERE ?1 IS NULL OR plan = ?1 ORDER BY started_at DESC, id DESC LIMIT ?2",
         )?;
         let limit = last_n.map_or(-1, |n| n as i64);
@@ -328,6 +468,7 @@ impl History {
                     dir: r.get(7)?,
                     interrupted: r.get(8)?,
                     valid: r.get(9)?,
+                    signatures_recorded: r.get(10)?,
                     variants: Vec::new(),
                 })
             })?
@@ -335,8 +476,12 @@ impl History {
         runs.reverse();
         let mut st = self.conn.prepare(
             "SELECT variant, kernel_package, kernel_release, kernel_image_sha256, valid, hangs, silent_hangs, crashes,
-                    infra_errors, not_run, reads, p50_us, p99_us, p999_us
+                    infra_errors, not_run, reads, p50_us, p99_us, p999_us, deadlocks, stalls
              FROM variants WHERE run_id = ?1 ORDER BY rowid",
+        )?;
+        let mut sig = self.conn.prepare(
+            "SELECT signature, valid, deadlocks, stalls FROM signatures
+             WHERE run_id = ?1 AND variant = ?2 ORDER BY signature",
         )?;
         for run in &mut runs {
             run.variants = st
@@ -357,9 +502,24 @@ impl History {
                         p50_us: opt(11)?,
                         p99_us: opt(12)?,
                         p999_us: opt(13)?,
+                        deadlocks: r.get(14)?,
+                        stalls: r.get(15)?,
+                        signatures: Vec::new(),
                     })
                 })?
                 .collect::<rusqlite::Result<_>>()?;
+            for v in &mut run.variants {
+                v.signatures = sig
+                    .query_map(params![run.id, v.variant], |r| {
+                        Ok(SignatureCount {
+                            signature: r.get(0)?,
+                            valid: r.get(1)?,
+                            deadlocks: r.get(2)?,
+                            stalls: r.get(3)?,
+                        })
+                    })?
+                    .collect::<rusqlite::Result<_>>()?;
+            }
         }
         Ok(runs)
     }
@@ -388,7 +548,16 @@ impl History {
                     hangs: v.all_hangs(),
                     hang_rate: (v.valid > 0).then(|| v.all_hangs() as f64 / v.valid as f64),
                     hang_ci: wilson(v.all_hangs() as u64, v.valid as u64, 0.95),
+                    deadlocks: v.deadlocks,
+                    stalls: v.stalls,
+                    stall_rate: (v.valid > 0).then(|| v.stalls as f64 / v.valid as f64),
+                    stall_ci: wilson(v.stalls as u64, v.valid as u64, 0.95),
                     p99_us: v.p99_us,
+                    signature_deadlocks: v
+                        .signatures
+                        .iter()
+                        .map(|s| (s.signature.clone(), s.deadlocks))
+                        .collect(),
                 });
             }
         }
@@ -407,9 +576,11 @@ impl History {
     }
 
     /// Compares `run` with the `last_n` earlier runs of its plan: a variant
-    /// regressed when it hangs significantly more than in those runs pooled
-    /// (one-sided Fisher exact test), or when its p99 read latency exceeds
-    /// their maximum by more than `p99_increase_pct`.
+    /// regressed when it hangs (deadlocks, unclassified and silent hangs;
+    /// not stalls) significantly more than in those runs pooled (one-sided
+    /// Fisher exact test), when one of the plan's named signatures that
+    /// never deadlocked in it over those runs deadlocks now, or when its p99
+    /// read latency exceeds their maximum by more than `p99_increase_pct`.
     pub fn regressions(
         &self,
         run: &RunData,
@@ -429,7 +600,9 @@ impl History {
             })
             .take(last_n)
             .collect();
-        let now: Vec<VariantSummary> = summarize(&plain_records(run));
+        let plain = plain_records(run);
+        let now: Vec<VariantSummary> = summarize(&plain);
+        let names = named_signatures(run);
         let mut regressions = Vec::new();
         for s in &now {
             let prev: Vec<&HistoryVariant> = earlier
@@ -440,7 +613,7 @@ impl History {
             if prev.is_empty() {
                 continue;
             }
-            let hangs = s.hangs + s.silent_hangs;
+            let hangs = s.hangs + s.deadlocks + s.silent_hangs;
             let (ph, pv) = prev
                 .iter()
                 .fold((0, 0), |a, v| (a.0 + v.all_hangs(), a.1 + v.valid));
@@ -459,6 +632,11 @@ impl History {
                     kind: RegressionKind::HangRate { hangs, valid: s.iterations, previous_hangs: ph, previous_valid: pv, p },
                 });
             }
+            regressions.extend(signature_regressions(
+                &s.variant,
+                &signature_counts(&plain, &s.variant, &names),
+                &earlier,
+            ));
             let prev_max = prev.iter().filter_map(|v| v.p99_us).max();
             if let (Some(now99), Some(max)) = (s.latency_us.map(|l| l.p99), prev_max) {
                 let increase_pct = (now99 as f64 / max.max(1) as f64 - 1.0) * 100.0;
@@ -495,6 +673,49 @@ impl History {
     }
 }
 
+/// Named signatures that deadlock in `variant` now and never did in the
+/// earlier runs that recorded signatures and ran the variant. In such a
+/// run, a signature without a row was not seen: it counts as absent.
+fn signature_regressions(
+    variant: &str,
+    now: &[SignatureCount],
+    earlier: &[HistoryRun],
+) -> Vec<Regression> {
+    let prev: Vec<&HistoryVariant> = earlier
+        .iter()
+        .filter(|r| r.signatures_recorded)
+        .flat_map(|r| r.variants.iter().filter(|v| v.variant == variant))
+        .collect();
+    let mut out = Vec::new();
+    for c in now.iter().filter(|c| c.deadlocks > 0) {
+        let (prev_deadlocks, prev_valid) = prev.iter().fold((0, 0), |a, v| {
+            let k = v.signature(&c.signature).map_or(0, |s| s.deadlocks);
+            (a.0 + k, a.1 + v.valid)
+        });
+        if prev.is_empty() || prev_valid == 0 || prev_deadlocks > 0 {
+            continue;
+        }
+        out.push(Regression {
+            variant: variant.to_string(),
+            message: format!(
+                "{variant}: signature {} deadlocked in {}/{} iterations; it never did in the previous {} runs (0/{prev_valid})",
+                c.signature,
+                c.deadlocks,
+                c.valid,
+                prev.len()
+            ),
+            kind: RegressionKind::Signature {
+                signature: c.signature.clone(),
+                deadlocks: c.deadlocks,
+                valid: c.valid,
+                previous_runs: prev.len() as u32,
+                previous_valid: prev_valid,
+            },
+        });
+    }
+    out
+}
+
 /// A Markdown table of the trends, one row per run.
 pub fn trends_markdown(t: &Trends) -> String {
     let mut s = format!(
@@ -517,16 +738,57 @@ pub fn trends_markdown(t: &Trends) -> String {
         for v in &t.series {
             match v.points.iter().find(|p| p.run_index == i) {
                 Some(p) => s.push_str(&format!(
-                    " {}/{} {} | {} |",
+                    " {}/{} {}{} | {} |",
                     p.hangs,
                     p.valid,
                     text::interval(p.hang_ci),
+                    if p.stalls > 0 || p.deadlocks > 0 {
+                        format!(" ({} deadlocks, {} stalls)", p.deadlocks, p.stalls)
+                    } else {
+                        String::new()
+                    },
                     p.p99_us.map_or("–".into(), |u| text::micros(u as f64))
                 )),
                 None => s.push_str(" – | – |"),
             }
         }
         s.push('\n');
+    }
+    // The named signatures: deadlocks per run and variant.
+    let names: BTreeSet<&String> = t
+        .series
+        .iter()
+        .flat_map(|v| v.points.iter().flat_map(|p| p.signature_deadlocks.keys()))
+        .collect();
+    if !names.is_empty() {
+        s.push_str("\n## Named signatures: deadlocks / valid iterations\n\n| run |");
+        let mut cols = Vec::new();
+        for name in &names {
+            for v in &t.series {
+                s.push_str(&format!(
+                    " `{}` {} |",
+                    crate::markdown::cell(name),
+                    v.variant
+                ));
+                cols.push((*name, v));
+            }
+        }
+        s.push_str("\n|---|");
+        s.push_str(&"--:|".repeat(cols.len()));
+        s.push('\n');
+        for (i, r) in t.runs.iter().enumerate() {
+            s.push_str(&format!("| {} |", crate::markdown::cell(&r.name)));
+            for (name, v) in &cols {
+                let cell = v
+                    .points
+                    .iter()
+                    .find(|p| p.run_index == i)
+                    .and_then(|p| Some((p.signature_deadlocks.get(*name)?, p.valid)))
+                    .map_or("–".into(), |(k, n)| format!("{k}/{n}"));
+                s.push_str(&format!(" {cell} |"));
+            }
+            s.push('\n');
+        }
     }
     s
 }

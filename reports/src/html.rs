@@ -1,16 +1,21 @@
 //! `index.html`: one self-contained page (inline CSS and SVG, no scripts,
 //! no external assets) whose first screen answers "does the patched kernel
-//! hang less, with what confidence, at what latency cost?".
+//! hang less, with what confidence, at what latency cost?": the verdict on
+//! each of the plan's named signatures first, as a table, then deadlock and
+//! stall rates side by side. Deadlocks (no progress for the whole deadlock
+//! window) and stalls (recovered within it) are counted apart everywhere.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::output::{console_tail, link};
+use crate::plots::signatures::conclusion_words;
 use crate::plots::{color, hex};
 use crate::report::{Comparison, IterationRow, Report, VariantReport};
 use crate::stats::latency::LatencyStats;
 use crate::text;
+use crate::verdict::{Conclusion, SignatureVerdict};
 use crate::Outcome;
 
 /// Escapes text for HTML element content and attribute values.
@@ -56,7 +61,14 @@ th { background: #f5f5f5; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .scroll { overflow-x: auto; }
 .swatch { display: inline-block; width: 11px; height: 11px; margin-right: 5px; vertical-align: -1px; }
-.pass { color: #2a7d2a; } .hang, .silent_hang, .crash { color: #c0392b; font-weight: bold; } .infra_error, .not_run { color: #8a6d00; }
+.pass { color: #2a7d2a; } .hang, .deadlock, .silent_hang, .crash { color: #c0392b; font-weight: bold; } .stall { color: #b35900; font-weight: bold; } .infra_error, .not_run { color: #8a6d00; }
+.verdict table.sigs { margin: 8px 0 4px; font-size: 0.9em; background: #fff; }
+tr.unmet td { background: #fde2e2; }
+td.unmet { color: #b00000; font-weight: bold; text-transform: uppercase; }
+td.met { color: #2a7d2a; font-weight: bold; }
+.waiters { font-size: 0.85em; color: #444; margin-top: 3px; }
+.waiters code { word-break: normal; }
+p.nodecomp { color: #b00000; font-weight: bold; }
 code, .mono { font-family: "DejaVu Sans Mono", monospace; font-size: 0.92em; word-break: break-all; }
 pre { background: #f7f7f7; border: 1px solid #e3e3e3; padding: 6px; max-height: 320px; overflow: auto; font-size: 0.82em; white-space: pre-wrap; }
 .warn { background: #fff8e1; border: 1px solid #f0d68a; padding: 6px 10px; margin: 8px 0; }
@@ -88,9 +100,18 @@ pub fn render(r: &Report, svgs: &[(String, String)], out_dir: &Path) -> String {
     }
     key_figures(&mut h, r);
     let _ = writeln!(h, "</div>");
+    if let Some(s) = svg("signature_deadlocks") {
+        let _ = writeln!(
+            h,
+            "<h2 id=\"named-signatures\">Named signatures</h2><p>Deadlocks that carry each of the plan's named stack \
+             signatures, per variant: the question the run was for. Stalls with the signature are stacked lightly above; \
+             they are counted, not tested.</p>"
+        );
+        figure(&mut h, "signature_deadlocks", s);
+    }
     let _ = writeln!(
         h,
-        "<nav><a href=\"#variants\">variants</a><a href=\"#latency\">latency</a><a href=\"#survival\">time to hang</a>\
+        "<nav><a href=\"#verdict\">verdict</a><a href=\"#variants\">variants</a><a href=\"#latency\">latency</a><a href=\"#survival\">time to hang</a>\
          <a href=\"#signatures\">signatures</a><a href=\"#boards\">boards</a><a href=\"#timelines\">timelines</a>\
          <a href=\"#iterations\">iterations</a><a href=\"#provenance\">provenance</a><a href=\"#methods\">methods</a></nav>"
     );
@@ -148,21 +169,88 @@ fn verdict(h: &mut String, r: &Report) {
         .comparisons
         .iter()
         .any(|c| c.significant && c.rate_difference.unwrap_or(0.0) > 0.0);
+    // The named signatures are the question: a failed expectation, or a
+    // deadlock a variant brought, is red whatever the hang rates say.
+    let sig_bad = r.signature_verdicts.iter().any(|v| {
+        v.met == Some(false)
+            || matches!(v.conclusion, Conclusion::Introduced | Conclusion::Increased)
+    });
+    let sig_good = r.signature_verdicts.iter().any(|v| {
+        v.met == Some(true) || matches!(v.conclusion, Conclusion::Removed | Conclusion::Reduced)
+    });
     let class = match (better, worse) {
         _ if r.valid == Some(false) => "verdict bad",
         (_, true) => "verdict bad",
+        _ if sig_bad => "verdict bad",
+        _ if sig_good => "verdict good",
         (true, false) => "verdict good",
         _ => "verdict",
     };
     let _ = write!(
         h,
-        "<section class=\"{class}\" id=\"verdict\"><div class=\"headline\">{}</div><ul>",
+        "<section class=\"{class}\" id=\"verdict\"><div class=\"headline\">{}</div>",
         esc(&r.verdict.headline)
     );
-    for d in &r.verdict.details {
+    signature_verdicts(h, r);
+    let _ = write!(h, "<ul>");
+    // The table above says what the other signature sentences say.
+    for d in r
+        .verdict
+        .details
+        .iter()
+        .filter(|d| !r.signature_verdicts.iter().any(|v| &v.sentence == *d))
+    {
         let _ = write!(h, "<li>{}</li>", esc(d));
     }
     let _ = writeln!(h, "</ul></section>");
+}
+
+/// The per-signature verdicts, one row per signature and variant: the
+/// counts each side, the anytime-valid p, and whether the plan's
+/// expectation holds (a row that breaks it is flagged in red).
+fn signature_verdicts(h: &mut String, r: &Report) {
+    if r.signature_verdicts.is_empty() {
+        return;
+    }
+    let _ = write!(
+        h,
+        "<table class=\"sigs\"><tr><th>signature</th><th>variant vs baseline</th><th>baseline deadlocks</th>\
+         <th>variant deadlocks</th><th>stalls (baseline / variant)</th><th>anytime-valid p</th><th>conclusion</th><th>expectation</th></tr>"
+    );
+    for v in &r.signature_verdicts {
+        let _ = write!(
+            h,
+            "<tr{}><td class=\"mono\">{}</td><td>{} vs {}</td><td class=\"num\">{}/{}</td><td class=\"num\">{}/{}</td>\
+             <td class=\"num\">{} / {}</td><td class=\"num\">{} {}</td><td>{}</td>{}</tr>",
+            if v.met == Some(false) { " class=\"unmet\"" } else { "" },
+            esc(&v.signature),
+            swatch(r, &v.variant),
+            swatch(r, &v.baseline),
+            v.baseline_deadlocks,
+            v.baseline_valid,
+            v.variant_deadlocks,
+            v.variant_valid,
+            v.baseline_stalls,
+            v.variant_stalls,
+            if v.p_value >= 1.0 { "=" } else { "≤" },
+            text::p_value(v.p_value),
+            esc(&conclusion_words(v)),
+            expectation_cell(v),
+        );
+    }
+    let _ = writeln!(h, "</table>");
+}
+
+fn expectation_cell(v: &SignatureVerdict) -> String {
+    match (&v.expected, v.met) {
+        (Some(e), Some(true)) => format!("<td class=\"met\">met: absent in {}</td>", esc(e)),
+        (Some(e), Some(false)) => format!(
+            "<td class=\"unmet\">✗ NOT MET: expected absent in {}</td>",
+            esc(e)
+        ),
+        (Some(e), None) => format!("<td>expected absent in {}: not shown yet</td>", esc(e)),
+        (None, _) => "<td>–</td>".into(),
+    }
 }
 
 fn figure(h: &mut String, stem: &str, svg: &str) {
@@ -181,14 +269,16 @@ fn figure(h: &mut String, stem: &str, svg: &str) {
 fn key_figures(h: &mut String, r: &Report) {
     let _ = writeln!(
         h,
-        "<div class=\"key\"><table><tr><th>variant</th><th>hangs</th><th>hang rate [95%]</th><th>read p50</th><th>read p99</th></tr>"
+        "<div class=\"key\"><table><tr><th>variant</th><th>hangs</th><th>stalls</th><th>hang rate [95%]</th><th>read p50</th><th>read p99</th></tr>"
     );
     for v in &r.variants {
         let _ = writeln!(
             h,
-            "<tr><td>{}</td><td class=\"num\">{}/{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            "<tr><td>{}</td><td class=\"num\">{}/{}</td><td class=\"num\">{}/{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
             swatch(r, &v.label),
             v.counts.all_hangs(),
+            v.counts.valid,
+            v.counts.stalls,
             v.counts.valid,
             v.hang_rate.map_or("–".into(), |x| format!("{} {}", text::percent(x), text::interval(v.hang_ci))),
             q(v.read_latency.as_ref(), "p50"),
@@ -284,14 +374,17 @@ fn q(s: Option<&LatencyStats>, name: &str) -> String {
 fn variants(h: &mut String, r: &Report) {
     let _ = writeln!(
         h,
-        "<h2 id=\"variants\">Variants</h2><table><tr><th>variant</th><th>kernel</th><th>valid</th><th>hangs</th><th>silent hangs</th>\
-         <th>crashes</th><th>infra errors</th><th>not run</th><th>hang rate [95%]</th><th>read p50</th><th>read p99</th>\
-         <th>median max PSI some/full</th><th>median max swap</th></tr>"
+        "<h2 id=\"variants\">Variants</h2><table><tr><th>variant</th><th>kernel</th><th>valid</th><th>deadlocks</th><th>stalls</th>\
+         <th>unclassified hangs</th><th>silent hangs</th><th>crashes</th><th>infra errors</th><th>not run</th><th>hang rate [95%]</th>\
+         <th>stall rate [95%]</th><th>read p50</th><th>read p99</th><th>median max PSI some/full</th><th>median max swap</th></tr>"
     );
     for v in &r.variants {
         let c = &v.counts;
         let rate = v.hang_rate.map_or("–".into(), |x| {
             format!("{} {}", text::percent(x), text::interval(v.hang_ci))
+        });
+        let stall_rate = v.stall_rate.map_or("–".into(), |x| {
+            format!("{} {}", text::percent(x), text::interval(v.stall_ci))
         });
         let psi = match (v.median_max_psi_some, v.median_max_psi_full) {
             (Some(s), Some(f)) => format!("{s:.0}% / {f:.0}%"),
@@ -301,10 +394,13 @@ fn variants(h: &mut String, r: &Report) {
             h,
             "<tr><td>{}</td><td class=\"mono\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
              <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td><td class=\"num\">{stall_rate}</td><td class=\"num\">{}</td>\
              <td class=\"num\">{}</td><td class=\"num\">{psi}</td><td class=\"num\">{}</td></tr>",
             swatch(r, &v.label),
             esc(&v.kernel_release),
             c.valid,
+            c.deadlocks,
+            c.stalls,
             c.hangs,
             c.silent_hangs,
             c.crashes,
@@ -444,8 +540,28 @@ fn latency(h: &mut String, r: &Report, read: Option<&str>, decompress: Option<&s
     if let Some(s) = read {
         figure(h, "read_latency", s);
     }
+    // One line per variant, present or not: a probe that failed is said.
+    let lines: Vec<(bool, String)> = r
+        .variants
+        .iter()
+        .filter_map(|v| {
+            Some((
+                v.decompress_latency.is_some(),
+                crate::report::decompress_line(v)?,
+            ))
+        })
+        .collect();
+    if !lines.is_empty() {
+        let _ = writeln!(
+            h,
+            "<h3 id=\"decompression\">Decompression-path latency</h3>"
+        );
+        for (present, line) in &lines {
+            let class = if *present { "decomp" } else { "nodecomp" };
+            let _ = writeln!(h, "<p class=\"{class}\">{}</p>", esc(line));
+        }
+    }
     if r.variants.iter().any(|v| v.decompress_latency.is_some()) {
-        let _ = writeln!(h, "<h3>Decompression-path latency</h3>");
         latency_table(h, r, |v| v.decompress_latency.as_ref());
         let _ = writeln!(
             h,
@@ -559,9 +675,13 @@ fn signatures(h: &mut String, r: &Report, _out_dir: &Path) {
     for s in &r.signatures {
         let _ = write!(
             h,
-            "<tr><td class=\"mono\">{}</td><td class=\"{o}\">{o}</td>",
+            "<tr><td class=\"mono\">{}</td><td>{}</td>",
             esc(&s.title),
-            o = s.outcome.as_str()
+            outcome_tally(r, &s.title)
+                .iter()
+                .map(|(o, n)| format!("<span class=\"{o}\">{o}</span> {n}", o = o.as_str()))
+                .collect::<Vec<_>>()
+                .join(" · ")
         );
         for v in &r.variants {
             let _ = write!(
@@ -581,6 +701,21 @@ fn signatures(h: &mut String, r: &Report, _out_dir: &Path) {
     let _ = writeln!(h, "</table>");
 }
 
+/// How the iterations with this failure title ended: one title can be a
+/// deadlock in one boot and a stall in the next.
+pub(crate) fn outcome_tally(r: &Report, title: &str) -> Vec<(Outcome, u32)> {
+    let mut out: Vec<(Outcome, u32)> = Vec::new();
+    for it in r.iterations.iter().filter(|i| {
+        i.outcome.is_kernel_failure() && i.signature.as_deref().unwrap_or("(no signature)") == title
+    }) {
+        match out.iter_mut().find(|(o, _)| *o == it.outcome) {
+            Some((_, n)) => *n += 1,
+            None => out.push((it.outcome, 1)),
+        }
+    }
+    out
+}
+
 fn stack_signatures(h: &mut String, r: &Report) {
     let names: BTreeSet<&String> = r
         .variants
@@ -592,7 +727,7 @@ fn stack_signatures(h: &mut String, r: &Report) {
     }
     let _ = write!(
         h,
-        "<h3>Stack signatures named by the plan</h3><table><tr><th>signature</th>"
+        "<h3>Stack signatures named by the plan: iterations that showed each, any outcome</h3><table><tr><th>signature</th>"
     );
     for v in &r.variants {
         let _ = write!(h, "<th>{}</th>", swatch(r, &v.label));
@@ -610,15 +745,23 @@ fn stack_signatures(h: &mut String, r: &Report) {
 }
 
 fn boards(h: &mut String, r: &Report) {
-    let _ = writeln!(h, "<h2 id=\"boards\">Boards</h2><table><tr><th>board</th><th>variant</th><th>valid</th><th>hangs</th><th>crashes</th><th>hang rate [95%]</th></tr>");
+    let _ = writeln!(h, "<h2 id=\"boards\">Boards</h2><table><tr><th>board</th><th>variant</th><th>valid</th><th>hangs</th><th>of which deadlocks</th><th>stalls</th><th>crashes</th><th>hang rate [95%]</th></tr>");
     for b in &r.boards {
+        let count = |o: Outcome| {
+            r.iterations
+                .iter()
+                .filter(|i| i.board == b.board && i.label == b.label && i.outcome == o)
+                .count()
+        };
         let _ = writeln!(
             h,
-            "<tr><td class=\"mono\">{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{} {}</td></tr>",
+            "<tr><td class=\"mono\">{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{} {}</td></tr>",
             esc(&b.board),
             swatch(r, &b.label),
             b.valid,
             b.hangs,
+            count(Outcome::Deadlock),
+            count(Outcome::Stall),
             b.crashes,
             b.hang_rate.map_or("–".into(), text::percent),
             text::interval(b.hang_ci)
@@ -639,7 +782,7 @@ fn iterations(h: &mut String, r: &Report, out_dir: &Path) {
         });
         let _ = writeln!(
             h,
-            "<tr id=\"{}\"><td>{}</td><td class=\"num\">{}</td><td class=\"mono\">{}</td><td class=\"{o}\">{o}</td><td>{}</td>\
+            "<tr id=\"{}\"><td>{}</td><td class=\"num\">{}</td><td class=\"mono\">{}</td><td class=\"{o}\">{o}</td><td>{}{}</td>\
              <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
              <td class=\"num\">{}</td><td>{console}</td></tr>",
             row_anchor(&it.label, it.iteration),
@@ -647,6 +790,7 @@ fn iterations(h: &mut String, r: &Report, out_dir: &Path) {
             it.iteration,
             esc(&it.board),
             esc(&detail_cell(it)),
+            hang_watch_html(it),
             if it.recorded { text::duration_ms(it.wall_ms) } else { "–".into() },
             it.failure_after_ms.map_or("–".into(), text::duration_ms),
             it.reads,
@@ -674,6 +818,50 @@ fn iterations(h: &mut String, r: &Report, out_dir: &Path) {
         }
     }
     let _ = writeln!(h, "</table>");
+}
+
+/// For a deadlock or a stall: who waited on what, and when a stall resumed.
+fn hang_watch_html(it: &IterationRow) -> String {
+    let Some(w) = &it.hang else {
+        return String::new();
+    };
+    if !matches!(it.outcome, Outcome::Deadlock | Outcome::Stall) {
+        return String::new();
+    }
+    let mut parts = Vec::new();
+    match (it.outcome, w.resumed_after_ms) {
+        (Outcome::Stall, Some(ms)) => parts.push(format!(
+            "<b>resumed after {}</b>{}",
+            esc(&text::duration_ms(ms)),
+            w.progress
+                .as_ref()
+                .map_or(String::new(), |p| format!(" ({})", esc(p)))
+        )),
+        (Outcome::Deadlock, _) => parts.push(format!(
+            "<b>no progress for the whole {} window</b>",
+            esc(&text::duration_ms(w.window_ms))
+        )),
+        _ => {}
+    }
+    if !w.waiters.is_empty() {
+        let list: Vec<String> = w
+            .waiters
+            .iter()
+            .map(|x| {
+                format!(
+                    "<code>{}</code> in <code>{}</code>{}",
+                    esc(&x.task),
+                    esc(&x.waits_in),
+                    x.blocked_s.map_or(String::new(), |b| format!(" ({b} s)"))
+                )
+            })
+            .collect();
+        parts.push(format!("waiters: {}", list.join(", ")));
+    }
+    if parts.is_empty() {
+        return String::new();
+    }
+    format!("<div class=\"waiters\">{}</div>", parts.join("; "))
 }
 
 fn detail_cell(it: &IterationRow) -> String {
@@ -795,8 +983,14 @@ fn methods(h: &mut String, r: &Report) {
     let _ = writeln!(
         h,
         "<h2 id=\"methods\">Methods</h2><ul>\
-         <li>Hang rate = (hangs + silent hangs) / iterations with a kernel verdict (pass, hang, silent hang, crash); \
-         infrastructure errors and iterations that did not run are excluded. Intervals are 95% Wilson score intervals.</li>\
+         <li>A deadlock is a hang that made no progress for the whole deadlock window; a stall is one that recovered within it \
+         (a finding, not a pass, and not a hang); an unclassified hang is one not watched for a window (window 0, or an older record).</li>\
+         <li>Hang rate = (deadlocks + unclassified hangs + silent hangs) / iterations with a kernel verdict (pass, deadlock, stall, \
+         hang, silent hang, crash); stall rate = stalls / the same iterations. Infrastructure errors and iterations that did not run \
+         are excluded. Intervals are 95% Wilson score intervals.</li>\
+         <li>Named signatures: deadlocks (and unclassified or silent hangs) that carry the signature, variant against baseline, \
+         by an anytime-valid sequential test on paired iterations: its p stays valid however often the run was looked at. \
+         Stalls with the signature are counted, not tested.</li>\
          <li>Each variant is compared with the baseline ({}) by a two-sided Fisher exact test, at α = {}.</li>\
          <li>Iterations needed: the smallest n per variant at which Fisher's exact test reaches {:.0}% power for the given rates, \
          by exact enumeration up to 1000 per variant, otherwise Fleiss' continuity-corrected normal approximation.</li>\

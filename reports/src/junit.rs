@@ -1,7 +1,10 @@
 //! `junit.xml`: one test case per iteration, so CI systems show hangs as
-//! failed tests. A hang, silent hang or crash is a `<failure>` carrying the
-//! signature and a log excerpt; an infrastructure error is an `<error>`;
-//! an iteration that did not run is `<skipped>`.
+//! failed tests. A deadlock, stall, hang, silent hang or crash is a
+//! `<failure>` whose type is the outcome, carrying the signature and a log
+//! excerpt (and for deadlocks and stalls the waiters); an infrastructure
+//! error is an `<error>`; an iteration that did not run is `<skipped>`.
+//! Each per-signature verdict is a test case of its own, failing when the
+//! plan's expectation is not met.
 
 use std::fmt::Write as _;
 
@@ -9,6 +12,8 @@ use quick_xml::escape::escape;
 
 use crate::output::{console_tail, strip_terminal};
 use crate::report::{ControlRow, IterationRow, Report};
+use crate::text;
+use crate::verdict::SignatureVerdict;
 use crate::Outcome;
 
 /// XML 1.0 cannot carry most control characters, even escaped; consoles
@@ -27,6 +32,39 @@ fn evidence(it: &IterationRow) -> String {
         s.push_str(&it.detail);
         s.push_str("\n\n");
     }
+    if let Some(w) = &it.hang {
+        match (it.outcome, w.resumed_after_ms) {
+            (Outcome::Stall, Some(ms)) => {
+                let _ = writeln!(
+                    s,
+                    "recovered after {}{}",
+                    text::duration_ms(ms),
+                    w.progress
+                        .as_ref()
+                        .map_or(String::new(), |p| format!(": {p}"))
+                );
+            }
+            (Outcome::Deadlock, _) => {
+                let _ = writeln!(
+                    s,
+                    "no progress for the whole {} deadlock window",
+                    text::duration_ms(w.window_ms)
+                );
+            }
+            _ => {}
+        }
+        for x in &w.waiters {
+            let _ = writeln!(
+                s,
+                "waiter: {} in {}{}",
+                x.task,
+                x.waits_in,
+                x.blocked_s
+                    .map_or(String::new(), |b| format!(" (blocked {b} s)"))
+            );
+        }
+        s.push('\n');
+    }
     if !it.excerpt.trim().is_empty() {
         s.push_str(&it.excerpt);
     } else if let Some(tail) = it.console_log.as_ref().and_then(|p| console_tail(p, 60)) {
@@ -37,6 +75,27 @@ fn evidence(it: &IterationRow) -> String {
         let _ = write!(s, "\n\nconsole log: {}", p.display());
     }
     s
+}
+
+/// The failure message: the signature, and for a stall that it recovered.
+fn failure_message(it: &IterationRow) -> String {
+    let title = it.signature.clone().unwrap_or_else(|| it.detail.clone());
+    match (
+        it.outcome,
+        it.hang.as_ref().and_then(|w| w.resumed_after_ms),
+    ) {
+        (Outcome::Stall, Some(ms)) => {
+            format!("stall, recovered after {}: {title}", text::duration_ms(ms))
+        }
+        (Outcome::Stall, None) => format!("stall, recovered: {title}"),
+        (Outcome::Deadlock, _) => format!("deadlock: {title}"),
+        _ => title,
+    }
+}
+
+/// A signature verdict fails when the plan's expectation is not met.
+fn sig_fail(v: &SignatureVerdict) -> bool {
+    v.met == Some(false)
 }
 
 pub fn render(r: &Report) -> String {
@@ -63,16 +122,55 @@ pub fn render(r: &Report) -> String {
     let c_skip = |c: &&ControlRow| !c.recorded;
     let cn = |f: &dyn Fn(&&ControlRow) -> bool| r.controls.iter().filter(f).count();
     let c_secs: f64 = r.controls.iter().map(|c| c.wall_ms as f64 / 1000.0).sum();
+    let sv = &r.signature_verdicts;
+    let sv_fail = sv.iter().filter(|v| sig_fail(v)).count();
     let _ = writeln!(
         x,
         "<testsuites name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" time=\"{:.3}\">",
         xml_text(&r.title),
-        r.iterations.len() + r.controls.len(),
-        count(&fail, None) + cn(&c_fail),
+        r.iterations.len() + r.controls.len() + sv.len(),
+        count(&fail, None) + cn(&c_fail) + sv_fail,
         count(&err, None) + cn(&c_err),
         count(&skip, None) + cn(&c_skip),
         secs(None) + c_secs
     );
+    if !sv.is_empty() {
+        let _ = writeln!(
+            x,
+            "  <testsuite name=\"signature verdicts\" tests=\"{}\" failures=\"{sv_fail}\" errors=\"0\" skipped=\"0\" time=\"0.000\">",
+            sv.len()
+        );
+        for v in sv {
+            let _ = write!(
+                x,
+                "    <testcase classname=\"signature verdicts\" name=\"{}: {} vs {}\" time=\"0.000\">\n      ",
+                xml_text(&v.signature),
+                xml_text(&v.variant),
+                xml_text(&v.baseline)
+            );
+            if sig_fail(v) {
+                let _ = write!(
+                    x,
+                    "<failure message=\"{}\" type=\"signature_expectation\">{}</failure>",
+                    xml_text(&v.sentence),
+                    xml_text(&format!(
+                        "expected absent in {}; deadlocks with the signature: {} {}/{}, {} {}/{}",
+                        v.expected.as_deref().unwrap_or(""),
+                        v.baseline,
+                        v.baseline_deadlocks,
+                        v.baseline_valid,
+                        v.variant,
+                        v.variant_deadlocks,
+                        v.variant_valid
+                    ))
+                );
+            } else {
+                let _ = write!(x, "<system-out>{}</system-out>", xml_text(&v.sentence));
+            }
+            let _ = writeln!(x, "\n    </testcase>");
+        }
+        let _ = writeln!(x, "  </testsuite>");
+    }
     if !r.controls.is_empty() {
         let _ = writeln!(
             x,
@@ -144,11 +242,10 @@ pub fn render(r: &Report) -> String {
             match it.outcome {
                 Outcome::Pass => x.push_str("/>\n"),
                 o if o.is_kernel_failure() => {
-                    let title = it.signature.clone().unwrap_or_else(|| it.detail.clone());
                     let _ = writeln!(
                         x,
                         ">\n      <failure message=\"{}\" type=\"{}\">{}</failure>\n    </testcase>",
-                        xml_text(&title),
+                        xml_text(&failure_message(it)),
                         o.as_str(),
                         xml_text(&evidence(it))
                     );

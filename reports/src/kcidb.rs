@@ -2,7 +2,9 @@
 //! kcidb-io): each variant's kernel is a build (with a checkout naming the
 //! Debian package), each iteration a test of it.
 //!
-//! Statuses: pass → PASS; hang, silent hang, crash → FAIL; infra_error →
+//! Statuses: pass → PASS; deadlock, stall, hang, silent hang, crash →
+//! FAIL (the test's `misc` says which kind of hang, and for deadlocks and
+//! stalls who waited on what and when a stall resumed); infra_error →
 //! ERROR (the test did not complete, the kernel's status is unknown);
 //! not_run → SKIP; a planned iteration with no record at all (the run was
 //! interrupted) → MISS. A positive control is a test of its own (path
@@ -36,11 +38,59 @@ fn component(s: &str) -> String {
 pub fn status(it: &IterationRow) -> &'static str {
     match it.outcome {
         Outcome::Pass => "PASS",
-        Outcome::Hang | Outcome::SilentHang | Outcome::Crash => "FAIL",
+        Outcome::Hang
+        | Outcome::Deadlock
+        | Outcome::Stall
+        | Outcome::SilentHang
+        | Outcome::Crash => "FAIL",
         Outcome::InfraError => "ERROR",
         Outcome::NotRun if !it.recorded => "MISS",
         Outcome::NotRun => "SKIP",
     }
+}
+
+/// Which kind of hang an iteration ended in; None when it did not hang.
+pub fn hang_kind(o: Outcome) -> Option<&'static str> {
+    match o {
+        Outcome::Deadlock => Some("deadlock"),
+        Outcome::Stall => Some("stall"),
+        Outcome::Hang => Some("unclassified"),
+        Outcome::SilentHang => Some("silent"),
+        _ => None,
+    }
+}
+
+/// Hang kind, deadlock window and waiters, added to a test's `misc`.
+fn hang_misc(it: &IterationRow, misc: &mut Value) {
+    let Some(kind) = hang_kind(it.outcome) else {
+        return;
+    };
+    misc["hang_kind"] = json!(kind);
+    let Some(w) = &it.hang else {
+        return;
+    };
+    misc["deadlock_window_ms"] = json!(w.window_ms);
+    if let Some(ms) = w.resumed_after_ms {
+        misc["resumed_after_ms"] = json!(ms);
+    }
+    if let Some(p) = &w.progress {
+        misc["progress"] = json!(p);
+    }
+    if let Some(s) = w.longest_blocked_s {
+        misc["longest_blocked_s"] = json!(s);
+    }
+    misc["waiters"] = Value::Array(
+        w.waiters
+            .iter()
+            .map(|x| {
+                let mut o = json!({"task": x.task, "waits_in": x.waits_in, "frames": x.frames});
+                if let Some(b) = x.blocked_s {
+                    o["blocked_s"] = json!(b);
+                }
+                o
+            })
+            .collect(),
+    );
 }
 
 fn excerpt(s: &str) -> String {
@@ -123,6 +173,7 @@ pub fn to_value(r: &Report) -> Value {
                 "verity_root_hash": run.and_then(|x| x.verity_root_hash.clone()),
             },
         });
+        hang_misc(it, &mut t["misc"]);
         if it.recorded {
             t["duration"] = json!(it.wall_ms as f64 / 1000.0);
             if !it.started_at.is_empty() {

@@ -1,11 +1,14 @@
-//! `summary.md`: the verdict and the key tables, for CI job pages.
+//! `summary.md`: the verdict and the key tables, for CI job pages: the
+//! per-signature verdicts first, then deadlocks and stalls counted apart.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::output::link;
+use crate::plots::signatures::conclusion_words;
 use crate::report::Report;
 use crate::text;
+use crate::Outcome;
 
 /// Escapes a table cell: pipes would end it, newlines would end the row.
 pub fn cell(s: &str) -> String {
@@ -18,7 +21,48 @@ pub fn render(r: &Report, out_dir: &Path) -> String {
     let mut m = String::new();
     let _ = writeln!(m, "# {}\n", r.title);
     let _ = writeln!(m, "**{}**\n", r.verdict.headline);
-    for d in &r.verdict.details {
+    if !r.signature_verdicts.is_empty() {
+        let _ = writeln!(
+            m,
+            "| signature | variant vs baseline | baseline deadlocks | variant deadlocks | stalls (baseline / variant) | anytime-valid p | conclusion | expectation |\n|---|---|--:|--:|--:|--:|---|---|"
+        );
+        for v in &r.signature_verdicts {
+            let p = format!(
+                "{} {}",
+                if v.p_value >= 1.0 { "=" } else { "≤" },
+                text::p_value(v.p_value)
+            );
+            let expectation = match (&v.expected, v.met) {
+                (Some(e), Some(true)) => format!("met (absent in {e})"),
+                (Some(e), Some(false)) => format!("**✗ NOT MET: expected absent in {e}**"),
+                (Some(e), None) => format!("expected absent in {e}: not shown yet"),
+                (None, _) => "–".into(),
+            };
+            let _ = writeln!(
+                m,
+                "| `{}` | {} vs {} | {}/{} | {}/{} | {} / {} | {p} | {} | {} |",
+                cell(&v.signature),
+                cell(&v.variant),
+                cell(&v.baseline),
+                v.baseline_deadlocks,
+                v.baseline_valid,
+                v.variant_deadlocks,
+                v.variant_valid,
+                v.baseline_stalls,
+                v.variant_stalls,
+                cell(&conclusion_words(v)),
+                cell(&expectation),
+            );
+        }
+        m.push('\n');
+    }
+    // The table above says what the other signature sentences say.
+    for d in r
+        .verdict
+        .details
+        .iter()
+        .filter(|d| !r.signature_verdicts.iter().any(|v| &v.sentence == *d))
+    {
         let _ = writeln!(m, "- {d}");
     }
     for w in &r.warnings {
@@ -26,7 +70,7 @@ pub fn render(r: &Report, out_dir: &Path) -> String {
     }
     let _ = writeln!(
         m,
-        "\n| variant | kernel | valid | hangs | silent | crashes | infra errors | hang rate [95%] | read p50 | read p99 |\n|---|---|--:|--:|--:|--:|--:|---|--:|--:|"
+        "\n| variant | kernel | valid | deadlocks | stalls | unclassified hangs | silent hangs | crashes | infra errors | hang rate [95%] | stall rate [95%] | read p50 | read p99 |\n|---|---|--:|--:|--:|--:|--:|--:|--:|---|---|--:|--:|"
     );
     for v in &r.variants {
         let c = &v.counts;
@@ -38,10 +82,12 @@ pub fn render(r: &Report, out_dir: &Path) -> String {
         };
         let _ = writeln!(
             m,
-            "| {} | `{}` | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | `{}` | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             cell(&v.label),
             cell(&v.kernel_release),
             c.valid,
+            c.deadlocks,
+            c.stalls,
             c.hangs,
             c.silent_hangs,
             c.crashes,
@@ -50,6 +96,11 @@ pub fn render(r: &Report, out_dir: &Path) -> String {
                 "{} {}",
                 text::percent(x),
                 text::interval(v.hang_ci)
+            )),
+            v.stall_rate.map_or("–".into(), |x| format!(
+                "{} {}",
+                text::percent(x),
+                text::interval(v.stall_ci)
             )),
             q("p50"),
             q("p99"),
@@ -97,6 +148,7 @@ pub fn render(r: &Report, out_dir: &Path) -> String {
             m.push('\n');
         }
     }
+    deadlocks_and_stalls(&mut m, r);
     if !r.controls.is_empty() {
         let _ = writeln!(
             m,
@@ -130,7 +182,11 @@ pub fn render(r: &Report, out_dir: &Path) -> String {
                 m,
                 "| `{}` | {} | {} ({}) |",
                 cell(&s.title),
-                s.outcome.as_str(),
+                crate::html::outcome_tally(r, &s.title)
+                    .iter()
+                    .map(|(o, n)| format!("{} {n}", o.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 s.total,
                 cell(&per.join(", "))
             );
@@ -182,4 +238,64 @@ pub fn render(r: &Report, out_dir: &Path) -> String {
         link(out_dir, &out_dir.join("index.html"))
     );
     m
+}
+
+/// The first deadlocks and stalls, with who waited on what and, for a
+/// stall, when it resumed.
+fn deadlocks_and_stalls(m: &mut String, r: &Report) {
+    const MAX: usize = 10;
+    let rows: Vec<&crate::report::IterationRow> = r
+        .iterations
+        .iter()
+        .filter(|i| matches!(i.outcome, Outcome::Deadlock | Outcome::Stall))
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        m,
+        "\n| iteration | outcome | signature | waiters | resumed after |\n|---|---|---|---|--:|"
+    );
+    for it in rows.iter().take(MAX) {
+        let w = it.hang.as_ref();
+        let waiters: Vec<String> = w
+            .map(|w| {
+                w.waiters
+                    .iter()
+                    .map(|x| format!("{} in {}", x.task, x.waits_in))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let resumed = match (it.outcome, w.and_then(|w| w.resumed_after_ms)) {
+            (Outcome::Stall, Some(ms)) => text::duration_ms(ms),
+            (Outcome::Deadlock, _) => {
+                format!(
+                    "never ({} window)",
+                    text::duration_ms(w.map_or(0, |w| w.window_ms))
+                )
+            }
+            _ => "–".into(),
+        };
+        let _ = writeln!(
+            m,
+            "| {} #{} | {} | `{}` | {} | {} |",
+            cell(&it.label),
+            it.iteration,
+            it.outcome.as_str(),
+            cell(it.signature.as_deref().unwrap_or(&it.detail)),
+            cell(&if waiters.is_empty() {
+                "–".to_string()
+            } else {
+                waiters.join(", ")
+            }),
+            resumed
+        );
+    }
+    if rows.len() > MAX {
+        let _ = writeln!(
+            m,
+            "\n{} more deadlocks and stalls in index.html.",
+            rows.len() - MAX
+        );
+    }
 }

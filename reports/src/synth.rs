@@ -1,8 +1,10 @@
 //! Synthetic results directories, for tests and benchmarks: the same files
 //! the harness writes (run.json, results.jsonl, events.jsonl, summary.json,
 //! plan.yaml, iterations/*/console.log), generated deterministically from a
-//! seed, with exact numbers of hangs, silent hangs, crashes and
-//! infrastructure errors per variant.
+//! seed, with exact numbers of hangs (unclassified), deadlocks, stalls,
+//! silent hangs, crashes and infrastructure errors per variant. Deadlocks
+//! and stalls carry what the deadlock window saw ([`HangWatch`]): who
+//! waited on what, and for a stall when it resumed.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -14,7 +16,8 @@ use hilt_protocol::LatencyHisto;
 use serde_json::json;
 
 use crate::load::Slot;
-use crate::{Detector, Failure, IterationRecord, Outcome, RESULTS_VERSION};
+use crate::verdict::Question;
+use crate::{Detector, Failure, HangWatch, IterationRecord, Outcome, Waiter, RESULTS_VERSION};
 
 /// The positive control synthetic runs name: the harness's only one so far.
 pub const CONTROL: &str = "swap_freeze";
@@ -25,7 +28,12 @@ pub struct SynthVariant {
     pub kernel_package: String,
     pub kernel_release: String,
     pub iterations: u32,
+    /// Hangs without a deadlock window (`Outcome::Hang`), as old records have.
     pub hangs: u32,
+    /// Hangs that made no progress for the whole deadlock window.
+    pub deadlocks: u32,
+    /// Hangs that recovered within the deadlock window.
+    pub stalls: u32,
     pub silent_hangs: u32,
     pub crashes: u32,
     pub infra_errors: u32,
@@ -37,6 +45,13 @@ pub struct SynthVariant {
     pub read_sigma: f64,
     /// Decompression-path latency, when the variant measures it.
     pub decompress_median_us: Option<f64>,
+    /// Why the agent could not probe the decompression path (recorded on
+    /// every valid iteration when set).
+    pub decompress_probe_error: Option<String>,
+    /// The deadlock window deadlocks and stalls were watched for (s).
+    pub deadlock_window_s: u64,
+    /// A stall resumes uniformly within this time after detection (s).
+    pub stall_resume_s: (f64, f64),
     /// Fraction of decompressions outside kworkers (in a bio completion).
     pub decompress_direct_fraction: f64,
     /// The plan's named stack signatures a hang of this variant shows.
@@ -55,6 +70,8 @@ impl SynthVariant {
             kernel_release: format!("6.1.0-{n}-arm64"),
             iterations,
             hangs: 0,
+            deadlocks: 0,
+            stalls: 0,
             silent_hangs: 0,
             crashes: 0,
             infra_errors: 0,
@@ -63,6 +80,9 @@ impl SynthVariant {
             read_median_us: 3000.0,
             read_sigma: 0.9,
             decompress_median_us: None,
+            decompress_probe_error: None,
+            deadlock_window_s: 120,
+            stall_resume_s: (5.0, 60.0),
             decompress_direct_fraction: 0.0,
             stack_signatures: Vec::new(),
             control: None,
@@ -87,6 +107,22 @@ impl SynthVariant {
 
     pub fn hangs(mut self, n: u32) -> Self {
         self.hangs = n;
+        self
+    }
+
+    pub fn deadlocks(mut self, n: u32) -> Self {
+        self.deadlocks = n;
+        self
+    }
+
+    pub fn stalls(mut self, n: u32) -> Self {
+        self.stalls = n;
+        self
+    }
+
+    /// The agent could not probe the decompression path, for this reason.
+    pub fn decompress_probe_error(mut self, why: &str) -> Self {
+        self.decompress_probe_error = Some(why.into());
         self
     }
 
@@ -139,6 +175,9 @@ pub struct SynthRun {
     pub stop_after: Option<usize>,
     /// Leave half a record at the end of results.jsonl, as a power cut does.
     pub torn_last_line: bool,
+    /// The plan's question, written to run.json; without it a report asks
+    /// about the signatures the records name, expecting nothing.
+    pub question: Option<Question>,
 }
 
 impl SynthRun {
@@ -155,6 +194,7 @@ impl SynthRun {
             summary: true,
             stop_after: None,
             torn_last_line: false,
+            question: None,
         }
     }
 
@@ -224,6 +264,7 @@ pub fn write_run(dir: &Path, spec: &SynthRun) -> Result<()> {
             "verity_salt": "00",
         },
         "order": order,
+        "question": spec.question,
     });
     std::fs::write(dir.join("run.json"), serde_json::to_vec_pretty(&run_json)?)?;
     std::fs::write(
@@ -236,6 +277,8 @@ pub fn write_run(dir: &Path, spec: &SynthRun) -> Result<()> {
     let mut fates: Vec<Vec<Outcome>> = Vec::new();
     for v in &spec.variants {
         let mut f: Vec<Outcome> = std::iter::repeat_n(Outcome::Hang, v.hangs as usize)
+            .chain(std::iter::repeat_n(Outcome::Deadlock, v.deadlocks as usize))
+            .chain(std::iter::repeat_n(Outcome::Stall, v.stalls as usize))
             .chain(std::iter::repeat_n(
                 Outcome::SilentHang,
                 v.silent_hangs as usize,
@@ -367,6 +410,12 @@ fn one_iteration(
             (Some(t), t + 5000)
         }
     };
+    let hang = hang_watch(v, fate, rng);
+    // Deadlocks are watched for the whole window, stalls until they resume.
+    let wall_ms = wall_ms
+        + hang
+            .as_ref()
+            .map_or(0, |h| h.resumed_after_ms.unwrap_or(h.window_ms));
     let running_ms = match fate {
         Outcome::InfraError => 0,
         _ => detected_ms
@@ -462,6 +511,23 @@ fn one_iteration(
             fate,
             "boot timed out: no agent hello within 90 s".to_string(),
         ),
+        Outcome::Deadlock => (
+            fate,
+            format!(
+                "deadlock: no progress for the whole {} s window",
+                v.deadlock_window_s
+            ),
+        ),
+        Outcome::Stall => (
+            fate,
+            format!(
+                "stall: recovered after {} s ({})",
+                hang.as_ref().and_then(|h| h.resumed_after_ms).unwrap_or(0) / 1000,
+                hang.as_ref()
+                    .and_then(|h| h.progress.clone())
+                    .unwrap_or_default(),
+            ),
+        ),
         _ => (
             fate,
             failure
@@ -494,17 +560,59 @@ fn one_iteration(
         "read_latency_us": read_latency_us,
         "decompress_latency_us": decompress_latency_us,
         "decompress_func": (decompress_calls > 0.0).then_some("z_erofs_decompress_queue"),
+        "decompress_probe_error": if fate.is_valid() { v.decompress_probe_error.clone() } else { None },
         "decompress_calls_in_worker": (decompress_calls * (1.0 - v.decompress_direct_fraction)) as u64,
         "decompress_calls_elsewhere": (decompress_calls * v.decompress_direct_fraction) as u64,
         "max_swap_used_kb": if fate == Outcome::InfraError { 0 } else { peak_swap_kb },
         "max_psi_some_avg10": peak_psi as f32,
         "max_psi_full_avg10": (peak_psi * 0.6) as f32,
         "console_log": console_rel,
-        "signatures": if fate.is_hang() && slot.control.is_none() { v.stack_signatures.clone() } else { Vec::new() },
+        "signatures": if (fate.is_hang() || fate == Outcome::Stall) && slot.control.is_none() { v.stack_signatures.clone() } else { Vec::new() },
         "control": slot.control,
+        "hang": hang,
         "host_cpu_ms": 40 + rng.u64(0..60),
     });
     Ok(serde_json::from_value(record)?)
+}
+
+/// What the deadlock window saw: nothing moving for a deadlock, a reader
+/// resuming for a stall. The waiters are the erofs deadlock's: the task
+/// whose bio completion decompresses, and a reader queued behind it.
+fn hang_watch(v: &SynthVariant, fate: Outcome, rng: &mut fastrand::Rng) -> Option<HangWatch> {
+    let window_ms = v.deadlock_window_s * 1000;
+    let resumed_after_ms = match fate {
+        Outcome::Deadlock => None,
+        Outcome::Stall => {
+            let (a, b) = v.stall_resume_s;
+            Some((((a + rng.f64() * (b - a)) * 1000.0) as u64).min(window_ms.max(1000) - 1000))
+        }
+        _ => return None,
+    };
+    let blocked = 10 + resumed_after_ms.unwrap_or(window_ms) / 1000;
+    Some(HangWatch {
+        window_ms,
+        resumed_after_ms,
+        progress: resumed_after_ms.map(|_| "reader 0 read 4 MiB".to_string()),
+        longest_blocked_s: Some(blocked),
+        waiters: vec![
+            Waiter {
+                task: "kworker/u4:2:61".into(),
+                waits_in: "mmc_blk_rw_wait".into(),
+                frames: vec![
+                    "mmc_blk_rw_wait".into(),
+                    "mmc_blk_mq_issue_rq".into(),
+                    "z_erofs_decompress_queue".into(),
+                ],
+                blocked_s: Some(blocked),
+            },
+            Waiter {
+                task: "hilt-reader:212".into(),
+                waits_in: "folio_wait_bit_common".into(),
+                frames: vec!["folio_wait_bit_common".into(), "filemap_read".into()],
+                blocked_s: Some(blocked.saturating_sub(2)),
+            },
+        ],
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -588,7 +696,7 @@ fn write_events(
         t += 1000;
     }
     if let (Some(d), Some(f)) = (detected_ms, failure) {
-        if fate == Outcome::Hang {
+        if matches!(fate, Outcome::Hang | Outcome::Deadlock | Outcome::Stall) {
             line(
                 d,
                 "agent",
@@ -612,4 +720,61 @@ fn write_events(
         "host",
         json!({"kind": "outcome", "outcome": fate.as_str(), "detail": ""}),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlocks_and_stalls_carry_what_the_window_saw() {
+        let d = tempfile::tempdir().unwrap();
+        let mut spec = SynthRun::new(
+            "p",
+            4,
+            vec![SynthVariant::new("a", 6)
+                .deadlocks(2)
+                .stalls(2)
+                .hangs(1)
+                .stack_signatures(&["seed"])
+                .decompress_probe_error("no kprobes")],
+        );
+        spec.events = false;
+        write_run(d.path(), &spec).unwrap();
+        let run = crate::load_run(d.path()).unwrap();
+        let of = |o: Outcome| -> Vec<&IterationRecord> {
+            run.records.iter().filter(|r| r.outcome == o).collect()
+        };
+        assert_eq!(
+            (
+                of(Outcome::Deadlock).len(),
+                of(Outcome::Stall).len(),
+                of(Outcome::Hang).len()
+            ),
+            (2, 2, 1)
+        );
+        for r in of(Outcome::Deadlock) {
+            let w = r.hang.as_ref().unwrap();
+            assert_eq!((w.window_ms, w.resumed_after_ms), (120_000, None));
+            assert_eq!(w.waiters[0].waits_in, "mmc_blk_rw_wait");
+            assert!(r.wall_ms >= r.failure.as_ref().unwrap().detected_after_ms + 120_000);
+        }
+        for r in of(Outcome::Stall) {
+            let w = r.hang.as_ref().unwrap();
+            let after = w.resumed_after_ms.unwrap();
+            assert!((5_000..=60_000).contains(&after), "{after}");
+            assert!(
+                r.detail.starts_with("stall: recovered after "),
+                "{}",
+                r.detail
+            );
+            assert_eq!(r.signatures, ["seed"], "a stall carries the signature too");
+        }
+        // An unclassified hang is what an old record looks like: no window.
+        assert!(of(Outcome::Hang)[0].hang.is_none());
+        assert!(run
+            .records
+            .iter()
+            .all(|r| r.decompress_probe_error.as_deref() == Some("no kprobes")));
+    }
 }

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use hilt_reports::history::{write_trends, History, RegressionKind, RegressionOptions};
 use hilt_reports::synth::{write_run, SynthRun, SynthVariant};
+use hilt_reports::verdict::{Question, SignatureQuestion};
 use hilt_reports::{load_run, RunData};
 
 fn night(
@@ -188,4 +189,228 @@ fn a_database_from_a_newer_hilt_is_refused() {
         .err()
         .expect("a newer schema is an error");
     assert!(format!("{err:#}").contains("newer"), "{err:#}");
+}
+
+const SEED: &str = "erofs_decompress_in_bio_completion";
+
+/// A night of a plan that names the seed signature: the unpatched kernel
+/// deadlocks with it, the patched one deadlocks `patched_deadlocks` times
+/// (with it when `patched_seed`) and stalls `patched_stalls` times.
+fn signature_night(
+    root: &Path,
+    day: u32,
+    patched_deadlocks: u32,
+    patched_stalls: u32,
+    patched_seed: bool,
+) -> RunData {
+    let dir = root.join(format!("sig-night-{day:02}"));
+    let mut patched = SynthVariant::new("patched", 12)
+        .deadlocks(patched_deadlocks)
+        .stalls(patched_stalls);
+    if patched_seed {
+        patched = patched.stack_signatures(&[SEED]);
+    }
+    let mut spec = SynthRun::new(
+        "erofs-seed",
+        200 + day as u64,
+        vec![
+            SynthVariant::new("unpatched", 12)
+                .deadlocks(5)
+                .stalls(1)
+                .stack_signatures(&[SEED]),
+            patched,
+        ],
+    );
+    spec.events = false;
+    spec.reads_per_iteration = 200;
+    spec.started_at = format!("2026-12-{day:02}T02:00:00+00:00");
+    spec.question = Some(Question {
+        signatures: vec![SignatureQuestion {
+            name: SEED.into(),
+            absent_in: Some("patched".into()),
+        }],
+        alpha: 0.05,
+        max_iterations: None,
+    });
+    write_run(&dir, &spec).unwrap();
+    load_run(&dir).unwrap()
+}
+
+#[test]
+fn deadlocks_stalls_and_signatures_are_kept_apart_and_a_returning_signature_is_flagged() {
+    let d = tempfile::tempdir().unwrap();
+    let mut h = History::open(&d.path().join("h.sqlite")).unwrap();
+    // Four nights: patched never deadlocks with the seed (one deadlock of
+    // another kind, and stalls with the seed, which are not deadlocks).
+    for day in 1..=4 {
+        h.record_run(&signature_night(d.path(), day, day % 2, 2, day == 2))
+            .unwrap();
+    }
+    let runs = h.runs(Some("erofs-seed"), None).unwrap();
+    assert!(runs.iter().all(|r| r.signatures_recorded));
+    let (un, pa) = (&runs[1].variants[0], &runs[1].variants[1]);
+    assert_eq!((un.deadlocks, un.stalls, un.hangs), (5, 1, 0));
+    assert_eq!((pa.deadlocks, pa.stalls), (0, 2));
+    assert_eq!(un.all_hangs(), 5, "stalls are not hangs");
+    let seed = |v: &hilt_reports::history::HistoryVariant| v.signature(SEED).cloned().unwrap();
+    assert_eq!(
+        (seed(un).deadlocks, seed(un).stalls, seed(un).valid),
+        (5, 1, 12)
+    );
+    assert_eq!(
+        (seed(pa).deadlocks, seed(pa).stalls),
+        (0, 2),
+        "night 2's stalls carry the seed"
+    );
+    assert_eq!(seed(&runs[0].variants[1]).deadlocks, 0);
+
+    let t = h.trends("erofs-seed", None).unwrap();
+    let p = &t.series[1].points[1];
+    assert_eq!((p.deadlocks, p.stalls, p.hangs), (0, 2, 0));
+    assert_eq!(p.signature_deadlocks[SEED], 0);
+    assert_eq!(t.series[0].points[0].signature_deadlocks[SEED], 5);
+    let md = hilt_reports::history::trends_markdown(&t);
+    assert!(md.contains("(5 deadlocks, 1 stalls)"), "{md}");
+    assert!(
+        md.contains(&format!("| run | `{SEED}` unpatched | `{SEED}` patched |")),
+        "{md}"
+    );
+    assert!(md.contains("| sig-night-02 | 5/12 | 0/12 |"), "{md}");
+    let out = d.path().join("trends");
+    write_trends(&t, &out).unwrap();
+    assert!(std::fs::read_to_string(out.join("hang_rate_trend.svg"))
+        .unwrap()
+        .contains("patched stalls"));
+
+    let opts = RegressionOptions::default();
+    // Many stalls, no deadlock: nothing to flag (stalls are not hangs).
+    let stalls = signature_night(d.path(), 5, 0, 9, true);
+    let check = h.regressions(&stalls, 4, &opts).unwrap();
+    assert!(check.regressions.is_empty(), "{:?}", check.regressions);
+    // One deadlock of another kind: not the seed, and not enough for the hang rate.
+    let other = signature_night(d.path(), 6, 1, 0, false);
+    let check = h.regressions(&other, 4, &opts).unwrap();
+    assert!(check.regressions.is_empty(), "{:?}", check.regressions);
+    // One deadlock with the seed in patched: the signature is back.
+    let back = signature_night(d.path(), 7, 1, 0, true);
+    let check = h.regressions(&back, 4, &opts).unwrap();
+    let sig: Vec<&RegressionKind> = check.regressions.iter().map(|r| &r.kind).collect();
+    assert_eq!(
+        sig,
+        [&RegressionKind::Signature {
+            signature: SEED.into(),
+            deadlocks: 1,
+            valid: 12,
+            previous_runs: 4,
+            previous_valid: 48,
+        }],
+        "only the signature regressed: 1/12 hangs is not significant against 2/48"
+    );
+    assert_eq!(check.regressions[0].variant, "patched");
+    assert!(
+        check.regressions[0]
+            .message
+            .contains("never did in the previous 4 runs (0/48)"),
+        "{}",
+        check.regressions[0].message
+    );
+    // The unpatched kernel deadlocks with it every night: no news.
+    assert!(check.regressions.iter().all(|r| r.variant == "patched"));
+}
+
+/// The version 1 schema, as hilt released it, frozen here: a database
+/// written by an older hilt must keep loading.
+const SCHEMA_V1: &str = "
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY,
+    run_key TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    plan TEXT NOT NULL,
+    plan_sha256 TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    hilt_version TEXT NOT NULL,
+    dir TEXT NOT NULL,
+    interrupted INTEGER NOT NULL,
+    valid INTEGER,
+    recorded_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
+);
+CREATE INDEX runs_by_plan ON runs (plan, started_at);
+CREATE TABLE variants (
+    run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    variant TEXT NOT NULL,
+    kernel_package TEXT NOT NULL,
+    kernel_release TEXT NOT NULL,
+    kernel_image_sha256 TEXT NOT NULL,
+    valid INTEGER NOT NULL,
+    hangs INTEGER NOT NULL,
+    silent_hangs INTEGER NOT NULL,
+    crashes INTEGER NOT NULL,
+    infra_errors INTEGER NOT NULL,
+    not_run INTEGER NOT NULL,
+    reads INTEGER NOT NULL,
+    p50_us INTEGER,
+    p99_us INTEGER,
+    p999_us INTEGER,
+    PRIMARY KEY (run_id, variant)
+);
+INSERT INTO runs (run_key, name, plan, plan_sha256, started_at, hilt_version, dir, interrupted, valid)
+    VALUES ('old@2026-11-30T02:00:00+00:00', 'old', 'erofs-seed', '', '2026-11-30T02:00:00+00:00', '0.1.0', '/x', 0, NULL);
+INSERT INTO variants VALUES (1, 'unpatched', 'p', 'r', 's', 12, 6, 1, 0, 0, 0, 1000, 3000, 40000, 90000);
+INSERT INTO variants VALUES (1, 'patched', 'p', 'r', 's', 12, 0, 0, 0, 0, 0, 1000, 3000, 40000, 90000);
+PRAGMA user_version = 1;
+";
+
+#[test]
+fn a_version_1_database_is_migrated_and_its_runs_still_count() {
+    let d = tempfile::tempdir().unwrap();
+    let db = d.path().join("old.sqlite");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch(SCHEMA_V1)
+        .unwrap();
+    let mut h = History::open(&db).unwrap();
+    let old = &h.runs(None, None).unwrap()[0];
+    assert!(!old.signatures_recorded, "unknown, not absent");
+    let un = &old.variants[0];
+    assert_eq!(
+        (un.hangs, un.deadlocks, un.stalls, un.silent_hangs),
+        (6, 0, 0, 1)
+    );
+    assert_eq!(un.all_hangs(), 7);
+    assert!(un.signatures.is_empty());
+    // New runs are recorded next to it...
+    h.record_run(&signature_night(d.path(), 1, 0, 0, false))
+        .unwrap();
+    drop(h);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let v: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, 2);
+    drop(conn);
+    // ...and reopening migrates nothing twice.
+    let h = History::open(&db).unwrap();
+    let runs = h.runs(Some("erofs-seed"), None).unwrap();
+    assert_eq!(runs.len(), 2);
+    assert!(runs[1].signatures_recorded);
+    // The old run counts for the hang rate, but says nothing about the
+    // seed: only the night that recorded it does.
+    let back = signature_night(d.path(), 2, 1, 0, true);
+    let check = h
+        .regressions(&back, 5, &RegressionOptions::default())
+        .unwrap();
+    assert_eq!(check.compared_with.len(), 2);
+    match &check.regressions[..] {
+        [r] => assert_eq!(
+            r.kind,
+            RegressionKind::Signature {
+                signature: SEED.into(),
+                deadlocks: 1,
+                valid: 12,
+                previous_runs: 1,
+                previous_valid: 12,
+            }
+        ),
+        other => panic!("expected one signature regression, got {other:?}"),
+    }
 }

@@ -4,6 +4,7 @@
 use anyhow::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::{color, font, no_data, LatencyKind, PlotResult};
 use crate::report::Report;
@@ -93,6 +94,32 @@ pub(super) fn draw<DB: DrawingBackend>(
         .border_style(RGBColor(180, 180, 180))
         .draw()
         .plot()?;
+    // Variants without figures are named, not left out silently: on the
+    // decompression path, that the probe failed is itself a finding.
+    if kind == LatencyKind::Decompress {
+        let missing: Vec<String> = r
+            .variants
+            .iter()
+            .filter(|v| pick(v, kind).is_none())
+            .filter_map(crate::report::decompress_line)
+            .map(|l| shorten(&l, 96))
+            .collect();
+        // Under the legend, in the upper left, where a CDF has no curve.
+        let (bx, by) = top.get_base_pixel();
+        let (px, py) = cdf.backend_coord(&(lo, 1.0));
+        let (x0, y0) = (px - bx + 12, py - by + 24 * series.len() as i32 + 22);
+        let style = font(14)
+            .color(&RGBColor(190, 30, 30))
+            .pos(Pos::new(HPos::Left, VPos::Top));
+        for (k, line) in missing.iter().enumerate() {
+            top.draw(&Text::new(
+                line.clone(),
+                (x0, y0 + 20 * k as i32),
+                style.clone(),
+            ))
+            .plot()?;
+        }
+    }
 
     // The tail on a log y axis: 1 − F(x), down to one operation in the largest sample.
     let floor = 1.0
@@ -154,6 +181,17 @@ pub(super) fn draw<DB: DrawingBackend>(
             .plot()?;
     }
     Ok(())
+}
+
+/// At most `max` characters, with an ellipsis when cut.
+fn shorten(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(max - 1).collect();
+        t.push('…');
+        t
+    }
 }
 
 /// A CDF drawn as steps from x = `start`, so flat stretches stay flat.

@@ -6,6 +6,7 @@
 
 mod latency;
 mod rate;
+pub mod signatures;
 mod survival;
 mod timeline;
 mod trend;
@@ -76,6 +77,8 @@ pub enum LatencyKind {
 #[derive(Clone, Copy)]
 pub enum Figure<'a> {
     HangRate(&'a Report),
+    /// Deadlock rate of each of the plan's named signatures per variant.
+    Signatures(&'a Report),
     Latency(&'a Report, LatencyKind),
     Survival(&'a Report),
     /// Index into `Report::timelines`.
@@ -89,6 +92,7 @@ impl Figure<'_> {
     pub fn stem(&self) -> String {
         match self {
             Figure::HangRate(_) => "hang_rate".into(),
+            Figure::Signatures(_) => "signature_deadlocks".into(),
             Figure::Latency(_, LatencyKind::Read) => "read_latency".into(),
             Figure::Latency(_, LatencyKind::Decompress) => "decompress_latency".into(),
             Figure::Survival(_) => "time_to_hang".into(),
@@ -115,9 +119,14 @@ impl Figure<'_> {
     pub fn size(&self) -> (u32, u32) {
         match self {
             Figure::HangRate(r) => (
-                ((r.variants.len() as u32) * 170 + 260).clamp(600, 1100),
+                ((r.variants.len() as u32) * 150 + 260).clamp(560, 1100),
                 440,
             ),
+            Figure::Signatures(r) => {
+                let groups = signatures::signature_counts(r).len().max(1) as u32;
+                let per = (r.variants.len() as u32).clamp(1, 6) * 110 + 160;
+                ((groups * per + 120).clamp(640, 1100), 460)
+            }
             Figure::Latency(..) => (960, 720),
             Figure::Timeline(..) => (960, 560),
             _ => (960, 500),
@@ -128,6 +137,7 @@ impl Figure<'_> {
         root.fill(&WHITE).plot()?;
         match *self {
             Figure::HangRate(r) => rate::draw(root, r),
+            Figure::Signatures(r) => signatures::draw(root, r),
             Figure::Latency(r, k) => latency::draw(root, r, k),
             Figure::Survival(r) => survival::draw(root, r),
             Figure::Timeline(r, i) => timeline::draw(root, &r.timelines[i]),
@@ -174,6 +184,9 @@ impl Figure<'_> {
 /// The figures a report has data for, in the order the HTML shows them.
 pub fn report_figures(r: &Report) -> Vec<Figure<'_>> {
     let mut out = vec![Figure::HangRate(r)];
+    if !r.signature_verdicts.is_empty() {
+        out.push(Figure::Signatures(r));
+    }
     if r.variants.iter().any(|v| v.read_latency.is_some()) {
         out.push(Figure::Latency(r, LatencyKind::Read));
     }
@@ -219,6 +232,38 @@ pub(crate) fn category_labels<DB: DrawingBackend>(
         root.draw(&Text::new(
             label.clone(),
             (px - bx, py - by + 8),
+            style.clone(),
+        ))
+        .plot()?;
+    }
+    Ok(())
+}
+
+/// Lines under the category names (`dy` pixels below the axis), in `colour`.
+pub(crate) fn category_labels_at<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    chart: &ChartContext<
+        DB,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
+    labels: &[(f64, String)],
+    size: u32,
+    dy: i32,
+    colour: RGBColor,
+) -> Result<()> {
+    let y0 = chart.y_range().start;
+    let (bx, by) = root.get_base_pixel();
+    let style = font(size)
+        .color(&colour)
+        .pos(plotters::style::text_anchor::Pos::new(
+            plotters::style::text_anchor::HPos::Center,
+            plotters::style::text_anchor::VPos::Top,
+        ));
+    for (x, label) in labels {
+        let (px, py) = chart.backend_coord(&(*x, y0));
+        root.draw(&Text::new(
+            label.clone(),
+            (px - bx, py - by + dy),
             style.clone(),
         ))
         .plot()?;

@@ -1,4 +1,5 @@
-//! Hang rate and p99 read latency over a plan's recorded runs.
+//! Hang rate (and, dashed, stall rate) and p99 read latency over a plan's
+//! recorded runs.
 
 use anyhow::Result;
 use plotters::coord::Shift;
@@ -36,7 +37,10 @@ pub(super) fn draw_hang_rate<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     t: &Trends,
 ) -> Result<()> {
-    let title = format!("{}: hang rate per run (95% Wilson interval)", t.plan);
+    let title = format!(
+        "{}: hang rate (solid) and stall rate (dashed) per run, 95% Wilson interval",
+        t.plan
+    );
     if t.runs.is_empty() {
         return no_data(root, &title, "no recorded runs");
     }
@@ -61,7 +65,7 @@ pub(super) fn draw_hang_rate<DB: DrawingBackend>(
         .x_labels(0)
         .y_label_formatter(&fmt_y)
         .x_desc("run start (UTC)")
-        .y_desc("hang rate (hangs / valid iterations)")
+        .y_desc("share of valid iterations")
         .label_style(font(13))
         .axis_desc_style(font(14))
         .light_line_style(RGBColor(244, 244, 244))
@@ -101,6 +105,56 @@ pub(super) fn draw_hang_rate<DB: DrawingBackend>(
             .plot()?;
         chart
             .draw_series(pts.iter().map(|p| Circle::new((p.0, p.1), 4, c.filled())))
+            .plot()?;
+        // Stalls recovered: their own dashed line with hollow markers,
+        // drawn only for a variant that ever stalled.
+        if s.points.iter().all(|p| p.stalls == 0) {
+            continue;
+        }
+        let sp: Vec<(f64, f64, (f64, f64))> = s
+            .points
+            .iter()
+            .filter_map(|p| {
+                Some((
+                    p.run_index as f64 + dx + 0.04,
+                    p.stall_rate? * 100.0,
+                    p.stall_ci?,
+                ))
+            })
+            .collect();
+        chart
+            .draw_series(DashedLineSeries::new(
+                sp.iter().map(|p| (p.0, p.1)),
+                8,
+                5,
+                c.stroke_width(2),
+            ))
+            .plot()?
+            .label(format!("{} stalls", s.variant))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 10, y)], c.stroke_width(3)));
+        chart
+            .draw_series(sp.iter().map(|p| {
+                ErrorBar::new_vertical(
+                    p.0,
+                    p.2 .0 * 100.0,
+                    p.1,
+                    p.2 .1 * 100.0,
+                    c.stroke_width(1),
+                    6,
+                )
+            }))
+            .plot()?;
+        chart
+            .draw_series(
+                sp.iter()
+                    .map(|p| Circle::new((p.0, p.1), 4, ShapeStyle::from(&WHITE).filled())),
+            )
+            .plot()?;
+        chart
+            .draw_series(
+                sp.iter()
+                    .map(|p| Circle::new((p.0, p.1), 4, c.stroke_width(2))),
+            )
             .plot()?;
     }
     chart

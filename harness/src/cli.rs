@@ -271,10 +271,14 @@ pub fn main() -> i32 {
         }),
         Cmd::Check { plan } => with_plan(&plan, |p| {
             println!(
-                "{}: ok ({} variants × {} iterations on {}, {} workloads)",
+                "{}: ok ({} variants × {} iterations{} on {}, {} workloads)",
                 plan.display(),
                 p.plan.variants.len(),
-                p.plan.iterations,
+                p.plan.max_iterations(),
+                match &p.plan.stop {
+                    Some(s) => format!(" at most, stopping at α = {}", s.alpha),
+                    None => String::new(),
+                },
                 p.instances()
                     .iter()
                     .map(|b| b.name.as_str())

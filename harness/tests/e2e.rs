@@ -114,6 +114,24 @@ fn smoke_plan_runs_both_kernels_end_to_end() {
         stdout.contains("hang rate") && stdout.contains("unpatched") && stdout.contains("patched"),
         "{stdout}"
     );
+    // The decompression path is measured on both kernels, and said so.
+    for r in &recs {
+        assert!(
+            r.decompress_latency_us.count() > 0,
+            "{} {}: no decompression-path latency ({:?}, error {:?})",
+            r.variant,
+            r.iteration,
+            r.decompress_func,
+            r.decompress_probe_error
+        );
+        assert_eq!(r.decompress_probe_error, None);
+    }
+    for v in ["unpatched", "patched"] {
+        assert!(
+            stdout.contains(&format!("{v}: decompression path (z_erofs_")),
+            "{stdout}"
+        );
+    }
 
     // The run's report, from real data.
     for f in ["index.html", "summary.md", "junit.xml", "report.json"] {
@@ -216,10 +234,12 @@ fn corrupted_verity_data_block_fails_reads_with_eio() {
 }
 
 /// The positive control must produce a genuine kernel hung-task report, seen
-/// by the agent's watcher first, with every detection time recorded.
+/// by the agent's watcher first, with every detection time recorded, and
+/// come out as a deadlock; the same freeze let go after 30 s must come out
+/// as a stall.
 #[test]
 #[ignore = "boots the emulated board: run by scripts/test"]
-fn swap_freeze_control_is_detected_with_detection_times() {
+fn swap_freeze_control_is_a_deadlock_and_swap_stall_a_stall() {
     let tmp = TestDir::new();
     for d in ["boards", "workloads"] {
         std::os::unix::fs::symlink(repo().join(d), tmp.path().join(d)).unwrap();
@@ -234,7 +254,7 @@ fn swap_freeze_control_is_detected_with_detection_times() {
             "  - name: patched\n    kernel:\n      debian: linux-image-6.1.0-45-arm64=6.1.170-1\n",
             "",
         )
-        + "controls:\n  - swap_freeze\n";
+        + "controls:\n  - swap_freeze\n  - swap_stall\n";
     std::fs::write(&plan, text).unwrap();
     let out = tmp.path().join("run");
     let o = run(&plan, &out, &[]);
@@ -251,7 +271,24 @@ fn swap_freeze_control_is_detected_with_detection_times() {
     );
 
     let recs = records(&out);
-    assert_eq!(recs.len(), 2, "one control and one iteration");
+    assert_eq!(recs.len(), 3, "two controls and one iteration");
+    let stall = recs
+        .iter()
+        .find(|r| r.control.as_deref() == Some("swap_stall"))
+        .unwrap();
+    assert_eq!(stall.outcome, Outcome::Stall, "{}", stall.detail);
+    let w = stall.hang.as_ref().expect("the window's record");
+    let resumed = w.resumed_after_ms.expect("the stall resumed");
+    assert!(resumed < 30_000, "resumed {resumed} ms into a 30 s window");
+    assert!(
+        w.progress.as_deref().is_some_and(|p| p.contains("left D")),
+        "{w:?}"
+    );
+    assert!(stall.detail.starts_with("stall: "), "{}", stall.detail);
+    assert!(
+        stdout.contains("control swap_stall on unpatched: detected"),
+        "{stdout}"
+    );
     let c = control_hang(&recs);
     let f = c.failure.as_ref().unwrap();
     let t = f.timing.expect("detection times");
@@ -947,4 +984,76 @@ fn a_stale_agent_fails_fast_naming_build_agent() {
         "took {} ms, as if waiting for the boot timeout",
         r.wall_ms
     );
+}
+
+/// A plan with a stopping rule stops once its question is settled: here a
+/// signature neither kernel shows, which no number of iterations left can
+/// separate after one round. The slots it leaves out are recorded as
+/// dropped, not missing, and `--resume` keeps them out.
+#[test]
+#[ignore = "boots the emulated board: run by scripts/test"]
+fn a_stopping_rule_ends_the_run_early_and_resume_keeps_it_stopped() {
+    let tmp = TestDir::new();
+    for d in ["boards", "workloads"] {
+        std::os::unix::fs::symlink(repo().join(d), tmp.path().join(d)).unwrap();
+    }
+    let need = hilt_reports::stats::sequential::TwoSided::min_blocks(0.01);
+    let plan = tmp.path().join("plans/stop.yaml");
+    std::fs::create_dir_all(plan.parent().unwrap()).unwrap();
+    let text = std::fs::read_to_string(repo().join("plans/smoke.yaml"))
+        .unwrap()
+        .replace("iterations: 2", &format!("iterations: {need}"))
+        .replace("duration_s: 20", "duration_s: 10")
+        + "stop:\n  alpha: 0.01\n"
+        + "signatures:\n  - name: never\n    frames: [no_such_kernel_function]\n    absent_in: patched\n";
+    std::fs::write(&plan, text).unwrap();
+    let out = tmp.path().join("run");
+    let o = run(&plan, &out, &[]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "exit {:?}\n{stdout}\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let recs = records(&out);
+    assert_eq!(recs.len(), 2, "one round, then the rule stopped the run");
+    assert!(
+        stdout.contains("stopped by the sequential rule (α = 0.01): never: not seen"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.starts_with(&format!("plan smoke: 2/{} iterations\nnever: ", 2 * need)),
+        "the verdict comes first: {stdout}"
+    );
+    let run_json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    let dropped = run_json["stopped"]["dropped"].as_array().unwrap();
+    assert_eq!(dropped.len() as u32, 2 * need - 2);
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report/report.json")).unwrap()).unwrap();
+    assert_eq!(
+        report["signature_verdicts"][0]["conclusion"], "not_seen",
+        "{}",
+        report["signature_verdicts"]
+    );
+    for v in report["variants"].as_array().unwrap() {
+        assert_eq!(v["counts"]["missing"], 0, "dropped is not missing: {v}");
+    }
+
+    let o = Command::new(env!("CARGO_BIN_EXE_hilt"))
+        .args(["run", "--quiet", "--resume"])
+        .arg(&out)
+        .env("HILT_HISTORY", tmp.path().join("history.sqlite"))
+        .env("HILT_CACHE", common::shared_cache())
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(records(&out).len(), 2, "the resumed run ran nothing more");
 }

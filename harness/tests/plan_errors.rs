@@ -415,3 +415,71 @@ fn run_refuses_boards_it_cannot_drive_and_bad_bench_storage() {
         "{err}"
     );
 }
+
+#[test]
+fn the_stopping_rule_and_signature_expectations_are_checked() {
+    let sig = "signatures:\n  - name: seed\n    frames: [a, \"b|c\"]\n";
+    // A plan whose question is well formed passes.
+    let (code, err) = check(&format!(
+        "{}{sig}stop:\n  alpha: 0.01\n  max_iterations: 6\n",
+        smoke_with("", "")
+    ));
+    assert_eq!(code, 0, "{err}");
+
+    // Too few iterations to ever reach α: refused before the run, not found out after it.
+    let text = format!("{}{sig}stop:\n  alpha: 0.01\n", smoke_with("", ""));
+    let (code, err) = check(&text);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains(&format!("P:{}:", line_of(&text, "iterations: 2")))
+            && err.contains("key `iterations`")
+            && err.contains("can never reach α = 0.01: expected at least 6"),
+        "{err}"
+    );
+
+    let text = smoke_with("", "") + "stop:\n  alpha: 0.01\n";
+    let (code, err) = check(&text);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains(&format!("P:{}:", line_of(&text, "alpha: 0.01")))
+            && err.contains("key `stop`")
+            && err.contains("expected `signatures:`"),
+        "{err}"
+    );
+
+    let text = format!("{}{sig}stop:\n  alpha: 0.7\n", smoke_with("", ""));
+    let (code, err) = check(&text);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains(&format!("P:{}:", line_of(&text, "alpha: 0.7")))
+            && err.contains("stop.alpha")
+            && err.contains("expected a level above 0 and below 0.5"),
+        "{err}"
+    );
+
+    let text = smoke_with("", "") + &sig.replace("\"b|c\"]\n", "\"b|c\"]\n    absent_in: fixed\n");
+    let (code, err) = check(&text);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains(&format!("P:{}:", line_of(&text, "absent_in")))
+            && err.contains("signatures[0].absent_in")
+            && err.contains("expected one of unpatched, patched"),
+        "{err}"
+    );
+
+    let text = smoke_with("", "") + &sig.replace("\"b|c\"", "\"b||c\"");
+    let (code, err) = check(&text);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("signatures[0].frames") && err.contains("a|b for either"),
+        "{err}"
+    );
+
+    let text = smoke_with("deadlock_window_s: 30", "deadlock_window_s: 7200");
+    let (code, err) = check(&text);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("watch.deadlock_window_s") && err.contains("expected 0 to 3600"),
+        "{err}"
+    );
+}

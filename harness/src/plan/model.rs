@@ -50,14 +50,74 @@ pub struct Plan {
     /// suspect stack of an iteration (e.g. the bug under test).
     #[serde(default)]
     pub signatures: Vec<SignatureCfg>,
+    /// Stop as soon as every target signature's comparison is decided (or
+    /// cannot be): `iterations` is then the most each variant may take.
+    #[serde(default)]
+    pub stop: Option<StopCfg>,
+}
+
+impl Plan {
+    /// Iterations each variant may take: a stopping rule's maximum, or the
+    /// plan's fixed count.
+    pub fn max_iterations(&self) -> u32 {
+        self.stop
+            .as_ref()
+            .and_then(|s| s.max_iterations)
+            .unwrap_or(self.iterations)
+    }
+
+    /// What the run asks of its results, as reports read it from run.json.
+    pub fn question(&self) -> hilt_reports::verdict::Question {
+        hilt_reports::verdict::Question {
+            signatures: self
+                .signatures
+                .iter()
+                .map(|s| hilt_reports::verdict::SignatureQuestion {
+                    name: s.name.clone(),
+                    absent_in: s.absent_in.clone(),
+                })
+                .collect(),
+            alpha: self
+                .stop
+                .as_ref()
+                .map_or(hilt_reports::verdict::DEFAULT_ALPHA, |s| s.alpha),
+            max_iterations: self.stop.as_ref().map(|_| self.max_iterations()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SignatureCfg {
     pub name: String,
-    /// Function names that must all appear in one stack.
+    /// Function names that must all appear in one stack; `a|b` takes
+    /// either, for a path that runs in more than one context.
     pub frames: Vec<String>,
+    /// The variant in which this signature must never deadlock: `hilt run`
+    /// exits 1 when the evidence says otherwise.
+    #[serde(default)]
+    pub absent_in: Option<String>,
+}
+
+impl SignatureCfg {
+    /// Every frame (or one of its alternatives) appears in `stack`.
+    pub fn matches(&self, stack: &[String]) -> bool {
+        self.frames
+            .iter()
+            .all(|f| f.split('|').any(|alt| stack.iter().any(|x| x == alt)))
+    }
+}
+
+/// The sequential stopping rule: the plan's signatures are tested after
+/// every iteration with an anytime-valid test, so stopping early keeps its
+/// false-positive rate at `alpha`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StopCfg {
+    pub alpha: f64,
+    /// The most iterations per variant; `iterations` when absent.
+    #[serde(default)]
+    pub max_iterations: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -101,12 +161,16 @@ pub enum Control {
     /// Swap on dm-linear, suspended with writeback stuck in it, then
     /// swapoff: a hung task on any kernel.
     SwapFreeze,
+    /// The same freeze, let go 30 s later: a hang that recovers, which
+    /// must come out as a stall.
+    SwapStall,
 }
 
 impl Control {
     pub fn name(self) -> &'static str {
         match self {
             Control::SwapFreeze => "swap_freeze",
+            Control::SwapStall => "swap_stall",
         }
     }
 }
@@ -307,8 +371,12 @@ pub struct WatchCfg {
     pub reader_stall_s: u64,
     /// No agent heartbeat and no console byte for this long: silent hang.
     pub silent_after_s: u64,
-    /// How long to keep collecting evidence after a hang is detected.
+    /// How long to keep collecting evidence after a hang is decided.
     pub evidence_s: u64,
+    /// How long a detected hang is watched for progress: none in the whole
+    /// window makes it a deadlock, progress makes it a stall. 0 ends the
+    /// iteration at the detection, as an unclassified hang.
+    pub deadlock_window_s: u64,
     /// A task in D state with no context switch this long is suspected.
     pub dstate_s: u64,
     /// A task in D state on the same wchan this long is suspected even if
@@ -328,6 +396,7 @@ impl Default for WatchCfg {
             reader_stall_s: 30,
             silent_after_s: 60,
             evidence_s: 10,
+            deadlock_window_s: 120,
             dstate_s: 10,
             same_wchan_s: 60,
             confirm_s: 20,

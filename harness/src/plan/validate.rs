@@ -155,6 +155,12 @@ pub fn plan(
     c.range("watch.reader_stall_s", p.watch.reader_stall_s, 1, 3600)?;
     c.range("watch.silent_after_s", p.watch.silent_after_s, 5, 3600)?;
     c.range("watch.evidence_s", p.watch.evidence_s, 0, 600)?;
+    c.range(
+        "watch.deadlock_window_s",
+        p.watch.deadlock_window_s,
+        0,
+        3600,
+    )?;
     c.range("watch.dstate_s", p.watch.dstate_s, 1, 3600)?;
     c.range("watch.same_wchan_s", p.watch.same_wchan_s, 1, 3600)?;
     c.range("watch.confirm_s", p.watch.confirm_s, 0, 3600)?;
@@ -182,15 +188,83 @@ pub fn plan(
         }
         if s.frames.is_empty()
             || s.frames.iter().any(|f| {
-                f.is_empty()
-                    || !f
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+                f.split('|').any(|alt| {
+                    alt.is_empty()
+                        || !alt
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+                })
             })
         {
             return Err(c.fail(
                 &format!("signatures[{i}].frames"),
-                "expected one or more kernel function names",
+                "expected one or more kernel function names (a|b for either)",
+            ));
+        }
+        if p.signatures[..i].iter().any(|o| o.name == s.name) {
+            return Err(c.fail(
+                &format!("signatures[{i}].name"),
+                format!(
+                    "{:?} is named twice: expected unique signature names",
+                    s.name
+                ),
+            ));
+        }
+        if let Some(v) = &s.absent_in {
+            if !p.variants.iter().any(|x| &x.name == v) {
+                return Err(c.fail(
+                    &format!("signatures[{i}].absent_in"),
+                    format!(
+                        "{v:?} is not a variant of this plan: expected one of {}",
+                        p.variants
+                            .iter()
+                            .map(|x| x.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    if let Some(stop) = &p.stop {
+        if !(stop.alpha > 0.0 && stop.alpha < 0.5) {
+            return Err(c.fail(
+                "stop.alpha",
+                format!(
+                    "{}: expected a level above 0 and below 0.5, e.g. 0.01",
+                    stop.alpha
+                ),
+            ));
+        }
+        if let Some(m) = stop.max_iterations {
+            c.range("stop.max_iterations", m, 1, 100_000)?;
+        }
+        if p.signatures.is_empty() {
+            return Err(c.fail(
+                "stop",
+                "a stopping rule needs the question it stops on: expected `signatures:` naming at least one stack signature",
+            ));
+        }
+        if p.variants.len() < 2 {
+            return Err(c.fail(
+                "stop",
+                "a stopping rule compares variants: expected at least two `variants:`",
+            ));
+        }
+        let need = hilt_reports::stats::sequential::TwoSided::min_blocks(stop.alpha);
+        if p.max_iterations() < need {
+            let key = if stop.max_iterations.is_some() {
+                "stop.max_iterations"
+            } else {
+                "iterations"
+            };
+            return Err(c.fail(
+                key,
+                format!(
+                    "{} iterations per variant can never reach α = {}: expected at least {need}",
+                    p.max_iterations(),
+                    stop.alpha
+                ),
             ));
         }
     }
@@ -214,10 +288,10 @@ pub fn plan(
             }
             c.range(&format!("faults[{i}].bytes"), b, 1, 64 << 20)?;
         }
-        if f.iteration.is_some_and(|n| n >= p.iterations) {
+        if f.iteration.is_some_and(|n| n >= p.max_iterations()) {
             return Err(c.fail(
                 &format!("faults[{i}].iteration"),
-                format!("expected an iteration from 0 to {}", p.iterations - 1),
+                format!("expected an iteration from 0 to {}", p.max_iterations() - 1),
             ));
         }
     }

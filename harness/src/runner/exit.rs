@@ -2,7 +2,8 @@
 //! and docs/ci.md: what a nightly job that nobody watches branches on.
 
 pub const OK: i32 = 0;
-/// The history check found a regression against the last nights.
+/// The history check found a regression against the last nights, or the
+/// evidence contradicts what the plan expects of a signature.
 pub const REGRESSION: i32 = 1;
 pub const BAD_INPUT: i32 = 2;
 pub const INFRA: i32 = 3;
@@ -20,6 +21,9 @@ pub struct Facts {
     /// Every iteration was an infrastructure error or did not run.
     pub all_infra: bool,
     pub regressions: usize,
+    /// Signatures whose plan expectation the evidence contradicts (a
+    /// deadlock the fix was to remove, seen in the fixed variant).
+    pub unexpected: usize,
 }
 
 /// The exit code and the status word of `--json`. A result that cannot be
@@ -34,6 +38,8 @@ pub fn verdict(f: &Facts) -> (i32, &'static str) {
         (INVALID, "invalid")
     } else if f.all_infra {
         (INFRA, "infrastructure")
+    } else if f.unexpected > 0 {
+        (REGRESSION, "not_as_expected")
     } else if f.regressions > 0 {
         (REGRESSION, "regression")
     } else {
@@ -52,6 +58,7 @@ mod tests {
             controls_failed: false,
             all_infra: false,
             regressions: 0,
+            unexpected: 0,
         }
     }
 

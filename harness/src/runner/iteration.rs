@@ -8,15 +8,18 @@ use std::time::{Duration, Instant};
 
 use hilt_kernlog::{Event, EventKind};
 use hilt_protocol::{
-    encode_frame, AgentFault, AgentMsg, Decoded, FrameDecoder, HostMsg, RunSpec, Stage,
-    SuspectReport,
+    encode_frame, AgentFault, AgentMsg, Decoded, FrameDecoder, HostMsg, IntervalStats, RunSpec,
+    Stage, SuspectReport,
 };
-use hilt_reports::{DetectTiming, Detector, Failure, IterationRecord, Outcome, RESULTS_VERSION};
+use hilt_reports::{
+    DetectTiming, Detector, Failure, HangWatch, IterationRecord, Outcome, RESULTS_VERSION,
+};
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 
 use super::results::RunDir;
+use super::window::{self, Culprit, Window};
 use crate::board::Bringup;
 use crate::console::capture::{self, ConsoleCmd, ConsoleNote, Recorder};
 use crate::plan::{FaultCfg, FaultKind, ResolvedPlan, SignatureCfg};
@@ -86,6 +89,8 @@ enum Phase {
     Booting,
     SettingUp,
     Running,
+    /// A hang was detected: watching whether its culprit moves again.
+    Window,
     Evidence,
 }
 
@@ -137,6 +142,16 @@ struct State {
     decompress_hist: hdrhistogram::Histogram<u64>,
     write_error: Option<String>,
     suspects: Vec<SuspectReport>,
+    window: Option<Window>,
+    /// The workloads' deadline, kept while a window runs: a stall goes back to it.
+    run_deadline: Option<Instant>,
+    /// The agent said its workloads were done while a window ran.
+    done_seen: bool,
+    last_interval: Option<IntervalStats>,
+    /// Who waited on what, over every hang of the iteration.
+    watch: HangWatch,
+    /// Set once a window ended without progress.
+    deadlocked: bool,
 }
 
 pub async fn run(
@@ -166,10 +181,20 @@ pub async fn run(
         decompress_hist: hilt_protocol::histo::new_histogram(),
         write_error: None,
         suspects: Vec::new(),
+        window: None,
+        run_deadline: None,
+        done_seen: false,
+        last_interval: None,
+        watch: HangWatch::default(),
+        deadlocked: false,
     };
     let log = |st: &mut State, source: &'static str, body: &dyn erased::Ser| {
         let control = input.spec.control.as_ref().map(|c| match c {
-            hilt_protocol::ControlSpec::SwapFreeze { .. } => "swap_freeze",
+            hilt_protocol::ControlSpec::SwapFreeze {
+                resume_after_ms: None,
+                ..
+            } => "swap_freeze",
+            hilt_protocol::ControlSpec::SwapFreeze { .. } => "swap_stall",
         });
         let line = EventLine {
             t_ms: t0.elapsed().as_millis() as u64,
@@ -281,6 +306,7 @@ pub async fn run(
     (input.progress)("booting");
     let silent_after = Duration::from_secs(p.watch.silent_after_s);
     let evidence = Duration::from_secs(p.watch.evidence_s);
+    let window_len = Duration::from_secs(p.watch.deadlock_window_s);
     let mut agent_closed = false;
     let mut console_open = true;
     let mut damage = ChannelDamage::default();
@@ -368,9 +394,46 @@ pub async fn run(
                                 st.rec.max_psi_some_avg10 = st.rec.max_psi_some_avg10.max(psi.some_avg10);
                                 st.rec.max_psi_full_avg10 = st.rec.max_psi_full_avg10.max(psi.full_avg10);
                             }
+                            if let Some(w) = st.window.as_mut() {
+                                w.interval(&iv);
+                            }
+                            st.last_interval = Some(*iv);
+                        }
+                        // The probes are set up after the workloads start: a
+                        // failure there leaves the run going, and the figure
+                        // missing for a reason the summary must give.
+                        AgentMsg::Error { stage: Stage::Watch, message } => {
+                            st.rec.decompress_probe_error = Some(message);
+                        }
+                        AgentMsg::Resumed { pid, tid, comm, blocked_ms, .. } => {
+                            let moved = st.window.as_ref().and_then(|w| w.task_resumed(pid, tid, &comm, blocked_ms));
+                            if let Some(moved) = moved {
+                                if let Some(end) = on_progress(&mut st, moved, &input, p.timeouts.finish_s) {
+                                    break end;
+                                }
+                            }
+                        }
+                        AgentMsg::Cleared { pid, tid, .. } => {
+                            let moved = st.window.as_ref().and_then(|w| w.task_resumed(pid, tid, "task", 0));
+                            if let Some(moved) = moved {
+                                if let Some(end) = on_progress(&mut st, moved, &input, p.timeouts.finish_s) {
+                                    break end;
+                                }
+                            }
+                        }
+                        AgentMsg::ReaderResumed { reader, workload, .. } => {
+                            let moved = st.window.as_ref().and_then(|w| w.reader_resumed(reader, &workload));
+                            if let Some(moved) = moved {
+                                if let Some(end) = on_progress(&mut st, moved, &input, p.timeouts.finish_s) {
+                                    break end;
+                                }
+                            }
                         }
                         AgentMsg::Kernel { uptime_ms, event } => {
-                            on_kernel_event(&mut st, &input, &mut agent_wr, &mut send, *event, Detector::AgentKmsg, Some(uptime_ms), t0, evidence).await;
+                            on_kernel_event(&mut st, &input, &mut agent_wr, &mut send, *event, Detector::AgentKmsg, Some(uptime_ms), t0, (evidence, window_len)).await;
+                        }
+                        AgentMsg::ReaderStall { reader, .. } if reopens(&st) => {
+                            reopen(&mut st, Culprit::Reader(reader), window_len, &input);
                         }
                         AgentMsg::ReaderStall { uptime_ms, reader, workload, stalled_ms } if st.rec.failure.is_none() => {
                             st.rec.failure = Some(Failure {
@@ -384,7 +447,7 @@ pub async fn run(
                                 timing: None,
                             });
                             st.rec.outcome = Outcome::Hang;
-                            enter_evidence(&mut st, evidence, &input);
+                            detected(&mut st, Culprit::Reader(reader), &input, evidence, window_len);
                             // Ask the kernel who is blocked, and where.
                             let _ = agent_wr.write_all(&send(&HostMsg::Sysrq { key: 'w' })).await;
                             log(&mut st, "host", &HostEvent::Sysrq { key: 'w', via: "agent" });
@@ -393,10 +456,14 @@ pub async fn run(
                             let frames = frame_names(&s.stack);
                             match_signatures(&mut st, input.signatures, &frames);
                             (input.progress)(&format!("suspect: {}:{} in D at {}", s.comm, s.tid, s.wchan));
+                            window::note_suspect(&mut st.watch, &s);
                             if let Some(f) = st.rec.failure.as_mut() {
                                 add_late_suspicion(f, &s);
                             }
                             st.suspects.push(*s);
+                        }
+                        AgentMsg::Confirmed(c) if reopens(&st) => {
+                            reopen(&mut st, Culprit::Task(c.tid), window_len, &input);
                         }
                         AgentMsg::Confirmed(c) => {
                             let suspect = st.suspects.iter().find(|s| s.tid == c.tid).cloned();
@@ -427,7 +494,7 @@ pub async fn run(
                                         timing: Some(timing),
                                     });
                                     st.rec.outcome = Outcome::Hang;
-                                    enter_evidence(&mut st, evidence, &input);
+                                    detected(&mut st, Culprit::Task(c.tid), &input, evidence, window_len);
                                 }
                             }
                         }
@@ -435,7 +502,15 @@ pub async fn run(
                             save_pstore(&mut st, &input, &files, &log);
                         }
                         AgentMsg::Done { .. } if st.phase == Phase::Running => {
+                            if st.rec.outcome == Outcome::Stall {
+                                break (Outcome::Stall, stall_detail(&st));
+                            }
                             break (Outcome::Pass, "workloads completed".to_string());
+                        }
+                        // The window decides; a stall found later ends the
+                        // iteration at once, since the workloads are over.
+                        AgentMsg::Done { .. } if st.phase == Phase::Window => {
+                            st.done_seen = true;
                         }
                         _ => {}
                     }
@@ -449,7 +524,7 @@ pub async fn run(
                 }
                 Some(ConsoleNote::Kernel(event)) => {
                     log(&mut st, "console", &KernelLine { kind: "kernel", event: &event });
-                    on_kernel_event(&mut st, &input, &mut agent_wr, &mut send, *event, Detector::Console, None, t0, evidence).await;
+                    on_kernel_event(&mut st, &input, &mut agent_wr, &mut send, *event, Detector::Console, None, t0, (evidence, window_len)).await;
                 }
                 Some(ConsoleNote::Closed) | None => {
                     // The console closes when QEMU exits; the power check
@@ -504,12 +579,46 @@ pub async fn run(
                         break (Outcome::InfraError, why.clone());
                     }
                 }
+                if st.phase == Phase::Window && now >= st.deadline {
+                    // Nothing the detection named moved for the whole window.
+                    if let Some(w) = st.window.take() {
+                        st.watch.window_ms = w.closes.duration_since(w.opened).as_millis() as u64;
+                        if let Some(bytes) = w.work_during() {
+                            st.watch.progress = Some(format!(
+                                "the culprit never moved; the workloads moved {} KiB meanwhile",
+                                bytes / 1024
+                            ));
+                        }
+                    }
+                    st.deadlocked = true;
+                    if st.rec.outcome == Outcome::Hang || st.rec.outcome == Outcome::Stall {
+                        st.rec.outcome = Outcome::Deadlock;
+                    }
+                    (input.progress)(&format!("deadlock: no progress for {} s", window_len.as_secs()));
+                    // Who holds what the others wait for is rarely in D
+                    // itself: every task's stack, and every CPU's.
+                    for key in ['t', 'l'] {
+                        if agent_closed {
+                            let _ = cmd_tx.send(ConsoleCmd::Sysrq(key as u8));
+                            log(&mut st, "host", &HostEvent::Sysrq { key, via: "console" });
+                        } else {
+                            let _ = agent_wr.write_all(&send(&HostMsg::Sysrq { key })).await;
+                            log(&mut st, "host", &HostEvent::Sysrq { key, via: "agent" });
+                        }
+                    }
+                    enter_evidence(&mut st, evidence, &input);
+                    continue;
+                }
                 if st.phase == Phase::Evidence && now >= st.deadline {
                     let o = st.rec.outcome;
                     let title = st.rec.failure.as_ref().map(|f| f.title.clone()).unwrap_or_default();
-                    break (o, title);
+                    let detail = match o {
+                        Outcome::Deadlock => deadlock_detail(&st, &title),
+                        _ => title,
+                    };
+                    break (o, detail);
                 }
-                if st.phase != Phase::Booting && st.phase != Phase::Evidence && now.duration_since(st.last_activity) >= silent_after {
+                if !matches!(st.phase, Phase::Booting | Phase::Window | Phase::Evidence) && now.duration_since(st.last_activity) >= silent_after {
                     st.rec.failure = Some(Failure {
                         detector: Detector::Silence,
                         title: format!("silent hang: no agent heartbeat and no console output for {} s", silent_after.as_secs()),
@@ -527,7 +636,7 @@ pub async fn run(
                     log(&mut st, "host", &HostEvent::Sysrq { key: 'w', via: "console" });
                     continue;
                 }
-                if st.phase != Phase::Evidence && now >= st.deadline {
+                if !matches!(st.phase, Phase::Evidence | Phase::Window) && now >= st.deadline {
                     let what = match st.phase {
                         Phase::Booting => format!(
                             "boot timeout: no agent hello within {} s{}",
@@ -609,6 +718,96 @@ fn lost_power(st: &State, why: String) -> (Outcome, String) {
     }
 }
 
+/// A hang was detected: watch its culprit for the deadlock window, or, with
+/// no window, collect evidence and end as an unclassified hang.
+fn detected(
+    st: &mut State,
+    culprit: Culprit,
+    input: &IterationInput<'_>,
+    evidence: Duration,
+    window_len: Duration,
+) {
+    if window_len.is_zero() {
+        return enter_evidence(st, evidence, input);
+    }
+    open_window(st, culprit, window_len, input);
+}
+
+fn open_window(st: &mut State, culprit: Culprit, window_len: Duration, input: &IterationInput<'_>) {
+    if st.phase == Phase::Running {
+        st.run_deadline = Some(st.deadline);
+    }
+    let w = Window::open(culprit, window_len, st.last_interval.as_ref());
+    st.deadline = w.closes;
+    st.window = Some(w);
+    st.phase = Phase::Window;
+    (input.progress)(&format!(
+        "hang detected: watching {} s for progress",
+        window_len.as_secs()
+    ));
+}
+
+/// After a stall the iteration runs on; a task still (or newly) blocked
+/// opens another window, which may end in a deadlock.
+fn reopens(st: &State) -> bool {
+    st.phase == Phase::Running && st.rec.outcome == Outcome::Stall
+}
+
+fn reopen(st: &mut State, culprit: Culprit, window_len: Duration, input: &IterationInput<'_>) {
+    open_window(st, culprit, window_len, input);
+}
+
+/// The culprit moved: the hang was a stall. Returns the iteration's end
+/// when the workloads already finished during the window.
+fn on_progress(
+    st: &mut State,
+    moved: window::Progress,
+    input: &IterationInput<'_>,
+    finish_s: u64,
+) -> Option<(Outcome, String)> {
+    let w = st.window.take()?;
+    st.watch.window_ms = w.closes.duration_since(w.opened).as_millis() as u64;
+    st.watch.resumed_after_ms = Some(moved.after.as_millis() as u64);
+    st.watch.progress = Some(moved.what);
+    st.rec.outcome = Outcome::Stall;
+    st.phase = Phase::Running;
+    let resume = Instant::now() + Duration::from_secs(finish_s);
+    st.deadline = st.run_deadline.map_or(resume, |d| d.max(resume));
+    (input.progress)(&format!(
+        "stall: {} after {} s",
+        st.watch.progress.as_deref().unwrap_or("progress"),
+        moved.after.as_secs()
+    ));
+    st.done_seen.then(|| (Outcome::Stall, stall_detail(st)))
+}
+
+fn stall_detail(st: &State) -> String {
+    let title = st
+        .rec
+        .failure
+        .as_ref()
+        .map(|f| f.title.as_str())
+        .unwrap_or("hang");
+    format!(
+        "stall: {title}; {} {} s after the detection",
+        st.watch.progress.as_deref().unwrap_or("progress resumed"),
+        st.watch.resumed_after_ms.unwrap_or(0) / 1000
+    )
+}
+
+fn deadlock_detail(st: &State, title: &str) -> String {
+    let waiters = window::describe(&st.watch);
+    format!(
+        "deadlock: {title}; no progress for {} s{}",
+        st.watch.window_ms / 1000,
+        if waiters.is_empty() {
+            String::new()
+        } else {
+            format!("; blocked: {waiters}")
+        }
+    )
+}
+
 fn enter_evidence(st: &mut State, evidence: Duration, input: &IterationInput<'_>) {
     st.phase = Phase::Evidence;
     st.deadline = Instant::now() + evidence;
@@ -625,11 +824,14 @@ async fn on_kernel_event<W: tokio::io::AsyncWrite + Unpin>(
     detector: Detector,
     uptime_ms: Option<u64>,
     t0: Instant,
-    evidence: Duration,
+    (evidence, window_len): (Duration, Duration),
 ) {
     // The agent and the console both see most reports; count each once.
     if detector == Detector::Console && st.rec.kernel_events.last() == Some(&event.title) {
         return;
+    }
+    if event.kind == EventKind::HungTask {
+        window::note_report(&mut st.watch, &event);
     }
     st.rec.kernel_events.push(event.title.clone());
     // Before the agent's hello no workload has run: a kernel that dies
@@ -643,6 +845,12 @@ async fn on_kernel_event<W: tokio::io::AsyncWrite + Unpin>(
     let Some(outcome) = severity(event.kind) else {
         return;
     };
+    if outcome == Outcome::Hang && reopens(st) {
+        if let Some(pid) = event.task.as_ref().and_then(|t| t.pid) {
+            reopen(st, Culprit::Task(pid as i32), window_len, input);
+        }
+        return;
+    }
     let better = match &st.rec.failure {
         None => true,
         // A reader stall or silence is a symptom; the kernel's own report
@@ -675,7 +883,12 @@ async fn on_kernel_event<W: tokio::io::AsyncWrite + Unpin>(
     });
     if first {
         st.rec.outcome = outcome;
-        enter_evidence(st, evidence, input);
+        match (outcome, event.task.as_ref().and_then(|t| t.pid)) {
+            (Outcome::Hang, Some(pid)) => {
+                detected(st, Culprit::Task(pid as i32), input, evidence, window_len)
+            }
+            _ => enter_evidence(st, evidence, input),
+        }
         let _ = agent_wr
             .write_all(&send(&HostMsg::Sysrq { key: 'w' }))
             .await;
@@ -744,9 +957,7 @@ fn frame_names(stack: &[String]) -> Vec<String> {
 /// Records each plan signature whose frames all appear in `frames`.
 fn match_signatures(st: &mut State, sigs: &[SignatureCfg], frames: &[String]) {
     for s in sigs {
-        if !st.rec.signatures.contains(&s.name)
-            && s.frames.iter().all(|f| frames.iter().any(|x| x == f))
-        {
+        if !st.rec.signatures.contains(&s.name) && s.matches(frames) {
             st.rec.signatures.push(s.name.clone());
         }
     }
@@ -809,6 +1020,9 @@ fn finish_early(
     outcome: Outcome,
     detail: String,
 ) -> IterationRecord {
+    if matches!(outcome, Outcome::Deadlock | Outcome::Stall | Outcome::Hang) {
+        st.rec.hang = Some(std::mem::take(&mut st.watch));
+    }
     st.rec.outcome = outcome;
     st.rec.detail = detail;
     st.rec.wall_ms = t0.elapsed().as_millis() as u64;
@@ -846,6 +1060,8 @@ fn new_record(
         decompress_func: None,
         decompress_calls_in_worker: 0,
         decompress_calls_elsewhere: 0,
+        decompress_probe_error: None,
+        hang: None,
         read_latency_us: Default::default(),
         max_swap_used_kb: 0,
         max_psi_some_avg10: 0.0,

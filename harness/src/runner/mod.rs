@@ -4,6 +4,10 @@
 pub mod iteration;
 pub mod progress;
 pub mod results;
+mod stopping;
+mod summary;
+mod window;
+pub use summary::print_summary;
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -78,6 +82,9 @@ struct RunInfo<'a> {
     media: &'a MediaProvenance,
     /// The order iterations ran in, controls first.
     order: &'a [Slot],
+    /// The plan's named signatures, what it expects of them, and its
+    /// stopping rule: what `hilt report` asks of the records.
+    question: hilt_reports::verdict::Question,
 }
 
 #[derive(Serialize)]
@@ -200,6 +207,10 @@ impl BoardStorage {
     }
 }
 
+/// How long the stall control holds swap frozen: past the hung-task
+/// threshold of the plans that use it (10 s), well inside a deadlock window.
+const SWAP_STALL_MS: u64 = 30_000;
+
 pub fn run_spec(plan: &ResolvedPlan, storage: &BoardStorage, run_id: &str, slot: &Slot) -> RunSpec {
     let p = &plan.plan;
     let (variant, iteration) = (slot.variant.as_str(), slot.iteration);
@@ -208,6 +219,13 @@ pub fn run_spec(plan: &ResolvedPlan, storage: &BoardStorage, run_id: &str, slot:
             device: storage.control.clone(),
             stuck_kb: 16 * 1024,
             within_ms: 30_000,
+            resume_after_ms: None,
+        },
+        Control::SwapStall => ControlSpec::SwapFreeze {
+            device: storage.control.clone(),
+            stuck_kb: 16 * 1024,
+            within_ms: 30_000,
+            resume_after_ms: Some(SWAP_STALL_MS),
         },
     });
     let workloads = plan
@@ -298,7 +316,7 @@ pub fn order(plan: &ResolvedPlan) -> Vec<Slot> {
             })
         })
         .collect();
-    for i in 0..plan.plan.iterations {
+    for i in 0..plan.plan.max_iterations() {
         let mut round: Vec<String> = plan.plan.variants.iter().map(|v| v.name.clone()).collect();
         for k in (1..round.len()).rev() {
             round.swap(k, (next() % (k as u64 + 1)) as usize);
@@ -388,13 +406,35 @@ struct Shared<'a> {
     changes: Mutex<crate::plan::snapshot::ChangeWatch>,
     /// The agent binary, pushed to boards that boot their own OS.
     agent: PathBuf,
+    stop_rule: Option<stopping::StopRule>,
+    /// Why the stopping rule ended the run, once it has.
+    stopped: Mutex<Option<String>>,
+}
+
+/// Adds the stop to run.json; slots already dropped by an earlier stop of
+/// a resumed run stay dropped.
+fn record_stop(run_dir: &RunDir, reason: &str, after: u32, dropped: &[Slot]) -> anyhow::Result<()> {
+    let mut info = read_run_json(&run_dir.path)?;
+    let mut all: Vec<serde_json::Value> = info["stopped"]["dropped"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for s in dropped {
+        all.push(serde_json::to_value(s)?);
+    }
+    info["stopped"] = serde_json::json!({
+        "reason": reason,
+        "after_iterations": after,
+        "dropped": all,
+    });
+    run_dir.write_json("run.json", &info)
 }
 
 impl Shared<'_> {
     fn summary(&self) -> RunSummary {
         let recs = self.records.lock().unwrap_or_else(|p| p.into_inner());
         let mut s = results::summary_of(
-            &self.plan.plan.name,
+            &self.plan.plan,
             self.planned,
             self.interrupted.load(Ordering::Relaxed),
             &recs,
@@ -406,6 +446,11 @@ impl Shared<'_> {
             .iter()
             .map(|(b, _)| b.clone())
             .collect();
+        s.stopped = self
+            .stopped
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         s.iterations_wall_ms = self.started.elapsed().as_millis() as u64;
         s.hilt_cpu_ms = iteration::host_cpu_ms().saturating_sub(self.cpu0);
         s
@@ -437,7 +482,48 @@ impl Shared<'_> {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(rec);
+        self.check_stop();
         let _ = self.run_dir.write_summary(&self.summary());
+    }
+
+    /// Ends the run once the stopping rule has its answer: the slots left
+    /// are dropped, and run.json says which and why, so that neither a
+    /// report nor `--resume` takes them for missing.
+    fn check_stop(&self) {
+        let Some(rule) = &self.stop_rule else { return };
+        if self
+            .stopped
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+        {
+            return;
+        }
+        let (reason, after) = {
+            let recs = self.records.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(reason) = rule.check(&recs) else {
+                return;
+            };
+            let after = recs
+                .iter()
+                .filter(|r| r.control.is_none() && r.outcome.is_valid())
+                .count() as u32;
+            (reason, after)
+        };
+        let dropped: Vec<Slot> = self
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+            .map(|(_, s)| s)
+            .collect();
+        self.progress.note(&reason);
+        if let Err(e) = record_stop(self.run_dir, &reason, after, &dropped) {
+            self.progress.note(&format!(
+                "warning: could not record the stop in run.json: {e:#}"
+            ));
+        }
+        *self.stopped.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
     }
 
     /// Warns once per input file edited on disk since the run started.
@@ -680,9 +766,12 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
     // those never started, run now.
     let mut done: Vec<IterationRecord> = Vec::new();
     let mut recorded_order: Option<Vec<Slot>> = None;
+    let mut dropped: Vec<Slot> = Vec::new();
     if opts.resume {
         let info = read_run_json(&out)?;
         recorded_order = serde_json::from_value(info["order"].clone()).ok();
+        // What an earlier stop left out stays out: its answer was known.
+        dropped = serde_json::from_value(info["stopped"]["dropped"].clone()).unwrap_or_default();
         let (prior, torn) = results::read_records(&out)?;
         if torn > 0 {
             progress.note(&format!(
@@ -703,6 +792,7 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
         .cloned()
         .enumerate()
         .filter(|(_, s)| !done.iter().any(|d| record_key(d) == s.key()))
+        .filter(|(_, s)| !dropped.contains(s))
         .collect();
     if opts.resume {
         let redo: Vec<results::SlotKey> = todo.iter().map(|(_, s)| s.key()).collect();
@@ -797,6 +887,7 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
                     .collect(),
                 media: &media.provenance,
                 order: &order,
+                question: plan.plan.question(),
             },
         )?;
     }
@@ -819,7 +910,11 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
         cpu0: iteration::host_cpu_ms(),
         changes: Mutex::new(Default::default()),
         agent: artifacts::agent_binary()?,
+        stop_rule: stopping::StopRule::of(&plan.plan),
+        stopped: Mutex::new(None),
     };
+    // A resumed run may already hold its answer.
+    shared.check_stop();
     // The boards' loops run concurrently on this task: they wait on their
     // boards, and share the queue and the records without locks held
     // across an await.
@@ -876,6 +971,7 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
                 .iter()
                 .all(|r| matches!(r.outcome, Outcome::InfraError | Outcome::NotRun)),
         regressions: published.regressions.len(),
+        unexpected: stopping::expectations_failed(&plan.plan, &records).len(),
     });
     if let Some(e) = &write_failure {
         eprintln!(
@@ -912,80 +1008,6 @@ fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .unwrap_or_default()
-}
-
-pub fn print_summary(s: &RunSummary, out: &Path) {
-    println!(
-        "plan {}: {}/{} iterations{}",
-        s.plan,
-        s.finished_iterations,
-        s.planned_iterations,
-        if s.interrupted { " (interrupted)" } else { "" }
-    );
-    println!(
-        "{:<14} {:>5} {:>6} {:>7} {:>6} {:>6} {:>10} {:>10} {:>10} {:>10}",
-        "variant",
-        "iters",
-        "hangs",
-        "silent",
-        "crash",
-        "infra",
-        "hang rate",
-        "p50 µs",
-        "p99 µs",
-        "p99.9 µs"
-    );
-    for v in &s.variants {
-        let rate = v
-            .hang_rate
-            .map(|r| format!("{:.0}%", r * 100.0))
-            .unwrap_or_else(|| "-".into());
-        let (p50, p99, p999) = match v.latency_us {
-            Some(p) => (p.p50.to_string(), p.p99.to_string(), p.p999.to_string()),
-            None => ("-".into(), "-".into(), "-".into()),
-        };
-        println!(
-            "{:<14} {:>5} {:>6} {:>7} {:>6} {:>6} {:>10} {:>10} {:>10} {:>10}",
-            v.variant,
-            v.iterations,
-            v.hangs,
-            v.silent_hangs,
-            v.crashes,
-            v.infra_errors,
-            rate,
-            p50,
-            p99,
-            p999
-        );
-        for (sig, n) in &v.signatures {
-            println!("{:<14}   {n} × {sig}", "");
-        }
-        for (sig, n) in &v.plan_signatures {
-            println!(
-                "{:<14}   signature {sig}: {n}/{} iterations",
-                "", v.iterations
-            );
-        }
-    }
-    for c in &s.controls {
-        let verdict = if c.detected {
-            "detected"
-        } else {
-            "NOT DETECTED"
-        };
-        println!(
-            "control {} on {}: {verdict} ({})",
-            c.control, c.variant, c.detail
-        );
-    }
-    for b in &s.quarantined {
-        println!("QUARANTINED: board {b} failed to come back repeatedly; its remaining iterations did not run");
-    }
-    if s.valid == Some(false) {
-        println!("RUN INVALID: a positive control was not detected, so no hang count of this run can be trusted");
-    }
-    println!("results: {}", out.display());
-    let _ = Duration::ZERO;
 }
 
 /// `hilt fetch`: everything `hilt run` would prepare, without booting.

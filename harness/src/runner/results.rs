@@ -135,6 +135,13 @@ pub struct RunSummary {
     pub iterations_wall_ms: u64,
     #[serde(default)]
     pub hilt_cpu_ms: u64,
+    /// The plan's named signatures, each variant against the first: the
+    /// answer the run is for, printed first.
+    #[serde(default)]
+    pub signature_verdicts: Vec<hilt_reports::verdict::SignatureVerdict>,
+    /// Why the stopping rule ended the run early, when it did.
+    #[serde(default)]
+    pub stopped: Option<String>,
 }
 
 /// What one board did in the run.
@@ -311,11 +318,12 @@ fn control_result(r: &IterationRecord) -> Option<ControlResult> {
 }
 
 pub fn summary_of(
-    plan: &str,
+    plan: &crate::plan::Plan,
     planned: u32,
     interrupted: bool,
     records: &[IterationRecord],
 ) -> RunSummary {
+    let variants: Vec<String> = plan.variants.iter().map(|v| v.name.clone()).collect();
     let controls: Vec<ControlResult> = records.iter().filter_map(control_result).collect();
     let plain: Vec<IterationRecord> = records
         .iter()
@@ -330,7 +338,13 @@ pub fn summary_of(
         quarantined: Vec::new(),
         controls,
         version: hilt_reports::RESULTS_VERSION,
-        plan: plan.to_string(),
+        plan: plan.name.clone(),
+        signature_verdicts: hilt_reports::verdict::all_verdicts(
+            &plan.question(),
+            &variants,
+            records,
+        ),
+        stopped: None,
         planned_iterations: planned,
         finished_iterations: records.len() as u32,
         interrupted,

@@ -90,14 +90,23 @@ pub fn shared_cache() -> PathBuf {
         .unwrap_or(repo().join(".cache"))
 }
 
-/// The positive control's record, which must be a kernel-reported hang.
+/// The positive control's record, which must be a kernel-reported hang
+/// that never recovered: a deadlock, with swapoff among its waiters.
 #[allow(dead_code)]
 pub fn control_hang(recs: &[IterationRecord]) -> &IterationRecord {
     let c = recs
         .iter()
-        .find(|r| r.control.is_some())
-        .expect("a control ran");
-    assert_eq!(c.outcome, Outcome::Hang, "{}", c.detail);
+        .find(|r| r.control.as_deref() == Some("swap_freeze"))
+        .expect("the swap_freeze control ran");
+    assert_eq!(c.outcome, Outcome::Deadlock, "{}", c.detail);
+    let w = c.hang.as_ref().expect("the deadlock window's record");
+    assert!(w.window_ms >= 1_000, "the window ran: {w:?}");
+    assert_eq!(w.resumed_after_ms, None, "{w:?}");
+    assert!(
+        w.waiters.iter().any(|x| x.task.starts_with("hilt-swapoff")),
+        "swapoff is named as blocked: {w:?}"
+    );
+    assert!(c.detail.starts_with("deadlock: "), "{}", c.detail);
     assert!(
         c.kernel_events
             .iter()

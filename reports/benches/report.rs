@@ -9,7 +9,6 @@
 use std::time::{Duration, Instant};
 
 use hilt_reports::synth::{write_run, SynthRun, SynthVariant};
-use hilt_reports::verdict::{Question, SignatureQuestion};
 use hilt_reports::{build_report, load_run, write_report, ReportOptions};
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -41,14 +40,7 @@ fn main() {
                 .decompress_median_us(430.0),
         ],
     );
-    spec.question = Some(Question {
-        signatures: vec![SignatureQuestion {
-            name: "erofs_decompress_in_bio_completion".into(),
-            absent_in: Some("patched".into()),
-        }],
-        alpha: 0.05,
-        max_iterations: None,
-    });
+    spec.expect_absent("erofs_decompress_in_bio_completion", "patched");
     spec.duration_s = 120;
     spec.reads_per_iteration = 12_000;
     spec.boards = vec!["board-a".into(), "board-b".into(), "board-c".into()];

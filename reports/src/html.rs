@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::output::{console_tail, link};
-use crate::plots::signatures::conclusion_words;
+use crate::plots::signatures::{conclusion_words, details_beside_table, p_words};
 use crate::plots::{color, hex};
 use crate::report::{Comparison, IterationRow, Report, VariantReport};
 use crate::stats::latency::LatencyStats;
@@ -193,13 +193,7 @@ fn verdict(h: &mut String, r: &Report) {
     );
     signature_verdicts(h, r);
     let _ = write!(h, "<ul>");
-    // The table above says what the other signature sentences say.
-    for d in r
-        .verdict
-        .details
-        .iter()
-        .filter(|d| !r.signature_verdicts.iter().any(|v| &v.sentence == *d))
-    {
+    for d in details_beside_table(r) {
         let _ = write!(h, "<li>{}</li>", esc(d));
     }
     let _ = writeln!(h, "</ul></section>");
@@ -221,7 +215,7 @@ fn signature_verdicts(h: &mut String, r: &Report) {
         let _ = write!(
             h,
             "<tr{}><td class=\"mono\">{}</td><td>{} vs {}</td><td class=\"num\">{}/{}</td><td class=\"num\">{}/{}</td>\
-             <td class=\"num\">{} / {}</td><td class=\"num\">{} {}</td><td>{}</td>{}</tr>",
+             <td class=\"num\">{} / {}</td><td class=\"num\">{}</td><td>{}</td>{}</tr>",
             if v.met == Some(false) { " class=\"unmet\"" } else { "" },
             esc(&v.signature),
             swatch(r, &v.variant),
@@ -232,8 +226,7 @@ fn signature_verdicts(h: &mut String, r: &Report) {
             v.variant_valid,
             v.baseline_stalls,
             v.variant_stalls,
-            if v.p_value >= 1.0 { "=" } else { "≤" },
-            text::p_value(v.p_value),
+            p_words(v),
             esc(&conclusion_words(v)),
             expectation_cell(v),
         );

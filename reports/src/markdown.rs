@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::output::link;
-use crate::plots::signatures::conclusion_words;
+use crate::plots::signatures::{conclusion_words, details_beside_table, p_words};
 use crate::report::Report;
 use crate::text;
 use crate::Outcome;
@@ -27,11 +27,6 @@ pub fn render(r: &Report, out_dir: &Path) -> String {
             "| signature | variant vs baseline | baseline deadlocks | variant deadlocks | stalls (baseline / variant) | anytime-valid p | conclusion | expectation |\n|---|---|--:|--:|--:|--:|---|---|"
         );
         for v in &r.signature_verdicts {
-            let p = format!(
-                "{} {}",
-                if v.p_value >= 1.0 { "=" } else { "≤" },
-                text::p_value(v.p_value)
-            );
             let expectation = match (&v.expected, v.met) {
                 (Some(e), Some(true)) => format!("met (absent in {e})"),
                 (Some(e), Some(false)) => format!("**✗ NOT MET: expected absent in {e}**"),
@@ -40,7 +35,7 @@ pub fn render(r: &Report, out_dir: &Path) -> String {
             };
             let _ = writeln!(
                 m,
-                "| `{}` | {} vs {} | {}/{} | {}/{} | {} / {} | {p} | {} | {} |",
+                "| `{}` | {} vs {} | {}/{} | {}/{} | {} / {} | {} | {} | {} |",
                 cell(&v.signature),
                 cell(&v.variant),
                 cell(&v.baseline),
@@ -50,19 +45,14 @@ pub fn render(r: &Report, out_dir: &Path) -> String {
                 v.variant_valid,
                 v.baseline_stalls,
                 v.variant_stalls,
+                p_words(v),
                 cell(&conclusion_words(v)),
                 cell(&expectation),
             );
         }
         m.push('\n');
     }
-    // The table above says what the other signature sentences say.
-    for d in r
-        .verdict
-        .details
-        .iter()
-        .filter(|d| !r.signature_verdicts.iter().any(|v| &v.sentence == *d))
-    {
+    for d in details_beside_table(r) {
         let _ = writeln!(m, "- {d}");
     }
     for w in &r.warnings {

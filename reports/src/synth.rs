@@ -16,7 +16,7 @@ use hilt_protocol::LatencyHisto;
 use serde_json::json;
 
 use crate::load::Slot;
-use crate::verdict::Question;
+use crate::verdict::{Question, SignatureQuestion};
 use crate::{Detector, Failure, HangWatch, IterationRecord, Outcome, Waiter, RESULTS_VERSION};
 
 /// The positive control synthetic runs name: the harness's only one so far.
@@ -196,6 +196,19 @@ impl SynthRun {
             torn_last_line: false,
             question: None,
         }
+    }
+
+    /// Asks, as a plan that expects a fix does, whether `signature` is gone
+    /// from `variant` (at α = 0.05, with no stopping rule).
+    pub fn expect_absent(&mut self, signature: &str, variant: &str) {
+        self.question = Some(Question {
+            signatures: vec![SignatureQuestion {
+                name: signature.into(),
+                absent_in: Some(variant.into()),
+            }],
+            alpha: 0.05,
+            max_iterations: None,
+        });
     }
 
     /// The order boots run in: positive controls first, then rounds of

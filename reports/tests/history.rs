@@ -4,7 +4,6 @@ use std::path::Path;
 
 use hilt_reports::history::{write_trends, History, RegressionKind, RegressionOptions};
 use hilt_reports::synth::{write_run, SynthRun, SynthVariant};
-use hilt_reports::verdict::{Question, SignatureQuestion};
 use hilt_reports::{load_run, RunData};
 
 fn night(
@@ -224,14 +223,7 @@ fn signature_night(
     spec.events = false;
     spec.reads_per_iteration = 200;
     spec.started_at = format!("2026-12-{day:02}T02:00:00+00:00");
-    spec.question = Some(Question {
-        signatures: vec![SignatureQuestion {
-            name: SEED.into(),
-            absent_in: Some("patched".into()),
-        }],
-        alpha: 0.05,
-        max_iterations: None,
-    });
+    spec.expect_absent(SEED, "patched");
     write_run(&dir, &spec).unwrap();
     load_run(&dir).unwrap()
 }

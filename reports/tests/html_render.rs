@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use hilt_reports::plots::{color, PALETTE};
 use hilt_reports::synth::{write_run, SynthRun, SynthVariant};
-use hilt_reports::verdict::{Question, SignatureQuestion};
 use hilt_reports::{build_report, load_run, write_report, ReportOptions};
 
 fn chromium() -> PathBuf {
@@ -92,14 +91,7 @@ fn the_first_screen_shows_the_verdict_and_the_hang_rate_plot() {
             SynthVariant::new("patched", 7).stalls(2),
         ],
     );
-    spec.question = Some(Question {
-        signatures: vec![SignatureQuestion {
-            name: "erofs_decompress_in_bio_completion".into(),
-            absent_in: Some("patched".into()),
-        }],
-        alpha: 0.05,
-        max_iterations: None,
-    });
+    spec.expect_absent("erofs_decompress_in_bio_completion", "patched");
     write_run(&run, &spec).unwrap();
     let mut opts = ReportOptions::default();
     opts.bootstrap.resamples = 200;

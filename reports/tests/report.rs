@@ -4,9 +4,8 @@
 use std::path::Path;
 
 use hilt_reports::synth::{write_run, SynthRun, SynthVariant};
-use hilt_reports::verdict::{Question, SignatureQuestion};
 use hilt_reports::{
-    build_report, load_run, write_report, Outcome, ReportOptions, TimelineSelection,
+    build_report, load_run, write_report, Outcome, Report, ReportOptions, TimelineSelection,
 };
 use quick_xml::events::Event;
 
@@ -32,6 +31,16 @@ fn fixed_patch(dir: &Path) {
         ],
     );
     write_run(dir, &spec).unwrap();
+}
+
+/// Fails, listing them, unless one of the verdict's details starts with `prefix`.
+#[track_caller]
+fn assert_detail(r: &Report, prefix: &str) {
+    assert!(
+        r.verdict.details.iter().any(|d| d.starts_with(prefix)),
+        "no detail starts with {prefix:?}: {:?}",
+        r.verdict.details
+    );
 }
 
 fn quick() -> ReportOptions {
@@ -83,30 +92,12 @@ fn the_verdict_answers_whether_the_patch_fixed_it() {
         r.verdict.details
     );
     // One decompression-path line per variant, last.
-    assert!(
-        r.verdict
-            .details
-            .iter()
-            .any(|d| d.starts_with("unpatched: decompression path (z_erofs_decompress_queue) p50")),
-        "{:?}",
-        r.verdict.details
+    assert_detail(
+        &r,
+        "unpatched: decompression path (z_erofs_decompress_queue) p50",
     );
-    assert!(
-        r.verdict
-            .details
-            .iter()
-            .any(|d| d.starts_with("Read latency p99: patched")),
-        "{:?}",
-        r.verdict.details
-    );
-    assert!(
-        r.verdict
-            .details
-            .iter()
-            .any(|d| d.starts_with("Decompression latency p99")),
-        "{:?}",
-        r.verdict.details
-    );
+    assert_detail(&r, "Read latency p99: patched");
+    assert_detail(&r, "Decompression latency p99");
     let un = &r.variants[0];
     assert_eq!(
         (
@@ -744,14 +735,9 @@ fn positive_controls_count_in_no_statistic_and_a_missed_one_invalidates_the_run(
     .unwrap();
     let r = build_report(&[load_run(&ok_dir).unwrap()], &quick()).unwrap();
     assert_eq!(r.valid, Some(true));
-    assert!(
-        r.verdict
-            .details
-            .iter()
-            .any(|d| d
-                .starts_with("Positive controls detected (swap_freeze on a, swap_freeze on b)")),
-        "{:?}",
-        r.verdict.details
+    assert_detail(
+        &r,
+        "Positive controls detected (swap_freeze on a, swap_freeze on b)",
     );
 }
 
@@ -781,14 +767,7 @@ fn broken_patch(dir: &Path) {
     );
     spec.events = false;
     spec.reads_per_iteration = 400;
-    spec.question = Some(Question {
-        signatures: vec![SignatureQuestion {
-            name: SEED.into(),
-            absent_in: Some("patched".into()),
-        }],
-        alpha: 0.05,
-        max_iterations: None,
-    });
+    spec.expect_absent(SEED, "patched");
     write_run(dir, &spec).unwrap();
 }
 
@@ -982,14 +961,7 @@ fn an_expectation_that_holds_turns_the_verdict_green() {
         ],
     );
     spec.events = false;
-    spec.question = Some(Question {
-        signatures: vec![SignatureQuestion {
-            name: SEED.into(),
-            absent_in: Some("patched".into()),
-        }],
-        alpha: 0.05,
-        max_iterations: None,
-    });
+    spec.expect_absent(SEED, "patched");
     write_run(d.path(), &spec).unwrap();
     let r = build_report(&[load_run(d.path()).unwrap()], &quick()).unwrap();
     assert_eq!(

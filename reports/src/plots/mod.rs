@@ -211,41 +211,37 @@ impl<T, E: std::fmt::Display> PlotResult<T> for std::result::Result<T, E> {
     }
 }
 
+/// The charts hilt draws: numbers on both axes (categories are numbered).
+pub(crate) type Chart<'a, DB> = ChartContext<
+    'a,
+    DB,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// Tick labels of a percentage axis; none above 100%, where the axis only
+/// leaves room for the notes over the bars.
+pub(crate) fn percent_label(y: &f64) -> String {
+    if *y <= 100.0 {
+        format!("{y:.0}%")
+    } else {
+        String::new()
+    }
+}
+
 /// Names under the x axis at data positions `x` (with y at the axis).
 pub(crate) fn category_labels<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
-    chart: &ChartContext<
-        DB,
-        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
-    >,
+    chart: &Chart<'_, DB>,
     labels: &[(f64, String)],
     size: u32,
 ) -> Result<()> {
-    let y0 = chart.y_range().start;
-    let (bx, by) = root.get_base_pixel();
-    let style = font(size).pos(plotters::style::text_anchor::Pos::new(
-        plotters::style::text_anchor::HPos::Center,
-        plotters::style::text_anchor::VPos::Top,
-    ));
-    for (x, label) in labels {
-        let (px, py) = chart.backend_coord(&(*x, y0));
-        root.draw(&Text::new(
-            label.clone(),
-            (px - bx, py - by + 8),
-            style.clone(),
-        ))
-        .plot()?;
-    }
-    Ok(())
+    category_labels_at(root, chart, labels, size, 8, BLACK)
 }
 
 /// Lines under the category names (`dy` pixels below the axis), in `colour`.
 pub(crate) fn category_labels_at<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
-    chart: &ChartContext<
-        DB,
-        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
-    >,
+    chart: &Chart<'_, DB>,
     labels: &[(f64, String)],
     size: u32,
     dy: i32,

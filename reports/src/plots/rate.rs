@@ -7,7 +7,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::{color, font, no_data, PlotResult};
+use super::{color, font, no_data, percent_label, Chart, PlotResult};
 use crate::report::{Counts, Report};
 use crate::stats::rate::wilson;
 
@@ -86,33 +86,7 @@ pub(super) fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, r: &Report
         .iter()
         .any(|v| v.counts.deadlocks + v.counts.stalls > 0)
         || r.variants.iter().all(|v| v.counts.hangs == 0);
-    let n = r.variants.len();
-    let mut chart = ChartBuilder::on(&plot)
-        .margin(16)
-        .margin_top(6)
-        .x_label_area_size(58)
-        .y_label_area_size(64)
-        .build_cartesian_2d(-0.5..n as f64 - 0.5, 0.0..112.0)
-        .plot()?;
-    let fmt_y = |y: &f64| {
-        if *y <= 100.0 {
-            format!("{y:.0}%")
-        } else {
-            String::new()
-        }
-    };
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .x_labels(0)
-        .y_label_formatter(&fmt_y)
-        .y_desc("share of valid iterations")
-        .label_style(font(15))
-        .axis_desc_style(font(14))
-        .light_line_style(RGBColor(244, 244, 244))
-        .max_light_lines(4)
-        .draw()
-        .plot()?;
+    let mut chart = share_axes(&plot, r.variants.len(), "share of valid iterations")?;
     // Category names under the axis, drawn on the plot area: plotters
     // places numeric ticks only where its own algorithm puts them. Under
     // each name, what its bars are made of.
@@ -192,11 +166,34 @@ pub(super) fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, r: &Report
     Ok(())
 }
 
-type Chart<'a, DB> = ChartContext<
-    'a,
-    DB,
-    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
->;
+/// Axes for bars of shares of iterations over `n` categories (named under
+/// the axis by the caller), with room above 100% for the notes on the bars.
+pub(crate) fn share_axes<'a, DB: DrawingBackend>(
+    plot: &'a DrawingArea<DB, Shift>,
+    n: usize,
+    y_desc: &str,
+) -> Result<Chart<'a, DB>> {
+    let mut chart = ChartBuilder::on(plot)
+        .margin(16)
+        .margin_top(6)
+        .x_label_area_size(58)
+        .y_label_area_size(64)
+        .build_cartesian_2d(-0.5..n as f64 - 0.5, 0.0..112.0)
+        .plot()?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(0)
+        .y_label_formatter(&percent_label)
+        .y_desc(y_desc)
+        .label_style(font(15))
+        .axis_desc_style(font(14))
+        .light_line_style(RGBColor(244, 244, 244))
+        .max_light_lines(4)
+        .draw()
+        .plot()?;
+    Ok(chart)
+}
 
 /// One bar from 0 to `rate` (a fraction) over `span`, its interval and a
 /// note above both (and above `clear`, a fraction something else reaches).

@@ -9,10 +9,11 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::rate::{bar, legend_item, light};
+use super::rate::{bar, legend_item, light, share_axes};
 use super::{color, font, no_data, PlotResult};
 use crate::report::Report;
 use crate::stats::rate::wilson;
+use crate::text;
 use crate::verdict::{Conclusion, SignatureVerdict};
 
 /// Deadlocks, stalls and valid iterations of one variant for one signature.
@@ -70,6 +71,21 @@ pub fn conclusion_words(v: &SignatureVerdict) -> String {
     }
 }
 
+/// The anytime-valid p as the tables give it: a bound ("≤ 0.0028") unless
+/// it is 1.
+pub fn p_words(v: &SignatureVerdict) -> String {
+    let rel = if v.p_value >= 1.0 { "=" } else { "≤" };
+    format!("{rel} {}", text::p_value(v.p_value))
+}
+
+/// The verdict's details the signature verdict table does not already say.
+pub fn details_beside_table(r: &Report) -> impl Iterator<Item = &String> {
+    r.verdict
+        .details
+        .iter()
+        .filter(|d| !r.signature_verdicts.iter().any(|v| &v.sentence == *d))
+}
+
 pub(super) fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, r: &Report) -> Result<()> {
     let title = "Named signatures: deadlock rate per variant (95% Wilson interval)";
     let sigs = signature_counts(r);
@@ -101,33 +117,11 @@ pub(super) fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, r: &Report
         )?;
     }
 
-    let n = sigs.len();
-    let mut chart = ChartBuilder::on(&plot)
-        .margin(16)
-        .margin_top(6)
-        .x_label_area_size(58)
-        .y_label_area_size(64)
-        .build_cartesian_2d(-0.5..n as f64 - 0.5, 0.0..112.0)
-        .plot()?;
-    let fmt_y = |y: &f64| {
-        if *y <= 100.0 {
-            format!("{y:.0}%")
-        } else {
-            String::new()
-        }
-    };
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .x_labels(0)
-        .y_label_formatter(&fmt_y)
-        .y_desc("deadlocks with the signature / valid iterations")
-        .label_style(font(15))
-        .axis_desc_style(font(14))
-        .light_line_style(RGBColor(244, 244, 244))
-        .max_light_lines(4)
-        .draw()
-        .plot()?;
+    let mut chart = share_axes(
+        &plot,
+        sigs.len(),
+        "deadlocks with the signature / valid iterations",
+    )?;
     let names: Vec<(f64, String)> = sigs
         .iter()
         .enumerate()

@@ -5,7 +5,7 @@ use anyhow::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::{color, font, no_data, PlotResult};
+use super::{color, font, no_data, percent_label, Chart, PlotResult};
 use crate::history::Trends;
 
 fn x_labels(t: &Trends) -> Vec<String> {
@@ -33,6 +33,28 @@ fn sparse_labels(t: &Trends) -> Vec<(f64, String)> {
         .collect()
 }
 
+/// The interval bar of each point (x, rate in %, interval as fractions).
+fn intervals<DB: DrawingBackend>(
+    chart: &mut Chart<'_, DB>,
+    pts: &[(f64, f64, (f64, f64))],
+    c: RGBColor,
+    cap: u32,
+) -> Result<()> {
+    chart
+        .draw_series(pts.iter().map(|p| {
+            ErrorBar::new_vertical(
+                p.0,
+                p.2 .0 * 100.0,
+                p.1,
+                p.2 .1 * 100.0,
+                c.stroke_width(1),
+                cap,
+            )
+        }))
+        .plot()?;
+    Ok(())
+}
+
 pub(super) fn draw_hang_rate<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     t: &Trends,
@@ -52,18 +74,11 @@ pub(super) fn draw_hang_rate<DB: DrawingBackend>(
         .y_label_area_size(64)
         .build_cartesian_2d(-0.5..n - 0.5, 0.0..105.0)
         .plot()?;
-    let fmt_y = |y: &f64| {
-        if *y <= 100.0 {
-            format!("{y:.0}%")
-        } else {
-            String::new()
-        }
-    };
     chart
         .configure_mesh()
         .disable_x_mesh()
         .x_labels(0)
-        .y_label_formatter(&fmt_y)
+        .y_label_formatter(&percent_label)
         .x_desc("run start (UTC)")
         .y_desc("share of valid iterations")
         .label_style(font(13))
@@ -91,18 +106,7 @@ pub(super) fn draw_hang_rate<DB: DrawingBackend>(
             .plot()?
             .label(s.variant.clone())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], c.stroke_width(3)));
-        chart
-            .draw_series(pts.iter().map(|p| {
-                ErrorBar::new_vertical(
-                    p.0,
-                    p.2 .0 * 100.0,
-                    p.1,
-                    p.2 .1 * 100.0,
-                    c.stroke_width(1),
-                    8,
-                )
-            }))
-            .plot()?;
+        intervals(&mut chart, &pts, c, 8)?;
         chart
             .draw_series(pts.iter().map(|p| Circle::new((p.0, p.1), 4, c.filled())))
             .plot()?;
@@ -132,18 +136,7 @@ pub(super) fn draw_hang_rate<DB: DrawingBackend>(
             .plot()?
             .label(format!("{} stalls", s.variant))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 10, y)], c.stroke_width(3)));
-        chart
-            .draw_series(sp.iter().map(|p| {
-                ErrorBar::new_vertical(
-                    p.0,
-                    p.2 .0 * 100.0,
-                    p.1,
-                    p.2 .1 * 100.0,
-                    c.stroke_width(1),
-                    6,
-                )
-            }))
-            .plot()?;
+        intervals(&mut chart, &sp, c, 6)?;
         chart
             .draw_series(
                 sp.iter()

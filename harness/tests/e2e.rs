@@ -19,6 +19,19 @@ fn run(plan: &Path, out: &Path, envs: &[(&str, &Path)]) -> std::process::Output 
     c.output().unwrap()
 }
 
+/// `hilt run` that must succeed; its standard output.
+fn run_ok(plan: &Path, out: &Path) -> String {
+    let o = run(plan, out, &[]);
+    let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "exit {:?}\n{stdout}\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    stdout
+}
+
 #[test]
 #[ignore = "boots the emulated board: run by scripts/test"]
 fn smoke_plan_runs_both_kernels_end_to_end() {
@@ -257,14 +270,7 @@ fn swap_freeze_control_is_a_deadlock_and_swap_stall_a_stall() {
         + "controls:\n  - swap_freeze\n  - swap_stall\n";
     std::fs::write(&plan, text).unwrap();
     let out = tmp.path().join("run");
-    let o = run(&plan, &out, &[]);
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success(),
-        "exit {:?}\n{stdout}\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let stdout = run_ok(&plan, &out);
     assert!(
         stdout.contains("control swap_freeze on unpatched: detected"),
         "{stdout}"
@@ -1008,14 +1014,7 @@ fn a_stopping_rule_ends_the_run_early_and_resume_keeps_it_stopped() {
         + "signatures:\n  - name: never\n    frames: [no_such_kernel_function]\n    absent_in: patched\n";
     std::fs::write(&plan, text).unwrap();
     let out = tmp.path().join("run");
-    let o = run(&plan, &out, &[]);
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success(),
-        "exit {:?}\n{stdout}\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let stdout = run_ok(&plan, &out);
     let recs = records(&out);
     assert_eq!(recs.len(), 2, "one round, then the rule stopped the run");
     assert!(

@@ -208,3 +208,41 @@ pub struct IterationRecord {
     #[serde(default)]
     pub host_cpu_ms: u64,
 }
+
+impl IterationRecord {
+    /// A record with nothing gathered yet: not run, no figures.
+    pub fn blank(variant: &str, iteration: u32, board: &str) -> Self {
+        IterationRecord {
+            version: RESULTS_VERSION,
+            variant: variant.to_string(),
+            iteration,
+            board: board.to_string(),
+            outcome: Outcome::NotRun,
+            detail: String::new(),
+            failure: None,
+            kernel_events: vec![],
+            kernel_release: None,
+            started_at: String::new(),
+            wall_ms: 0,
+            boot_ms: None,
+            reads: 0,
+            bytes_read: 0,
+            read_errors: 0,
+            last_read_errno: None,
+            read_latency_us: Default::default(),
+            decompress_latency_us: Default::default(),
+            decompress_func: None,
+            decompress_probe_error: None,
+            decompress_calls_in_worker: 0,
+            decompress_calls_elsewhere: 0,
+            max_swap_used_kb: 0,
+            max_psi_some_avg10: 0.0,
+            max_psi_full_avg10: 0.0,
+            console_log: String::new(),
+            signatures: vec![],
+            control: None,
+            hang: None,
+            host_cpu_ms: 0,
+        }
+    }
+}

@@ -161,38 +161,12 @@ mod tests {
 
     fn rec(variant: &str, outcome: Outcome, lat: &[(u64, u64)]) -> IterationRecord {
         IterationRecord {
-            version: crate::RESULTS_VERSION,
-            variant: variant.into(),
-            iteration: 0,
-            board: "b".into(),
             outcome,
-            detail: String::new(),
-            failure: None,
-            kernel_events: vec![],
-            kernel_release: None,
-            started_at: String::new(),
-            wall_ms: 0,
-            boot_ms: None,
             reads: lat.iter().map(|x| x.1).sum(),
-            bytes_read: 0,
-            read_errors: 0,
-            last_read_errno: None,
-            decompress_latency_us: Default::default(),
-            decompress_func: None,
-            decompress_calls_in_worker: 0,
-            decompress_calls_elsewhere: 0,
-            decompress_probe_error: None,
-            hang: None,
             read_latency_us: LatencyHisto {
                 buckets: lat.iter().map(|&(v, n)| [v, n]).collect(),
             },
-            max_swap_used_kb: 0,
-            max_psi_some_avg10: 0.0,
-            max_psi_full_avg10: 0.0,
-            console_log: String::new(),
-            host_cpu_ms: 0,
-            control: None,
-            signatures: vec![],
+            ..IterationRecord::blank(variant, 0, "b")
         }
     }
 

@@ -11,9 +11,7 @@ use hilt_protocol::{
     encode_frame, AgentFault, AgentMsg, Decoded, FrameDecoder, HostMsg, IntervalStats, RunSpec,
     Stage, SuspectReport,
 };
-use hilt_reports::{
-    DetectTiming, Detector, Failure, HangWatch, IterationRecord, Outcome, RESULTS_VERSION,
-};
+use hilt_reports::{DetectTiming, Detector, Failure, HangWatch, IterationRecord, Outcome};
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
@@ -845,6 +843,18 @@ async fn on_kernel_event<W: tokio::io::AsyncWrite + Unpin>(
     let Some(outcome) = severity(event.kind) else {
         return;
     };
+    // A crash while a hang is watched ends the watch: the board is going
+    // down, and what it reports is the iteration's outcome.
+    if outcome == Outcome::Crash && st.phase == Phase::Window {
+        st.window = None;
+        st.rec.outcome = Outcome::Crash;
+        if let Some(f) = st.rec.failure.as_mut() {
+            f.title = event.title.clone();
+            f.frames = event.frames.clone();
+            f.excerpt = event.excerpt.clone();
+        }
+        return enter_evidence(st, evidence, input);
+    }
     if outcome == Outcome::Hang && reopens(st) {
         if let Some(pid) = event.task.as_ref().and_then(|t| t.pid) {
             reopen(st, Culprit::Task(pid as i32), window_len, input);
@@ -1040,36 +1050,9 @@ fn new_record(
     console_log: String,
 ) -> IterationRecord {
     IterationRecord {
-        version: RESULTS_VERSION,
-        variant,
-        iteration,
-        board,
-        outcome: Outcome::NotRun,
-        detail: String::new(),
-        failure: None,
-        kernel_events: vec![],
-        kernel_release: None,
         started_at: chrono::Utc::now().to_rfc3339(),
-        wall_ms: 0,
-        boot_ms: None,
-        reads: 0,
-        bytes_read: 0,
-        read_errors: 0,
-        last_read_errno: None,
-        decompress_latency_us: Default::default(),
-        decompress_func: None,
-        decompress_calls_in_worker: 0,
-        decompress_calls_elsewhere: 0,
-        decompress_probe_error: None,
-        hang: None,
-        read_latency_us: Default::default(),
-        max_swap_used_kb: 0,
-        max_psi_some_avg10: 0.0,
-        max_psi_full_avg10: 0.0,
         console_log,
-        host_cpu_ms: 0,
-        control: None,
-        signatures: vec![],
+        ..IterationRecord::blank(&variant, iteration, &board)
     }
 }
 

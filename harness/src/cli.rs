@@ -24,7 +24,8 @@ struct Cli {
 const RUN_EXIT_CODES: &str = "\
 Exit codes:
   0    the run completed; no regression against the history
-  1    regression: the history check found the run worse than the last nights
+  1    regression: the history check found the run worse than the last nights,
+       or a signature deadlocked where the plan says it must not (absent_in)
   2    bad plan or usage: nothing was run (the error names file:line:col and key)
   3    infrastructure failure: artifacts could not be prepared, every iteration
        was an infrastructure error, the results could not be written (disk

@@ -149,7 +149,7 @@ fn run_inner(spec: &RunSpec, tx: &Sender, stop: &Arc<AtomicBool>) -> Option<Done
     let readers = slot_base;
     // Probes go in after the mount: erofs' symbols exist once it is loaded.
     let probes = if spec.watch.decompress_probes {
-        stage(tx, Stage::Watch, kprobe::start).unwrap_or_default()
+        stage(tx, Stage::Probes, kprobe::start).unwrap_or_default()
     } else {
         Vec::new()
     };

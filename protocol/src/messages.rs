@@ -181,6 +181,9 @@ pub enum Stage {
     Watch,
     Channel,
     Control,
+    /// The kprobes on erofs' decompression path: failing leaves the run
+    /// going without that figure.
+    Probes,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

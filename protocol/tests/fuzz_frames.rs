@@ -171,6 +171,7 @@ fn stage() -> BoxedStrategy<Stage> {
         Stage::Watch,
         Stage::Channel,
         Stage::Control,
+        Stage::Probes,
     ])
     .boxed()
 }
@@ -488,6 +489,22 @@ fn agent_msg() -> BoxedStrategy<AgentMsg> {
                 tid,
             }
         }),
+        (
+            any::<u64>(),
+            any::<i32>(),
+            any::<i32>(),
+            text(),
+            any::<u64>()
+        )
+            .prop_map(|(uptime_ms, pid, tid, comm, blocked_ms)| {
+                AgentMsg::Resumed {
+                    uptime_ms,
+                    pid,
+                    tid,
+                    comm,
+                    blocked_ms,
+                }
+            }),
         (
             any::<u64>(),
             select(vec![DoneReason::Completed, DoneReason::Stopped])

@@ -400,7 +400,7 @@ pub async fn run(
                         // The probes are set up after the workloads start: a
                         // failure there leaves the run going, and the figure
                         // missing for a reason the summary must give.
-                        AgentMsg::Error { stage: Stage::Watch, message } => {
+                        AgentMsg::Error { stage: Stage::Probes, message } => {
                             st.rec.decompress_probe_error = Some(message);
                         }
                         AgentMsg::Resumed { pid, tid, comm, blocked_ms, .. } => {
@@ -411,8 +411,12 @@ pub async fn run(
                                 }
                             }
                         }
-                        AgentMsg::Cleared { pid, tid, .. } => {
-                            let moved = st.window.as_ref().and_then(|w| w.task_resumed(pid, tid, "task", 0));
+                        AgentMsg::Cleared { uptime_ms, pid, tid } => {
+                            // The watcher's suspicion of it says who it was and since when.
+                            let (comm, blocked_ms) = st.suspects.iter().find(|s| s.tid == tid)
+                                .map(|s| (s.comm.clone(), uptime_ms.saturating_sub(s.stopped_ms)))
+                                .unwrap_or_else(|| ("task".to_string(), 0));
+                            let moved = st.window.as_ref().and_then(|w| w.task_resumed(pid, tid, &comm, blocked_ms));
                             if let Some(moved) = moved {
                                 if let Some(end) = on_progress(&mut st, moved, &input, p.timeouts.finish_s) {
                                     break end;

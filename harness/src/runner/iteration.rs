@@ -150,6 +150,10 @@ struct State {
     watch: HangWatch,
     /// Set once a window ended without progress.
     deadlocked: bool,
+    /// Board uptime of the last stall's recovery.
+    resumed_uptime_ms: Option<u64>,
+    /// Every task the agent saw leave D or move again: (pid, tid, uptime).
+    moved: Vec<(i32, i32, u64)>,
 }
 
 pub async fn run(
@@ -185,6 +189,8 @@ pub async fn run(
         last_interval: None,
         watch: HangWatch::default(),
         deadlocked: false,
+        resumed_uptime_ms: None,
+        moved: Vec::new(),
     };
     let log = |st: &mut State, source: &'static str, body: &dyn erased::Ser| {
         let control = input.spec.control.as_ref().map(|c| match c {
@@ -403,39 +409,35 @@ pub async fn run(
                         AgentMsg::Error { stage: Stage::Probes, message } => {
                             st.rec.decompress_probe_error = Some(message);
                         }
-                        AgentMsg::Resumed { pid, tid, comm, blocked_ms, .. } => {
+                        AgentMsg::Resumed { uptime_ms, pid, tid, comm, blocked_ms } => {
+                            st.moved.push((pid, tid, uptime_ms));
                             let moved = st.window.as_ref().and_then(|w| w.task_resumed(pid, tid, &comm, blocked_ms));
-                            if let Some(moved) = moved {
-                                if let Some(end) = on_progress(&mut st, moved, &input, p.timeouts.finish_s) {
-                                    break end;
-                                }
+                            if let Some(end) = moved.and_then(|m| on_progress(&mut st, m, uptime_ms, &input)) {
+                                break end;
                             }
                         }
                         AgentMsg::Cleared { uptime_ms, pid, tid } => {
+                            st.moved.push((pid, tid, uptime_ms));
                             // The watcher's suspicion of it says who it was and since when.
                             let (comm, blocked_ms) = st.suspects.iter().find(|s| s.tid == tid)
                                 .map(|s| (s.comm.clone(), uptime_ms.saturating_sub(s.stopped_ms)))
                                 .unwrap_or_else(|| ("task".to_string(), 0));
                             let moved = st.window.as_ref().and_then(|w| w.task_resumed(pid, tid, &comm, blocked_ms));
-                            if let Some(moved) = moved {
-                                if let Some(end) = on_progress(&mut st, moved, &input, p.timeouts.finish_s) {
-                                    break end;
-                                }
+                            if let Some(end) = moved.and_then(|m| on_progress(&mut st, m, uptime_ms, &input)) {
+                                break end;
                             }
                         }
-                        AgentMsg::ReaderResumed { reader, workload, .. } => {
+                        AgentMsg::ReaderResumed { uptime_ms, reader, workload } => {
                             let moved = st.window.as_ref().and_then(|w| w.reader_resumed(reader, &workload));
-                            if let Some(moved) = moved {
-                                if let Some(end) = on_progress(&mut st, moved, &input, p.timeouts.finish_s) {
-                                    break end;
-                                }
+                            if let Some(end) = moved.and_then(|m| on_progress(&mut st, m, uptime_ms, &input)) {
+                                break end;
                             }
                         }
                         AgentMsg::Kernel { uptime_ms, event } => {
                             on_kernel_event(&mut st, &input, &mut agent_wr, &mut send, *event, Detector::AgentKmsg, Some(uptime_ms), t0, (evidence, window_len)).await;
                         }
-                        AgentMsg::ReaderStall { reader, .. } if reopens(&st) => {
-                            reopen(&mut st, Culprit::Reader(reader), window_len, &input);
+                        AgentMsg::ReaderStall { uptime_ms, reader, .. } if reopens(&st, Some(uptime_ms)) => {
+                            reopen(&mut st, Culprit::Reader(reader), window_len, &input, Some(uptime_ms));
                         }
                         AgentMsg::ReaderStall { uptime_ms, reader, workload, stalled_ms } if st.rec.failure.is_none() => {
                             st.rec.failure = Some(Failure {
@@ -449,7 +451,7 @@ pub async fn run(
                                 timing: None,
                             });
                             st.rec.outcome = Outcome::Hang;
-                            detected(&mut st, Culprit::Reader(reader), &input, evidence, window_len);
+                            detected(&mut st, Culprit::Reader(reader), &input, (evidence, window_len), Some(uptime_ms));
                             // Ask the kernel who is blocked, and where.
                             let _ = agent_wr.write_all(&send(&HostMsg::Sysrq { key: 'w' })).await;
                             log(&mut st, "host", &HostEvent::Sysrq { key: 'w', via: "agent" });
@@ -464,8 +466,8 @@ pub async fn run(
                             }
                             st.suspects.push(*s);
                         }
-                        AgentMsg::Confirmed(c) if reopens(&st) => {
-                            reopen(&mut st, Culprit::Task(c.tid), window_len, &input);
+                        AgentMsg::Confirmed(c) if reopens(&st, Some(c.uptime_ms)) => {
+                            reopen(&mut st, Culprit::Task(c.tid), window_len, &input, Some(c.uptime_ms));
                         }
                         AgentMsg::Confirmed(c) => {
                             let suspect = st.suspects.iter().find(|s| s.tid == c.tid).cloned();
@@ -496,7 +498,7 @@ pub async fn run(
                                         timing: Some(timing),
                                     });
                                     st.rec.outcome = Outcome::Hang;
-                                    detected(&mut st, Culprit::Task(c.tid), &input, evidence, window_len);
+                                    detected(&mut st, Culprit::Task(c.tid), &input, (evidence, window_len), Some(c.uptime_ms));
                                 }
                             }
                         }
@@ -726,16 +728,33 @@ fn detected(
     st: &mut State,
     culprit: Culprit,
     input: &IterationInput<'_>,
-    evidence: Duration,
-    window_len: Duration,
+    (evidence, window_len): (Duration, Duration),
+    detected_ms: Option<u64>,
 ) {
     if window_len.is_zero() {
         return enter_evidence(st, evidence, input);
     }
-    open_window(st, culprit, window_len, input);
+    open_window(st, culprit, window_len, input, detected_ms);
 }
 
-fn open_window(st: &mut State, culprit: Culprit, window_len: Duration, input: &IterationInput<'_>) {
+/// Opens a window on `culprit`, detected at board uptime `detected_ms`. A
+/// report can arrive after its task already moved (the agent's kmsg reader
+/// lags under pressure): the window then closes at once as a stall.
+fn open_window(
+    st: &mut State,
+    culprit: Culprit,
+    window_len: Duration,
+    input: &IterationInput<'_>,
+    detected_ms: Option<u64>,
+) {
+    let moved_since = match (&culprit, detected_ms) {
+        (Culprit::Task(id), Some(d)) => st
+            .moved
+            .iter()
+            .find(|&&(pid, tid, at)| (pid == *id || tid == *id) && at > d)
+            .map(|&(_, tid, at)| (tid, at)),
+        _ => None,
+    };
     if st.phase == Phase::Running {
         st.run_deadline = Some(st.deadline);
     }
@@ -747,16 +766,37 @@ fn open_window(st: &mut State, culprit: Culprit, window_len: Duration, input: &I
         "hang detected: watching {} s for progress",
         window_len.as_secs()
     ));
+    if let Some((tid, at)) = moved_since {
+        let what = format!("task {tid} had already left D when its report arrived");
+        let moved = window::Progress {
+            after: Duration::ZERO,
+            what,
+        };
+        on_progress(st, moved, at, input);
+    }
 }
 
 /// After a stall the iteration runs on; a task still (or newly) blocked
 /// opens another window, which may end in a deadlock.
-fn reopens(st: &State) -> bool {
-    st.phase == Phase::Running && st.rec.outcome == Outcome::Stall
+///
+/// Only a detection made after the stall ended counts: the agent's kmsg
+/// reader can fall behind under the very pressure it watches, and its
+/// backlog of reports from before the recovery must not reopen a window on
+/// a task that has long moved (seen in the clean A/B campaign).
+fn reopens(st: &State, detected_uptime_ms: Option<u64>) -> bool {
+    st.phase == Phase::Running
+        && st.rec.outcome == Outcome::Stall
+        && matches!((detected_uptime_ms, st.resumed_uptime_ms), (Some(d), Some(r)) if d > r)
 }
 
-fn reopen(st: &mut State, culprit: Culprit, window_len: Duration, input: &IterationInput<'_>) {
-    open_window(st, culprit, window_len, input);
+fn reopen(
+    st: &mut State,
+    culprit: Culprit,
+    window_len: Duration,
+    input: &IterationInput<'_>,
+    detected_ms: Option<u64>,
+) {
+    open_window(st, culprit, window_len, input, detected_ms);
 }
 
 /// The culprit moved: the hang was a stall. Returns the iteration's end
@@ -764,16 +804,17 @@ fn reopen(st: &mut State, culprit: Culprit, window_len: Duration, input: &Iterat
 fn on_progress(
     st: &mut State,
     moved: window::Progress,
+    uptime_ms: u64,
     input: &IterationInput<'_>,
-    finish_s: u64,
 ) -> Option<(Outcome, String)> {
     let w = st.window.take()?;
+    st.resumed_uptime_ms = Some(uptime_ms);
     st.watch.window_ms = w.closes.duration_since(w.opened).as_millis() as u64;
     st.watch.resumed_after_ms = Some(moved.after.as_millis() as u64);
     st.watch.progress = Some(moved.what);
     st.rec.outcome = Outcome::Stall;
     st.phase = Phase::Running;
-    let resume = Instant::now() + Duration::from_secs(finish_s);
+    let resume = Instant::now() + Duration::from_secs(input.plan.plan.timeouts.finish_s);
     st.deadline = st.run_deadline.map_or(resume, |d| d.max(resume));
     (input.progress)(&format!(
         "stall: {} after {} s",
@@ -859,9 +900,16 @@ async fn on_kernel_event<W: tokio::io::AsyncWrite + Unpin>(
         }
         return enter_evidence(st, evidence, input);
     }
-    if outcome == Outcome::Hang && reopens(st) {
+    let reported_ms = event.timestamp.map(|t| (t * 1000.0) as u64);
+    if outcome == Outcome::Hang && reopens(st, reported_ms) {
         if let Some(pid) = event.task.as_ref().and_then(|t| t.pid) {
-            reopen(st, Culprit::Task(pid as i32), window_len, input);
+            reopen(
+                st,
+                Culprit::Task(pid as i32),
+                window_len,
+                input,
+                reported_ms,
+            );
         }
         return;
     }
@@ -898,9 +946,13 @@ async fn on_kernel_event<W: tokio::io::AsyncWrite + Unpin>(
     if first {
         st.rec.outcome = outcome;
         match (outcome, event.task.as_ref().and_then(|t| t.pid)) {
-            (Outcome::Hang, Some(pid)) => {
-                detected(st, Culprit::Task(pid as i32), input, evidence, window_len)
-            }
+            (Outcome::Hang, Some(pid)) => detected(
+                st,
+                Culprit::Task(pid as i32),
+                input,
+                (evidence, window_len),
+                reported_ms,
+            ),
             _ => enter_evidence(st, evidence, input),
         }
         let _ = agent_wr

@@ -88,6 +88,9 @@ fn run(tx: Sender, shared: Arc<Shared>) {
     // Confirmed tasks stay watched: one that moves again turns the hang
     // into a stall, and only the agent sees its context switches.
     let mut confirmed: Vec<Pending> = Vec::with_capacity(64);
+    // Kernel reports already looked at: each new one names a task the host
+    // may watch, which this thread must follow even if it never suspected it.
+    let mut reports_seen = 0;
     let mut new: Vec<(i32, i32, String, String, Reason, u64)> = Vec::with_capacity(16);
     let mut next = Instant::now();
     loop {
@@ -145,6 +148,24 @@ fn run(tx: Sender, shared: Arc<Shared>) {
             .lock()
             .map(|v| v.clone())
             .unwrap_or_default();
+        for &pid in reported.get(reports_seen..).unwrap_or_default() {
+            let pid = pid as i32;
+            let known = |p: &Pending| p.tid == pid || p.pid == pid;
+            if !confirmed.iter().any(known) && !pending.iter().any(known) {
+                let comm = sys::read_trimmed(format!("/proc/{pid}/comm")).unwrap_or_default();
+                confirmed.push(Pending {
+                    pid,
+                    tid: pid,
+                    comm,
+                    stopped_ms: now,
+                    suspected_ms: now,
+                    reason: Reason::NoContextSwitch,
+                    moved_from: Some(snapshot(pid, pid)),
+                    out_of_d: 0,
+                });
+            }
+        }
+        reports_seen = reported.len();
         confirmed.retain_mut(|p| {
             if !has_moved(p) {
                 return true;

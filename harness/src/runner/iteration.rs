@@ -411,6 +411,9 @@ pub async fn run(
                         }
                         AgentMsg::Resumed { uptime_ms, pid, tid, comm, blocked_ms } => {
                             st.moved.push((pid, tid, uptime_ms));
+                            // The agent may have started following it only at the
+                            // kernel's report, which said how long it had been blocked.
+                            let blocked_ms = blocked_ms.max(window::reported_blocked_ms(&st.watch, tid));
                             let moved = st.window.as_ref().and_then(|w| w.task_resumed(pid, tid, &comm, blocked_ms));
                             if let Some(end) = moved.and_then(|m| on_progress(&mut st, m, uptime_ms, &input)) {
                                 break end;

@@ -171,6 +171,18 @@ fn note(w: &mut HangWatch, task: String, frames: &[String], blocked: Option<u64>
     });
 }
 
+/// The longest time the kernel reported `tid` blocked, in ms (0 if never).
+pub fn reported_blocked_ms(w: &HangWatch, tid: i32) -> u64 {
+    let suffix = format!(":{tid}");
+    w.waiters
+        .iter()
+        .filter(|x| x.task.ends_with(&suffix))
+        .filter_map(|x| x.blocked_s)
+        .max()
+        .unwrap_or(0)
+        * 1000
+}
+
 /// The waiters in one line, for the record's detail.
 pub fn describe(w: &HangWatch) -> String {
     w.waiters

@@ -21,15 +21,7 @@ fn run(plan: &Path, out: &Path, envs: &[(&str, &Path)]) -> std::process::Output 
 
 /// `hilt run` that must succeed; its standard output.
 fn run_ok(plan: &Path, out: &Path) -> String {
-    let o = run(plan, out, &[]);
-    let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(
-        o.status.success(),
-        "exit {:?}\n{stdout}\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stderr)
-    );
-    stdout
+    common::succeeded(&run(plan, out, &[]))
 }
 
 #[test]

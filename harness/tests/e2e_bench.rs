@@ -67,14 +67,7 @@ impl Bench {
             .env("HILT_LEASES", self.tmp.path().join("leases"))
             .output()
             .unwrap();
-        let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
-        assert!(
-            o.status.success(),
-            "exit {:?}\n{stdout}\n{}",
-            o.status,
-            String::from_utf8_lossy(&o.stderr)
-        );
-        (out, stdout)
+        (out, common::succeeded(&o))
     }
 
     /// `hilt flash BOARD IMAGE [ARGS]` from the bench's directory.

@@ -440,7 +440,7 @@ pub async fn run(
                             on_kernel_event(&mut st, &input, &mut agent_wr, &mut send, *event, Detector::AgentKmsg, Some(uptime_ms), t0, (evidence, window_len)).await;
                         }
                         AgentMsg::ReaderStall { uptime_ms, reader, .. } if reopens(&st, Some(uptime_ms)) => {
-                            reopen(&mut st, Culprit::Reader(reader), window_len, &input, Some(uptime_ms));
+                            open_window(&mut st, Culprit::Reader(reader), window_len, &input, Some(uptime_ms));
                         }
                         AgentMsg::ReaderStall { uptime_ms, reader, workload, stalled_ms } if st.rec.failure.is_none() => {
                             st.rec.failure = Some(Failure {
@@ -470,7 +470,7 @@ pub async fn run(
                             st.suspects.push(*s);
                         }
                         AgentMsg::Confirmed(c) if reopens(&st, Some(c.uptime_ms)) => {
-                            reopen(&mut st, Culprit::Task(c.tid), window_len, &input, Some(c.uptime_ms));
+                            open_window(&mut st, Culprit::Task(c.tid), window_len, &input, Some(c.uptime_ms));
                         }
                         AgentMsg::Confirmed(c) => {
                             let suspect = st.suspects.iter().find(|s| s.tid == c.tid).cloned();
@@ -792,16 +792,6 @@ fn reopens(st: &State, detected_uptime_ms: Option<u64>) -> bool {
         && matches!((detected_uptime_ms, st.resumed_uptime_ms), (Some(d), Some(r)) if d > r)
 }
 
-fn reopen(
-    st: &mut State,
-    culprit: Culprit,
-    window_len: Duration,
-    input: &IterationInput<'_>,
-    detected_ms: Option<u64>,
-) {
-    open_window(st, culprit, window_len, input, detected_ms);
-}
-
 /// The culprit moved: the hang was a stall. Returns the iteration's end
 /// when the workloads already finished during the window.
 fn on_progress(
@@ -906,7 +896,7 @@ async fn on_kernel_event<W: tokio::io::AsyncWrite + Unpin>(
     let reported_ms = event.timestamp.map(|t| (t * 1000.0) as u64);
     if outcome == Outcome::Hang && reopens(st, reported_ms) {
         if let Some(pid) = event.task.as_ref().and_then(|t| t.pid) {
-            reopen(
+            open_window(
                 st,
                 Culprit::Task(pid as i32),
                 window_len,

@@ -83,6 +83,20 @@ pub fn hilt_run(plan: &Path, out: &Path) -> Command {
     c
 }
 
+/// The standard output of a `hilt` run that must have succeeded; both
+/// streams are shown when it did not.
+#[allow(dead_code)]
+pub fn succeeded(o: &std::process::Output) -> String {
+    let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "exit {:?}\n{stdout}\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    stdout
+}
+
 #[allow(dead_code)]
 pub fn shared_cache() -> PathBuf {
     std::env::var_os("HILT_CACHE")

@@ -105,7 +105,7 @@ pub async fn run_command(argv: &[String], limit: Duration) -> anyhow::Result<Str
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         let err = err.trim();
-        let tail = &err[err.len().saturating_sub(500)..];
+        let tail = crate::tail_of(err, 500);
         bail!(
             "`{shown}` failed ({}){}{tail}",
             out.status,

@@ -242,9 +242,16 @@ impl<S: BoardShell> DdFlasher<S> {
     async fn run_ok(&self, line: &str) -> Result<String, FlashError> {
         let (status, out, err) = self.shell.run(line, self.limit).await?;
         if status != 0 {
+            // dd's line runs with `2>&1`, so its message is on stdout: both
+            // streams are quoted, each bounded.
+            let said: Vec<&str> = [err.trim(), out.trim()]
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .map(|s| crate::tail_of(s, 1000))
+                .collect();
             return Err(FlashError::Transport(format!(
                 "`{line}` exited with {status}: {}",
-                err.trim()
+                said.join("; ")
             )));
         }
         Ok(out)
@@ -478,6 +485,50 @@ impl Flasher for DiskFileFlasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A board whose `dd` fails the way a real one does: the message on
+    /// stdout (the command line merges stderr into it), nothing on stderr.
+    struct FailingDd;
+
+    #[async_trait::async_trait]
+    impl BoardShell for FailingDd {
+        fn method(&self) -> &'static str {
+            "ssh_dd"
+        }
+        async fn run(&self, line: &str, _: Duration) -> Result<(i32, String, String), FlashError> {
+            if line.starts_with("dd ") {
+                let msg = "dd: error writing '/dev/mmcblk1p5': No space left on device\n";
+                return Ok((1, msg.repeat(50) + "é", String::new()));
+            }
+            Ok((0, String::new(), String::new()))
+        }
+        async fn push(&self, data: &[u8], _: &str, _: u32) -> Result<String, FlashError> {
+            Ok(hex::encode(Sha256::digest(data)))
+        }
+    }
+
+    /// Issue 20, finding 8: only stderr was quoted, so the error said
+    /// nothing about why dd failed.
+    #[tokio::test]
+    async fn a_dd_failure_quotes_dds_own_message() {
+        let mut f = DdFlasher {
+            shell: FailingDd,
+            device: "/dev/mmcblk1p5".into(),
+            staging: "/tmp/stage.img".into(),
+            limit: Duration::from_secs(1),
+        };
+        let err = f
+            .flash(&FlashImage::new("x.img", vec![1; 10], None))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("No space left on device"), "{err}");
+        assert!(
+            err.len() < 1500,
+            "the quote is bounded: {} bytes",
+            err.len()
+        );
+    }
 
     #[tokio::test]
     async fn disk_file_flash_lands_at_the_offset_and_is_read_back() {

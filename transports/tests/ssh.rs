@@ -205,6 +205,44 @@ async fn changed_host_key_is_refused_even_with_accept_new() {
     );
 }
 
+/// Issue 20, finding 8: libssh2 skips `@revoked` lines, and a host key
+/// both listed and revoked was accepted. Revoked for another host pattern
+/// too, and with accept_new, which must not add it either.
+#[tokio::test]
+async fn a_revoked_host_key_is_refused() {
+    let d = sshd();
+    d.trust();
+    let listed = std::fs::read_to_string(d.path("known_hosts")).unwrap();
+    let pubkey = std::fs::read_to_string(d.path("host_ed25519.pub")).unwrap();
+    let key: Vec<&str> = pubkey.split_whitespace().take(2).collect();
+    for (hosts, with_listed) in [("*", true), ("[127.0.0.1]:*,other", true), ("*", false)] {
+        let content = format!(
+            "# comment\n{}@revoked {hosts} {} {} old key\n",
+            if with_listed { listed.as_str() } else { "" },
+            key[0],
+            key[1]
+        );
+        std::fs::write(d.path("known_hosts"), &content).unwrap();
+        let mut cfg = d.config("id_ed25519");
+        cfg.accept_new = !with_listed;
+        let err = SshSession::connect(&cfg).await.unwrap_err();
+        assert!(
+            matches!(err, SshError::RevokedHostKey { .. }),
+            "{hosts}: {err}"
+        );
+        assert!(err.to_string().contains("@revoked"), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(d.path("known_hosts")).unwrap(),
+            content
+        );
+    }
+    // Another key's revocation does not refuse this one.
+    keygen(&d.path("other_host"), "ed25519", "");
+    let other = std::fs::read_to_string(d.path("other_host.pub")).unwrap();
+    std::fs::write(d.path("known_hosts"), format!("{listed}@revoked * {other}")).unwrap();
+    SshSession::connect(&d.config("id_ed25519")).await.unwrap();
+}
+
 #[tokio::test]
 async fn ed25519_exec_streams_output_and_exit_status() {
     let d = sshd();

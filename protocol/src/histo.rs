@@ -33,7 +33,11 @@ impl LatencyHisto {
     }
 
     pub fn count(&self) -> u64 {
-        self.buckets.iter().map(|b| b[1]).sum()
+        // The counts come from the board: a sum past u64::MAX must not wrap
+        // to a small number.
+        self.buckets
+            .iter()
+            .fold(0u64, |sum, b| sum.saturating_add(b[1]))
     }
 
     /// Adds these buckets into `h`; values beyond the range are clamped
@@ -54,6 +58,25 @@ impl LatencyHisto {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 20, finding 8: the sum wrapped in release builds, so two huge
+    /// bucket counts added up to a small one.
+    #[test]
+    fn a_count_past_u64_max_saturates() {
+        let h = LatencyHisto {
+            buckets: vec![[1, u64::MAX], [2, 2]],
+        };
+        assert_eq!(h.count(), u64::MAX);
+    }
+
+    /// Issue 20, finding 8: CI tests the release profile, which wrapped on
+    /// overflow; the workspace's crates now check it there too (Cargo.toml).
+    #[test]
+    fn the_test_build_checks_integer_overflow() {
+        let r =
+            std::panic::catch_unwind(|| std::hint::black_box(u8::MAX) + std::hint::black_box(1));
+        assert!(r.is_err(), "255 + 1 gave {r:?}");
+    }
 
     #[test]
     fn roundtrip_preserves_quantiles() {

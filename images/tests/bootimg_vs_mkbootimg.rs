@@ -8,7 +8,9 @@ use std::process::Command;
 
 use hilt_images::bootimg::{parse, Addresses, BootImage, Header};
 
-fn mkbootimg(dir: &Path, args: &[&str]) -> Option<Vec<u8>> {
+/// A missing mkbootimg fails the test: a comparison that was skipped must
+/// not read as one that passed (scripts/setup installs it).
+fn mkbootimg(dir: &Path, args: &[&str]) -> Vec<u8> {
     let out = dir.join("ref.img");
     let status = match Command::new("mkbootimg")
         .args(args)
@@ -18,17 +20,12 @@ fn mkbootimg(dir: &Path, args: &[&str]) -> Option<Vec<u8>> {
     {
         Ok(s) => s,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "mkbootimg is missing on CI: scripts/setup installs it"
-            );
-            eprintln!("mkbootimg not installed (apt-get install mkbootimg): skipped");
-            return None;
+            panic!("mkbootimg is missing, so nothing was compared: apt-get install mkbootimg (scripts/setup does)")
         }
         Err(e) => panic!("{e}"),
     };
     assert!(status.success());
-    Some(std::fs::read(out).unwrap())
+    std::fs::read(out).unwrap()
 }
 
 fn inputs(dir: &Path) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
@@ -52,7 +49,7 @@ fn v2_is_byte_identical_to_mkbootimg() {
     );
     let p = |f: &str| d.path().join(f).display().to_string();
     for page in [2048u32, 4096] {
-        let Some(reference) = mkbootimg(
+        let reference = mkbootimg(
             d.path(),
             &[
                 "--header_version",
@@ -78,9 +75,7 @@ fn v2_is_byte_identical_to_mkbootimg() {
                 "--os_patch_level",
                 "2024-05",
             ],
-        ) else {
-            return;
-        };
+        );
         let ours = BootImage {
             header: Header::V2 {
                 page_size: page,
@@ -113,7 +108,7 @@ fn v4_extends_mkbootimgs_v3_layout() {
     let d = tempfile::tempdir().unwrap();
     let (kernel, ramdisk, _) = inputs(d.path());
     let p = |f: &str| d.path().join(f).display().to_string();
-    let Some(v3) = mkbootimg(
+    let v3 = mkbootimg(
         d.path(),
         &[
             "--header_version",
@@ -125,9 +120,7 @@ fn v4_extends_mkbootimgs_v3_layout() {
             "--cmdline",
             "console=ttyS0 androidboot.hardware=hilt",
         ],
-    ) else {
-        return;
-    };
+    );
     let v4 = BootImage {
         header: Header::V4,
         kernel: &kernel,
@@ -154,4 +147,32 @@ fn v4_extends_mkbootimgs_v3_layout() {
         &differing[..differing.len().min(10)]
     );
     assert_eq!(v4[40], 4);
+}
+
+/// Issue 20, finding 8: without mkbootimg on PATH and without `CI` set, both
+/// comparisons returned early and passed. This runs them again in a child
+/// with neither, which must fail and say why.
+#[test]
+fn a_missing_mkbootimg_fails_the_comparison() {
+    for test in [
+        "v2_is_byte_identical_to_mkbootimg",
+        "v4_extends_mkbootimgs_v3_layout",
+    ] {
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args([test, "--exact", "--test-threads=1"])
+            .env("PATH", "/nonexistent")
+            .env_remove("CI")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "{test} passed without mkbootimg:\n{text}"
+        );
+        assert!(
+            text.contains("apt-get install mkbootimg"),
+            "{test}:\n{text}"
+        );
+    }
 }

@@ -74,3 +74,18 @@ async fn commands_run_without_a_shell_and_with_a_limit() {
     assert!(format!("{:#}", p.on().await.unwrap_err()).contains("starting `/nonexistent/relayctl`"));
     assert!(CommandPower::new(&cfg(&["x", "{undefined}"], &["true"]), &BTreeMap::new()).is_err());
 }
+
+/// Issue 20, finding 3: the failure message quotes the end of stderr, and
+/// cutting it at a byte count fell inside `é` (two bytes): a panic, and
+/// `hilt flash` exited 101. Every parity of the cut is tried.
+#[tokio::test]
+async fn a_failing_command_with_multibyte_stderr_is_an_error_not_a_panic() {
+    for pad in ["", "x", "xy", "xyz"] {
+        let script = format!("printf '{pad}' >&2; for i in $(seq 400); do printf 'é' >&2; done; printf '{pad}' >&2; exit 1");
+        let mut p =
+            CommandPower::new(&cfg(&["true"], &["sh", "-c", &script]), &BTreeMap::new()).unwrap();
+        let err = format!("{:#}", p.off().await.unwrap_err());
+        assert!(err.contains("failed (exit status: 1): "), "{err}");
+        assert!(err.contains(&"é".repeat(200)), "{err}");
+    }
+}

@@ -93,17 +93,23 @@ impl<'a> Elf<'a> {
             .checked_mul(entsize)
             .and_then(|o| o.checked_add(shoff))
             .ok_or("section header offset overflows")?;
+        // The offset comes from the file: a header near u64::MAX must be
+        // an error, not a wrapped offset that reads another part of it.
+        let field = |at: u64| {
+            base.checked_add(at)
+                .ok_or_else(|| format!("section header at {base} runs past the end of the file"))
+        };
         let (offset, size, link) = if self.is64 {
-            (base + 24, base + 32, base + 40)
+            (24, 32, 40)
         } else {
-            (base + 16, base + 20, base + 24)
+            (16, 20, 24)
         };
         Ok(Section {
             name: self.u32(base)?,
-            kind: self.u32(base + 4)?,
-            offset: self.word(offset)?,
-            size: self.word(size)?,
-            link: self.u32(link)?,
+            kind: self.u32(field(4)?)?,
+            offset: self.word(field(offset)?)?,
+            size: self.word(field(size)?)?,
+            link: self.u32(field(link)?)?,
         })
     }
 
@@ -302,5 +308,20 @@ mod tests {
         let size_field = shoff + 64 + 32;
         bad[size_field..size_field + 8].copy_from_slice(&u64::MAX.to_le_bytes());
         assert!(Elf::parse(&bad).unwrap().section(".modinfo").is_err());
+    }
+
+    /// Found by kernels/src/fuzz.rs: a section header table said to start
+    /// just below u64::MAX overflowed the field offsets (wrapping in
+    /// release builds, to offsets at the start of the file).
+    #[test]
+    fn a_section_table_at_the_end_of_the_address_space_is_an_error() {
+        let mut elf = build_test_elf(EM_AARCH64, &[(".modinfo", b"a=b\0")], None);
+        for shoff in [u64::MAX, u64::MAX - 4, u64::MAX - 39, u64::MAX - 63] {
+            elf[40..48].copy_from_slice(&shoff.to_le_bytes());
+            assert!(
+                Elf::parse(&elf).unwrap().section(".modinfo").is_err(),
+                "{shoff}"
+            );
+        }
     }
 }

@@ -32,6 +32,8 @@ mod deps;
 mod digest;
 mod elf;
 mod error;
+#[cfg(test)]
+mod fuzz;
 mod kernel;
 mod modinfo;
 mod package;

@@ -154,13 +154,13 @@ impl Leases {
         serde_json::from_slice(&text).ok()
     }
 
-    /// Writes through a temporary file and a rename: a reader without the
-    /// lock (`hilt boards`) never sees half a lease.
+    /// Replaces the lease whole: a reader without the lock (`hilt boards`)
+    /// never sees half a lease, and after a host crash the lease is the
+    /// old one or the new one, never an empty file that frees the board.
     fn write(&self, h: &Holder) -> anyhow::Result<()> {
-        let tmp = self.dir.join(format!(".{}.{}.tmp", h.board, h.token));
-        std::fs::write(&tmp, serde_json::to_vec_pretty(h)?)?;
-        std::fs::rename(&tmp, self.lease_path(&h.board))?;
-        Ok(())
+        let path = self.lease_path(&h.board);
+        crate::runner::durable::write_atomic(&path, &serde_json::to_vec_pretty(h)?)
+            .with_context(|| format!("writing the lease {}", path.display()))
     }
 
     /// Takes the lease if it is free or stale; otherwise says who holds it.
@@ -429,6 +429,27 @@ mod tests {
         l.write(&dead).unwrap();
         assert!(matches!(&l.list()[0], State::Stale(_, "holder died")));
         l.try_take("b1", &claim(60)).unwrap().unwrap();
+    }
+
+    /// A lease write the disk has no room for leaves the lease as it was,
+    /// and no temporary file in a directory every hilt on the host shares.
+    #[test]
+    fn a_failed_lease_write_keeps_the_old_lease_and_no_temporary() {
+        let d = tempfile::tempdir().unwrap();
+        let name = "lease::tests::a_failed_lease_write_keeps_the_old_lease_and_no_temporary";
+        if let Some(dir) = crate::runner::durable::small_disk(name, 4096, d.path()) {
+            let l = Leases::new(dir);
+            let mut mine = l.try_take("b1", &claim(60)).unwrap().unwrap();
+            mine.run_dir = "x".repeat(8192);
+            l.renew(&mut mine, Duration::from_secs(120)).unwrap_err();
+            return;
+        }
+        let l = Leases::new(d.path().to_path_buf());
+        assert_eq!(l.read("b1").unwrap().run_dir, "runs/x");
+        assert_eq!(
+            crate::runner::durable::temps_in(d.path()),
+            Vec::<String>::new()
+        );
     }
 
     #[test]

@@ -135,17 +135,14 @@ pub async fn flash(b: &BoardFile, home: &Path, req: &FlashRequest) -> anyhow::Re
     Ok(rec)
 }
 
-/// Appends the record to a JSON-lines file: a night's flashes in one place.
+/// Appends the record to a JSON-lines file (flash.jsonl, deploy.jsonl): a
+/// night's flashes in one place. The line is synced, and written whole or
+/// not at all when the disk fills.
 pub fn append_record<T: serde::Serialize>(path: &Path, rec: &T) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    writeln!(f, "{}", serde_json::to_string(rec)?)?;
-    f.sync_data()?;
-    Ok(())
+    let mut line = serde_json::to_vec(rec)?;
+    line.push(b'\n');
+    crate::runner::durable::append_synced(path, &line)
+        .with_context(|| format!("appending to {}", path.display()))
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Running a plan: prepare artifacts, then iterate over variants, writing
 //! results as they come.
 
+pub mod durable;
 pub mod iteration;
 pub mod progress;
 pub mod results;
@@ -347,10 +348,6 @@ fn signals() -> watch::Receiver<bool> {
         std::process::exit(exit::INTERRUPTED);
     });
     rx
-}
-
-fn record_key(r: &IterationRecord) -> results::SlotKey {
-    (r.variant.clone(), r.iteration, r.control.clone())
 }
 
 fn read_run_json(dir: &Path) -> anyhow::Result<serde_json::Value> {
@@ -767,31 +764,49 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
     let mut done: Vec<IterationRecord> = Vec::new();
     let mut recorded_order: Option<Vec<Slot>> = None;
     let mut dropped: Vec<Slot> = Vec::new();
+    let mut set_aside: Vec<usize> = Vec::new();
     if opts.resume {
         let info = read_run_json(&out)?;
         recorded_order = serde_json::from_value(info["order"].clone()).ok();
         // What an earlier stop left out stays out: its answer was known.
         dropped = serde_json::from_value(info["stopped"]["dropped"].clone()).unwrap_or_default();
-        let (prior, torn) = results::read_records(&out)?;
-        if torn > 0 {
+        let gone = durable::remove_temps(&out)
+            .with_context(|| format!("removing temporary files from {}", out.display()))?;
+        if !gone.is_empty() {
             progress.note(&format!(
-                "resume: dropped {torn} unreadable line(s) of results.jsonl (a record cut short by the interruption)"
+                "resume: removed {} (temporary files of the interrupted run)",
+                gone.join(", ")
             ));
         }
-        for r in prior {
-            if r.outcome != Outcome::NotRun && !done.iter().any(|d| record_key(d) == record_key(&r))
-            {
-                done.push(r);
-            }
+        let kept = results::resume_records(&out)?;
+        if let Some(line) = kept.torn {
+            progress.note(&format!(
+                "resume: results.jsonl line {line} was cut short by the interruption: dropped, its iteration runs again"
+            ));
         }
-        results::rewrite_records(&out, &done)?;
+        if !kept.set_aside.is_empty() {
+            // Not the interruption's doing: said even with --quiet, and
+            // kept in run.json for the report.
+            eprintln!(
+                "hilt: WARNING: results.jsonl had {} line(s) that were not usable records; \
+                 they are moved, verbatim, to {}/{} and their iterations run again:",
+                kept.set_aside.len(),
+                out.display(),
+                results::DAMAGED
+            );
+            for (line, why) in &kept.set_aside {
+                eprintln!("hilt:   line {line}: {why}");
+            }
+            set_aside = kept.set_aside.iter().map(|(l, _)| *l).collect();
+        }
+        done = kept.done;
     }
     let order = recorded_order.unwrap_or_else(|| order(&plan));
     let todo: VecDeque<(usize, Slot)> = order
         .iter()
         .cloned()
         .enumerate()
-        .filter(|(_, s)| !done.iter().any(|d| record_key(d) == s.key()))
+        .filter(|(_, s)| !done.iter().any(|d| results::record_key(d) == s.key()))
         .filter(|(_, s)| !dropped.contains(s))
         .collect();
     if opts.resume {
@@ -821,6 +836,9 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
     let run_dir = RunDir::create(&out)?;
     if !opts.resume {
         crate::plan::snapshot::write(&plan.sources, &out)?;
+        // run.json, written next, is what makes the directory resumable:
+        // the plan it names must be on disk before it is.
+        durable::sync_tree(&out).with_context(|| format!("syncing {}", out.display()))?;
     }
 
     let plan2 = plan.clone();
@@ -844,12 +862,18 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
         .unwrap_or_default();
     if opts.resume {
         let mut info = read_run_json(&out)?;
-        let entry = serde_json::json!({
+        let mut entry = serde_json::json!({
             "at": chrono::Utc::now().to_rfc3339(),
             "host": hostname(),
             "boards": names,
             "finished_before": done.len(),
         });
+        if !set_aside.is_empty() {
+            entry["results_set_aside"] = serde_json::json!({
+                "file": results::DAMAGED,
+                "lines": set_aside,
+            });
+        }
         match info["resumed"].as_array_mut() {
             Some(a) => a.push(entry),
             None => info["resumed"] = serde_json::json!([entry]),

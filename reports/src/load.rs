@@ -304,6 +304,12 @@ pub fn load_run(dir: &Path) -> Result<RunData> {
         warnings,
     };
     let mut warnings = Vec::new();
+    if let Some(n) = damaged_lines(dir) {
+        warnings.push(format!(
+            "{DAMAGED}: {n} line(s) of results.jsonl were not usable records when the run was \
+             resumed; they are kept there, verbatim, and their iterations were run again"
+        ));
+    }
     let missing = run.missing_iterations().len();
     if missing > 0 {
         warnings.push(format!(
@@ -327,6 +333,29 @@ pub fn load_run(dir: &Path) -> Result<RunData> {
         warnings: [run.warnings.clone(), warnings].concat(),
         ..run
     })
+}
+
+/// Where `hilt run --resume` keeps the lines of results.jsonl it could not
+/// use.
+pub const DAMAGED: &str = "results.damaged.jsonl";
+
+/// How many lines `dir`'s results.damaged.jsonl holds, if it holds any:
+/// counted as it streams by, whatever its size.
+fn damaged_lines(dir: &Path) -> Option<usize> {
+    use std::io::BufRead;
+    let f = std::fs::File::open(dir.join(DAMAGED)).ok()?;
+    let mut r = std::io::BufReader::new(f);
+    let mut n = 0;
+    loop {
+        let buf = r.fill_buf().ok()?;
+        if buf.is_empty() {
+            break;
+        }
+        n += buf.iter().filter(|b| **b == b'\n').count();
+        let len = buf.len();
+        r.consume(len);
+    }
+    (n > 0).then_some(n)
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(
@@ -373,4 +402,32 @@ pub fn parse_records(text: &str, warnings: &mut Vec<String>) -> Result<Vec<Itera
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Lines a resume set aside stay visible in every report of the run.
+    #[test]
+    fn lines_set_aside_by_a_resume_are_warned_about() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("results.jsonl"), "").unwrap();
+        std::fs::write(d.path().join("run.json"), "{}").unwrap();
+        let run = load_run(d.path()).unwrap();
+        assert!(!run.warnings.iter().any(|w| w.contains(DAMAGED)));
+        std::fs::write(
+            d.path().join(DAMAGED),
+            "{\"line\":2,\"text\":\"x\"}\n{\"line\":5,\"text\":\"y\"}\n",
+        )
+        .unwrap();
+        let run = load_run(d.path()).unwrap();
+        assert!(
+            run.warnings
+                .iter()
+                .any(|w| w.starts_with("results.damaged.jsonl: 2 line(s)")),
+            "{:?}",
+            run.warnings
+        );
+    }
 }

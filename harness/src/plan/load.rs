@@ -4,6 +4,7 @@ use std::path::Path;
 
 use serde::de::DeserializeOwned;
 
+use super::bounds;
 use super::error::PlanError;
 use super::positions::{Pos, Positions};
 
@@ -14,23 +15,16 @@ pub struct Loaded<T> {
 }
 
 pub fn load<T: DeserializeOwned>(path: &Path) -> Result<Loaded<T>, PlanError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        PlanError::new(
-            path,
-            Pos { line: 1, column: 1 },
-            "",
-            format!("cannot read file: {e}"),
-        )
-    })?;
-    let value = parse(path, &text)?;
+    let text = bounds::read(path)?;
+    let (value, positions) = parse(path, &text)?;
     Ok(Loaded {
         value,
-        positions: Positions::index(&text),
+        positions,
         text,
     })
 }
 
-pub fn parse<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, PlanError> {
+pub fn parse<T: DeserializeOwned>(path: &Path, text: &str) -> Result<(T, Positions), PlanError> {
     // The YAML parser ends lines at NEL, LS and PS (YAML 1.1), editors do
     // not: positions after one would be off, and one in a comment turns the
     // rest of the comment into content. Reject it where an editor shows it.
@@ -47,8 +41,9 @@ pub fn parse<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, PlanErro
         );
         return Err(PlanError::new(path, Pos { line, column }, "", message));
     }
+    let positions = bounds::scan(path, text)?;
     let de = serde_yaml_ng::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let value = serde_path_to_error::deserialize(de).map_err(|e| {
         let mut key = e.path().to_string();
         if key == "." {
             key.clear();
@@ -80,16 +75,17 @@ pub fn parse<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, PlanErro
         // serde reports a duplicate at the start of the enclosing mapping; the
         // position index keeps the last occurrence of a key: the repeat.
         let pos = duplicate
-            .and_then(|_| Positions::index(text).key(&key))
+            .and_then(|_| positions.key(&key))
             .or_else(|| {
                 inner.location().map(|l| Pos {
                     line: l.line(),
                     column: l.column(),
                 })
             })
-            .unwrap_or_else(|| Positions::index(text).of(&key));
+            .unwrap_or_else(|| positions.of(&key));
         PlanError::new(path, pos, key, message)
-    })
+    })?;
+    Ok((value, positions))
 }
 
 /// The name in "<prefix>name`...", as serde words unknown and duplicate fields.

@@ -1,6 +1,7 @@
 //! Test plans: loading, resolving the board and workload files they name,
 //! and validating everything before a board is touched.
 
+mod bounds;
 mod error;
 mod load;
 mod model;

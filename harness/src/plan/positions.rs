@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::parser::{Event, MarkedEventReceiver};
 use yaml_rust2::scanner::Marker;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,9 +22,10 @@ pub struct Positions {
 }
 
 impl Positions {
+    #[cfg(test)]
     pub fn index(text: &str) -> Self {
         let mut b = Builder::default();
-        let mut parser = Parser::new_from_str(text);
+        let mut parser = yaml_rust2::parser::Parser::new_from_str(text);
         // A syntax error is reported by serde with its position; the index
         // then just stays partial.
         let _ = parser.load(&mut b, false);
@@ -64,12 +65,32 @@ enum Frame {
 }
 
 #[derive(Default)]
-struct Builder {
+pub(super) struct Builder {
     stack: Vec<Frame>,
-    out: Positions,
+    pub(super) out: Positions,
 }
 
 impl Builder {
+    /// The path the next value will have, without consuming it.
+    pub(super) fn next_path(&self) -> String {
+        match self.stack.last() {
+            None => String::new(),
+            Some(Frame::Map { path, key }) => {
+                key.as_deref().map_or(path.clone(), |k| join(path, k))
+            }
+            Some(Frame::Seq { path, next }) => format!("{path}[{next}]"),
+        }
+    }
+
+    /// The path of the top-level value being read: the key an error deep
+    /// inside it is reported under.
+    pub(super) fn top_path(&self) -> String {
+        match self.stack.get(1) {
+            Some(Frame::Map { path, .. } | Frame::Seq { path, .. }) => path.clone(),
+            None => self.next_path(),
+        }
+    }
+
     /// The path of the value about to start, consuming the pending key.
     fn value_path(&mut self) -> Option<String> {
         match self.stack.last_mut() {
@@ -92,7 +113,7 @@ fn join(path: &str, key: &str) -> String {
     }
 }
 
-fn pos(m: Marker) -> Pos {
+pub(super) fn pos(m: Marker) -> Pos {
     Pos {
         line: m.line(),
         column: m.col() + 1,

@@ -43,7 +43,16 @@ impl Source {
 
     /// Why the file on disk is no longer what the run uses, if it is not.
     pub fn changed(&self) -> Option<String> {
-        match std::fs::read(&self.path) {
+        // Read as the loader reads: a file swapped for a huge one (or for
+        // /dev/zero) is a change, found without reading all of it.
+        let now = std::fs::File::open(&self.path).and_then(|f| {
+            use std::io::Read;
+            let mut now = Vec::new();
+            f.take(super::bounds::MAX_FILE_BYTES as u64 + 1)
+                .read_to_end(&mut now)
+                .map(|_| now)
+        });
+        match now {
             Ok(now) if sha256(&now) == self.sha256 => None,
             Ok(now) => Some(format!(
                 "{} {} changed on disk since the run started (sha256 {} now, {} in the snapshot)",

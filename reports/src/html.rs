@@ -325,9 +325,11 @@ fn controls(h: &mut String, r: &Report, out_dir: &Path) {
          <table><tr><th>variant</th><th>control</th><th>outcome</th><th>detected</th><th>detail</th><th>detected after</th><th>console</th></tr>"
     );
     for c in &r.controls {
-        let console = c.console_log.as_ref().map_or("–".into(), |p| {
-            format!("<a href=\"{}\">console.log</a>", esc(&link(out_dir, p)))
-        });
+        let console = match (&c.console_log, &c.console_refused) {
+            (Some(p), _) => format!("<a href=\"{}\">console.log</a>", esc(&link(out_dir, p))),
+            (None, Some(why)) => esc(why),
+            (None, None) => "–".into(),
+        };
         let _ = writeln!(
             h,
             "<tr><td>{}</td><td class=\"mono\">{}</td><td class=\"{o}\">{o}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{console}</td></tr>",
@@ -770,9 +772,11 @@ fn iterations(h: &mut String, r: &Report, out_dir: &Path) {
          <th>wall</th><th>failure after</th><th>reads</th><th>read p99</th><th>max PSI some/full</th><th>max swap</th><th>console</th></tr>"
     );
     for it in &r.iterations {
-        let console = it.console_log.as_ref().map_or("–".into(), |p| {
-            format!("<a href=\"{}\">console.log</a>", esc(&link(out_dir, p)))
-        });
+        let console = match (&it.console_log, &it.console_refused) {
+            (Some(p), _) => format!("<a href=\"{}\">console.log</a>", esc(&link(out_dir, p))),
+            (None, Some(why)) => esc(why),
+            (None, None) => "–".into(),
+        };
         let _ = writeln!(
             h,
             "<tr id=\"{}\"><td>{}</td><td class=\"num\">{}</td><td class=\"mono\">{}</td><td class=\"{o}\">{o}</td><td>{}{}</td>\

@@ -73,6 +73,8 @@ fn evidence(it: &IterationRow) -> String {
     }
     if let Some(p) = &it.console_log {
         let _ = write!(s, "\n\nconsole log: {}", p.display());
+    } else if let Some(why) = &it.console_refused {
+        let _ = write!(s, "\n\n{why}");
     }
     s
 }

@@ -96,11 +96,16 @@ fn percent_encode(s: &str) -> String {
 pub(crate) fn console_tail(path: &Path, max_lines: usize) -> Option<String> {
     use std::io::{Read, Seek, SeekFrom};
     let mut f = std::fs::File::open(path).ok()?;
-    let len = f.metadata().ok()?.len();
-    let start = len.saturating_sub(8192);
+    let meta = f.metadata().ok()?;
+    // Checked on the open file: a device or FIFO (/dev/zero) never ends,
+    // and a log still being written must not be followed as it grows.
+    if !meta.is_file() {
+        return None;
+    }
+    let start = meta.len().saturating_sub(8192);
     f.seek(SeekFrom::Start(start)).ok()?;
     let mut buf = Vec::new();
-    f.read_to_end(&mut buf).ok()?;
+    f.take(8192).read_to_end(&mut buf).ok()?;
     let text = strip_terminal(&String::from_utf8_lossy(&buf));
     let lines: Vec<&str> = text.lines().collect();
     // Drop the first line when it was cut by the 8 KiB window.
@@ -173,5 +178,6 @@ mod tests {
         let tail = console_tail(&p, 3).unwrap();
         assert_eq!(tail, "line 4997\nline 4998\nline 4999");
         assert!(console_tail(&d.path().join("missing"), 3).is_none());
+        assert!(console_tail(Path::new("/dev/zero"), 3).is_none());
     }
 }

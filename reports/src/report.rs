@@ -1,7 +1,7 @@
 //! From loaded runs to a [`Report`]: every figure any output shows.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
@@ -268,6 +268,10 @@ pub struct IterationRow {
     pub kernel_release: Option<String>,
     /// Absolute path; outputs link to it relative to where they are written.
     pub console_log: Option<PathBuf>,
+    /// Why the console log the record names is not read (outside the run
+    /// directory, not a regular file); outputs say it instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console_refused: Option<String>,
     pub excerpt: String,
     /// Deadlock or stall: what the deadlock window saw, and who waited on what.
     #[serde(default)]
@@ -288,6 +292,8 @@ pub struct ControlRow {
     pub failure_after_ms: Option<u64>,
     pub wall_ms: u64,
     pub console_log: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console_refused: Option<String>,
 }
 
 /// A positive control counts as detected only when the iteration ended as a
@@ -377,6 +383,7 @@ pub fn build_report(runs: &[RunData], opts: &ReportOptions) -> Result<Report> {
                 failure_after_ms: None,
                 wall_ms: 0,
                 console_log: None,
+                console_refused: None,
             })
         }));
     }
@@ -656,6 +663,7 @@ fn iteration_row(
     r: &IterationRecord,
     grid: &hdrhistogram::Histogram<u64>,
 ) -> IterationRow {
+    let console = console_of(run, &r.console_log);
     IterationRow {
         label: l.label.clone(),
         run: run.name.clone(),
@@ -678,10 +686,8 @@ fn iteration_row(
         max_psi_full_avg10: r.max_psi_full_avg10,
         max_swap_used_kb: r.max_swap_used_kb,
         kernel_release: r.kernel_release.clone(),
-        console_log: (!r.console_log.is_empty()).then(|| {
-            let p = run.path_of(&r.console_log);
-            p.canonicalize().unwrap_or(p)
-        }),
+        console_log: console.0,
+        console_refused: console.1,
         excerpt: r
             .failure
             .as_ref()
@@ -692,6 +698,7 @@ fn iteration_row(
 }
 
 fn control_row(l: &Labelled, run: &RunData, r: &IterationRecord) -> ControlRow {
+    let console = console_of(run, &r.console_log);
     ControlRow {
         label: l.label.clone(),
         run: run.name.clone(),
@@ -706,10 +713,46 @@ fn control_row(l: &Labelled, run: &RunData, r: &IterationRecord) -> ControlRow {
             .map_or_else(|| r.detail.clone(), |f| f.title.clone()),
         failure_after_ms: r.failure.as_ref().map(|f| f.detected_after_ms),
         wall_ms: r.wall_ms,
-        console_log: (!r.console_log.is_empty()).then(|| {
-            let p = run.path_of(&r.console_log);
-            p.canonicalize().unwrap_or(p)
-        }),
+        console_log: console.0,
+        console_refused: console.1,
+    }
+}
+
+/// The console log a record names, if the report may read it: a file in
+/// the run directory. results.jsonl is data, and a path in it such as
+/// `../../secret.txt` or `/dev/zero` must not put a host file into a
+/// report or read without end. Otherwise, why it is not read.
+fn console_of(run: &RunData, recorded: &str) -> (Option<PathBuf>, Option<String>) {
+    use std::path::Component;
+    if recorded.is_empty() {
+        return (None, None);
+    }
+    let refused = |why: &str| {
+        (
+            None,
+            Some(format!("console log {recorded:?} {why}: not read")),
+        )
+    };
+    let p = run.path_of(recorded);
+    let Ok(dir) = run.dir.canonicalize() else {
+        return refused("cannot be placed in the run directory");
+    };
+    match p.canonicalize() {
+        Ok(real) if !real.starts_with(&dir) => refused("is outside the run directory"),
+        Ok(real) if !real.metadata().is_ok_and(|m| m.is_file()) => refused("is not a regular file"),
+        Ok(real) => (Some(real), None),
+        // A log that is missing (not yet written, deleted) is linked all
+        // the same, as long as its name stays inside the run directory.
+        Err(_) => {
+            let inside = Path::new(recorded)
+                .components()
+                .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+            if inside {
+                (Some(p), None)
+            } else {
+                refused("is outside the run directory")
+            }
+        }
     }
 }
 
@@ -737,6 +780,7 @@ fn missing_row(l: &Labelled, run: &RunData, iteration: u32) -> IterationRow {
         max_swap_used_kb: 0,
         kernel_release: None,
         console_log: None,
+        console_refused: None,
         excerpt: String::new(),
         hang: None,
     }
@@ -1256,4 +1300,62 @@ fn timelines(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_in(dir: &Path) -> RunData {
+        RunData {
+            dir: dir.to_path_buf(),
+            name: "r".into(),
+            info: None,
+            summary: None,
+            records: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_console_log_outside_the_run_directory_or_not_a_file_is_not_read() {
+        let d = tempfile::tempdir().unwrap();
+        let run_dir = d.path().join("runs/r");
+        std::fs::create_dir_all(run_dir.join("iterations/a-000")).unwrap();
+        std::fs::write(d.path().join("secret.txt"), "secret").unwrap();
+        std::fs::write(run_dir.join("iterations/a-000/console.log"), "log").unwrap();
+        std::os::unix::fs::symlink(d.path().join("secret.txt"), run_dir.join("link.log")).unwrap();
+        let run = run_in(&run_dir);
+
+        let (path, refused) = console_of(&run, "iterations/a-000/console.log");
+        assert_eq!(refused, None);
+        assert_eq!(
+            path.unwrap(),
+            run_dir
+                .join("iterations/a-000/console.log")
+                .canonicalize()
+                .unwrap()
+        );
+        for (recorded, why) in [
+            ("../../secret.txt", "is outside the run directory"),
+            ("link.log", "is outside the run directory"),
+            ("/dev/zero", "is outside the run directory"),
+            ("../../missing.log", "is outside the run directory"),
+            ("iterations", "is not a regular file"),
+        ] {
+            let (path, refused) = console_of(&run, recorded);
+            assert_eq!(path, None, "{recorded}");
+            assert_eq!(
+                refused.as_deref(),
+                Some(format!("console log {recorded:?} {why}: not read").as_str())
+            );
+        }
+        // Not written yet: linked, and read by nobody until it exists.
+        let (path, refused) = console_of(&run, "iterations/a-001/console.log");
+        assert_eq!(
+            (path, refused),
+            (Some(run_dir.join("iterations/a-001/console.log")), None)
+        );
+        assert_eq!(console_of(&run, ""), (None, None));
+    }
 }

@@ -519,49 +519,118 @@ fn with_plan(
 }
 
 fn parse(path: &std::path::Path, json: bool) -> i32 {
-    let data = match std::fs::read(path) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("error: {}: {e}", path.display());
-            return exit::BAD_INPUT;
-        }
+    use std::io::{BufRead, Read};
+    use std::os::unix::fs::FileTypeExt;
+    // The parser reads the first 4 KiB of a line's text: what lies beyond
+    // this is skipped, so that a line without end (a log of NULs) costs no
+    // memory.
+    const MAX_LINE: u64 = 64 << 10;
+    let bad = |e: &dyn std::fmt::Display| {
+        eprintln!("error: {}: {e}", path.display());
+        exit::BAD_INPUT
     };
-    let events = hilt_kernlog::parse(&data);
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) => return bad(&e),
+    };
+    // A device such as /dev/zero never ends; a saved log is a file, or a
+    // pipe that its writer closes.
+    match file.metadata().map(|m| m.file_type()) {
+        Ok(t) if t.is_file() || t.is_fifo() => {}
+        Ok(_) => return bad(&"not a saved log: expected a regular file or a pipe"),
+        Err(e) => return bad(&e),
+    }
+    let mut reader = std::io::BufReader::with_capacity(64 << 10, file);
+    let mut parser = hilt_kernlog::StreamParser::new();
+    // Reports end out of order; each event waits here until no report that
+    // started before it is still open, so that they print in log order.
+    let mut ended: Vec<(u64, hilt_kernlog::Event)> = Vec::new();
+    let mut line = Vec::new();
+    let mut printed = 0usize;
     let mut out = std::io::stdout().lock();
-    for e in &events {
-        let r = if json {
-            serde_json::to_writer(&mut out, e)
-                .map_err(std::io::Error::other)
-                .and_then(|_| writeln!(out))
-        } else {
-            let task = e
-                .task
-                .as_ref()
-                .map(|t| {
-                    format!(
-                        " [{}{}]",
-                        t.comm,
-                        t.pid.map(|p| format!(":{p}")).unwrap_or_default()
-                    )
-                })
-                .unwrap_or_default();
-            let ts = e
-                .timestamp
-                .map(|t| format!("[{t:>12.6}] "))
-                .unwrap_or_default();
-            writeln!(out, "{ts}{:?}: {}{task}", e.kind, e.title).and_then(|_| {
-                for f in e.frames.iter().take(12) {
-                    writeln!(out, "    {f}")?;
-                }
-                Ok(())
-            })
+    // As hilt_kernlog::parse splits a log: a log ending in '\n' (or empty)
+    // ends with an empty line.
+    let mut last_ended = true;
+    loop {
+        line.clear();
+        let n = match (&mut reader).take(MAX_LINE).read_until(b'\n', &mut line) {
+            Ok(n) => n,
+            Err(e) => return bad(&e),
         };
-        if r.is_err() {
-            return exit::OK; // stdout closed (e.g. piped to head)
+        if n == 0 {
+            break;
+        }
+        last_ended = line.last() == Some(&b'\n');
+        if !last_ended && n as u64 == MAX_LINE {
+            let mut rest = Vec::new();
+            loop {
+                rest.clear();
+                match (&mut reader).take(MAX_LINE).read_until(b'\n', &mut rest) {
+                    Ok(0) => break,
+                    Ok(_) if rest.last() == Some(&b'\n') => {
+                        last_ended = true;
+                        line.push(b'\n');
+                        break;
+                    }
+                    Ok(_) => {}
+                    Err(e) => return bad(&e),
+                }
+            }
+        }
+        parser.push_line_seq(&line, &mut ended);
+        if ended.is_empty() {
+            continue;
+        }
+        ended.sort_by_key(|(seq, _)| *seq);
+        let before = parser.oldest_open().unwrap_or(u64::MAX);
+        let ready = ended.partition_point(|(seq, _)| *seq < before);
+        for (_, e) in ended.drain(..ready) {
+            if print_event(&mut out, &e, json).is_err() {
+                return exit::OK; // stdout closed (e.g. piped to head)
+            }
+            printed += 1;
         }
     }
-    if !json && events.is_empty() {
+    if last_ended {
+        parser.push_line_seq(b"", &mut ended);
+    }
+    parser.flush_seq(&mut ended);
+    ended.sort_by_key(|(seq, _)| *seq);
+    for (_, e) in &ended {
+        if print_event(&mut out, e, json).is_err() {
+            return exit::OK;
+        }
+        printed += 1;
+    }
+    if !json && printed == 0 {
         let _ = writeln!(out, "no kernel reports found");
     }
     exit::OK
+}
+
+fn print_event(out: &mut impl Write, e: &hilt_kernlog::Event, json: bool) -> std::io::Result<()> {
+    if json {
+        serde_json::to_writer(&mut *out, e).map_err(std::io::Error::other)?;
+        return writeln!(out);
+    }
+    let task = e
+        .task
+        .as_ref()
+        .map(|t| {
+            format!(
+                " [{}{}]",
+                t.comm,
+                t.pid.map(|p| format!(":{p}")).unwrap_or_default()
+            )
+        })
+        .unwrap_or_default();
+    let ts = e
+        .timestamp
+        .map(|t| format!("[{t:>12.6}] "))
+        .unwrap_or_default();
+    writeln!(out, "{ts}{:?}: {}{task}", e.kind, e.title)?;
+    for f in e.frames.iter().take(12) {
+        writeln!(out, "    {f}")?;
+    }
+    Ok(())
 }

@@ -68,6 +68,19 @@ impl StreamParser {
         self.flush_with(&mut |_, ev| out.push(ev));
     }
 
+    /// Like [`push_line_into`](Self::push_line_into), tagging each event with
+    /// the number of its report's first line. With [`oldest_open`](Self::oldest_open)
+    /// a reader can put events in log order as they come, holding only those
+    /// that an older open report may still precede.
+    pub fn push_line_seq(&mut self, line: &[u8], out: &mut Vec<(u64, Event)>) {
+        self.push_chunk(line, &mut |seq, ev| out.push((seq, ev)));
+    }
+
+    /// The number of the first line of the oldest report still open.
+    pub fn oldest_open(&self) -> Option<u64> {
+        self.open.iter().map(|r| r.seq).min()
+    }
+
     /// Events are tagged with the sequence number of their first line, so that a
     /// whole-log parse can list them in log order rather than in the order they ended.
     /// For a line known to hold no '\n'.
@@ -75,7 +88,8 @@ impl StreamParser {
         self.feed(line, &mut |seq, ev| out.push((seq, ev)));
     }
 
-    pub(crate) fn flush_seq(&mut self, out: &mut Vec<(u64, Event)>) {
+    /// Like [`flush_into`](Self::flush_into), with the tags of [`push_line_seq`](Self::push_line_seq).
+    pub fn flush_seq(&mut self, out: &mut Vec<(u64, Event)>) {
         self.flush_with(&mut |seq, ev| out.push((seq, ev)));
     }
 

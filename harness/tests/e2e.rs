@@ -833,9 +833,10 @@ fn as_root(args: &[&str]) -> Command {
 }
 
 /// The results disk fills up mid-run: hilt does not panic, keeps every
-/// complete record written before, stops instead of running iterations it
-/// cannot record, says so, and exits with the infrastructure code; the CI
-/// files (on another disk) are still written.
+/// complete record written before and a whole summary.json, leaves no
+/// temporary file, stops instead of running iterations it cannot record,
+/// says so, and exits with the infrastructure code; the CI files (on
+/// another disk) are still written.
 #[test]
 #[ignore = "boots the emulated board: run by scripts/test"]
 fn a_full_results_disk_stops_the_run_with_what_was_written_intact() {
@@ -913,6 +914,28 @@ fn a_full_results_disk_stops_the_run_with_what_was_written_intact() {
         serde_json::from_str::<serde_json::Value>(line)
             .unwrap_or_else(|e| panic!("events.jsonl has a broken line ({e}): {line}"));
     }
+    // summary.json is a whole one: the one written after the last record
+    // that fitted, or the one before it when the disk filled in between.
+    let summary = std::fs::read(out.join("summary.json")).unwrap();
+    let summary: serde_json::Value = serde_json::from_slice(&summary).unwrap_or_else(|e| {
+        panic!(
+            "summary.json is not whole ({e}): {}",
+            String::from_utf8_lossy(&summary)
+        )
+    });
+    let finished = summary["finished_iterations"].as_u64().unwrap() as usize;
+    assert!(
+        finished == recs.len() || finished + 1 == recs.len(),
+        "summary.json counts {finished} iterations, results.jsonl holds {}",
+        recs.len()
+    );
+    // No write that failed left its temporary file behind.
+    let temps: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(temps.is_empty(), "left behind: {temps:?}");
     let result: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(result["exit_code"], 3);
     assert_eq!(result["status"], "results_not_written");

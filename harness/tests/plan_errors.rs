@@ -483,3 +483,179 @@ fn the_stopping_rule_and_signature_expectations_are_checked() {
         "{err}"
     );
 }
+
+/// `hilt check` on smoke.yaml with boards/qemu-virt-a53.yaml replaced by
+/// `board` (a bench board's fields are checked the same way: board errors
+/// come before the plan's). Returns the exit code and stderr, the board
+/// file's path replaced by B.
+fn check_board(board: &str) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("boards")).unwrap();
+    std::os::unix::fs::symlink(repo().join("workloads"), dir.path().join("workloads")).unwrap();
+    let path = dir.path().join("boards/qemu-virt-a53.yaml");
+    std::fs::write(&path, board).unwrap();
+    std::fs::create_dir(dir.path().join("plans")).unwrap();
+    let plan = dir.path().join("plans/p.yaml");
+    std::fs::copy(repo().join("plans/smoke.yaml"), &plan).unwrap();
+    let out = hilt_check(&plan);
+    let err = String::from_utf8_lossy(&out.stderr).replace(&path.display().to_string(), "B");
+    (out.status.code().unwrap_or(-1), err)
+}
+
+fn board_with(file: &str, from: &str, to: &str) -> String {
+    let text = std::fs::read_to_string(repo().join(file)).unwrap();
+    assert!(text.contains(from), "{file} no longer contains {from:?}");
+    text.replacen(from, to, 1)
+}
+
+/// Values that reach a kernel, U-Boot, shell or make command line are
+/// refused by `hilt check`, located, before any board is powered on.
+#[test]
+fn values_for_command_lines_are_checked_before_a_board_is_touched() {
+    let cases: Vec<(String, &str, &str)> = vec![
+        // Would add init=/bin/sh to the kernel command line.
+        (
+            board_with("boards/le-potato.yaml", "kernel_console: ttyAML0,115200", "kernel_console: \"ttyAML0 init=/bin/sh\""),
+            "kernel_console: \"ttyAML0",
+            "key `kernel_console`: \"ttyAML0 init=/bin/sh\": expected the kernel's name for the console UART",
+        ),
+        // Would run `reset` in U-Boot's shell, once the board is on.
+        (
+            board_with("boards/le-potato.yaml", "    root: /srv/tftp", "    root: /srv/tftp\n    serverip: \"10.0.0.1;reset\""),
+            "serverip:",
+            "key `boot.uboot_tftp.serverip`: \"10.0.0.1;reset\": expected an IPv4 address",
+        ),
+        (
+            board_with("boards/le-potato.yaml", "    root: /srv/tftp", "    root: /srv/tftp\n    serverip: 10.0.0.1\n    ipaddr: 10.0.0.2\n    netmask: 255.0.255.0"),
+            "netmask:",
+            "key `boot.uboot_tftp.netmask`: \"255.0.255.0\": expected a netmask",
+        ),
+        (
+            board_with("boards/qemu-virt-a53.yaml", "append: \"\"", "append: \"quiet' ; reset\""),
+            "append:",
+            "key `qemu.append`: ",
+        ),
+        (
+            board_with("boards/le-potato.yaml", "data: /dev/mmcblk1p3", "data: \"/dev/mmcblk1p3 of=/dev/mmcblk1\""),
+            "data: \"/dev",
+            "key `partitions.data`: \"/dev/mmcblk1p3 of=/dev/mmcblk1\": expected a device node on the board",
+        ),
+        (
+            board_with("boards/ssh-emulated.yaml", "kernel_path: /boot/Image", "kernel_path: /boot/../etc/Image"),
+            "kernel_path:",
+            "key `kernel_path`: \"/boot/../etc/Image\": expected an absolute path on the board",
+        ),
+        (
+            board_with("boards/android-adb.yaml", "target: emulator-5554", "target: -w"),
+            "target: -w",
+            "key `fastboot.target`: \"-w\": expected a USB serial or tcp:HOST:PORT",
+        ),
+        (
+            board_with("boards/le-potato.yaml", "  user: root", "  user: \"-oProxyCommand=x\""),
+            "user:",
+            "key `ssh.user`: ",
+        ),
+        (
+            board_with("boards/le-potato.yaml", "  prompt: \"=> \"", "  prompt: \"\""),
+            "prompt:",
+            "key `uboot.prompt`: \"\": expected U-Boot's prompt",
+        ),
+    ];
+    for (board, at, want) in cases {
+        let (code, err) = check_board(&board);
+        assert_eq!(code, 2, "{want}: {err}");
+        let line = line_of(&board, at);
+        assert!(
+            err.starts_with(&format!("error: B:{line}:")),
+            "{want}: {err}"
+        );
+        assert!(err.contains(want), "{want}: {err}");
+    }
+
+    // A config "target" that is an option to make is a (missing) file.
+    let plan = smoke_with(
+        "    kernel:\n      debian: linux-image-6.1.0-44-arm64=6.1.164-1",
+        "    kernel:\n      source:\n        debian: linux-source-6.1\n        config: -fconfig\n",
+    );
+    let (code, err) = check(&plan);
+    assert_eq!(code, 2, "{err}");
+    let line = line_of(&plan, "config: -fconfig");
+    assert!(
+        err.contains(&format!(
+            "P:{line}:17: key `variants[0].kernel.source.config`: no file"
+        )),
+        "{err}"
+    );
+    // Handed to mount(2) by the agent as they are.
+    let plan = smoke_with(
+        "  erofs_on: virtio",
+        "  erofs_on: virtio\n  mount_options: \"ro x y\"",
+    );
+    let (code, err) = check(&plan);
+    assert_eq!(code, 2, "{err}");
+    let line = line_of(&plan, "mount_options");
+    assert!(
+        err.contains(&format!("P:{line}:18: key `storage.mount_options`: \"ro x y\": expected comma-separated erofs mount options")),
+        "{err}"
+    );
+    // What the shipped boards and plans hold still passes.
+    let (code, err) = check_board(&board_with(
+        "boards/qemu-virt-a53.yaml",
+        "append: \"\"",
+        "append: \"panic=0 rdinit=/nonexistent\"",
+    ));
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn counts_are_capped() {
+    let variants: String = (0..33)
+        .map(|i| format!("  - name: v{i}\n    kernel:\n      debian: linux-image-6.1.0-44-arm64\n"))
+        .collect();
+    let plan = smoke_with(
+        "  - name: unpatched\n",
+        &format!("{variants}  - name: unpatched\n"),
+    );
+    let (code, err) = check(&plan);
+    assert_eq!(code, 2, "{err}");
+    let line = line_of(&plan, "- name: v0");
+    assert!(
+        err.contains(&format!(
+            "P:{line}:3: key `variants`: 35 variants: expected at most 32"
+        )),
+        "{err}"
+    );
+
+    let frames: Vec<String> = (0..17).map(|i| format!("f{i}")).collect();
+    let plan = smoke()
+        + &format!(
+            "signatures:\n  - name: s\n    frames: [{}]\n",
+            frames.join(", ")
+        );
+    let (code, err) = check(&plan);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("key `signatures[0].frames`: 17 frames: expected at most 16"),
+        "{err}"
+    );
+
+    let plan = smoke_with("iterations: 2", "iterations: 100000");
+    let variants: String = (0..9)
+        .map(|i| format!("  - name: v{i}\n    kernel:\n      debian: linux-image-6.1.0-44-arm64\n"))
+        .collect();
+    let plan = plan.replacen(
+        "  - name: unpatched\n",
+        &format!("{variants}  - name: unpatched\n"),
+        1,
+    );
+    let (code, err) = check(&plan);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("key `iterations`: 11 variants × 100000 iterations is 1100000 iterations: expected at most 1000000 in all"),
+        "{err}"
+    );
+}
+
+fn smoke() -> String {
+    std::fs::read_to_string(repo().join("plans/smoke.yaml")).unwrap()
+}

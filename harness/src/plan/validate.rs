@@ -39,6 +39,126 @@ fn is_name(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
+/// How many of each repeated thing a file may hold: enough for any real
+/// bench, and a bound on what one plan can make hilt prepare and run.
+pub const MAX_VARIANTS: usize = 32;
+pub const MAX_BOARDS: usize = 64;
+pub const MAX_WORKLOADS: usize = 16;
+pub const MAX_SIGNATURES: usize = 64;
+pub const MAX_FRAMES: usize = 16;
+pub const MAX_FAULTS: usize = 64;
+pub const MAX_CONTROLS: usize = 8;
+pub const MAX_KERNEL_FILES: usize = 256;
+pub const MAX_PARTITIONS: usize = 64;
+pub const MAX_ARGS: usize = 64;
+/// Iterations of all variants together.
+pub const MAX_TOTAL_ITERATIONS: u64 = 1_000_000;
+/// Free text (descriptions): it is copied into every report.
+pub const MAX_TEXT: usize = 4096;
+
+impl<T> Check<'_, T> {
+    fn at_most<X>(&self, key: &str, items: &[X], max: usize, what: &str) -> Result<(), PlanError> {
+        if items.len() > max {
+            return Err(self.fail(
+                key,
+                format!("{} {what}: expected at most {max}", items.len()),
+            ));
+        }
+        Ok(())
+    }
+
+    fn text(&self, key: &str, s: &str) -> Result<(), PlanError> {
+        if s.len() > MAX_TEXT {
+            return Err(self.fail(
+                key,
+                format!("{} bytes: expected at most {MAX_TEXT}", s.len()),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A word that reaches a command line or a shell unquoted somewhere:
+    /// printable ASCII from `allowed` besides letters and digits, starting
+    /// with a letter or digit so that it can never read as an option.
+    fn word(&self, key: &str, s: &str, allowed: &str, expected: &str) -> Result<(), PlanError> {
+        let ok = s.len() <= 256
+            && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || allowed.as_bytes().contains(&b));
+        if !ok {
+            return Err(self.fail(key, format!("{s:?}: expected {expected}")));
+        }
+        Ok(())
+    }
+
+    /// A path on the board that a shell line or the kernel receives.
+    fn board_path(&self, key: &str, s: &str, under: &str, expected: &str) -> Result<(), PlanError> {
+        let ok = s.len() <= 256
+            && s.starts_with(under)
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/._+:@-".contains(&b))
+            && !s.split('/').any(|c| c == ".." || c.starts_with('-'));
+        if !ok {
+            return Err(self.fail(key, format!("{s:?}: expected {expected}")));
+        }
+        Ok(())
+    }
+
+    /// One line of printable text: what U-Boot prints or is sent.
+    fn line(&self, key: &str, s: &str, expected: &str) -> Result<(), PlanError> {
+        if s.is_empty() || s.len() > 256 || s.contains(['\n', '\r', '\0']) {
+            return Err(self.fail(key, format!("{s:?}: expected {expected}")));
+        }
+        Ok(())
+    }
+
+    /// A host name or address (IPv6 in brackets or bare), optionally with
+    /// a port: never an option, never more than one word.
+    fn host(&self, key: &str, s: &str, expected: &str) -> Result<(), PlanError> {
+        let ok = !s.is_empty()
+            && s.len() <= 260
+            && !s.starts_with('-')
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".:-_[]".contains(&b));
+        if !ok {
+            return Err(self.fail(key, format!("{s:?}: expected {expected}")));
+        }
+        Ok(())
+    }
+
+    fn ipv4(&self, key: &str, s: &str) -> Result<std::net::Ipv4Addr, PlanError> {
+        s.parse().map_err(|_| {
+            self.fail(
+                key,
+                format!("{s:?}: expected an IPv4 address such as 192.168.1.10"),
+            )
+        })
+    }
+}
+
+/// `console=` on a board's kernel command line: the UART's kernel name and
+/// its optional line settings (`ttyAML0,115200`, `ttyS2,1500000n8`). A space
+/// or `=` would add kernel options of its own (`ttyAML0 init=/bin/sh`).
+fn is_kernel_console(s: &str) -> bool {
+    let (dev, opts) = s.split_once(',').unwrap_or((s, ""));
+    !dev.is_empty()
+        && dev.len() <= 32
+        && dev.starts_with(|c: char| c.is_ascii_alphabetic())
+        && dev.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && (!s.contains(',') || (!opts.is_empty() && opts.len() <= 16))
+        && opts.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// Extra kernel command line: options separated by single spaces, in
+/// printable ASCII without quotes or backslashes (the kernel's quoting and
+/// U-Boot's `setenv '...'` would read them differently), within what a
+/// kernel command line holds beside hilt's own options.
+fn is_kernel_cmdline(s: &str) -> bool {
+    s.len() <= 1024
+        && s.bytes()
+            .all(|b| (0x20..0x7f).contains(&b) && !b"'\"\\;".contains(&b))
+}
+
 pub fn plan(
     file: &Path,
     doc: &Loaded<Plan>,
@@ -50,11 +170,18 @@ pub fn plan(
     if !is_name(&p.name) {
         return Err(c.fail("name", "expected 1-64 characters from [A-Za-z0-9._-]"));
     }
+    c.text("description", &p.description)?;
     c.range("iterations", p.iterations, 1, 100_000)?;
     c.range("duration_s", p.duration_s, 1, 86_400)?;
     if p.variants.is_empty() {
         return Err(c.fail("variants", "expected at least one variant"));
     }
+    c.at_most("variants", &p.variants, MAX_VARIANTS, "variants")?;
+    c.at_most("boards", &p.boards, MAX_BOARDS, "boards")?;
+    c.at_most("workloads", &p.workloads, MAX_WORKLOADS, "workloads")?;
+    c.at_most("signatures", &p.signatures, MAX_SIGNATURES, "signatures")?;
+    c.at_most("faults", &p.faults, MAX_FAULTS, "faults")?;
+    c.at_most("controls", &p.controls, MAX_CONTROLS, "controls")?;
     let mut names = HashSet::new();
     for (i, v) in p.variants.iter().enumerate() {
         if !is_name(&v.name) {
@@ -100,10 +227,16 @@ pub fn plan(
             ));
         }
     }
-    if p.storage.mount_options.contains(['\0', '\n']) {
+    // The agent hands them to mount(2) as they are.
+    let mo = &p.storage.mount_options;
+    if mo.len() > 1024
+        || !mo
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_=.,:/+-".contains(&b))
+    {
         return Err(c.fail(
             "storage.mount_options",
-            "expected a single line of comma-separated options",
+            format!("{mo:?}: expected comma-separated erofs mount options such as cache_strategy=disabled (letters, digits and _=.:/+-)"),
         ));
     }
     match &p.swap {
@@ -180,6 +313,12 @@ pub fn plan(
         1000,
     )?;
     for (i, s) in p.signatures.iter().enumerate() {
+        c.at_most(
+            &format!("signatures[{i}].frames"),
+            &s.frames,
+            MAX_FRAMES,
+            "frames",
+        )?;
         if !is_name(&s.name) {
             return Err(c.fail(
                 &format!("signatures[{i}].name"),
@@ -268,6 +407,22 @@ pub fn plan(
             ));
         }
     }
+    let total = p.variants.len() as u64 * u64::from(p.max_iterations());
+    if total > MAX_TOTAL_ITERATIONS {
+        let key = if p.stop.as_ref().is_some_and(|s| s.max_iterations.is_some()) {
+            "stop.max_iterations"
+        } else {
+            "iterations"
+        };
+        return Err(c.fail(
+            key,
+            format!(
+                "{} variants × {} iterations is {total} iterations: expected at most {MAX_TOTAL_ITERATIONS} in all",
+                p.variants.len(),
+                p.max_iterations()
+            ),
+        ));
+    }
     for (i, f) in p.faults.iter().enumerate() {
         c.range(&format!("faults[{i}].after_s"), f.after_s, 0, 86_400)?;
         if f.after_s >= p.duration_s {
@@ -323,6 +478,11 @@ pub fn board(file: &Path, doc: &Loaded<BoardFile>) -> Result<(), PlanError> {
     if !is_name(&b.name) {
         return Err(c.fail("name", "expected 1-64 characters from [A-Za-z0-9._-]"));
     }
+    c.text("description", &b.description)?;
+    if let Some(soc) = &b.soc {
+        c.word("soc", soc, "._-", "a SoC name such as amlogic-s905x")?;
+    }
+    board_values(&c, b)?;
     if let ConsoleCfg::Serial { line, .. } = &b.console {
         if line
             .parse::<hilt_transports::console::LineSettings>()
@@ -419,12 +579,183 @@ pub fn board(file: &Path, doc: &Loaded<BoardFile>) -> Result<(), PlanError> {
     }
 }
 
+/// Every board value that ends up on a kernel, U-Boot, shell or tool
+/// command line, checked here so that `hilt check` refuses it rather than
+/// the board after it was powered on (or not at all).
+fn board_values(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanError> {
+    if let Some(k) = &b.kernel_console {
+        if !is_kernel_console(k) {
+            return Err(c.fail(
+                "kernel_console",
+                format!("{k:?}: expected the kernel's name for the console UART with optional line settings, e.g. ttyAML0,115200 or ttyS2,1500000n8 (no spaces or `=`: it is one kernel option)"),
+            ));
+        }
+    }
+    if let Some(p) = &b.kernel_path {
+        c.board_path(
+            "kernel_path",
+            p,
+            "/",
+            "an absolute path on the board such as /boot/Image (letters, digits and /._+:@-, no `..`)",
+        )?;
+    }
+    if let Some(q) = &b.qemu {
+        if !is_kernel_cmdline(&q.append) {
+            return Err(c.fail(
+                "qemu.append",
+                format!("{:?}: expected kernel options separated by spaces, at most 1024 printable ASCII characters without quotes, backslashes or `;`", q.append),
+            ));
+        }
+        c.word(
+            "qemu.machine",
+            &q.machine,
+            "._,=-",
+            "a QEMU machine type such as virt",
+        )?;
+        c.word(
+            "qemu.cpu",
+            &q.cpu,
+            "._,=+-",
+            "a QEMU CPU model such as cortex-a53",
+        )?;
+        c.at_most("qemu.extra_args", &q.extra_args, MAX_ARGS, "arguments")?;
+    }
+    c.at_most(
+        "partitions",
+        &b.partitions.iter().collect::<Vec<_>>(),
+        MAX_PARTITIONS,
+        "partitions",
+    )?;
+    for (name, device) in &b.partitions {
+        let key = format!("partitions.{name}");
+        if !is_name(name) {
+            return Err(c.fail(
+                &key,
+                "expected a partition name of 1-64 characters from [A-Za-z0-9._-]",
+            ));
+        }
+        c.board_path(
+            &key,
+            device,
+            "/dev/",
+            "a device node on the board such as /dev/mmcblk1p3 or /dev/block/by-name/userdata",
+        )?;
+    }
+    if let Some(
+        FlashCfg::Fastboot { partition }
+        | FlashCfg::SshDd { partition }
+        | FlashCfg::AdbDd { partition },
+    ) = &b.flash
+    {
+        if !is_name(partition) || !partition.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+            return Err(c.fail(
+                "flash",
+                format!("partition {partition:?}: expected a partition name of 1-64 characters from [A-Za-z0-9._-], starting with a letter or digit"),
+            ));
+        }
+    }
+    if let Some(BenchBootCfg::UbootTftp(t)) = &b.boot {
+        // U-Boot's shell reads these unquoted (`setenv serverip ...`).
+        for (key, v) in [
+            ("boot.uboot_tftp.serverip", &t.serverip),
+            ("boot.uboot_tftp.ipaddr", &t.ipaddr),
+        ] {
+            if let Some(v) = v {
+                c.ipv4(key, v)?;
+            }
+        }
+        if let Some(m) = &t.netmask {
+            let mask = u32::from(c.ipv4("boot.uboot_tftp.netmask", m)?);
+            if mask.leading_ones() + mask.trailing_zeros() != 32 {
+                return Err(c.fail(
+                    "boot.uboot_tftp.netmask",
+                    format!("{m:?}: expected a netmask such as 255.255.255.0"),
+                ));
+            }
+        }
+        if t.root.is_empty() || t.root.contains(['\n', '\0']) {
+            return Err(c.fail(
+                "boot.uboot_tftp.root",
+                "expected the TFTP server's root directory",
+            ));
+        }
+    }
+    if let Some(u) = &b.uboot {
+        c.line(
+            "uboot.prompt",
+            &u.prompt,
+            "U-Boot's prompt, e.g. \"=> \", on one line",
+        )?;
+        c.line(
+            "uboot.autoboot_text",
+            &u.autoboot_text,
+            "the line U-Boot prints while counting down, e.g. \"Hit any key to stop autoboot\"",
+        )?;
+        if u.interrupt.is_empty() || u.interrupt.len() > 16 {
+            return Err(c.fail(
+                "uboot.interrupt",
+                "expected 1 to 16 characters to send to stop autoboot, e.g. \" \" or \"\\u0003\"",
+            ));
+        }
+    }
+    match &b.console {
+        ConsoleCfg::Serial { device, .. } if device.is_empty() || device.contains(['\n', '\0']) => {
+            return Err(c.fail(
+                "console.serial.device",
+                "expected the UART's device, e.g. /dev/serial/by-id/...",
+            ))
+        }
+        ConsoleCfg::Ser2net { host, port, .. } => {
+            c.host("console.ser2net.host", host, "a host name or address")?;
+            if *port == 0 {
+                return Err(c.fail(
+                    "console.ser2net.port",
+                    "expected a TCP port from 1 to 65535",
+                ));
+            }
+        }
+        _ => {}
+    }
+    if let PowerCfg::Command { on, off, cycle } = &b.power {
+        c.at_most("power.command.on", on, MAX_ARGS, "arguments")?;
+        c.at_most("power.command.off", off, MAX_ARGS, "arguments")?;
+        if let Some(cy) = cycle {
+            c.at_most("power.command.cycle", cy, MAX_ARGS, "arguments")?;
+        }
+    }
+    if let Some(s) = &b.ssh {
+        c.host("ssh.host", &s.host, "a host name or address")?;
+        c.word("ssh.user", &s.user, "._-", "a user name")?;
+    }
+    if let Some(a) = &b.adb {
+        c.word(
+            "adb.serial",
+            &a.serial,
+            "._:-",
+            "a device serial as adb lists it, or host:port",
+        )?;
+        if let Some(server) = &a.server {
+            c.host("adb.server", server, "host:port of the adb server")?;
+        }
+    }
+    if let Some(f) = &b.fastboot {
+        c.word(
+            "fastboot.target",
+            &f.target,
+            "._:-",
+            "a USB serial or tcp:HOST:PORT",
+        )?;
+    }
+    Ok(())
+}
+
 pub fn workload(file: &Path, doc: &Loaded<WorkloadFile>) -> Result<(), PlanError> {
     let c = Check { file, doc };
     let w = &doc.value;
     if !is_name(&w.name) {
         return Err(c.fail("name", "expected 1-64 characters from [A-Za-z0-9._-]"));
     }
+    c.text("description", &w.description)?;
     match (&w.hog, &w.readers) {
         (Some(h), None) => {
             if !(h.mem_fraction > 0.0 && h.mem_fraction < 1.0) {
@@ -556,6 +887,18 @@ fn kernel_source<T>(c: &Check<'_, T>, i: usize, k: &KernelSource) -> Result<(), 
                     "`board`, a kbuild config target such as `defconfig`, or a .config file",
                 )?;
             }
+            for (key, list) in [
+                ("fragments", &s.fragments),
+                ("revert", &s.revert),
+                ("patches", &s.patches),
+            ] {
+                c.at_most(
+                    &at(&format!("source.{key}")),
+                    list,
+                    MAX_KERNEL_FILES,
+                    "files",
+                )?;
+            }
             for (j, f) in s.fragments.iter().enumerate() {
                 file(
                     at(&format!("source.fragments[{j}]")),
@@ -575,9 +918,10 @@ fn kernel_source<T>(c: &Check<'_, T>, i: usize, k: &KernelSource) -> Result<(), 
 }
 
 /// `defconfig`, `allnoconfig`, `tinyconfig`, `<board>_defconfig`: a name,
-/// not a path.
+/// not a path, and never an option (`-fconfig` would reach make as one).
 pub fn is_config_target(s: &str) -> bool {
     s.ends_with("config")
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
         && !s.contains('/')
         && !s.contains('.')
         && s.bytes()

@@ -197,7 +197,7 @@ mod tests {
             p.of("variants[1].name"),
             Pos {
                 line: 4,
-                column: 11
+                column: 12
             }
         );
     }
@@ -224,7 +224,7 @@ mod tests {
         assert_eq!(e.pos.line, 2);
         // One level per line keeps the scanner from reading ahead: the
         // root mapping is level 1, so the 32nd `[` is the 33rd level.
-        let text = format!("faults:\n{}", "[\n".repeat(40));
+        let text = format!("faults:\n{}", " [\n".repeat(40));
         let e = scanned(&text).unwrap_err();
         assert_eq!(
             (e.key.as_str(), e.pos),
@@ -232,7 +232,7 @@ mod tests {
                 "faults",
                 Pos {
                     line: 33,
-                    column: 1
+                    column: 2
                 }
             )
         );

@@ -102,7 +102,11 @@ fn shell(command: &str, framing: Framing, mut input: Input, out: Sender<Vec<u8>>
         let mut depacketizer = Depacketizer::default();
         while let Some(chunk) = input.next_chunk() {
             let pieces = match framing {
-                Framing::V2 => depacketizer.push(&chunk),
+                Framing::V2 => match depacketizer.push(&chunk) {
+                    Ok(p) => p,
+                    // A broken stream: the command is killed below.
+                    Err(_) => break,
+                },
                 _ => vec![(id::STDIN, chunk)],
             };
             for (pid, data) in pieces {

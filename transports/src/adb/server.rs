@@ -373,7 +373,11 @@ impl AdbServer {
                     Err(e) => break Err(e),
                 };
                 let mut status = None;
-                for (pid, data) in d.push(&buf[..n]) {
+                let packets = match d.push(&buf[..n]) {
+                    Ok(p) => p,
+                    Err(e) => break Err(e),
+                };
+                for (pid, data) in packets {
                     match pid {
                         id::STDOUT => {
                             // The host may have dropped its end; the

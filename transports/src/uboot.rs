@@ -377,7 +377,9 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> UBoot<C> {
         let (_, out) = self
             .wait_any(&prompt, limit, &format!("`{command}` to finish"))
             .await?;
-        Ok(String::from_utf8_lossy(&out[1..]).replace('\r', ""))
+        // Empty when the prompt follows the echo at once (no output).
+        let out = out.get(1..).unwrap_or_default();
+        Ok(String::from_utf8_lossy(out).replace('\r', ""))
     }
 
     /// Runs a command and fails with its output if its status is not 0.

@@ -11,6 +11,9 @@ use super::sparse::{self, SparseImage};
 pub const MAX_COMMAND: usize = 4096;
 /// Responses are at most this long.
 pub const MAX_RESPONSE: usize = 256;
+/// How many INFO and TEXT lines are kept for the log between two
+/// `take_messages`.
+pub const MAX_MESSAGES: usize = 1000;
 
 /// Moves fastboot packets. TCP and USB differ only here.
 #[async_trait::async_trait]
@@ -45,7 +48,7 @@ enum Reply {
 pub struct Fastboot<IO> {
     io: IO,
     /// INFO and TEXT messages, in order, until taken.
-    messages: Vec<String>,
+    messages: std::collections::VecDeque<String>,
     timeout: Duration,
 }
 
@@ -65,7 +68,7 @@ impl<IO: FastbootIo> Fastboot<IO> {
         // Flashing a large partition answers only when it is written.
         Self {
             io,
-            messages: Vec::new(),
+            messages: Default::default(),
             timeout: Duration::from_secs(300),
         }
     }
@@ -76,7 +79,15 @@ impl<IO: FastbootIo> Fastboot<IO> {
 
     /// INFO/TEXT lines the device sent since the last call.
     pub fn take_messages(&mut self) -> Vec<String> {
-        std::mem::take(&mut self.messages)
+        std::mem::take(&mut self.messages).into()
+    }
+
+    /// A device may print without end: only the latest messages are kept.
+    fn keep(&mut self, message: String) {
+        if self.messages.len() >= MAX_MESSAGES {
+            self.messages.pop_front();
+        }
+        self.messages.push_back(message);
     }
 
     async fn recv(&mut self, command: &str) -> Result<Vec<u8>, FastbootError> {
@@ -99,8 +110,8 @@ impl<IO: FastbootIo> Fastboot<IO> {
                 .trim_end_matches('\0')
                 .to_string();
             match &p[..4] {
-                b"INFO" => self.messages.push(format!("(bootloader) {text}")),
-                b"TEXT" => self.messages.push(text),
+                b"INFO" => self.keep(format!("(bootloader) {text}")),
+                b"TEXT" => self.keep(text),
                 b"OKAY" => return Ok(Reply::Okay(text)),
                 b"FAIL" => {
                     return Err(FastbootError::Fail {

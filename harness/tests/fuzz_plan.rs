@@ -66,11 +66,25 @@ fn check_with(rel: &str, text: &[u8]) -> Checked {
         std::fs::write(dir.path().join(f), original(f)).unwrap();
     }
     std::fs::write(dir.path().join(rel), text).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_hilt"))
-        .arg("check")
-        .arg(dir.path().join(PLAN))
-        .output()
-        .unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hilt"));
+    cmd.arg("check").arg(dir.path().join(PLAN));
+    // Whatever a mutation builds (an alias bomb, deep nesting), one check
+    // stays within the README's input bounds: past this address space hilt
+    // aborts, which fails the property as a signal.
+    // SAFETY: setrlimit is async-signal-safe and touches no parent memory.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            let lim = libc::rlimit {
+                rlim_cur: 256 << 20,
+                rlim_max: 256 << 20,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
     Checked {
         dir,
         code: out.status.code(),

@@ -39,3 +39,21 @@ pub fn console_flood(bytes: u32) -> io::Result<()> {
     // Back to column 0, so the next kernel line starts cleanly.
     console.write_all(b"\r\n")
 }
+
+/// Uptime (ms) until which the interval sampler stands still; 0 when it runs.
+static SAMPLER_FROZEN_UNTIL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Stops the interval sampler for `ms`, or for good.
+pub fn freeze_sampler(ms: Option<u64>) {
+    let until = ms.map_or(u64::MAX, |ms| crate::sys::uptime_ms().saturating_add(ms));
+    SAMPLER_FROZEN_UNTIL.store(until, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Called by the sampler before each interval: returns once no freeze is on.
+/// It sleeps without beating, as a sampler blocked in the kernel would.
+pub fn sampler_frozen_wait() {
+    while crate::sys::uptime_ms() < SAMPLER_FROZEN_UNTIL.load(std::sync::atomic::Ordering::Relaxed)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

@@ -140,6 +140,7 @@ fn agent(port: Option<PathBuf>) {
                     HostMsg::Fault { fault } => match fault {
                         AgentFault::Exit => std::process::exit(3),
                         AgentFault::Mute => channel::MUTED.store(true, Ordering::Relaxed),
+                        AgentFault::SamplerFreeze { ms } => faults::freeze_sampler(ms),
                         AgentFault::Panic => {
                             let _ = sys::sysrq('c');
                         }

@@ -198,6 +198,7 @@ fn watch(spec: &RunSpec, tx: &Sender, stop: &Arc<AtomicBool>, w: Running<'_>) ->
     loop {
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
         next += interval;
+        crate::faults::sampler_frozen_wait();
         crate::selfwatch::SAMPLER.beat();
         let now = sys::uptime_ms();
         let mut stats = sampler.sample(map.get(), now);

@@ -62,11 +62,14 @@ pub fn spawn(tx: Sender) {
                             b.name,
                             (now - b.last_ms.load(Relaxed)) / 1000
                         );
-                        let _ = std::fs::write("/dev/kmsg", format!("<3>{msg}\n"));
+                        // The channel first: a write to /dev/kmsg can itself
+                        // wait behind the console under the pressure that
+                        // stalled the loop.
                         tx.send(&AgentMsg::Error {
                             stage: Stage::Watch,
-                            message: msg,
+                            message: msg.clone(),
                         });
+                        let _ = std::fs::write("/dev/kmsg", format!("<3>{msg}\n"));
                     }
                     *done = stalled;
                 }

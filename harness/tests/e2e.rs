@@ -9,7 +9,7 @@ use common::{assert_all_pass, control_hang, hilt_run, records, repo, shared_cach
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use hilt_reports::Outcome;
+use hilt_reports::{Detector, Outcome};
 
 fn run(plan: &Path, out: &Path, envs: &[(&str, &Path)]) -> std::process::Output {
     let mut c = hilt_run(plan, out);
@@ -525,6 +525,65 @@ fn silent_board_gets_break_sysrq_and_its_dump_survives_the_power_cycle() {
             "iteration {i}'s dump was read back by the next boot"
         );
     }
+}
+
+/// The agent's sampler blocking in the kernel (seen on the patched clean A/B
+/// kernel: heartbeats went on, interval reports stopped, and the iteration
+/// ended as an infrastructure error) is a hang: a stall when the sampler
+/// reports again with the workloads having moved, a deadlock when it never
+/// does. The agent may be stuck too, so the sysrq dumps go over the UART.
+#[test]
+#[ignore = "boots the emulated board: run by scripts/test"]
+fn a_sampler_that_stops_reporting_is_a_hang_and_a_stall_when_it_comes_back() {
+    let tmp = TestDir::new();
+    let plan = plan_from_smoke(
+        tmp.path(),
+        "sampler",
+        &[("duration_s: 20", "duration_s: 45")],
+        "faults:\n  - { kind: sampler_freeze, after_s: 3, for_s: 35, iteration: 0 }\n  - { kind: sampler_freeze, after_s: 3, iteration: 1 }\n",
+    );
+    let out = tmp.path().join("run");
+    let o = run(&plan, &out, &[]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let recs = records(&out);
+    let by_iter = |i: u32| recs.iter().find(|r| r.iteration == i).unwrap();
+    let console = |i: u32| {
+        String::from_utf8_lossy(&std::fs::read(out.join(&by_iter(i).console_log)).unwrap())
+            .into_owned()
+    };
+
+    let stall = by_iter(0);
+    assert_eq!(stall.outcome, Outcome::Stall, "{}\n{stdout}", stall.detail);
+    let f = stall.failure.as_ref().unwrap();
+    assert_eq!(f.detector, Detector::SamplerStall, "{f:?}");
+    assert!(
+        f.title.contains("sampler made no report for 20 s"),
+        "{}",
+        f.title
+    );
+    let w = stall.hang.as_ref().expect("the window's record");
+    assert!(
+        w.progress
+            .as_deref()
+            .is_some_and(|p| p.contains("sampler reported again")),
+        "{w:?}"
+    );
+    assert!(w.resumed_after_ms.is_some_and(|ms| ms < 30_000), "{w:?}");
+    assert!(
+        console(0).contains("sysrq: Show Blocked State"),
+        "sysrq w went over the UART"
+    );
+
+    let deadlock = by_iter(1);
+    assert_eq!(deadlock.outcome, Outcome::Deadlock, "{}", deadlock.detail);
+    assert_eq!(
+        deadlock.failure.as_ref().unwrap().detector,
+        Detector::SamplerStall
+    );
+    assert!(
+        console(1).contains("sysrq: Show State"),
+        "sysrq t at the window's end went over the UART"
+    );
 }
 
 /// A board that keeps failing to come back is quarantined: the rest of its

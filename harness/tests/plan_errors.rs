@@ -185,10 +185,24 @@ fn fault_bytes_are_only_for_a_console_flood_and_bounded() {
         "{err}"
     );
     let (code, err) = check(
-        &(base
-            + "faults:\n  - { kind: console_flood, after_s: 2, bytes: 4096 }\n  - { kind: console_close, after_s: 3 }\n  - { kind: channel_garbage, after_s: 4 }\n"),
+        &(base.clone()
+            + "faults:\n  - { kind: console_flood, after_s: 2, bytes: 4096 }\n  - { kind: console_close, after_s: 3 }\n  - { kind: channel_garbage, after_s: 4 }\n  - { kind: sampler_freeze, after_s: 3, for_s: 35 }\n"),
     );
     assert_eq!(code, 0, "{err}");
+    let (code, err) =
+        check(&(base.clone() + "faults:\n  - { kind: agent_mute, after_s: 2, for_s: 10 }\n"));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("faults[0].for_s") && err.contains("only to kind: sampler_freeze"),
+        "{err}"
+    );
+    let (code, err) =
+        check(&(base + "faults:\n  - { kind: sampler_freeze, after_s: 2, for_s: 0 }\n"));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("faults[0].for_s") && err.contains("out of range"),
+        "{err}"
+    );
 }
 
 #[test]

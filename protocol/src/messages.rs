@@ -40,6 +40,9 @@ pub enum AgentFault {
     /// The agent damages its own channel: random bytes, a frame cut short, a
     /// frame with a bad checksum, and lost sequence numbers.
     ChannelGarbage,
+    /// The interval sampler stops for `ms` (for good when absent) while the
+    /// heartbeat goes on, as when it blocks in the kernel under pressure.
+    SamplerFreeze { ms: Option<u64> },
 }
 
 /// Agent to host.

@@ -84,6 +84,9 @@ pub enum Detector {
     Dstate,
     /// Silence on both channels.
     Silence,
+    /// The agent's heartbeat went on but its sampler stopped reporting: it
+    /// is blocked in the kernel, and the readers it watches cannot be seen.
+    SamplerStall,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -131,6 +131,9 @@ pub struct FaultCfg {
     /// How many random bytes a `console_flood` writes (default 256 KiB).
     #[serde(default)]
     pub bytes: Option<u32>,
+    /// How long a `sampler_freeze` lasts (for good when absent).
+    #[serde(default)]
+    pub for_s: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,6 +156,9 @@ pub enum FaultKind {
     /// The agent's channel carries random bytes, a truncated frame, a frame
     /// with a bad checksum and lost frames.
     ChannelGarbage,
+    /// The agent's interval sampler stops reporting (for `for_s`, or for
+    /// good) while its heartbeat goes on, as when it blocks in the kernel.
+    SamplerFreeze,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -443,6 +443,15 @@ pub fn plan(
             }
             c.range(&format!("faults[{i}].bytes"), b, 1, 64 << 20)?;
         }
+        if let Some(d) = f.for_s {
+            if f.kind != FaultKind::SamplerFreeze {
+                return Err(c.fail(
+                    &format!("faults[{i}].for_s"),
+                    "for_s applies only to kind: sampler_freeze",
+                ));
+            }
+            c.range(&format!("faults[{i}].for_s"), d, 1, 86_400)?;
+        }
         if f.iteration.is_some_and(|n| n >= p.max_iterations()) {
             return Err(c.fail(
                 &format!("faults[{i}].iteration"),

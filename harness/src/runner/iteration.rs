@@ -154,6 +154,12 @@ struct State {
     resumed_uptime_ms: Option<u64>,
     /// Every task the agent saw leave D or move again: (pid, tid, uptime).
     moved: Vec<(i32, i32, u64)>,
+    /// The last message of any kind from the agent, heartbeats included.
+    last_agent_msg: Instant,
+    /// The last interval report, once the workloads run.
+    last_interval_at: Option<Instant>,
+    /// The sampler was found blocked: the agent may not carry out requests.
+    sampler_stuck: bool,
 }
 
 pub async fn run(
@@ -191,6 +197,9 @@ pub async fn run(
         deadlocked: false,
         resumed_uptime_ms: None,
         moved: Vec::new(),
+        last_agent_msg: t0,
+        last_interval_at: None,
+        sampler_stuck: false,
     };
     let log = |st: &mut State, source: &'static str, body: &dyn erased::Ser| {
         let control = input.spec.control.as_ref().map(|c| match c {
@@ -309,6 +318,7 @@ pub async fn run(
 
     (input.progress)("booting");
     let silent_after = Duration::from_secs(p.watch.silent_after_s);
+    let reader_stall = Duration::from_secs(p.watch.reader_stall_s);
     let evidence = Duration::from_secs(p.watch.evidence_s);
     let window_len = Duration::from_secs(p.watch.deadlock_window_s);
     let mut agent_closed = false;
@@ -352,6 +362,7 @@ pub async fn run(
                 }
                 Some(AgentNote::Msg(msg)) => {
                     st.last_activity = Instant::now();
+                    st.last_agent_msg = st.last_activity;
                     log(&mut st, "agent", &*msg);
                     match *msg {
                         AgentMsg::Hello(h) => {
@@ -371,6 +382,7 @@ pub async fn run(
                         AgentMsg::Stage(s) if s.stage == Stage::Workloads && st.phase == Phase::SettingUp => {
                             st.phase = Phase::Running;
                             running_since = Some(Instant::now());
+                            st.last_interval_at = running_since;
                             st.deadline = Instant::now() + Duration::from_millis(input.spec.duration_ms) + Duration::from_secs(p.timeouts.finish_s);
                             (input.progress)("running");
                         }
@@ -398,10 +410,16 @@ pub async fn run(
                                 st.rec.max_psi_some_avg10 = st.rec.max_psi_some_avg10.max(psi.some_avg10);
                                 st.rec.max_psi_full_avg10 = st.rec.max_psi_full_avg10.max(psi.full_avg10);
                             }
+                            st.last_interval_at = Some(Instant::now());
+                            let uptime_ms = iv.uptime_ms;
                             if let Some(w) = st.window.as_mut() {
                                 w.interval(&iv);
                             }
                             st.last_interval = Some(*iv);
+                            let moved = st.window.as_ref().and_then(|w| w.sampler_reported());
+                            if let Some(end) = moved.and_then(|m| on_progress(&mut st, m, uptime_ms, &input)) {
+                                break end;
+                            }
                         }
                         // The probes are set up after the workloads start: a
                         // failure there leaves the run going, and the figure
@@ -564,6 +582,7 @@ pub async fn run(
                             FaultKind::KernelPanic => Some(AgentFault::Panic),
                             FaultKind::ConsoleFlood => Some(AgentFault::ConsoleFlood { bytes: f.bytes.unwrap_or(256 << 10) }),
                             FaultKind::ChannelGarbage => Some(AgentFault::ChannelGarbage),
+                            FaultKind::SamplerFreeze => Some(AgentFault::SamplerFreeze { ms: f.for_s.map(|s| s.saturating_mul(1000)) }),
                             FaultKind::ConsoleClose => {
                                 let _ = cmd_tx.send(ConsoleCmd::Close);
                                 None
@@ -605,7 +624,7 @@ pub async fn run(
                     // Who holds what the others wait for is rarely in D
                     // itself: every task's stack, and every CPU's.
                     for key in ['t', 'l'] {
-                        if agent_closed {
+                        if agent_closed || st.sampler_stuck {
                             let _ = cmd_tx.send(ConsoleCmd::Sysrq(key as u8));
                             log(&mut st, "host", &HostEvent::Sysrq { key, via: "console" });
                         } else {
@@ -624,6 +643,30 @@ pub async fn run(
                         _ => title,
                     };
                     break (o, detail);
+                }
+                if let Some(stalled) = sampler_stalled(&st, now, reader_stall) {
+                    st.sampler_stuck = true;
+                    // The agent's own threads may be stuck too: ask over the UART.
+                    let _ = cmd_tx.send(ConsoleCmd::Sysrq(b'w'));
+                    log(&mut st, "host", &HostEvent::Sysrq { key: 'w', via: "console" });
+                    if st.rec.failure.is_some() {
+                        // A stall went before: this is a new hang of the same iteration.
+                        open_window(&mut st, Culprit::Sampler, window_len, &input, None);
+                        continue;
+                    }
+                    st.rec.failure = Some(Failure {
+                        detector: Detector::SamplerStall,
+                        title: format!("hang: the board agent's sampler made no report for {} s", stalled.as_secs()),
+                        task: None,
+                        frames: vec![],
+                        uptime_ms: None,
+                        detected_after_ms: t0.elapsed().as_millis() as u64,
+                        excerpt: String::new(),
+                        timing: None,
+                    });
+                    st.rec.outcome = Outcome::Hang;
+                    detected(&mut st, Culprit::Sampler, &input, (evidence, window_len), None);
+                    continue;
                 }
                 if !matches!(st.phase, Phase::Booting | Phase::Window | Phase::Evidence) && now.duration_since(st.last_activity) >= silent_after {
                     st.rec.failure = Some(Failure {
@@ -786,6 +829,19 @@ fn open_window(
 /// reader can fall behind under the very pressure it watches, and its
 /// backlog of reports from before the recovery must not reopen a window on
 /// a task that has long moved (seen in the clean A/B campaign).
+/// How long the sampler has been silent, when that is a hang: the workloads
+/// run, no other detection is open, and the agent still sends heartbeats
+/// (an agent that went quiet altogether is the silence detector's case).
+fn sampler_stalled(st: &State, now: Instant, threshold: Duration) -> Option<Duration> {
+    let silent = now.duration_since(st.last_interval_at?);
+    let open = st.rec.failure.is_none() || st.rec.outcome == Outcome::Stall;
+    let agent_alive = now.duration_since(st.last_agent_msg) < HEARTBEAT_GRACE;
+    (st.phase == Phase::Running && open && agent_alive && silent >= threshold).then_some(silent)
+}
+
+/// Heartbeats come every second; a few missed ones are not yet silence.
+const HEARTBEAT_GRACE: Duration = Duration::from_secs(5);
+
 fn reopens(st: &State, detected_uptime_ms: Option<u64>) -> bool {
     st.phase == Phase::Running
         && st.rec.outcome == Outcome::Stall

@@ -22,6 +22,10 @@ pub enum Culprit {
     /// A task, by pid or tid (khungtaskd names a thread by its pid).
     Task(i32),
     Reader(u32),
+    /// The agent's sampler: its heartbeat goes on but its interval reports
+    /// stopped, so it is blocked in the kernel itself (reading /proc, or
+    /// allocating under the pressure it measures) and cannot see the readers.
+    Sampler,
 }
 
 pub struct Window {
@@ -66,6 +70,21 @@ impl Window {
         (self.names(&Culprit::Task(tid)) || self.names(&Culprit::Task(pid))).then(|| Progress {
             after: self.opened.elapsed(),
             what: format!("{comm}:{tid} left D after {} s blocked", blocked_ms / 1000),
+        })
+    }
+
+    /// An interval report arrived. When the sampler was the culprit, its
+    /// report counts as progress only if the workloads moved meanwhile: a
+    /// sampler that wakes to find every reader still stuck has not seen the
+    /// hang end.
+    pub fn sampler_reported(&self) -> Option<Progress> {
+        let moved = self.work_during().filter(|&b| b > 0)?;
+        self.names(&Culprit::Sampler).then(|| Progress {
+            after: self.opened.elapsed(),
+            what: format!(
+                "the agent's sampler reported again, the workloads having moved {} KiB",
+                moved / 1024
+            ),
         })
     }
 
@@ -242,6 +261,25 @@ mod tests {
         assert!(w.reader_resumed(0, "readers-seq-1").is_none());
         let r = Window::open(Culprit::Reader(1), Duration::from_secs(120), None);
         assert!(r.reader_resumed(1, "readers-seq-1").is_some());
+    }
+
+    #[test]
+    fn a_silent_sampler_recovers_only_when_the_workloads_moved() {
+        let iv = |bytes: u64| IntervalStats {
+            reader_bytes: vec![bytes],
+            ..IntervalStats::default()
+        };
+        let mut w = Window::open(Culprit::Sampler, Duration::from_secs(120), Some(&iv(4096)));
+        // The sampler woke, but the reader had not read a byte since.
+        w.interval(&iv(4096));
+        assert!(w.sampler_reported().is_none());
+        w.interval(&iv(4096 + 8192));
+        let p = w.sampler_reported().unwrap();
+        assert!(p.what.contains("moved 8 KiB"), "{}", p.what);
+        // A task's window is not ended by the sampler's reports.
+        let mut t = Window::open(Culprit::Task(7), Duration::from_secs(120), Some(&iv(0)));
+        t.interval(&iv(1 << 20));
+        assert!(t.sampler_reported().is_none());
     }
 
     #[test]

@@ -2,5 +2,7 @@
 //! hilt-transports crate.
 
 pub mod capture;
+#[cfg(test)]
+mod capture_fuzz;
 
 pub use hilt_transports::console::{Console, TelnetConsole};

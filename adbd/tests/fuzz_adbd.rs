@@ -63,9 +63,12 @@ impl Read for Trickle<'_> {
     }
 }
 
+/// A reply's id, argument and body.
+type Reply = (Vec<u8>, u32, Vec<u8>);
+
 /// A sync reply as the device writes it: id, u32, then for DATA and FAIL
 /// that many bytes, for STAT eight more.
-fn split_replies(mut out: &[u8]) -> Result<Vec<(Vec<u8>, u32, Vec<u8>)>, String> {
+fn split_replies(mut out: &[u8]) -> Result<Vec<Reply>, String> {
     let mut v = Vec::new();
     while !out.is_empty() {
         if out.len() < 8 {

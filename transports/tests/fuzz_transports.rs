@@ -164,11 +164,14 @@ fn fastboot_reply() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
+/// Block size, total blocks, and the blocks written as (block, bytes).
+type Unsparsed = (u32, u32, Vec<(u32, Vec<u8>)>);
+
 /// The sparse format as libsparse reads it, written here from the format's
 /// description so that the encoder is checked against something it does
 /// not share code with: the blocks a file writes, in order, as
 /// (block, bytes); DONT_CARE leaves blocks out.
-fn unsparse(file: &[u8]) -> Result<(u32, u32, Vec<(u32, Vec<u8>)>), String> {
+fn unsparse(file: &[u8]) -> Result<Unsparsed, String> {
     let u16_at = |at: usize| u16::from_le_bytes(file[at..at + 2].try_into().unwrap());
     let u32_at = |at: usize| u32::from_le_bytes(file[at..at + 4].try_into().unwrap());
     if file.len() < 28 || u32_at(0) != sparse::MAGIC || u16_at(4) != 1 {

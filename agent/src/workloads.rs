@@ -203,41 +203,121 @@ fn read_file(
             }
             Ok(())
         }
-        ReadPattern::Mmap => {
-            use std::os::fd::AsRawFd;
-            if len == 0 {
-                return Ok(());
-            }
-            let p = unsafe {
-                libc::mmap(
-                    std::ptr::null_mut(),
-                    len as usize,
-                    libc::PROT_READ,
-                    libc::MAP_SHARED,
-                    f.as_raw_fd(),
-                    0,
-                )
-            };
-            if p == libc::MAP_FAILED {
-                return Err(io::Error::last_os_error());
-            }
-            let data = unsafe { std::slice::from_raw_parts(p as *const u8, len as usize) };
-            let mut sum = 0u8;
-            for chunk in data.chunks(buf.len()) {
-                let t = Instant::now();
-                // One touch per page faults the whole chunk in.
-                for page in chunk.chunks(4096) {
-                    sum ^= unsafe { std::ptr::read_volatile(&page[0]) };
-                }
-                slot.record(
-                    t.elapsed().as_micros() as u64,
-                    chunk.len() as u64,
-                    sys::uptime_ms(),
-                );
-            }
-            std::hint::black_box(sum);
-            unsafe { libc::munmap(p, len as usize) };
-            Ok(())
+        ReadPattern::Mmap => read_mapped(slot, &f, len as usize, buf.len()),
+    }
+}
+
+thread_local! {
+    /// Set by the SIGBUS handler on the thread whose mapped read failed.
+    static MAPPED_READ_FAILED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// A read through a mapping that hits an I/O error (or a file truncated
+/// under it) raises SIGBUS, which would kill the whole worker and every
+/// reader in it. The handler maps a zero page over the faulting page so the
+/// access completes, and flags the thread: its read ends with EIO, counted
+/// like any other read error.
+extern "C" fn on_sigbus(_sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
+    let page = 4096usize;
+    let addr = unsafe { (*info).si_addr() } as usize & !(page - 1);
+    let p = unsafe {
+        libc::mmap(
+            addr as *mut libc::c_void,
+            page,
+            libc::PROT_READ,
+            libc::MAP_FIXED | libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        // Not a page of ours to replace: die as SIGBUS would have.
+        unsafe { libc::_exit(128 + libc::SIGBUS) };
+    }
+    MAPPED_READ_FAILED.with(|f| f.set(true));
+}
+
+fn catch_sigbus() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_sigbus as *const () as usize;
+        sa.sa_flags = libc::SA_SIGINFO;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(libc::SIGBUS, &sa, std::ptr::null_mut());
+    });
+}
+
+/// Reads `len` bytes of `f` through a shared mapping, one chunk of `block`
+/// bytes at a time (one touch per page faults the chunk in).
+fn read_mapped(slot: &shm::ReaderSlot, f: &File, len: usize, block: usize) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    if len == 0 {
+        return Ok(());
+    }
+    catch_sigbus();
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            f.as_raw_fd(),
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    MAPPED_READ_FAILED.with(|f| f.set(false));
+    let data = unsafe { std::slice::from_raw_parts(p as *const u8, len) };
+    let mut sum = 0u8;
+    let mut result = Ok(());
+    for chunk in data.chunks(block.max(1)) {
+        let t = Instant::now();
+        for page in chunk.chunks(4096) {
+            sum ^= unsafe { std::ptr::read_volatile(&page[0]) };
         }
+        if MAPPED_READ_FAILED.with(|f| f.replace(false)) {
+            result = Err(io::Error::from_raw_os_error(libc::EIO));
+            break;
+        }
+        slot.record(
+            t.elapsed().as_micros() as u64,
+            chunk.len() as u64,
+            sys::uptime_ms(),
+        );
+    }
+    std::hint::black_box(sum);
+    unsafe { libc::munmap(p, len) };
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mapped_read_past_the_end_of_its_file_is_an_eio_not_a_dead_worker() {
+        let dir = std::env::temp_dir().join(format!("hilt-mmap-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("short");
+        std::fs::write(&path, vec![7u8; 4096]).unwrap();
+        let f = File::open(&path).unwrap();
+        // All atomics: zero is every field's starting value.
+        let slot: shm::ReaderSlot = unsafe { std::mem::zeroed() };
+        // Mapped as if 64 KiB long: every page after the first is past the
+        // end of the file, and touching it raises SIGBUS.
+        let err = read_mapped(&slot, &f, 64 << 10, 4096).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EIO));
+        assert_eq!(
+            slot.bytes.load(Relaxed),
+            4096,
+            "the page inside the file was read"
+        );
+        // The thread goes on reading: a whole file is no error.
+        read_mapped(&slot, &f, 4096, 4096).unwrap();
+        assert_eq!(slot.bytes.load(Relaxed), 8192);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -74,12 +74,29 @@ pub fn hostname() -> String {
 
 fn user() -> String {
     let uid = unsafe { libc::getuid() };
-    let pw = unsafe { libc::getpwuid(uid) };
-    if !pw.is_null() {
-        let name = unsafe { std::ffi::CStr::from_ptr((*pw).pw_name) };
-        return name.to_string_lossy().into_owned();
+    user_name(uid).unwrap_or_else(|| std::env::var("USER").unwrap_or_else(|_| uid.to_string()))
+}
+
+/// The account name of `uid`, with getpwuid_r: getpwuid returns a static
+/// buffer that another thread's lookup (several boards lease at once) may
+/// overwrite while it is read.
+fn user_name(uid: libc::uid_t) -> Option<String> {
+    let mut buf = vec![0u8; 1024];
+    loop {
+        let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut out: *mut libc::passwd = std::ptr::null_mut();
+        let r =
+            unsafe { libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr().cast(), buf.len(), &mut out) };
+        if r == libc::ERANGE && buf.len() < 1 << 20 {
+            buf.resize(buf.len() * 4, 0);
+            continue;
+        }
+        if r != 0 || out.is_null() || pw.pw_name.is_null() {
+            return None;
+        }
+        let name = unsafe { std::ffi::CStr::from_ptr(pw.pw_name) };
+        return Some(name.to_string_lossy().into_owned());
     }
-    std::env::var("USER").unwrap_or_else(|_| uid.to_string())
 }
 
 fn pid_alive(pid: u32) -> bool {
@@ -387,6 +404,37 @@ pub async fn acquire(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_names_agree_with_id_and_across_threads() {
+        let me = unsafe { libc::getuid() };
+        let id = std::process::Command::new("id")
+            .arg("-un")
+            .output()
+            .unwrap();
+        let want = String::from_utf8(id.stdout).unwrap().trim().to_string();
+        assert_eq!(user_name(me).as_deref(), Some(want.as_str()));
+        assert_eq!(user_name(0).as_deref(), Some("root"));
+        // Lookups of two accounts at once each get their own answer.
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let want = want.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..200 {
+                        let (uid, name) = if i % 2 == 0 {
+                            (0, "root")
+                        } else {
+                            (me, want.as_str())
+                        };
+                        assert_eq!(user_name(uid).as_deref(), Some(name));
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+    }
 
     fn claim(ttl: u64) -> Claim {
         Claim {

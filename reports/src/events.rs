@@ -184,8 +184,13 @@ pub fn read_timelines(run: &RunData, wanted: &[Slot]) -> Result<BTreeMap<Slot, T
         };
         let a = acc.entry(slot).or_default();
         let t_s = l.t_ms as f64 / 1000.0;
-        if let Some(up) = l.uptime_ms {
-            a.clock_offsets.push(l.t_ms as i64 - up as i64);
+        // A clock no board can have (past i64) says nothing about the offset.
+        if let Some(off) = l.uptime_ms.and_then(|up| {
+            i64::try_from(l.t_ms)
+                .ok()?
+                .checked_sub(i64::try_from(up).ok()?)
+        }) {
+            a.clock_offsets.push(off);
         }
         match (head.ty.as_deref(), head.kind.as_deref()) {
             (Some("interval"), _) => a.points.push(TimelinePoint {

@@ -461,16 +461,12 @@ pub async fn run(
                             open_window(&mut st, Culprit::Reader(reader), window_len, &input, Some(uptime_ms));
                         }
                         AgentMsg::ReaderStall { uptime_ms, reader, workload, stalled_ms } if st.rec.failure.is_none() => {
-                            st.rec.failure = Some(Failure {
-                                detector: Detector::ReaderStall,
-                                title: format!("hang: {workload} reader {reader} made no progress for {} s", stalled_ms / 1000),
-                                task: None,
-                                frames: vec![],
-                                uptime_ms: Some(uptime_ms),
-                                detected_after_ms: t0.elapsed().as_millis() as u64,
-                                excerpt: String::new(),
-                                timing: None,
-                            });
+                            st.rec.failure = Some(symptom(
+                                Detector::ReaderStall,
+                                format!("hang: {workload} reader {reader} made no progress for {} s", stalled_ms / 1000),
+                                Some(uptime_ms),
+                                t0,
+                            ));
                             st.rec.outcome = Outcome::Hang;
                             detected(&mut st, Culprit::Reader(reader), &input, (evidence, window_len), Some(uptime_ms));
                             // Ask the kernel who is blocked, and where.
@@ -654,31 +650,23 @@ pub async fn run(
                         open_window(&mut st, Culprit::Sampler, window_len, &input, None);
                         continue;
                     }
-                    st.rec.failure = Some(Failure {
-                        detector: Detector::SamplerStall,
-                        title: format!("hang: the board agent's sampler made no report for {} s", stalled.as_secs()),
-                        task: None,
-                        frames: vec![],
-                        uptime_ms: None,
-                        detected_after_ms: t0.elapsed().as_millis() as u64,
-                        excerpt: String::new(),
-                        timing: None,
-                    });
+                    st.rec.failure = Some(symptom(
+                        Detector::SamplerStall,
+                        format!("hang: the board agent's sampler made no report for {} s", stalled.as_secs()),
+                        None,
+                        t0,
+                    ));
                     st.rec.outcome = Outcome::Hang;
                     detected(&mut st, Culprit::Sampler, &input, (evidence, window_len), None);
                     continue;
                 }
                 if !matches!(st.phase, Phase::Booting | Phase::Window | Phase::Evidence) && now.duration_since(st.last_activity) >= silent_after {
-                    st.rec.failure = Some(Failure {
-                        detector: Detector::Silence,
-                        title: format!("silent hang: no agent heartbeat and no console output for {} s", silent_after.as_secs()),
-                        task: None,
-                        frames: vec![],
-                        uptime_ms: None,
-                        detected_after_ms: t0.elapsed().as_millis() as u64,
-                        excerpt: String::new(),
-                        timing: None,
-                    });
+                    st.rec.failure = Some(symptom(
+                        Detector::Silence,
+                        format!("silent hang: no agent heartbeat and no console output for {} s", silent_after.as_secs()),
+                        None,
+                        t0,
+                    ));
                     st.rec.outcome = Outcome::SilentHang;
                     enter_evidence(&mut st, evidence, &input);
                     // The agent is gone; ask the kernel over the UART.
@@ -829,6 +817,21 @@ fn open_window(
 /// reader can fall behind under the very pressure it watches, and its
 /// backlog of reports from before the recovery must not reopen a window on
 /// a task that has long moved (seen in the clean A/B campaign).
+/// A failure seen only by its symptom (a reader, the sampler or both channels
+/// going quiet): no task, stack or kernel report names the culprit yet.
+fn symptom(detector: Detector, title: String, uptime_ms: Option<u64>, t0: Instant) -> Failure {
+    Failure {
+        detector,
+        title,
+        task: None,
+        frames: vec![],
+        uptime_ms,
+        detected_after_ms: t0.elapsed().as_millis() as u64,
+        excerpt: String::new(),
+        timing: None,
+    }
+}
+
 /// How long the sampler has been silent, when that is a hang: the workloads
 /// run, no other detection is open, and the agent still sends heartbeats
 /// (an agent that went quiet altogether is the silence detector's case).

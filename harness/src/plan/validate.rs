@@ -392,13 +392,8 @@ pub fn plan(
         }
         let need = hilt_reports::stats::sequential::TwoSided::min_blocks(stop.alpha);
         if p.max_iterations() < need {
-            let key = if stop.max_iterations.is_some() {
-                "stop.max_iterations"
-            } else {
-                "iterations"
-            };
             return Err(c.fail(
-                key,
+                iterations_key(p),
                 format!(
                     "{} iterations per variant can never reach α = {}: expected at least {need}",
                     p.max_iterations(),
@@ -409,13 +404,8 @@ pub fn plan(
     }
     let total = p.variants.len() as u64 * u64::from(p.max_iterations());
     if total > MAX_TOTAL_ITERATIONS {
-        let key = if p.stop.as_ref().is_some_and(|s| s.max_iterations.is_some()) {
-            "stop.max_iterations"
-        } else {
-            "iterations"
-        };
         return Err(c.fail(
-            key,
+            iterations_key(p),
             format!(
                 "{} variants × {} iterations is {total} iterations: expected at most {MAX_TOTAL_ITERATIONS} in all",
                 p.variants.len(),
@@ -935,4 +925,13 @@ pub fn is_config_target(s: &str) -> bool {
         && !s.contains('.')
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// The key that sets how many iterations each variant may take.
+fn iterations_key(p: &Plan) -> &'static str {
+    if p.stop.as_ref().is_some_and(|s| s.max_iterations.is_some()) {
+        "stop.max_iterations"
+    } else {
+        "iterations"
+    }
 }

@@ -49,12 +49,23 @@ fn line_of(text: &str, needle: &str) -> usize {
 
 #[test]
 fn the_shipped_plans_are_valid() {
+    // Every plan in plans/, so a new one cannot rot unchecked.
+    let mut plans: Vec<String> = std::fs::read_dir(repo().join("plans"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".yaml"))
+        .map(|n| format!("plans/{n}"))
+        .collect();
+    plans.sort();
     for p in [
         "plans/smoke.yaml",
         "plans/erofs-noio-ab.yaml",
         "plans/erofs-noio-clean-ab.yaml",
         "plans/smoke-source.yaml",
     ] {
+        assert!(plans.iter().any(|x| x == p), "{p} is missing from plans/");
+    }
+    for p in &plans {
         let out = hilt_check(&repo().join(p));
         assert!(
             out.status.success(),

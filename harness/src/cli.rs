@@ -128,7 +128,7 @@ enum Cmd {
         #[arg(long)]
         board: String,
         #[arg(long, value_enum)]
-        via: crate::board::deploy::Via,
+        via: crate::commands::deploy::Via,
         /// Boot image header version for fastboot: 2 (with dtb) or 4 (GKI).
         #[arg(long, default_value_t = 2)]
         header: u32,
@@ -180,14 +180,10 @@ pub fn main() -> i32 {
             let run = |p: plan::ResolvedPlan, out: Option<PathBuf>, resuming: bool| {
                 // A board hilt run cannot drive is a mistake in its file: say so
                 // before anything is leased or built.
-                for b in p.instances().iter().filter(|b| b.qemu.is_none()) {
-                    let checked = match b.agent {
-                        plan::AgentChannelCfg::Ssh | plan::AgentChannelCfg::Adb => {
-                            crate::board::os::preflight(b, &p.plan)
-                        }
-                        _ => crate::board::bench::preflight(b, &p.plan).map(|_| ()),
-                    };
-                    if let Err(e) = checked {
+                for b in p.instances() {
+                    if let Err(e) =
+                        crate::board::strategy::for_kind(b.kind()).preflight(&b, &p.plan)
+                    {
                         eprintln!("error: {e:#}");
                         return Ok(exit::BAD_INPUT);
                     }
@@ -307,7 +303,7 @@ pub fn main() -> i32 {
             let home = home();
             let path = plan::reference(&home, &home.join("boards").join("x"), "boards", &board);
             let b = plan::load_board(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let args = crate::board::deploy::DeployArgs {
+            let args = crate::commands::deploy::DeployArgs {
                 variant,
                 via,
                 header,
@@ -319,7 +315,7 @@ pub fn main() -> i32 {
             let rt = tokio::runtime::Runtime::new()?;
             println!(
                 "{}",
-                rt.block_on(crate::board::deploy::deploy(&p, &b, &args))?
+                rt.block_on(crate::commands::deploy::deploy(&p, &b, &args))?
             );
             Ok(exit::OK)
         }),
@@ -334,7 +330,7 @@ pub fn main() -> i32 {
             record,
         } => flash(
             &board,
-            crate::board::flash::FlashRequest {
+            crate::commands::flash::FlashRequest {
                 image,
                 partition,
                 verity_root_hash: root_hash,
@@ -370,7 +366,7 @@ fn home() -> std::path::PathBuf {
 }
 
 fn boards() -> i32 {
-    let known = crate::board::doctor::known(&home());
+    let known = crate::commands::doctor::known(&home());
     if known.is_empty() {
         eprintln!("error: no boards/ directory here or above");
         return exit::BAD_INPUT;
@@ -393,7 +389,7 @@ fn boards() -> i32 {
     for (path, b) in known {
         match b {
             Ok(b) => {
-                let [soc, console, power, agent, flash] = crate::board::doctor::describe(&b);
+                let [soc, console, power, agent, flash] = crate::commands::doctor::describe(&b);
                 println!(
                     "{:<16} {soc:<16} {console:<48} {power:<20} {agent:<14} {flash:<10} {}",
                     b.name,
@@ -442,16 +438,16 @@ fn board_file(board: &str) -> Result<plan::BoardFile, i32> {
     })
 }
 
-fn flash(board: &str, req: crate::board::flash::FlashRequest, record: Option<PathBuf>) -> i32 {
+fn flash(board: &str, req: crate::commands::flash::FlashRequest, record: Option<PathBuf>) -> i32 {
     let b = match board_file(board) {
         Ok(b) => b,
         Err(code) => return code,
     };
     fallible(|| {
         let rt = tokio::runtime::Runtime::new()?;
-        let rec = rt.block_on(crate::board::flash::flash(&b, &home(), &req))?;
+        let rec = rt.block_on(crate::commands::flash::flash(&b, &home(), &req))?;
         if let Some(path) = &record {
-            crate::board::flash::append_record(path, &rec)?;
+            crate::durable::append_json_line(path, &rec)?;
         }
         println!("{}", serde_json::to_string_pretty(&rec)?);
         Ok(exit::OK)
@@ -470,7 +466,7 @@ fn doctor(board: &str) -> i32 {
             return exit::INFRA;
         }
     };
-    let results = rt.block_on(crate::board::doctor::check(&b, &home()));
+    let results = rt.block_on(crate::commands::doctor::check(&b, &home()));
     let mut ok = true;
     for (what, r) in results {
         match r {

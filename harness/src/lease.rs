@@ -176,7 +176,7 @@ impl Leases {
     /// old one or the new one, never an empty file that frees the board.
     fn write(&self, h: &Holder) -> anyhow::Result<()> {
         let path = self.lease_path(&h.board);
-        crate::runner::durable::write_atomic(&path, &serde_json::to_vec_pretty(h)?)
+        crate::durable::write_atomic(&path, &serde_json::to_vec_pretty(h)?)
             .with_context(|| format!("writing the lease {}", path.display()))
     }
 
@@ -485,7 +485,7 @@ mod tests {
     fn a_failed_lease_write_keeps_the_old_lease_and_no_temporary() {
         let d = tempfile::tempdir().unwrap();
         let name = "lease::tests::a_failed_lease_write_keeps_the_old_lease_and_no_temporary";
-        if let Some(dir) = crate::runner::durable::small_disk(name, 4096, d.path()) {
+        if let Some(dir) = crate::durable::small_disk(name, 4096, d.path()) {
             let l = Leases::new(dir);
             let mut mine = l.try_take("b1", &claim(60)).unwrap().unwrap();
             mine.run_dir = "x".repeat(8192);
@@ -494,10 +494,7 @@ mod tests {
         }
         let l = Leases::new(d.path().to_path_buf());
         assert_eq!(l.read("b1").unwrap().run_dir, "runs/x");
-        assert_eq!(
-            crate::runner::durable::temps_in(d.path()),
-            Vec::<String>::new()
-        );
+        assert_eq!(crate::durable::temps_in(d.path()), Vec::<String>::new());
     }
 
     #[test]

@@ -3,7 +3,9 @@
 mod artifacts;
 mod board;
 mod cli;
+mod commands;
 mod console;
+mod durable;
 mod lease;
 mod plan;
 mod reporting;

@@ -7,8 +7,8 @@ use hilt_images::{dataset, disk, erofs, verity};
 use hilt_protocol::{BlockDevice, StorageSpec, SwapSpec, VeritySpec};
 use serde::{Deserialize, Serialize};
 
+use super::disk::{Attach, Disk};
 use super::Cache;
-use crate::board::qemu::{Attach, Disk};
 use crate::plan::{BoardFile, Compressor, ErofsOn, Plan, SwapCfg};
 use anyhow::Context;
 
@@ -275,9 +275,9 @@ pub struct PartitionImage {
     pub verity_root_hash: Option<String>,
 }
 
-/// Where a board on the bench keeps the plan's storage stack: the devices
+/// Where a real board keeps the plan's storage stack: the devices
 /// are the board file's partitions, not QEMU disks.
-pub struct BenchStorage {
+pub struct PartitionStorage {
     pub image: PartitionImage,
     pub storage: StorageSpec,
     pub swap: SwapSpec,
@@ -285,12 +285,12 @@ pub struct BenchStorage {
     pub control_device: Option<BlockDevice>,
 }
 
-pub fn bench_storage(
+pub fn partition_storage(
     cache: &Cache,
     media: &Media,
     plan: &Plan,
     board: &BoardFile,
-) -> anyhow::Result<BenchStorage> {
+) -> anyhow::Result<PartitionStorage> {
     let cfg = board.storage.as_ref().with_context(|| {
         format!(
             "board {} has no `storage:` section: name the partition that receives the image \
@@ -373,7 +373,7 @@ pub fn bench_storage(
             )
         }
     };
-    Ok(BenchStorage {
+    Ok(PartitionStorage {
         image,
         storage: StorageSpec {
             erofs: device,

@@ -3,6 +3,7 @@
 //! image and its verity tree, and the emulated board's disks.
 
 pub mod cache;
+pub mod disk;
 pub mod initramfs;
 pub mod kernel;
 pub mod media;

@@ -1,26 +1,117 @@
-//! Boards: what is attached (the board file), how to drive it (power,
-//! console, agent channel), and how to bring it up (boot).
+//! Boards, in labgrid's layers:
+//! - resources ([`resources`]): what the board file declares, opened as the
+//!   transports' drivers (power, console, SSH, adb, fastboot), plus the
+//!   drivers of this crate's own ([`qemu`], [`remote`], [`uboot`]);
+//! - strategies ([`strategy`]): how a kind of board is brought up for one
+//!   iteration, through those drivers and never by opening a device itself.
 //!
-//! The emulated board is one implementation among others: the iteration
-//! loop only sees [`Session`], whichever [`Bringup`] produced it.
+//! The kind of a board is read from its file once (`BoardFile::kind`), and
+//! [`strategy::for_kind`] is the one table from kind to strategy. The run
+//! loop only sees [`Strategy`], [`Board`], [`Boot`] and the [`Session`]
+//! they produce.
 
-pub mod bench;
-pub mod deploy;
-pub mod doctor;
-pub mod flash;
-pub mod os;
+pub mod preflight;
 pub mod qemu;
 pub mod remote;
+pub mod resources;
+pub mod storage;
+pub mod strategy;
+pub mod uboot;
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::artifacts::disk::Disk;
+use crate::artifacts::{Cache, Media};
 use crate::console::Console;
+use crate::plan::{BoardFile, Plan, ResolvedPlan};
+pub use storage::BoardStorage;
 
 /// Power control of one board; the controllers themselves (commands, USB
 /// relays) live in the transports crate, QEMU's process in [`qemu`].
 pub use hilt_transports::power::Power;
+
+/// How `hilt run` drives one kind of board.
+pub trait Strategy: Sync {
+    /// Whether `hilt run` can drive this board with this plan, checked
+    /// before anything is leased or built; the error says what to change.
+    fn preflight(&self, board: &BoardFile, plan: &Plan) -> anyhow::Result<()>;
+    /// Where the plan's storage stack goes on this board.
+    fn storage(
+        &self,
+        cache: &Cache,
+        plan: &ResolvedPlan,
+        media: &Media,
+        board: &BoardFile,
+    ) -> anyhow::Result<BoardStorage>;
+    /// Takes the board into a run, for all of its iterations.
+    fn attach(&self, run: RunBoard) -> Box<dyn Board>;
+}
+
+/// A board taken into a run: it holds what outlives one boot (a RAM file
+/// with ramoops, whether the image was written) and makes each boot.
+pub trait Board {
+    fn boot(&self, req: &BootRequest<'_>) -> Box<dyn Boot>;
+}
+
+/// How one iteration brings its board up.
+#[async_trait::async_trait]
+pub trait Boot: Send + Sync {
+    async fn start(self: Box<Self>, boot_limit: Duration) -> anyhow::Result<Session>;
+    /// A second handle on the board's power switch, to turn it off when
+    /// the bring-up is abandoned half-way (QEMU dies with its process).
+    fn power_switch(&self) -> Option<Box<dyn Power>>;
+    /// Whether a panic's log survives the power cycle in ramoops, where the
+    /// next boot reads it: then a silent board is crashed on purpose first.
+    fn keeps_ramoops(&self) -> bool;
+}
+
+/// What a run hands one of its boards.
+pub struct RunBoard {
+    /// The run's plan, with this board as its board.
+    pub plan: ResolvedPlan,
+    /// The board's place among the run's boards.
+    pub index: usize,
+    pub storage: BoardStorage,
+    /// The emulated board's disks.
+    pub disks: Vec<Disk>,
+    /// The static aarch64 agent on this host, for boards that boot their
+    /// own OS.
+    pub agent: PathBuf,
+    /// The run directory, where flash.jsonl and deploy.jsonl go.
+    pub run_dir: PathBuf,
+}
+
+impl RunBoard {
+    pub fn board(&self) -> &BoardFile {
+        &self.plan.board
+    }
+
+    /// The directory holding `boards/`: relative paths in the board file
+    /// (power programs, the TFTP root, a device tree) are relative to it.
+    pub fn home(&self) -> PathBuf {
+        crate::plan::home_for(&self.plan.path)
+    }
+}
+
+/// A variant's kernel, as prepared for boards.
+pub struct KernelFiles {
+    pub variant: String,
+    pub image: PathBuf,
+    pub initramfs: PathBuf,
+    pub release: String,
+}
+
+/// One boot: the variant it runs, and where its logs go.
+pub struct BootRequest<'a> {
+    pub kernel: &'a KernelFiles,
+    /// The slot's number in the run, unique among concurrent boots.
+    pub slot: usize,
+    /// The iteration's directory.
+    pub dir: &'a Path,
+}
 
 /// The agent's own byte channel (virtio-serial on the emulated board).
 pub trait AgentStream: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -40,42 +131,4 @@ pub struct Session {
     pub power: Box<dyn Power>,
     pub console: Box<dyn Console>,
     pub agent: AgentLink,
-}
-
-/// How one iteration brings its board up, by the kind of board.
-pub enum Bringup {
-    Qemu(Box<qemu::Launch>),
-    Bench(Box<bench::Bringup>),
-    Os(Box<os::Bringup>),
-}
-
-impl Bringup {
-    pub async fn start(self, boot_limit: Duration) -> anyhow::Result<Session> {
-        match self {
-            Bringup::Qemu(launch) => qemu::start(*launch, boot_limit).await,
-            Bringup::Bench(b) => b.start(boot_limit).await,
-            Bringup::Os(b) => b.start(boot_limit).await,
-        }
-    }
-
-    /// A second handle on the board's power switch, to turn it off when
-    /// the bring-up is abandoned half-way (QEMU dies with its process).
-    pub fn switch(&self) -> Option<Box<dyn Power>> {
-        match self {
-            Bringup::Qemu(_) => None,
-            Bringup::Bench(b) => bench::open_power(&b.board, &b.home).ok(),
-            Bringup::Os(b) => bench::open_power(&b.board, &b.home).ok(),
-        }
-    }
-
-    /// Whether a panic's log survives the power cycle in ramoops, where the
-    /// next boot reads it: then a silent board is crashed on purpose first.
-    pub fn keeps_ramoops(&self) -> bool {
-        match self {
-            Bringup::Qemu(l) => l.ram_file.is_some(),
-            Bringup::Bench(b) => b.ramoops,
-            // Its kernel is its own: hilt does not know where its ramoops is.
-            Bringup::Os(_) => false,
-        }
-    }
 }

@@ -1,5 +1,6 @@
-//! The emulated board: qemu-system-aarch64 as power, its UART on a telnet
-//! chardev as console, a virtio-serial port as the agent channel.
+//! The QEMU driver: qemu-system-aarch64's command line, the process as
+//! the emulated board's power, and its sockets (the UART on a telnet
+//! chardev, the agent's virtio-serial port).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -9,29 +10,10 @@ use anyhow::{bail, Context};
 use tokio::net::UnixStream;
 use tokio::process::{Child, Command};
 
-use super::{Power, Session};
-use crate::console::TelnetConsole;
+use super::Power;
+use crate::artifacts::disk::{Attach, Disk};
 use crate::plan::{ConsoleCfg, QemuCfg};
 use hilt_protocol::AGENT_PORT_NAME;
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Attach {
-    /// virtio-blk on the MMIO bus, found on the board by its serial.
-    Virtio { serial: String },
-    /// An SD card behind an sdhci-pci controller.
-    SdCard,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Disk {
-    pub id: String,
-    pub path: PathBuf,
-    pub attach: Attach,
-    pub read_only: bool,
-    /// Writes go to a throw-away overlay, keeping the cached image pristine
-    /// and letting boards share it.
-    pub snapshot: bool,
-}
 
 /// How the kernel gets into the board's RAM.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,8 +26,8 @@ pub enum Boot {
 }
 
 /// The names the TFTP root serves the variant's files under.
-const TFTP_KERNEL: &str = "Image";
-const TFTP_INITRD: &str = "initrd";
+pub const TFTP_KERNEL: &str = "Image";
+pub const TFTP_INITRD: &str = "initrd";
 
 #[derive(Debug, Clone)]
 pub struct Launch {
@@ -314,7 +296,9 @@ impl Power for QemuPower {
     }
 }
 
-async fn connect(
+/// Connects to one of QEMU's sockets once it listens; QEMU dying first
+/// ends the wait with its log.
+pub async fn connect_socket(
     path: &Path,
     power: &mut QemuPower,
     limit: Duration,
@@ -335,74 +319,6 @@ async fn connect(
             Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
         }
     }
-}
-
-/// Powers the emulated board on and opens its console and agent channel.
-pub async fn start(launch: Launch, boot_limit: Duration) -> anyhow::Result<Session> {
-    let mut power = QemuPower::new(launch.clone());
-    power.on().await?;
-    let console_path = launch.console_socket();
-    let agent_path = launch.agent_socket();
-    let result = async {
-        let console = connect(&console_path, &mut power, Duration::from_secs(15)).await?;
-        let agent = connect(&agent_path, &mut power, Duration::from_secs(15)).await?;
-        anyhow::Ok((console, agent))
-    }
-    .await;
-    let (console, agent) = match result {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = power.off().await;
-            return Err(e);
-        }
-    };
-    let console = TelnetConsole::new(console);
-    let console: Box<dyn crate::console::Console> = match &launch.boot {
-        Boot::Direct => Box::new(console),
-        Boot::UbootTftp { .. } => match uboot_boot(console, &launch, boot_limit).await {
-            Ok(c) => c,
-            Err(e) => {
-                let _ = power.off().await;
-                return Err(e);
-            }
-        },
-    };
-    Ok(Session {
-        power: Box::new(power),
-        console,
-        agent: crate::board::AgentLink::Own(Box::new(agent)),
-    })
-}
-
-/// Drives U-Boot from its autoboot countdown to `booti`, then hands the
-/// console on with U-Boot's whole dialogue replayed first, so the capture
-/// (and console.log) holds the boot from the firmware's first byte.
-async fn uboot_boot(
-    console: TelnetConsole<UnixStream>,
-    launch: &Launch,
-    limit: Duration,
-) -> anyhow::Result<Box<dyn crate::console::Console>> {
-    use hilt_transports::uboot::{Network, TftpBoot, UBoot, UBootConfig};
-    let cfg = UBootConfig {
-        stop_timeout: limit,
-        command_timeout: Duration::from_secs(30).min(limit),
-        ..Default::default()
-    };
-    let mut u = UBoot::new(console, cfg);
-    let step = async {
-        u.stop_autoboot().await?;
-        let boot = TftpBoot {
-            network: Network::Dhcp { serverip: None },
-            kernel: TFTP_KERNEL.into(),
-            initrd: Some(TFTP_INITRD.into()),
-            dtb: None,
-            bootargs: launch.append.clone(),
-        };
-        u.tftp_boot(&boot, limit).await?;
-        anyhow::Ok(())
-    }
-    .await;
-    super::bench::handed_on(u, step)
 }
 
 #[cfg(test)]

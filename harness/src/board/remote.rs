@@ -1,5 +1,6 @@
 //! The shell of a board that boots its own OS, whichever way it is reached:
-//! SSH on a Linux build, adb on Android. The strategy in [`super::os`]
+//! SSH on a Linux build, adb on Android. The strategy in
+//! [`super::strategy::own_os`]
 //! works through [`Remote`] alone, so one plan runs on either.
 
 use std::time::{Duration, Instant};
@@ -115,7 +116,7 @@ pub async fn connect(b: &BoardFile, limit: Duration) -> anyhow::Result<Box<dyn R
     match b.agent {
         AgentChannelCfg::Ssh => {
             let s = b.ssh.as_ref().context("no `ssh:` section")?;
-            let cfg = super::doctor::ssh_config(s);
+            let cfg = super::resources::ssh_config(s);
             let session = wait_for_ssh(&cfg, limit).await?;
             Ok(Box::new(Ssh {
                 session,
@@ -156,7 +157,7 @@ async fn wait_for_ssh(cfg: &SshConfig, limit: Duration) -> anyhow::Result<SshSes
 /// `adb connect` does, again after each power cycle; a USB one appears by
 /// itself. Either way it must then answer a command as root.
 async fn wait_for_adb(a: &AdbCfg, limit: Duration) -> anyhow::Result<AdbShell> {
-    let server = super::doctor::adb_server(a);
+    let server = super::resources::adb_server(a);
     let over_tcp = a.serial.contains(':');
     let t0 = Instant::now();
     if over_tcp {

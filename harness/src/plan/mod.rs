@@ -58,7 +58,7 @@ impl ResolvedPlan {
     pub fn instances(&self) -> Vec<BoardFile> {
         let mut out = Vec::new();
         for b in &self.boards {
-            let n = if b.qemu.is_some() {
+            let n = if b.kind().can_copy() {
                 self.plan.instances.max(1)
             } else {
                 1

@@ -532,6 +532,41 @@ pub struct BoardFile {
     pub storage: Option<BoardStorageCfg>,
 }
 
+/// What kind of board a board file describes. The board file does not say
+/// it in one key; its shape does, and this is the one place that reads it.
+/// Everything that differs by kind hangs off this value (see
+/// `board::strategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BoardKind {
+    /// QEMU is its power, console and disks.
+    Emulated,
+    /// A board on the bench that U-Boot boots into hilt's ramdisk over
+    /// TFTP, the agent sharing its UART.
+    UbootTftp,
+    /// A board that boots its own Linux or Android, the agent over SSH or adb.
+    OwnOs,
+}
+
+impl BoardKind {
+    /// Whether a plan's `instances:` may copy the board: only an emulated
+    /// one is made, not attached.
+    pub fn can_copy(self) -> bool {
+        self == BoardKind::Emulated
+    }
+}
+
+impl BoardFile {
+    pub fn kind(&self) -> BoardKind {
+        if self.qemu.is_some() {
+            BoardKind::Emulated
+        } else if matches!(self.agent, AgentChannelCfg::Ssh | AgentChannelCfg::Adb) {
+            BoardKind::OwnOs
+        } else {
+            BoardKind::UbootTftp
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BenchBootCfg {

@@ -449,7 +449,7 @@ pub fn plan(
             ));
         }
     }
-    let real = boards.iter().find(|b| b.qemu.is_none());
+    let real = boards.iter().find(|b| b.kind() != BoardKind::Emulated);
     if let Some(b) = real {
         if p.machine.memory_mb.is_some() || p.machine.cpus.is_some() {
             return Err(c.fail(
@@ -462,7 +462,7 @@ pub fn plan(
         }
     }
     c.range("instances", p.instances, 1, 64)?;
-    if p.instances > 1 && boards.iter().all(|b| b.qemu.is_none()) {
+    if p.instances > 1 && !boards.iter().any(|b| b.kind().can_copy()) {
         return Err(c.fail(
             "instances",
             "copies of a board exist only for emulated boards: name each real board in `boards:`",

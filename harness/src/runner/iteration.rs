@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::results::RunDir;
 use super::window::{self, Culprit, Window};
-use crate::board::Bringup;
+use crate::board::Boot;
 use crate::console::capture::{self, ConsoleCmd, ConsoleNote, Recorder};
 use crate::plan::{FaultCfg, FaultKind, ResolvedPlan, SignatureCfg};
 
@@ -164,7 +164,7 @@ struct State {
 
 pub async fn run(
     input: IterationInput<'_>,
-    bringup: Bringup,
+    bringup: Box<dyn Boot>,
     mut cancel: watch::Receiver<bool>,
 ) -> IterationRecord {
     let t0 = Instant::now();
@@ -236,7 +236,7 @@ pub async fn run(
     let keeps_ramoops = bringup.keeps_ramoops();
     // Dropping a bring-up cut short by Ctrl-C kills an emulated board; a
     // board on the bench needs its switch turned off.
-    let mut switch_off = bringup.switch();
+    let mut switch_off = bringup.power_switch();
     let boot_limit = Duration::from_secs(p.timeouts.boot_s);
     let started = tokio::select! {
         r = bringup.start(boot_limit) => Some(r),

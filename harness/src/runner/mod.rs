@@ -1,7 +1,6 @@
 //! Running a plan: prepare artifacts, then iterate over variants, writing
 //! results as they come.
 
-pub mod durable;
 pub mod iteration;
 pub mod progress;
 pub mod results;
@@ -13,23 +12,20 @@ pub use summary::print_summary;
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::Context;
-use hilt_protocol::{
-    BlockDevice, ControlSpec, KernelSettings, ReadPattern, RunSpec, StorageSpec, SwapSpec,
-    WatchSpec, WorkloadSpec,
-};
+use hilt_protocol::{ControlSpec, KernelSettings, ReadPattern, RunSpec, WatchSpec, WorkloadSpec};
 use hilt_reports::{IterationRecord, Outcome};
 use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::artifacts::{self, media::MediaProvenance, Cache};
-use crate::board::qemu::{Boot, Launch};
-use crate::board::{bench, os, Bringup};
+use crate::board::{self, BoardStorage, BootRequest, KernelFiles, RunBoard};
+use crate::durable;
 use crate::lease;
-use crate::plan::{AgentChannelCfg, BoardFile, BootMethod, Control, Pattern, ResolvedPlan};
+use crate::plan::{BoardFile, Control, Pattern, ResolvedPlan};
 use futures_util::future::join_all;
 use progress::Progress;
 use results::{RunDir, RunSummary};
@@ -53,12 +49,9 @@ pub struct RunOptions {
 pub mod exit;
 
 struct PreparedVariant {
-    name: String,
+    kernel: KernelFiles,
     kernel_package: String,
-    kernel_release: String,
     kernel_image_sha256: String,
-    kernel_image: PathBuf,
-    initramfs: PathBuf,
     builtin_modules: Vec<String>,
     loaded_modules: Vec<String>,
     kernel_build: Option<hilt_kernels::source::Provenance>,
@@ -122,14 +115,16 @@ fn prepare(
         let k = &pk.boot;
         let initramfs = artifacts::build_initramfs(&cache, k, &busybox, &agent)?;
         out.push(PreparedVariant {
-            name: v.name.clone(),
+            kernel: KernelFiles {
+                variant: v.name.clone(),
+                image: k.kernel.image.clone(),
+                initramfs,
+                release: k.kernel.release.clone(),
+            },
             kernel_package: pk.label.clone(),
             kernel_build: pk.build.clone(),
             kernel_prebuilt: pk.prebuilt.clone(),
-            kernel_release: k.kernel.release.clone(),
             kernel_image_sha256: k.kernel.image_sha256.clone(),
-            kernel_image: k.kernel.image.clone(),
-            initramfs,
             builtin_modules: k.builtin.clone(),
             loaded_modules: k.modules.iter().map(|m| m.name.clone()).collect(),
         });
@@ -161,50 +156,18 @@ impl Slot {
             None => format!("{}-{:03}", self.variant, self.iteration),
         }
     }
-}
 
-/// Where one board keeps the plan's storage stack, and how the agent finds
-/// it: QEMU disks on the emulated board, partitions on a board on the bench.
-#[derive(Clone)]
-pub struct BoardStorage {
-    storage: StorageSpec,
-    swap: SwapSpec,
-    /// Where a positive control puts the swap it freezes.
-    control: BlockDevice,
-    /// What a board on the bench gets written to its image partition.
-    image: Option<artifacts::media::PartitionImage>,
-}
-
-impl BoardStorage {
-    pub fn of(
-        cache: &Cache,
-        plan: &ResolvedPlan,
-        media: &artifacts::Media,
-        board: &BoardFile,
-    ) -> anyhow::Result<Self> {
-        if board.qemu.is_some() {
-            return Ok(Self {
-                storage: media.storage.clone(),
-                swap: media.swap.clone(),
-                control: BlockDevice::VirtioSerial(artifacts::media::CONTROL_DISK.into()),
-                image: None,
-            });
-        }
-        let b = artifacts::media::bench_storage(cache, media, &plan.plan, board)?;
-        let control = match (&b.control_device, plan.plan.controls.is_empty()) {
-            (Some(d), _) => d.clone(),
-            (None, true) => BlockDevice::Path(String::new()),
-            (None, false) => anyhow::bail!(
-                "board {}: a positive control freezes swap on the board's swap partition, and it names none (storage: {{swap: <partition>}})",
-                board.name
+    /// How progress names the slot: its place in the run, then what it is.
+    fn label(&self, n: usize, planned: u32) -> String {
+        match self.control {
+            Some(c) => format!(
+                "[{}/{planned}] {} control {}",
+                n + 1,
+                self.variant,
+                c.name()
             ),
-        };
-        Ok(Self {
-            storage: b.storage,
-            swap: b.swap,
-            control,
-            image: Some(b.image),
-        })
+            None => format!("[{}/{planned}] {} #{}", n + 1, self.variant, self.iteration),
+        }
     }
 }
 
@@ -552,14 +515,14 @@ async fn drive_board(sh: &Shared<'_>, k: usize, board: BoardFile, storage: Board
     // records and events name the board that ran them.
     let mut bplan = sh.plan.clone();
     bplan.board = board.clone();
-    // One RAM file per board for the whole run: what the kernel left in
-    // ramoops before a power cycle is read by the board's next boot.
-    let ram_file =
-        board.qemu.as_ref().filter(|q| q.ramoops).map(|_| {
-            std::env::temp_dir().join(format!("hilt-{}-board{k}.ram", std::process::id()))
-        });
-    // A board on the bench gets the plan's image once per run.
-    let flashed = Arc::new(AtomicBool::new(false));
+    let attached = board::strategy::for_kind(board.kind()).attach(RunBoard {
+        plan: bplan.clone(),
+        index: k,
+        storage: storage.clone(),
+        disks: sh.media.disks.clone(),
+        agent: sh.agent.clone(),
+        run_dir: sh.run_dir.path.clone(),
+    });
     let mut previous_dir: Option<PathBuf> = None;
     let mut infra_in_a_row = 0u32;
     let mut last = "done: no slots left";
@@ -579,7 +542,7 @@ async fn drive_board(sh: &Shared<'_>, k: usize, board: BoardFile, storage: Board
         let v = sh
             .variants
             .iter()
-            .find(|p| p.name == slot.variant)
+            .find(|p| p.kernel.variant == slot.variant)
             .expect("order only names planned variants");
         let dir = match sh.run_dir.iteration_dir(&slot.dir_name()) {
             Ok(d) => d,
@@ -589,81 +552,12 @@ async fn drive_board(sh: &Shared<'_>, k: usize, board: BoardFile, storage: Board
                 break;
             }
         };
-        let bringup = match &board.qemu {
-            Some(qemu) => Bringup::Qemu(Box::new(Launch {
-                qemu: qemu.clone(),
-                console: board.console.clone(),
-                memory_mb: bplan.memory_mb(),
-                cpus: bplan.cpus(),
-                kernel: v.kernel_image.clone(),
-                initrd: v.initramfs.clone(),
-                append: match &ram_file {
-                    Some(_) => format!(
-                        "{} {}",
-                        kernel_cmdline(&bplan),
-                        Launch::ramoops_cmdline(bplan.memory_mb())
-                    ),
-                    None => kernel_cmdline(&bplan),
-                },
-                disks: sh.media.disks.clone(),
-                // Sockets per slot: several boards never share one.
-                runtime_dir: std::env::temp_dir().join(format!("hilt-{}-{n}", std::process::id())),
-                log: dir.join("qemu.log"),
-                ram_file: ram_file.clone(),
-                boot: match bplan.plan.machine.boot {
-                    BootMethod::Direct => Boot::Direct,
-                    BootMethod::UbootTftp => Boot::UbootTftp {
-                        firmware: qemu.uboot_firmware.clone().into(),
-                    },
-                },
-            })),
-            None if matches!(board.agent, AgentChannelCfg::Ssh | AgentChannelCfg::Adb) => {
-                Bringup::Os(Box::new(os::Bringup {
-                    board: board.clone(),
-                    home: crate::plan::home_for(&sh.plan.path),
-                    agent: sh.agent.clone(),
-                    flash: storage.image.clone().map(|image| bench::FlashJob {
-                        image,
-                        done: flashed.clone(),
-                        record: sh.run_dir.path.join("flash.jsonl"),
-                    }),
-                    agent_log: dir.join("agent-stderr.log"),
-                    variant: v.name.clone(),
-                    kernel_image: v.kernel_image.clone(),
-                    kernel_release: v.kernel_release.clone(),
-                    deploy_record: sh.run_dir.path.join("deploy.jsonl"),
-                }))
-            }
-            None => Bringup::Bench(Box::new(bench::Bringup {
-                board: board.clone(),
-                home: crate::plan::home_for(&sh.plan.path),
-                kernel: v.kernel_image.clone(),
-                initrd: v.initramfs.clone(),
-                append: kernel_cmdline(&bplan),
-                flash: storage.image.clone().map(|image| bench::FlashJob {
-                    image,
-                    done: flashed.clone(),
-                    record: sh.run_dir.path.join("flash.jsonl"),
-                }),
-                ramoops: false,
-            })),
-        };
-        let label = match slot.control {
-            Some(c) => format!(
-                "[{}/{}] {} control {}",
-                n + 1,
-                sh.planned,
-                slot.variant,
-                c.name()
-            ),
-            None => format!(
-                "[{}/{}] {} #{}",
-                n + 1,
-                sh.planned,
-                slot.variant,
-                slot.iteration
-            ),
-        };
+        let boot = attached.boot(&BootRequest {
+            kernel: &v.kernel,
+            slot: n,
+            dir: &dir,
+        });
+        let label = slot.label(n, sh.planned);
         let say = |m: &str| line.iteration(&label, m);
         let input = iteration::IterationInput {
             plan: &bplan,
@@ -671,21 +565,13 @@ async fn drive_board(sh: &Shared<'_>, k: usize, board: BoardFile, storage: Board
             iteration: slot.iteration,
             spec: run_spec(&bplan, &storage, sh.run_id, &slot),
             signatures: &bplan.plan.signatures,
-            faults: bplan
-                .plan
-                .faults
-                .iter()
-                .filter(|f| {
-                    slot.control.is_none() && f.iteration.is_none_or(|i| i == slot.iteration)
-                })
-                .map(|f| (Duration::from_secs(f.after_s), f.clone()))
-                .collect(),
+            faults: faults_of(&bplan, &slot),
             run_dir: sh.run_dir,
             dir: dir.clone(),
             previous_dir: previous_dir.clone(),
             progress: &say,
         };
-        let mut rec = iteration::run(input, bringup, sh.cancel.clone()).await;
+        let mut rec = iteration::run(input, boot, sh.cancel.clone()).await;
         previous_dir = Some(dir);
         rec.control = slot.control.map(|c| c.name().to_string());
         rec.board = board.name.clone();
@@ -713,10 +599,18 @@ async fn drive_board(sh: &Shared<'_>, k: usize, board: BoardFile, storage: Board
             break;
         }
     }
-    if let Some(f) = &ram_file {
-        let _ = std::fs::remove_file(f);
-    }
     line.idle(last);
+}
+
+/// The plan's faults for this slot, by when they strike: none in a
+/// positive control, which must see its own hang alone.
+fn faults_of(plan: &ResolvedPlan, slot: &Slot) -> Vec<(Duration, crate::plan::FaultCfg)> {
+    plan.plan
+        .faults
+        .iter()
+        .filter(|f| slot.control.is_none() && f.iteration.is_none_or(|i| i == slot.iteration))
+        .map(|f| (Duration::from_secs(f.after_s), f.clone()))
+        .collect()
 }
 
 pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i32> {
@@ -851,7 +745,7 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
         let cache = Cache::default_for(&crate::plan::home_for(&plan3.path));
         boards
             .iter()
-            .map(|b| BoardStorage::of(&cache, &plan3, &media2, b))
+            .map(|b| board::strategy::for_kind(b.kind()).storage(&cache, &plan3, &media2, b))
             .collect::<anyhow::Result<Vec<_>>>()
     })
     .await?
@@ -899,9 +793,9 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
                 variants: variants
                     .iter()
                     .map(|v| VariantInfo {
-                        name: &v.name,
+                        name: &v.kernel.variant,
                         kernel_package: &v.kernel_package,
-                        kernel_release: &v.kernel_release,
+                        kernel_release: &v.kernel.release,
                         kernel_image_sha256: &v.kernel_image_sha256,
                         modules_loaded: &v.loaded_modules,
                         modules_builtin: &v.builtin_modules,
@@ -1018,16 +912,6 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
     Ok(code)
 }
 
-fn kernel_cmdline(plan: &ResolvedPlan) -> String {
-    let (console, extra) = match &plan.board.qemu {
-        // QEMU virt's PL011, and the agent on its own virtio-serial port;
-        // a panic reboots, so that ramoops keeps the log.
-        Some(q) => ("console=ttyAMA0 panic=5".to_string(), q.append.as_str()),
-        None => (bench::cmdline(&plan.board), ""),
-    };
-    format!("{console} loglevel=4 {extra}").trim().to_string()
-}
-
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
@@ -1040,10 +924,10 @@ pub fn fetch_all(plan: &ResolvedPlan, say: &dyn Fn(&str)) -> anyhow::Result<()> 
     for v in &variants {
         say(&format!(
             "{}: {} ({}), initramfs {}",
-            v.name,
+            v.kernel.variant,
             v.kernel_package,
-            v.kernel_release,
-            v.initramfs.display()
+            v.kernel.release,
+            v.kernel.initramfs.display()
         ));
     }
     say(&format!(

@@ -23,7 +23,7 @@ use anyhow::Context;
 use hilt_reports::{summarize, IterationRecord, VariantSummary};
 use serde::Serialize;
 
-use super::durable::{self, Journal};
+use crate::durable::{self, Journal};
 
 /// How long an event line may wait for its sync. Syncing each line costs
 /// 1 to 6 ms on this project's hosts against 1 us for the write, and a
@@ -645,7 +645,7 @@ mod tests {
             stopped: Some("x".repeat(stopped)),
         };
         let limit = 64 * 1024;
-        if let Some(dir) = super::super::durable::small_disk(name, limit, d.path()) {
+        if let Some(dir) = crate::durable::small_disk(name, limit, d.path()) {
             let rd = RunDir::create(&dir).unwrap();
             rd.event(&serde_json::json!({"t_ms": 1})).unwrap();
             rd.record(&record(0)).unwrap();
@@ -671,10 +671,7 @@ mod tests {
         let s: RunSummary =
             serde_json::from_slice(&std::fs::read(d.path().join("summary.json")).unwrap()).unwrap();
         assert_eq!(s.finished_iterations, 1);
-        assert_eq!(
-            super::super::durable::temps_in(d.path()),
-            Vec::<String>::new()
-        );
+        assert_eq!(crate::durable::temps_in(d.path()), Vec::<String>::new());
     }
 
     #[test]

@@ -39,6 +39,12 @@ pub trait Console: AsyncRead + AsyncWrite + Unpin + Send {
     fn take_notices(&mut self) -> Vec<String> {
         Vec::new()
     }
+
+    /// What the far end says it is, for a transport that can ask (an RFC
+    /// 2217 server's signature); None for a bare line.
+    async fn identify(&mut self) -> std::io::Result<Option<String>> {
+        Ok(None)
+    }
 }
 
 /// Parity of a serial line. Mark and space parity are left out: no board
@@ -250,6 +256,10 @@ impl Console for Box<dyn Console> {
 
     fn take_notices(&mut self) -> Vec<String> {
         (**self).take_notices()
+    }
+
+    async fn identify(&mut self) -> std::io::Result<Option<String>> {
+        (**self).identify().await
     }
 }
 

@@ -451,4 +451,8 @@ impl Console for Rfc2217Console {
     fn take_notices(&mut self) -> Vec<String> {
         std::mem::take(&mut self.notices)
     }
+
+    async fn identify(&mut self) -> io::Result<Option<String>> {
+        self.signature().await.map(Some)
+    }
 }

@@ -26,6 +26,21 @@ pub trait FastbootIo: Send {
     }
 }
 
+/// Either transport behind one type, for a caller that picks it at run
+/// time from a board file.
+#[async_trait::async_trait]
+impl FastbootIo for Box<dyn FastbootIo> {
+    async fn send(&mut self, packet: &[u8]) -> io::Result<()> {
+        (**self).send(packet).await
+    }
+    async fn recv(&mut self) -> io::Result<Vec<u8>> {
+        (**self).recv().await
+    }
+    fn data_chunk(&self) -> usize {
+        (**self).data_chunk()
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum FastbootError {
     #[error("the device refused `{command}`: {message}")]

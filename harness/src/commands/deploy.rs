@@ -1,6 +1,7 @@
 //! `hilt deploy`: puts one variant's kernel and initramfs on a real board,
-//! by fastboot (a boot.img, booted once or flashed) or into /boot over SSH,
-//! and prints what the board received with its SHA256 as JSON.
+//! by fastboot (a boot.img, booted once or flashed; over USB or TCP) or
+//! into /boot over SSH, and prints what the board received with its SHA256
+//! as JSON.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -8,10 +9,11 @@ use std::time::Duration;
 use anyhow::Context;
 use hilt_images::bootimg::{Addresses, BootImage, Header};
 use hilt_transports::deploy::{self, BootFiles, Deployment};
-use hilt_transports::ssh::{SshConfig, SshSession};
+use hilt_transports::ssh::SshSession;
 use serde::Serialize;
 
 use crate::artifacts::{self, Cache};
+use crate::board::resources;
 use crate::plan::{BoardFile, ResolvedPlan};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -114,15 +116,7 @@ pub async fn deploy(
                 .fastboot
                 .as_ref()
                 .with_context(|| format!("board {} declares no fastboot transport", board.name))?;
-            let mut fb = match f.target.strip_prefix("tcp:") {
-                Some(addr) => hilt_transports::fastboot::connect_tcp(addr, limit)
-                    .await
-                    .with_context(|| format!("fastboot tcp:{addr}"))?,
-                None => anyhow::bail!(
-                    "fastboot over USB is driven through the tcp transport only in this version; \
-                     use `fastboot boot` with the image hilt writes, or a tcp: target"
-                ),
-            };
+            let mut fb = resources::open_fastboot(f, limit).await?;
             if a.via == Via::FastbootBoot {
                 deploy::fastboot_boot(&mut fb, &img).await?
             } else {
@@ -134,14 +128,7 @@ pub async fn deploy(
                 .ssh
                 .as_ref()
                 .with_context(|| format!("board {} declares no ssh transport", board.name))?;
-            let cfg = SshConfig::new(
-                &s.host,
-                s.port,
-                &s.user,
-                super::doctor::expand(&s.key),
-                super::doctor::expand(&s.known_hosts),
-            );
-            let sess = SshSession::connect(&cfg).await?;
+            let sess = SshSession::connect(&resources::ssh_config(s)).await?;
             let dtb_name = a
                 .dtb
                 .as_deref()

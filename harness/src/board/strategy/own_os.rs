@@ -1,6 +1,6 @@
 //! A board that boots its own OS (a Linux build, or Android): power from its
 //! controller, the console from its UART (the kernel's reports, and BREAK
-//! for sysrq), and the agent over SSH or adb ([`super::remote`]), the way
+//! for sysrq), and the agent over SSH or adb ([`crate::board::remote`]), the way
 //! LAVA and labgrid drive a board with an SSH or adb driver.
 //!
 //! The strategy for each boot: power off, open the console, power on, wait
@@ -11,98 +11,137 @@
 //! channel.
 
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use hilt_transports::console::Replayed;
 use hilt_transports::deploy;
-use hilt_transports::flash::{DdFlasher, FlashImage, Flasher};
+use hilt_transports::flash::{DdFlasher, Flasher};
 use hilt_transports::ssh::shell_quote;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use super::bench::{power_cycle_to_console, FlashJob};
-use super::{AgentLink, Session};
-use crate::plan::{AgentChannelCfg, BoardFile, FaultKind, FlashCfg, Plan};
+use crate::artifacts::{Cache, Media};
+use crate::board::preflight;
+use crate::board::storage::FlashJob;
+use crate::board::{
+    remote, resources, AgentLink, Board, BoardStorage, Boot, BootRequest, Power, RunBoard, Session,
+    Strategy,
+};
+use crate::plan::{AgentChannelCfg, BoardFile, FlashCfg, Plan, ResolvedPlan};
 
-pub struct Bringup {
-    pub board: BoardFile,
+pub struct OwnOs;
+
+impl Strategy for OwnOs {
+    fn preflight(&self, b: &BoardFile, plan: &Plan) -> anyhow::Result<()> {
+        match b.agent {
+            AgentChannelCfg::Ssh => {
+                b.ssh.as_ref().with_context(|| {
+                    format!(
+                        "board {}: `agent: ssh` needs an `ssh:` section (host, user, key, known_hosts)",
+                        b.name
+                    )
+                })?;
+                if !matches!(b.flash, Some(FlashCfg::SshDd { .. })) {
+                    bail!(
+                        "board {}: with the agent over SSH, hilt run writes the plan's image with dd over SSH (flash: {{ssh_dd: {{partition: <name>}}}})",
+                        b.name
+                    );
+                }
+            }
+            AgentChannelCfg::Adb => {
+                b.adb.as_ref().with_context(|| {
+                    format!(
+                        "board {}: `agent: adb` needs an `adb:` section (serial)",
+                        b.name
+                    )
+                })?;
+                if !matches!(b.flash, Some(FlashCfg::AdbDd { .. })) {
+                    bail!(
+                        "board {}: with the agent over adb, hilt run writes the plan's image with dd over adb (flash: {{adb_dd: {{partition: <name>}}}}); fastboot flashing is `hilt flash`, before the run",
+                        b.name
+                    );
+                }
+            }
+            _ => bail!(
+                "board {}: not a board with the agent over SSH or adb",
+                b.name
+            ),
+        }
+        preflight::check_partitions(b, plan)?;
+        preflight::refuse_emulator_faults(b, plan, false)
+    }
+
+    fn storage(
+        &self,
+        cache: &Cache,
+        plan: &ResolvedPlan,
+        media: &Media,
+        board: &BoardFile,
+    ) -> anyhow::Result<BoardStorage> {
+        BoardStorage::on_partitions(cache, plan, media, board)
+    }
+
+    fn attach(&self, run: RunBoard) -> Box<dyn Board> {
+        let flash = run
+            .storage
+            .image
+            .clone()
+            .map(|image| FlashJob::new(image, run.run_dir.join("flash.jsonl")));
+        Box::new(OwnOsBoard { run, flash })
+    }
+}
+
+struct OwnOsBoard {
+    run: RunBoard,
+    flash: Option<FlashJob>,
+}
+
+impl Board for OwnOsBoard {
+    fn boot(&self, req: &BootRequest<'_>) -> Box<dyn Boot> {
+        Box::new(OwnOsBoot {
+            board: self.run.board().clone(),
+            home: self.run.home(),
+            agent: self.run.agent.clone(),
+            flash: self.flash.as_ref().map(FlashJob::share),
+            agent_log: req.dir.join("agent-stderr.log"),
+            variant: req.kernel.variant.clone(),
+            kernel_image: req.kernel.image.clone(),
+            kernel_release: req.kernel.release.clone(),
+            deploy_record: self.run.run_dir.join("deploy.jsonl"),
+        })
+    }
+}
+
+struct OwnOsBoot {
+    board: BoardFile,
     /// The directory holding `boards/`, for the power programs' paths.
-    pub home: PathBuf,
+    home: PathBuf,
     /// The static aarch64 agent on this host.
-    pub agent: PathBuf,
-    pub flash: Option<FlashJob>,
+    agent: PathBuf,
+    flash: Option<FlashJob>,
     /// The agent's stderr, kept with the iteration's logs.
-    pub agent_log: PathBuf,
+    agent_log: PathBuf,
     /// The variant's kernel: what the board must run, and what hilt
     /// installs at the board file's `kernel_path` when it runs another.
-    pub variant: String,
-    pub kernel_image: PathBuf,
-    pub kernel_release: String,
+    variant: String,
+    kernel_image: PathBuf,
+    kernel_release: String,
     /// Where installs are recorded (the run directory's deploy.jsonl).
-    pub deploy_record: PathBuf,
+    deploy_record: PathBuf,
 }
 
 /// What one boot ended in.
-enum Booted {
+enum BootOutcome {
     /// The variant's kernel runs and the agent is talking.
     Ready(tokio::io::DuplexStream),
     /// The variant's kernel was installed; the next boot runs it.
     Installed,
 }
 
-/// Whether `hilt run` can drive this board with this plan; the error says
-/// what to change.
-pub fn preflight(b: &BoardFile, plan: &Plan) -> anyhow::Result<()> {
-    match b.agent {
-        AgentChannelCfg::Ssh => {
-            b.ssh.as_ref().with_context(|| {
-                format!(
-                    "board {}: `agent: ssh` needs an `ssh:` section (host, user, key, known_hosts)",
-                    b.name
-                )
-            })?;
-            if !matches!(b.flash, Some(FlashCfg::SshDd { .. })) {
-                bail!(
-                    "board {}: with the agent over SSH, hilt run writes the plan's image with dd over SSH (flash: {{ssh_dd: {{partition: <name>}}}})",
-                    b.name
-                );
-            }
-        }
-        AgentChannelCfg::Adb => {
-            b.adb.as_ref().with_context(|| {
-                format!(
-                    "board {}: `agent: adb` needs an `adb:` section (serial)",
-                    b.name
-                )
-            })?;
-            if !matches!(b.flash, Some(FlashCfg::AdbDd { .. })) {
-                bail!(
-                    "board {}: with the agent over adb, hilt run writes the plan's image with dd over adb (flash: {{adb_dd: {{partition: <name>}}}}); fastboot flashing is `hilt flash`, before the run",
-                    b.name
-                );
-            }
-        }
-        _ => bail!(
-            "board {}: not a board with the agent over SSH or adb",
-            b.name
-        ),
-    }
-    super::bench::check_storage(b, plan)?;
-    for f in &plan.faults {
-        if f.kind == FaultKind::PowerLoss {
-            bail!(
-                "board {}: the power_loss fault kills QEMU, and this board's switch is a command: run that fault on an emulated board",
-                b.name
-            );
-        }
-    }
-    Ok(())
-}
-
-impl Bringup {
-    pub async fn start(self: Box<Self>, boot_limit: Duration) -> anyhow::Result<Session> {
+#[async_trait::async_trait]
+impl Boot for OwnOsBoot {
+    async fn start(self: Box<Self>, boot_limit: Duration) -> anyhow::Result<Session> {
         let image = std::fs::read(&self.kernel_image)
             .with_context(|| format!("reading {}", self.kernel_image.display()))?;
         let banner = hilt_kernels::linux_banner(&image);
@@ -111,8 +150,9 @@ impl Bringup {
         let mut heard = Vec::new();
         let mut installed = false;
         loop {
-            let (mut power, mut console) = power_cycle_to_console(&self.board, &self.home).await?;
-            let work = self.boot(boot_limit, &image, banner.as_deref(), installed);
+            let (mut power, mut console) =
+                resources::power_cycle_to_console(&self.board, &self.home).await?;
+            let work = self.boot_once(boot_limit, &image, banner.as_deref(), installed);
             tokio::pin!(work);
             // The console is read while SSH comes up: the boot's log belongs
             // in console.log, and a UART nobody reads would stall the board.
@@ -127,14 +167,14 @@ impl Bringup {
                 }
             };
             match result {
-                Ok(Booted::Ready(stream)) => {
+                Ok(BootOutcome::Ready(stream)) => {
                     return Ok(Session {
                         power,
                         console: Box::new(Replayed::new(heard, console)),
                         agent: AgentLink::Own(Box::new(stream)),
                     })
                 }
-                Ok(Booted::Installed) => {
+                Ok(BootOutcome::Installed) => {
                     installed = true;
                     power
                         .off()
@@ -151,15 +191,28 @@ impl Bringup {
         }
     }
 
-    async fn boot(
+    fn power_switch(&self) -> Option<Box<dyn Power>> {
+        resources::open_power(&self.board, &self.home).ok()
+    }
+
+    fn keeps_ramoops(&self) -> bool {
+        // Its kernel is its own: hilt does not know where its ramoops is.
+        false
+    }
+}
+
+impl OwnOsBoot {
+    /// One power-on: the agent talking, or the variant's kernel installed
+    /// for the next.
+    async fn boot_once(
         &self,
         limit: Duration,
         image: &[u8],
         banner: Option<&str>,
         installed: bool,
-    ) -> anyhow::Result<Booted> {
+    ) -> anyhow::Result<BootOutcome> {
         let b = &self.board;
-        let remote = super::remote::connect(b, limit).await?;
+        let remote = remote::connect(b, limit).await?;
         let via = remote.via();
         let (status, running) = remote
             .output("cat /proc/version", Duration::from_secs(30))
@@ -177,7 +230,7 @@ impl Bringup {
                     let rec = deploy::install(remote.shell(), path, image).await.with_context(|| {
                         format!("installing the kernel of {} at {path} over {via}", self.variant)
                     })?;
-                    super::flash::append_record(&self.deploy_record, &InstallRecord {
+                    crate::durable::append_json_line(&self.deploy_record, &InstallRecord {
                         board: &b.name,
                         variant: &self.variant,
                         kernel_release: &self.kernel_release,
@@ -186,7 +239,7 @@ impl Bringup {
                         file: rec,
                     })
                     .context("recording the install")?;
-                    return Ok(Booted::Installed);
+                    return Ok(BootOutcome::Installed);
                 }
                 (Some(path), true) => bail!(
                     "hilt installed the kernel of variant {} at {path}, and after a power cycle the board still runs \"{running}\", not \"{want}\": does its bootloader load {path}?",
@@ -200,11 +253,7 @@ impl Bringup {
             }
         }
         let scratch = remote.scratch();
-        if let Some(job) = self
-            .flash
-            .as_ref()
-            .filter(|j| !j.done.load(Ordering::Relaxed))
-        {
+        if let Some(job) = FlashJob::pending(self.flash.as_ref()) {
             let partition = match &b.flash {
                 Some(FlashCfg::SshDd { partition } | FlashCfg::AdbDd { partition }) => partition,
                 _ => bail!("board {}: no ssh_dd or adb_dd flash method", b.name),
@@ -215,8 +264,7 @@ impl Bringup {
                     b.name
                 )
             })?;
-            let image = FlashImage::from_file(&job.image.path, job.image.verity_root_hash.clone())
-                .with_context(|| format!("reading {}", job.image.path.display()))?;
+            let image = job.read_image()?;
             let rec = DdFlasher {
                 shell: remote.shell(),
                 device: device.clone(),
@@ -226,8 +274,7 @@ impl Bringup {
             .flash(&image)
             .await
             .with_context(|| format!("writing the plan's image over {via}"))?;
-            super::flash::append_record(&job.record, &rec)?;
-            job.done.store(true, Ordering::Relaxed);
+            job.finished(&rec)?;
         }
         let agent = std::fs::read(&self.agent)
             .with_context(|| format!("reading {}", self.agent.display()))?;
@@ -253,7 +300,7 @@ impl Bringup {
                 let _ = f.flush().await;
             }
         });
-        Ok(Booted::Ready(stream))
+        Ok(BootOutcome::Ready(stream))
     }
 }
 

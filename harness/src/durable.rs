@@ -92,6 +92,16 @@ fn append_line(f: &mut File, line: &[u8]) -> io::Result<()> {
     })
 }
 
+/// Appends one record as a JSON line (flash.jsonl, deploy.jsonl): a
+/// night's flashes in one place, each line synced and written whole or
+/// not at all when the disk fills.
+pub fn append_json_line<T: serde::Serialize>(path: &Path, rec: &T) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let mut line = serde_json::to_vec(rec)?;
+    line.push(b'\n');
+    append_synced(path, &line).with_context(|| format!("appending to {}", path.display()))
+}
+
 /// Replaces `path` with `bytes`: after a crash or a failed write, `path`
 /// holds either its old contents or the new ones.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
@@ -235,7 +245,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("flash.jsonl");
         std::fs::write(&p, b"{\"a\":1}\n{\"a\":").unwrap();
-        crate::board::flash::append_record(&p, &serde_json::json!({"a": 2})).unwrap();
+        append_json_line(&p, &serde_json::json!({"a": 2})).unwrap();
         assert_eq!(
             std::fs::read_to_string(&p).unwrap(),
             "{\"a\":1}\n{\"a\":\n{\"a\":2}\n"
@@ -277,12 +287,12 @@ mod tests {
     #[test]
     fn a_full_disk_leaves_whole_lines_and_the_old_file() {
         let d = tempfile::tempdir().unwrap();
-        let name = "runner::durable::tests::a_full_disk_leaves_whole_lines_and_the_old_file";
+        let name = "durable::tests::a_full_disk_leaves_whole_lines_and_the_old_file";
         let rec = serde_json::json!({ "detail": "x".repeat(588) });
         if let Some(dir) = small_disk(name, 1000, d.path()) {
             let flash = dir.join("flash.jsonl");
-            crate::board::flash::append_record(&flash, &rec).unwrap();
-            let e = crate::board::flash::append_record(&flash, &rec).unwrap_err();
+            append_json_line(&flash, &rec).unwrap();
+            let e = append_json_line(&flash, &rec).unwrap_err();
             assert!(format!("{e:#}").contains("File too large"), "{e:#}");
             write_atomic(&dir.join("run.json"), b"old").unwrap();
             let e = write_atomic(&dir.join("run.json"), &[b'n'; 2000]).unwrap_err();

@@ -4,13 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use hilt_transports::adb::AdbServer;
-use hilt_transports::console::{Rfc2217Console, SerialConfig, SerialConsole, TcpConsole};
-use hilt_transports::ssh::{SshConfig, SshSession};
+use hilt_transports::ssh::SshSession;
 
-use crate::plan::{
-    self, AgentChannelCfg, BoardFile, ConsoleCfg, FlashCfg, PowerCfg, Ser2netProtocol,
-};
+use crate::board::resources;
+use crate::plan::{self, BenchBootCfg, BoardFile, BoardKind, ConsoleCfg, FlashCfg, PowerCfg};
 
 /// Board files under `<home>/boards`, with the first error (if any) of each.
 pub fn known(home: &Path) -> Vec<(PathBuf, Result<BoardFile, plan::PlanError>)> {
@@ -68,31 +65,6 @@ pub fn describe(b: &BoardFile) -> [String; 5] {
     ]
 }
 
-pub fn expand(p: &str) -> PathBuf {
-    match (p.strip_prefix("~/"), std::env::var_os("HOME")) {
-        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
-        _ => PathBuf::from(p),
-    }
-}
-
-pub fn ssh_config(s: &crate::plan::SshCfg) -> SshConfig {
-    SshConfig::new(
-        &s.host,
-        s.port,
-        &s.user,
-        expand(&s.key),
-        expand(&s.known_hosts),
-    )
-}
-
-/// The adb server a board file names, or the local one.
-pub fn adb_server(a: &crate::plan::AdbCfg) -> AdbServer {
-    a.server
-        .as_deref()
-        .map(AdbServer::new)
-        .unwrap_or_else(AdbServer::local)
-}
-
 /// One line per check: (what, Ok(detail) or Err(why)).
 /// `home` holds `boards/`: relative paths in the board file are relative
 /// to it, as in `hilt run`.
@@ -108,47 +80,29 @@ pub async fn check(b: &BoardFile, home: &Path) -> Vec<(String, Result<String, St
                 .unwrap_or_default();
             ("console (QEMU)".to_string(), program_version(&bin).await)
         }
-        ConsoleCfg::Serial { device, line: text } => {
-            let r = match text.parse() {
-                Ok(line) => {
-                    let mut cfg = SerialConfig::new(device);
-                    cfg.line = line;
-                    cfg.reconnect = None;
-                    SerialConsole::open(cfg)
-                        .map(|_| format!("{device} opened exclusively at {text}"))
-                        .map_err(|e| e.to_string())
-                }
-                Err(e) => Err(e.to_string()),
-            };
+        ConsoleCfg::Serial { device, line } => {
+            let r = resources::serial_console(device, line, false)
+                .map(|_| format!("{device} opened exclusively at {line}"))
+                .map_err(|e| format!("{e:#}"));
             (format!("console {device}"), r)
         }
-        ConsoleCfg::Ser2net {
-            host,
-            port,
-            protocol,
-        } => {
-            let addr = format!("{host}:{port}");
-            let r = match protocol {
-                Ser2netProtocol::Rfc2217 => match Rfc2217Console::connect(&addr, None, limit).await
-                {
-                    Ok(mut c) => c.signature().await.map(|s| format!("RFC 2217 port, {s}")),
-                    Err(e) => Err(e),
+        ConsoleCfg::Ser2net { host, port, .. } => {
+            let r = match resources::open_console(b, limit).await {
+                Ok(mut c) => match c.identify().await {
+                    Ok(Some(s)) => Ok(format!("RFC 2217 port, {s}")),
+                    Ok(None) => Ok("connected".to_string()),
+                    Err(e) => Err(e.to_string()),
                 },
-                Ser2netProtocol::Telnet | Ser2netProtocol::Raw => TcpConsole::connect(&addr, limit)
-                    .await
-                    .map(|_| "connected".to_string()),
+                Err(e) => Err(format!("{e:#}")),
             };
-            (
-                format!("console ser2net {addr}"),
-                r.map_err(|e| e.to_string()),
-            )
+            (format!("console ser2net {host}:{port}"), r)
         }
     };
     out.push(console);
     let power = match &b.power {
         PowerCfg::Qemu => None,
         PowerCfg::Command { on, .. } => {
-            let argv = super::bench::resolve_program(on, home);
+            let argv = resources::resolve_program(on, home);
             Some(("power command".to_string(), on_path(&argv[0])))
         }
         PowerCfg::UsbRelay { serial, relay } => Some((
@@ -160,7 +114,7 @@ pub async fn check(b: &BoardFile, home: &Path) -> Vec<(String, Result<String, St
     };
     out.extend(power);
     if let Some(s) = &b.ssh {
-        let r = match SshSession::connect(&ssh_config(s)).await {
+        let r = match SshSession::connect(&resources::ssh_config(s)).await {
             Ok(sess) => sess
                 .output("uname -a", limit)
                 .await
@@ -171,7 +125,7 @@ pub async fn check(b: &BoardFile, home: &Path) -> Vec<(String, Result<String, St
         out.push((format!("ssh {}@{}:{}", s.user, s.host, s.port), r));
     }
     if let Some(a) = &b.adb {
-        let server = adb_server(a);
+        let server = resources::adb_server(a);
         if a.serial.contains(':') {
             // A device on TCP is listed once the server has connected to
             // it, as `adb connect` does; hilt run does the same.
@@ -191,23 +145,13 @@ pub async fn check(b: &BoardFile, home: &Path) -> Vec<(String, Result<String, St
         out.push((format!("adb {}", a.serial), r));
     }
     if let Some(f) = &b.fastboot {
-        let r = match f.target.strip_prefix("tcp:") {
-            Some(addr) => match hilt_transports::fastboot::connect_tcp(addr, limit).await {
-                Ok(mut fb) => fb
-                    .getvar("product")
-                    .await
-                    .map(|p| format!("product {p}"))
-                    .map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            },
-            None => match hilt_transports::fastboot::open_usb(Some(&f.target)) {
-                Ok(mut fb) => fb
-                    .getvar("product")
-                    .await
-                    .map(|p| format!("product {p}"))
-                    .map_err(|e| e.to_string()),
-                Err(e) => Err(format!("{e} (is the board in fastboot mode?)")),
-            },
+        let r = match resources::open_fastboot(f, limit).await {
+            Ok(mut fb) => fb
+                .getvar("product")
+                .await
+                .map(|p| format!("product {p}"))
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(format!("{e:#}")),
         };
         out.push((format!("fastboot {}", f.target), r));
     }
@@ -217,8 +161,8 @@ pub async fn check(b: &BoardFile, home: &Path) -> Vec<(String, Result<String, St
             Ok("checked at the next power-on (doctor does not power-cycle)".into()),
         ));
     }
-    if let Some(crate::plan::BenchBootCfg::UbootTftp(t)) = &b.boot {
-        let root = super::bench::tftp_root(t, home);
+    if let Some(BenchBootCfg::UbootTftp(t)) = &b.boot {
+        let root = resources::tftp_root(t, home);
         let probe = root.join(format!(".hilt-doctor-{}", std::process::id()));
         let r = std::fs::write(&probe, b"")
             .map(|_| format!("{} is writable; hilt run puts hilt-{}/ there", root.display(), b.name))
@@ -226,7 +170,7 @@ pub async fn check(b: &BoardFile, home: &Path) -> Vec<(String, Result<String, St
         let _ = std::fs::remove_file(&probe);
         out.push(("tftp root".into(), r));
     }
-    if matches!(b.agent, AgentChannelCfg::VirtioSerial) && b.qemu.is_none() {
+    if matches!(b.agent, plan::AgentChannelCfg::VirtioSerial) && b.kind() != BoardKind::Emulated {
         out.push((
             "agent".into(),
             Err("virtio_serial needs an emulated board".into()),

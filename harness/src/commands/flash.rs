@@ -10,7 +10,7 @@ use hilt_transports::flash::{
 };
 use hilt_transports::ssh::SshSession;
 
-use super::doctor::ssh_config;
+use crate::board::{resources, uboot};
 use crate::plan::{BoardFile, FlashCfg};
 
 /// Long enough for a few hundred MB over USB 2 or 100 Mbit Ethernet.
@@ -62,7 +62,7 @@ pub async fn flash(b: &BoardFile, home: &Path, req: &FlashRequest) -> anyhow::Re
                 .ssh
                 .as_ref()
                 .with_context(|| format!("board {}: ssh_dd needs an `ssh:` section", b.name))?;
-            let session = SshSession::connect(&ssh_config(s)).await?;
+            let session = SshSession::connect(&resources::ssh_config(s)).await?;
             DdFlasher {
                 shell: session,
                 device: device(b, &part(partition))?.to_string(),
@@ -79,7 +79,7 @@ pub async fn flash(b: &BoardFile, home: &Path, req: &FlashRequest) -> anyhow::Re
                 .with_context(|| format!("board {}: adb_dd needs an `adb:` section", b.name))?;
             DdFlasher {
                 shell: AdbShell {
-                    server: super::doctor::adb_server(a),
+                    server: resources::adb_server(a),
                     serial: Some(a.serial.clone()),
                 },
                 device: device(b, &part(partition))?.to_string(),
@@ -93,30 +93,13 @@ pub async fn flash(b: &BoardFile, home: &Path, req: &FlashRequest) -> anyhow::Re
             let f = b.fastboot.as_ref().with_context(|| {
                 format!("board {}: fastboot flashing needs a `fastboot:` section", b.name)
             })?;
-            let partition = part(partition);
-            match f.target.strip_prefix("tcp:") {
-                Some(addr) => {
-                    let mut fb =
-                        hilt_transports::fastboot::connect_tcp(addr, Duration::from_secs(10))
-                            .await?;
-                    FastbootFlasher {
-                        fastboot: &mut fb,
-                        partition,
-                    }
-                    .flash(&image)
-                    .await?
-                }
-                None => {
-                    let mut fb = hilt_transports::fastboot::open_usb(Some(&f.target))
-                        .with_context(|| format!("{} (is the board in fastboot mode?)", f.target))?;
-                    FastbootFlasher {
-                        fastboot: &mut fb,
-                        partition,
-                    }
-                    .flash(&image)
-                    .await?
-                }
+            let mut fb = resources::open_fastboot(f, Duration::from_secs(10)).await?;
+            FastbootFlasher {
+                fastboot: &mut fb,
+                partition: part(partition),
             }
+            .flash(&image)
+            .await?
         }
         FlashCfg::UbootMmc { .. } | FlashCfg::UbootBlock { .. } => {
             if req.partition.is_some() {
@@ -125,7 +108,7 @@ pub async fn flash(b: &BoardFile, home: &Path, req: &FlashRequest) -> anyhow::Re
                     b.name
                 );
             }
-            super::bench::flash_via_uboot(b, home, &image).await?
+            uboot::flash_standalone(b, home, &image).await?
         }
         FlashCfg::QemuDisks => bail!(
             "board {}: the emulated board's disks are built by `hilt run` (their sha256 and verity root hash are in the run's run.json)",
@@ -133,16 +116,6 @@ pub async fn flash(b: &BoardFile, home: &Path, req: &FlashRequest) -> anyhow::Re
         ),
     };
     Ok(rec)
-}
-
-/// Appends the record to a JSON-lines file (flash.jsonl, deploy.jsonl): a
-/// night's flashes in one place. The line is synced, and written whole or
-/// not at all when the disk fills.
-pub fn append_record<T: serde::Serialize>(path: &Path, rec: &T) -> anyhow::Result<()> {
-    let mut line = serde_json::to_vec(rec)?;
-    line.push(b'\n');
-    crate::runner::durable::append_synced(path, &line)
-        .with_context(|| format!("appending to {}", path.display()))
 }
 
 #[cfg(test)]

@@ -1,0 +1,51 @@
+//! Checks shared by the strategies of real boards, made before a run
+//! leases or builds anything.
+
+use anyhow::{bail, Context};
+
+use crate::plan::{BoardFile, FaultKind, Plan, SwapCfg};
+
+/// A board outside QEMU gets the plan's image on a partition of its own,
+/// and swap on another when the plan wants swap on a disk.
+pub fn check_partitions(b: &BoardFile, plan: &Plan) -> anyhow::Result<()> {
+    let storage = b.storage.as_ref().with_context(|| {
+        format!(
+            "board {} has no `storage:`: name the partition that receives the plan's image (storage: {{image: data}})",
+            b.name
+        )
+    })?;
+    let disk_swap = matches!(plan.swap, SwapCfg::Disk { .. } | SwapCfg::Sdcard { .. });
+    if storage.swap.is_none() && (disk_swap || !plan.controls.is_empty()) {
+        bail!(
+            "board {}: the plan {} swap on a disk, and the board names no swap partition (storage: {{swap: <partition>}})",
+            b.name,
+            if disk_swap { "puts" } else { "has a positive control, which freezes" }
+        );
+    }
+    Ok(())
+}
+
+/// Refuses the plan's faults that only an emulated board can inject: a
+/// real board's power switch is a command hilt cannot cut mid-write, and
+/// on a UART shared with the agent, closing the console closes the agent
+/// too.
+pub fn refuse_emulator_faults(
+    b: &BoardFile,
+    plan: &Plan,
+    agent_on_console: bool,
+) -> anyhow::Result<()> {
+    for f in &plan.faults {
+        match f.kind {
+            FaultKind::PowerLoss => bail!(
+                "board {}: the power_loss fault kills QEMU, and this board's switch is a command: run that fault on an emulated board",
+                b.name
+            ),
+            FaultKind::ConsoleClose if agent_on_console => bail!(
+                "board {}: closing the console would also close the agent's channel on a shared UART, so console_close tests nothing here: run it on an emulated board",
+                b.name
+            ),
+            _ => {}
+        }
+    }
+    Ok(())
+}

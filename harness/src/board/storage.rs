@@ -1,0 +1,101 @@
+//! Where one board keeps the plan's storage stack, and the image a real
+//! board gets written once per run.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use hilt_protocol::{BlockDevice, StorageSpec, SwapSpec};
+
+use crate::artifacts::media::PartitionImage;
+use crate::artifacts::{self, Cache, Media};
+use crate::plan::{BoardFile, ResolvedPlan};
+
+/// The devices the agent sets the storage stack up on: QEMU disks on the
+/// emulated board, partitions on a real one.
+#[derive(Clone)]
+pub struct BoardStorage {
+    pub storage: StorageSpec,
+    pub swap: SwapSpec,
+    /// Where a positive control puts the swap it freezes.
+    pub control: BlockDevice,
+    /// What a real board gets written to its image partition.
+    pub image: Option<PartitionImage>,
+}
+
+impl BoardStorage {
+    /// On the board file's partitions: the image partition, and the swap
+    /// partition when the plan swaps on a disk or has a positive control.
+    pub fn on_partitions(
+        cache: &Cache,
+        plan: &ResolvedPlan,
+        media: &Media,
+        board: &BoardFile,
+    ) -> anyhow::Result<Self> {
+        let b = artifacts::media::partition_storage(cache, media, &plan.plan, board)?;
+        let control = match (&b.control_device, plan.plan.controls.is_empty()) {
+            (Some(d), _) => d.clone(),
+            (None, true) => BlockDevice::Path(String::new()),
+            (None, false) => bail!(
+                "board {}: a positive control freezes swap on the board's swap partition, and it names none (storage: {{swap: <partition>}})",
+                board.name
+            ),
+        };
+        Ok(Self {
+            storage: b.storage,
+            swap: b.swap,
+            control,
+            image: Some(b.image),
+        })
+    }
+}
+
+/// The plan's image, written to a real board's storage once per run.
+pub struct FlashJob {
+    pub image: PartitionImage,
+    /// Set once the image is on the board and read back intact.
+    done: Arc<AtomicBool>,
+    /// Where the flash record is appended (the run directory's flash.jsonl).
+    record: PathBuf,
+}
+
+impl FlashJob {
+    /// One job per board per run, shared by the boots of its iterations.
+    pub fn new(image: PartitionImage, record: PathBuf) -> Self {
+        Self {
+            image,
+            done: Arc::new(AtomicBool::new(false)),
+            record,
+        }
+    }
+
+    /// The same job, for one more boot.
+    pub fn share(&self) -> Self {
+        Self {
+            image: self.image.clone(),
+            done: self.done.clone(),
+            record: self.record.clone(),
+        }
+    }
+
+    /// The job, while the image is still to be written.
+    pub fn pending(job: Option<&FlashJob>) -> Option<&FlashJob> {
+        job.filter(|j| !j.done.load(Ordering::Relaxed))
+    }
+
+    pub fn read_image(&self) -> anyhow::Result<hilt_transports::flash::FlashImage> {
+        hilt_transports::flash::FlashImage::from_file(
+            &self.image.path,
+            self.image.verity_root_hash.clone(),
+        )
+        .with_context(|| format!("reading {}", self.image.path.display()))
+    }
+
+    /// Records what was written, and never writes it again this run.
+    pub fn finished(&self, rec: &impl serde::Serialize) -> anyhow::Result<()> {
+        crate::durable::append_json_line(&self.record, rec)?;
+        self.done.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+}

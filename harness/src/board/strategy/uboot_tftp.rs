@@ -1,0 +1,211 @@
+//! A board on the bench booted the way LAVA boots a ramdisk: power from its
+//! controller (a hub port, a relay, a PDU command), the console from its
+//! UART (local or behind ser2net), and U-Boot over TFTP.
+//!
+//! Each boot: power off, open the console, power on, stop autoboot, write
+//! the plan's image to the board's storage partition on the run's first
+//! boot, fetch the variant's kernel and hilt's initramfs, `booti`. The
+//! agent then shares the console with printk (`hilt.agent_port=console`).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use hilt_transports::uboot::{TftpBoot, UBoot};
+
+use crate::artifacts::{Cache, Media};
+use crate::board::preflight;
+use crate::board::storage::FlashJob;
+use crate::board::{
+    resources, uboot, AgentLink, Board, BoardStorage, Boot, BootRequest, Power, RunBoard, Session,
+    Strategy,
+};
+use crate::console::Console;
+use crate::plan::{AgentChannelCfg, BenchBootCfg, BoardFile, Plan, ResolvedPlan, UbootTftpCfg};
+
+pub struct UbootTftp;
+
+impl Strategy for UbootTftp {
+    fn preflight(&self, b: &BoardFile, plan: &Plan) -> anyhow::Result<()> {
+        tftp_cfg(b)?;
+        if !matches!(b.agent, AgentChannelCfg::Console) {
+            bail!(
+                "board {}: a ramdisk boot has only the console for the agent; set `agent: console`",
+                b.name
+            );
+        }
+        uboot::config(b, Duration::ZERO)?;
+        uboot::flash_target(b)?;
+        preflight::check_partitions(b, plan)?;
+        preflight::refuse_emulator_faults(b, plan, true)
+    }
+
+    fn storage(
+        &self,
+        cache: &Cache,
+        plan: &ResolvedPlan,
+        media: &Media,
+        board: &BoardFile,
+    ) -> anyhow::Result<BoardStorage> {
+        BoardStorage::on_partitions(cache, plan, media, board)
+    }
+
+    fn attach(&self, run: RunBoard) -> Box<dyn Board> {
+        let flash = run
+            .storage
+            .image
+            .clone()
+            .map(|image| FlashJob::new(image, run.run_dir.join("flash.jsonl")));
+        Box::new(BenchBoard { run, flash })
+    }
+}
+
+fn tftp_cfg(b: &BoardFile) -> anyhow::Result<&UbootTftpCfg> {
+    match &b.boot {
+        Some(BenchBootCfg::UbootTftp(t)) => Ok(t),
+        None => bail!(
+            "board {}: hilt run boots a board on the bench through U-Boot and TFTP, and its file has no `boot:` (boot: {{uboot_tftp: {{root: /srv/tftp}}}}); \
+             a board that boots its own Linux or Android takes `agent: ssh` or `agent: adb` instead",
+            b.name
+        ),
+    }
+}
+
+/// The kernel command line's console= for a board on the bench, and how
+/// its agent reaches the host.
+fn cmdline(board: &BoardFile) -> String {
+    let console = board.kernel_console.as_deref().unwrap_or("ttyAML0,115200");
+    // panic=0: a board that rebooted by itself would run its own autoboot
+    // into the evidence window; the host power-cycles it instead.
+    format!("console={console} hilt.agent_port=console panic=0 loglevel=4")
+}
+
+struct BenchBoard {
+    run: RunBoard,
+    flash: Option<FlashJob>,
+}
+
+impl Board for BenchBoard {
+    fn boot(&self, req: &BootRequest<'_>) -> Box<dyn Boot> {
+        Box::new(RamdiskBoot {
+            board: self.run.board().clone(),
+            home: self.run.home(),
+            kernel: req.kernel.image.clone(),
+            initrd: req.kernel.initramfs.clone(),
+            append: cmdline(self.run.board()),
+            flash: self.flash.as_ref().map(FlashJob::share),
+        })
+    }
+}
+
+struct RamdiskBoot {
+    board: BoardFile,
+    home: PathBuf,
+    kernel: PathBuf,
+    initrd: PathBuf,
+    /// The kernel command line.
+    append: String,
+    flash: Option<FlashJob>,
+}
+
+#[async_trait::async_trait]
+impl Boot for RamdiskBoot {
+    async fn start(self: Box<Self>, boot_limit: Duration) -> anyhow::Result<Session> {
+        let tftp = tftp_cfg(&self.board)?;
+        let files = self.stage_tftp(tftp)?;
+        let (mut power, console) =
+            resources::power_cycle_to_console(&self.board, &self.home).await?;
+        match self.uboot(console, tftp, files, boot_limit).await {
+            Ok(console) => Ok(Session {
+                power,
+                console,
+                agent: AgentLink::Console,
+            }),
+            Err(e) => {
+                let _ = power.off().await;
+                Err(e)
+            }
+        }
+    }
+
+    fn power_switch(&self) -> Option<Box<dyn Power>> {
+        resources::open_power(&self.board, &self.home).ok()
+    }
+
+    fn keeps_ramoops(&self) -> bool {
+        // hilt's ramdisk kernel on a real board is given no ramoops region.
+        false
+    }
+}
+
+struct TftpFiles {
+    kernel: String,
+    initrd: String,
+    dtb: Option<String>,
+    /// The TFTP root, where the flasher puts its image file.
+    root: PathBuf,
+}
+
+impl RamdiskBoot {
+    /// Puts the kernel (and device tree) and initramfs in the board's own
+    /// directory of the TFTP root; returns their names relative to it.
+    fn stage_tftp(&self, cfg: &UbootTftpCfg) -> anyhow::Result<TftpFiles> {
+        let sub = format!("hilt-{}", self.board.name);
+        let root = resources::tftp_root(cfg, &self.home);
+        let dir = root.join(&sub);
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("creating {} in the TFTP root", dir.display()))?;
+        let put = |name: &str, from: &Path| -> anyhow::Result<String> {
+            // A copy, not a link: TFTP servers confine reads to their root.
+            std::fs::copy(from, dir.join(name))
+                .with_context(|| format!("copying {} to {}", from.display(), dir.display()))?;
+            Ok(format!("{sub}/{name}"))
+        };
+        Ok(TftpFiles {
+            kernel: put("Image", &self.kernel)?,
+            initrd: put("initrd", &self.initrd)?,
+            dtb: cfg
+                .dtb
+                .as_deref()
+                .map(|d| put("board.dtb", &self.home.join(resources::expand_home(d))))
+                .transpose()?,
+            root,
+        })
+    }
+
+    async fn uboot(
+        &self,
+        console: Box<dyn Console>,
+        cfg: &UbootTftpCfg,
+        files: TftpFiles,
+        limit: Duration,
+    ) -> anyhow::Result<Box<dyn Console>> {
+        let ucfg = uboot::config(&self.board, limit)?;
+        let boot = TftpBoot {
+            network: uboot::network(cfg),
+            kernel: files.kernel,
+            initrd: Some(files.initrd),
+            dtb: files.dtb,
+            bootargs: self.append.clone(),
+        };
+        let flash = match FlashJob::pending(self.flash.as_ref()) {
+            Some(job) => Some((job, uboot::flash_target(&self.board)?)),
+            None => None,
+        };
+        let mut u = UBoot::new(console, ucfg);
+        let step = async {
+            u.stop_autoboot().await?;
+            if let Some((job, target)) = flash {
+                u.net_up(&boot.network, limit).await?;
+                let image = job.read_image()?;
+                let rec = uboot::write_image(&mut u, &self.board.name, &image, target, &files.root)
+                    .await?;
+                job.finished(&rec)?;
+            }
+            u.tftp_boot(&boot, limit).await?;
+            anyhow::Ok(())
+        }
+        .await;
+        uboot::console_after(u, step)
+    }
+}

@@ -1,0 +1,217 @@
+//! U-Boot as a board file sets it up: its prompt, its network, where it
+//! writes an image, and what to do with its dialogue afterwards. Used by
+//! the boot strategies that go through U-Boot (a bench board, an emulated
+//! board with U-Boot firmware) and by `hilt flash`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use hilt_transports::flash::{FlashImage, FlashRecord, Flasher, UBootFlasher};
+use hilt_transports::uboot::{BlockInterface, Network, UBoot, UBootConfig};
+
+use super::resources;
+use crate::console::Console;
+use crate::plan::{BenchBootCfg, BoardFile, FlashCfg, UbootTftpCfg};
+
+pub fn config(b: &BoardFile, limit: Duration) -> anyhow::Result<UBootConfig> {
+    let u = b
+        .uboot
+        .as_ref()
+        .with_context(|| format!("board {}: a U-Boot board needs `uboot:`", b.name))?;
+    Ok(UBootConfig {
+        prompt: u.prompt.clone(),
+        interrupt: u.interrupt.clone(),
+        autoboot_patterns: vec![u.autoboot_text.clone()],
+        stop_timeout: limit,
+        command_timeout: Duration::from_secs(30).min(limit),
+        ..Default::default()
+    })
+}
+
+pub fn network(cfg: &UbootTftpCfg) -> Network {
+    match (&cfg.ipaddr, &cfg.serverip) {
+        (Some(ip), Some(server)) => Network::Static {
+            ipaddr: ip.clone(),
+            netmask: cfg
+                .netmask
+                .clone()
+                .unwrap_or_else(|| "255.255.255.0".into()),
+            serverip: server.clone(),
+        },
+        _ => Network::Dhcp {
+            serverip: cfg.serverip.clone(),
+        },
+    }
+}
+
+/// Where U-Boot writes an image: the board file's device and block, and the
+/// partition that block should start (when the board file names the
+/// storage partition), which U-Boot's partition table must confirm.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Target {
+    interface: BlockInterface,
+    dev: u32,
+    start_block: u64,
+    partition: Option<u32>,
+}
+
+pub fn flash_target(b: &BoardFile) -> anyhow::Result<Target> {
+    let partition = b
+        .storage
+        .as_ref()
+        .and_then(|s| b.partitions.get(&s.image))
+        .and_then(|node| partition_number(node));
+    match &b.flash {
+        Some(FlashCfg::UbootMmc {
+            mmc_dev,
+            start_block,
+        }) => Ok(Target {
+            interface: BlockInterface::Mmc,
+            dev: *mmc_dev,
+            start_block: *start_block,
+            partition,
+        }),
+        Some(FlashCfg::UbootBlock {
+            interface,
+            dev,
+            start_block,
+        }) => Ok(Target {
+            interface: *interface,
+            dev: *dev,
+            start_block: *start_block,
+            partition,
+        }),
+        _ => bail!(
+            "board {}: hilt run writes the image from U-Boot (flash: uboot_mmc or uboot_block); \
+             with another flash method, write it first with `hilt flash {0} IMAGE` and run again",
+            b.name
+        ),
+    }
+}
+
+/// The partition number in a Linux partition node's name (`/dev/mmcblk1p2`,
+/// `/dev/nvme0n1p3`, `/dev/sda2`, `/dev/vda1`), which is also its number in
+/// U-Boot's `part` commands. None for a whole disk or any other name.
+fn partition_number(node: &str) -> Option<u32> {
+    let name = node.rsplit('/').next()?;
+    let digits = name.len() - name.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+    let (stem, number) = name.split_at(name.len() - digits);
+    let n: u32 = number.parse().ok().filter(|n| *n > 0)?;
+    let whole_disk_stem = |s: &str| {
+        ["sd", "vd", "hd", "xvd"].iter().any(|p| {
+            s.strip_prefix(p)
+                .is_some_and(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_lowercase()))
+        })
+    };
+    match stem.strip_suffix('p') {
+        // mmcblk0p2, nvme0n1p2: the disk's own name ends in a digit.
+        Some(disk) if disk.ends_with(|c: char| c.is_ascii_digit()) => Some(n),
+        _ if whole_disk_stem(stem) => Some(n),
+        _ => None,
+    }
+}
+
+/// Writes an image from U-Boot: TFTP into RAM, a block write, and a
+/// read-back compared by CRC32.
+pub async fn write_image<C: Console>(
+    u: &mut UBoot<C>,
+    board: &str,
+    image: &FlashImage,
+    target: Target,
+    tftp_root: &Path,
+) -> anyhow::Result<FlashRecord> {
+    UBootFlasher {
+        uboot: u,
+        tftp_root: tftp_root.to_path_buf(),
+        tftp_subdir: Some(format!("hilt-{board}")),
+        interface: target.interface,
+        dev: target.dev,
+        start_block: target.start_block,
+        partition: target.partition,
+        limit: Duration::from_secs(600),
+    }
+    .flash(image)
+    .await
+    .context("writing the image to the board from U-Boot")
+}
+
+/// `hilt flash` on a U-Boot board: power cycle, stop autoboot, write the
+/// image, power off.
+pub async fn flash_standalone(
+    b: &BoardFile,
+    home: &Path,
+    image: &FlashImage,
+) -> anyhow::Result<FlashRecord> {
+    let Some(BenchBootCfg::UbootTftp(tftp)) = &b.boot else {
+        bail!(
+            "board {}: U-Boot fetches the image over TFTP, and the board file has no TFTP root (boot: {{uboot_tftp: {{root: /srv/tftp}}}})",
+            b.name
+        );
+    };
+    let target = flash_target(b)?;
+    let limit = Duration::from_secs(120);
+    let root = resources::tftp_root(tftp, home);
+    let (mut power, console) = resources::power_cycle_to_console(b, home).await?;
+    let mut u = UBoot::new(console, config(b, limit)?);
+    let result = async {
+        u.stop_autoboot().await?;
+        u.net_up(&network(tftp), limit).await?;
+        write_image(&mut u, &b.name, image, target, &root).await
+    }
+    .await;
+    let _ = power.off().await;
+    result.map_err(|e| {
+        let tail = last_words(&u);
+        e.context(format!("--- U-Boot said ---\n{tail}"))
+    })
+}
+
+/// After U-Boot's part of a boot: the console handed on with U-Boot's
+/// whole dialogue replayed first, so the capture (and console.log) holds
+/// the boot from the firmware's first byte; or, when a step failed, an
+/// error that ends with what U-Boot last said.
+pub fn console_after<C: Console + 'static>(
+    u: UBoot<C>,
+    step: anyhow::Result<()>,
+) -> anyhow::Result<Box<dyn Console>> {
+    if let Err(e) = step {
+        let tail = last_words(&u);
+        bail!("booting through U-Boot: {e:#}\n--- U-Boot said ---\n{tail}");
+    }
+    let head = u.transcript().to_vec();
+    Ok(Box::new(hilt_transports::console::Replayed::new(
+        head,
+        u.into_console(),
+    )))
+}
+
+/// The end of U-Boot's dialogue, for an error: usually its own complaint.
+fn last_words<C: Console>(u: &UBoot<C>) -> String {
+    let t = u.transcript();
+    String::from_utf8_lossy(&t[t.len().saturating_sub(600)..]).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::partition_number;
+
+    #[test]
+    fn partition_numbers_come_from_linux_node_names() {
+        for (node, want) in [
+            ("/dev/mmcblk1p2", Some(2)),
+            ("/dev/nvme0n1p13", Some(13)),
+            ("/dev/sda2", Some(2)),
+            ("/dev/vda1", Some(1)),
+            ("/dev/xvdb3", Some(3)),
+            ("/dev/mmcblk0", None),
+            ("/dev/nvme0n1", None),
+            ("/dev/sda", None),
+            ("/dev/loop0", None),
+            ("/dev/disk/by-partlabel/data", None),
+            ("/dev/vda0", None),
+        ] {
+            assert_eq!(partition_number(node), want, "{node}");
+        }
+    }
+}

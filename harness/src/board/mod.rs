@@ -38,14 +38,17 @@ pub trait Strategy: Sync {
     /// Whether `hilt run` can drive this board with this plan, checked
     /// before anything is leased or built; the error says what to change.
     fn preflight(&self, board: &BoardFile, plan: &Plan) -> anyhow::Result<()>;
-    /// Where the plan's storage stack goes on this board.
+    /// Where the plan's storage stack goes on this board: by default, as
+    /// on any real board, on the partitions its file names.
     fn storage(
         &self,
         cache: &Cache,
         plan: &ResolvedPlan,
         media: &Media,
         board: &BoardFile,
-    ) -> anyhow::Result<BoardStorage>;
+    ) -> anyhow::Result<BoardStorage> {
+        BoardStorage::on_partitions(cache, plan, media, board)
+    }
     /// Takes the board into a run, for all of its iterations.
     fn attach(&self, run: RunBoard) -> Box<dyn Board>;
 }

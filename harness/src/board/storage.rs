@@ -70,6 +70,13 @@ impl FlashJob {
         }
     }
 
+    /// A real board's job for the run: the image its storage layout holds,
+    /// recorded in the run directory's flash.jsonl.
+    pub fn for_run(run: &super::RunBoard) -> Option<Self> {
+        let image = run.storage.image.clone()?;
+        Some(Self::new(image, run.run_dir.join("flash.jsonl")))
+    }
+
     /// The same job, for one more boot.
     pub fn share(&self) -> Self {
         Self {

@@ -21,14 +21,12 @@ use hilt_transports::ssh::shell_quote;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use crate::artifacts::{Cache, Media};
 use crate::board::preflight;
 use crate::board::storage::FlashJob;
 use crate::board::{
-    remote, resources, AgentLink, Board, BoardStorage, Boot, BootRequest, Power, RunBoard, Session,
-    Strategy,
+    remote, resources, AgentLink, Board, Boot, BootRequest, Power, RunBoard, Session, Strategy,
 };
-use crate::plan::{AgentChannelCfg, BoardFile, FlashCfg, Plan, ResolvedPlan};
+use crate::plan::{AgentChannelCfg, BoardFile, FlashCfg, Plan};
 
 pub struct OwnOs;
 
@@ -72,22 +70,8 @@ impl Strategy for OwnOs {
         preflight::refuse_emulator_faults(b, plan, false)
     }
 
-    fn storage(
-        &self,
-        cache: &Cache,
-        plan: &ResolvedPlan,
-        media: &Media,
-        board: &BoardFile,
-    ) -> anyhow::Result<BoardStorage> {
-        BoardStorage::on_partitions(cache, plan, media, board)
-    }
-
     fn attach(&self, run: RunBoard) -> Box<dyn Board> {
-        let flash = run
-            .storage
-            .image
-            .clone()
-            .map(|image| FlashJob::new(image, run.run_dir.join("flash.jsonl")));
+        let flash = FlashJob::for_run(&run);
         Box::new(OwnOsBoard { run, flash })
     }
 }

@@ -13,15 +13,13 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use hilt_transports::uboot::{TftpBoot, UBoot};
 
-use crate::artifacts::{Cache, Media};
 use crate::board::preflight;
 use crate::board::storage::FlashJob;
 use crate::board::{
-    resources, uboot, AgentLink, Board, BoardStorage, Boot, BootRequest, Power, RunBoard, Session,
-    Strategy,
+    resources, uboot, AgentLink, Board, Boot, BootRequest, Power, RunBoard, Session, Strategy,
 };
 use crate::console::Console;
-use crate::plan::{AgentChannelCfg, BenchBootCfg, BoardFile, Plan, ResolvedPlan, UbootTftpCfg};
+use crate::plan::{AgentChannelCfg, BenchBootCfg, BoardFile, Plan, UbootTftpCfg};
 
 pub struct UbootTftp;
 
@@ -40,22 +38,8 @@ impl Strategy for UbootTftp {
         preflight::refuse_emulator_faults(b, plan, true)
     }
 
-    fn storage(
-        &self,
-        cache: &Cache,
-        plan: &ResolvedPlan,
-        media: &Media,
-        board: &BoardFile,
-    ) -> anyhow::Result<BoardStorage> {
-        BoardStorage::on_partitions(cache, plan, media, board)
-    }
-
     fn attach(&self, run: RunBoard) -> Box<dyn Board> {
-        let flash = run
-            .storage
-            .image
-            .clone()
-            .map(|image| FlashJob::new(image, run.run_dir.join("flash.jsonl")));
+        let flash = FlashJob::for_run(&run);
         Box::new(BenchBoard { run, flash })
     }
 }

@@ -251,6 +251,65 @@ pub fn parse(img: &[u8]) -> Result<Parsed, Error> {
     })
 }
 
+/// The device's own boot image with only its kernel replaced: the header,
+/// the ramdisk, the second stage, the recovery dtbo and the dtb stay as the
+/// device had them, so the device's own userspace comes back up. For
+/// versions 0 to 2 the id (SHA-1 over the sections) is recomputed, as
+/// mkbootimg computes it; versions 3 and 4 have none.
+pub fn replace_kernel(img: &[u8], kernel: &[u8]) -> Result<Vec<u8>, Error> {
+    if kernel.is_empty() {
+        return Err(bad("boot image: the new kernel is empty"));
+    }
+    let p = parse(img)?;
+    let page = p.page_size as usize;
+    let (ko, klen) = p.kernel;
+    let rest = ko + klen.div_ceil(page) * page;
+    if rest > img.len() {
+        return Err(bad(format!(
+            "boot image: its header says the kernel ends at byte {rest}, and the image has {}",
+            img.len()
+        )));
+    }
+    let k = u32::try_from(kernel.len()).map_err(|_| bad("boot image: the kernel is over 4 GiB"))?;
+    let mut out = img[..ko].to_vec();
+    out[8..12].copy_from_slice(&k.to_le_bytes());
+    out.extend_from_slice(kernel);
+    pad(&mut out, page);
+    out.extend_from_slice(&img[rest..]);
+    if p.version < 3 {
+        let id = section_id(&out, p.version)?;
+        out[576..608].copy_from_slice(&id);
+    }
+    Ok(out)
+}
+
+/// mkbootimg's id of a version 0-2 image: SHA-1 over each section and its
+/// size, in the order they are laid out, padded to the 32 bytes it holds.
+fn section_id(img: &[u8], version: u32) -> Result<[u8; 32], Error> {
+    let u = |at: usize| u32::from_le_bytes(img[at..at + 4].try_into().unwrap()) as usize;
+    let page = u(36);
+    let mut sizes = vec![u(8), u(16), u(24)];
+    if version >= 1 {
+        sizes.push(u(1632));
+    }
+    if version >= 2 {
+        sizes.push(u(1648));
+    }
+    let mut h = Sha1::new();
+    let mut at = page;
+    for n in sizes {
+        let part = img
+            .get(at..at + n)
+            .ok_or_else(|| bad("boot image: a section runs past its end"))?;
+        h.update(part);
+        h.update((n as u32).to_le_bytes());
+        at += n.div_ceil(page) * page;
+    }
+    let mut id = [0u8; 32];
+    id[..20].copy_from_slice(&h.finalize());
+    Ok(id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -330,5 +389,50 @@ mod tests {
             ..b
         };
         assert!(no_dtb.to_bytes().unwrap_err().to_string().contains("dtb"));
+    }
+
+    #[test]
+    fn replacing_the_kernel_equals_building_with_the_new_one() {
+        for header in [
+            Header::V2 {
+                page_size: 2048,
+                addresses: Addresses::default(),
+                board: "vim3".into(),
+                dtb: vec![3u8; 77],
+            },
+            Header::V4,
+        ] {
+            let build = |kernel: &[u8]| {
+                BootImage {
+                    header: header.clone(),
+                    kernel,
+                    ramdisk: &[2u8; 3000],
+                    cmdline: "console=ttyAML0,115200".into(),
+                    os_version: 0,
+                    os_patch_level: 0,
+                }
+                .to_bytes()
+                .unwrap()
+            };
+            let old = build(&[1u8; 5000]);
+            // Longer and shorter than the old kernel, by more than a page.
+            for new in [vec![9u8; 9000], vec![8u8; 100]] {
+                assert_eq!(replace_kernel(&old, &new).unwrap(), build(&new));
+            }
+        }
+    }
+
+    #[test]
+    fn a_truncated_image_or_an_empty_kernel_is_refused() {
+        let old = img(Header::V4);
+        assert!(replace_kernel(&old, &[])
+            .unwrap_err()
+            .to_string()
+            .contains("empty"));
+        let cut = &old[..4096 + 100];
+        assert!(replace_kernel(cut, &[1])
+            .unwrap_err()
+            .to_string()
+            .contains("the kernel ends at byte"));
     }
 }

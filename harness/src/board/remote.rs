@@ -3,11 +3,13 @@
 //! [`super::strategy::own_os`]
 //! works through [`Remote`] alone, so one plan runs on either.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use hilt_transports::flash::{AdbShell, BoardShell};
-use hilt_transports::ssh::{SshConfig, SshSession};
+use hilt_transports::ssh::{shell_quote, SshConfig, SshSession};
+use tokio::io::AsyncWriteExt;
 use tokio::io::DuplexStream;
 use tokio::sync::mpsc;
 
@@ -34,6 +36,54 @@ pub trait Remote: Send + Sync {
 }
 
 impl dyn Remote {
+    /// Whether the board runs this kernel, told by its banner (or, when the
+    /// Image has none, its release); and what /proc/version says.
+    pub async fn runs_kernel(
+        &self,
+        banner: Option<&str>,
+        release: &str,
+    ) -> anyhow::Result<(bool, String)> {
+        let (status, running) = self
+            .output("cat /proc/version", Duration::from_secs(30))
+            .await?;
+        let running = running.trim().to_string();
+        let same = status == 0
+            && match banner {
+                Some(want) => running == want,
+                None => running.starts_with(&format!("Linux version {release} ")),
+            };
+        Ok((same, running))
+    }
+
+    /// Pushes the agent (read back), runs it as root with its stdio as the
+    /// channel, and keeps its stderr in `log`.
+    pub async fn start_agent(&self, agent: &Path, log: &Path) -> anyhow::Result<DuplexStream> {
+        let via = self.via();
+        let bytes = std::fs::read(agent).with_context(|| format!("reading {}", agent.display()))?;
+        let agent_path = format!("{}/hilt-agent", self.scratch());
+        self.shell()
+            .push(&bytes, &agent_path, 0o755)
+            .await
+            .with_context(|| format!("pushing the agent over {via}"))?;
+        let command = self.as_root(&format!("{} --port stdio", shell_quote(&agent_path)));
+        let (err_tx, mut err_rx) = mpsc::channel::<Vec<u8>>(64);
+        let stream = self
+            .open_stream(&command, err_tx)
+            .await
+            .with_context(|| format!("starting the agent over {via}"))?;
+        let log = log.to_path_buf();
+        tokio::spawn(async move {
+            let Ok(mut f) = tokio::fs::File::create(&log).await else {
+                return;
+            };
+            while let Some(b) = err_rx.recv().await {
+                let _ = f.write_all(&b).await;
+                let _ = f.flush().await;
+            }
+        });
+        Ok(stream)
+    }
+
     /// Runs a command line: (status, stdout).
     pub async fn output(&self, line: &str, limit: Duration) -> anyhow::Result<(i32, String)> {
         let (status, out, _) = self

@@ -6,3 +6,25 @@ pub mod capture;
 mod capture_fuzz;
 
 pub use hilt_transports::console::{Console, TelnetConsole};
+
+/// Runs `work` while keeping what the console says in `heard`: a board's
+/// boot log belongs in console.log even while hilt waits on another
+/// channel, and a UART nobody reads would stall the board.
+pub async fn record_while<T>(
+    console: &mut Box<dyn Console>,
+    heard: &mut Vec<u8>,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    use tokio::io::AsyncReadExt;
+    tokio::pin!(work);
+    let mut buf = vec![0u8; 4096];
+    loop {
+        tokio::select! {
+            r = &mut work => return r,
+            n = console.read(&mut buf) => match n {
+                Ok(n) if n > 0 => heard.extend_from_slice(&buf[..n]),
+                _ => return work.await,
+            },
+        }
+    }
+}

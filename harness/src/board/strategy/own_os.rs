@@ -17,9 +17,6 @@ use anyhow::{bail, Context};
 use hilt_transports::console::Replayed;
 use hilt_transports::deploy;
 use hilt_transports::flash::{DdFlasher, Flasher};
-use hilt_transports::ssh::shell_quote;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::mpsc;
 
 use crate::board::preflight;
 use crate::board::storage::FlashJob;
@@ -137,19 +134,8 @@ impl Boot for OwnOsBoot {
             let (mut power, mut console) =
                 resources::power_cycle_to_console(&self.board, &self.home).await?;
             let work = self.boot_once(boot_limit, &image, banner.as_deref(), installed);
-            tokio::pin!(work);
-            // The console is read while SSH comes up: the boot's log belongs
-            // in console.log, and a UART nobody reads would stall the board.
-            let mut buf = vec![0u8; 4096];
-            let result = loop {
-                tokio::select! {
-                    r = &mut work => break r,
-                    n = console.read(&mut buf) => match n {
-                        Ok(n) if n > 0 => heard.extend_from_slice(&buf[..n]),
-                        _ => break work.await,
-                    },
-                }
-            };
+            // The console is read while SSH comes up.
+            let result = crate::console::record_while(&mut console, &mut heard, work).await;
             match result {
                 Ok(BootOutcome::Ready(stream)) => {
                     return Ok(Session {
@@ -198,15 +184,7 @@ impl OwnOsBoot {
         let b = &self.board;
         let remote = remote::connect(b, limit).await?;
         let via = remote.via();
-        let (status, running) = remote
-            .output("cat /proc/version", Duration::from_secs(30))
-            .await?;
-        let running = running.trim().to_string();
-        let is_variants = status == 0
-            && match banner {
-                Some(want) => running == want,
-                None => running.starts_with(&format!("Linux version {} ", self.kernel_release)),
-            };
+        let (is_variants, running) = remote.runs_kernel(banner, &self.kernel_release).await?;
         if !is_variants {
             let want = banner.unwrap_or(&self.kernel_release);
             match (&b.kernel_path, installed) {
@@ -260,30 +238,7 @@ impl OwnOsBoot {
             .with_context(|| format!("writing the plan's image over {via}"))?;
             job.finished(&rec)?;
         }
-        let agent = std::fs::read(&self.agent)
-            .with_context(|| format!("reading {}", self.agent.display()))?;
-        let agent_path = format!("{scratch}/hilt-agent");
-        remote
-            .shell()
-            .push(&agent, &agent_path, 0o755)
-            .await
-            .with_context(|| format!("pushing the agent over {via}"))?;
-        let command = remote.as_root(&format!("{} --port stdio", shell_quote(&agent_path)));
-        let (err_tx, mut err_rx) = mpsc::channel::<Vec<u8>>(64);
-        let stream = remote
-            .open_stream(&command, err_tx)
-            .await
-            .with_context(|| format!("starting the agent over {via}"))?;
-        let log = self.agent_log.clone();
-        tokio::spawn(async move {
-            let Ok(mut f) = tokio::fs::File::create(&log).await else {
-                return;
-            };
-            while let Some(b) = err_rx.recv().await {
-                let _ = f.write_all(&b).await;
-                let _ = f.flush().await;
-            }
-        });
+        let stream = remote.start_agent(&self.agent, &self.agent_log).await?;
         Ok(BootOutcome::Ready(stream))
     }
 }

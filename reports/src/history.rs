@@ -732,7 +732,7 @@ pub fn trends_markdown(t: &Trends) -> String {
     for (i, r) in t.runs.iter().enumerate() {
         s.push_str(&format!(
             "| {} | {} |",
-            crate::markdown::cell(&r.name),
+            crate::render_util::cell(&r.name),
             r.started_at
         ));
         for v in &t.series {
@@ -767,7 +767,7 @@ pub fn trends_markdown(t: &Trends) -> String {
             for v in &t.series {
                 s.push_str(&format!(
                     " `{}` {} |",
-                    crate::markdown::cell(name),
+                    crate::render_util::cell(name),
                     v.variant
                 ));
                 cols.push((*name, v));
@@ -777,7 +777,7 @@ pub fn trends_markdown(t: &Trends) -> String {
         s.push_str(&"--:|".repeat(cols.len()));
         s.push('\n');
         for (i, r) in t.runs.iter().enumerate() {
-            s.push_str(&format!("| {} |", crate::markdown::cell(&r.name)));
+            s.push_str(&format!("| {} |", crate::render_util::cell(&r.name)));
             for (name, v) in &cols {
                 let cell = v
                     .points

@@ -9,9 +9,11 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::plots::signatures::{conclusion_words, details_beside_table, p_words};
 use crate::plots::{color, hex};
-use crate::render_util::{console_tail, link, outcome_tally, strip_terminal};
+use crate::render_util::{
+    conclusion_words, console_tail, details_beside_table, link, outcome_tally, p_words,
+    strip_terminal,
+};
 use crate::report::{Comparison, IterationRow, Report, VariantReport};
 use crate::stats::latency::LatencyStats;
 use crate::text;

@@ -4,8 +4,9 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::plots::signatures::{conclusion_words, details_beside_table, p_words};
-use crate::render_util::{cell, link, outcome_tally};
+use crate::render_util::{
+    cell, conclusion_words, details_beside_table, link, outcome_tally, p_words,
+};
 use crate::report::Report;
 use crate::text;
 use crate::Outcome;

@@ -5,6 +5,8 @@
 use std::path::{Component, Path, PathBuf};
 
 use crate::report::Report;
+use crate::text;
+use crate::verdict::{Conclusion, SignatureVerdict};
 use crate::Outcome;
 
 /// A relative URL from `from_dir` to `target`, so a report directory can be
@@ -131,6 +133,34 @@ pub(crate) fn outcome_tally(r: &Report, title: &str) -> Vec<(Outcome, u32)> {
         }
     }
     out
+}
+
+/// The conclusion in a few words, for tables and figures.
+pub(crate) fn conclusion_words(v: &SignatureVerdict) -> String {
+    match v.conclusion {
+        Conclusion::Removed => format!("removed in {}", v.variant),
+        Conclusion::Reduced => format!("fewer in {}", v.variant),
+        Conclusion::Introduced => format!("introduced in {}", v.variant),
+        Conclusion::Increased => format!("more in {}", v.variant),
+        Conclusion::NotSeen => "not seen as a deadlock".into(),
+        Conclusion::NoDifferenceFound => "no difference found".into(),
+        Conclusion::Undecided => "not decided yet".into(),
+    }
+}
+
+/// The anytime-valid p as the tables give it: a bound ("≤ 0.0028") unless
+/// it is 1.
+pub(crate) fn p_words(v: &SignatureVerdict) -> String {
+    let rel = if v.p_value >= 1.0 { "=" } else { "≤" };
+    format!("{rel} {}", text::p_value(v.p_value))
+}
+
+/// The verdict's details the signature verdict table does not already say.
+pub(crate) fn details_beside_table(r: &Report) -> impl Iterator<Item = &String> {
+    r.verdict
+        .details
+        .iter()
+        .filter(|d| !r.signature_verdicts.iter().any(|v| &v.sentence == *d))
 }
 
 #[cfg(test)]

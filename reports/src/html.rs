@@ -9,9 +9,11 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::output::{console_tail, link};
-use crate::plots::signatures::{conclusion_words, details_beside_table, p_words};
 use crate::plots::{color, hex};
+use crate::render_util::{
+    conclusion_words, console_tail, details_beside_table, link, outcome_tally, p_words,
+    strip_terminal,
+};
 use crate::report::{Comparison, IterationRow, Report, VariantReport};
 use crate::stats::latency::LatencyStats;
 use crate::text;
@@ -696,21 +698,6 @@ fn signatures(h: &mut String, r: &Report, _out_dir: &Path) {
     let _ = writeln!(h, "</table>");
 }
 
-/// How the iterations with this failure title ended: one title can be a
-/// deadlock in one boot and a stall in the next.
-pub(crate) fn outcome_tally(r: &Report, title: &str) -> Vec<(Outcome, u32)> {
-    let mut out: Vec<(Outcome, u32)> = Vec::new();
-    for it in r.iterations.iter().filter(|i| {
-        i.outcome.is_kernel_failure() && i.signature.as_deref().unwrap_or("(no signature)") == title
-    }) {
-        match out.iter_mut().find(|(o, _)| *o == it.outcome) {
-            Some((_, n)) => *n += 1,
-            None => out.push((it.outcome, 1)),
-        }
-    }
-    out
-}
-
 fn stack_signatures(h: &mut String, r: &Report) {
     let names: BTreeSet<&String> = r
         .variants
@@ -809,7 +796,7 @@ fn iterations(h: &mut String, r: &Report, out_dir: &Path) {
                 let _ = writeln!(
                     h,
                     "<tr><td></td><td colspan=\"11\"><details><summary>evidence</summary><pre>{}</pre></details></td></tr>",
-                    esc(&crate::output::strip_terminal(&excerpt))
+                    esc(&strip_terminal(&excerpt))
                 );
             }
         }

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 
 use quick_xml::escape::escape;
 
-use crate::output::{console_tail, strip_terminal};
+use crate::render_util::{console_tail, strip_terminal};
 use crate::report::{ControlRow, IterationRow, Report};
 use crate::text;
 use crate::verdict::SignatureVerdict;

@@ -18,6 +18,7 @@ pub mod markdown;
 mod output;
 pub mod plots;
 pub mod record;
+mod render_util;
 pub mod report;
 pub mod stats;
 pub mod summary;

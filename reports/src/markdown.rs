@@ -4,18 +4,12 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::output::link;
-use crate::plots::signatures::{conclusion_words, details_beside_table, p_words};
+use crate::render_util::{
+    cell, conclusion_words, details_beside_table, link, outcome_tally, p_words,
+};
 use crate::report::Report;
 use crate::text;
 use crate::Outcome;
-
-/// Escapes a table cell: pipes would end it, newlines would end the row.
-pub fn cell(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('|', "\\|")
-        .replace(['\n', '\r'], " ")
-}
 
 pub fn render(r: &Report, out_dir: &Path) -> String {
     let mut m = String::new();
@@ -172,7 +166,7 @@ pub fn render(r: &Report, out_dir: &Path) -> String {
                 m,
                 "| `{}` | {} | {} ({}) |",
                 cell(&s.title),
-                crate::html::outcome_tally(r, &s.title)
+                outcome_tally(r, &s.title)
                     .iter()
                     .map(|(o, n)| format!("{} {n}", o.as_str()))
                     .collect::<Vec<_>>()

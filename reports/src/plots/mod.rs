@@ -18,7 +18,7 @@ use anyhow::{anyhow, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::history::Trends;
+use crate::history::db::Trends;
 use crate::report::Report;
 
 static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");

@@ -11,10 +11,10 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::rate::{bar, legend_item, light, share_axes};
 use super::{color, font, no_data, PlotResult};
+use crate::render_util::conclusion_words;
 use crate::report::Report;
 use crate::stats::rate::wilson;
-use crate::text;
-use crate::verdict::{Conclusion, SignatureVerdict};
+use crate::verdict::SignatureVerdict;
 
 /// Deadlocks, stalls and valid iterations of one variant for one signature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,34 +56,6 @@ pub fn signature_counts(r: &Report) -> Vec<(String, BTreeMap<String, SigCounts>)
         );
     }
     out
-}
-
-/// The conclusion in a few words, for tables and figures.
-pub fn conclusion_words(v: &SignatureVerdict) -> String {
-    match v.conclusion {
-        Conclusion::Removed => format!("removed in {}", v.variant),
-        Conclusion::Reduced => format!("fewer in {}", v.variant),
-        Conclusion::Introduced => format!("introduced in {}", v.variant),
-        Conclusion::Increased => format!("more in {}", v.variant),
-        Conclusion::NotSeen => "not seen as a deadlock".into(),
-        Conclusion::NoDifferenceFound => "no difference found".into(),
-        Conclusion::Undecided => "not decided yet".into(),
-    }
-}
-
-/// The anytime-valid p as the tables give it: a bound ("≤ 0.0028") unless
-/// it is 1.
-pub fn p_words(v: &SignatureVerdict) -> String {
-    let rel = if v.p_value >= 1.0 { "=" } else { "≤" };
-    format!("{rel} {}", text::p_value(v.p_value))
-}
-
-/// The verdict's details the signature verdict table does not already say.
-pub fn details_beside_table(r: &Report) -> impl Iterator<Item = &String> {
-    r.verdict
-        .details
-        .iter()
-        .filter(|d| !r.signature_verdicts.iter().any(|v| &v.sentence == *d))
 }
 
 pub(super) fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, r: &Report) -> Result<()> {

@@ -6,7 +6,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::{color, font, no_data, percent_label, Chart, PlotResult};
-use crate::history::Trends;
+use crate::history::db::Trends;
 
 fn x_labels(t: &Trends) -> Vec<String> {
     // "11-21 02:00" from an RFC 3339 time; the run name when there is none.

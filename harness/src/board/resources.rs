@@ -105,22 +105,41 @@ pub async fn open_fastboot(
 }
 
 pub fn open_power(b: &BoardFile, home: &Path) -> anyhow::Result<Box<dyn Power>> {
-    match &b.power {
-        PowerCfg::Command { on, off, cycle } => {
+    power_switching_on_with(b, home, None)
+}
+
+/// The board's power, switched on by `on` instead of the board file's own
+/// on-command: how a board is powered on into its bootloader with a key
+/// held. Only a board whose power is a command has such a switch.
+pub fn power_switching_on_with(
+    b: &BoardFile,
+    home: &Path,
+    on_instead: Option<&[String]>,
+) -> anyhow::Result<Box<dyn Power>> {
+    match (&b.power, on_instead) {
+        (PowerCfg::Command { on, off, cycle }, _) => {
+            let on = on_instead.unwrap_or(on);
             let cfg = CommandPowerConfig {
                 on: resolve_program(on, home),
                 off: resolve_program(off, home),
-                cycle: cycle.as_deref().map(|c| resolve_program(c, home)),
+                cycle: cycle
+                    .as_deref()
+                    .filter(|_| on_instead.is_none())
+                    .map(|c| resolve_program(c, home)),
                 timeout_s: 30,
                 off_s: OFF_TIME.as_secs(),
             };
             let vars = BTreeMap::from([("board".to_string(), b.name.clone())]);
             Ok(Box::new(CommandPower::new(&cfg, &vars)?))
         }
-        PowerCfg::UsbRelay { serial, relay } => {
+        (PowerCfg::UsbRelay { serial, relay }, None) => {
             Ok(Box::new(UsbRelay::open(serial.as_deref(), *relay, false)?))
         }
-        PowerCfg::Qemu => bail!("board {}: QEMU power belongs to an emulated board", b.name),
+        (PowerCfg::UsbRelay { .. }, Some(_)) => bail!(
+            "board {}: a USB relay switches the power only: to power on into the bootloader, `power:` must be a command",
+            b.name
+        ),
+        (PowerCfg::Qemu, _) => bail!("board {}: QEMU power belongs to an emulated board", b.name),
     }
 }
 
@@ -165,7 +184,10 @@ pub async fn open_console(b: &BoardFile, limit: Duration) -> anyhow::Result<Box<
     })
 }
 
-async fn open_console_retrying(b: &BoardFile, limit: Duration) -> anyhow::Result<Box<dyn Console>> {
+pub async fn open_console_retrying(
+    b: &BoardFile,
+    limit: Duration,
+) -> anyhow::Result<Box<dyn Console>> {
     let t0 = Instant::now();
     loop {
         match open_console(b, Duration::from_secs(2)).await {

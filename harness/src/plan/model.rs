@@ -545,6 +545,10 @@ pub enum BoardKind {
     UbootTftp,
     /// A board that boots its own Linux or Android, the agent over SSH or adb.
     OwnOs,
+    /// An Android device: the variant's kernel in the device's own boot
+    /// image and the plan's image flashed from its bootloader's fastboot,
+    /// the agent over adb.
+    Android,
 }
 
 impl BoardKind {
@@ -559,6 +563,8 @@ impl BoardFile {
     pub fn kind(&self) -> BoardKind {
         if self.qemu.is_some() {
             BoardKind::Emulated
+        } else if matches!(self.boot, Some(BenchBootCfg::AndroidFastboot(_))) {
+            BoardKind::Android
         } else if matches!(self.agent, AgentChannelCfg::Ssh | AgentChannelCfg::Adb) {
             BoardKind::OwnOs
         } else {
@@ -573,6 +579,73 @@ pub enum BenchBootCfg {
     /// Stop U-Boot on the console and boot the variant's kernel and hilt's
     /// initramfs over TFTP, the way LAVA boots a ramdisk.
     UbootTftp(UbootTftpCfg),
+    /// Power on into the bootloader's fastboot mode, flash the device's own
+    /// boot image with the variant's kernel (and, on the run's first boot,
+    /// the plan's image to a scratch partition), and reboot into Android.
+    AndroidFastboot(AndroidFastbootCfg),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AndroidFastbootCfg {
+    /// The command that powers the board on into its bootloader's fastboot
+    /// mode instead of booting Android: e.g. a relay that holds the
+    /// board's update key while the hub port switches on. It runs without
+    /// a shell, like the power commands.
+    pub bootloader_on: Vec<String>,
+    /// The device's own boot image, on this host (relative paths are the
+    /// checkout's). hilt flashes it with only the kernel replaced, so the
+    /// device's ramdisk, and with it Android, comes back up.
+    pub boot_image: String,
+    /// The partition fastboot flashes the boot image to.
+    #[serde(default = "default_boot_partition")]
+    pub boot_partition: String,
+    /// Partitions Android itself uses (system, vendor, userdata, ...) that
+    /// this board file nevertheless lets hilt overwrite with the plan's
+    /// image; without it, hilt refuses them.
+    #[serde(default)]
+    pub allow_overwrite: Vec<String>,
+}
+
+fn default_boot_partition() -> String {
+    "boot".into()
+}
+
+/// Partitions an Android device needs to boot or keeps its data on: the
+/// plan's image never goes there unless the board file says so.
+pub const ANDROID_PARTITIONS: &[&str] = &[
+    "boot",
+    "init_boot",
+    "vendor_boot",
+    "recovery",
+    "dtbo",
+    "vbmeta",
+    "vbmeta_system",
+    "vbmeta_vendor",
+    "super",
+    "system",
+    "system_ext",
+    "vendor",
+    "vendor_dlkm",
+    "odm",
+    "product",
+    "userdata",
+    "metadata",
+    "misc",
+    "persist",
+    "cache",
+    "frp",
+    "bootloader",
+];
+
+/// Whether `name` (or its slot `_a`/`_b` form) is one of Android's own
+/// partitions.
+pub fn is_android_partition(name: &str) -> bool {
+    let base = name
+        .strip_suffix("_a")
+        .or_else(|| name.strip_suffix("_b"))
+        .unwrap_or(name);
+    ANDROID_PARTITIONS.contains(&base)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

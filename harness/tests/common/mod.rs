@@ -53,6 +53,7 @@ pub fn records(dir: &Path) -> Vec<IterationRecord> {
 }
 
 /// Every record passed; a failure names the iteration and why.
+#[allow(dead_code)]
 pub fn assert_all_pass(recs: &[IterationRecord]) {
     for r in recs {
         assert_eq!(

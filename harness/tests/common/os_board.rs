@@ -66,6 +66,11 @@ r=$(uname -r)
 while read -r m; do insmod "/lib/modules/$r/$m" || echo "os-board: insmod $m failed"; done < "/lib/modules/$r/order"
 # /boot is where the bootloader (scripts/os-board) finds the kernel.
 mount -t 9p -o trans=virtio,version=9p2000.L boot /boot || echo "os-board: no /boot"
+# The Android-style board's userdata (scripts/android-board), kept in use
+# as Android keeps /data: hilt must never flash it.
+if [ -b /dev/vda3 ]; then
+  mkdir -p /mnt/userdata && mount -t erofs -o ro /dev/vda3 /mnt/userdata && echo "os-board: userdata mounted"
+fi
 ip link set lo up
 ip link set eth0 up
 ip addr add 10.0.2.15/24 dev eth0

@@ -2,6 +2,7 @@
 //! gets its devices from [`super::resources`] and the drivers beside it,
 //! and never opens one itself.
 
+pub mod android;
 pub mod emulated;
 pub mod own_os;
 pub mod uboot_tftp;
@@ -16,5 +17,6 @@ pub fn for_kind(kind: BoardKind) -> &'static dyn Strategy {
         BoardKind::Emulated => &emulated::Emulated,
         BoardKind::UbootTftp => &uboot_tftp::UbootTftp,
         BoardKind::OwnOs => &own_os::OwnOs,
+        BoardKind::Android => &android::Android,
     }
 }

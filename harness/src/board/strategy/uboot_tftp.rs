@@ -47,7 +47,7 @@ impl Strategy for UbootTftp {
 fn tftp_cfg(b: &BoardFile) -> anyhow::Result<&UbootTftpCfg> {
     match &b.boot {
         Some(BenchBootCfg::UbootTftp(t)) => Ok(t),
-        None => bail!(
+        _ => bail!(
             "board {}: hilt run boots a board on the bench through U-Boot and TFTP, and its file has no `boot:` (boot: {{uboot_tftp: {{root: /srv/tftp}}}}); \
              a board that boots its own Linux or Android takes `agent: ssh` or `agent: adb` instead",
             b.name

@@ -1,0 +1,323 @@
+//! An Android-style board, end to end: scripts/android-board wires the
+//! emulated board up as a lab wires an Android device (power by command
+//! hooks, power-on into the bootloader by another, the UART on a telnet
+//! serial port, adbd behind a host port) with hilt-fastbootd as its
+//! bootloader stage. hilt flashes the device's own boot image (made by
+//! Debian's mkbootimg) with only the variant's kernel replaced, flashes the
+//! plan's image to the scratch partition by fastboot, reboots, and runs the
+//! agent over Debian's real adb server. The OS is not Android: see
+//! boards/android-emulated.yaml. Slow, so `#[ignore]`d; scripts/test runs it.
+
+#[path = "common/android_board.rs"]
+mod android_board;
+mod common;
+#[path = "common/os_board.rs"]
+mod os_board;
+
+use std::path::{Path, PathBuf};
+
+use common::{
+    control_suspected_by_watcher, hilt_run, json_lines, records, repo, shared_cache, TestDir,
+};
+use hilt_reports::Outcome;
+use sha2::{Digest, Sha256};
+
+const KERNELS: [&str; 2] = [
+    "linux-image-6.1.0-44-arm64=6.1.164-1",
+    "linux-image-6.1.0-45-arm64=6.1.170-1",
+];
+
+/// Where scripts/android-board puts userdata on the eMMC (512-byte sectors).
+const USERDATA_START: u64 = 460800;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A temporary home with an Android-style board of its own and an adb
+/// server of its own; powered off when dropped.
+struct AndroidBench {
+    tmp: TestDir,
+    state: PathBuf,
+    releases: Vec<String>,
+    adb_server: std::process::Child,
+}
+
+impl AndroidBench {
+    fn new() -> Self {
+        let fastbootd = repo().join("target/release/hilt-fastbootd");
+        assert!(
+            fastbootd.exists(),
+            "{} is missing: cargo build --release -p hilt-fastbootd (scripts/setup does)",
+            fastbootd.display()
+        );
+        let tmp = TestDir::new();
+        let state = tmp.path().join("board");
+        let releases = android_board::build(&shared_cache(), &KERNELS, &state, free_port());
+        let adb_port = free_port();
+        let mut board = std::fs::read_to_string(repo().join("boards/android-emulated.yaml"))
+            .unwrap()
+            .replace("name: android-emulated", "name: android-test")
+            .replace("/tmp/hilt-android-emulated", state.to_str().unwrap());
+        for (from, to) in [
+            ("5572", free_port()),
+            ("5641", free_port()),
+            ("5642", free_port()),
+            ("5037", adb_port),
+        ] {
+            assert!(
+                board.contains(from),
+                "android-emulated.yaml lacks port {from}"
+            );
+            board = board.replace(from, &to.to_string());
+        }
+        std::fs::create_dir_all(tmp.path().join("boards")).unwrap();
+        std::fs::write(tmp.path().join("boards/android-test.yaml"), board).unwrap();
+        for d in ["workloads", "scripts", "target"] {
+            std::os::unix::fs::symlink(repo().join(d), tmp.path().join(d)).unwrap();
+        }
+        let home = tmp.path().join("adb-home");
+        std::fs::create_dir_all(&home).unwrap();
+        let adb_server = std::process::Command::new("adb")
+            .args(["-P", &adb_port.to_string(), "nodaemon", "server"])
+            .env("HOME", &home)
+            .env("ANDROID_USER_HOME", home.join(".android"))
+            .env_remove("ANDROID_ADB_SERVER_PORT")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("adb (Debian package adb; scripts/setup installs it)");
+        let t0 = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", adb_port)).is_err() {
+            assert!(t0.elapsed().as_secs() < 20, "the adb server did not listen");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Self {
+            tmp,
+            state,
+            releases,
+            adb_server,
+        }
+    }
+
+    fn board_file(&self) -> PathBuf {
+        self.tmp.path().join("boards/android-test.yaml")
+    }
+
+    /// plans/smoke-bench.yaml on this board: both kernels, one iteration
+    /// each, with `extra` appended.
+    fn plan(&self, extra: &str) -> PathBuf {
+        let mut text = std::fs::read_to_string(repo().join("plans/smoke-bench.yaml"))
+            .unwrap()
+            .replace("board: bench-emulated", "board: android-test");
+        for (from, to) in [
+            ("iterations: 2", "iterations: 1"),
+            ("duration_s: 15", "duration_s: 8"),
+            ("evidence_s: 5", "evidence_s: 10"),
+        ] {
+            assert!(text.contains(from), "smoke-bench.yaml lacks {from:?}");
+            text = text.replacen(from, to, 1);
+        }
+        let one = format!(
+            "variants:\n  - name: unpatched\n    kernel:\n      debian: {}\n",
+            KERNELS[0]
+        );
+        assert!(text.contains(&one), "smoke-bench.yaml's variants changed");
+        text = text.replacen(
+            &one,
+            &format!(
+                "{one}  - name: patched\n    kernel:\n      debian: {}\n",
+                KERNELS[1]
+            ),
+            1,
+        );
+        let plan = self.tmp.path().join("plans/android.yaml");
+        std::fs::create_dir_all(plan.parent().unwrap()).unwrap();
+        std::fs::write(&plan, text + extra).unwrap();
+        plan
+    }
+
+    fn run(&self, plan: &Path, name: &str) -> (PathBuf, std::process::Output) {
+        let out = self.tmp.path().join(name);
+        let o = hilt_run(plan, &out)
+            .env("HILT_LEASES", self.tmp.path().join("leases"))
+            .output()
+            .unwrap();
+        (out, o)
+    }
+
+    /// The userdata partition's bytes, as the eMMC holds them now.
+    fn userdata(&self) -> Vec<u8> {
+        let disk = std::fs::read(self.state.join("disk.img")).unwrap();
+        let start = (USERDATA_START * 512) as usize;
+        let len = std::fs::metadata(self.state.join("userdata.img"))
+            .unwrap()
+            .len() as usize;
+        disk[start..start + len].to_vec()
+    }
+}
+
+impl Drop for AndroidBench {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(repo().join("scripts/android-board"))
+            .arg("off")
+            .arg(&self.state)
+            .status();
+        let _ = self.adb_server.kill();
+        let _ = self.adb_server.wait();
+    }
+}
+
+fn says(o: &std::process::Output) -> String {
+    format!(
+        "exit {:?}\n{}\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn sha256(b: &[u8]) -> String {
+    hex::encode(Sha256::digest(b))
+}
+
+/// Both kernels and the positive control, each booted from the device's
+/// own boot image with only the kernel replaced, by fastboot; the plan's
+/// image flashed by fastboot once; the agent over adb; userdata untouched.
+#[test]
+#[ignore = "boots the emulated board: run by scripts/test"]
+fn android_board_runs_the_ab_plan_and_the_control_through_fastboot_and_adb() {
+    let bench = AndroidBench::new();
+    let plan = bench.plan("controls:\n  - swap_freeze\n");
+    let (out, o) = bench.run(&plan, "android");
+    // The first power-on looked at userdata before anything was written.
+    let userdata_before = std::fs::read(bench.state.join("userdata.img")).unwrap();
+    assert!(o.status.success(), "{}", says(&o));
+    let recs = records(&out);
+    control_suspected_by_watcher(&recs, "adb");
+    let runs: Vec<_> = recs.iter().filter(|r| r.control.is_none()).collect();
+    assert_eq!(runs.len(), 2, "{recs:?}");
+    for r in &runs {
+        assert_eq!(r.outcome, Outcome::Pass, "{}: {}", r.variant, r.detail);
+        let want = if r.variant == "unpatched" { 0 } else { 1 };
+        assert_eq!(r.kernel_release.as_ref(), Some(&bench.releases[want]));
+        assert!(r.reads > 0 && r.read_errors == 0, "{r:?}");
+    }
+    // Every boot flashed the device's own image with its variant's kernel.
+    let device = std::fs::read(bench.state.join("device-boot.img")).unwrap();
+    let boots = json_lines(&out.join("deploy.jsonl"));
+    assert_eq!(
+        boots.len(),
+        4,
+        "two controls' worth of boots and two iterations: {boots:?}"
+    );
+    for b in &boots {
+        assert_eq!(b["device_boot_image_sha256"], sha256(&device));
+        assert_eq!(b["flash"]["method"], "fastboot");
+        assert_eq!(b["flash"]["target"], "boot");
+    }
+    let flashed_boot = std::fs::read(bench.state.join("parts/boot.img")).unwrap();
+    let last = boots.last().unwrap();
+    assert_eq!(
+        sha256(&flashed_boot),
+        last["flash"]["sha256"].as_str().unwrap()
+    );
+    let parsed = hilt_images::bootimg::parse(&flashed_boot).unwrap();
+    let device_parsed = hilt_images::bootimg::parse(&device).unwrap();
+    let (ro, rl) = parsed.ramdisk;
+    let (dro, drl) = device_parsed.ramdisk;
+    assert_eq!(
+        &flashed_boot[ro..ro + rl],
+        &device[dro..dro + drl],
+        "the device's own ramdisk"
+    );
+    assert_eq!(parsed.cmdline, device_parsed.cmdline);
+    let flashes = json_lines(&out.join("flash.jsonl"));
+    assert_eq!(
+        flashes.len(),
+        1,
+        "the scratch partition, on the first boot only"
+    );
+    assert_eq!(flashes[0]["method"], "fastboot");
+    assert_eq!(flashes[0]["target"], "scratch");
+    assert_eq!(bench.userdata(), userdata_before, "userdata was written");
+    for it in ["unpatched-000", "patched-000"] {
+        let console = String::from_utf8_lossy(
+            &std::fs::read(out.join("iterations").join(it).join("console.log")).unwrap(),
+        )
+        .into_owned();
+        assert!(
+            console.contains("os-board: userdata mounted"),
+            "{it}: {console}"
+        );
+        assert!(!console.contains("@H2 "), "{it}: agent frames on the UART");
+    }
+    let bootloader = std::fs::read_to_string(bench.state.join("bootloader.log")).unwrap();
+    assert!(bootloader.contains("flash:boot"), "{bootloader}");
+}
+
+/// Android's own partitions are refused before anything is leased or
+/// built, unless the board file allows them; a spare partition that the
+/// device has mounted is refused on the run's first boot, before fastboot
+/// writes anything.
+#[test]
+#[ignore = "boots the emulated board: run by scripts/test"]
+fn android_board_never_flashes_userdata_nor_a_mounted_partition() {
+    let bench = AndroidBench::new();
+    let file = bench.board_file();
+    let original = std::fs::read_to_string(&file).unwrap();
+    let plan = bench.plan("");
+
+    let onto_userdata = original
+        .replace("    partition: scratch", "    partition: userdata")
+        .replace("  image: scratch", "  image: userdata");
+    std::fs::write(&file, &onto_userdata).unwrap();
+    let (_, run) = bench.run(&plan, "userdata");
+    assert_eq!(run.status.code(), Some(2), "{}", says(&run));
+    assert!(
+        says(&run).contains("one of Android's own partitions"),
+        "{}",
+        says(&run)
+    );
+    assert!(
+        !bench.state.join("disk.img").exists(),
+        "the board was powered on"
+    );
+
+    // The same partition under another name: only the device knows it is
+    // in use.
+    let spare_name = onto_userdata
+        .replace("    partition: userdata", "    partition: spare")
+        .replace("  image: userdata", "  image: spare")
+        .replace(
+            "  userdata: /dev/vda3",
+            "  userdata: /dev/vda3\n  spare: /dev/vda3",
+        );
+    std::fs::write(&file, spare_name).unwrap();
+    let (out, o) = bench.run(&plan, "mounted");
+    let before = std::fs::read(bench.state.join("userdata.img")).unwrap();
+    assert_eq!(
+        bench.userdata(),
+        before,
+        "userdata was written\n{}",
+        says(&o)
+    );
+    let recs = records(&out);
+    assert!(!recs.is_empty(), "{}", says(&o));
+    for r in &recs {
+        assert_eq!(r.outcome, Outcome::InfraError, "{r:?}");
+    }
+    assert!(
+        recs.iter()
+            .any(|r| r.detail.contains("is mounted at /mnt/userdata")),
+        "{recs:?}"
+    );
+    assert!(
+        !out.join("flash.jsonl").exists(),
+        "fastboot flashed the image"
+    );
+}

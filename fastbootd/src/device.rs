@@ -75,6 +75,9 @@ struct Inner {
     config: Config,
     partitions: Mutex<Table>,
     log: Log,
+    /// A copy of the last image `boot` took, recorded before the host has
+    /// its OKAY so that a test looking right after sees it.
+    booted: Mutex<Option<Vec<u8>>>,
 }
 
 impl Device {
@@ -94,6 +97,7 @@ impl Device {
                 log: Log::new(config.echo),
                 config,
                 partitions: Mutex::new(table),
+                booted: Mutex::default(),
             }),
         })
     }
@@ -126,6 +130,16 @@ impl Device {
         let mut lines = self.log();
         lines.retain(|l| l.starts_with(VIOLATION));
         lines
+    }
+
+    pub(crate) fn record_boot(&self, image: &[u8]) {
+        *self.inner.booted.lock().unwrap_or_else(|e| e.into_inner()) = Some(image.to_vec());
+    }
+
+    /// The image the last `boot` took, also returned by [`Device::serve`].
+    pub fn booted(&self) -> Option<Vec<u8>> {
+        let booted = self.inner.booted.lock().unwrap_or_else(|e| e.into_inner());
+        booted.clone()
     }
 
     /// A partition's bytes as they are now.
@@ -182,7 +196,7 @@ impl Device {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::partition::{Memory, Partition};
+    use crate::partition::Memory;
     use std::io::{Read, Write};
     use std::net::TcpStream;
     use std::thread::JoinHandle;
@@ -241,14 +255,8 @@ mod tests {
         config: Config,
         parts: &[(&str, usize)],
     ) -> (String, Device, JoinHandle<io::Result<Next>>) {
-        let parts = parts
-            .iter()
-            .map(|&(n, size)| {
-                let p: Box<dyn Partition> = Box::new(Memory(vec![0x55; size]));
-                (n.to_string(), p)
-            })
-            .collect();
-        let dev = Device::new(config, parts).unwrap();
+        let parts = parts.iter().map(|&(n, size)| Memory::named(n, size, 0x55));
+        let dev = Device::new(config, parts.collect()).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let d = dev.clone();
@@ -356,12 +364,13 @@ mod tests {
     fn boot_takes_what_an_earlier_connection_downloaded() {
         let mut c = config();
         c.boot_once = true;
-        let (addr, _dev, served) = start(c, &[]);
+        let (addr, dev, served) = start(c, &[]);
         let mut h = Host::connect(&addr);
         assert!(h.last("boot").contains("nothing downloaded"));
         assert_eq!(h.download(b"kernel"), "OKAY");
         drop(h);
         assert_eq!(Host::connect(&addr).last("boot"), "OKAY");
+        assert_eq!(dev.booted().as_deref(), Some(&b"kernel"[..]));
         assert_eq!(
             served.join().unwrap().unwrap(),
             Next::BootOnce(b"kernel".to_vec())
@@ -403,10 +412,10 @@ mod tests {
 
     #[test]
     fn a_misdeclared_device_is_refused() {
-        let part = || -> Box<dyn Partition> { Box::new(Memory(vec![0; 1])) };
-        let err = Device::new(config(), vec![("a".into(), part()), ("a".into(), part())]);
+        let part = |name| Memory::named(name, 1, 0);
+        let err = Device::new(config(), vec![part("a"), part("a")]);
         assert!(matches!(err, Err(SetupError::Duplicate(n)) if n == "a"));
-        let err = Device::new(config(), vec![("a:b".into(), part())]);
+        let err = Device::new(config(), vec![part("a:b")]);
         assert!(matches!(err, Err(SetupError::BadName(_))));
         let mut c = config();
         c.max_download = 0;

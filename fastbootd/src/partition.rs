@@ -38,6 +38,13 @@ fn range(size: u64, offset: u64, len: usize) -> io::Result<std::ops::Range<usize
     }
 }
 
+impl Memory {
+    /// A partition of `size` bytes of `fill`, with its name.
+    pub fn named(name: &str, size: usize, fill: u8) -> Named {
+        (name.to_string(), Box::new(Memory(vec![fill; size])))
+    }
+}
+
 impl Partition for Memory {
     fn size(&self) -> u64 {
         self.0.len() as u64

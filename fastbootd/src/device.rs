@@ -14,6 +14,7 @@ use crate::transport::{Link, LinkError};
 /// What AOSP's devices commonly offer; the host splits larger images.
 pub const DEFAULT_MAX_DOWNLOAD: u32 = 256 << 20;
 
+#[derive(Debug, Clone)]
 pub struct Config {
     /// `getvar:product`: what `fastboot -p` and flashing scripts check.
     pub product: String,

@@ -1,261 +1,53 @@
-//! fastboot over TCP against a PROTOCOL DOUBLE of a fastboot device
-//! (written here from AOSP's fastboot/README.md and libsparse's format; no
-//! fastboot device can run here). Debian's real `fastboot` host tool talks
-//! to the same double, which shows the double is faithful, and Debian's
-//! real `simg2img` rebuilds images from our sparse files.
+//! fastboot over TCP against hilt's own fastboot device, the bootloader
+//! stage of the emulated board (hilt-fastbootd, written from AOSP's
+//! fastboot/README.md and libsparse's format), with its partitions in
+//! memory. It is not a real bootloader: no real fastboot device can run
+//! here. Debian's real `fastboot` host tool talks to the same device, which
+//! shows the device is faithful, and Debian's real `simg2img` rebuilds
+//! images from our sparse files.
 
 mod common;
 
-use std::collections::HashMap;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::require;
+use hilt_fastbootd::{Config, Device, Memory};
 use hilt_transports::fastboot::sparse::SparseImage;
 use hilt_transports::fastboot::{connect_tcp, FastbootError};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
 
 const T: Duration = Duration::from_secs(10);
 
-// ---------------------------------------------------------------------------
-// PROTOCOL DOUBLE of a fastboot device over TCP. Not a bootloader.
-// ---------------------------------------------------------------------------
-
-#[derive(Clone, Default)]
-struct Device {
-    partitions: Arc<Mutex<HashMap<String, Vec<u8>>>>,
-    booted: Arc<Mutex<Option<Vec<u8>>>>,
-    log: Arc<Mutex<Vec<String>>>,
-    max_download: u32,
-}
-
-impl Device {
-    fn note(&self, s: impl Into<String>) {
-        self.log.lock().unwrap().push(s.into());
-    }
-    fn log(&self) -> Vec<String> {
-        self.log.lock().unwrap().clone()
-    }
-    fn part(&self, name: &str) -> Vec<u8> {
-        self.partitions.lock().unwrap()[name].clone()
-    }
-}
-
-async fn read_frame(s: &mut TcpStream) -> Option<Vec<u8>> {
-    let mut len = [0u8; 8];
-    s.read_exact(&mut len).await.ok()?;
-    let mut v = vec![0u8; u64::from_be_bytes(len) as usize];
-    s.read_exact(&mut v).await.ok()?;
-    Some(v)
-}
-
-async fn write_frame(s: &mut TcpStream, p: &[u8]) {
-    assert!(p.len() <= 256, "responses are at most 256 bytes");
-    let _ = s
-        .write_all(&[(p.len() as u64).to_be_bytes().as_slice(), p].concat())
-        .await;
-}
-
-/// Applies a sparse file to a partition as a bootloader does; returns an
-/// error text for anything the format does not allow.
-fn apply_sparse(part: &mut [u8], f: &[u8]) -> Result<(), String> {
-    let u16at = |o: usize| u16::from_le_bytes(f[o..o + 2].try_into().unwrap());
-    let u32at = |o: usize| u32::from_le_bytes(f[o..o + 4].try_into().unwrap());
-    if f.len() < 28 || u32at(0) != 0xed26_ff3a || u16at(4) != 1 {
-        return Err("bad sparse header".into());
-    }
-    let (hdr, chdr, bs, total, nchunks) = (
-        u16at(8) as usize,
-        u16at(10) as usize,
-        u32at(12) as usize,
-        u32at(16) as usize,
-        u32at(20),
-    );
-    if bs % 4 != 0 || total * bs > part.len() {
-        return Err(format!("{total} blocks of {bs} do not fit the partition"));
-    }
-    let (mut off, mut block) = (hdr, 0usize);
-    let mut crc = crc32fast::Hasher::new();
-    for _ in 0..nchunks {
-        if off + chdr > f.len() {
-            return Err(format!(
-                "chunk header at {off} past the end ({} bytes)",
-                f.len()
-            ));
-        }
-        let (kind, blocks, size) = (u16at(off), u32at(off + 4) as usize, u32at(off + 8) as usize);
-        if size < chdr || off + size > f.len() || (block + blocks) * bs > part.len() {
-            return Err(format!("chunk {kind:#x} at {off} of {size} bytes, {blocks} blocks from {block}: out of bounds ({} bytes)", f.len()));
-        }
-        let body = &f[off + chdr..off + size];
-        let span = block * bs..(block + blocks) * bs;
-        match kind {
-            0xcac1 => {
-                if body.len() != blocks * bs {
-                    return Err("RAW chunk size".into());
-                }
-                part[span].copy_from_slice(body);
-                crc.update(body);
-            }
-            0xcac2 => {
-                if body.len() != 4 {
-                    return Err("FILL chunk size".into());
-                }
-                let pattern: Vec<u8> = body.iter().copied().cycle().take(blocks * bs).collect();
-                part[span].copy_from_slice(&pattern);
-                crc.update(&pattern);
-            }
-            0xcac3 => {
-                if !body.is_empty() {
-                    return Err("DONT_CARE chunk with data".into());
-                }
-                crc.update(&vec![0u8; blocks * bs]);
-            }
-            0xcac4 => {
-                let want = u32::from_le_bytes(body.try_into().map_err(|_| "CRC32 chunk size")?);
-                if crc.clone().finalize() != want {
-                    return Err("CRC32 mismatch".into());
-                }
-            }
-            k => return Err(format!("unknown chunk type {k:#x}")),
-        }
-        block += blocks;
-        off += size;
-    }
-    if block != total || off != f.len() {
-        return Err(format!(
-            "chunks cover {block} of {total} blocks, {off} of {} bytes",
-            f.len()
-        ));
-    }
-    Ok(())
-}
-
-async fn device_conn(mut s: TcpStream, dev: Device) {
-    let mut hs = [0u8; 4];
-    if s.read_exact(&mut hs).await.is_err() || &hs[..2] != b"FB" {
-        dev.note("violation: bad handshake");
-        return;
-    }
-    let _ = s.write_all(b"FB01").await;
-    let mut downloaded: Vec<u8> = Vec::new();
-    while let Some(cmd) = read_frame(&mut s).await {
-        let cmd = String::from_utf8_lossy(&cmd).into_owned();
-        if cmd.len() > 4096 {
-            dev.note("violation: command over 4096 bytes");
-        }
-        dev.note(format!("cmd {cmd}"));
-        let (verb, arg) = cmd.split_once(':').unwrap_or((cmd.as_str(), ""));
-        let reply: String = match verb {
-            "getvar" => {
-                let parts = dev.partitions.lock().unwrap();
-                let v = match arg {
-                    "version" => Some("0.4".to_string()),
-                    "product" => Some("hilt-double".into()),
-                    "serialno" => Some("HILT0001".into()),
-                    "max-download-size" => Some(format!("0x{:08x}", dev.max_download)),
-                    "is-userspace" | "secure" => Some("no".into()),
-                    _ => match arg.split_once(':') {
-                        Some(("partition-size", p)) => {
-                            parts.get(p).map(|d| format!("0x{:016x}", d.len()))
-                        }
-                        Some(("partition-type", p)) => parts.get(p).map(|_| "raw".into()),
-                        Some(("has-slot", p)) => parts.get(p).map(|_| "no".into()),
-                        Some(("is-logical", p)) => parts.get(p).map(|_| "no".into()),
-                        _ => None,
-                    },
-                };
-                match v {
-                    Some(v) => format!("OKAY{v}"),
-                    None => "FAILunknown variable".into(),
-                }
-            }
-            "download" => {
-                let n = u32::from_str_radix(arg, 16).unwrap_or(u32::MAX);
-                if arg.len() != 8 || n > dev.max_download {
-                    format!("FAILdownload of {arg:?} refused")
-                } else {
-                    write_frame(&mut s, format!("DATA{n:08x}").as_bytes()).await;
-                    downloaded.clear();
-                    while downloaded.len() < n as usize {
-                        let Some(chunk) = read_frame(&mut s).await else {
-                            return;
-                        };
-                        downloaded.extend(chunk);
-                    }
-                    if downloaded.len() != n as usize {
-                        dev.note("violation: more data than announced");
-                    }
-                    "OKAY".into()
-                }
-            }
-            "flash" => {
-                let mut parts = dev.partitions.lock().unwrap();
-                match parts.get_mut(arg) {
-                    None => format!("FAILpartition '{arg}' not found"),
-                    Some(p) if downloaded.starts_with(&0xed26_ff3au32.to_le_bytes()) => {
-                        match apply_sparse(p, &downloaded) {
-                            Ok(()) => "OKAY".into(),
-                            Err(e) => {
-                                dev.note(format!("violation: {e}"));
-                                format!("FAIL{e}")
-                            }
-                        }
-                    }
-                    Some(p) if downloaded.len() <= p.len() => {
-                        p[..downloaded.len()].copy_from_slice(&downloaded);
-                        "OKAY".into()
-                    }
-                    Some(_) => "FAILimage larger than partition".into(),
-                }
-            }
-            "erase" => match dev.partitions.lock().unwrap().get_mut(arg) {
-                Some(p) => {
-                    p.fill(0xff);
-                    "OKAY".into()
-                }
-                None => format!("FAILpartition '{arg}' not found"),
-            },
-            "boot" => {
-                *dev.booted.lock().unwrap() = Some(downloaded.clone());
-                "OKAY".into()
-            }
-            "continue" | "reboot" | "reboot-bootloader" => {
-                write_frame(&mut s, b"INFOrebooting").await;
-                write_frame(&mut s, b"OKAY").await;
-                return;
-            }
-            _ => "FAILunknown command".into(),
-        };
-        if reply.starts_with("OKAY") && verb == "flash" {
-            write_frame(&mut s, format!("INFOwriting '{arg}'").as_bytes()).await;
-        }
-        write_frame(&mut s, reply.as_bytes()).await;
-    }
-}
-
+/// hilt's bootloader stage on a loopback port, with partitions of 0x55 in
+/// memory, served from a thread of its own (it is blocking code).
 async fn start_device(max_download: u32, partitions: &[(&str, usize)]) -> (String, Device) {
-    let dev = Device {
-        max_download,
-        ..Default::default()
-    };
-    for (name, size) in partitions {
-        dev.partitions
-            .lock()
-            .unwrap()
-            .insert(name.to_string(), vec![0x55; *size]);
-    }
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut config = Config::new("hilt-double");
+    config.max_download = max_download;
+    config.boot_once = true;
+    let parts = partitions
+        .iter()
+        .map(|&(n, size)| Memory::named(n, size, 0x55));
+    let dev = Device::new(config, parts.collect()).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let d = dev.clone();
-    tokio::spawn(async move {
-        while let Ok((s, _)) = listener.accept().await {
-            tokio::spawn(device_conn(s, d.clone()));
-        }
-    });
+    // The board comes back to its bootloader whatever it was asked to boot,
+    // so that a test can go on with the same partitions.
+    std::thread::spawn(move || while d.serve(&listener).is_ok() {});
     (addr, dev)
+}
+
+/// The bytes of a partition the test declared.
+trait Part {
+    fn part(&self, name: &str) -> Vec<u8>;
+}
+
+impl Part for Device {
+    fn part(&self, name: &str) -> Vec<u8> {
+        self.partition_bytes(name).unwrap()
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -277,7 +69,7 @@ fn image(len: usize) -> Vec<u8> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn real_fastboot_tool_talks_to_the_double() {
+async fn real_fastboot_tool_talks_to_hilts_bootloader_stage() {
     let bin = require("fastboot", "fastboot");
     let (addr, dev) = start_device(64 * 1024, &[("userdata", 1 << 20)]).await;
     let target = format!("tcp:{addr}");
@@ -300,7 +92,7 @@ async fn real_fastboot_tool_talks_to_the_double() {
     );
 
     // The real tool splits a 300 KiB image into sparse pieces of 64 KiB;
-    // the double rebuilds the partition from them. (Whole blocks: fastboot
+    // the device rebuilds the partition from them. (Whole blocks: fastboot
     // 29.0.6 cannot split an image with a partial last block, "don't care
     // size ... is not a multiple of the block size"; ours pads it.)
     let img = image(300 * 1024);
@@ -352,7 +144,7 @@ async fn getvar_flash_erase_boot_reboot_over_tcp() {
         vec!["(bootloader) writing 'boot'".to_string()]
     );
 
-    // Does not fit: our sparse pieces, applied by the double.
+    // Does not fit: our sparse pieces, applied by the device.
     let big = image(700 * 1024 + 10);
     fb.flash("userdata", &big).await.unwrap();
     let part = dev.part("userdata");
@@ -374,7 +166,10 @@ async fn getvar_flash_erase_boot_reboot_over_tcp() {
     assert!(fb.flash("bad:name", &small).await.is_err());
 
     fb.boot(&small).await.unwrap();
-    assert_eq!(dev.booted.lock().unwrap().as_deref(), Some(&small[..]));
+    assert_eq!(dev.booted().as_deref(), Some(&small[..]));
+    // The board left its bootloader to boot the image, dropping this
+    // connection; it is back there for the next one.
+    let mut fb = connect_tcp(&addr, T).await.unwrap();
     fb.reboot().await.unwrap();
     let log = dev.log();
     assert!(!log.iter().any(|l| l.starts_with("violation")), "{log:?}");
@@ -472,7 +267,7 @@ fn simg2img_rebuilds_our_sparse_files() {
     );
 }
 
-/// The fastboot strategy against the device double: sparse when large,
+/// The fastboot strategy against hilt's bootloader stage: sparse when large,
 /// digests recorded, and no read back claimed (fastboot has none).
 #[tokio::test]
 async fn fastboot_flash_strategy_records_digests_without_claiming_a_readback() {
@@ -516,7 +311,7 @@ async fn deploy_by_fastboot_boot_and_flash_records_the_image_digest() {
     let rec = fastboot_boot(&mut fb, &img).await.unwrap();
     assert_eq!(rec.method, "fastboot-boot");
     assert_eq!(rec.files[0].sha256, want);
-    assert_eq!(dev.booted.lock().unwrap().as_deref(), Some(&img[..]));
+    assert_eq!(dev.booted().as_deref(), Some(&img[..]));
     // Booting from RAM leaves the partition alone.
     assert!(dev.part("boot").iter().all(|&b| b == 0x55));
 

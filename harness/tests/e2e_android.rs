@@ -220,13 +220,15 @@ fn android_board_runs_the_ab_plan_and_the_control_through_fastboot_and_adb() {
         assert_eq!(b["flash"]["method"], "fastboot");
         assert_eq!(b["flash"]["target"], "boot");
     }
-    let flashed_boot = std::fs::read(bench.state.join("parts/boot.img")).unwrap();
+    // The partition holds the last boot's image, the rest as it was.
     let last = boots.last().unwrap();
+    let partition = std::fs::read(bench.state.join("parts/boot.img")).unwrap();
+    let flashed_boot = &partition[..last["flash"]["bytes"].as_u64().unwrap() as usize];
     assert_eq!(
-        sha256(&flashed_boot),
+        sha256(flashed_boot),
         last["flash"]["sha256"].as_str().unwrap()
     );
-    let parsed = hilt_images::bootimg::parse(&flashed_boot).unwrap();
+    let parsed = hilt_images::bootimg::parse(flashed_boot).unwrap();
     let device_parsed = hilt_images::bootimg::parse(&device).unwrap();
     let (ro, rl) = parsed.ramdisk;
     let (dro, drl) = device_parsed.ramdisk;

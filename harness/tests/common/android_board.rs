@@ -4,6 +4,10 @@
 //! ships boot.img. The device's bootloader stage is hilt-fastbootd.
 
 use std::path::Path;
+
+/// The boot partition's size: room for any variant's kernel with the
+/// device's ramdisk.
+const BOOT_PARTITION_BYTES: u64 = 96 << 20;
 use std::process::Command;
 
 /// Builds the device into `state`: the OS (kernels, initrd, modules of
@@ -25,6 +29,9 @@ pub fn build(cache: &Path, kernel_packages: &[&str], state: &Path, ssh_port: u16
             "384",
             "-display",
             "none",
+            // No NIC: its option ROM (ipxe-qemu) is not on a fresh machine.
+            "-nic",
+            "none",
         ])
         .output()
         .expect("qemu-system-aarch64 (scripts/setup installs it)");
@@ -42,7 +49,16 @@ pub fn build(cache: &Path, kernel_packages: &[&str], state: &Path, ssh_port: u16
         .output()
         .expect("mkbootimg (Debian package mkbootimg; scripts/setup installs it)");
     assert!(o.status.success(), "mkbootimg: {o:?}");
+    // A boot partition is larger than the image it holds: a variant's
+    // kernel may be larger than the device's.
     std::fs::create_dir_all(state.join("parts")).unwrap();
-    std::fs::copy(&image, state.join("parts/boot.img")).unwrap();
+    let part = state.join("parts/boot.img");
+    std::fs::copy(&image, &part).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&part)
+        .unwrap()
+        .set_len(BOOT_PARTITION_BYTES)
+        .unwrap();
     releases
 }

@@ -17,7 +17,8 @@ mod os_board;
 use std::path::{Path, PathBuf};
 
 use common::{
-    control_suspected_by_watcher, hilt_run, json_lines, records, repo, shared_cache, TestDir,
+    control_suspected_by_watcher, each_variant_passed_on_its_kernel, free_port, json_lines,
+    records, repo, says, shared_cache, TestDir,
 };
 use hilt_reports::Outcome;
 use sha2::{Digest, Sha256};
@@ -29,14 +30,6 @@ const KERNELS: [&str; 2] = [
 
 /// Where scripts/android-board puts userdata on the eMMC (512-byte sectors).
 const USERDATA_START: u64 = 460800;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A temporary home with an Android-style board of its own and an adb
 /// server of its own; powered off when dropped.
@@ -80,22 +73,7 @@ impl AndroidBench {
         for d in ["workloads", "scripts", "target"] {
             std::os::unix::fs::symlink(repo().join(d), tmp.path().join(d)).unwrap();
         }
-        let home = tmp.path().join("adb-home");
-        std::fs::create_dir_all(&home).unwrap();
-        let adb_server = std::process::Command::new("adb")
-            .args(["-P", &adb_port.to_string(), "nodaemon", "server"])
-            .env("HOME", &home)
-            .env("ANDROID_USER_HOME", home.join(".android"))
-            .env_remove("ANDROID_ADB_SERVER_PORT")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("adb (Debian package adb; scripts/setup installs it)");
-        let t0 = std::time::Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", adb_port)).is_err() {
-            assert!(t0.elapsed().as_secs() < 20, "the adb server did not listen");
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
+        let adb_server = common::adb_server(tmp.path(), adb_port);
         Self {
             tmp,
             state,
@@ -111,43 +89,30 @@ impl AndroidBench {
     /// plans/smoke-bench.yaml on this board: both kernels, one iteration
     /// each, with `extra` appended.
     fn plan(&self, extra: &str) -> PathBuf {
-        let mut text = std::fs::read_to_string(repo().join("plans/smoke-bench.yaml"))
-            .unwrap()
-            .replace("board: bench-emulated", "board: android-test");
-        for (from, to) in [
-            ("iterations: 2", "iterations: 1"),
-            ("duration_s: 15", "duration_s: 8"),
-            ("evidence_s: 5", "evidence_s: 10"),
-        ] {
-            assert!(text.contains(from), "smoke-bench.yaml lacks {from:?}");
-            text = text.replacen(from, to, 1);
-        }
         let one = format!(
             "variants:\n  - name: unpatched\n    kernel:\n      debian: {}\n",
             KERNELS[0]
         );
-        assert!(text.contains(&one), "smoke-bench.yaml's variants changed");
-        text = text.replacen(
-            &one,
-            &format!(
-                "{one}  - name: patched\n    kernel:\n      debian: {}\n",
-                KERNELS[1]
-            ),
-            1,
+        let both = format!(
+            "{one}  - name: patched\n    kernel:\n      debian: {}\n",
+            KERNELS[1]
         );
-        let plan = self.tmp.path().join("plans/android.yaml");
-        std::fs::create_dir_all(plan.parent().unwrap()).unwrap();
-        std::fs::write(&plan, text + extra).unwrap();
-        plan
+        common::bench_plan(
+            self.tmp.path(),
+            "android-test",
+            "android",
+            &[
+                ("iterations: 2", "iterations: 1"),
+                ("duration_s: 15", "duration_s: 8"),
+                ("evidence_s: 5", "evidence_s: 10"),
+                (&one, &both),
+            ],
+            extra,
+        )
     }
 
     fn run(&self, plan: &Path, name: &str) -> (PathBuf, std::process::Output) {
-        let out = self.tmp.path().join(name);
-        let o = hilt_run(plan, &out)
-            .env("HILT_LEASES", self.tmp.path().join("leases"))
-            .output()
-            .unwrap();
-        (out, o)
+        common::run_in(self.tmp.path(), plan, name)
     }
 
     /// The userdata partition's bytes, as the eMMC holds them now.
@@ -172,15 +137,6 @@ impl Drop for AndroidBench {
     }
 }
 
-fn says(o: &std::process::Output) -> String {
-    format!(
-        "exit {:?}\n{}\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 fn sha256(b: &[u8]) -> String {
     hex::encode(Sha256::digest(b))
 }
@@ -199,14 +155,7 @@ fn android_board_runs_the_ab_plan_and_the_control_through_fastboot_and_adb() {
     assert!(o.status.success(), "{}", says(&o));
     let recs = records(&out);
     control_suspected_by_watcher(&recs, "adb");
-    let runs: Vec<_> = recs.iter().filter(|r| r.control.is_none()).collect();
-    assert_eq!(runs.len(), 2, "{recs:?}");
-    for r in &runs {
-        assert_eq!(r.outcome, Outcome::Pass, "{}: {}", r.variant, r.detail);
-        let want = if r.variant == "unpatched" { 0 } else { 1 };
-        assert_eq!(r.kernel_release.as_ref(), Some(&bench.releases[want]));
-        assert!(r.reads > 0 && r.read_errors == 0, "{r:?}");
-    }
+    each_variant_passed_on_its_kernel(&recs, &bench.releases);
     // Every boot flashed the device's own image with its variant's kernel.
     let device = std::fs::read(bench.state.join("device-boot.img")).unwrap();
     let boots = json_lines(&out.join("deploy.jsonl"));

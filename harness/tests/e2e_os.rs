@@ -14,8 +14,8 @@ mod common;
 mod os_board;
 
 use common::{
-    assert_all_pass, control_suspected_by_watcher, hilt_run, json_lines, records, repo,
-    shared_cache, TestDir,
+    assert_all_pass, control_suspected_by_watcher, each_variant_passed_on_its_kernel, free_port,
+    json_lines, records, repo, says, shared_cache, TestDir,
 };
 
 use std::io::{Read, Seek, SeekFrom};
@@ -41,14 +41,6 @@ fn variants(which: &[(&str, usize)]) -> String {
         );
     }
     v
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// How hilt reaches the board's OS: which board file it is.
@@ -100,26 +92,7 @@ impl OsBench {
         for d in ["workloads", "scripts"] {
             std::os::unix::fs::symlink(repo().join(d), tmp.path().join(d)).unwrap();
         }
-        let adb_server = (via == Via::Adb).then(|| {
-            let port = ports[3].1;
-            let home = tmp.path().join("adb-home");
-            std::fs::create_dir_all(&home).unwrap();
-            let child = std::process::Command::new("adb")
-                .args(["-P", &port.to_string(), "nodaemon", "server"])
-                .env("HOME", &home)
-                .env("ANDROID_USER_HOME", home.join(".android"))
-                .env_remove("ANDROID_ADB_SERVER_PORT")
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .expect("adb (Debian package adb; scripts/setup installs it)");
-            let t0 = std::time::Instant::now();
-            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-                assert!(t0.elapsed().as_secs() < 20, "the adb server did not listen");
-                std::thread::sleep(std::time::Duration::from_millis(100));
-            }
-            child
-        });
+        let adb_server = (via == Via::Adb).then(|| common::adb_server(tmp.path(), ports[3].1));
         Self {
             tmp,
             state,
@@ -130,26 +103,11 @@ impl OsBench {
 
     /// plans/smoke-bench.yaml on this board, with `edits` applied.
     fn plan(&self, edits: &[(&str, &str)], extra: &str) -> PathBuf {
-        let mut text = std::fs::read_to_string(repo().join("plans/smoke-bench.yaml"))
-            .unwrap()
-            .replace("board: bench-emulated", "board: os-test");
-        for (from, to) in edits {
-            assert!(text.contains(from), "smoke-bench.yaml lacks {from:?}");
-            text = text.replacen(from, to, 1);
-        }
-        let plan = self.tmp.path().join("plans/os.yaml");
-        std::fs::create_dir_all(plan.parent().unwrap()).unwrap();
-        std::fs::write(&plan, text + extra).unwrap();
-        plan
+        common::bench_plan(self.tmp.path(), "os-test", "os", edits, extra)
     }
 
     fn run(&self, plan: &Path, name: &str) -> (PathBuf, std::process::Output) {
-        let out = self.tmp.path().join(name);
-        let o = hilt_run(plan, &out)
-            .env("HILT_LEASES", self.tmp.path().join("leases"))
-            .output()
-            .unwrap();
-        (out, o)
+        common::run_in(self.tmp.path(), plan, name)
     }
 }
 
@@ -164,15 +122,6 @@ impl Drop for OsBench {
             let _ = c.wait();
         }
     }
-}
-
-fn says(o: &std::process::Output) -> String {
-    format!(
-        "exit {:?}\n{}\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 /// A real hang on a board with its own OS: the kernel's report from the
@@ -364,14 +313,7 @@ fn adb_board_runs_the_ab_plan_and_the_control_with_the_agent_over_adb() {
     assert!(o.status.success(), "{}", says(&o));
     let recs = records(&out);
     control_suspected_by_watcher(&recs, "adb");
-    let runs: Vec<_> = recs.iter().filter(|r| r.control.is_none()).collect();
-    assert_eq!(runs.len(), 2, "{recs:?}");
-    for r in &runs {
-        assert_eq!(r.outcome, Outcome::Pass, "{}: {}", r.variant, r.detail);
-        let want = if r.variant == "unpatched" { 0 } else { 1 };
-        assert_eq!(r.kernel_release.as_ref(), Some(&bench.releases[want]));
-        assert!(r.reads > 0 && r.read_errors == 0, "{r:?}");
-    }
+    each_variant_passed_on_its_kernel(&recs, &bench.releases);
     let installs = json_lines(&out.join("deploy.jsonl"));
     assert!(
         installs.iter().any(|i| i["variant"] == "patched"),

@@ -158,3 +158,97 @@ pub fn json_lines(path: &Path) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
+
+/// A TCP port nothing listens on now.
+#[allow(dead_code)]
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Debian's real adb server on `port`, with a home of its own under
+/// `dir` (its keys, never the user's); listening when this returns.
+#[allow(dead_code)]
+pub fn adb_server(dir: &Path, port: u16) -> std::process::Child {
+    let home = dir.join("adb-home");
+    std::fs::create_dir_all(&home).unwrap();
+    let child = Command::new("adb")
+        .args(["-P", &port.to_string(), "nodaemon", "server"])
+        .env("HOME", &home)
+        .env("ANDROID_USER_HOME", home.join(".android"))
+        .env_remove("ANDROID_ADB_SERVER_PORT")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("adb (Debian package adb; scripts/setup installs it)");
+    let t0 = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(t0.elapsed().as_secs() < 20, "the adb server did not listen");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    child
+}
+
+/// Both streams and the status of a command that failed, for a message.
+#[allow(dead_code)]
+pub fn says(o: &std::process::Output) -> String {
+    format!(
+        "exit {:?}\n{}\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// plans/smoke-bench.yaml on `board`, written as `dir/plans/<name>.yaml`
+/// with each of `edits` made once and `extra` appended.
+#[allow(dead_code)]
+pub fn bench_plan(
+    dir: &Path,
+    board: &str,
+    name: &str,
+    edits: &[(&str, &str)],
+    extra: &str,
+) -> PathBuf {
+    let mut text = std::fs::read_to_string(repo().join("plans/smoke-bench.yaml"))
+        .unwrap()
+        .replace("board: bench-emulated", &format!("board: {board}"));
+    for (from, to) in edits {
+        assert!(text.contains(from), "smoke-bench.yaml lacks {from:?}");
+        text = text.replacen(from, to, 1);
+    }
+    let plan = dir.join(format!("plans/{name}.yaml"));
+    std::fs::create_dir_all(plan.parent().unwrap()).unwrap();
+    std::fs::write(&plan, text + extra).unwrap();
+    plan
+}
+
+/// `hilt run` of a plan in the test home `dir`, its leases kept there
+/// too; the results go to `dir/<name>`.
+#[allow(dead_code)]
+pub fn run_in(dir: &Path, plan: &Path, name: &str) -> (PathBuf, std::process::Output) {
+    let out = dir.join(name);
+    let o = hilt_run(plan, &out)
+        .env("HILT_LEASES", dir.join("leases"))
+        .output()
+        .unwrap();
+    (out, o)
+}
+
+/// The two-kernel plan's iterations (not its controls): one of each
+/// variant, each passing, reading without errors, on its own kernel
+/// (`releases`: unpatched's, then patched's).
+#[allow(dead_code)]
+pub fn each_variant_passed_on_its_kernel(recs: &[IterationRecord], releases: &[String]) {
+    let runs: Vec<_> = recs.iter().filter(|r| r.control.is_none()).collect();
+    assert_eq!(runs.len(), 2, "{recs:?}");
+    for r in &runs {
+        assert_eq!(r.outcome, Outcome::Pass, "{}: {}", r.variant, r.detail);
+        let want = if r.variant == "unpatched" { 0 } else { 1 };
+        assert_eq!(r.kernel_release.as_ref(), Some(&releases[want]));
+        assert!(r.reads > 0 && r.read_errors == 0, "{r:?}");
+    }
+}

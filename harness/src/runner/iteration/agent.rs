@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 use hilt_protocol::{
     AgentMsg, Confirmation, Hello, HostMsg, IntervalStats, PstoreFile, Stage, SuspectReport,
 };
-use hilt_reports::{DetectTiming, Detector, Failure, IterationRecord, Outcome};
+use hilt_reports::{DetectTiming, Detector, IterationRecord, Outcome};
 
-use super::failure::symptom;
+use super::failure::{named, symptom, Named};
 use super::journal::{HostEvent, PstoreEvent};
 use super::kernel::{add_late_suspicion, frame_names};
 use super::links::{AgentNote, Via};
@@ -283,16 +283,21 @@ impl Iteration<'_> {
                     .map(|s| s.stack.clone())
                     .unwrap_or_default();
                 let wchan = suspect.as_ref().map(|s| s.wchan.as_str()).unwrap_or("?");
-                self.st.rec.failure = Some(Failure {
-                    detector: Detector::Dstate,
-                    title: format!("hang: {} stuck in D state at {wchan}", c.comm),
+                let culprit = Named {
                     task: Some(format!("{}:{}", c.comm, c.tid)),
                     frames: frame_names(&stack),
-                    uptime_ms: Some(c.uptime_ms),
-                    detected_after_ms: self.st.elapsed_ms(),
                     excerpt: stack.join("\n"),
                     timing: Some(timing),
-                });
+                };
+                let title = format!("hang: {} stuck in D state at {wchan}", c.comm);
+                let failure = named(
+                    Detector::Dstate,
+                    title,
+                    Some(c.uptime_ms),
+                    self.st.t0,
+                    culprit,
+                );
+                self.st.rec.failure = Some(failure);
                 self.st.rec.outcome = Outcome::Hang;
                 self.detected(Culprit::Task(c.tid), Some(c.uptime_ms));
             }

@@ -5,6 +5,7 @@ use hilt_kernlog::{Event, EventKind};
 use hilt_protocol::{HostMsg, SuspectReport};
 use hilt_reports::{DetectTiming, Detector, Failure, Outcome};
 
+use super::failure::{named, Named};
 use super::state::{Phase, State};
 use super::{severity, Iteration};
 use crate::runner::window::{self, Culprit};
@@ -87,23 +88,23 @@ impl Iteration<'_> {
         detector: Detector,
         uptime_ms: Option<u64>,
     ) -> Failure {
-        let prev = self.st.rec.failure.take();
-        Failure {
-            detector: prev.as_ref().map(|f| f.detector).unwrap_or(detector),
-            title: event.title.clone(),
+        let culprit = Named {
             task: event.task.as_ref().map(|t| match t.pid {
                 Some(pid) => format!("{}:{pid}", t.comm),
                 None => t.comm.clone(),
             }),
             frames: event.frames.clone(),
-            uptime_ms: prev.as_ref().and_then(|f| f.uptime_ms).or(uptime_ms),
-            detected_after_ms: prev
-                .as_ref()
-                .map(|f| f.detected_after_ms)
-                .unwrap_or(self.st.elapsed_ms()),
             excerpt: event.excerpt.clone(),
             timing: kernel_timing(&self.st, event),
+        };
+        let title = event.title.clone();
+        let mut f = named(detector, title, uptime_ms, self.st.t0, culprit);
+        if let Some(prev) = self.st.rec.failure.take() {
+            f.detector = prev.detector;
+            f.uptime_ms = prev.uptime_ms.or(uptime_ms);
+            f.detected_after_ms = prev.detected_after_ms;
         }
+        f
     }
 
     /// Records each plan signature whose frames all appear in `frames`.
@@ -200,13 +201,9 @@ mod tests {
     use super::*;
 
     fn kernel_failure(task: &str) -> Failure {
-        Failure {
-            detector: Detector::Console,
-            title: "INFO: task hung in unuse_pte_range".into(),
+        let culprit = Named {
             task: Some(task.into()),
             frames: vec![],
-            uptime_ms: None,
-            detected_after_ms: 0,
             excerpt: String::new(),
             timing: Some(DetectTiming {
                 stopped_ms: 2_000,
@@ -214,7 +211,15 @@ mod tests {
                 confirmed_ms: Some(12_000),
                 evidence_ms: None,
             }),
-        }
+        };
+        let title = "INFO: task hung in unuse_pte_range".into();
+        named(
+            Detector::Console,
+            title,
+            None,
+            std::time::Instant::now(),
+            culprit,
+        )
     }
 
     fn suspect(tid: i32) -> SuspectReport {

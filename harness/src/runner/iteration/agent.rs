@@ -9,11 +9,11 @@ use hilt_reports::{DetectTiming, Detector, IterationRecord, Outcome};
 
 use super::failure::{named, symptom, Named};
 use super::journal::{HostEvent, PstoreEvent};
-use super::kernel::{add_late_suspicion, frame_names};
+use super::kernel::add_late_suspicion;
 use super::links::{AgentNote, Via};
 use super::state::Phase;
 use super::{Flow, Iteration};
-use crate::runner::window::{self, Culprit};
+use crate::runner::window::{self, frame_names, Culprit};
 
 impl Iteration<'_> {
     pub(super) async fn on_agent_note(&mut self, note: Option<AgentNote>) -> Flow {

@@ -89,10 +89,7 @@ impl Iteration<'_> {
         uptime_ms: Option<u64>,
     ) -> Failure {
         let culprit = Named {
-            task: event.task.as_ref().map(|t| match t.pid {
-                Some(pid) => format!("{}:{pid}", t.comm),
-                None => t.comm.clone(),
-            }),
+            task: event.task.as_ref().map(window::task_name),
             frames: event.frames.clone(),
             excerpt: event.excerpt.clone(),
             timing: kernel_timing(&self.st, event),
@@ -136,14 +133,6 @@ impl State {
 /// The task a report names, by the pid the kernel printed.
 fn reported_pid(event: &Event) -> Option<i32> {
     event.task.as_ref().and_then(|t| t.pid).map(|p| p as i32)
-}
-
-/// Function names of a /proc/PID/stack capture (`name+0x1c/0x40 [mod]`).
-pub(super) fn frame_names(stack: &[String]) -> Vec<String> {
-    stack
-        .iter()
-        .map(|f| f.split('+').next().unwrap_or(f).to_string())
-        .collect()
 }
 
 /// Detection times for a kernel-reported hang: the watcher's, when it

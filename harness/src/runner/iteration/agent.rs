@@ -85,8 +85,14 @@ impl Iteration<'_> {
                 pid,
                 tid,
                 comm,
-                blocked_ms,
-            } => return self.on_resumed(pid, tid, &comm, blocked_ms, uptime_ms),
+                blocked_ms: followed_ms,
+            } => {
+                // The agent may have started following it only at the
+                // kernel's report, which said how long it had been blocked.
+                let reported_ms = window::reported_blocked_ms(&self.st.watch, tid);
+                let blocked_ms = followed_ms.max(reported_ms);
+                return self.on_task_moved(pid, tid, &comm, blocked_ms, uptime_ms);
+            }
             AgentMsg::Cleared {
                 uptime_ms,
                 pid,
@@ -178,20 +184,6 @@ impl Iteration<'_> {
         st.last_interval = Some(*iv);
         let moved = st.window.as_ref().and_then(|w| w.sampler_reported());
         self.on_culprit_moved(moved, uptime_ms)
-    }
-
-    fn on_resumed(
-        &mut self,
-        pid: i32,
-        tid: i32,
-        comm: &str,
-        blocked_ms: u64,
-        uptime_ms: u64,
-    ) -> Flow {
-        // The agent may have started following it only at the
-        // kernel's report, which said how long it had been blocked.
-        let blocked_ms = blocked_ms.max(window::reported_blocked_ms(&self.st.watch, tid));
-        self.on_task_moved(pid, tid, comm, blocked_ms, uptime_ms)
     }
 
     fn on_cleared(&mut self, pid: i32, tid: i32, uptime_ms: u64) -> Flow {

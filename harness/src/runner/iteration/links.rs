@@ -6,8 +6,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::journal::HostEvent;
-use super::Iteration;
 use crate::board::{AgentLink, AgentStream, Power, Session};
 use crate::console::capture::{self, ConsoleCmd, ConsoleNote, Recorder};
 
@@ -153,22 +151,4 @@ pub(super) enum Via {
     Agent,
     /// Straight to the UART, for when the agent cannot carry it out.
     Console,
-}
-
-impl Iteration<'_> {
-    /// Asks the kernel for a sysrq dump, and logs the asking: the dump
-    /// itself lands only in the console log.
-    pub(super) async fn sysrq(&mut self, key: char, via: Via) {
-        let via = match via {
-            Via::Agent => {
-                let _ = self.links.tell_agent(&HostMsg::Sysrq { key }).await;
-                "agent"
-            }
-            Via::Console => {
-                self.links.tell_console(ConsoleCmd::Sysrq(key as u8));
-                "console"
-            }
-        };
-        self.journal.log("host", &HostEvent::Sysrq { key, via });
-    }
 }

@@ -3,7 +3,7 @@
 //! Every stage has a deadline; the board is powered off on every path out
 //! of here, including Ctrl-C.
 //!
-//! [`run`] powers the board on, hands it to the loop ([`Iteration::watch`])
+//! [`run`] powers the board on, hands it to the loop (`Iteration::watch`)
 //! and powers it off. The loop waits on Ctrl-C and three sources, each with
 //! its handler: the agent's frames (`agent.rs`), the console capture's notes
 //! (`console.rs`) and a timer (`tick.rs`). Kernel reports come from either
@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use hilt_kernlog::EventKind;
-use hilt_protocol::RunSpec;
+use hilt_protocol::{HostMsg, RunSpec};
 use hilt_reports::{IterationRecord, Outcome};
 use tokio::sync::watch;
 
@@ -33,7 +33,7 @@ use self::links::{Inbox, Links, Via};
 use self::state::State;
 use super::results::RunDir;
 use crate::board::Bringup;
-use crate::console::capture::{ConsoleNote, Recorder};
+use crate::console::capture::{ConsoleCmd, ConsoleNote, Recorder};
 use crate::plan::{FaultCfg, ResolvedPlan, SignatureCfg};
 
 /// How a kernel report affects the outcome.
@@ -250,6 +250,22 @@ impl Iteration<'_> {
 
     fn say(&self, what: &str) {
         (self.input.progress)(what)
+    }
+
+    /// Asks the kernel for a sysrq dump, and logs the asking: the dump
+    /// itself lands only in the console log.
+    async fn sysrq(&mut self, key: char, via: Via) {
+        let via = match via {
+            Via::Agent => {
+                let _ = self.links.tell_agent(&HostMsg::Sysrq { key }).await;
+                "agent"
+            }
+            Via::Console => {
+                self.links.tell_console(ConsoleCmd::Sysrq(key as u8));
+                "console"
+            }
+        };
+        self.journal.log("host", &HostEvent::Sysrq { key, via });
     }
 }
 

@@ -23,7 +23,6 @@ mod summary;
 mod window;
 pub use prepare::fetch_all;
 pub use run_json::resume_plan;
-pub use slots::Slot;
 pub use summary::print_summary;
 
 use std::collections::VecDeque;
@@ -46,6 +45,7 @@ use board_loop::Shared;
 use prepare::PreparedVariant;
 use progress::Progress;
 use results::RunDir;
+use slots::Slot;
 
 pub struct RunOptions {
     pub out: Option<PathBuf>,

@@ -500,7 +500,7 @@ mod tests {
     fn a_torn_last_record_is_counted_and_skipped() {
         let d = tempfile::tempdir().unwrap();
         let rd = RunDir::create(d.path()).unwrap();
-        let slot = super::super::Slot {
+        let slot = super::super::slots::Slot {
             variant: "a".into(),
             iteration: 0,
             control: None,
@@ -529,7 +529,7 @@ mod tests {
     }
 
     fn record(iteration: u32) -> IterationRecord {
-        let slot = super::super::Slot {
+        let slot = super::super::slots::Slot {
             variant: "a".into(),
             iteration,
             control: None,

@@ -12,7 +12,7 @@
 
 use std::time::{Duration, Instant};
 
-use hilt_kernlog::Event;
+use hilt_kernlog::{Event, Task};
 use hilt_protocol::{IntervalStats, SuspectReport};
 use hilt_reports::{HangWatch, Waiter};
 
@@ -151,23 +151,31 @@ pub fn blocked_s(excerpt: &str) -> Option<u64> {
         .ok()
 }
 
+/// A reported task as hilt names it: `comm:pid`, or its comm alone.
+pub fn task_name(task: &Task) -> String {
+    match task.pid {
+        Some(pid) => format!("{}:{pid}", task.comm),
+        None => task.comm.clone(),
+    }
+}
+
+/// Function names of a /proc/PID/stack capture (`name+0x1c/0x40 [mod]`).
+pub fn frame_names(stack: &[String]) -> Vec<String> {
+    stack
+        .iter()
+        .map(|f| f.split('+').next().unwrap_or(f).to_string())
+        .collect()
+}
+
 /// Adds or updates a waiter from a hung-task report.
 pub fn note_report(w: &mut HangWatch, event: &Event) {
     let Some(task) = &event.task else { return };
-    let name = match task.pid {
-        Some(pid) => format!("{}:{pid}", task.comm),
-        None => task.comm.clone(),
-    };
-    note(w, name, &event.frames, blocked_s(&event.excerpt));
+    note(w, task_name(task), &event.frames, blocked_s(&event.excerpt));
 }
 
 /// Adds or updates a waiter from the agent's D-state evidence.
 pub fn note_suspect(w: &mut HangWatch, s: &SuspectReport) {
-    let frames: Vec<String> = s
-        .stack
-        .iter()
-        .map(|f| f.split('+').next().unwrap_or(f).to_string())
-        .collect();
+    let frames = frame_names(&s.stack);
     let blocked = s.uptime_ms.saturating_sub(s.stopped_ms) / 1000;
     note(w, format!("{}:{}", s.comm, s.tid), &frames, Some(blocked));
 }

@@ -1,59 +1,12 @@
-//! The device: its configuration and partitions, and [`Device::serve`],
-//! which serves hosts one after another until one asks it to boot.
+//! The device: its partitions, its log, and what `boot` downloaded;
+//! [`crate::session::serve`] serves hosts on it.
 
 use std::io;
-use std::net::TcpListener;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
+use crate::config::Config;
 use crate::log::{Log, VIOLATION};
 use crate::partition::{check_name, Named, Table};
-use crate::session;
-use crate::transport::{Link, LinkError};
-
-/// What AOSP's devices commonly offer; the host splits larger images.
-pub const DEFAULT_MAX_DOWNLOAD: u32 = 256 << 20;
-
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// `getvar:product`: what `fastboot -p` and flashing scripts check.
-    pub product: String,
-    pub serialno: String,
-    /// The largest download taken, which is also the RAM it may take.
-    pub max_download: u32,
-    /// Whether `boot` is taken: the caller must have somewhere to put the
-    /// image it returns.
-    pub boot_once: bool,
-    /// How long a new connection may take to say "FB01" before it is
-    /// dropped for the next.
-    pub handshake_timeout: Duration,
-    /// Echo the log to stderr.
-    pub echo: bool,
-}
-
-impl Config {
-    pub fn new(product: impl Into<String>) -> Config {
-        Config {
-            product: product.into(),
-            serialno: "HILT0001".into(),
-            max_download: DEFAULT_MAX_DOWNLOAD,
-            boot_once: false,
-            handshake_timeout: Duration::from_secs(10),
-            echo: false,
-        }
-    }
-}
-
-/// What the host asked the board to do when it left the bootloader.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Next {
-    /// `reboot` or `continue`: boot what is flashed.
-    BootOs,
-    /// `reboot-bootloader`: come back here.
-    Bootloader,
-    /// `boot`: run this downloaded image once, leaving the flash alone.
-    BootOnce(Vec<u8>),
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
@@ -156,51 +109,17 @@ impl Device {
         part.read_at(0, &mut bytes)?;
         Ok(bytes)
     }
-
-    /// Serves hosts on `listener`, one connection after another (the host
-    /// tool opens one per invocation), until one asks to leave the
-    /// bootloader; that host has its OKAY when this returns.
-    pub fn serve(&self, listener: &TcpListener) -> io::Result<Next> {
-        // The download buffer is the board's RAM: what one connection
-        // downloaded is still there for the next, as on a real board.
-        let mut ram = Vec::new();
-        loop {
-            let (stream, peer) = match listener.accept() {
-                Ok(c) => c,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::ConnectionAborted | io::ErrorKind::Interrupted
-                    ) =>
-                {
-                    continue
-                }
-                Err(e) => return Err(e),
-            };
-            let served = Link::accept(stream, self.config().handshake_timeout).and_then(|link| {
-                let Some(mut link) = link else {
-                    return Ok(None);
-                };
-                self.note(format!("host {peer} connected"));
-                session::run(self, &mut link, &mut ram)
-            });
-            match served {
-                Ok(Some(next)) => return Ok(next),
-                Ok(None) => {}
-                Err(LinkError::Violation(v)) => self.note(format!("{VIOLATION}{v} (host {peer})")),
-                Err(LinkError::Io(e)) => self.note(format!("host {peer} lost: {e}")),
-            }
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::partition::Memory;
+    use crate::Next;
     use std::io::{Read, Write};
-    use std::net::TcpStream;
+    use std::net::{TcpListener, TcpStream};
     use std::thread::JoinHandle;
+    use std::time::Duration;
 
     /// A host that speaks the protocol by hand.
     struct Host(TcpStream);
@@ -261,7 +180,11 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let d = dev.clone();
-        (addr, dev, std::thread::spawn(move || d.serve(&listener)))
+        (
+            addr,
+            dev,
+            std::thread::spawn(move || crate::serve(&d, &listener)),
+        )
     }
 
     fn config() -> Config {

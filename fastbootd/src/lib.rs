@@ -8,14 +8,17 @@
 //! hilt's fastboot paths and the real `fastboot` tool meet an honest device
 //! in CI. It is not a bootloader: it loads and runs nothing itself.
 
+pub mod config;
 pub mod device;
 pub mod flash;
 pub mod log;
 pub mod partition;
 mod session;
+pub use session::serve;
 pub mod sparse;
 pub mod transport;
 pub mod vars;
 
-pub use device::{Config, Device, Next, SetupError};
+pub use config::{Config, Next, DEFAULT_MAX_DOWNLOAD};
+pub use device::{Device, SetupError};
 pub use partition::{FileRegion, Memory, Partition, PartitionSpec};

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
-use hilt_fastbootd::device::DEFAULT_MAX_DOWNLOAD;
 use hilt_fastbootd::partition::{parse_bytes, Named};
+use hilt_fastbootd::DEFAULT_MAX_DOWNLOAD;
 use hilt_fastbootd::{Config, Device, FileRegion, Next, Partition, PartitionSpec};
 
 /// The exit statuses, which the supervisor script matches on.
@@ -144,8 +144,7 @@ fn run(args: Args) -> Result<u8, Failure> {
         device.config().product,
         args.partitions.len()
     );
-    let next = device
-        .serve(&listener)
+    let next = hilt_fastbootd::serve(&device, &listener)
         .map_err(|e| Failure::Io(format!("accepting hosts on {addr}: {e}")))?;
     Ok(match next {
         Next::BootOs => BOOT_OS,

@@ -1,7 +1,12 @@
-//! One host's connection: its commands, one at a time, each answered with
-//! INFO lines and then OKAY, FAIL or (for a download) DATA.
+//! Hosts, one connection after another ([`serve`]), and one host's
+//! commands, one at a time, each answered with INFO lines and then OKAY,
+//! FAIL or (for a download) DATA.
 
-use crate::device::{Device, Next};
+use std::io;
+use std::net::TcpListener;
+
+use crate::config::Next;
+use crate::device::Device;
 use crate::flash::{self, FlashError};
 use crate::log::VIOLATION;
 use crate::transport::{Kind, Link, LinkError, MAX_RESPONSE};
@@ -151,6 +156,42 @@ impl Session<'_> {
         match flash::erase(part.as_mut()) {
             Ok(()) => Answer::Okay(String::new()),
             Err(e) => Answer::Fail(format!("erasing '{name}' failed: {e}")),
+        }
+    }
+}
+
+/// Serves hosts on `listener`, one connection after another (the host
+/// tool opens one per invocation), until one asks to leave the
+/// bootloader; that host has its OKAY when this returns.
+pub fn serve(dev: &Device, listener: &TcpListener) -> io::Result<Next> {
+    // The download buffer is the board's RAM: what one connection
+    // downloaded is still there for the next, as on a real board.
+    let mut ram = Vec::new();
+    loop {
+        let (stream, peer) = match listener.accept() {
+            Ok(c) => c,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionAborted | io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue
+            }
+            Err(e) => return Err(e),
+        };
+        let served = Link::accept(stream, dev.config().handshake_timeout).and_then(|link| {
+            let Some(mut link) = link else {
+                return Ok(None);
+            };
+            dev.note(format!("host {peer} connected"));
+            run(dev, &mut link, &mut ram)
+        });
+        match served {
+            Ok(Some(next)) => return Ok(next),
+            Ok(None) => {}
+            Err(LinkError::Violation(v)) => dev.note(format!("{VIOLATION}{v} (host {peer})")),
+            Err(LinkError::Io(e)) => dev.note(format!("host {peer} lost: {e}")),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! The host's `fastboot flash` asks for max-download-size, has-slot,
 //! is-logical, partition-type and partition-size before it sends anything.
 
-use crate::device::Config;
+use crate::config::Config;
 use crate::partition::Table;
 
 /// Variables of the device itself, in the order `getvar:all` lists them.

@@ -35,7 +35,7 @@ async fn start_device(max_download: u32, partitions: &[(&str, usize)]) -> (Strin
     let d = dev.clone();
     // The board comes back to its bootloader whatever it was asked to boot,
     // so that a test can go on with the same partitions.
-    std::thread::spawn(move || while d.serve(&listener).is_ok() {});
+    std::thread::spawn(move || while hilt_fastbootd::serve(&d, &listener).is_ok() {});
     (addr, dev)
 }
 

@@ -580,6 +580,8 @@ fn machine_and_instances(
     Ok(())
 }
 
+/// Each value on its own first, then what the sections need of each other;
+/// as for a plan, the order decides which error the user sees.
 pub fn board(file: &Path, doc: &Loaded<BoardFile>) -> Result<(), PlanError> {
     let c = Check { file, doc };
     let b = &doc.value;
@@ -591,6 +593,15 @@ pub fn board(file: &Path, doc: &Loaded<BoardFile>) -> Result<(), PlanError> {
         c.word("soc", soc, "._-", "a SoC name such as amlogic-s905x")?;
     }
     board_values(&c, b)?;
+    console_line_and_power_lists(&c, b)?;
+    needed_sections(&c, b)?;
+    flash_partition_listed(&c, b)?;
+    uboot_tftp_needs(&c, b)?;
+    storage_partitions_listed(&c, b)?;
+    emulation(&c, b)
+}
+
+fn console_line_and_power_lists(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanError> {
     if let ConsoleCfg::Serial { line, .. } = &b.console {
         if line
             .parse::<hilt_transports::console::LineSettings>()
@@ -607,6 +618,12 @@ pub fn board(file: &Path, doc: &Loaded<BoardFile>) -> Result<(), PlanError> {
             ));
         }
     }
+    Ok(())
+}
+
+/// The agent and flash methods name a transport whose section says how to
+/// reach the board.
+fn needed_sections(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanError> {
     if matches!(b.agent, AgentChannelCfg::Ssh) && b.ssh.is_none() {
         return Err(c.fail("agent", "agent: ssh needs an `ssh:` section"));
     }
@@ -615,25 +632,37 @@ pub fn board(file: &Path, doc: &Loaded<BoardFile>) -> Result<(), PlanError> {
     }
     match &b.flash {
         Some(FlashCfg::Fastboot { .. }) if b.fastboot.is_none() => {
-            return Err(c.fail("flash", "flash: fastboot needs a `fastboot:` section"))
+            Err(c.fail("flash", "flash: fastboot needs a `fastboot:` section"))
         }
         Some(FlashCfg::SshDd { .. }) if b.ssh.is_none() => {
-            return Err(c.fail("flash", "flash: ssh_dd needs an `ssh:` section"))
+            Err(c.fail("flash", "flash: ssh_dd needs an `ssh:` section"))
         }
         Some(FlashCfg::AdbDd { .. }) if b.adb.is_none() => {
-            return Err(c.fail("flash", "flash: adb_dd needs an `adb:` section"))
+            Err(c.fail("flash", "flash: adb_dd needs an `adb:` section"))
         }
         Some(FlashCfg::UbootMmc { .. } | FlashCfg::UbootBlock { .. }) if b.uboot.is_none() => {
-            return Err(c.fail("flash", "U-Boot flashing needs a `uboot:` section"))
+            Err(c.fail("flash", "U-Boot flashing needs a `uboot:` section"))
         }
-        _ => {}
+        _ => Ok(()),
     }
-    if let Some(
-        FlashCfg::Fastboot { partition }
-        | FlashCfg::SshDd { partition }
-        | FlashCfg::AdbDd { partition },
-    ) = &b.flash
-    {
+}
+
+/// The partition flash methods name, if any.
+fn flash_partition(b: &BoardFile) -> Option<&String> {
+    match &b.flash {
+        Some(
+            FlashCfg::Fastboot { partition }
+            | FlashCfg::SshDd { partition }
+            | FlashCfg::AdbDd { partition },
+        ) => Some(partition),
+        _ => None,
+    }
+}
+
+/// fastboot flashes a partition by its own name; the dd methods need the
+/// device node that `partitions:` gives.
+fn flash_partition_listed(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanError> {
+    if let Some(partition) = flash_partition(b) {
         if !b.partitions.contains_key(partition)
             && !matches!(b.flash, Some(FlashCfg::Fastboot { .. }))
         {
@@ -643,6 +672,10 @@ pub fn board(file: &Path, doc: &Loaded<BoardFile>) -> Result<(), PlanError> {
             ));
         }
     }
+    Ok(())
+}
+
+fn uboot_tftp_needs(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanError> {
     if let Some(BenchBootCfg::UbootTftp(t)) = &b.boot {
         if b.uboot.is_none() {
             return Err(c.fail(
@@ -657,6 +690,10 @@ pub fn board(file: &Path, doc: &Loaded<BoardFile>) -> Result<(), PlanError> {
             return Err(c.fail("kernel_console", "expected the kernel's name for the console UART, e.g. ttyAML0,115200 (Amlogic) or ttyS2,1500000 (Rockchip)"));
         }
     }
+    Ok(())
+}
+
+fn storage_partitions_listed(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanError> {
     if let Some(st) = &b.storage {
         for (key, part) in [
             ("storage.image", Some(&st.image)),
@@ -669,6 +706,12 @@ pub fn board(file: &Path, doc: &Loaded<BoardFile>) -> Result<(), PlanError> {
             }
         }
     }
+    Ok(())
+}
+
+/// QEMU power, a QEMU console and a `qemu:` section come together or not
+/// at all.
+fn emulation(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanError> {
     let qemu_console = matches!(b.console, ConsoleCfg::QemuTelnet | ConsoleCfg::QemuPty);
     if matches!(b.power, PowerCfg::Qemu) != qemu_console {
         return Err(c.fail("console", "an emulated board needs power: qemu with a qemu_telnet or qemu_pty console, and a real board neither"));
@@ -691,6 +734,16 @@ pub fn board(file: &Path, doc: &Loaded<BoardFile>) -> Result<(), PlanError> {
 /// command line, checked here so that `hilt check` refuses it rather than
 /// the board after it was powered on (or not at all).
 fn board_values(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanError> {
+    kernel_values(c, b)?;
+    qemu_values(c, b)?;
+    partition_values(c, b)?;
+    uboot_tftp_values(c, b)?;
+    uboot_values(c, b)?;
+    console_and_power_values(c, b)?;
+    transport_values(c, b)
+}
+
+fn kernel_values(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanError> {
     if let Some(k) = &b.kernel_console {
         if !is_kernel_console(k) {
             return Err(c.fail(
@@ -707,27 +760,37 @@ fn board_values(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanError
             "an absolute path on the board such as /boot/Image (letters, digits and /._+:@-, no `..`)",
         )?;
     }
-    if let Some(q) = &b.qemu {
-        if !is_kernel_cmdline(&q.append) {
-            return Err(c.fail(
-                "qemu.append",
-                format!("{:?}: expected kernel options separated by spaces, at most 1024 printable ASCII characters without quotes, backslashes or `;`", q.append),
-            ));
-        }
-        c.word(
-            "qemu.machine",
-            &q.machine,
-            "._,=-",
-            "a QEMU machine type such as virt",
-        )?;
-        c.word(
-            "qemu.cpu",
-            &q.cpu,
-            "._,=+-",
-            "a QEMU CPU model such as cortex-a53",
-        )?;
-        c.at_most("qemu.extra_args", &q.extra_args, MAX_ARGS, "arguments")?;
+    Ok(())
+}
+
+fn qemu_values(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanError> {
+    let Some(q) = &b.qemu else {
+        return Ok(());
+    };
+    if !is_kernel_cmdline(&q.append) {
+        return Err(c.fail(
+            "qemu.append",
+            format!("{:?}: expected kernel options separated by spaces, at most 1024 printable ASCII characters without quotes, backslashes or `;`", q.append),
+        ));
     }
+    c.word(
+        "qemu.machine",
+        &q.machine,
+        "._,=-",
+        "a QEMU machine type such as virt",
+    )?;
+    c.word(
+        "qemu.cpu",
+        &q.cpu,
+        "._,=+-",
+        "a QEMU CPU model such as cortex-a53",
+    )?;
+    c.at_most("qemu.extra_args", &q.extra_args, MAX_ARGS, "arguments")
+}
+
+/// `partitions:` and the partition `flash:` names; whether that one is
+/// listed is checked later, with the other sections.
+fn partition_values(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanError> {
     c.at_most(
         "partitions",
         &b.partitions.iter().collect::<Vec<_>>(),
@@ -749,12 +812,7 @@ fn board_values(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanError
             "a device node on the board such as /dev/mmcblk1p3 or /dev/block/by-name/userdata",
         )?;
     }
-    if let Some(
-        FlashCfg::Fastboot { partition }
-        | FlashCfg::SshDd { partition }
-        | FlashCfg::AdbDd { partition },
-    ) = &b.flash
-    {
+    if let Some(partition) = flash_partition(b) {
         if !is_name(partition) || !partition.starts_with(|c: char| c.is_ascii_alphanumeric()) {
             return Err(c.fail(
                 "flash",
@@ -762,50 +820,64 @@ fn board_values(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanError
             ));
         }
     }
-    if let Some(BenchBootCfg::UbootTftp(t)) = &b.boot {
-        // U-Boot's shell reads these unquoted (`setenv serverip ...`).
-        for (key, v) in [
-            ("boot.uboot_tftp.serverip", &t.serverip),
-            ("boot.uboot_tftp.ipaddr", &t.ipaddr),
-        ] {
-            if let Some(v) = v {
-                c.ipv4(key, v)?;
-            }
+    Ok(())
+}
+
+fn uboot_tftp_values(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanError> {
+    let Some(BenchBootCfg::UbootTftp(t)) = &b.boot else {
+        return Ok(());
+    };
+    // U-Boot's shell reads these unquoted (`setenv serverip ...`).
+    for (key, v) in [
+        ("boot.uboot_tftp.serverip", &t.serverip),
+        ("boot.uboot_tftp.ipaddr", &t.ipaddr),
+    ] {
+        if let Some(v) = v {
+            c.ipv4(key, v)?;
         }
-        if let Some(m) = &t.netmask {
-            let mask = u32::from(c.ipv4("boot.uboot_tftp.netmask", m)?);
-            if mask.leading_ones() + mask.trailing_zeros() != 32 {
-                return Err(c.fail(
-                    "boot.uboot_tftp.netmask",
-                    format!("{m:?}: expected a netmask such as 255.255.255.0"),
-                ));
-            }
-        }
-        if t.root.is_empty() || t.root.contains(['\n', '\0']) {
+    }
+    if let Some(m) = &t.netmask {
+        let mask = u32::from(c.ipv4("boot.uboot_tftp.netmask", m)?);
+        if mask.leading_ones() + mask.trailing_zeros() != 32 {
             return Err(c.fail(
-                "boot.uboot_tftp.root",
-                "expected the TFTP server's root directory",
+                "boot.uboot_tftp.netmask",
+                format!("{m:?}: expected a netmask such as 255.255.255.0"),
             ));
         }
     }
-    if let Some(u) = &b.uboot {
-        c.line(
-            "uboot.prompt",
-            &u.prompt,
-            "U-Boot's prompt, e.g. \"=> \", on one line",
-        )?;
-        c.line(
-            "uboot.autoboot_text",
-            &u.autoboot_text,
-            "the line U-Boot prints while counting down, e.g. \"Hit any key to stop autoboot\"",
-        )?;
-        if u.interrupt.is_empty() || u.interrupt.len() > 16 {
-            return Err(c.fail(
-                "uboot.interrupt",
-                "expected 1 to 16 characters to send to stop autoboot, e.g. \" \" or \"\\u0003\"",
-            ));
-        }
+    if t.root.is_empty() || t.root.contains(['\n', '\0']) {
+        return Err(c.fail(
+            "boot.uboot_tftp.root",
+            "expected the TFTP server's root directory",
+        ));
     }
+    Ok(())
+}
+
+fn uboot_values(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanError> {
+    let Some(u) = &b.uboot else {
+        return Ok(());
+    };
+    c.line(
+        "uboot.prompt",
+        &u.prompt,
+        "U-Boot's prompt, e.g. \"=> \", on one line",
+    )?;
+    c.line(
+        "uboot.autoboot_text",
+        &u.autoboot_text,
+        "the line U-Boot prints while counting down, e.g. \"Hit any key to stop autoboot\"",
+    )?;
+    if u.interrupt.is_empty() || u.interrupt.len() > 16 {
+        return Err(c.fail(
+            "uboot.interrupt",
+            "expected 1 to 16 characters to send to stop autoboot, e.g. \" \" or \"\\u0003\"",
+        ));
+    }
+    Ok(())
+}
+
+fn console_and_power_values(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanError> {
     match &b.console {
         ConsoleCfg::Serial { device, .. } if device.is_empty() || device.contains(['\n', '\0']) => {
             return Err(c.fail(
@@ -831,6 +903,11 @@ fn board_values(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanError
             c.at_most("power.command.cycle", cy, MAX_ARGS, "arguments")?;
         }
     }
+    Ok(())
+}
+
+/// ssh, adb and fastboot: each value lands on that tool's command line.
+fn transport_values(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanError> {
     if let Some(s) = &b.ssh {
         c.host("ssh.host", &s.host, "a host name or address")?;
         c.word("ssh.user", &s.user, "._-", "a user name")?;

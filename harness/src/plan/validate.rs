@@ -67,6 +67,13 @@ impl<T> Check<'_, T> {
         Ok(())
     }
 
+    fn name(&self, key: &str, s: &str) -> Result<(), PlanError> {
+        if !is_name(s) {
+            return Err(self.fail(key, "expected 1-64 characters from [A-Za-z0-9._-]"));
+        }
+        Ok(())
+    }
+
     fn text(&self, key: &str, s: &str) -> Result<(), PlanError> {
         if s.len() > MAX_TEXT {
             return Err(self.fail(
@@ -189,9 +196,7 @@ pub fn plan(
 }
 
 fn plan_header(c: &Check<'_, Plan>, p: &Plan) -> Result<(), PlanError> {
-    if !is_name(&p.name) {
-        return Err(c.fail("name", "expected 1-64 characters from [A-Za-z0-9._-]"));
-    }
+    c.name("name", &p.name)?;
     c.text("description", &p.description)?;
     c.range("iterations", p.iterations, 1, 100_000)?;
     c.range("duration_s", p.duration_s, 1, 86_400)
@@ -214,12 +219,7 @@ fn list_lengths(c: &Check<'_, Plan>, p: &Plan) -> Result<(), PlanError> {
 fn variants(c: &Check<'_, Plan>, p: &Plan) -> Result<(), PlanError> {
     let mut names = HashSet::new();
     for (i, v) in p.variants.iter().enumerate() {
-        if !is_name(&v.name) {
-            return Err(c.fail(
-                &format!("variants[{i}].name"),
-                "expected 1-64 characters from [A-Za-z0-9._-]",
-            ));
-        }
+        c.name(&format!("variants[{i}].name"), &v.name)?;
         if !names.insert(&v.name) {
             return Err(c.fail(
                 &format!("variants[{i}].name"),
@@ -400,12 +400,7 @@ fn signature(c: &Check<'_, Plan>, p: &Plan, i: usize, s: &SignatureCfg) -> Resul
         MAX_FRAMES,
         "frames",
     )?;
-    if !is_name(&s.name) {
-        return Err(c.fail(
-            &format!("signatures[{i}].name"),
-            "expected 1-64 characters from [A-Za-z0-9._-]",
-        ));
-    }
+    c.name(&format!("signatures[{i}].name"), &s.name)?;
     if s.frames.is_empty() || !s.frames.iter().all(|f| is_frame_pattern(f)) {
         return Err(c.fail(
             &format!("signatures[{i}].frames"),
@@ -585,9 +580,7 @@ fn machine_and_instances(
 pub fn board(file: &Path, doc: &Loaded<BoardFile>) -> Result<(), PlanError> {
     let c = Check { file, doc };
     let b = &doc.value;
-    if !is_name(&b.name) {
-        return Err(c.fail("name", "expected 1-64 characters from [A-Za-z0-9._-]"));
-    }
+    c.name("name", &b.name)?;
     c.text("description", &b.description)?;
     if let Some(soc) = &b.soc {
         c.word("soc", soc, "._-", "a SoC name such as amlogic-s905x")?;
@@ -937,9 +930,7 @@ fn transport_values(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanE
 pub fn workload(file: &Path, doc: &Loaded<WorkloadFile>) -> Result<(), PlanError> {
     let c = Check { file, doc };
     let w = &doc.value;
-    if !is_name(&w.name) {
-        return Err(c.fail("name", "expected 1-64 characters from [A-Za-z0-9._-]"));
-    }
+    c.name("name", &w.name)?;
     c.text("description", &w.description)?;
     match (&w.hog, &w.readers) {
         (Some(h), None) => {
@@ -1006,8 +997,14 @@ fn kernel_file<T>(c: &Check<'_, T>, key: String, value: &str, what: &str) -> Res
     }
 }
 
+/// A Debian package reference, `name` or `name=version`, of the kind
+/// `prefix` names.
+fn is_package(pkg: &str, prefix: &str) -> bool {
+    hilt_kernels::PackageRef::parse(pkg).is_ok() && pkg.starts_with(prefix)
+}
+
 fn debian_kernel<T>(c: &Check<'_, T>, i: usize, pkg: &str) -> Result<(), PlanError> {
-    if hilt_kernels::PackageRef::parse(pkg).is_err() || !pkg.starts_with("linux-image-") {
+    if !is_package(pkg, "linux-image-") {
         return Err(c.fail(
             &kernel_key(i, "debian"),
             format!("{pkg:?} is not a kernel package: expected linux-image-<release>[=<version>]"),
@@ -1061,7 +1058,7 @@ fn prebuilt_kernel<T>(c: &Check<'_, T>, i: usize, p: &PrebuiltCfg) -> Result<(),
 fn source_tree<T>(c: &Check<'_, T>, i: usize, s: &SourceCfg) -> Result<(), PlanError> {
     match (&s.debian, &s.path) {
         (Some(pkg), None) => {
-            if hilt_kernels::PackageRef::parse(pkg).is_err() || !pkg.starts_with("linux-source-") {
+            if !is_package(pkg, "linux-source-") {
                 return Err(c.fail(
                     &kernel_key(i, "source.debian"),
                     format!(

@@ -526,28 +526,20 @@ fn with_plan(
     fallible(|| f(p))
 }
 
+/// The parser reads the first 4 KiB of a line's text: what lies beyond
+/// this is skipped, so that a line without end (a log of NULs) costs no
+/// memory.
+const MAX_LINE: u64 = 64 << 10;
+
 fn parse(path: &std::path::Path, json: bool) -> i32 {
-    use std::io::{BufRead, Read};
-    use std::os::unix::fs::FileTypeExt;
-    // The parser reads the first 4 KiB of a line's text: what lies beyond
-    // this is skipped, so that a line without end (a log of NULs) costs no
-    // memory.
-    const MAX_LINE: u64 = 64 << 10;
     let bad = |e: &dyn std::fmt::Display| {
         eprintln!("error: {}: {e}", path.display());
         exit::BAD_INPUT
     };
-    let file = match std::fs::File::open(path) {
+    let file = match open_log(path) {
         Ok(f) => f,
         Err(e) => return bad(&e),
     };
-    // A device such as /dev/zero never ends; a saved log is a file, or a
-    // pipe that its writer closes.
-    match file.metadata().map(|m| m.file_type()) {
-        Ok(t) if t.is_file() || t.is_fifo() => {}
-        Ok(_) => return bad(&"not a saved log: expected a regular file or a pipe"),
-        Err(e) => return bad(&e),
-    }
     let mut reader = std::io::BufReader::with_capacity(64 << 10, file);
     let mut parser = hilt_kernlog::StreamParser::new();
     // Reports end out of order; each event waits here until no report that
@@ -560,31 +552,11 @@ fn parse(path: &std::path::Path, json: bool) -> i32 {
     // ends with an empty line.
     let mut last_ended = true;
     loop {
-        line.clear();
-        let n = match (&mut reader).take(MAX_LINE).read_until(b'\n', &mut line) {
-            Ok(n) => n,
+        last_ended = match next_line(&mut reader, &mut line) {
+            Ok(Some(complete)) => complete,
+            Ok(None) => break,
             Err(e) => return bad(&e),
         };
-        if n == 0 {
-            break;
-        }
-        last_ended = line.last() == Some(&b'\n');
-        if !last_ended && n as u64 == MAX_LINE {
-            let mut rest = Vec::new();
-            loop {
-                rest.clear();
-                match (&mut reader).take(MAX_LINE).read_until(b'\n', &mut rest) {
-                    Ok(0) => break,
-                    Ok(_) if rest.last() == Some(&b'\n') => {
-                        last_ended = true;
-                        line.push(b'\n');
-                        break;
-                    }
-                    Ok(_) => {}
-                    Err(e) => return bad(&e),
-                }
-            }
-        }
         parser.push_line_seq(&line, &mut ended);
         if ended.is_empty() {
             continue;
@@ -614,6 +586,56 @@ fn parse(path: &std::path::Path, json: bool) -> i32 {
         let _ = writeln!(out, "no kernel reports found");
     }
     exit::OK
+}
+
+/// A device such as /dev/zero never ends; a saved log is a file, or a
+/// pipe that its writer closes.
+fn open_log(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::FileTypeExt;
+    let file = std::fs::File::open(path)?;
+    let t = file.metadata()?.file_type();
+    if t.is_file() || t.is_fifo() {
+        Ok(file)
+    } else {
+        Err(std::io::Error::other(
+            "not a saved log: expected a regular file or a pipe",
+        ))
+    }
+}
+
+/// Reads the next line into `line`, cut at MAX_LINE with the rest of it
+/// skipped. `None` at the end of the log, else whether the line ended
+/// (a cut line that ends later counts as ended, and gets its '\n').
+fn next_line(
+    reader: &mut impl std::io::BufRead,
+    line: &mut Vec<u8>,
+) -> std::io::Result<Option<bool>> {
+    use std::io::{BufRead, Read};
+    line.clear();
+    let n = reader.by_ref().take(MAX_LINE).read_until(b'\n', line)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    let ended = line.last() == Some(&b'\n');
+    if ended || (n as u64) < MAX_LINE {
+        return Ok(Some(ended));
+    }
+    let mut rest = Vec::new();
+    loop {
+        rest.clear();
+        if reader
+            .by_ref()
+            .take(MAX_LINE)
+            .read_until(b'\n', &mut rest)?
+            == 0
+        {
+            return Ok(Some(false));
+        }
+        if rest.last() == Some(&b'\n') {
+            line.push(b'\n');
+            return Ok(Some(true));
+        }
+    }
 }
 
 fn print_event(out: &mut impl Write, e: &hilt_kernlog::Event, json: bool) -> std::io::Result<()> {

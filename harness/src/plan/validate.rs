@@ -40,6 +40,17 @@ impl<T> Check<'_, T> {
         }
         Ok(())
     }
+
+    /// An optional value is checked only where the file sets it.
+    fn range_if_set<N: PartialOrd + std::fmt::Display + Copy>(
+        &self,
+        key: &str,
+        v: Option<N>,
+        lo: N,
+        hi: N,
+    ) -> Result<(), PlanError> {
+        v.map_or(Ok(()), |v| self.range(key, v, lo, hi))
+    }
 }
 
 fn is_name(s: &str) -> bool {
@@ -177,9 +188,7 @@ pub fn workload(file: &Path, doc: &Loaded<WorkloadFile>) -> Result<(), PlanError
         (None, Some(r)) => {
             c.range("readers.threads", r.threads, 1, 32)?;
             c.range("readers.block_size_kb", r.block_size_kb, 1, 16_384)?;
-            if let Some(n) = r.rounds {
-                c.range("readers.rounds", n, 1, 1_000_000)?;
-            }
+            c.range_if_set("readers.rounds", r.rounds, 1, 1_000_000)?;
             if !(0.0..=3600.0).contains(&r.start_after_s) {
                 return Err(c.fail("readers.start_after_s", "expected 0 to 3600"));
             }

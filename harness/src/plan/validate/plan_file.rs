@@ -80,12 +80,8 @@ fn variants(c: &Check<'_, Plan>, p: &Plan) -> Result<(), PlanError> {
 /// The emulated machine's size; whether the boards allow it at all is
 /// checked last, in `machine_and_instances`.
 fn machine_size(c: &Check<'_, Plan>, p: &Plan) -> Result<(), PlanError> {
-    if let Some(m) = p.machine.memory_mb {
-        c.range("machine.memory_mb", m, 128, 16_384)?;
-    }
-    if let Some(n) = p.machine.cpus {
-        c.range("machine.cpus", n, 1, 16)?;
-    }
+    c.range_if_set("machine.memory_mb", p.machine.memory_mb, 128, 16_384)?;
+    c.range_if_set("machine.cpus", p.machine.cpus, 1, 16)?;
     Ok(())
 }
 
@@ -99,16 +95,12 @@ fn dataset_and_image(c: &Check<'_, Plan>, p: &Plan) -> Result<(), PlanError> {
             format!("{pc} is not allowed: expected a power of two from 4 to 1024"),
         ));
     }
-    if let Some(l) = p.image.level {
-        c.range("image.level", l, 0, 12)?;
-    }
+    c.range_if_set("image.level", p.image.level, 0, 12)?;
     Ok(())
 }
 
 fn storage(c: &Check<'_, Plan>, p: &Plan) -> Result<(), PlanError> {
-    if let Some(s) = p.storage.sync_decompress {
-        c.range("storage.sync_decompress", s, 0, 2)?;
-    }
+    c.range_if_set("storage.sync_decompress", p.storage.sync_decompress, 0, 2)?;
     if let Some(s) = &p.storage.io_scheduler {
         if !["none", "mq-deadline", "bfq", "kyber"].contains(&s.as_str()) {
             return Err(c.fail(
@@ -184,15 +176,14 @@ fn reader_threads(
 }
 
 fn kernel_settings(c: &Check<'_, Plan>, p: &Plan) -> Result<(), PlanError> {
-    if let Some(t) = p.kernel.hung_task_timeout_secs {
-        c.range("kernel.hung_task_timeout_secs", t, 0, 86_400)?;
-    }
-    if let Some(l) = p.kernel.printk_level {
-        c.range("kernel.printk_level", l, 0, 8)?;
-    }
-    if let Some(s) = p.kernel.swappiness {
-        c.range("kernel.swappiness", s, 0, 200)?;
-    }
+    c.range_if_set(
+        "kernel.hung_task_timeout_secs",
+        p.kernel.hung_task_timeout_secs,
+        0,
+        86_400,
+    )?;
+    c.range_if_set("kernel.printk_level", p.kernel.printk_level, 0, 8)?;
+    c.range_if_set("kernel.swappiness", p.kernel.swappiness, 0, 200)?;
     Ok(())
 }
 
@@ -303,9 +294,7 @@ fn stopping_rule(c: &Check<'_, Plan>, p: &Plan) -> Result<(), PlanError> {
             ),
         ));
     }
-    if let Some(m) = stop.max_iterations {
-        c.range("stop.max_iterations", m, 1, 100_000)?;
-    }
+    c.range_if_set("stop.max_iterations", stop.max_iterations, 1, 100_000)?;
     if p.signatures.is_empty() {
         return Err(c.fail(
             "stop",

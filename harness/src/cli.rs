@@ -37,41 +37,7 @@ Exit codes:
 enum Cmd {
     /// Run a test plan against its boards.
     #[command(after_help = RUN_EXIT_CODES)]
-    Run {
-        /// The plan (not with --resume, which uses the run's own copy).
-        #[arg(required_unless_present = "resume", conflicts_with = "resume")]
-        plan: Option<PathBuf>,
-        /// Continue an interrupted run in RUN_DIR: finished iterations are
-        /// kept, the rest run, and the report covers all of them.
-        #[arg(long, value_name = "RUN_DIR", conflicts_with = "out")]
-        resume: Option<PathBuf>,
-        /// Seconds to wait for a board another run holds before failing.
-        #[arg(long, value_name = "SECS", default_value_t = 1800)]
-        lease_wait: u64,
-        /// Seconds a board's lease lasts without a heartbeat (renewed every
-        /// few seconds while the run lives).
-        #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(2..=86_400))]
-        lease_ttl: u64,
-        /// Results directory (default: runs/<plan>-<time>).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// No progress output; the summary still goes to stdout.
-        #[arg(long, short)]
-        quiet: bool,
-        /// History database (default: $HILT_HISTORY or ~/.local/share/hilt/history.sqlite).
-        #[arg(long)]
-        history: Option<PathBuf>,
-        /// Leave this run out of the history.
-        #[arg(long)]
-        no_history: bool,
-        /// Also write the run's JUnit XML here (one test case per iteration).
-        #[arg(long, value_name = "PATH")]
-        junit: Option<PathBuf>,
-        /// Also write the run's status, exit code and report as JSON here;
-        /// `-` is stdout, and everything else printed then goes to stderr.
-        #[arg(long, value_name = "PATH")]
-        json: Option<PathBuf>,
-    },
+    Run(RunCmd),
     /// Write RUN_DIR/report/ (index.html, summary.md, junit.xml, report.json, plots/).
     Report { run: PathBuf },
     /// Compare runs: the report goes to the first run's report/ directory.
@@ -120,29 +86,7 @@ enum Cmd {
     },
     /// Put a variant's kernel and initramfs on a real board; prints what
     /// the board received, with SHA256s, as JSON.
-    Deploy {
-        plan: PathBuf,
-        #[arg(long)]
-        variant: String,
-        /// A board name (boards/<name>.yaml) or path.
-        #[arg(long)]
-        board: String,
-        #[arg(long, value_enum)]
-        via: crate::commands::deploy::Via,
-        /// Boot image header version for fastboot: 2 (with dtb) or 4 (GKI).
-        #[arg(long, default_value_t = 2)]
-        header: u32,
-        /// The board's device tree (needed by header v2; copied to /boot over ssh).
-        #[arg(long)]
-        dtb: Option<PathBuf>,
-        /// Kernel command line in the boot image.
-        #[arg(long, default_value = "")]
-        cmdline: String,
-        #[arg(long, default_value = "boot")]
-        partition: String,
-        #[arg(long, default_value = "/boot")]
-        boot_dir: String,
-    },
+    Deploy(DeployCmd),
     /// Find kernel reports (hangs, lockups, oopses...) in a log file.
     Parse {
         log: PathBuf,
@@ -150,6 +94,68 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(clap::Args)]
+struct RunCmd {
+    /// The plan (not with --resume, which uses the run's own copy).
+    #[arg(required_unless_present = "resume", conflicts_with = "resume")]
+    plan: Option<PathBuf>,
+    /// Continue an interrupted run in RUN_DIR: finished iterations are
+    /// kept, the rest run, and the report covers all of them.
+    #[arg(long, value_name = "RUN_DIR", conflicts_with = "out")]
+    resume: Option<PathBuf>,
+    /// Seconds to wait for a board another run holds before failing.
+    #[arg(long, value_name = "SECS", default_value_t = 1800)]
+    lease_wait: u64,
+    /// Seconds a board's lease lasts without a heartbeat (renewed every
+    /// few seconds while the run lives).
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(2..=86_400))]
+    lease_ttl: u64,
+    /// Results directory (default: runs/<plan>-<time>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// No progress output; the summary still goes to stdout.
+    #[arg(long, short)]
+    quiet: bool,
+    /// History database (default: $HILT_HISTORY or ~/.local/share/hilt/history.sqlite).
+    #[arg(long)]
+    history: Option<PathBuf>,
+    /// Leave this run out of the history.
+    #[arg(long)]
+    no_history: bool,
+    /// Also write the run's JUnit XML here (one test case per iteration).
+    #[arg(long, value_name = "PATH")]
+    junit: Option<PathBuf>,
+    /// Also write the run's status, exit code and report as JSON here;
+    /// `-` is stdout, and everything else printed then goes to stderr.
+    #[arg(long, value_name = "PATH")]
+    json: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct DeployCmd {
+    plan: PathBuf,
+    #[arg(long)]
+    variant: String,
+    /// A board name (boards/<name>.yaml) or path.
+    #[arg(long)]
+    board: String,
+    #[arg(long, value_enum)]
+    via: crate::commands::deploy::Via,
+    /// Boot image header version for fastboot: 2 (with dtb) or 4 (GKI).
+    #[arg(long, default_value_t = 2)]
+    header: u32,
+    /// The board's device tree (needed by header v2; copied to /boot over ssh).
+    #[arg(long)]
+    dtb: Option<PathBuf>,
+    /// Kernel command line in the boot image.
+    #[arg(long, default_value = "")]
+    cmdline: String,
+    #[arg(long, default_value = "boot")]
+    partition: String,
+    #[arg(long, default_value = "/boot")]
+    boot_dir: String,
 }
 
 pub fn main() -> i32 {
@@ -165,94 +171,9 @@ pub fn main() -> i32 {
         }
     };
     match cli.cmd {
-        Cmd::Run {
-            plan,
-            resume,
-            lease_wait,
-            lease_ttl,
-            out,
-            quiet,
-            history,
-            no_history,
-            junit,
-            json,
-        } => {
-            let run = |p: plan::ResolvedPlan, out: Option<PathBuf>, resuming: bool| {
-                // A board hilt run cannot drive is a mistake in its file: say so
-                // before anything is leased or built.
-                for b in p.instances() {
-                    if let Err(e) =
-                        crate::board::strategy::for_kind(b.kind()).preflight(&b, &p.plan)
-                    {
-                        eprintln!("error: {e:#}");
-                        return Ok(exit::BAD_INPUT);
-                    }
-                }
-                let history =
-                    (!no_history).then(|| history.unwrap_or_else(reporting::default_history));
-                let json = match json {
-                    Some(p) if p.as_os_str() == "-" => Some(reporting::JsonTarget::Stdout(
-                        std::sync::Arc::new(std::sync::Mutex::new(stdout_for_json()?)),
-                    )),
-                    Some(p) => Some(reporting::JsonTarget::Path(p)),
-                    None => None,
-                };
-                let out = out.unwrap_or_else(|| runner::default_out(&p));
-                let exports = reporting::Exports { junit, json };
-                let rt = tokio::runtime::Runtime::new()?;
-                let r = rt.block_on(runner::run_plan(
-                    p,
-                    runner::RunOptions {
-                        resume: resuming,
-                        out: Some(out.clone()),
-                        quiet,
-                        history,
-                        exports: exports.clone(),
-                        leases: crate::lease::default_dir(),
-                        lease_wait: std::time::Duration::from_secs(lease_wait),
-                        lease_ttl: std::time::Duration::from_secs(lease_ttl),
-                    },
-                ));
-                // A run that failed before its end (artifacts that could not be
-                // prepared) still tells CI why, in the JSON it waits for.
-                if let (Err(e), Some(_)) = (&r, &exports.json) {
-                    let only_json = reporting::Exports {
-                        json: exports.json.clone(),
-                        junit: None,
-                    };
-                    let why = format!("{e:#}");
-                    let _ = reporting::export(
-                        &only_json,
-                        &out,
-                        &reporting::Published::default(),
-                        exit::INFRA,
-                        "infrastructure",
-                        None,
-                        Some(&why),
-                    );
-                }
-                r
-            };
-            match (&plan, &resume) {
-                (_, Some(dir)) => match runner::resume_plan(dir) {
-                    Ok(p) => fallible(|| run(p, Some(dir.clone()), true)),
-                    Err(e) => {
-                        eprintln!("error: {e:#}");
-                        exit::BAD_INPUT
-                    }
-                },
-                (Some(path), None) => with_plan(path, |p| run(p, out, false)),
-                (None, None) => unreachable!("clap requires a plan or --resume"),
-            }
-        }
-        Cmd::Report { run } => fallible(|| {
-            println!("report: {}", reporting::report(&[run], None)?.display());
-            Ok(exit::OK)
-        }),
-        Cmd::Compare { runs, baseline } => fallible(|| {
-            println!("report: {}", reporting::report(&runs, baseline)?.display());
-            Ok(exit::OK)
-        }),
+        Cmd::Run(cmd) => run(&cmd),
+        Cmd::Report { run } => report(&[run], None),
+        Cmd::Compare { runs, baseline } => report(&runs, baseline),
         Cmd::History {
             plan,
             last,
@@ -266,59 +187,12 @@ pub fn main() -> i32 {
                 out,
             )
         }),
-        Cmd::Check { plan } => with_plan(&plan, |p| {
-            println!(
-                "{}: ok ({} variants × {} iterations{} on {}, {} workloads)",
-                plan.display(),
-                p.plan.variants.len(),
-                p.plan.max_iterations(),
-                match &p.plan.stop {
-                    Some(s) => format!(" at most, stopping at α = {}", s.alpha),
-                    None => String::new(),
-                },
-                p.instances()
-                    .iter()
-                    .map(|b| b.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                p.workloads.len()
-            );
-            Ok(exit::OK)
-        }),
+        Cmd::Check { plan } => check(&plan),
         Cmd::Fetch { plan } => with_plan(&plan, |p| {
             runner::fetch_all(&p, &|m| eprintln!("hilt: {m}"))?;
             Ok(exit::OK)
         }),
-        Cmd::Deploy {
-            plan,
-            variant,
-            board,
-            via,
-            header,
-            dtb,
-            cmdline,
-            partition,
-            boot_dir,
-        } => with_plan(&plan, |p| {
-            let home = home();
-            let path = plan::reference(&home, &home.join("boards").join("x"), "boards", &board);
-            let b = plan::load_board(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let args = crate::commands::deploy::DeployArgs {
-                variant,
-                via,
-                header,
-                dtb,
-                cmdline,
-                partition,
-                boot_dir,
-            };
-            let rt = tokio::runtime::Runtime::new()?;
-            println!(
-                "{}",
-                rt.block_on(crate::commands::deploy::deploy(&p, &b, &args))?
-            );
-            Ok(exit::OK)
-        }),
+        Cmd::Deploy(cmd) => deploy(cmd),
         Cmd::Parse { log, json } => parse(&log, json),
         Cmd::Boards => boards(),
         Cmd::Doctor { board } => doctor(&board),
@@ -338,6 +212,146 @@ pub fn main() -> i32 {
             record,
         ),
     }
+}
+
+/// `hilt run`: a new run of a plan, or the rest of an interrupted one.
+fn run(cmd: &RunCmd) -> i32 {
+    match (&cmd.plan, &cmd.resume) {
+        (_, Some(dir)) => match runner::resume_plan(dir) {
+            Ok(p) => fallible(|| run_resolved(p, Some(dir.clone()), true, cmd)),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                exit::BAD_INPUT
+            }
+        },
+        (Some(path), None) => with_plan(path, |p| run_resolved(p, cmd.out.clone(), false, cmd)),
+        (None, None) => unreachable!("clap requires a plan or --resume"),
+    }
+}
+
+fn run_resolved(
+    p: plan::ResolvedPlan,
+    out: Option<PathBuf>,
+    resuming: bool,
+    cmd: &RunCmd,
+) -> anyhow::Result<i32> {
+    // A board hilt run cannot drive is a mistake in its file: say so
+    // before anything is leased or built.
+    for b in p.instances() {
+        if let Err(e) = crate::board::strategy::for_kind(b.kind()).preflight(&b, &p.plan) {
+            eprintln!("error: {e:#}");
+            return Ok(exit::BAD_INPUT);
+        }
+    }
+    let history = (!cmd.no_history).then(|| {
+        cmd.history
+            .clone()
+            .unwrap_or_else(reporting::default_history)
+    });
+    let json = json_target(cmd.json.clone())?;
+    let out = out.unwrap_or_else(|| runner::default_out(&p));
+    let exports = reporting::Exports {
+        junit: cmd.junit.clone(),
+        json,
+    };
+    let rt = tokio::runtime::Runtime::new()?;
+    let r = rt.block_on(runner::run_plan(
+        p,
+        runner::RunOptions {
+            resume: resuming,
+            out: Some(out.clone()),
+            quiet: cmd.quiet,
+            history,
+            exports: exports.clone(),
+            leases: crate::lease::default_dir(),
+            lease_wait: std::time::Duration::from_secs(cmd.lease_wait),
+            lease_ttl: std::time::Duration::from_secs(cmd.lease_ttl),
+        },
+    ));
+    // A run that failed before its end (artifacts that could not be
+    // prepared) still tells CI why, in the JSON it waits for.
+    if let (Err(e), Some(json)) = (&r, &exports.json) {
+        export_failure(json, &out, e);
+    }
+    r
+}
+
+fn json_target(path: Option<PathBuf>) -> anyhow::Result<Option<reporting::JsonTarget>> {
+    Ok(match path {
+        Some(p) if p.as_os_str() == "-" => Some(reporting::JsonTarget::Stdout(
+            std::sync::Arc::new(std::sync::Mutex::new(stdout_for_json()?)),
+        )),
+        Some(p) => Some(reporting::JsonTarget::Path(p)),
+        None => None,
+    })
+}
+
+/// Best effort: the run's own error is what the caller reports.
+fn export_failure(json: &reporting::JsonTarget, out: &std::path::Path, e: &anyhow::Error) {
+    let only_json = reporting::Exports {
+        json: Some(json.clone()),
+        junit: None,
+    };
+    let why = format!("{e:#}");
+    let _ = reporting::export(
+        &only_json,
+        out,
+        &reporting::Published::default(),
+        exit::INFRA,
+        "infrastructure",
+        None,
+        Some(&why),
+    );
+}
+
+fn report(runs: &[PathBuf], baseline: Option<String>) -> i32 {
+    fallible(|| {
+        println!("report: {}", reporting::report(runs, baseline)?.display());
+        Ok(exit::OK)
+    })
+}
+
+fn check(path: &std::path::Path) -> i32 {
+    with_plan(path, |p| {
+        println!(
+            "{}: ok ({} variants × {} iterations{} on {}, {} workloads)",
+            path.display(),
+            p.plan.variants.len(),
+            p.plan.max_iterations(),
+            match &p.plan.stop {
+                Some(s) => format!(" at most, stopping at α = {}", s.alpha),
+                None => String::new(),
+            },
+            p.instances()
+                .iter()
+                .map(|b| b.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            p.workloads.len()
+        );
+        Ok(exit::OK)
+    })
+}
+
+fn deploy(cmd: DeployCmd) -> i32 {
+    with_plan(&cmd.plan, |p| {
+        let b = plan::load_board(&board_path(&cmd.board)).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let args = crate::commands::deploy::DeployArgs {
+            variant: cmd.variant,
+            via: cmd.via,
+            header: cmd.header,
+            dtb: cmd.dtb,
+            cmdline: cmd.cmdline,
+            partition: cmd.partition,
+            boot_dir: cmd.boot_dir,
+        };
+        let rt = tokio::runtime::Runtime::new()?;
+        println!(
+            "{}",
+            rt.block_on(crate::commands::deploy::deploy(&p, &b, &args))?
+        );
+        Ok(exit::OK)
+    })
 }
 
 /// Takes stdout for the JSON result alone: the real stdout is kept aside
@@ -429,10 +443,14 @@ fn lease_text(s: &crate::lease::State) -> String {
     }
 }
 
-fn board_file(board: &str) -> Result<plan::BoardFile, i32> {
+/// A board named on the command line: a name from boards/ or a path.
+fn board_path(board: &str) -> PathBuf {
     let home = home();
-    let path = plan::reference(&home, &home.join("boards").join("x"), "boards", board);
-    plan::load_board(&path).map_err(|e| {
+    plan::reference(&home, &home.join("boards").join("x"), "boards", board)
+}
+
+fn board_file(board: &str) -> Result<plan::BoardFile, i32> {
+    plan::load_board(&board_path(board)).map_err(|e| {
         eprintln!("error: {e}");
         exit::BAD_INPUT
     })
@@ -505,37 +523,23 @@ fn with_plan(
             return exit::BAD_INPUT;
         }
     };
-    match f(p) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            exit::INFRA
-        }
-    }
+    fallible(|| f(p))
 }
 
+/// The parser reads the first 4 KiB of a line's text: what lies beyond
+/// this is skipped, so that a line without end (a log of NULs) costs no
+/// memory.
+const MAX_LINE: u64 = 64 << 10;
+
 fn parse(path: &std::path::Path, json: bool) -> i32 {
-    use std::io::{BufRead, Read};
-    use std::os::unix::fs::FileTypeExt;
-    // The parser reads the first 4 KiB of a line's text: what lies beyond
-    // this is skipped, so that a line without end (a log of NULs) costs no
-    // memory.
-    const MAX_LINE: u64 = 64 << 10;
     let bad = |e: &dyn std::fmt::Display| {
         eprintln!("error: {}: {e}", path.display());
         exit::BAD_INPUT
     };
-    let file = match std::fs::File::open(path) {
+    let file = match open_log(path) {
         Ok(f) => f,
         Err(e) => return bad(&e),
     };
-    // A device such as /dev/zero never ends; a saved log is a file, or a
-    // pipe that its writer closes.
-    match file.metadata().map(|m| m.file_type()) {
-        Ok(t) if t.is_file() || t.is_fifo() => {}
-        Ok(_) => return bad(&"not a saved log: expected a regular file or a pipe"),
-        Err(e) => return bad(&e),
-    }
     let mut reader = std::io::BufReader::with_capacity(64 << 10, file);
     let mut parser = hilt_kernlog::StreamParser::new();
     // Reports end out of order; each event waits here until no report that
@@ -548,31 +552,11 @@ fn parse(path: &std::path::Path, json: bool) -> i32 {
     // ends with an empty line.
     let mut last_ended = true;
     loop {
-        line.clear();
-        let n = match (&mut reader).take(MAX_LINE).read_until(b'\n', &mut line) {
-            Ok(n) => n,
+        last_ended = match next_line(&mut reader, &mut line) {
+            Ok(Some(complete)) => complete,
+            Ok(None) => break,
             Err(e) => return bad(&e),
         };
-        if n == 0 {
-            break;
-        }
-        last_ended = line.last() == Some(&b'\n');
-        if !last_ended && n as u64 == MAX_LINE {
-            let mut rest = Vec::new();
-            loop {
-                rest.clear();
-                match (&mut reader).take(MAX_LINE).read_until(b'\n', &mut rest) {
-                    Ok(0) => break,
-                    Ok(_) if rest.last() == Some(&b'\n') => {
-                        last_ended = true;
-                        line.push(b'\n');
-                        break;
-                    }
-                    Ok(_) => {}
-                    Err(e) => return bad(&e),
-                }
-            }
-        }
         parser.push_line_seq(&line, &mut ended);
         if ended.is_empty() {
             continue;
@@ -602,6 +586,56 @@ fn parse(path: &std::path::Path, json: bool) -> i32 {
         let _ = writeln!(out, "no kernel reports found");
     }
     exit::OK
+}
+
+/// A device such as /dev/zero never ends; a saved log is a file, or a
+/// pipe that its writer closes.
+fn open_log(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::FileTypeExt;
+    let file = std::fs::File::open(path)?;
+    let t = file.metadata()?.file_type();
+    if t.is_file() || t.is_fifo() {
+        Ok(file)
+    } else {
+        Err(std::io::Error::other(
+            "not a saved log: expected a regular file or a pipe",
+        ))
+    }
+}
+
+/// Reads the next line into `line`, cut at MAX_LINE with the rest of it
+/// skipped. `None` at the end of the log, else whether the line ended
+/// (a cut line that ends later counts as ended, and gets its '\n').
+fn next_line(
+    reader: &mut impl std::io::BufRead,
+    line: &mut Vec<u8>,
+) -> std::io::Result<Option<bool>> {
+    use std::io::{BufRead, Read};
+    line.clear();
+    let n = reader.by_ref().take(MAX_LINE).read_until(b'\n', line)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    let ended = line.last() == Some(&b'\n');
+    if ended || (n as u64) < MAX_LINE {
+        return Ok(Some(ended));
+    }
+    let mut rest = Vec::new();
+    loop {
+        rest.clear();
+        if reader
+            .by_ref()
+            .take(MAX_LINE)
+            .read_until(b'\n', &mut rest)?
+            == 0
+        {
+            return Ok(Some(false));
+        }
+        if rest.last() == Some(&b'\n') {
+            line.push(b'\n');
+            return Ok(Some(true));
+        }
+    }
 }
 
 fn print_event(out: &mut impl Write, e: &hilt_kernlog::Event, json: bool) -> std::io::Result<()> {

@@ -1,12 +1,22 @@
 //! Checks that types alone cannot express. Each error names the key and
 //! says what would have been accepted.
+//!
+//! A plan's, a board's and a kernel's checks each have their own file
+//! (plan_file, board_file, kernel_source); here are the rules they share
+//! and a workload file's few checks.
 
-use std::collections::HashSet;
 use std::path::Path;
 
 use super::load::Loaded;
 use super::model::*;
 use super::PlanError;
+
+mod board_file;
+mod kernel_source;
+mod plan_file;
+
+pub use board_file::board;
+pub use plan_file::plan;
 
 struct Check<'a, T> {
     file: &'a Path,
@@ -29,6 +39,17 @@ impl<T> Check<'_, T> {
             return Err(self.fail(key, format!("{v} is out of range: expected {lo} to {hi}")));
         }
         Ok(())
+    }
+
+    /// An optional value is checked only where the file sets it.
+    fn range_if_set<N: PartialOrd + std::fmt::Display + Copy>(
+        &self,
+        key: &str,
+        v: Option<N>,
+        lo: N,
+        hi: N,
+    ) -> Result<(), PlanError> {
+        v.map_or(Ok(()), |v| self.range(key, v, lo, hi))
     }
 }
 
@@ -63,6 +84,13 @@ impl<T> Check<'_, T> {
                 key,
                 format!("{} {what}: expected at most {max}", items.len()),
             ));
+        }
+        Ok(())
+    }
+
+    fn name(&self, key: &str, s: &str) -> Result<(), PlanError> {
+        if !is_name(s) {
+            return Err(self.fail(key, "expected 1-64 characters from [A-Za-z0-9._-]"));
         }
         Ok(())
     }
@@ -136,624 +164,10 @@ impl<T> Check<'_, T> {
     }
 }
 
-/// `console=` on a board's kernel command line: the UART's kernel name and
-/// its optional line settings (`ttyAML0,115200`, `ttyS2,1500000n8`). A space
-/// or `=` would add kernel options of its own (`ttyAML0 init=/bin/sh`).
-fn is_kernel_console(s: &str) -> bool {
-    let (dev, opts) = s.split_once(',').unwrap_or((s, ""));
-    !dev.is_empty()
-        && dev.len() <= 32
-        && dev.starts_with(|c: char| c.is_ascii_alphabetic())
-        && dev.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        && (!s.contains(',') || (!opts.is_empty() && opts.len() <= 16))
-        && opts.bytes().all(|b| b.is_ascii_alphanumeric())
-}
-
-/// Extra kernel command line: options separated by single spaces, in
-/// printable ASCII without quotes or backslashes (the kernel's quoting and
-/// U-Boot's `setenv '...'` would read them differently), within what a
-/// kernel command line holds beside hilt's own options.
-fn is_kernel_cmdline(s: &str) -> bool {
-    s.len() <= 1024
-        && s.bytes()
-            .all(|b| (0x20..0x7f).contains(&b) && !b"'\"\\;".contains(&b))
-}
-
-pub fn plan(
-    file: &Path,
-    doc: &Loaded<Plan>,
-    boards: &[BoardFile],
-    workloads: &[WorkloadFile],
-) -> Result<(), PlanError> {
-    let c = Check { file, doc };
-    let p = &doc.value;
-    if !is_name(&p.name) {
-        return Err(c.fail("name", "expected 1-64 characters from [A-Za-z0-9._-]"));
-    }
-    c.text("description", &p.description)?;
-    c.range("iterations", p.iterations, 1, 100_000)?;
-    c.range("duration_s", p.duration_s, 1, 86_400)?;
-    if p.variants.is_empty() {
-        return Err(c.fail("variants", "expected at least one variant"));
-    }
-    c.at_most("variants", &p.variants, MAX_VARIANTS, "variants")?;
-    c.at_most("boards", &p.boards, MAX_BOARDS, "boards")?;
-    c.at_most("workloads", &p.workloads, MAX_WORKLOADS, "workloads")?;
-    c.at_most("signatures", &p.signatures, MAX_SIGNATURES, "signatures")?;
-    c.at_most("faults", &p.faults, MAX_FAULTS, "faults")?;
-    c.at_most("controls", &p.controls, MAX_CONTROLS, "controls")?;
-    let mut names = HashSet::new();
-    for (i, v) in p.variants.iter().enumerate() {
-        if !is_name(&v.name) {
-            return Err(c.fail(
-                &format!("variants[{i}].name"),
-                "expected 1-64 characters from [A-Za-z0-9._-]",
-            ));
-        }
-        if !names.insert(&v.name) {
-            return Err(c.fail(
-                &format!("variants[{i}].name"),
-                format!("duplicate variant name {:?}", v.name),
-            ));
-        }
-        kernel_source(&c, i, &v.kernel)?;
-    }
-    if let Some(m) = p.machine.memory_mb {
-        c.range("machine.memory_mb", m, 128, 16_384)?;
-    }
-    if let Some(n) = p.machine.cpus {
-        c.range("machine.cpus", n, 1, 16)?;
-    }
-    c.range("dataset.size_mb", p.dataset.size_mb, 1, 65_536)?;
-    c.range("dataset.files", p.dataset.files, 1, 100_000)?;
-    let pc = p.image.pcluster_kb;
-    if !(4..=1024).contains(&pc) || !pc.is_power_of_two() {
-        return Err(c.fail(
-            "image.pcluster_kb",
-            format!("{pc} is not allowed: expected a power of two from 4 to 1024"),
-        ));
-    }
-    if let Some(l) = p.image.level {
-        c.range("image.level", l, 0, 12)?;
-    }
-    if let Some(s) = p.storage.sync_decompress {
-        c.range("storage.sync_decompress", s, 0, 2)?;
-    }
-    if let Some(s) = &p.storage.io_scheduler {
-        if !["none", "mq-deadline", "bfq", "kyber"].contains(&s.as_str()) {
-            return Err(c.fail(
-                "storage.io_scheduler",
-                format!("{s:?}: expected none, mq-deadline, bfq or kyber"),
-            ));
-        }
-    }
-    // The agent hands them to mount(2) as they are.
-    let mo = &p.storage.mount_options;
-    if mo.len() > 1024
-        || !mo
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_=.,:/+-".contains(&b))
-    {
-        return Err(c.fail(
-            "storage.mount_options",
-            format!("{mo:?}: expected comma-separated erofs mount options such as cache_strategy=disabled (letters, digits and _=.:/+-)"),
-        ));
-    }
-    match &p.swap {
-        SwapCfg::None => {}
-        SwapCfg::Zram { size_mb, algorithm } => {
-            c.range("swap.zram.size_mb", *size_mb, 1, 65_536)?;
-            if let Some(a) = algorithm {
-                if !["lzo", "lzo-rle", "lz4", "lz4hc", "zstd", "deflate", "842"]
-                    .contains(&a.as_str())
-                {
-                    return Err(c.fail(
-                        "swap.zram.algorithm",
-                        format!("{a:?}: expected lzo, lzo-rle, lz4, lz4hc, zstd, deflate or 842"),
-                    ));
-                }
-            }
-        }
-        SwapCfg::Disk { size_mb } => c.range("swap.disk.size_mb", *size_mb, 1, 65_536)?,
-        SwapCfg::Sdcard { size_mb } => {
-            c.range("swap.sdcard.size_mb", *size_mb, 1, 65_536)?;
-            if p.storage.erofs_on != ErofsOn::Sdcard {
-                return Err(c.fail("swap.sdcard", "swap on the SD card needs storage.erofs_on: sdcard (the swap partition lives on that card)"));
-            }
-        }
-    }
-    if p.workloads.is_empty() {
-        return Err(c.fail("workloads", "expected at least one workload"));
-    }
-    let threads: u32 = workloads
-        .iter()
-        .filter_map(|w| w.readers.as_ref())
-        .map(|r| r.threads)
-        .sum();
-    if threads > 32 {
-        return Err(c.fail(
-            "workloads",
-            format!("{threads} reader threads in all: expected at most 32"),
-        ));
-    }
-    if let Some(t) = p.kernel.hung_task_timeout_secs {
-        c.range("kernel.hung_task_timeout_secs", t, 0, 86_400)?;
-    }
-    if let Some(l) = p.kernel.printk_level {
-        c.range("kernel.printk_level", l, 0, 8)?;
-    }
-    if let Some(s) = p.kernel.swappiness {
-        c.range("kernel.swappiness", s, 0, 200)?;
-    }
-    c.range("watch.reader_stall_s", p.watch.reader_stall_s, 1, 3600)?;
-    c.range("watch.silent_after_s", p.watch.silent_after_s, 5, 3600)?;
-    c.range("watch.evidence_s", p.watch.evidence_s, 0, 600)?;
-    c.range(
-        "watch.deadlock_window_s",
-        p.watch.deadlock_window_s,
-        0,
-        3600,
-    )?;
-    c.range("watch.dstate_s", p.watch.dstate_s, 1, 3600)?;
-    c.range("watch.same_wchan_s", p.watch.same_wchan_s, 1, 3600)?;
-    c.range("watch.confirm_s", p.watch.confirm_s, 0, 3600)?;
-    if p.watch.sysrq.is_empty()
-        || p.watch.sysrq.len() > 8
-        || !p.watch.sysrq.chars().all(|k| "wtmlcd".contains(k))
-    {
-        return Err(c.fail("watch.sysrq", format!("{:?}: expected 1 to 8 sysrq keys from w (blocked tasks), t (all tasks), m (memory), l (CPU backtraces), d (locks)", p.watch.sysrq)));
-    }
-    c.range("timeouts.boot_s", p.timeouts.boot_s, 5, 3600)?;
-    c.range("timeouts.setup_s", p.timeouts.setup_s, 5, 3600)?;
-    c.range("timeouts.finish_s", p.timeouts.finish_s, 5, 3600)?;
-    c.range(
-        "timeouts.quarantine_after",
-        p.timeouts.quarantine_after,
-        1,
-        1000,
-    )?;
-    for (i, s) in p.signatures.iter().enumerate() {
-        c.at_most(
-            &format!("signatures[{i}].frames"),
-            &s.frames,
-            MAX_FRAMES,
-            "frames",
-        )?;
-        if !is_name(&s.name) {
-            return Err(c.fail(
-                &format!("signatures[{i}].name"),
-                "expected 1-64 characters from [A-Za-z0-9._-]",
-            ));
-        }
-        if s.frames.is_empty()
-            || s.frames.iter().any(|f| {
-                f.split('|').any(|alt| {
-                    alt.is_empty()
-                        || !alt
-                            .bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
-                })
-            })
-        {
-            return Err(c.fail(
-                &format!("signatures[{i}].frames"),
-                "expected one or more kernel function names (a|b for either)",
-            ));
-        }
-        if p.signatures[..i].iter().any(|o| o.name == s.name) {
-            return Err(c.fail(
-                &format!("signatures[{i}].name"),
-                format!(
-                    "{:?} is named twice: expected unique signature names",
-                    s.name
-                ),
-            ));
-        }
-        if let Some(v) = &s.absent_in {
-            if !p.variants.iter().any(|x| &x.name == v) {
-                return Err(c.fail(
-                    &format!("signatures[{i}].absent_in"),
-                    format!(
-                        "{v:?} is not a variant of this plan: expected one of {}",
-                        p.variants
-                            .iter()
-                            .map(|x| x.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                ));
-            }
-        }
-    }
-    if let Some(stop) = &p.stop {
-        if !(stop.alpha > 0.0 && stop.alpha < 0.5) {
-            return Err(c.fail(
-                "stop.alpha",
-                format!(
-                    "{}: expected a level above 0 and below 0.5, e.g. 0.01",
-                    stop.alpha
-                ),
-            ));
-        }
-        if let Some(m) = stop.max_iterations {
-            c.range("stop.max_iterations", m, 1, 100_000)?;
-        }
-        if p.signatures.is_empty() {
-            return Err(c.fail(
-                "stop",
-                "a stopping rule needs the question it stops on: expected `signatures:` naming at least one stack signature",
-            ));
-        }
-        if p.variants.len() < 2 {
-            return Err(c.fail(
-                "stop",
-                "a stopping rule compares variants: expected at least two `variants:`",
-            ));
-        }
-        let need = hilt_reports::stats::sequential::TwoSided::min_blocks(stop.alpha);
-        if p.max_iterations() < need {
-            return Err(c.fail(
-                iterations_key(p),
-                format!(
-                    "{} iterations per variant can never reach α = {}: expected at least {need}",
-                    p.max_iterations(),
-                    stop.alpha
-                ),
-            ));
-        }
-    }
-    let total = p.variants.len() as u64 * u64::from(p.max_iterations());
-    if total > MAX_TOTAL_ITERATIONS {
-        return Err(c.fail(
-            iterations_key(p),
-            format!(
-                "{} variants × {} iterations is {total} iterations: expected at most {MAX_TOTAL_ITERATIONS} in all",
-                p.variants.len(),
-                p.max_iterations()
-            ),
-        ));
-    }
-    for (i, f) in p.faults.iter().enumerate() {
-        c.range(&format!("faults[{i}].after_s"), f.after_s, 0, 86_400)?;
-        if f.after_s >= p.duration_s {
-            return Err(c.fail(
-                &format!("faults[{i}].after_s"),
-                format!(
-                    "{} s is not within duration_s ({} s)",
-                    f.after_s, p.duration_s
-                ),
-            ));
-        }
-        if let Some(b) = f.bytes {
-            if f.kind != FaultKind::ConsoleFlood {
-                return Err(c.fail(
-                    &format!("faults[{i}].bytes"),
-                    "bytes applies only to kind: console_flood",
-                ));
-            }
-            c.range(&format!("faults[{i}].bytes"), b, 1, 64 << 20)?;
-        }
-        if let Some(d) = f.for_s {
-            if f.kind != FaultKind::SamplerFreeze {
-                return Err(c.fail(
-                    &format!("faults[{i}].for_s"),
-                    "for_s applies only to kind: sampler_freeze",
-                ));
-            }
-            c.range(&format!("faults[{i}].for_s"), d, 1, 86_400)?;
-        }
-        if f.iteration.is_some_and(|n| n >= p.max_iterations()) {
-            return Err(c.fail(
-                &format!("faults[{i}].iteration"),
-                format!("expected an iteration from 0 to {}", p.max_iterations() - 1),
-            ));
-        }
-    }
-    let real = boards.iter().find(|b| b.kind() != BoardKind::Emulated);
-    if let Some(b) = real {
-        if p.machine.memory_mb.is_some() || p.machine.cpus.is_some() {
-            return Err(c.fail(
-                "machine",
-                format!(
-                    "machine overrides apply only to emulated boards, and {} is a real one",
-                    b.name
-                ),
-            ));
-        }
-    }
-    c.range("instances", p.instances, 1, 64)?;
-    if p.instances > 1 && !boards.iter().any(|b| b.kind().can_copy()) {
-        return Err(c.fail(
-            "instances",
-            "copies of a board exist only for emulated boards: name each real board in `boards:`",
-        ));
-    }
-    Ok(())
-}
-
-pub fn board(file: &Path, doc: &Loaded<BoardFile>) -> Result<(), PlanError> {
-    let c = Check { file, doc };
-    let b = &doc.value;
-    if !is_name(&b.name) {
-        return Err(c.fail("name", "expected 1-64 characters from [A-Za-z0-9._-]"));
-    }
-    c.text("description", &b.description)?;
-    if let Some(soc) = &b.soc {
-        c.word("soc", soc, "._-", "a SoC name such as amlogic-s905x")?;
-    }
-    board_values(&c, b)?;
-    if let ConsoleCfg::Serial { line, .. } = &b.console {
-        if line
-            .parse::<hilt_transports::console::LineSettings>()
-            .is_err()
-        {
-            return Err(c.fail("console.serial.line", format!("{line:?}: expected ser2net line notation such as 115200n81 or 1500000n81,rtscts")));
-        }
-    }
-    if let PowerCfg::Command { on, off, .. } = &b.power {
-        if on.is_empty() || off.is_empty() {
-            return Err(c.fail(
-                "power.command",
-                "expected `on` and `off` as argument lists, e.g. [uhubctl, -l, 1-1, -p, 2, -a, on]",
-            ));
-        }
-    }
-    if matches!(b.agent, AgentChannelCfg::Ssh) && b.ssh.is_none() {
-        return Err(c.fail("agent", "agent: ssh needs an `ssh:` section"));
-    }
-    if matches!(b.agent, AgentChannelCfg::Adb) && b.adb.is_none() {
-        return Err(c.fail("agent", "agent: adb needs an `adb:` section"));
-    }
-    match &b.flash {
-        Some(FlashCfg::Fastboot { .. }) if b.fastboot.is_none() => {
-            return Err(c.fail("flash", "flash: fastboot needs a `fastboot:` section"))
-        }
-        Some(FlashCfg::SshDd { .. }) if b.ssh.is_none() => {
-            return Err(c.fail("flash", "flash: ssh_dd needs an `ssh:` section"))
-        }
-        Some(FlashCfg::AdbDd { .. }) if b.adb.is_none() => {
-            return Err(c.fail("flash", "flash: adb_dd needs an `adb:` section"))
-        }
-        Some(FlashCfg::UbootMmc { .. } | FlashCfg::UbootBlock { .. }) if b.uboot.is_none() => {
-            return Err(c.fail("flash", "U-Boot flashing needs a `uboot:` section"))
-        }
-        _ => {}
-    }
-    if let Some(
-        FlashCfg::Fastboot { partition }
-        | FlashCfg::SshDd { partition }
-        | FlashCfg::AdbDd { partition },
-    ) = &b.flash
-    {
-        if !b.partitions.contains_key(partition)
-            && !matches!(b.flash, Some(FlashCfg::Fastboot { .. }))
-        {
-            return Err(c.fail(
-                "flash",
-                format!("partition {partition:?} is not in `partitions:`"),
-            ));
-        }
-    }
-    if let Some(BenchBootCfg::UbootTftp(t)) = &b.boot {
-        if b.uboot.is_none() {
-            return Err(c.fail(
-                "boot",
-                "boot: uboot_tftp needs a `uboot:` section (its prompt and how to stop autoboot)",
-            ));
-        }
-        if t.ipaddr.is_some() && t.serverip.is_none() {
-            return Err(c.fail("boot.uboot_tftp.serverip", "a static `ipaddr` needs the TFTP server's `serverip` too (without both, U-Boot asks DHCP)"));
-        }
-        if b.kernel_console.is_none() {
-            return Err(c.fail("kernel_console", "expected the kernel's name for the console UART, e.g. ttyAML0,115200 (Amlogic) or ttyS2,1500000 (Rockchip)"));
-        }
-    }
-    if let Some(st) = &b.storage {
-        for (key, part) in [
-            ("storage.image", Some(&st.image)),
-            ("storage.swap", st.swap.as_ref()),
-        ] {
-            if let Some(part) = part {
-                if !b.partitions.contains_key(part) {
-                    return Err(c.fail(key, format!("partition {part:?} is not in `partitions:`")));
-                }
-            }
-        }
-    }
-    let qemu_console = matches!(b.console, ConsoleCfg::QemuTelnet | ConsoleCfg::QemuPty);
-    if matches!(b.power, PowerCfg::Qemu) != qemu_console {
-        return Err(c.fail("console", "an emulated board needs power: qemu with a qemu_telnet or qemu_pty console, and a real board neither"));
-    }
-    let qemu_parts = matches!(b.power, PowerCfg::Qemu) || qemu_console;
-    match &b.qemu {
-        None if qemu_parts => Err(c.fail(
-            "qemu",
-            "a board with QEMU power or console needs a `qemu:` section",
-        )),
-        Some(q) => {
-            c.range("qemu.cpus", q.cpus, 1, 16)?;
-            c.range("qemu.memory_mb", q.memory_mb, 128, 16_384)
-        }
-        None => Ok(()),
-    }
-}
-
-/// Every board value that ends up on a kernel, U-Boot, shell or tool
-/// command line, checked here so that `hilt check` refuses it rather than
-/// the board after it was powered on (or not at all).
-fn board_values(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanError> {
-    if let Some(k) = &b.kernel_console {
-        if !is_kernel_console(k) {
-            return Err(c.fail(
-                "kernel_console",
-                format!("{k:?}: expected the kernel's name for the console UART with optional line settings, e.g. ttyAML0,115200 or ttyS2,1500000n8 (no spaces or `=`: it is one kernel option)"),
-            ));
-        }
-    }
-    if let Some(p) = &b.kernel_path {
-        c.board_path(
-            "kernel_path",
-            p,
-            "/",
-            "an absolute path on the board such as /boot/Image (letters, digits and /._+:@-, no `..`)",
-        )?;
-    }
-    if let Some(q) = &b.qemu {
-        if !is_kernel_cmdline(&q.append) {
-            return Err(c.fail(
-                "qemu.append",
-                format!("{:?}: expected kernel options separated by spaces, at most 1024 printable ASCII characters without quotes, backslashes or `;`", q.append),
-            ));
-        }
-        c.word(
-            "qemu.machine",
-            &q.machine,
-            "._,=-",
-            "a QEMU machine type such as virt",
-        )?;
-        c.word(
-            "qemu.cpu",
-            &q.cpu,
-            "._,=+-",
-            "a QEMU CPU model such as cortex-a53",
-        )?;
-        c.at_most("qemu.extra_args", &q.extra_args, MAX_ARGS, "arguments")?;
-    }
-    c.at_most(
-        "partitions",
-        &b.partitions.iter().collect::<Vec<_>>(),
-        MAX_PARTITIONS,
-        "partitions",
-    )?;
-    for (name, device) in &b.partitions {
-        let key = format!("partitions.{name}");
-        if !is_name(name) {
-            return Err(c.fail(
-                &key,
-                "expected a partition name of 1-64 characters from [A-Za-z0-9._-]",
-            ));
-        }
-        c.board_path(
-            &key,
-            device,
-            "/dev/",
-            "a device node on the board such as /dev/mmcblk1p3 or /dev/block/by-name/userdata",
-        )?;
-    }
-    if let Some(
-        FlashCfg::Fastboot { partition }
-        | FlashCfg::SshDd { partition }
-        | FlashCfg::AdbDd { partition },
-    ) = &b.flash
-    {
-        if !is_name(partition) || !partition.starts_with(|c: char| c.is_ascii_alphanumeric()) {
-            return Err(c.fail(
-                "flash",
-                format!("partition {partition:?}: expected a partition name of 1-64 characters from [A-Za-z0-9._-], starting with a letter or digit"),
-            ));
-        }
-    }
-    if let Some(BenchBootCfg::UbootTftp(t)) = &b.boot {
-        // U-Boot's shell reads these unquoted (`setenv serverip ...`).
-        for (key, v) in [
-            ("boot.uboot_tftp.serverip", &t.serverip),
-            ("boot.uboot_tftp.ipaddr", &t.ipaddr),
-        ] {
-            if let Some(v) = v {
-                c.ipv4(key, v)?;
-            }
-        }
-        if let Some(m) = &t.netmask {
-            let mask = u32::from(c.ipv4("boot.uboot_tftp.netmask", m)?);
-            if mask.leading_ones() + mask.trailing_zeros() != 32 {
-                return Err(c.fail(
-                    "boot.uboot_tftp.netmask",
-                    format!("{m:?}: expected a netmask such as 255.255.255.0"),
-                ));
-            }
-        }
-        if t.root.is_empty() || t.root.contains(['\n', '\0']) {
-            return Err(c.fail(
-                "boot.uboot_tftp.root",
-                "expected the TFTP server's root directory",
-            ));
-        }
-    }
-    if let Some(u) = &b.uboot {
-        c.line(
-            "uboot.prompt",
-            &u.prompt,
-            "U-Boot's prompt, e.g. \"=> \", on one line",
-        )?;
-        c.line(
-            "uboot.autoboot_text",
-            &u.autoboot_text,
-            "the line U-Boot prints while counting down, e.g. \"Hit any key to stop autoboot\"",
-        )?;
-        if u.interrupt.is_empty() || u.interrupt.len() > 16 {
-            return Err(c.fail(
-                "uboot.interrupt",
-                "expected 1 to 16 characters to send to stop autoboot, e.g. \" \" or \"\\u0003\"",
-            ));
-        }
-    }
-    match &b.console {
-        ConsoleCfg::Serial { device, .. } if device.is_empty() || device.contains(['\n', '\0']) => {
-            return Err(c.fail(
-                "console.serial.device",
-                "expected the UART's device, e.g. /dev/serial/by-id/...",
-            ))
-        }
-        ConsoleCfg::Ser2net { host, port, .. } => {
-            c.host("console.ser2net.host", host, "a host name or address")?;
-            if *port == 0 {
-                return Err(c.fail(
-                    "console.ser2net.port",
-                    "expected a TCP port from 1 to 65535",
-                ));
-            }
-        }
-        _ => {}
-    }
-    if let PowerCfg::Command { on, off, cycle } = &b.power {
-        c.at_most("power.command.on", on, MAX_ARGS, "arguments")?;
-        c.at_most("power.command.off", off, MAX_ARGS, "arguments")?;
-        if let Some(cy) = cycle {
-            c.at_most("power.command.cycle", cy, MAX_ARGS, "arguments")?;
-        }
-    }
-    if let Some(s) = &b.ssh {
-        c.host("ssh.host", &s.host, "a host name or address")?;
-        c.word("ssh.user", &s.user, "._-", "a user name")?;
-    }
-    if let Some(a) = &b.adb {
-        c.word(
-            "adb.serial",
-            &a.serial,
-            "._:-",
-            "a device serial as adb lists it, or host:port",
-        )?;
-        if let Some(server) = &a.server {
-            c.host("adb.server", server, "host:port of the adb server")?;
-        }
-    }
-    if let Some(f) = &b.fastboot {
-        c.word(
-            "fastboot.target",
-            &f.target,
-            "._:-",
-            "a USB serial or tcp:HOST:PORT",
-        )?;
-    }
-    Ok(())
-}
-
 pub fn workload(file: &Path, doc: &Loaded<WorkloadFile>) -> Result<(), PlanError> {
     let c = Check { file, doc };
     let w = &doc.value;
-    if !is_name(&w.name) {
-        return Err(c.fail("name", "expected 1-64 characters from [A-Za-z0-9._-]"));
-    }
+    c.name("name", &w.name)?;
     c.text("description", &w.description)?;
     match (&w.hog, &w.readers) {
         (Some(h), None) => {
@@ -774,9 +188,7 @@ pub fn workload(file: &Path, doc: &Loaded<WorkloadFile>) -> Result<(), PlanError
         (None, Some(r)) => {
             c.range("readers.threads", r.threads, 1, 32)?;
             c.range("readers.block_size_kb", r.block_size_kb, 1, 16_384)?;
-            if let Some(n) = r.rounds {
-                c.range("readers.rounds", n, 1, 1_000_000)?;
-            }
+            c.range_if_set("readers.rounds", r.rounds, 1, 1_000_000)?;
             if !(0.0..=3600.0).contains(&r.start_after_s) {
                 return Err(c.fail("readers.start_after_s", "expected 0 to 3600"));
             }
@@ -784,136 +196,6 @@ pub fn workload(file: &Path, doc: &Loaded<WorkloadFile>) -> Result<(), PlanError
         }
         _ => Err(c.fail("", "expected exactly one of `hog:` or `readers:`")),
     }
-}
-
-fn kernel_source<T>(c: &Check<'_, T>, i: usize, k: &KernelSource) -> Result<(), PlanError> {
-    let at = |rest: &str| format!("variants[{i}].kernel.{rest}");
-    let file = |key: String, value: &str, what: &str| -> Result<(), PlanError> {
-        let p = super::plan_relative(c.file, value);
-        if p.is_file() {
-            Ok(())
-        } else {
-            Err(c.fail(
-                &key,
-                format!(
-                    "no file {}: expected {what} (paths are relative to the plan file)",
-                    p.display()
-                ),
-            ))
-        }
-    };
-    match k {
-        KernelSource::Debian(pkg) => {
-            if hilt_kernels::PackageRef::parse(pkg).is_err() || !pkg.starts_with("linux-image-") {
-                return Err(c.fail(
-                    &at("debian"),
-                    format!(
-                        "{pkg:?} is not a kernel package: expected linux-image-<release>[=<version>]"
-                    ),
-                ));
-            }
-        }
-        KernelSource::Prebuilt(p) => match (&p.image, &p.modules, &p.deb) {
-            (None, _, Some(deb)) if p.modules.is_none() => {
-                file(at("prebuilt.deb"), deb, "a linux-image .deb")?;
-            }
-            (Some(image), modules, None) => {
-                file(at("prebuilt.image"), image, "an uncompressed arm64 Image")?;
-                let Some(m) = modules else {
-                    return Err(c.fail(
-                        &at("prebuilt"),
-                        "`image:` needs `modules:`, the Image's lib/modules/<release> from \
-                         `make modules_install`: its modules.builtin says what is built in, \
-                         even when nothing is a module",
-                    ));
-                };
-                let d = super::plan_relative(c.file, m);
-                if !d.join("modules.builtin").is_file() {
-                    return Err(c.fail(
-                        &at("prebuilt.modules"),
-                        format!(
-                            "no {}/modules.builtin: expected the Image's lib/modules/<release> \
-                             from `make modules_install`",
-                            d.display()
-                        ),
-                    ));
-                }
-            }
-            _ => {
-                return Err(c.fail(
-                    &at("prebuilt"),
-                    "expected either `image:` (with optional `modules:`) or `deb:`",
-                ))
-            }
-        },
-        KernelSource::Source(s) => {
-            match (&s.debian, &s.path) {
-                (Some(pkg), None) => {
-                    if hilt_kernels::PackageRef::parse(pkg).is_err()
-                        || !pkg.starts_with("linux-source-")
-                    {
-                        return Err(c.fail(
-                            &at("source.debian"),
-                            format!(
-                                "{pkg:?}: expected Debian's kernel source package, linux-source-<version>[=<package version>]"
-                            ),
-                        ));
-                    }
-                }
-                (None, Some(path)) => {
-                    let d = super::plan_relative(c.file, path);
-                    if !d.join("Makefile").is_file() || !d.join("Kconfig").is_file() {
-                        return Err(c.fail(
-                            &at("source.path"),
-                            format!(
-                                "{} is not a kernel tree: expected a directory with a top-level Makefile and Kconfig",
-                                d.display()
-                            ),
-                        ));
-                    }
-                }
-                _ => {
-                    return Err(c.fail(
-                        &at("source"),
-                        "expected exactly one of `debian: linux-source-<version>` or `path: <kernel tree>`",
-                    ))
-                }
-            }
-            if s.config != "board" && !is_config_target(&s.config) {
-                file(
-                    at("source.config"),
-                    &s.config,
-                    "`board`, a kbuild config target such as `defconfig`, or a .config file",
-                )?;
-            }
-            for (key, list) in [
-                ("fragments", &s.fragments),
-                ("revert", &s.revert),
-                ("patches", &s.patches),
-            ] {
-                c.at_most(
-                    &at(&format!("source.{key}")),
-                    list,
-                    MAX_KERNEL_FILES,
-                    "files",
-                )?;
-            }
-            for (j, f) in s.fragments.iter().enumerate() {
-                file(
-                    at(&format!("source.fragments[{j}]")),
-                    f,
-                    "a config fragment",
-                )?;
-            }
-            for (j, f) in s.revert.iter().enumerate() {
-                file(at(&format!("source.revert[{j}]")), f, "a patch to revert")?;
-            }
-            for (j, f) in s.patches.iter().enumerate() {
-                file(at(&format!("source.patches[{j}]")), f, "a patch to apply")?;
-            }
-        }
-    }
-    Ok(())
 }
 
 /// `defconfig`, `allnoconfig`, `tinyconfig`, `<board>_defconfig`: a name,
@@ -925,13 +207,4 @@ pub fn is_config_target(s: &str) -> bool {
         && !s.contains('.')
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
-/// The key that sets how many iterations each variant may take.
-fn iterations_key(p: &Plan) -> &'static str {
-    if p.stop.as_ref().is_some_and(|s| s.max_iterations.is_some()) {
-        "stop.max_iterations"
-    } else {
-        "iterations"
-    }
 }

@@ -1,0 +1,383 @@
+//! The checks of a board file.
+
+use std::path::Path;
+
+use super::{is_name, Check, MAX_ARGS, MAX_PARTITIONS};
+use crate::plan::load::Loaded;
+use crate::plan::model::*;
+use crate::plan::PlanError;
+
+/// Each value on its own first, then what the sections need of each other;
+/// as for a plan, the order decides which error the user sees.
+pub fn board(file: &Path, doc: &Loaded<BoardFile>) -> Result<(), PlanError> {
+    let c = Check { file, doc };
+    let b = &doc.value;
+    c.name("name", &b.name)?;
+    c.text("description", &b.description)?;
+    if let Some(soc) = &b.soc {
+        c.word("soc", soc, "._-", "a SoC name such as amlogic-s905x")?;
+    }
+    board_values(&c, b)?;
+    console_line_and_power_lists(&c, b)?;
+    needed_sections(&c, b)?;
+    flash_partition_listed(&c, b)?;
+    uboot_tftp_needs(&c, b)?;
+    storage_partitions_listed(&c, b)?;
+    emulation(&c, b)
+}
+
+/// Every board value that ends up on a kernel, U-Boot, shell or tool
+/// command line, checked here so that `hilt check` refuses it rather than
+/// the board after it was powered on (or not at all).
+fn board_values(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanError> {
+    kernel_values(c, b)?;
+    qemu_values(c, b)?;
+    partition_values(c, b)?;
+    uboot_tftp_values(c, b)?;
+    uboot_values(c, b)?;
+    console_and_power_values(c, b)?;
+    transport_values(c, b)
+}
+
+fn kernel_values(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanError> {
+    if let Some(k) = &b.kernel_console {
+        if !is_kernel_console(k) {
+            return Err(c.fail(
+                "kernel_console",
+                format!("{k:?}: expected the kernel's name for the console UART with optional line settings, e.g. ttyAML0,115200 or ttyS2,1500000n8 (no spaces or `=`: it is one kernel option)"),
+            ));
+        }
+    }
+    if let Some(p) = &b.kernel_path {
+        c.board_path(
+            "kernel_path",
+            p,
+            "/",
+            "an absolute path on the board such as /boot/Image (letters, digits and /._+:@-, no `..`)",
+        )?;
+    }
+    Ok(())
+}
+
+fn qemu_values(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanError> {
+    let Some(q) = &b.qemu else {
+        return Ok(());
+    };
+    if !is_kernel_cmdline(&q.append) {
+        return Err(c.fail(
+            "qemu.append",
+            format!("{:?}: expected kernel options separated by spaces, at most 1024 printable ASCII characters without quotes, backslashes or `;`", q.append),
+        ));
+    }
+    c.word(
+        "qemu.machine",
+        &q.machine,
+        "._,=-",
+        "a QEMU machine type such as virt",
+    )?;
+    c.word(
+        "qemu.cpu",
+        &q.cpu,
+        "._,=+-",
+        "a QEMU CPU model such as cortex-a53",
+    )?;
+    c.at_most("qemu.extra_args", &q.extra_args, MAX_ARGS, "arguments")
+}
+
+/// `partitions:` and the partition `flash:` names; whether that one is
+/// listed is checked later, with the other sections.
+fn partition_values(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanError> {
+    c.at_most(
+        "partitions",
+        &b.partitions.iter().collect::<Vec<_>>(),
+        MAX_PARTITIONS,
+        "partitions",
+    )?;
+    for (name, device) in &b.partitions {
+        let key = format!("partitions.{name}");
+        if !is_name(name) {
+            return Err(c.fail(
+                &key,
+                "expected a partition name of 1-64 characters from [A-Za-z0-9._-]",
+            ));
+        }
+        c.board_path(
+            &key,
+            device,
+            "/dev/",
+            "a device node on the board such as /dev/mmcblk1p3 or /dev/block/by-name/userdata",
+        )?;
+    }
+    if let Some(partition) = flash_partition(b) {
+        if !is_name(partition) || !partition.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+            return Err(c.fail(
+                "flash",
+                format!("partition {partition:?}: expected a partition name of 1-64 characters from [A-Za-z0-9._-], starting with a letter or digit"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn uboot_tftp_values(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanError> {
+    let Some(BenchBootCfg::UbootTftp(t)) = &b.boot else {
+        return Ok(());
+    };
+    // U-Boot's shell reads these unquoted (`setenv serverip ...`).
+    for (key, v) in [
+        ("boot.uboot_tftp.serverip", &t.serverip),
+        ("boot.uboot_tftp.ipaddr", &t.ipaddr),
+    ] {
+        if let Some(v) = v {
+            c.ipv4(key, v)?;
+        }
+    }
+    if let Some(m) = &t.netmask {
+        let mask = u32::from(c.ipv4("boot.uboot_tftp.netmask", m)?);
+        if mask.leading_ones() + mask.trailing_zeros() != 32 {
+            return Err(c.fail(
+                "boot.uboot_tftp.netmask",
+                format!("{m:?}: expected a netmask such as 255.255.255.0"),
+            ));
+        }
+    }
+    if t.root.is_empty() || t.root.contains(['\n', '\0']) {
+        return Err(c.fail(
+            "boot.uboot_tftp.root",
+            "expected the TFTP server's root directory",
+        ));
+    }
+    Ok(())
+}
+
+fn uboot_values(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanError> {
+    let Some(u) = &b.uboot else {
+        return Ok(());
+    };
+    c.line(
+        "uboot.prompt",
+        &u.prompt,
+        "U-Boot's prompt, e.g. \"=> \", on one line",
+    )?;
+    c.line(
+        "uboot.autoboot_text",
+        &u.autoboot_text,
+        "the line U-Boot prints while counting down, e.g. \"Hit any key to stop autoboot\"",
+    )?;
+    if u.interrupt.is_empty() || u.interrupt.len() > 16 {
+        return Err(c.fail(
+            "uboot.interrupt",
+            "expected 1 to 16 characters to send to stop autoboot, e.g. \" \" or \"\\u0003\"",
+        ));
+    }
+    Ok(())
+}
+
+fn console_and_power_values(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanError> {
+    match &b.console {
+        ConsoleCfg::Serial { device, .. } if device.is_empty() || device.contains(['\n', '\0']) => {
+            return Err(c.fail(
+                "console.serial.device",
+                "expected the UART's device, e.g. /dev/serial/by-id/...",
+            ))
+        }
+        ConsoleCfg::Ser2net { host, port, .. } => {
+            c.host("console.ser2net.host", host, "a host name or address")?;
+            if *port == 0 {
+                return Err(c.fail(
+                    "console.ser2net.port",
+                    "expected a TCP port from 1 to 65535",
+                ));
+            }
+        }
+        _ => {}
+    }
+    if let PowerCfg::Command { on, off, cycle } = &b.power {
+        c.at_most("power.command.on", on, MAX_ARGS, "arguments")?;
+        c.at_most("power.command.off", off, MAX_ARGS, "arguments")?;
+        if let Some(cy) = cycle {
+            c.at_most("power.command.cycle", cy, MAX_ARGS, "arguments")?;
+        }
+    }
+    Ok(())
+}
+
+/// ssh, adb and fastboot: each value lands on that tool's command line.
+fn transport_values(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanError> {
+    if let Some(s) = &b.ssh {
+        c.host("ssh.host", &s.host, "a host name or address")?;
+        c.word("ssh.user", &s.user, "._-", "a user name")?;
+    }
+    if let Some(a) = &b.adb {
+        c.word(
+            "adb.serial",
+            &a.serial,
+            "._:-",
+            "a device serial as adb lists it, or host:port",
+        )?;
+        if let Some(server) = &a.server {
+            c.host("adb.server", server, "host:port of the adb server")?;
+        }
+    }
+    if let Some(f) = &b.fastboot {
+        c.word(
+            "fastboot.target",
+            &f.target,
+            "._:-",
+            "a USB serial or tcp:HOST:PORT",
+        )?;
+    }
+    Ok(())
+}
+
+fn console_line_and_power_lists(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanError> {
+    if let ConsoleCfg::Serial { line, .. } = &b.console {
+        if line
+            .parse::<hilt_transports::console::LineSettings>()
+            .is_err()
+        {
+            return Err(c.fail("console.serial.line", format!("{line:?}: expected ser2net line notation such as 115200n81 or 1500000n81,rtscts")));
+        }
+    }
+    if let PowerCfg::Command { on, off, .. } = &b.power {
+        if on.is_empty() || off.is_empty() {
+            return Err(c.fail(
+                "power.command",
+                "expected `on` and `off` as argument lists, e.g. [uhubctl, -l, 1-1, -p, 2, -a, on]",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The agent and flash methods name a transport whose section says how to
+/// reach the board.
+fn needed_sections(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanError> {
+    if matches!(b.agent, AgentChannelCfg::Ssh) && b.ssh.is_none() {
+        return Err(c.fail("agent", "agent: ssh needs an `ssh:` section"));
+    }
+    if matches!(b.agent, AgentChannelCfg::Adb) && b.adb.is_none() {
+        return Err(c.fail("agent", "agent: adb needs an `adb:` section"));
+    }
+    match &b.flash {
+        Some(FlashCfg::Fastboot { .. }) if b.fastboot.is_none() => {
+            Err(c.fail("flash", "flash: fastboot needs a `fastboot:` section"))
+        }
+        Some(FlashCfg::SshDd { .. }) if b.ssh.is_none() => {
+            Err(c.fail("flash", "flash: ssh_dd needs an `ssh:` section"))
+        }
+        Some(FlashCfg::AdbDd { .. }) if b.adb.is_none() => {
+            Err(c.fail("flash", "flash: adb_dd needs an `adb:` section"))
+        }
+        Some(FlashCfg::UbootMmc { .. } | FlashCfg::UbootBlock { .. }) if b.uboot.is_none() => {
+            Err(c.fail("flash", "U-Boot flashing needs a `uboot:` section"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The partition flash methods name, if any.
+fn flash_partition(b: &BoardFile) -> Option<&String> {
+    match &b.flash {
+        Some(
+            FlashCfg::Fastboot { partition }
+            | FlashCfg::SshDd { partition }
+            | FlashCfg::AdbDd { partition },
+        ) => Some(partition),
+        _ => None,
+    }
+}
+
+/// fastboot flashes a partition by its own name; the dd methods need the
+/// device node that `partitions:` gives.
+fn flash_partition_listed(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanError> {
+    if let Some(partition) = flash_partition(b) {
+        if !b.partitions.contains_key(partition)
+            && !matches!(b.flash, Some(FlashCfg::Fastboot { .. }))
+        {
+            return Err(c.fail(
+                "flash",
+                format!("partition {partition:?} is not in `partitions:`"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn uboot_tftp_needs(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanError> {
+    if let Some(BenchBootCfg::UbootTftp(t)) = &b.boot {
+        if b.uboot.is_none() {
+            return Err(c.fail(
+                "boot",
+                "boot: uboot_tftp needs a `uboot:` section (its prompt and how to stop autoboot)",
+            ));
+        }
+        if t.ipaddr.is_some() && t.serverip.is_none() {
+            return Err(c.fail("boot.uboot_tftp.serverip", "a static `ipaddr` needs the TFTP server's `serverip` too (without both, U-Boot asks DHCP)"));
+        }
+        if b.kernel_console.is_none() {
+            return Err(c.fail("kernel_console", "expected the kernel's name for the console UART, e.g. ttyAML0,115200 (Amlogic) or ttyS2,1500000 (Rockchip)"));
+        }
+    }
+    Ok(())
+}
+
+fn storage_partitions_listed(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanError> {
+    if let Some(st) = &b.storage {
+        for (key, part) in [
+            ("storage.image", Some(&st.image)),
+            ("storage.swap", st.swap.as_ref()),
+        ] {
+            if let Some(part) = part {
+                if !b.partitions.contains_key(part) {
+                    return Err(c.fail(key, format!("partition {part:?} is not in `partitions:`")));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// QEMU power, a QEMU console and a `qemu:` section come together or not
+/// at all.
+fn emulation(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanError> {
+    let qemu_console = matches!(b.console, ConsoleCfg::QemuTelnet | ConsoleCfg::QemuPty);
+    if matches!(b.power, PowerCfg::Qemu) != qemu_console {
+        return Err(c.fail("console", "an emulated board needs power: qemu with a qemu_telnet or qemu_pty console, and a real board neither"));
+    }
+    let qemu_parts = matches!(b.power, PowerCfg::Qemu) || qemu_console;
+    match &b.qemu {
+        None if qemu_parts => Err(c.fail(
+            "qemu",
+            "a board with QEMU power or console needs a `qemu:` section",
+        )),
+        Some(q) => {
+            c.range("qemu.cpus", q.cpus, 1, 16)?;
+            c.range("qemu.memory_mb", q.memory_mb, 128, 16_384)
+        }
+        None => Ok(()),
+    }
+}
+
+/// `console=` on a board's kernel command line: the UART's kernel name and
+/// its optional line settings (`ttyAML0,115200`, `ttyS2,1500000n8`). A space
+/// or `=` would add kernel options of its own (`ttyAML0 init=/bin/sh`).
+fn is_kernel_console(s: &str) -> bool {
+    let (dev, opts) = s.split_once(',').unwrap_or((s, ""));
+    !dev.is_empty()
+        && dev.len() <= 32
+        && dev.starts_with(|c: char| c.is_ascii_alphabetic())
+        && dev.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && (!s.contains(',') || (!opts.is_empty() && opts.len() <= 16))
+        && opts.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// Extra kernel command line: options separated by single spaces, in
+/// printable ASCII without quotes or backslashes (the kernel's quoting and
+/// U-Boot's `setenv '...'` would read them differently), within what a
+/// kernel command line holds beside hilt's own options.
+fn is_kernel_cmdline(s: &str) -> bool {
+    s.len() <= 1024
+        && s.bytes()
+            .all(|b| (0x20..0x7f).contains(&b) && !b"'\"\\;".contains(&b))
+}

@@ -235,13 +235,8 @@ fn run_resolved(
     resuming: bool,
     cmd: &RunCmd,
 ) -> anyhow::Result<i32> {
-    // A board hilt run cannot drive is a mistake in its file: say so
-    // before anything is leased or built.
-    for b in p.instances() {
-        if let Err(e) = crate::board::strategy::for_kind(b.kind()).preflight(&b, &p.plan) {
-            eprintln!("error: {e:#}");
-            return Ok(exit::BAD_INPUT);
-        }
+    if let Some(code) = refused_by_a_strategy(&p) {
+        return Ok(code);
     }
     let history = (!cmd.no_history).then(|| {
         cmd.history
@@ -311,8 +306,23 @@ fn report(runs: &[PathBuf], baseline: Option<String>) -> i32 {
     })
 }
 
+/// A board hilt run cannot drive with this plan is a mistake in its file:
+/// `hilt check` says so, and `hilt run` before anything is leased or built.
+fn refused_by_a_strategy(p: &plan::ResolvedPlan) -> Option<i32> {
+    for b in p.instances() {
+        if let Err(e) = crate::board::strategy::for_kind(b.kind()).preflight(&b, &p.plan) {
+            eprintln!("error: {e:#}");
+            return Some(exit::BAD_INPUT);
+        }
+    }
+    None
+}
+
 fn check(path: &std::path::Path) -> i32 {
     with_plan(path, |p| {
+        if let Some(code) = refused_by_a_strategy(&p) {
+            return Ok(code);
+        }
         println!(
             "{}: ok ({} variants × {} iterations{} on {}, {} workloads)",
             path.display(),

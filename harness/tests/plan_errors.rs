@@ -684,3 +684,55 @@ fn counts_are_capped() {
 fn smoke() -> String {
     std::fs::read_to_string(repo().join("plans/smoke.yaml")).unwrap()
 }
+
+/// An Android board's file names the partition its image goes to: one of
+/// Android's own is refused where the file says it, and `hilt check`, not
+/// only `hilt run`, asks the board's strategy whether it can drive it.
+#[test]
+fn android_boards_keep_their_own_partitions_and_check_asks_the_strategy() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("boards")).unwrap();
+    std::os::unix::fs::symlink(repo().join("workloads"), dir.path().join("workloads")).unwrap();
+    let board = std::fs::read_to_string(repo().join("boards/android-emulated.yaml"))
+        .unwrap()
+        .replace("    partition: scratch", "    partition: userdata");
+    let file = dir.path().join("boards/android-emulated.yaml");
+    std::fs::write(&file, &board).unwrap();
+    std::fs::create_dir(dir.path().join("plans")).unwrap();
+    let plan = dir.path().join("plans/p.yaml");
+    std::fs::write(
+        &plan,
+        std::fs::read_to_string(repo().join("plans/smoke-bench.yaml"))
+            .unwrap()
+            .replace("board: bench-emulated", "board: android-emulated"),
+    )
+    .unwrap();
+    let out = hilt_check(&plan);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let line = line_of(&board, "partition: userdata");
+    assert!(
+        err.contains(&format!(
+            "boards/android-emulated.yaml:{line}:16: key `flash.fastboot.partition`: \"userdata\" is one of Android's own partitions"
+        )),
+        "{err}"
+    );
+    // Allowed by the file, it passes; without a swap partition for the
+    // plan's control, the strategy refuses it in `hilt check` too.
+    let allowed = board
+        .replace(
+            "    boot_image:",
+            "    allow_overwrite: [userdata]\n    boot_image:",
+        )
+        .replace("  swap: swap\n", "");
+    std::fs::write(&file, &allowed).unwrap();
+    let with_control = std::fs::read_to_string(&plan).unwrap() + "controls:\n  - swap_freeze\n";
+    std::fs::write(&plan, with_control).unwrap();
+    let out = hilt_check(&plan);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("board android-emulated") && err.contains("swap partition"),
+        "{err}"
+    );
+}

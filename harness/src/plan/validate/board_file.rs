@@ -22,6 +22,7 @@ pub fn board(file: &Path, doc: &Loaded<BoardFile>) -> Result<(), PlanError> {
     needed_sections(&c, b)?;
     flash_partition_listed(&c, b)?;
     uboot_tftp_needs(&c, b)?;
+    android_needs(&c, b)?;
     storage_partitions_listed(&c, b)?;
     emulation(&c, b)
 }
@@ -320,6 +321,71 @@ fn uboot_tftp_needs(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanE
         }
     }
     Ok(())
+}
+
+/// An Android board is powered on into its bootloader by a command,
+/// flashed by fastboot and reached over adb; its own partitions are kept
+/// from the plan's image unless the file allows them.
+fn android_needs(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanError> {
+    let Some(BenchBootCfg::AndroidFastboot(a)) = &b.boot else {
+        return Ok(());
+    };
+    let key = |k: &str| format!("boot.android_fastboot.{k}");
+    if a.bootloader_on.is_empty() {
+        return Err(c.fail(
+            &key("bootloader_on"),
+            "expected the command (an argument list) that powers the board on into its bootloader's fastboot, e.g. a relay holding the update key",
+        ));
+    }
+    c.at_most(
+        &key("bootloader_on"),
+        &a.bootloader_on,
+        MAX_ARGS,
+        "arguments",
+    )?;
+    if !matches!(b.power, PowerCfg::Command { .. }) {
+        return Err(c.fail(
+            "power",
+            "an Android board's power must be a command (power: {command: {on, off}}): bootloader_on takes the place of `on`",
+        ));
+    }
+    if a.boot_image.is_empty() || a.boot_image.contains(['\n', '\0']) {
+        return Err(c.fail(
+            &key("boot_image"),
+            "expected the device's own boot image, a file on this host",
+        ));
+    }
+    c.name(&key("boot_partition"), &a.boot_partition)?;
+    for (i, p) in a.allow_overwrite.iter().enumerate() {
+        c.name(&format!("{}[{i}]", key("allow_overwrite")), p)?;
+    }
+    if !matches!(b.agent, AgentChannelCfg::Adb) {
+        return Err(c.fail(
+            "agent",
+            "an Android board's agent runs over adb: agent: adb",
+        ));
+    }
+    if b.fastboot.is_none() {
+        return Err(c.fail(
+            "fastboot",
+            "an Android board is flashed by its bootloader's fastboot: fastboot: {target: tcp:HOST:PORT or a USB serial}",
+        ));
+    }
+    match &b.flash {
+        Some(FlashCfg::Fastboot { partition }) => {
+            if is_android_partition(partition) && !a.allow_overwrite.contains(partition) {
+                return Err(c.fail(
+                    "flash.fastboot.partition",
+                    format!("{partition:?} is one of Android's own partitions: expected a spare partition for the plan's image, or {partition:?} in boot.android_fastboot.allow_overwrite if this device can lose it"),
+                ));
+            }
+            Ok(())
+        }
+        _ => Err(c.fail(
+            "flash",
+            "an Android board gets the plan's image by fastboot: flash: {fastboot: {partition: <spare partition>}}",
+        )),
+    }
 }
 
 fn storage_partitions_listed(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanError> {

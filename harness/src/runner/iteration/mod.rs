@@ -65,7 +65,7 @@ pub struct IterationInput<'a> {
 
 pub async fn run(
     input: IterationInput<'_>,
-    bringup: Box<dyn Boot>,
+    boot: Box<dyn Boot>,
     mut cancel: watch::Receiver<bool>,
 ) -> IterationRecord {
     let mut st = State::new(&input);
@@ -80,9 +80,9 @@ pub async fn run(
             return st.into_record(Outcome::InfraError, why);
         }
     };
-    let keeps_ramoops = bringup.keeps_ramoops();
+    let keeps_ramoops = boot.keeps_ramoops();
     let boot_limit = Duration::from_secs(input.plan.plan.timeouts.boot_s);
-    let session = match power_on(bringup, boot_limit, &mut cancel).await {
+    let session = match power_on(boot, boot_limit, &mut cancel).await {
         Ok(s) => s,
         Err((outcome, why)) => return st.into_record(outcome, why),
     };
@@ -105,15 +105,15 @@ pub async fn run(
 
 /// Starts the board, unless Ctrl-C comes first.
 async fn power_on(
-    bringup: Box<dyn Boot>,
+    boot: Box<dyn Boot>,
     boot_limit: Duration,
     cancel: &mut watch::Receiver<bool>,
 ) -> Result<crate::board::Session, (Outcome, String)> {
     // Dropping a bring-up cut short by Ctrl-C kills an emulated board; a
     // board on the bench needs its switch turned off.
-    let mut power_switch = bringup.power_switch();
+    let mut power_switch = boot.power_switch();
     let started = tokio::select! {
-        r = bringup.start(boot_limit) => Some(r),
+        r = boot.start(boot_limit) => Some(r),
         _ = cancel.wait_for(|c| *c) => None,
     };
     match started {

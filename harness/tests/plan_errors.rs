@@ -382,6 +382,13 @@ fn run_refuses_boards_it_cannot_drive_and_bad_bench_storage() {
         )
         .unwrap();
     }
+    // Without its `boot: {android_fastboot}`, the VIM3's file is a board
+    // with its own OS over adb that only fastboot can flash.
+    let vim3 = dir.path().join("boards/khadas-vim3.yaml");
+    let text = std::fs::read_to_string(&vim3).unwrap();
+    let start = text.find("boot:\n").unwrap();
+    let end = start + text[start..].find("agent:").unwrap();
+    std::fs::write(&vim3, format!("{}{}", &text[..start], &text[end..])).unwrap();
     std::fs::create_dir(dir.path().join("plans")).unwrap();
     let plan = dir.path().join("plans/p.yaml");
     let text = std::fs::read_to_string(repo().join("plans/smoke-bench.yaml")).unwrap();
@@ -571,7 +578,7 @@ fn values_for_command_lines_are_checked_before_a_board_is_touched() {
             "key `kernel_path`: \"/boot/../etc/Image\": expected an absolute path on the board",
         ),
         (
-            board_with("boards/android-adb.yaml", "target: emulator-5554", "target: -w"),
+            board_with("boards/android-adb.yaml", "target: 0123456789ABCDEF", "target: -w"),
             "target: -w",
             "key `fastboot.target`: \"-w\": expected a USB serial or tcp:HOST:PORT",
         ),

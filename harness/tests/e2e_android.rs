@@ -28,8 +28,10 @@ const KERNELS: [&str; 2] = [
     "linux-image-6.1.0-45-arm64=6.1.170-1",
 ];
 
-/// Where scripts/android-board puts userdata on the eMMC (512-byte sectors).
+/// Where scripts/android-board puts userdata and boot on the eMMC
+/// (512-byte sectors).
 const USERDATA_START: u64 = 460800;
+const BOOT_START: u64 = 493568;
 
 /// A temporary home with an Android-style board of its own and an adb
 /// server of its own; powered off when dropped.
@@ -156,8 +158,14 @@ fn android_board_runs_the_ab_plan_and_the_control_through_fastboot_and_adb() {
     let recs = records(&out);
     control_suspected_by_watcher(&recs, "adb");
     each_variant_passed_on_its_kernel(&recs, &bench.releases);
-    // Every boot flashed the device's own image with its variant's kernel.
+    // The device's own boot image was read from its boot partition over
+    // adb, once; every boot flashed it with its variant's kernel.
     let device = std::fs::read(bench.state.join("device-boot.img")).unwrap();
+    assert_eq!(
+        std::fs::read(out.join("device-boot-android-test.img")).unwrap(),
+        device,
+        "the boot image read from the device"
+    );
     let boots = json_lines(&out.join("deploy.jsonl"));
     assert_eq!(
         boots.len(),
@@ -171,8 +179,9 @@ fn android_board_runs_the_ab_plan_and_the_control_through_fastboot_and_adb() {
     }
     // The partition holds the last boot's image, the rest as it was.
     let last = boots.last().unwrap();
-    let partition = std::fs::read(bench.state.join("parts/boot.img")).unwrap();
-    let flashed_boot = &partition[..last["flash"]["bytes"].as_u64().unwrap() as usize];
+    let disk = std::fs::read(bench.state.join("disk.img")).unwrap();
+    let at = (BOOT_START * 512) as usize;
+    let flashed_boot = &disk[at..at + last["flash"]["bytes"].as_u64().unwrap() as usize];
     assert_eq!(
         sha256(flashed_boot),
         last["flash"]["sha256"].as_str().unwrap()

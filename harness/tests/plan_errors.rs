@@ -728,8 +728,8 @@ fn android_boards_keep_their_own_partitions_and_check_asks_the_strategy() {
     // plan's control, the strategy refuses it in `hilt check` too.
     let allowed = board
         .replace(
-            "    boot_image:",
-            "    allow_overwrite: [userdata]\n    boot_image:",
+            "    bootloader_on:",
+            "    allow_overwrite: [userdata]\n    bootloader_on:",
         )
         .replace("  swap: swap\n", "");
     std::fs::write(&file, &allowed).unwrap();

@@ -251,6 +251,40 @@ pub fn parse(img: &[u8]) -> Result<Parsed, Error> {
     })
 }
 
+/// How many bytes of `img` the boot image takes, by its header: a boot
+/// partition read whole holds the image and then whatever was there before.
+pub fn image_len(img: &[u8]) -> Result<usize, Error> {
+    let p = parse(img)?;
+    let page = p.page_size as usize;
+    let u = |at: usize| u32::from_le_bytes(img[at..at + 4].try_into().unwrap()) as usize;
+    let mut sections = vec![p.kernel.1, p.ramdisk.1];
+    if p.version >= 3 {
+        if p.version >= 4 {
+            sections.push(u(1580)); // boot signature
+        }
+    } else {
+        sections.push(u(24)); // second stage
+        if p.version >= 1 {
+            sections.push(u(1632)); // recovery dtbo
+        }
+        if p.version >= 2 {
+            sections.push(u(1648)); // dtb
+        }
+    }
+    let len = page
+        + sections
+            .iter()
+            .map(|n| n.div_ceil(page) * page)
+            .sum::<usize>();
+    if len > img.len() {
+        return Err(bad(format!(
+            "boot image: its header says it is {len} bytes, and {} were read",
+            img.len()
+        )));
+    }
+    Ok(len)
+}
+
 /// The device's own boot image with only its kernel replaced: the header,
 /// the ramdisk, the second stage, the recovery dtbo and the dtb stay as the
 /// device had them, so the device's own userspace comes back up. For
@@ -419,6 +453,25 @@ mod tests {
             for new in [vec![9u8; 9000], vec![8u8; 100]] {
                 assert_eq!(replace_kernel(&old, &new).unwrap(), build(&new));
             }
+        }
+    }
+
+    #[test]
+    fn the_image_length_comes_from_the_header_not_the_partition() {
+        for header in [
+            Header::V2 {
+                page_size: 2048,
+                addresses: Addresses::default(),
+                board: String::new(),
+                dtb: vec![3u8; 77],
+            },
+            Header::V4,
+        ] {
+            let b = img(header);
+            let mut partition = b.clone();
+            partition.resize(b.len() + 100_000, 0);
+            assert_eq!(image_len(&partition).unwrap(), b.len());
+            assert!(image_len(&b[..b.len() - 1]).is_err());
         }
     }
 

@@ -26,6 +26,9 @@ pub trait Remote: Send + Sync {
     fn scratch(&self) -> &'static str;
     /// `command` as root: the agent locks memory, sets sysrq and mounts.
     fn as_root(&self, command: &str) -> String;
+    /// Reads a file (or, as root, a block device) from the board, refusing
+    /// more than `limit` bytes.
+    async fn pull(&self, path: &str, limit: usize) -> anyhow::Result<Vec<u8>>;
     /// The command's stdin and stdout as one stream, its stderr to
     /// `stderr`; dropping the stream closes its stdin.
     async fn open_stream(
@@ -120,6 +123,24 @@ impl Remote for Ssh {
             format!("exec sudo -n {command}")
         }
     }
+    async fn pull(&self, path: &str, limit: usize) -> anyhow::Result<Vec<u8>> {
+        let line = self.as_root(&format!("cat {}", shell_quote(path)));
+        let (status, out, err) = self
+            .session
+            .output(&line, Duration::from_secs(600))
+            .await
+            .with_context(|| format!("reading {path} over SSH"))?;
+        if status != 0 {
+            bail!(
+                "reading {path} over SSH: exit {status}: {}",
+                String::from_utf8_lossy(&err).trim()
+            );
+        }
+        if out.len() > limit {
+            bail!("reading {path} over SSH: more than {limit} bytes");
+        }
+        Ok(out)
+    }
     async fn open_stream(
         &self,
         command: &str,
@@ -146,6 +167,12 @@ impl Remote for AdbShell {
     fn as_root(&self, command: &str) -> String {
         // adbd runs commands as root or not at all (checked on connect).
         format!("exec {command}")
+    }
+    async fn pull(&self, path: &str, limit: usize) -> anyhow::Result<Vec<u8>> {
+        self.server
+            .pull(self.serial.as_deref(), path, limit)
+            .await
+            .with_context(|| format!("adb pull {path}"))
     }
     async fn open_stream(
         &self,

@@ -595,8 +595,11 @@ pub struct AndroidFastbootCfg {
     pub bootloader_on: Vec<String>,
     /// The device's own boot image, on this host (relative paths are the
     /// checkout's). hilt flashes it with only the kernel replaced, so the
-    /// device's ramdisk, and with it Android, comes back up.
-    pub boot_image: String,
+    /// device's ramdisk, and with it Android, comes back up. Without it,
+    /// hilt reads the boot partition (`partitions:` names its node) over
+    /// adb on the run's first boot, and keeps it in the run directory.
+    #[serde(default)]
+    pub boot_image: Option<String>,
     /// The partition fastboot flashes the boot image to.
     #[serde(default = "default_boot_partition")]
     pub boot_partition: String,

@@ -11,9 +11,10 @@ const BOOT_PARTITION_BYTES: u64 = 96 << 20;
 use std::process::Command;
 
 /// Builds the device into `state`: the OS (kernels, initrd, modules of
-/// every kernel in `kernel_packages`), then `device-boot.img` (what the
-/// board file names as the device's own boot image) and `parts/boot.img`
-/// (its boot partition, holding the same image). Returns the releases.
+/// every kernel in `kernel_packages`), then `device-boot.img` (the
+/// device's own boot image, as its vendor made it) and `parts/boot.img`
+/// (the factory content of its boot partition: that image, then zeros),
+/// which scripts/android-board writes to the eMMC. Returns the releases.
 pub fn build(cache: &Path, kernel_packages: &[&str], state: &Path, ssh_port: u16) -> Vec<String> {
     let releases = super::os_board::build(cache, kernel_packages, state, ssh_port);
     let dtb = state.join("virt.dtb");

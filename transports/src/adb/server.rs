@@ -317,6 +317,20 @@ impl AdbServer {
         Ok(sum)
     }
 
+    /// Reads a file from the device (a block device too, when adbd runs as
+    /// root), refusing more than `limit` bytes.
+    pub async fn pull(
+        &self,
+        serial: Option<&str>,
+        path: &str,
+        limit: usize,
+    ) -> io::Result<Vec<u8>> {
+        let mut c = self.open(serial, "sync:").await?;
+        let data = sync::recv(&mut c, path, limit).await?;
+        sync::quit(&mut c).await?;
+        Ok(data)
+    }
+
     /// Runs `command` with shell v2 and returns its stdin and stdout as one
     /// byte stream, the way [`crate::ssh::open_stream`] does over SSH:
     /// stderr arrives on `stderr` as it comes, and when the host drops the

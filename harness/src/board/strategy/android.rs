@@ -107,6 +107,10 @@ impl Board for AndroidBoard {
             agent: self.run.agent.clone(),
             flash: self.flash.as_ref().map(FlashJob::share),
             mounts_checked: self.mounts_checked.clone(),
+            device_image_read: self
+                .run
+                .run_dir
+                .join(format!("device-boot-{}.img", self.run.board().name)),
             agent_log: req.dir.join("agent-stderr.log"),
             variant: req.kernel.variant.clone(),
             kernel_image: req.kernel.image.clone(),
@@ -122,6 +126,10 @@ struct AndroidBoot {
     agent: PathBuf,
     flash: Option<FlashJob>,
     mounts_checked: Arc<AtomicBool>,
+    /// Where the device's own boot image is kept once read from it (when
+    /// the board file names no file): read once per run, since after the
+    /// first flash the partition holds hilt's image.
+    device_image_read: PathBuf,
     agent_log: PathBuf,
     variant: String,
     kernel_image: PathBuf,
@@ -148,6 +156,11 @@ impl Boot for AndroidBoot {
         let kernel = std::fs::read(&self.kernel_image)
             .with_context(|| format!("reading {}", self.kernel_image.display()))?;
         let banner = hilt_kernels::linux_banner(&kernel);
+        let must_check = FlashJob::pending(self.flash.as_ref()).is_some()
+            && !self.mounts_checked.load(Ordering::Relaxed);
+        if must_check || self.device_image_path().is_none() {
+            self.look_at_android_as_it_is(boot_limit).await?;
+        }
         let device_image = self.device_boot_image()?;
         let boot_img = hilt_images::bootimg::replace_kernel(&device_image.data, &kernel)
             .with_context(|| {
@@ -156,11 +169,6 @@ impl Boot for AndroidBoot {
                     self.variant, device_image.name
                 )
             })?;
-        if FlashJob::pending(self.flash.as_ref()).is_some()
-            && !self.mounts_checked.load(Ordering::Relaxed)
-        {
-            self.check_scratch_unmounted(boot_limit).await?;
-        }
         let mut power = resources::open_power(&self.board, &self.home)?;
         power.off().await.context("powering the board off first")?;
         tokio::time::sleep(resources::OFF_TIME).await;
@@ -206,10 +214,19 @@ impl AndroidBoot {
         android_cfg(&self.board).expect("attached boards passed preflight")
     }
 
+    /// The device's own boot image on this host: the board file's, or the
+    /// one read from the device earlier in this run; None before that.
+    fn device_image_path(&self) -> Option<PathBuf> {
+        match &self.cfg().boot_image {
+            Some(f) => Some(self.home.join(resources::expand_home(f))),
+            None => Some(self.device_image_read.clone()).filter(|p| p.exists()),
+        }
+    }
+
     fn device_boot_image(&self) -> anyhow::Result<FlashImage> {
         let path = self
-            .home
-            .join(resources::expand_home(&self.cfg().boot_image));
+            .device_image_path()
+            .context("the device's boot image was not read")?;
         FlashImage::from_file(&path, None).with_context(|| {
             format!(
                 "reading the device's own boot image {} (board {}: boot.android_fastboot.boot_image)",
@@ -301,24 +318,37 @@ impl AndroidBoot {
         remote.start_agent(&self.agent, &self.agent_log).await
     }
 
-    /// Boots Android as it is and refuses the scratch partition if anything
-    /// has it mounted: fastboot would overwrite a live filesystem.
-    async fn check_scratch_unmounted(&self, limit: Duration) -> anyhow::Result<()> {
+    /// Boots Android as it is, once per run: the scratch partition is
+    /// refused if anything has it mounted (fastboot would overwrite a live
+    /// filesystem), and the device's own boot image is read from its boot
+    /// partition when the board file names no file.
+    async fn look_at_android_as_it_is(&self, limit: Duration) -> anyhow::Result<()> {
+        let b = &self.board;
+        let (mut power, mut console) = resources::power_cycle_to_console(b, &self.home).await?;
+        let mut heard = Vec::new();
+        let look = async {
+            let remote = remote::connect(b, limit).await?;
+            if FlashJob::pending(self.flash.as_ref()).is_some() {
+                self.refuse_mounted_scratch(remote.as_ref()).await?;
+            }
+            if self.device_image_path().is_none() {
+                self.read_device_boot_image(remote.as_ref()).await?;
+            }
+            anyhow::Ok(())
+        };
+        let looked = crate::console::record_while(&mut console, &mut heard, look).await;
+        let _ = power.off().await;
+        looked
+    }
+
+    async fn refuse_mounted_scratch(&self, remote: &(dyn Remote + 'static)) -> anyhow::Result<()> {
         let b = &self.board;
         let scratch = scratch_partition(b)?;
         let node = b
             .partitions
             .get(scratch)
             .with_context(|| format!("board {}: no node for partition {scratch:?}", b.name))?;
-        let (mut power, mut console) = resources::power_cycle_to_console(b, &self.home).await?;
-        let mut heard = Vec::new();
-        let look = async {
-            let remote = remote::connect(b, limit).await?;
-            mounted_at(remote.as_ref(), node).await
-        };
-        let found = crate::console::record_while(&mut console, &mut heard, look).await;
-        let _ = power.off().await;
-        match found? {
+        match mounted_at(remote, node).await? {
             Some(at) => bail!(
                 "board {}: partition {scratch:?} ({node}) is mounted at {at} on the device: hilt does not flash a partition in use; name a spare one in `flash: {{fastboot: {{partition: ...}}}}`",
                 b.name
@@ -328,6 +358,29 @@ impl AndroidBoot {
                 Ok(())
             }
         }
+    }
+
+    /// Reads the boot partition (the current slot's, on an A/B device) and
+    /// keeps the boot image it holds.
+    async fn read_device_boot_image(&self, remote: &(dyn Remote + 'static)) -> anyhow::Result<()> {
+        let b = &self.board;
+        let part = &self.cfg().boot_partition;
+        let (_, suffix) = remote
+            .output(
+                "command -v getprop >/dev/null && getprop ro.boot.slot_suffix",
+                Duration::from_secs(10),
+            )
+            .await?;
+        let node = b
+            .partitions
+            .get(&format!("{part}{}", suffix.trim()))
+            .or_else(|| b.partitions.get(part))
+            .with_context(|| format!("board {}: no node for partition {part:?}", b.name))?;
+        let bytes = remote.pull(node, 512 << 20).await?;
+        let len = hilt_images::bootimg::image_len(&bytes)
+            .with_context(|| format!("the device's boot partition {node}"))?;
+        crate::durable::write_atomic(&self.device_image_read, &bytes[..len])
+            .with_context(|| format!("keeping {}", self.device_image_read.display()))
     }
 }
 

@@ -349,13 +349,22 @@ fn android_needs(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanErro
             "an Android board's power must be a command (power: {command: {on, off}}): bootloader_on takes the place of `on`",
         ));
     }
-    if a.boot_image.is_empty() || a.boot_image.contains(['\n', '\0']) {
-        return Err(c.fail(
-            &key("boot_image"),
-            "expected the device's own boot image, a file on this host",
-        ));
-    }
     c.name(&key("boot_partition"), &a.boot_partition)?;
+    match &a.boot_image {
+        Some(f) if f.is_empty() || f.contains(['\n', '\0']) => {
+            return Err(c.fail(
+                &key("boot_image"),
+                "expected the device's own boot image, a file on this host",
+            ))
+        }
+        None if !b.partitions.contains_key(&a.boot_partition) => {
+            return Err(c.fail(
+                &key("boot_image"),
+                format!("expected the device's own boot image (a file on this host), or the node of partition {:?} in `partitions:` so that hilt reads it from the device", a.boot_partition),
+            ))
+        }
+        _ => {}
+    }
     for (i, p) in a.allow_overwrite.iter().enumerate() {
         c.name(&format!("{}[{i}]", key("allow_overwrite")), p)?;
     }

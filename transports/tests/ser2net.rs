@@ -22,14 +22,36 @@ struct Ser2net {
 
 impl Drop for Ser2net {
     /// Under strace, killing the tracer would leave ser2net running
-    /// detached: stop ser2net itself first.
+    /// detached, holding the test run's stderr open (a pipeline reading
+    /// cargo's output then never ends): stop ser2net itself first, and for
+    /// good, even if it wrote its pid file late.
     fn drop(&mut self) {
-        if let Ok(pid) = std::fs::read_to_string(self.dir.path().join("pid")) {
-            if let Ok(pid) = pid.trim().parse::<i32>() {
-                // SAFETY: kill has no memory preconditions.
-                unsafe { libc::kill(pid, libc::SIGTERM) };
+        let pidfile = self.dir.path().join("pid");
+        let t0 = std::time::Instant::now();
+        let pid = loop {
+            if let Some(pid) = std::fs::read_to_string(&pidfile)
+                .ok()
+                .and_then(|p| p.trim().parse::<i32>().ok())
+            {
+                break Some(pid);
             }
+            if t0.elapsed() > Duration::from_secs(2) {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let Some(pid) = pid else { return };
+        // SAFETY: kill has no memory preconditions.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        for _ in 0..50 {
+            // SAFETY: signal 0 only asks whether the process exists.
+            if unsafe { libc::kill(pid, 0) } != 0 {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
+        // SAFETY: as above.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
     }
 }
 

@@ -28,3 +28,10 @@ pub async fn record_while<T>(
         }
     }
 }
+
+/// A failed bring-up's error with the end of what the console said: on a
+/// board that does not come up, that is usually why.
+pub fn with_console_tail(e: anyhow::Error, heard: &[u8]) -> anyhow::Error {
+    let tail = String::from_utf8_lossy(&heard[heard.len().saturating_sub(1500)..]);
+    anyhow::anyhow!("{e:#}\n--- the console said ---\n{tail}")
+}

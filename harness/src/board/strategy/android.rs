@@ -192,9 +192,7 @@ impl Boot for AndroidBoot {
             }),
             Err(e) => {
                 let _ = power.off().await;
-                let tail = String::from_utf8_lossy(&heard[heard.len().saturating_sub(1500)..])
-                    .into_owned();
-                Err(anyhow::anyhow!("{e:#}\n--- the console said ---\n{tail}"))
+                Err(crate::console::with_console_tail(e, &heard))
             }
         }
     }

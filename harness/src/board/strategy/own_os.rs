@@ -153,9 +153,7 @@ impl Boot for OwnOsBoot {
                 }
                 Err(e) => {
                     let _ = power.off().await;
-                    let tail = String::from_utf8_lossy(&heard[heard.len().saturating_sub(1500)..])
-                        .into_owned();
-                    return Err(anyhow::anyhow!("{e:#}\n--- the console said ---\n{tail}"));
+                    return Err(crate::console::with_console_tail(e, &heard));
                 }
             }
         }

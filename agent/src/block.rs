@@ -13,7 +13,8 @@ pub fn resolve(dev: &BlockDevice) -> io::Result<PathBuf> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         match try_resolve(dev) {
-            Ok(p) if p.exists() => return Ok(p),
+            // By its kernel name, not a by-name link: sysfs lookups use it.
+            Ok(p) if p.exists() => return Ok(fs::canonicalize(&p).unwrap_or(p)),
             Ok(p) if Instant::now() > deadline => {
                 return Err(io::Error::new(
                     io::ErrorKind::NotFound,
@@ -28,7 +29,13 @@ pub fn resolve(dev: &BlockDevice) -> io::Result<PathBuf> {
 
 fn try_resolve(dev: &BlockDevice) -> io::Result<PathBuf> {
     match dev {
-        BlockDevice::Path(p) => Ok(PathBuf::from(p)),
+        BlockDevice::Path(p) => {
+            let path = PathBuf::from(p);
+            if path.exists() {
+                return Ok(path);
+            }
+            crate::devnode::by_name(&path).unwrap_or(Ok(path))
+        }
         BlockDevice::VirtioSerial(serial) => {
             for entry in fs::read_dir("/sys/block")? {
                 let entry = entry?;
@@ -38,7 +45,7 @@ fn try_resolve(dev: &BlockDevice) -> io::Result<PathBuf> {
                 }
                 let s = fs::read_to_string(entry.path().join("serial")).unwrap_or_default();
                 if s.trim() == serial {
-                    return Ok(PathBuf::from("/dev").join(name));
+                    return crate::devnode::block(&name);
                 }
             }
             Err(io::Error::new(
@@ -56,10 +63,10 @@ fn try_resolve(dev: &BlockDevice) -> io::Result<PathBuf> {
             let card = cards
                 .first()
                 .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no MMC/SD card"))?;
-            Ok(match partition {
-                Some(n) => PathBuf::from(format!("/dev/{card}p{n}")),
-                None => PathBuf::from(format!("/dev/{card}")),
-            })
+            match partition {
+                Some(n) => crate::devnode::block(&format!("{card}p{n}")),
+                None => crate::devnode::block(card),
+            }
         }
     }
 }

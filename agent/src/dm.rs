@@ -1,7 +1,6 @@
 //! Device-mapper control through its ioctls, so the board needs no dmsetup
 //! (Debian's is dynamically linked) and the kernel needs no CONFIG_DM_INIT.
 
-use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
@@ -71,12 +70,7 @@ fn ioctl(name: &str, cmd: Cmd, flags: u32, targets: &[Target]) -> io::Result<()>
     put(&mut buf, 28, flags);
     buf[48..48 + name.len()].copy_from_slice(name.as_bytes());
     let _ = DM_UUID_LEN;
-    let ctl = File::open("/dev/mapper/control").map_err(|e| {
-        io::Error::new(
-            e.kind(),
-            format!("/dev/mapper/control: {e} (is dm-mod loaded?)"),
-        )
-    })?;
+    let ctl = crate::devnode::dm_control()?;
     let ret = unsafe { libc::ioctl(ctl.as_raw_fd(), request_code(cmd) as _, buf.as_mut_ptr()) };
     crate::sys::check(
         ret,
@@ -84,7 +78,7 @@ fn ioctl(name: &str, cmd: Cmd, flags: u32, targets: &[Target]) -> io::Result<()>
     )
 }
 
-/// Creates and activates a device; returns its /dev/dm-N node.
+/// Creates and activates a device; returns its dm-N node.
 pub fn create(name: &str, targets: &[Target], read_only: bool) -> io::Result<PathBuf> {
     ioctl(name, Cmd::Create, 0, &[])?;
     let flags = if read_only { DM_READONLY_FLAG } else { 0 };
@@ -110,13 +104,13 @@ pub fn remove(name: &str) -> io::Result<()> {
     ioctl(name, Cmd::Remove, 0, &[])
 }
 
-/// devtmpfs creates /dev/dm-N but not /dev/mapper/NAME (that is udev's job);
-/// find N through sysfs.
+/// Neither devtmpfs nor Android's ueventd makes /dev/mapper/NAME (that is
+/// udev's job); find dm-N through sysfs.
 pub fn node(name: &str) -> io::Result<PathBuf> {
     for entry in std::fs::read_dir("/sys/block")?.flatten() {
         let dm_name = std::fs::read_to_string(entry.path().join("dm/name")).unwrap_or_default();
         if dm_name.trim() == name {
-            return Ok(PathBuf::from("/dev").join(entry.file_name()));
+            return crate::devnode::block(&entry.file_name().to_string_lossy());
         }
     }
     Err(io::Error::new(

@@ -4,6 +4,7 @@
 pub mod block;
 pub mod channel;
 pub mod control;
+pub mod devnode;
 pub mod dm;
 pub mod dstate;
 pub mod faults;

@@ -6,6 +6,7 @@
 //! adbd. Like an eng build's adbd with `ro.adb.secure=0`, it asks for no key.
 
 pub mod device;
+pub mod reboot;
 pub mod services;
 pub mod shell;
 pub mod sync;

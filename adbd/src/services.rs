@@ -1,5 +1,7 @@
 //! What a stream can be opened for: `shell:`, `shell,v2,...:` and `exec:`
-//! run a command; `sync:` moves files.
+//! run a command; `sync:` moves files; `root:` answers as adbd does when it
+//! already runs as root; `reboot:TARGET` reboots, into the bootloader the
+//! way Android asks it to (a bootloader message in the misc partition).
 
 use std::io::{self, Read, Write};
 use std::os::unix::process::CommandExt;
@@ -18,6 +20,9 @@ pub enum Service {
         framing: Framing,
     },
     Sync,
+    Root,
+    /// `reboot:` (empty target) or `reboot:bootloader`.
+    Reboot(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +36,12 @@ pub enum Framing {
 pub fn parse(name: &str) -> Option<Service> {
     if name == "sync:" {
         return Some(Service::Sync);
+    }
+    if name == "root:" {
+        return Some(Service::Root);
+    }
+    if let Some(target) = name.strip_prefix("reboot:") {
+        return matches!(target, "" | "bootloader").then(|| Service::Reboot(target.into()));
     }
     if let Some(command) = name.strip_prefix("exec:") {
         return Some(Service::Shell {
@@ -56,7 +67,31 @@ impl Service {
                     eprintln!("hilt-adbd: sync: {e}");
                 }
             }
+            Service::Root => {
+                drop(input);
+                let _ = out.send(root_answer(unsafe { libc::geteuid() }).into());
+            }
+            Service::Reboot(target) => {
+                drop(input);
+                match crate::reboot::reboot(&target) {
+                    Ok(()) => {}
+                    Err(e) => {
+                        let _ = out.send(format!("reboot failed: {e}\n").into_bytes());
+                    }
+                }
+            }
         }
+    }
+}
+
+/// adbd's words, which `adb root` prints and hosts match on.
+fn root_answer(euid: u32) -> &'static str {
+    if euid == 0 {
+        "adbd is already running as root\n"
+    } else {
+        // This adbd cannot restart itself as root, as a production build's
+        // cannot.
+        "adbd cannot run as root in production builds\n"
     }
 }
 
@@ -181,7 +216,14 @@ mod tests {
         assert_eq!(shell("shell,raw:id"), Some(("id".into(), Framing::V1)));
         assert_eq!(shell("exec:cat"), Some(("cat".into(), Framing::Exec)));
         assert!(matches!(parse("sync:"), Some(Service::Sync)));
-        assert!(parse("reboot:").is_none());
+        assert!(matches!(parse("root:"), Some(Service::Root)));
+        assert!(matches!(parse("reboot:"), Some(Service::Reboot(t)) if t.is_empty()));
+        assert!(
+            matches!(parse("reboot:bootloader"), Some(Service::Reboot(t)) if t == "bootloader")
+        );
+        assert!(parse("reboot:recovery").is_none());
         assert!(parse("tcpip:5555").is_none());
+        assert_eq!(root_answer(0), "adbd is already running as root\n");
+        assert!(root_answer(1000).contains("cannot run as root"));
     }
 }

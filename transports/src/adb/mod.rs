@@ -20,7 +20,7 @@ use auth::AdbKey;
 use sync::Channel;
 use wire::*;
 
-pub use server::{AdbServer, DeviceInfo};
+pub use server::{AdbServer, DeviceInfo, RootAnswer};
 
 /// A connection to adbd, authenticated.
 pub struct AdbDevice<IO: MessageIo> {

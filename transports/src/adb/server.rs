@@ -287,6 +287,33 @@ impl AdbServer {
         Ok(c)
     }
 
+    /// A service's whole answer, up to the device closing it (`root:`,
+    /// `reboot:...`), at most 4 KiB.
+    async fn answer_of(&self, serial: Option<&str>, service: &str) -> io::Result<String> {
+        let mut c = self.open(serial, service).await?;
+        let mut text = Vec::new();
+        while let Some(b) = c.read_some().await? {
+            text.extend_from_slice(&b);
+            if text.len() > 4096 {
+                break;
+            }
+        }
+        Ok(String::from_utf8_lossy(&text).into_owned())
+    }
+
+    /// `adb root`: adbd's answer says whether it runs as root already, is
+    /// restarting as root (the device then drops off for a moment), or
+    /// cannot (a production build).
+    pub async fn root(&self, serial: Option<&str>) -> io::Result<RootAnswer> {
+        let text = self.answer_of(serial, "root:").await?;
+        Ok(RootAnswer::parse(&text))
+    }
+
+    /// `adb reboot [TARGET]`, e.g. "bootloader". The device goes away.
+    pub async fn reboot(&self, serial: Option<&str>, target: &str) -> io::Result<String> {
+        self.answer_of(serial, &format!("reboot:{target}")).await
+    }
+
     /// Runs a command with the shell v2 protocol: stdout and stderr apart,
     /// streamed to `out`, and the exit status. The command line is run by
     /// the device's shell; quote arguments with [`crate::ssh::shell_quote`].
@@ -445,5 +472,49 @@ mod tests {
         assert!(d[0].details.contains(&("model".into(), "Pixel_7".into())));
         assert_eq!(d[1].state, "unauthorized");
         assert!(parse_devices("").is_empty());
+    }
+}
+
+/// What adbd said to `root:`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RootAnswer {
+    AlreadyRoot,
+    Restarting,
+    /// A production build, or anything else adbd said.
+    Refused(String),
+}
+
+impl RootAnswer {
+    /// adbd's fixed wordings (daemon/restart_service.cpp).
+    pub fn parse(text: &str) -> Self {
+        let t = text.trim();
+        if t.contains("already running as root") {
+            RootAnswer::AlreadyRoot
+        } else if t.contains("restarting") {
+            RootAnswer::Restarting
+        } else {
+            RootAnswer::Refused(t.to_string())
+        }
+    }
+}
+
+#[cfg(test)]
+mod root_answer_tests {
+    use super::RootAnswer;
+
+    #[test]
+    fn adbds_wordings() {
+        assert_eq!(
+            RootAnswer::parse("adbd is already running as root\n"),
+            RootAnswer::AlreadyRoot
+        );
+        assert_eq!(
+            RootAnswer::parse("restarting adbd as root\n"),
+            RootAnswer::Restarting
+        );
+        assert_eq!(
+            RootAnswer::parse("adbd cannot run as root in production builds\n"),
+            RootAnswer::Refused("adbd cannot run as root in production builds".into())
+        );
     }
 }

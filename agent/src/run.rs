@@ -42,8 +42,22 @@ pub fn run(spec: &RunSpec, tx: &Sender, stop: &Arc<AtomicBool>) {
     let Some(saved) = stage(tx, Stage::Settings, || settings::apply(&spec.kernel)) else {
         return;
     };
-    let result = run_inner(spec, tx, stop);
+    let mut zram_before = None;
+    let result = run_inner(spec, tx, stop, &mut zram_before);
     settings::restore(&saved);
+    if let Some(before) = zram_before {
+        // Reported, never an error: the run's results stand either way.
+        let detail = match swap::restore(&before) {
+            Ok(()) => "the OS's zram swap restored".to_string(),
+            Err(e) => format!("the OS's zram swap NOT restored: {e}"),
+        };
+        tx.send(&AgentMsg::Stage(StageReport {
+            stage: Stage::Swap,
+            uptime_ms: sys::uptime_ms(),
+            elapsed_ms: 0,
+            detail,
+        }));
+    }
     if let Some(reason) = result {
         tx.send(&AgentMsg::Done {
             uptime_ms: sys::uptime_ms(),
@@ -53,7 +67,12 @@ pub fn run(spec: &RunSpec, tx: &Sender, stop: &Arc<AtomicBool>) {
     }
 }
 
-fn run_inner(spec: &RunSpec, tx: &Sender, stop: &Arc<AtomicBool>) -> Option<DoneReason> {
+fn run_inner(
+    spec: &RunSpec,
+    tx: &Sender,
+    stop: &Arc<AtomicBool>,
+    zram_before: &mut Option<swap::ZramBefore>,
+) -> Option<DoneReason> {
     let mounted = stage(tx, Stage::Mount, || {
         let m = storage::set_up(&spec.storage)?;
         let files = storage::files()?;
@@ -76,8 +95,10 @@ fn run_inner(spec: &RunSpec, tx: &Sender, stop: &Arc<AtomicBool>) -> Option<Done
             let (node, detail) = swap::set_up_freezable(&crate::block::resolve(device)?)?;
             return Ok((Some(node), detail));
         }
-        let s = swap::set_up(&spec.swap)?;
-        let detail = s
+        let set = swap::set_up(&spec.swap)?;
+        *zram_before = set.zram_before;
+        let detail = set
+            .active
             .as_ref()
             .map(|(_, d)| d.clone())
             .unwrap_or_else(|| "no swap".into());

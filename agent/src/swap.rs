@@ -38,12 +38,21 @@ pub fn mkswap(dev: &Path) -> io::Result<u64> {
 }
 
 pub fn swapon(dev: &Path) -> io::Result<()> {
+    swapon_with(dev, 0)
+}
+
+fn swapon_with(dev: &Path, flags: libc::c_int) -> io::Result<()> {
     let p = sys::cstr(&dev.to_string_lossy())?;
     sys::check(
-        unsafe { libc::swapon(p.as_ptr(), 0) },
+        unsafe { libc::swapon(p.as_ptr(), flags) },
         &format!("swapon {}", dev.display()),
     )
 }
+
+/// Above any swap the OS set up (Android's zram from boot): the control's
+/// stuck writeback must go to the frozen device, not to another swap.
+/// <linux/swap.h>: SWAP_FLAG_PREFER | priority 32767 (SWAP_FLAG_PRIO_MASK).
+const PREFER_HIGHEST: libc::c_int = 0x8000 | 0x7fff;
 
 pub fn swapoff(dev: &Path) -> io::Result<()> {
     let p = sys::cstr(&dev.to_string_lossy())?;
@@ -71,11 +80,11 @@ pub fn set_up_freezable(dev: &Path) -> io::Result<(PathBuf, String)> {
         false,
     )?;
     let size = mkswap(&node)?;
-    swapon(&node)?;
+    swapon_with(&node, PREFER_HIGHEST)?;
     Ok((
         node.clone(),
         format!(
-            "{} (dm-linear over {}, freezable) {} MiB",
+            "{} (dm-linear over {}, freezable, highest priority) {} MiB",
             node.display(),
             dev.display(),
             size >> 20
@@ -83,22 +92,102 @@ pub fn set_up_freezable(dev: &Path) -> io::Result<(PathBuf, String)> {
     ))
 }
 
-/// Returns the active swap device and a description for the stage report.
-pub fn set_up(spec: &SwapSpec) -> io::Result<Option<(PathBuf, String)>> {
+/// How the OS had zram0 set up before the agent reconfigured it, so that
+/// it is put back when the run ends (Android swaps on it).
+pub struct ZramBefore {
+    node: PathBuf,
+    disksize: String,
+    algorithm: String,
+}
+
+/// The active swap areas, as /proc/swaps names them.
+fn active_swaps() -> Vec<String> {
+    std::fs::read_to_string("/proc/swaps")
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect()
+}
+
+fn zram0() -> io::Result<PathBuf> {
+    if !Path::new("/sys/block/zram0").exists() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            "no /sys/block/zram0: is the zram module in the initramfs (or the device's kernel)?",
+        ));
+    }
+    crate::devnode::block("zram0")
+}
+
+/// The selected algorithm: comp_algorithm lists all, the chosen in [].
+fn zram_algorithm() -> String {
+    let all = sys::read_trimmed("/sys/block/zram0/comp_algorithm").unwrap_or_default();
+    all.split_whitespace()
+        .find_map(|a| a.strip_prefix('[').and_then(|a| a.strip_suffix(']')))
+        .unwrap_or(&all)
+        .to_string()
+}
+
+/// What a plan's swap left set up.
+pub struct SwapSetUp {
+    /// The active swap device and a description for the stage report.
+    pub active: Option<(PathBuf, String)>,
+    /// zram0's earlier setup, if it was in use and is now changed.
+    pub zram_before: Option<ZramBefore>,
+}
+
+fn set_up_as(active: Option<(PathBuf, String)>, zram_before: Option<ZramBefore>) -> SwapSetUp {
+    SwapSetUp {
+        active,
+        zram_before,
+    }
+}
+
+pub fn set_up(spec: &SwapSpec) -> io::Result<SwapSetUp> {
     match spec {
-        SwapSpec::None => Ok(None),
+        SwapSpec::None => Ok(set_up_as(None, None)),
+        SwapSpec::ZramExisting => {
+            let dev = zram0()?;
+            let in_use = active_swaps()
+                .iter()
+                .any(|s| Path::new(s).file_name() == dev.file_name());
+            if !in_use {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!(
+                        "the plan swaps on the zram the OS set up (swap: zram_existing), and {} is not swap here: set `swap: {{zram: {{size_mb: N}}}}` to have hilt set it up",
+                        dev.display()
+                    ),
+                ));
+            }
+            let size: u64 = sys::read_trimmed("/sys/block/zram0/disksize")?
+                .parse()
+                .unwrap_or(0);
+            let detail = format!(
+                "zram {} MiB as the OS set it up ({}), {}",
+                size >> 20,
+                zram_algorithm(),
+                dev.display()
+            );
+            Ok(set_up_as(Some((dev, detail)), None))
+        }
         SwapSpec::Zram {
             size_bytes,
             algorithm,
         } => {
-            let dev = PathBuf::from("/dev/zram0");
-            if !Path::new("/sys/block/zram0").exists() {
-                return Err(io::Error::new(
-                    io::ErrorKind::NotFound,
-                    "no /sys/block/zram0: is the zram module in the initramfs?",
-                ));
+            let dev = zram0()?;
+            let was_swap = active_swaps()
+                .iter()
+                .any(|s| Path::new(s).file_name() == dev.file_name());
+            let before = was_swap.then(|| ZramBefore {
+                node: dev.clone(),
+                disksize: sys::read_trimmed("/sys/block/zram0/disksize").unwrap_or_default(),
+                algorithm: zram_algorithm(),
+            });
+            if was_swap {
+                swapoff(&dev)?;
             }
-            let _ = swapoff(&dev);
             let _ = sys::write_attr("/sys/block/zram0/reset", "1");
             if let Some(a) = algorithm {
                 sys::write_attr("/sys/block/zram0/comp_algorithm", a)?;
@@ -106,22 +195,35 @@ pub fn set_up(spec: &SwapSpec) -> io::Result<Option<(PathBuf, String)>> {
             sys::write_attr("/sys/block/zram0/disksize", &size_bytes.to_string())?;
             let size = mkswap(&dev)?;
             swapon(&dev)?;
-            let algo = sys::read_trimmed("/sys/block/zram0/comp_algorithm").unwrap_or_default();
-            Ok(Some((
-                dev,
-                format!("zram {} MiB, algorithms: {algo}", size >> 20),
-            )))
+            let mut detail = format!("zram {} MiB, {}", size >> 20, zram_algorithm());
+            if let Some(b) = &before {
+                detail += &format!(
+                    " (the OS's {} MiB {} zram swap is restored at the end)",
+                    b.disksize.parse::<u64>().unwrap_or(0) >> 20,
+                    b.algorithm
+                );
+            }
+            Ok(set_up_as(Some((dev, detail)), before))
         }
         SwapSpec::Device { device } => {
             let dev = block::resolve(device)?;
             let size = mkswap(&dev)?;
             swapon(&dev)?;
-            Ok(Some((
-                dev.clone(),
-                format!("{} {} MiB", dev.display(), size >> 20),
-            )))
+            let detail = format!("{} {} MiB", dev.display(), size >> 20);
+            Ok(set_up_as(Some((dev, detail)), None))
         }
     }
+}
+
+/// Puts zram0 back as the OS had it: swapoff can fail while memory is
+/// short, and then the OS keeps the plan's zram, which is said.
+pub fn restore(b: &ZramBefore) -> io::Result<()> {
+    swapoff(&b.node)?;
+    sys::write_attr("/sys/block/zram0/reset", "1")?;
+    let _ = sys::write_attr("/sys/block/zram0/comp_algorithm", &b.algorithm);
+    sys::write_attr("/sys/block/zram0/disksize", &b.disksize)?;
+    mkswap(&b.node)?;
+    swapon(&b.node)
 }
 
 #[cfg(test)]

@@ -86,10 +86,14 @@ pub struct VeritySpec {
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum SwapSpec {
     None,
+    /// zram0 set up by the agent; if the OS had it as swap (Android), put
+    /// back as it was when the run ends.
     Zram {
         size_bytes: u64,
         algorithm: Option<String>,
     },
+    /// The zram swap the OS set up at boot, as Android does, used as it is.
+    ZramExisting,
     Device {
         device: BlockDevice,
     },

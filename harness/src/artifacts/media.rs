@@ -391,6 +391,7 @@ fn generic_swap(cfg: &SwapCfg) -> SwapSpec {
             size_bytes: size_mb << 20,
             algorithm: algorithm.clone(),
         },
+        SwapCfg::ZramExisting => SwapSpec::ZramExisting,
         _ => SwapSpec::None,
     }
 }

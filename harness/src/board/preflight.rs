@@ -49,3 +49,15 @@ pub fn refuse_emulator_faults(
     }
     Ok(())
 }
+
+/// `swap: zram_existing` uses the zram swap a board's own OS set up at boot;
+/// a board that boots hilt's initramfs has none.
+pub fn refuse_zram_existing(b: &BoardFile, plan: &Plan) -> anyhow::Result<()> {
+    if matches!(plan.swap, SwapCfg::ZramExisting) {
+        bail!(
+            "board {}: `swap: zram_existing` uses the zram swap the board's own OS sets up at boot, and this board boots hilt's initramfs, which sets up none: use `swap: {{zram: {{size_mb: N}}}}`",
+            b.name
+        );
+    }
+    Ok(())
+}

@@ -230,6 +230,31 @@ async fn wait_for_ssh(cfg: &SshConfig, limit: Duration) -> anyhow::Result<SshSes
     }
 }
 
+/// `adb root`, once per boot, as a person would before running anything
+/// that mounts or swaps. adbd restarts as root and drops off the server for
+/// a moment; the caller's wait sees it come back.
+async fn become_root(
+    server: &hilt_transports::adb::AdbServer,
+    a: &AdbCfg,
+    uid: &str,
+) -> anyhow::Result<()> {
+    use hilt_transports::adb::RootAnswer;
+    match server.root(Some(&a.serial)).await? {
+        RootAnswer::Restarting => {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            Ok(())
+        }
+        RootAnswer::AlreadyRoot => bail!(
+            "adb on {} runs commands as uid {uid} although adbd says it runs as root: the agent needs root",
+            a.serial
+        ),
+        RootAnswer::Refused(said) => bail!(
+            "adb on {} runs commands as uid {uid}, the agent needs root, and `adb root` was refused ({said:?}): flash a userdebug or eng build, or one whose adbd may run as root",
+            a.serial
+        ),
+    }
+}
+
 /// A device over TCP (`host:port`) is connected by the adb server, as
 /// `adb connect` does, again after each power cycle; a USB one appears by
 /// itself. Either way it must then answer a command as root.
@@ -261,15 +286,10 @@ async fn wait_for_adb(a: &AdbCfg, limit: Duration) -> anyhow::Result<AdbShell> {
             };
             let (status, out, _) = shell.run("id -u", Duration::from_secs(20)).await?;
             if status == 0 {
-                let uid = out.trim();
-                if uid != "0" {
-                    bail!(
-                        "adb on {} runs commands as uid {uid}, and the agent needs root: run `adb -s {} root` (a userdebug or eng build) and try again",
-                        a.serial,
-                        a.serial
-                    );
+                if out.trim() == "0" {
+                    return Ok(shell);
                 }
-                return Ok(shell);
+                become_root(&server, a, out.trim()).await?;
             }
         }
         if t0.elapsed() >= limit {

@@ -331,6 +331,10 @@ pub struct StorageCfg {
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum SwapCfg {
     None,
+    /// The zram swap the board's own OS sets up at boot (Android's), used
+    /// as it is.
+    ZramExisting,
+    /// zram0 set up by hilt; where the OS had it as swap, restored after.
     Zram {
         size_mb: u64,
         #[serde(default)]
@@ -591,8 +595,10 @@ pub struct AndroidFastbootCfg {
     /// The command that powers the board on into its bootloader's fastboot
     /// mode instead of booting Android: e.g. a relay that holds the
     /// board's update key while the hub port switches on. It runs without
-    /// a shell, like the power commands.
-    pub bootloader_on: Vec<String>,
+    /// a shell, like the power commands. Without it, hilt powers the board
+    /// on, waits for Android and runs `adb reboot bootloader`.
+    #[serde(default)]
+    pub bootloader_on: Option<Vec<String>>,
     /// The device's own boot image, on this host (relative paths are the
     /// checkout's). hilt flashes it with only the kernel replaced, so the
     /// device's ramdisk, and with it Android, comes back up. Without it,
@@ -608,6 +614,11 @@ pub struct AndroidFastbootCfg {
     /// image; without it, hilt refuses them.
     #[serde(default)]
     pub allow_overwrite: Vec<String>,
+    /// Lets hilt run `setenforce 0` on each boot where SELinux is
+    /// enforcing; without it, SELinux is left as the device has it and
+    /// recorded.
+    #[serde(default)]
+    pub selinux_permissive: bool,
 }
 
 fn default_boot_partition() -> String {

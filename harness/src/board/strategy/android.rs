@@ -2,7 +2,8 @@
 //! from the bench, fastboot from its bootloader, the agent over adb.
 //!
 //! Each boot: power off, open the console, power on into the bootloader
-//! (the board file's `bootloader_on`, e.g. a relay on the update key), wait
+//! (the board file's `bootloader_on`, e.g. a relay on the update key, or
+//! Android's own `adb reboot bootloader`), wait
 //! for fastboot, flash the device's own boot image with only the kernel
 //! replaced by the variant's, on the run's first boot flash the plan's
 //! image to the scratch partition, `fastboot reboot`, wait for adb and
@@ -116,6 +117,7 @@ impl Board for AndroidBoard {
             kernel_image: req.kernel.image.clone(),
             kernel_release: req.kernel.release.clone(),
             deploy_record: self.run.run_dir.join("deploy.jsonl"),
+            boots_record: self.run.run_dir.join("android-boots.jsonl"),
         })
     }
 }
@@ -136,6 +138,27 @@ struct AndroidBoot {
     kernel_release: String,
     /// Where each boot image flash is recorded (deploy.jsonl).
     deploy_record: PathBuf,
+    /// Where each boot's SELinux mode and kernel are recorded.
+    boots_record: PathBuf,
+}
+
+/// One boot of Android with a variant's kernel, a line of the run
+/// directory's android-boots.jsonl: what the agent was started on.
+#[derive(serde::Serialize)]
+struct AndroidBootRecord<'a> {
+    board: &'a str,
+    variant: &'a str,
+    /// /proc/version.
+    running: &'a str,
+    selinux: SelinuxRecord,
+}
+
+#[derive(serde::Serialize)]
+struct SelinuxRecord {
+    /// enforcing, permissive or disabled, as the boot left it...
+    found: &'static str,
+    /// ...and as the agent runs under it.
+    now: &'static str,
 }
 
 /// One boot image flash, a line of the run directory's deploy.jsonl.
@@ -245,14 +268,28 @@ impl AndroidBoot {
         limit: Duration,
     ) -> anyhow::Result<(Box<dyn Console>, Vec<u8>)> {
         let b = &self.board;
-        let mut into_bootloader =
-            resources::power_switching_on_with(b, &self.home, Some(&self.cfg().bootloader_on))?;
-        into_bootloader
-            .on()
-            .await
-            .context("powering on into the bootloader (boot.android_fastboot.bootloader_on)")?;
         let mut heard = Vec::new();
         let mut console = early;
+        match &self.cfg().bootloader_on {
+            Some(on) => resources::power_switching_on_with(b, &self.home, Some(on))?
+                .on()
+                .await
+                .context("powering on into the bootloader (boot.android_fastboot.bootloader_on)")?,
+            None => {
+                resources::open_power(b, &self.home)?
+                    .on()
+                    .await
+                    .context("powering the board on")?;
+                let mut c = match console.take() {
+                    Some(c) => c,
+                    None => resources::open_console_retrying(b, Duration::from_secs(15)).await?,
+                };
+                let asking = self.adb_reboot_bootloader(limit);
+                crate::console::record_while(&mut c, &mut heard, asking).await?;
+                // A UART stays open across the reboot, but an emulated
+                // board's console goes with its QEMU: opened afresh below.
+            }
+        }
         let flashing = self.flash_in_bootloader(device_image, boot_img, limit);
         let flashed = match console.as_mut() {
             Some(c) => crate::console::record_while(c, &mut heard, flashing).await,
@@ -264,6 +301,21 @@ impl AndroidBoot {
             None => resources::open_console_retrying(b, Duration::from_secs(15)).await?,
         };
         Ok((console, heard))
+    }
+
+    /// Without a way to power on into the bootloader, Android boots and is
+    /// asked to reboot there, as a person at the bench does.
+    async fn adb_reboot_bootloader(&self, limit: Duration) -> anyhow::Result<()> {
+        let b = &self.board;
+        let a = b.adb.as_ref().context("no `adb:` section")?;
+        remote::connect(b, limit)
+            .await
+            .context("waiting for Android, to run `adb reboot bootloader` (the board file names no boot.android_fastboot.bootloader_on)")?;
+        resources::adb_server(a)
+            .reboot(Some(&a.serial), "bootloader")
+            .await
+            .with_context(|| format!("adb -s {} reboot bootloader", a.serial))?;
+        Ok(())
     }
 
     async fn flash_in_bootloader(
@@ -313,7 +365,54 @@ impl AndroidBoot {
                 self.cfg().boot_partition
             );
         }
+        let selinux = self.selinux(remote.as_ref()).await?;
+        crate::durable::append_json_line(
+            &self.boots_record,
+            &AndroidBootRecord {
+                board: &self.board.name,
+                variant: &self.variant,
+                running: &running,
+                selinux,
+            },
+        )?;
         remote.start_agent(&self.agent, &self.agent_log).await
+    }
+
+    /// SELinux as the agent will meet it. Enforcing is left alone unless the
+    /// board file allows `setenforce 0` for the boot: a userdebug build's
+    /// root shell is permissive anyway, and a device's policy is its owner's.
+    async fn selinux(&self, remote: &(dyn Remote + 'static)) -> anyhow::Result<SelinuxRecord> {
+        let read = || async {
+            let (_, out) = remote
+                .output(
+                    "cat /sys/fs/selinux/enforce 2>/dev/null || echo disabled",
+                    Duration::from_secs(10),
+                )
+                .await?;
+            anyhow::Ok(match out.trim() {
+                "1" => "enforcing",
+                "0" => "permissive",
+                _ => "disabled",
+            })
+        };
+        let found = read().await?;
+        if found != "enforcing" || !self.cfg().selinux_permissive {
+            return Ok(SelinuxRecord { found, now: found });
+        }
+        remote
+            .output(
+                "setenforce 0 2>/dev/null || echo 0 > /sys/fs/selinux/enforce",
+                Duration::from_secs(10),
+            )
+            .await?;
+        let now = read().await?;
+        if now != "permissive" {
+            bail!(
+                "board {}: `setenforce 0` left SELinux {now} (boot.android_fastboot.selinux_permissive asks for permissive)",
+                self.board.name
+            );
+        }
+        Ok(SelinuxRecord { found, now })
     }
 
     /// Boots Android as it is, once per run: the scratch partition is

@@ -21,9 +21,9 @@ use crate::plan::{BoardFile, BootMethod, Plan, ResolvedPlan};
 pub struct Emulated;
 
 impl Strategy for Emulated {
-    fn preflight(&self, _: &BoardFile, _: &Plan) -> anyhow::Result<()> {
-        // The plan and board checks cover everything QEMU needs.
-        Ok(())
+    fn preflight(&self, b: &BoardFile, plan: &Plan) -> anyhow::Result<()> {
+        // The plan and board checks cover the rest of what QEMU needs.
+        crate::board::preflight::refuse_zram_existing(b, plan)
     }
 
     fn storage(

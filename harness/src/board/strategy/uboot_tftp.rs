@@ -35,6 +35,7 @@ impl Strategy for UbootTftp {
         uboot::config(b, Duration::ZERO)?;
         uboot::flash_target(b)?;
         preflight::check_partitions(b, plan)?;
+        preflight::refuse_zram_existing(b, plan)?;
         preflight::refuse_emulator_faults(b, plan, true)
     }
 

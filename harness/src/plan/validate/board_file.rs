@@ -331,23 +331,20 @@ fn android_needs(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanErro
         return Ok(());
     };
     let key = |k: &str| format!("boot.android_fastboot.{k}");
-    if a.bootloader_on.is_empty() {
-        return Err(c.fail(
-            &key("bootloader_on"),
-            "expected the command (an argument list) that powers the board on into its bootloader's fastboot, e.g. a relay holding the update key",
-        ));
-    }
-    c.at_most(
-        &key("bootloader_on"),
-        &a.bootloader_on,
-        MAX_ARGS,
-        "arguments",
-    )?;
-    if !matches!(b.power, PowerCfg::Command { .. }) {
-        return Err(c.fail(
-            "power",
-            "an Android board's power must be a command (power: {command: {on, off}}): bootloader_on takes the place of `on`",
-        ));
+    if let Some(on) = &a.bootloader_on {
+        if on.is_empty() {
+            return Err(c.fail(
+                &key("bootloader_on"),
+                "expected the command (an argument list) that powers the board on into its bootloader's fastboot, e.g. a relay holding the update key; leave the key out to have hilt run `adb reboot bootloader`",
+            ));
+        }
+        c.at_most(&key("bootloader_on"), on, MAX_ARGS, "arguments")?;
+        if !matches!(b.power, PowerCfg::Command { .. }) {
+            return Err(c.fail(
+                "power",
+                "with boot.android_fastboot.bootloader_on, power must be a command (power: {command: {on, off}}): bootloader_on takes the place of `on`",
+            ));
+        }
     }
     c.name(&key("boot_partition"), &a.boot_partition)?;
     match &a.boot_image {

@@ -126,7 +126,7 @@ fn storage(c: &Check<'_, Plan>, p: &Plan) -> Result<(), PlanError> {
 
 fn swap(c: &Check<'_, Plan>, p: &Plan) -> Result<(), PlanError> {
     match &p.swap {
-        SwapCfg::None => {}
+        SwapCfg::None | SwapCfg::ZramExisting => {}
         SwapCfg::Zram { size_mb, algorithm } => {
             c.range("swap.zram.size_mb", *size_mb, 1, 65_536)?;
             if let Some(a) = algorithm {

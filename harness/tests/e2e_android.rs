@@ -30,8 +30,8 @@ const KERNELS: [&str; 2] = [
 
 /// Where scripts/android-board puts userdata and boot on the eMMC
 /// (512-byte sectors).
-const USERDATA_START: u64 = 460800;
-const BOOT_START: u64 = 493568;
+const USERDATA_START: u64 = 462848;
+const BOOT_START: u64 = 495616;
 
 /// A temporary home with an Android-style board of its own and an adb
 /// server of its own; powered off when dropped.
@@ -113,6 +113,30 @@ impl AndroidBench {
         )
     }
 
+    /// plans/erofs-noio-android.yaml, on this board.
+    fn android_plan(&self) -> PathBuf {
+        let text = std::fs::read_to_string(repo().join("plans/erofs-noio-android.yaml"))
+            .unwrap()
+            .replace("board: android-emulated", "board: android-test");
+        let plan = self.tmp.path().join("plans/erofs-noio-android.yaml");
+        std::fs::create_dir_all(plan.parent().unwrap()).unwrap();
+        std::fs::write(&plan, text).unwrap();
+        plan
+    }
+
+    /// The board file without `bootloader_on`: hilt then reaches the
+    /// bootloader with `adb reboot bootloader`.
+    fn without_bootloader_key(&self) {
+        let file = self.board_file();
+        let text = std::fs::read_to_string(&file).unwrap();
+        let kept: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("bootloader_on:"))
+            .collect();
+        assert!(kept.len() < text.lines().count(), "no bootloader_on line");
+        std::fs::write(&file, kept.join("\n") + "\n").unwrap();
+    }
+
     fn run(&self, plan: &Path, name: &str) -> (PathBuf, std::process::Output) {
         common::run_in(self.tmp.path(), plan, name)
     }
@@ -143,14 +167,18 @@ fn sha256(b: &[u8]) -> String {
     hex::encode(Sha256::digest(b))
 }
 
-/// Both kernels and the positive control, each booted from the device's
-/// own boot image with only the kernel replaced, by fastboot; the plan's
-/// image flashed by fastboot once; the agent over adb; userdata untouched.
+/// plans/erofs-noio-android.yaml as a user runs it: both kernels and the
+/// positive control, each booted from the device's own boot image with
+/// only the kernel replaced, by fastboot from the bootloader that `adb
+/// reboot bootloader` reaches; the plan's image flashed by fastboot once;
+/// the agent over adb on Android's device paths; Android's zram swap used
+/// as it is; userdata untouched.
 #[test]
 #[ignore = "boots the emulated board: run by scripts/test"]
-fn android_board_runs_the_ab_plan_and_the_control_through_fastboot_and_adb() {
+fn android_board_runs_the_android_plan_through_fastboot_and_adb() {
     let bench = AndroidBench::new();
-    let plan = bench.plan("controls:\n  - swap_freeze\n");
+    bench.without_bootloader_key();
+    let plan = bench.android_plan();
     let (out, o) = bench.run(&plan, "android");
     // The first power-on looked at userdata before anything was written.
     let userdata_before = std::fs::read(bench.state.join("userdata.img")).unwrap();
@@ -210,14 +238,68 @@ fn android_board_runs_the_ab_plan_and_the_control_through_fastboot_and_adb() {
             &std::fs::read(out.join("iterations").join(it).join("console.log")).unwrap(),
         )
         .into_owned();
-        assert!(
-            console.contains("os-board: userdata mounted"),
+        for said in [
+            "android-board: userdata mounted",
+            "android-board: zram swap on",
+        ] {
+            assert!(console.contains(said), "{it}: no {said:?} in {console}");
+        }
+        // Android came up twice: to be asked for `adb reboot bootloader`,
+        // then on the variant's kernel.
+        assert_eq!(
+            console.matches("android-board: boot completed").count(),
+            2,
             "{it}: {console}"
         );
         assert!(!console.contains("@H2 "), "{it}: agent frames on the UART");
     }
+    // The agent on Android's device paths: dm-verity made through
+    // /dev/device-mapper over the partition found by name, its node under
+    // /dev/block; swap on the zram Android set up, or for the control on
+    // the swap partition, above it.
+    let stages: Vec<_> = json_lines(&out.join("events.jsonl"))
+        .into_iter()
+        .filter(|e| e["type"] == "stage")
+        .collect();
+    let details = |stage: &str, control: bool| -> Vec<String> {
+        stages
+            .iter()
+            .filter(|e| e["stage"] == stage && e.get("control").is_some() == control)
+            .map(|e| e["detail"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    let mounts = details("mount", false);
+    assert_eq!(mounts.len(), 2, "{stages:?}");
+    for m in mounts.iter().chain(&details("mount", true)) {
+        assert!(
+            m.contains("on /dev/block/dm-") && m.contains("(dm-verity over /dev/block/vda2)"),
+            "{m}"
+        );
+    }
+    for swap in details("swap", false) {
+        assert!(
+            swap.contains("as the OS set it up") && swap.contains("/dev/block/zram0"),
+            "{swap}"
+        );
+    }
+    for swap in details("swap", true) {
+        assert!(swap.contains("highest priority"), "{swap}");
+    }
     let bootloader = std::fs::read_to_string(bench.state.join("bootloader.log")).unwrap();
     assert!(bootloader.contains("flash:boot"), "{bootloader}");
+    let up = json_lines(&out.join("android-boots.jsonl"));
+    assert_eq!(up.len(), 4, "{up:?}");
+    for b in &up {
+        assert!(
+            b["running"]
+                .as_str()
+                .unwrap()
+                .starts_with("Linux version 6.1.0-4"),
+            "{b}"
+        );
+        // No SELinux policy on this OS: recorded as such, not assumed.
+        assert_eq!(b["selinux"]["found"], "disabled", "{b}");
+    }
 }
 
 /// Android's own partitions are refused before anything is leased or
@@ -254,8 +336,8 @@ fn android_board_never_flashes_userdata_nor_a_mounted_partition() {
         .replace("    partition: userdata", "    partition: spare")
         .replace("  image: userdata", "  image: spare")
         .replace(
-            "  userdata: /dev/vda3",
-            "  userdata: /dev/vda3\n  spare: /dev/vda3",
+            "  userdata: /dev/block/by-name/userdata",
+            "  userdata: /dev/block/by-name/userdata\n  spare: /dev/block/by-name/userdata",
         );
     std::fs::write(&file, spare_name).unwrap();
     let (out, o) = bench.run(&plan, "mounted");
@@ -280,4 +362,27 @@ fn android_board_never_flashes_userdata_nor_a_mounted_partition() {
         !out.join("flash.jsonl").exists(),
         "fastboot flashed the image"
     );
+
+    // The lab's way into the bootloader (a key held at power on, the board
+    // file's bootloader_on), with hilt sizing zram itself and putting
+    // Android's back: the same board, now on its spare partition.
+    std::fs::write(&file, &original).unwrap();
+    let (out, o) = bench.run(&plan, "bootloader-key");
+    assert!(o.status.success(), "{}", says(&o));
+    let recs = records(&out);
+    each_variant_passed_on_its_kernel(&recs, &bench.releases);
+    let events = std::fs::read_to_string(out.join("events.jsonl")).unwrap();
+    assert!(
+        events.contains("(the OS's 64 MiB") && events.contains("the OS's zram swap restored"),
+        "{events}"
+    );
+    for it in ["unpatched-000", "patched-000"] {
+        let console = std::fs::read_to_string(out.join("iterations").join(it).join("console.log"))
+            .unwrap_or_default();
+        assert_eq!(
+            console.matches("android-board: boot completed").count(),
+            1,
+            "{it}: adb was asked, with a key to hold: {console}"
+        );
+    }
 }

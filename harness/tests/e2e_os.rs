@@ -66,7 +66,7 @@ impl OsBench {
         let tmp = TestDir::new();
         let state = tmp.path().join("board");
         let (console, ssh) = (free_port(), free_port());
-        let releases = os_board::build(&shared_cache(), &KERNELS, &state, ssh);
+        let releases = os_board::build(&shared_cache(), &KERNELS, &state, ssh, &os_board::LINUX);
         let (file, ports) = match via {
             Via::Ssh => ("ssh-emulated", vec![("5570", console), ("5522", ssh)]),
             Via::Adb => (

@@ -743,3 +743,23 @@ fn android_boards_keep_their_own_partitions_and_check_asks_the_strategy() {
         "{err}"
     );
 }
+
+/// `swap: zram_existing` needs an OS that sets zram up at boot; `hilt check`
+/// asks the board's strategy, so a board that boots hilt's initramfs
+/// refuses it, and an Android board takes it.
+#[test]
+fn zram_of_the_os_is_refused_where_hilt_boots_its_own_initramfs() {
+    let (code, err) = check(&smoke_with(
+        "swap:\n  zram:\n    size_mb: 128\n",
+        "swap: zram_existing\n",
+    ));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("zram_existing") && err.contains("hilt's initramfs"),
+        "{err}"
+    );
+    let android = std::fs::read_to_string(repo().join("plans/erofs-noio-android.yaml")).unwrap();
+    assert!(android.contains("swap: zram_existing"));
+    let (code, err) = check(&android);
+    assert_eq!(code, 0, "{err}");
+}

@@ -51,6 +51,20 @@ const LIBS: &[&str] = &[
     "libz.so.1",
 ];
 
+/// What differs between the OS flavours built here: its /init, and files
+/// of its own (path in the initrd, mode, content).
+pub struct Os<'a> {
+    pub init: &'a str,
+    pub files: &'a [(&'a str, u32, &'a [u8])],
+}
+
+/// The Linux board's OS: devtmpfs, the disk under its kernel names.
+#[allow(dead_code)] // e2e_android builds only the Android flavour
+pub const LINUX: Os = Os {
+    init: INIT,
+    files: &[],
+};
+
 const INIT: &str = r#"#!/bin/busybox sh
 /bin/busybox --install -s /bin
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
@@ -66,11 +80,6 @@ r=$(uname -r)
 while read -r m; do insmod "/lib/modules/$r/$m" || echo "os-board: insmod $m failed"; done < "/lib/modules/$r/order"
 # /boot is where the bootloader (scripts/os-board) finds the kernel.
 mount -t 9p -o trans=virtio,version=9p2000.L boot /boot || echo "os-board: no /boot"
-# The Android-style board's userdata (scripts/android-board), kept in use
-# as Android keeps /data: hilt must never flash it.
-if [ -b /dev/vda3 ]; then
-  mkdir -p /mnt/userdata && mount -t erofs -o ro /dev/vda3 /mnt/userdata && echo "os-board: userdata mounted"
-fi
 ip link set lo up
 ip link set eth0 up
 ip addr add 10.0.2.15/24 dev eth0
@@ -86,7 +95,13 @@ while true; do sleep 3600; done
 /// `kernel_packages`; the modules of all of them are installed),
 /// boot/initrd, the host key, the client key id_ed25519 and a known_hosts
 /// naming the key at 127.0.0.1:`ssh_port`. Returns the kernels' releases.
-pub fn build(cache: &Path, kernel_packages: &[&str], state: &Path, ssh_port: u16) -> Vec<String> {
+pub fn build(
+    cache: &Path,
+    kernel_packages: &[&str],
+    state: &Path,
+    ssh_port: u16,
+    os: &Os,
+) -> Vec<String> {
     std::fs::create_dir_all(state.join("boot")).unwrap();
     let get = |spec: &str| -> PathBuf {
         let deb = fetch(&PackageRef::parse(spec).unwrap(), cache)
@@ -217,7 +232,10 @@ pub fn build(cache: &Path, kernel_packages: &[&str], state: &Path, ssh_port: u16
     w.char_dev("dev/console", 0o600, 5, 1).unwrap();
     w.file_from_path("bin/busybox", 0o755, &busybox.path)
         .unwrap();
-    w.file("init", 0o755, INIT.as_bytes()).unwrap();
+    w.file("init", 0o755, os.init.as_bytes()).unwrap();
+    for (path, mode, content) in os.files {
+        w.file(path, *mode, content).unwrap();
+    }
     w.file("etc/passwd", 0o644, b"root:x:0:0:root:/root:/bin/sh\n")
         .unwrap();
     // A password no crypt() result can equal: key logins only.

@@ -14,6 +14,7 @@ pub mod preflight;
 pub mod qemu;
 pub mod remote;
 pub mod resources;
+pub mod retry;
 pub mod storage;
 pub mod strategy;
 pub mod uboot;

@@ -4,7 +4,7 @@
 //! works through [`Remote`] alone, so one plan runs on either.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use hilt_transports::flash::{AdbShell, BoardShell};
@@ -13,6 +13,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::io::DuplexStream;
 use tokio::sync::mpsc;
 
+use super::retry::Attempt;
 use crate::plan::{AdbCfg, AgentChannelCfg, BoardFile};
 
 #[async_trait::async_trait]
@@ -210,24 +211,24 @@ pub async fn connect(b: &BoardFile, limit: Duration) -> anyhow::Result<Box<dyn R
 }
 
 async fn wait_for_ssh(cfg: &SshConfig, limit: Duration) -> anyhow::Result<SshSession> {
-    let t0 = Instant::now();
     let mut probe = cfg.clone();
     probe.timeout = Duration::from_secs(5);
-    loop {
-        match SshSession::connect(&probe).await {
-            // The probe's short timeout would cut long pushes short: the
-            // session that does the work has the board file's.
-            Ok(_) => return Ok(SshSession::connect(cfg).await?),
-            Err(e) if !e.is_transient() => return Err(e.into()),
-            Err(e) if t0.elapsed() >= limit => {
-                return Err(anyhow::Error::from(e).context(format!(
-                    "SSH did not answer within {} s of power on",
-                    limit.as_secs()
-                )))
+    let probe = &probe;
+    super::retry::retry_until(
+        limit,
+        Duration::from_millis(500),
+        "SSH did not answer after power on",
+        || async move {
+            match SshSession::connect(probe).await {
+                // The probe's short timeout would cut long pushes short:
+                // the session that does the work has the board file's.
+                Ok(_) => Ok(SshSession::connect(cfg).await?),
+                Err(e) if !e.is_transient() => Err(Attempt::Fatal(e.into())),
+                Err(e) => Err(Attempt::Again(e.into())),
             }
-            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
-        }
-    }
+        },
+    )
+    .await
 }
 
 /// `adb root`, once per boot, as a person would before running anything
@@ -261,44 +262,49 @@ async fn become_root(
 async fn wait_for_adb(a: &AdbCfg, limit: Duration) -> anyhow::Result<AdbShell> {
     let server = super::resources::adb_server(a);
     let over_tcp = a.serial.contains(':');
-    let t0 = Instant::now();
     if over_tcp {
         // The server's connection to the last boot is dead; it might
         // otherwise report it as the device for a while.
         let _ = server.disconnect_device(&a.serial).await;
     }
-    let mut last = String::from("not listed");
-    loop {
-        if over_tcp {
-            // Refused until adbd listens; a server that is down fails the
-            // listing below, with what to do.
-            let _ = server.connect_device(&a.serial).await;
-        }
-        let devices = server.devices().await?;
-        last = devices
-            .iter()
-            .find(|d| d.serial == a.serial)
-            .map_or(last, |d| d.state.clone());
-        if last == "device" {
+    let server = &server;
+    super::retry::retry_until(
+        limit,
+        Duration::from_millis(500),
+        &format!("adb device {} did not come up after power on", a.serial),
+        || async move {
+            if over_tcp {
+                // Refused until adbd listens; a server that is down fails
+                // the listing below, with what to do.
+                let _ = server.connect_device(&a.serial).await;
+            }
+            let devices = server
+                .devices()
+                .await
+                .map_err(|e| Attempt::Fatal(e.into()))?;
+            let state = devices
+                .iter()
+                .find(|d| d.serial == a.serial)
+                .map_or("not listed", |d| d.state.as_str());
+            if state != "device" {
+                return Err(Attempt::Again(anyhow::anyhow!("it is {state}")));
+            }
             let shell = AdbShell {
                 server: server.clone(),
                 serial: Some(a.serial.clone()),
             };
             let (status, out, _) = shell.run("id -u", Duration::from_secs(20)).await?;
-            if status == 0 {
-                if out.trim() == "0" {
-                    return Ok(shell);
+            match (status, out.trim()) {
+                (0, "0") => Ok(shell),
+                (0, uid) => {
+                    become_root(server, a, uid).await.map_err(Attempt::Fatal)?;
+                    Err(Attempt::Again(anyhow::anyhow!(
+                        "adbd is restarting as root"
+                    )))
                 }
-                become_root(&server, a, out.trim()).await?;
+                (status, _) => Err(Attempt::Again(anyhow::anyhow!("`id -u` exited {status}"))),
             }
-        }
-        if t0.elapsed() >= limit {
-            bail!(
-                "adb device {} did not come up within {} s of power on (it is {last})",
-                a.serial,
-                limit.as_secs()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+        },
+    )
+    .await
 }

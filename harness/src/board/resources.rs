@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use hilt_transports::adb::AdbServer;
@@ -188,19 +188,13 @@ pub async fn open_console_retrying(
     b: &BoardFile,
     limit: Duration,
 ) -> anyhow::Result<Box<dyn Console>> {
-    let t0 = Instant::now();
-    loop {
-        match open_console(b, Duration::from_secs(2)).await {
-            Ok(c) => return Ok(c),
-            Err(e) if t0.elapsed() >= limit => {
-                return Err(e.context(format!(
-                    "the console did not open within {} s of power on",
-                    limit.as_secs()
-                )))
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
+    super::retry::retry_until(
+        limit,
+        Duration::from_millis(50),
+        "the console did not open after power on",
+        || async { Ok(open_console(b, Duration::from_secs(2)).await?) },
+    )
+    .await
 }
 
 /// Powers the board off, then on, with its console open from as early as

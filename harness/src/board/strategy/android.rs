@@ -16,7 +16,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use hilt_transports::console::Replayed;
@@ -24,6 +24,7 @@ use hilt_transports::fastboot::{Fastboot, FastbootIo};
 use hilt_transports::flash::{FastbootFlasher, FlashImage, FlashRecord, Flasher};
 
 use crate::board::remote::{self, Remote};
+use crate::board::retry::Attempt;
 use crate::board::storage::FlashJob;
 use crate::board::{
     preflight, resources, AgentLink, Board, Boot, BootRequest, Power, RunBoard, Session, Strategy,
@@ -502,26 +503,19 @@ async fn wait_for_fastboot(
     limit: Duration,
 ) -> anyhow::Result<Fastboot<Box<dyn FastbootIo>>> {
     let f = b.fastboot.as_ref().context("no `fastboot:` section")?;
-    let t0 = Instant::now();
-    loop {
-        let attempt = async {
+    crate::board::retry::retry_until(
+        limit,
+        Duration::from_millis(500),
+        "the bootloader's fastboot did not answer after powering on into it",
+        || async {
             let mut fb = resources::open_fastboot(f, Duration::from_secs(5)).await?;
             fb.getvar("product")
                 .await
                 .map_err(|e| anyhow::anyhow!("fastboot getvar product: {e}"))?;
-            anyhow::Ok(fb)
-        };
-        match attempt.await {
-            Ok(fb) => return Ok(fb),
-            Err(e) if t0.elapsed() >= limit => {
-                return Err(e.context(format!(
-                    "the bootloader's fastboot did not answer within {} s of powering on into it",
-                    limit.as_secs()
-                )))
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
-        }
-    }
+            Ok(fb)
+        },
+    )
+    .await
 }
 
 /// Waits for `sys.boot_completed`: adb answers well before Android has
@@ -532,23 +526,27 @@ async fn wait_boot_completed(
     remote: &(dyn Remote + 'static),
     limit: Duration,
 ) -> anyhow::Result<()> {
-    let t0 = Instant::now();
-    loop {
-        let (_, out) = remote
-            .output(
-                "command -v getprop >/dev/null && getprop sys.boot_completed || echo no-getprop",
-                Duration::from_secs(10),
-            )
-            .await?;
-        match out.trim() {
-            "1" | "no-getprop" => return Ok(()),
-            _ if t0.elapsed() >= limit => bail!(
-                "Android did not finish booting (sys.boot_completed is not 1) within {} s",
-                limit.as_secs()
-            ),
-            _ => tokio::time::sleep(Duration::from_secs(1)).await,
-        }
-    }
+    crate::board::retry::retry_until(
+        limit,
+        Duration::from_secs(1),
+        "Android did not finish booting",
+        || async {
+            let (_, out) = remote
+                .output(
+                    "command -v getprop >/dev/null && getprop sys.boot_completed || echo no-getprop",
+                    Duration::from_secs(10),
+                )
+                .await
+                .map_err(Attempt::Fatal)?;
+            match out.trim() {
+                "1" | "no-getprop" => Ok(()),
+                v => Err(Attempt::Again(anyhow::anyhow!(
+                    "sys.boot_completed is {v:?}, not \"1\""
+                ))),
+            }
+        },
+    )
+    .await
 }
 
 /// Where the device has `node` mounted, if anywhere: by the node's real

@@ -530,6 +530,25 @@ pub struct BoardFile {
     /// Which of `partitions:` a run writes its image to and swaps on.
     #[serde(default)]
     pub storage: Option<BoardStorageCfg>,
+    /// What hilt's initramfs needs on this board beyond what every board
+    /// gets (the storage stack's own modules).
+    #[serde(default)]
+    pub initramfs: Option<InitramfsCfg>,
+}
+
+/// Modules the board's own hardware needs in hilt's initramfs: its
+/// storage controller and what that controller's probe waits for
+/// (regulators, power sequencing). Named as module files are named (the
+/// `name:` of `modinfo`), not by device-tree compatible: Debian's kernels
+/// list no device-tree aliases for built-in drivers, so a compatible that no
+/// module matches could not be told apart from one the kernel lacks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InitramfsCfg {
+    /// Loaded in this order, each after its own dependencies, which come
+    /// from the variant's kernel. A name the kernel has built in adds
+    /// nothing; one it has neither built in nor as a module is an error.
+    pub modules: Vec<String>,
 }
 
 /// What kind of board a board file describes. The board file does not say

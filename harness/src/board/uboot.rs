@@ -45,6 +45,59 @@ pub fn network(cfg: &UbootTftpCfg) -> Network {
     }
 }
 
+/// With hilt's own TFTP server on a port other than 69, tells U-Boot where
+/// it listens. Only a U-Boot built with CONFIG_TFTP_PORT reads
+/// `tftpdstp`; any other keeps sending to port 69, and its TFTP then
+/// times out ([`server_said`] says so).
+pub async fn point_at_server<C: Console>(
+    u: &mut UBoot<C>,
+    cfg: &UbootTftpCfg,
+) -> anyhow::Result<()> {
+    if let Some(serve) = cfg.serve.as_ref().filter(|s| s.port != 69) {
+        u.setenv("tftpdstp", &serve.port.to_string()).await?;
+    }
+    Ok(())
+}
+
+/// What hilt's TFTP server saw, for the error of a failed U-Boot step: the
+/// difference between U-Boot never reaching it and a transfer that broke.
+pub fn server_said(server: Option<&hilt_tftpd::Server>, cfg: &UbootTftpCfg) -> String {
+    let Some(server) = server else {
+        return String::new();
+    };
+    let t = server.transfers();
+    if t.is_empty() {
+        let port = server.local_addr().port();
+        let hint = if port == 69 {
+            String::new()
+        } else {
+            format!(
+                "; U-Boot sends to port 69 unless built with CONFIG_TFTP_PORT (then hilt sets tftpdstp={port}): serve on port 69, or use such a U-Boot"
+            )
+        };
+        return format!(
+            "\nhilt's TFTP server on {} received no request (if U-Boot got an answer, another server gave it){hint}; U-Boot's serverip must be this host as the board sees it{}",
+            server.local_addr(),
+            cfg.serverip
+                .as_deref()
+                .map(|s| format!(" (it is {s})"))
+                .unwrap_or_default()
+        );
+    }
+    let lines: Vec<String> = t
+        .iter()
+        .map(|t| match &t.outcome {
+            Ok(n) => format!("  {} from {}: {n} bytes", t.file, t.peer),
+            Err(e) => format!("  {} from {}: {e}", t.file, t.peer),
+        })
+        .collect();
+    format!(
+        "\nhilt's TFTP server on {} served:\n{}",
+        server.local_addr(),
+        lines.join("\n")
+    )
+}
+
 /// Where U-Boot writes an image: the board file's device and block, and the
 /// partition that block should start (when the board file names the
 /// storage partition), which U-Boot's partition table must confirm.
@@ -152,10 +205,12 @@ pub async fn flash_standalone(
     let target = flash_target(b)?;
     let limit = Duration::from_secs(120);
     let root = resources::tftp_root(tftp, home);
+    let server = resources::serve_tftp(tftp, home)?;
     let (mut power, console) = resources::power_cycle_to_console(b, home).await?;
     let mut u = UBoot::new(console, config(b, limit)?);
     let result = async {
         u.stop_autoboot().await?;
+        point_at_server(&mut u, tftp).await?;
         u.net_up(&network(tftp), limit).await?;
         write_image(&mut u, &b.name, image, target, &root).await
     }
@@ -163,7 +218,8 @@ pub async fn flash_standalone(
     let _ = power.off().await;
     result.map_err(|e| {
         let tail = last_words(&u);
-        e.context(format!("--- U-Boot said ---\n{tail}"))
+        let served = server_said(server.as_ref(), tftp);
+        e.context(format!("--- U-Boot said ---\n{tail}{served}"))
     })
 }
 

@@ -688,6 +688,33 @@ pub struct UbootTftpCfg {
     /// (`$fdtcontroladdr`), which mainline Amlogic U-Boot shares with Linux.
     #[serde(default)]
     pub dtb: Option<String>,
+    /// hilt serves `root` over TFTP itself, while U-Boot fetches, instead
+    /// of relying on the lab's server.
+    #[serde(default)]
+    pub serve: Option<TftpServeCfg>,
+}
+
+/// hilt's own TFTP server for a bench board (hilt-tftpd): read-only, only
+/// the files under `root`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TftpServeCfg {
+    /// The UDP port. U-Boot sends to 69 unless built with CONFIG_TFTP_PORT,
+    /// which lets hilt point it elsewhere (`tftpdstp`); binding a port
+    /// below 1024 needs root or CAP_NET_BIND_SERVICE.
+    #[serde(default = "default_tftp_port")]
+    pub port: u16,
+    /// The host address to listen on; every address by default.
+    #[serde(default = "default_tftp_address")]
+    pub address: String,
+}
+
+fn default_tftp_port() -> u16 {
+    69
+}
+
+fn default_tftp_address() -> String {
+    "0.0.0.0".into()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -144,6 +144,20 @@ fn uboot_tftp_values(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), Plan
             ));
         }
     }
+    if let Some(serve) = &t.serve {
+        if serve.port == 0 {
+            return Err(c.fail(
+                "boot.uboot_tftp.serve.port",
+                "expected a UDP port from 1 to 65535 (69 unless the board's U-Boot has CONFIG_TFTP_PORT)",
+            ));
+        }
+        if serve.address.parse::<std::net::IpAddr>().is_err() {
+            return Err(c.fail(
+                "boot.uboot_tftp.serve.address",
+                format!("{:?}: expected an IP address of this host to listen on, e.g. 0.0.0.0 or 192.168.1.2", serve.address),
+            ));
+        }
+    }
     if t.root.is_empty() || t.root.contains(['\n', '\0']) {
         return Err(c.fail(
             "boot.uboot_tftp.root",

@@ -1,6 +1,7 @@
-//! A board file's `initramfs.modules`: checked where it is written (file,
-//! line, column), and resolved from each variant's own kernel package into
-//! the initramfs that board boots.
+//! The board-file keys for real boards' first contact: `initramfs.modules`,
+//! checked where it is written (file, line, column) and resolved from each
+//! variant's own kernel package into the initramfs that board boots; and
+//! `boot.uboot_tftp.serve`, hilt's own TFTP server.
 
 mod common;
 
@@ -120,6 +121,40 @@ fn initramfs_module_errors_name_file_line_and_column() {
         err.contains(&format!("boards/ssh-emulated.yaml:{line}:12: key `initramfs.modules`: this board boots its own OS, not hilt's initramfs")),
         "{err}"
     );
+}
+
+#[test]
+fn tftp_serve_errors_name_file_line_and_column() {
+    let bench = std::fs::read_to_string(repo().join("boards/bench-emulated.yaml")).unwrap();
+    let root = "    root: /tmp/hilt-bench-emulated/tftp\n";
+    assert!(bench.contains(root));
+    let with = |serve: &str| bench.replacen(root, &format!("{root}    serve: {serve}\n"), 1);
+
+    let ok = with("{port: 6969, address: 127.0.0.1}");
+    let (_dir, plan) = tree("bench-emulated", &ok);
+    let out = hilt(&["check"], &plan);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let text = with("{port: 0}");
+    let err = check_fails("bench-emulated", &text);
+    let line = line_of(&text, "serve:");
+    assert!(
+        err.contains(&format!("boards/bench-emulated.yaml:{line}:19: key `boot.uboot_tftp.serve.port`: expected a UDP port from 1 to 65535")),
+        "{err}"
+    );
+    let text = with("{address: tftp.lab}");
+    let err = check_fails("bench-emulated", &text);
+    assert!(
+        err.contains(&format!("boards/bench-emulated.yaml:{line}:22: key `boot.uboot_tftp.serve.address`: \"tftp.lab\": expected an IP address of this host")),
+        "{err}"
+    );
+    let text = with("{port: 69, root: /srv}");
+    let err = check_fails("bench-emulated", &text);
+    assert!(err.contains("unknown field `root`"), "{err}");
 }
 
 /// Runs `hilt fetch` and returns its standard error (where it reports).

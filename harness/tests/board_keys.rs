@@ -1,7 +1,8 @@
 //! The board-file keys for real boards' first contact: `initramfs.modules`,
 //! checked where it is written (file, line, column) and resolved from each
 //! variant's own kernel package into the initramfs that board boots; and
-//! `boot.uboot_tftp.serve`, hilt's own TFTP server.
+//! `boot.uboot_tftp.serve`, hilt's own TFTP server; and the `uboot:` knobs
+//! for vendors' U-Boots.
 
 mod common;
 
@@ -155,6 +156,71 @@ fn tftp_serve_errors_name_file_line_and_column() {
     let text = with("{port: 69, root: /srv}");
     let err = check_fails("bench-emulated", &text);
     assert!(err.contains("unknown field `root`"), "{err}");
+}
+
+#[test]
+fn uboot_knob_errors_name_file_line_and_column() {
+    let n2 = std::fs::read_to_string(repo().join("boards/odroid-n2.yaml")).unwrap();
+    let (_dir, plan) = tree("odroid-n2", &n2);
+    let out = hilt(&["check"], &plan);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let edit = |from: &str, to: &str| {
+        assert!(n2.contains(from), "odroid-n2.yaml lacks {from:?}");
+        n2.replacen(from, to, 1)
+    };
+    for (from, to, key, col, msg) in [
+        (
+            "char_delay_ms: 1",
+            "char_delay_ms: 500",
+            "uboot.char_delay_ms",
+            18,
+            "500 is out of range: expected 0 to 100",
+        ),
+        (
+            "max_line: 255",
+            "max_line: 64",
+            "uboot.max_line",
+            13,
+            "64 is out of range: expected 128 to 4096",
+        ),
+        (
+            "  max_line: 255\n",
+            "  max_line: 255\n  addresses: {kernel_addr_r: \"8080000\"}\n",
+            "uboot.addresses.kernel_addr_r",
+            30,
+            "\"8080000\": expected an address in hex with 0x",
+        ),
+        (
+            "    - \"Hit any key to stop autoboot\"",
+            "    - \"\"",
+            "uboot.autoboot_text[1]",
+            7,
+            "\"\": expected the line U-Boot prints while counting down",
+        ),
+    ] {
+        let text = edit(from, to);
+        let err = check_fails("odroid-n2", &text);
+        let needle = to.trim_start().lines().last().unwrap().trim();
+        let needle = needle.split(':').next().unwrap();
+        let line = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| l.contains(needle))
+            .map(|(i, _)| i + 1)
+            .last()
+            .unwrap();
+        assert!(
+            err.contains(&format!(
+                "boards/odroid-n2.yaml:{line}:{col}: key `{key}`: {msg}"
+            )),
+            "{err}"
+        );
+    }
 }
 
 /// Runs `hilt fetch` and returns its standard error (where it reports).

@@ -50,6 +50,13 @@ impl Bench {
                 &format!("\"{port}\"]"),
                 format!("\"{port}\", host-tftp]"),
             ),
+            // The U-Boot knobs a real UART and a vendor U-Boot need, on a
+            // real U-Boot: typing paced, shorter lines, a load address of
+            // the board file's, and a list of countdown texts.
+            (
+                &"  autoboot_text: \"Hit any key to stop autoboot\"\n".to_string(),
+                "  autoboot_text: [\"Hit Enter or space or Ctrl+C key to stop autoboot\", \"Hit any key to stop autoboot\"]\n  char_delay_ms: 1\n  max_line: 160\n  addresses: {ramdisk_addr_r: \"0x48000000\"}\n".to_string(),
+            ),
             (
                 &format!("    root: {}/tftp\n", state.display()),
                 format!(
@@ -134,7 +141,13 @@ fn uboot_fetches_image_kernel_and_initramfs_from_hilts_own_tftp_server() {
     )
     .into_owned();
     let from = format!("TFTP from server {}", host_address());
-    for needle in [&from, "blocks written: OK", "hilt-init: starting agent"] {
+    for needle in [
+        &from,
+        "blocks written: OK",
+        "setenv ramdisk_addr_r '0x48000000'",
+        "Load address: 0x48000000",
+        "hilt-init: starting agent",
+    ] {
         assert!(console.contains(needle), "console lacks {needle:?}");
     }
 }

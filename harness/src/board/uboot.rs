@@ -22,11 +22,47 @@ pub fn config(b: &BoardFile, limit: Duration) -> anyhow::Result<UBootConfig> {
     Ok(UBootConfig {
         prompt: u.prompt.clone(),
         interrupt: u.interrupt.clone(),
-        autoboot_patterns: vec![u.autoboot_text.clone()],
+        autoboot_patterns: u.autoboot_text.all(),
         stop_timeout: limit,
         command_timeout: Duration::from_secs(30).min(limit),
-        ..Default::default()
+        max_line: u.max_line as usize,
+        char_delay: Duration::from_millis(u64::from(u.char_delay_ms)),
     })
+}
+
+/// Sets the load addresses the board file gives, then checks that every one
+/// of `needed` is set: vendor U-Boots often lack mainline's, and hilt's
+/// `tftpboot ${kernel_addr_r}` would otherwise load to address 0.
+pub async fn load_addresses<C: Console>(
+    u: &mut UBoot<C>,
+    b: &BoardFile,
+    needed: &[&str],
+) -> anyhow::Result<()> {
+    let given = b.uboot.as_ref().and_then(|u| u.addresses.as_ref());
+    for name in ["kernel_addr_r", "ramdisk_addr_r", "fdt_addr_r"] {
+        if let Some(v) = given.and_then(|a| a.get(name)) {
+            u.setenv(name, v).await?;
+        }
+    }
+    let mut missing = Vec::new();
+    for name in needed {
+        if u.getenv(name).await?.is_none() {
+            missing.push(*name);
+        }
+    }
+    if !missing.is_empty() {
+        bail!(
+            "board {}: this U-Boot's environment has no {} (mainline's load addresses; vendor builds often lack them):              set them in the board file, e.g. `uboot: {{addresses: {{{}}}}}`, to free RAM that holds the kernel              (tens of MiB), the initramfs and the device tree without overlapping (`bdinfo` at the U-Boot prompt              shows the RAM; mainline U-Boot for Amlogic SoCs uses kernel_addr_r 0x08080000, ramdisk_addr_r 0x13000000, fdt_addr_r 0x08008000)",
+            b.name,
+            missing.join(", "),
+            missing
+                .iter()
+                .map(|n| format!("{n}: \"0x...\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(())
 }
 
 pub fn network(cfg: &UbootTftpCfg) -> Network {
@@ -211,6 +247,7 @@ pub async fn flash_standalone(
     let result = async {
         u.stop_autoboot().await?;
         point_at_server(&mut u, tftp).await?;
+        load_addresses(&mut u, b, &["kernel_addr_r"]).await?;
         u.net_up(&network(tftp), limit).await?;
         write_image(&mut u, &b.name, image, target, &root).await
     }
@@ -251,6 +288,94 @@ fn last_words<C: Console>(u: &UBoot<C>) -> String {
 #[cfg(test)]
 mod tests {
     use super::partition_number;
+
+    /// The emulated bench board's real U-Boot (scripts/bench-board), with
+    /// a state directory and console port of its own; powered off when
+    /// dropped.
+    struct BenchUboot {
+        state: tempfile::TempDir,
+        repo: std::path::PathBuf,
+    }
+
+    impl Drop for BenchUboot {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new(self.repo.join("scripts/bench-board"))
+                .arg("off")
+                .arg(self.state.path())
+                .status();
+        }
+    }
+
+    #[tokio::test]
+    #[ignore = "boots U-Boot on the emulated bench board: run by scripts/test"]
+    async fn missing_load_addresses_are_named_and_the_board_files_are_set() {
+        use std::time::Duration;
+        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap()
+            .to_path_buf();
+        let bench = BenchUboot {
+            state: tempfile::tempdir().unwrap(),
+            repo: repo.clone(),
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let state = bench.state.path().display().to_string();
+        let text = std::fs::read_to_string(repo.join("boards/bench-emulated.yaml"))
+            .unwrap()
+            .replace("/tmp/hilt-bench-emulated", &state)
+            .replace("5560", &port.to_string());
+        let file = bench.state.path().join("bench.yaml");
+        std::fs::write(&file, &text).unwrap();
+        let b = crate::plan::load_board(&file).unwrap();
+        let (mut power, console) = super::resources::power_cycle_to_console(&b, &repo)
+            .await
+            .unwrap();
+        let mut u = super::UBoot::new(console, super::config(&b, Duration::from_secs(60)).unwrap());
+        u.stop_autoboot().await.unwrap();
+        // As on a vendor U-Boot without them: `setenv NAME` deletes.
+        u.run("setenv fdt_addr_r").await.unwrap();
+        u.run("setenv ramdisk_addr_r").await.unwrap();
+        let needed = ["kernel_addr_r", "ramdisk_addr_r", "fdt_addr_r"];
+        let err = super::load_addresses(&mut u, &b, &needed)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("this U-Boot's environment has no ramdisk_addr_r, fdt_addr_r")
+                && err.contains(
+                    "`uboot: {addresses: {ramdisk_addr_r: \"0x...\", fdt_addr_r: \"0x...\"}}`"
+                ),
+            "{err}"
+        );
+        let with = crate::plan::load_board(&{
+            let f = bench.state.path().join("with.yaml");
+            std::fs::write(
+                &f,
+                text.replace(
+                    "  autoboot_text: \"Hit any key to stop autoboot\"\n",
+                    "  autoboot_text: \"Hit any key to stop autoboot\"\n  addresses: {ramdisk_addr_r: \"0x48000000\", fdt_addr_r: \"0x4f000000\"}\n",
+                ),
+            )
+            .unwrap();
+            f
+        })
+        .unwrap();
+        super::load_addresses(&mut u, &with, &needed).await.unwrap();
+        assert_eq!(
+            u.getenv("fdt_addr_r").await.unwrap().as_deref(),
+            Some("0x4f000000")
+        );
+        assert_eq!(
+            u.getenv("kernel_addr_r").await.unwrap().as_deref(),
+            Some("0x40400000"),
+            "U-Boot's own value is kept where the board file gives none"
+        );
+        power.off().await.unwrap();
+    }
 
     #[test]
     fn partition_numbers_come_from_linux_node_names() {

@@ -767,8 +767,67 @@ pub struct UbootCfg {
     pub prompt: String,
     /// What to send to stop autoboot.
     pub interrupt: String,
-    /// The text U-Boot prints while counting down.
-    pub autoboot_text: String,
+    /// The text U-Boot prints while counting down, or several: vendor
+    /// builds print their own ("Hit Enter or space or Ctrl+C key to stop
+    /// autoboot"), and a board may run either.
+    pub autoboot_text: Texts,
+    /// Pause between typed characters: a UART without flow control drops
+    /// what U-Boot does not read in time (0 for an emulated UART).
+    #[serde(default)]
+    pub char_delay_ms: u32,
+    /// The longest command line U-Boot takes (its CONFIG_SYS_CBSIZE minus
+    /// one); longer values are set in pieces.
+    #[serde(default = "default_uboot_max_line")]
+    pub max_line: u32,
+    /// Load addresses hilt sets before fetching, for a U-Boot whose
+    /// environment lacks mainline's `kernel_addr_r`, `ramdisk_addr_r` and
+    /// `fdt_addr_r` (or where they overlap what hilt loads).
+    #[serde(default)]
+    pub addresses: Option<UbootAddresses>,
+}
+
+/// One string, or a list of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Texts {
+    One(String),
+    Several(Vec<String>),
+}
+
+impl Texts {
+    pub fn all(&self) -> Vec<String> {
+        match self {
+            Texts::One(t) => vec![t.clone()],
+            Texts::Several(v) => v.clone(),
+        }
+    }
+}
+
+fn default_uboot_max_line() -> u32 {
+    255
+}
+
+/// Values for the load-address variables hilt's U-Boot commands use.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UbootAddresses {
+    #[serde(default)]
+    pub kernel_addr_r: Option<String>,
+    #[serde(default)]
+    pub ramdisk_addr_r: Option<String>,
+    #[serde(default)]
+    pub fdt_addr_r: Option<String>,
+}
+
+impl UbootAddresses {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        match name {
+            "kernel_addr_r" => self.kernel_addr_r.as_deref(),
+            "ramdisk_addr_r" => self.ramdisk_addr_r.as_deref(),
+            "fdt_addr_r" => self.fdt_addr_r.as_deref(),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

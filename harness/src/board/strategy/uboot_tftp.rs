@@ -226,6 +226,12 @@ impl RamdiskBoot {
         let step = async {
             u.stop_autoboot().await?;
             uboot::point_at_server(&mut u, cfg).await?;
+            let needed: &[&str] = if boot.dtb.is_some() {
+                &["kernel_addr_r", "ramdisk_addr_r", "fdt_addr_r"]
+            } else {
+                &["kernel_addr_r", "ramdisk_addr_r"]
+            };
+            uboot::load_addresses(&mut u, &self.board, needed).await?;
             if let Some((job, target)) = flash {
                 u.net_up(&boot.network, limit).await?;
                 let image = job.read_image()?;

@@ -176,16 +176,45 @@ fn uboot_values(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanError
         &u.prompt,
         "U-Boot's prompt, e.g. \"=> \", on one line",
     )?;
-    c.line(
-        "uboot.autoboot_text",
-        &u.autoboot_text,
-        "the line U-Boot prints while counting down, e.g. \"Hit any key to stop autoboot\"",
-    )?;
+    let texts = u.autoboot_text.all();
+    if texts.is_empty() || texts.len() > 8 {
+        return Err(c.fail(
+            "uboot.autoboot_text",
+            "expected the line U-Boot prints while counting down, or a list of 1 to 8 of them",
+        ));
+    }
+    for (i, t) in texts.iter().enumerate() {
+        let key = match &u.autoboot_text {
+            Texts::One(_) => "uboot.autoboot_text".to_string(),
+            Texts::Several(_) => format!("uboot.autoboot_text[{i}]"),
+        };
+        c.line(
+            &key,
+            t,
+            "the line U-Boot prints while counting down, e.g. \"Hit any key to stop autoboot\"",
+        )?;
+    }
     if u.interrupt.is_empty() || u.interrupt.len() > 16 {
         return Err(c.fail(
             "uboot.interrupt",
             "expected 1 to 16 characters to send to stop autoboot, e.g. \" \" or \"\\u0003\"",
         ));
+    }
+    c.range("uboot.char_delay_ms", u.char_delay_ms, 0, 100)?;
+    // Below 128 the `setenv bootargs` pieces get too short to hold a word.
+    c.range("uboot.max_line", u.max_line, 128, 4096)?;
+    if let Some(a) = &u.addresses {
+        for name in LOAD_ADDRESSES {
+            if let Some(v) = a.get(name) {
+                let hex = v.strip_prefix("0x").unwrap_or("");
+                if hex.is_empty() || hex.len() > 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(c.fail(
+                        &format!("uboot.addresses.{name}"),
+                        format!("{v:?}: expected an address in hex with 0x, e.g. \"0x08080000\" (quoted, or YAML reads a number)"),
+                    ));
+                }
+            }
+        }
     }
     Ok(())
 }
@@ -250,6 +279,9 @@ fn initramfs_used(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanErr
     }
     Ok(())
 }
+
+/// The U-Boot variables hilt's commands load into.
+const LOAD_ADDRESSES: [&str; 3] = ["kernel_addr_r", "ramdisk_addr_r", "fdt_addr_r"];
 
 fn console_and_power_values(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanError> {
     match &b.console {

@@ -4,12 +4,22 @@
 //! `boot.uboot_tftp.serve`, hilt's own TFTP server; and the `uboot:` knobs
 //! for vendors' U-Boots.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{repo, shared_cache};
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The artifact cache scripts/setup fills, as `hilt` finds it.
+fn shared_cache() -> PathBuf {
+    std::env::var_os("HILT_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or(repo().join(".cache"))
+}
 
 /// A tree with plans/p.yaml (the bench smoke plan on `board`, both Debian
 /// 6.1 kernels that scripts/setup caches), workloads/ and boards/: the

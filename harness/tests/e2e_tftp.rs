@@ -68,6 +68,10 @@ impl Bench {
             assert!(board.contains(from.as_str()), "bench-emulated.yaml lacks {from:?}");
             board = board.replacen(from.as_str(), &to, 1);
         }
+        // And modules of its own in its initramfs: Debian's Amlogic MMC
+        // driver and regulators, which load (and find no device) on QEMU's
+        // virt machine, so that a real boot shows /init loading them.
+        board.push_str("initramfs:\n  modules: [fixed, gpio-regulator, meson-gx-mmc]\n");
         std::fs::create_dir_all(tmp.path().join("boards")).unwrap();
         std::fs::write(tmp.path().join("boards/bench-tftp.yaml"), board).unwrap();
         for d in ["workloads", "scripts"] {
@@ -140,6 +144,33 @@ fn uboot_fetches_image_kernel_and_initramfs_from_hilts_own_tftp_server() {
         &std::fs::read(out.join("iterations/unpatched-000/console.log")).unwrap(),
     )
     .into_owned();
+    // The board booted its own initramfs: the one it fetched holds the
+    // board's modules, run.json lists them last, and /init loaded each.
+    let unpacked = bench.tmp.path().join("initrd");
+    std::fs::create_dir_all(&unpacked).unwrap();
+    let cpio = std::process::Command::new("cpio")
+        .args(["-idm", "--quiet", "--no-absolute-filenames", "-F"])
+        .arg(bench.state.join("tftp/hilt-bench-tftp/initrd"))
+        .current_dir(&unpacked)
+        .status()
+        .expect("cpio");
+    assert!(cpio.success());
+    assert!(unpacked.join("lib/modules/meson-gx-mmc.ko").is_file());
+    let run: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    let own = &run["variants"][0]["board_initramfs"][0];
+    assert_eq!(own["board"], "bench-tftp", "{run}");
+    let loaded: Vec<&str> = own["modules_loaded"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        loaded[loaded.len() - 3..],
+        ["fixed", "gpio_regulator", "meson_gx_mmc"],
+        "{loaded:?}"
+    );
     let from = format!("TFTP from server {}", host_address());
     for needle in [
         &from,
@@ -150,4 +181,8 @@ fn uboot_fetches_image_kernel_and_initramfs_from_hilts_own_tftp_server() {
     ] {
         assert!(console.contains(needle), "console lacks {needle:?}");
     }
+    assert!(
+        !console.contains("hilt-init: insmod"),
+        "a module failed to load"
+    );
 }

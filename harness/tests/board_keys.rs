@@ -395,3 +395,40 @@ fn le_potato_initramfs_loads_the_meson_mmc_driver_after_its_dependencies() {
     );
     assert!(report.contains("nor built in"), "{report}");
 }
+
+/// A port hilt's TFTP server cannot bind fails the run before any board is
+/// leased or anything built, not every boot as an infrastructure error.
+#[test]
+fn a_tftp_port_in_use_stops_the_run_before_it_starts() {
+    let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let bench = std::fs::read_to_string(repo().join("boards/bench-emulated.yaml")).unwrap();
+    let root = "    root: /tmp/hilt-bench-emulated/tftp\n";
+    let text = bench.replacen(
+        root,
+        &format!("{root}    serve: {{port: {port}, address: 127.0.0.1}}\n"),
+        1,
+    );
+    let (dir, plan) = tree("bench-emulated", &text);
+    let out = Command::new(env!("CARGO_BIN_EXE_hilt"))
+        .arg("run")
+        .arg(&plan)
+        .arg("--out")
+        .arg(dir.path().join("run"))
+        .arg("--quiet")
+        .env("HILT_LEASES", dir.path().join("leases"))
+        .env("HILT_HISTORY", dir.path().join("history.sqlite"))
+        .env("HILT_CACHE", dir.path().join("no-cache"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(&format!(
+            "board bench-emulated: hilt cannot serve TFTP on 127.0.0.1 port {port}"
+        )) && err.contains("another TFTP server"),
+        "{err}"
+    );
+    assert!(!dir.path().join("no-cache").exists(), "nothing was built");
+    drop(taken);
+}

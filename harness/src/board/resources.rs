@@ -63,6 +63,9 @@ pub fn serve_tftp(cfg: &UbootTftpCfg, home: &Path) -> anyhow::Result<Option<hilt
         .parse()
         .with_context(|| format!("boot.uboot_tftp.serve.address {:?}", serve.address))?;
     let root = tftp_root(cfg, home);
+    // hilt writes the files it serves there itself; nothing else need make it.
+    std::fs::create_dir_all(&root)
+        .with_context(|| format!("creating the TFTP root {}", root.display()))?;
     let server = hilt_tftpd::Server::start((ip, serve.port).into(), &root)
         .with_context(|| format!("serving {} over TFTP", root.display()))?;
     Ok(Some(server))

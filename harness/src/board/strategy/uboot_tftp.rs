@@ -25,7 +25,23 @@ pub struct UbootTftp;
 
 impl Strategy for UbootTftp {
     fn preflight(&self, b: &BoardFile, plan: &Plan) -> anyhow::Result<()> {
-        tftp_cfg(b)?;
+        let tftp = tftp_cfg(b)?;
+        if let Some(serve) = &tftp.serve {
+            // Every boot would fail on it: say so before the run starts.
+            let ip: std::net::IpAddr = serve.address.parse()?;
+            std::net::UdpSocket::bind((ip, serve.port)).map_err(|e| {
+                let why = if e.kind() == std::io::ErrorKind::PermissionDenied {
+                    "ports below 1024 need root, or `setcap cap_net_bind_service=+ep` on hilt"
+                } else {
+                    "is another TFTP server (or another run) using it?"
+                };
+                anyhow::anyhow!(
+                    "board {}: hilt cannot serve TFTP on {ip} port {} ({e}): {why}",
+                    b.name,
+                    serve.port
+                )
+            })?;
+        }
         if !matches!(b.agent, AgentChannelCfg::Console) {
             bail!(
                 "board {}: a ramdisk boot has only the console for the agent; set `agent: console`",

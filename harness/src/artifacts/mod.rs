@@ -16,7 +16,9 @@ pub use media::{build_media, Media};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use hilt_kernels::{Busybox, Kernel, Module, PackageRef};
+use hilt_kernels::{normalize_module_name, Busybox, Kernel, Module, PackageRef};
+
+use crate::plan::BoardFile;
 
 /// Modules the board needs, by name; the kernel's own dependencies are
 /// added and built-ins skipped when the load order is resolved.
@@ -34,10 +36,49 @@ pub const BOARD_MODULES: &[&str] = &[
     "ramoops",
 ];
 
+#[derive(Clone)]
 pub struct BootKernel {
     pub kernel: Kernel,
     pub modules: Vec<Module>,
     pub builtin: Vec<String>,
+}
+
+impl BootKernel {
+    /// The kernel as `board` boots it: the modules every board gets, then
+    /// those its file names under `initramfs.modules`, each resolved with
+    /// its dependencies from this kernel. A name the kernel has built in
+    /// adds nothing (it joins `builtin`).
+    pub fn for_board(&self, board: &BoardFile) -> anyhow::Result<BootKernel> {
+        let Some(extra) = board.initramfs.as_ref().map(|i| &i.modules) else {
+            return Ok(self.clone());
+        };
+        let mut wanted: Vec<&str> = BOARD_MODULES.to_vec();
+        wanted.extend(extra.iter().map(String::as_str));
+        let k = &self.kernel;
+        let plan = k.plan(&wanted).map_err(|e| match e {
+            hilt_kernels::Error::ModuleNotFound { ref name, .. }
+                if extra.iter().any(|m| normalize_module_name(m) == *name) =>
+            {
+                anyhow::anyhow!(
+                    "board {}: initramfs.modules names {name}, which kernel {} ({} {}) has neither as a module under {} nor built in: check the name (`modinfo -F name` on the .ko), or whether this kernel's config enables the driver at all",
+                    board.name,
+                    k.release,
+                    k.package,
+                    k.package_version,
+                    k.modules_dir.display()
+                )
+            }
+            e => anyhow::Error::new(e).context(format!(
+                "board {}: resolving its initramfs modules in kernel {}",
+                board.name, k.release
+            )),
+        })?;
+        Ok(BootKernel {
+            kernel: k.clone(),
+            modules: plan.modules,
+            builtin: plan.builtin,
+        })
+    }
 }
 
 pub fn fetch_kernel(cache: &Cache, package: &str) -> anyhow::Result<BootKernel> {

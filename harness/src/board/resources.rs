@@ -52,6 +52,25 @@ pub fn tftp_root(cfg: &UbootTftpCfg, home: &Path) -> PathBuf {
     home.join(expand_home(&cfg.root))
 }
 
+/// hilt's own TFTP server on the board's TFTP root, if the board file
+/// asks for it (`serve:`); it serves until dropped.
+pub fn serve_tftp(cfg: &UbootTftpCfg, home: &Path) -> anyhow::Result<Option<hilt_tftpd::Server>> {
+    let Some(serve) = &cfg.serve else {
+        return Ok(None);
+    };
+    let ip: std::net::IpAddr = serve
+        .address
+        .parse()
+        .with_context(|| format!("boot.uboot_tftp.serve.address {:?}", serve.address))?;
+    let root = tftp_root(cfg, home);
+    // hilt writes the files it serves there itself; nothing else need make it.
+    std::fs::create_dir_all(&root)
+        .with_context(|| format!("creating the TFTP root {}", root.display()))?;
+    let server = hilt_tftpd::Server::start((ip, serve.port).into(), &root)
+        .with_context(|| format!("serving {} over TFTP", root.display()))?;
+    Ok(Some(server))
+}
+
 pub fn ssh_config(s: &SshCfg) -> SshConfig {
     SshConfig::new(
         &s.host,

@@ -72,12 +72,13 @@ pub async fn deploy(
     let say = |m: &str| eprintln!("hilt: {m}");
     let (pk, initramfs) = {
         let (plan_path, kernel, name) = (plan.path.clone(), v.kernel.clone(), v.name.clone());
-        let cache = cache.clone();
+        let (cache, board) = (cache.clone(), board.clone());
         tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
             let pk = artifacts::prepare_kernel(&cache, &plan_path, &name, &kernel, &say)?;
             let busybox = artifacts::fetch_busybox(&cache)?;
             let agent = artifacts::agent_binary()?;
-            let initramfs = artifacts::build_initramfs(&cache, &pk.boot, &busybox, &agent)?;
+            let boot = pk.boot.for_board(&board)?;
+            let initramfs = artifacts::build_initramfs(&cache, &boot, &busybox, &agent)?;
             Ok((pk, initramfs))
         })
         .await??

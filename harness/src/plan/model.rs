@@ -534,6 +534,25 @@ pub struct BoardFile {
     /// Which of `partitions:` a run writes its image to and swaps on.
     #[serde(default)]
     pub storage: Option<BoardStorageCfg>,
+    /// What hilt's initramfs needs on this board beyond what every board
+    /// gets (the storage stack's own modules).
+    #[serde(default)]
+    pub initramfs: Option<InitramfsCfg>,
+}
+
+/// Modules the board's own hardware needs in hilt's initramfs: its
+/// storage controller and what that controller's probe waits for
+/// (regulators, power sequencing). Named as module files are named (the
+/// `name:` of `modinfo`), not by device-tree compatible: Debian's kernels
+/// list no device-tree aliases for built-in drivers, so a compatible that no
+/// module matches could not be told apart from one the kernel lacks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InitramfsCfg {
+    /// Loaded in this order, each after its own dependencies, which come
+    /// from the variant's kernel. A name the kernel has built in adds
+    /// nothing; one it has neither built in nor as a module is an error.
+    pub modules: Vec<String>,
 }
 
 /// What kind of board a board file describes. The board file does not say
@@ -680,6 +699,33 @@ pub struct UbootTftpCfg {
     /// (`$fdtcontroladdr`), which mainline Amlogic U-Boot shares with Linux.
     #[serde(default)]
     pub dtb: Option<String>,
+    /// hilt serves `root` over TFTP itself, while U-Boot fetches, instead
+    /// of relying on the lab's server.
+    #[serde(default)]
+    pub serve: Option<TftpServeCfg>,
+}
+
+/// hilt's own TFTP server for a bench board (hilt-tftpd): read-only, only
+/// the files under `root`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TftpServeCfg {
+    /// The UDP port. U-Boot sends to 69 unless built with CONFIG_TFTP_PORT,
+    /// which lets hilt point it elsewhere (`tftpdstp`); binding a port
+    /// below 1024 needs root or CAP_NET_BIND_SERVICE.
+    #[serde(default = "default_tftp_port")]
+    pub port: u16,
+    /// The host address to listen on; every address by default.
+    #[serde(default = "default_tftp_address")]
+    pub address: String,
+}
+
+fn default_tftp_port() -> u16 {
+    69
+}
+
+fn default_tftp_address() -> String {
+    "0.0.0.0".into()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -732,8 +778,67 @@ pub struct UbootCfg {
     pub prompt: String,
     /// What to send to stop autoboot.
     pub interrupt: String,
-    /// The text U-Boot prints while counting down.
-    pub autoboot_text: String,
+    /// The text U-Boot prints while counting down, or several: vendor
+    /// builds print their own ("Hit Enter or space or Ctrl+C key to stop
+    /// autoboot"), and a board may run either.
+    pub autoboot_text: Texts,
+    /// Pause between typed characters: a UART without flow control drops
+    /// what U-Boot does not read in time (0 for an emulated UART).
+    #[serde(default)]
+    pub char_delay_ms: u32,
+    /// The longest command line U-Boot takes (its CONFIG_SYS_CBSIZE minus
+    /// one); longer values are set in pieces.
+    #[serde(default = "default_uboot_max_line")]
+    pub max_line: u32,
+    /// Load addresses hilt sets before fetching, for a U-Boot whose
+    /// environment lacks mainline's `kernel_addr_r`, `ramdisk_addr_r` and
+    /// `fdt_addr_r` (or where they overlap what hilt loads).
+    #[serde(default)]
+    pub addresses: Option<UbootAddresses>,
+}
+
+/// One string, or a list of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Texts {
+    One(String),
+    Several(Vec<String>),
+}
+
+impl Texts {
+    pub fn all(&self) -> Vec<String> {
+        match self {
+            Texts::One(t) => vec![t.clone()],
+            Texts::Several(v) => v.clone(),
+        }
+    }
+}
+
+fn default_uboot_max_line() -> u32 {
+    255
+}
+
+/// Values for the load-address variables hilt's U-Boot commands use.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UbootAddresses {
+    #[serde(default)]
+    pub kernel_addr_r: Option<String>,
+    #[serde(default)]
+    pub ramdisk_addr_r: Option<String>,
+    #[serde(default)]
+    pub fdt_addr_r: Option<String>,
+}
+
+impl UbootAddresses {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        match name {
+            "kernel_addr_r" => self.kernel_addr_r.as_deref(),
+            "ramdisk_addr_r" => self.ramdisk_addr_r.as_deref(),
+            "fdt_addr_r" => self.fdt_addr_r.as_deref(),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -72,6 +72,8 @@ pub const MAX_CONTROLS: usize = 8;
 pub const MAX_KERNEL_FILES: usize = 256;
 pub const MAX_PARTITIONS: usize = 64;
 pub const MAX_ARGS: usize = 64;
+/// A board's own initramfs modules, besides what every board gets.
+pub const MAX_MODULES: usize = 64;
 /// Iterations of all variants together.
 pub const MAX_TOTAL_ITERATIONS: u64 = 1_000_000;
 /// Free text (descriptions): it is copied into every report.

@@ -207,8 +207,9 @@ pub async fn drive_board(sh: &Shared<'_>, k: usize, board: BoardFile, storage: B
                 break;
             }
         };
+        let files = v.for_board(&board);
         let boot = attached.boot(&BootRequest {
-            kernel: &v.kernel,
+            kernel: &files,
             slot: n,
             dir: &dir,
         });

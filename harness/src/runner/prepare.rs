@@ -1,18 +1,55 @@
 //! What a run prepares before it boots anything: each variant's kernel and
 //! initramfs, and the media. `hilt fetch` does only this.
 
+use std::path::PathBuf;
+
 use crate::artifacts::{self, Cache};
 use crate::board::KernelFiles;
-use crate::plan::ResolvedPlan;
+use crate::plan::{BoardFile, ResolvedPlan};
 
 pub struct PreparedVariant {
+    /// The kernel, with the initramfs of a board whose file adds no modules.
     pub kernel: KernelFiles,
+    /// The initramfs of each board whose file adds modules of its own.
+    pub boards: Vec<BoardInitramfs>,
     pub kernel_package: String,
     pub kernel_image_sha256: String,
     pub builtin_modules: Vec<String>,
     pub loaded_modules: Vec<String>,
     pub kernel_build: Option<hilt_kernels::source::Provenance>,
     pub kernel_prebuilt: Option<artifacts::kernel::PrebuiltRecord>,
+}
+
+/// A variant's initramfs for a board whose file adds modules.
+pub struct BoardInitramfs {
+    /// The board file's name (instances of it share this initramfs).
+    pub board: String,
+    /// What its `initramfs.modules` asked for.
+    pub modules: Vec<String>,
+    pub initramfs: PathBuf,
+    /// Every module it loads, in order, and what the kernel had built in.
+    pub loaded_modules: Vec<String>,
+    pub builtin_modules: Vec<String>,
+}
+
+impl PreparedVariant {
+    /// The kernel files `board` boots: its own initramfs if its file adds
+    /// modules. Matched by the modules asked for, not the name, so that
+    /// the copies of an emulated board (`<board>-2`) find theirs.
+    pub fn for_board(&self, board: &BoardFile) -> KernelFiles {
+        let own = board.initramfs.as_ref().and_then(|i| {
+            self.boards
+                .iter()
+                .find(|b| b.modules == i.modules)
+                .map(|b| b.initramfs.clone())
+        });
+        KernelFiles {
+            variant: self.kernel.variant.clone(),
+            image: self.kernel.image.clone(),
+            initramfs: own.unwrap_or_else(|| self.kernel.initramfs.clone()),
+            release: self.kernel.release.clone(),
+        }
+    }
 }
 
 pub fn prepare(
@@ -29,7 +66,39 @@ pub fn prepare(
         let pk = artifacts::prepare_kernel(&cache, &plan.path, &v.name, &v.kernel, say)?;
         let k = &pk.boot;
         let initramfs = artifacts::build_initramfs(&cache, k, &busybox, &agent)?;
+        let mut boards = Vec::new();
+        for b in &plan.boards {
+            let Some(own) = &b.initramfs else { continue };
+            let bk = k.for_board(b)?;
+            // Reported, not an error: a driver built in needs no loading.
+            let built_in: Vec<String> = own
+                .modules
+                .iter()
+                .map(|m| hilt_kernels::normalize_module_name(m))
+                .filter(|m| bk.builtin.contains(m))
+                .collect();
+            say(&format!(
+                "{}: board {}: initramfs loads {} modules for kernel {}{}",
+                v.name,
+                b.name,
+                bk.modules.len(),
+                bk.kernel.release,
+                if built_in.is_empty() {
+                    String::new()
+                } else {
+                    format!("; built in, so not added: {}", built_in.join(", "))
+                }
+            ));
+            boards.push(BoardInitramfs {
+                modules: own.modules.clone(),
+                initramfs: artifacts::build_initramfs(&cache, &bk, &busybox, &agent)?,
+                board: b.name.clone(),
+                loaded_modules: bk.modules.iter().map(|m| m.name.clone()).collect(),
+                builtin_modules: bk.builtin.clone(),
+            });
+        }
         out.push(PreparedVariant {
+            boards,
             kernel: KernelFiles {
                 variant: v.name.clone(),
                 image: k.kernel.image.clone(),
@@ -59,6 +128,15 @@ pub fn fetch_all(plan: &ResolvedPlan, say: &dyn Fn(&str)) -> anyhow::Result<()> 
             v.kernel.release,
             v.kernel.initramfs.display()
         ));
+        for b in &v.boards {
+            say(&format!(
+                "{}: board {}: initramfs {} (loads {})",
+                v.kernel.variant,
+                b.board,
+                b.initramfs.display(),
+                b.loaded_modules.join(" ")
+            ));
+        }
     }
     say(&format!(
         "erofs image {} bytes, sha256 {}{}",

@@ -44,10 +44,21 @@ struct VariantInfo<'a> {
     kernel_image_sha256: &'a str,
     modules_loaded: &'a [String],
     modules_builtin: &'a [String],
+    /// Boards whose files add initramfs modules boot their own initramfs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    board_initramfs: Vec<BoardInitramfsInfo<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     kernel_build: Option<&'a hilt_kernels::source::Provenance>,
     #[serde(skip_serializing_if = "Option::is_none")]
     kernel_prebuilt: Option<&'a artifacts::kernel::PrebuiltRecord>,
+}
+
+#[derive(Serialize)]
+struct BoardInitramfsInfo<'a> {
+    board: &'a str,
+    modules_asked: &'a [String],
+    modules_loaded: &'a [String],
+    modules_builtin: &'a [String],
 }
 
 /// A new run's run.json.
@@ -84,6 +95,16 @@ pub fn write_new(
                     kernel_image_sha256: &v.kernel_image_sha256,
                     modules_loaded: &v.loaded_modules,
                     modules_builtin: &v.builtin_modules,
+                    board_initramfs: v
+                        .boards
+                        .iter()
+                        .map(|b| BoardInitramfsInfo {
+                            board: &b.board,
+                            modules_asked: &b.modules,
+                            modules_loaded: &b.loaded_modules,
+                            modules_builtin: &b.builtin_modules,
+                        })
+                        .collect(),
                     kernel_build: v.kernel_build.as_ref(),
                     kernel_prebuilt: v.kernel_prebuilt.as_ref(),
                 })

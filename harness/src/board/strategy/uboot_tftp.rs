@@ -25,7 +25,23 @@ pub struct UbootTftp;
 
 impl Strategy for UbootTftp {
     fn preflight(&self, b: &BoardFile, plan: &Plan) -> anyhow::Result<()> {
-        tftp_cfg(b)?;
+        let tftp = tftp_cfg(b)?;
+        if let Some(serve) = &tftp.serve {
+            // Every boot would fail on it: say so before the run starts.
+            let ip: std::net::IpAddr = serve.address.parse()?;
+            std::net::UdpSocket::bind((ip, serve.port)).map_err(|e| {
+                let why = if e.kind() == std::io::ErrorKind::PermissionDenied {
+                    "ports below 1024 need root, or `setcap cap_net_bind_service=+ep` on hilt"
+                } else {
+                    "is another TFTP server (or another run) using it?"
+                };
+                anyhow::anyhow!(
+                    "board {}: hilt cannot serve TFTP on {ip} port {} ({e}): {why}",
+                    b.name,
+                    serve.port
+                )
+            })?;
+        }
         if !matches!(b.agent, AgentChannelCfg::Console) {
             bail!(
                 "board {}: a ramdisk boot has only the console for the agent; set `agent: console`",
@@ -79,6 +95,7 @@ impl Board for BenchBoard {
             initrd: req.kernel.initramfs.clone(),
             append: cmdline(self.run.board()),
             flash: self.flash.as_ref().map(FlashJob::share),
+            tftp_record: self.run.run_dir.join("tftp.jsonl"),
         })
     }
 }
@@ -91,6 +108,21 @@ struct RamdiskBoot {
     /// The kernel command line.
     append: String,
     flash: Option<FlashJob>,
+    /// Where the transfers of hilt's own TFTP server are recorded (the run
+    /// directory's tftp.jsonl).
+    tftp_record: PathBuf,
+}
+
+/// One transfer of hilt's TFTP server, a line of the run's tftp.jsonl.
+#[derive(serde::Serialize)]
+struct TftpRecord<'a> {
+    board: &'a str,
+    peer: String,
+    file: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
 }
 
 #[async_trait::async_trait]
@@ -98,9 +130,20 @@ impl Boot for RamdiskBoot {
     async fn start(self: Box<Self>, boot_limit: Duration) -> anyhow::Result<Session> {
         let tftp = tftp_cfg(&self.board)?;
         let files = self.stage_tftp(tftp)?;
+        // Served for this boot's U-Boot steps only: once booti is typed,
+        // everything the board fetches is in its RAM.
+        let server = resources::serve_tftp(tftp, &self.home)?;
         let (mut power, console) =
             resources::power_cycle_to_console(&self.board, &self.home).await?;
-        match self.uboot(console, tftp, files, boot_limit).await {
+        let booted = self.uboot(console, tftp, files, boot_limit).await;
+        let booted = booted.map_err(|e| match uboot::server_said(server.as_ref(), tftp) {
+            served if served.is_empty() => e,
+            served => anyhow::anyhow!("{e:#}{served}"),
+        });
+        if let Some(server) = server {
+            drop_and_record(server, &self.board.name, &self.tftp_record)?;
+        }
+        match booted {
             Ok(console) => Ok(Session {
                 power,
                 console,
@@ -121,6 +164,25 @@ impl Boot for RamdiskBoot {
         // hilt's ramdisk kernel on a real board is given no ramoops region.
         false
     }
+}
+
+/// Stops the server (its transfers end with it) and records what it served.
+fn drop_and_record(server: hilt_tftpd::Server, board: &str, record: &Path) -> anyhow::Result<()> {
+    let served = server.transfers();
+    drop(server);
+    for t in &served {
+        crate::durable::append_json_line(
+            record,
+            &TftpRecord {
+                board,
+                peer: t.peer.to_string(),
+                file: &t.file,
+                bytes: t.outcome.as_ref().ok().copied(),
+                error: t.outcome.as_ref().err().map(String::as_str),
+            },
+        )?;
+    }
+    Ok(())
 }
 
 struct TftpFiles {
@@ -180,6 +242,13 @@ impl RamdiskBoot {
         let mut u = UBoot::new(console, ucfg);
         let step = async {
             u.stop_autoboot().await?;
+            uboot::point_at_server(&mut u, cfg).await?;
+            let needed: &[&str] = if boot.dtb.is_some() {
+                &["kernel_addr_r", "ramdisk_addr_r", "fdt_addr_r"]
+            } else {
+                &["kernel_addr_r", "ramdisk_addr_r"]
+            };
+            uboot::load_addresses(&mut u, &self.board, needed).await?;
             if let Some((job, target)) = flash {
                 u.net_up(&boot.network, limit).await?;
                 let image = job.read_image()?;

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::{is_name, Check, MAX_ARGS, MAX_PARTITIONS};
+use super::{is_name, Check, MAX_ARGS, MAX_MODULES, MAX_PARTITIONS};
 use crate::plan::load::Loaded;
 use crate::plan::model::*;
 use crate::plan::PlanError;
@@ -24,6 +24,7 @@ pub fn board(file: &Path, doc: &Loaded<BoardFile>) -> Result<(), PlanError> {
     uboot_tftp_needs(&c, b)?;
     android_needs(&c, b)?;
     storage_partitions_listed(&c, b)?;
+    initramfs_used(&c, b)?;
     emulation(&c, b)
 }
 
@@ -36,6 +37,7 @@ fn board_values(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanError
     partition_values(c, b)?;
     uboot_tftp_values(c, b)?;
     uboot_values(c, b)?;
+    initramfs_values(c, b)?;
     console_and_power_values(c, b)?;
     transport_values(c, b)
 }
@@ -142,6 +144,20 @@ fn uboot_tftp_values(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), Plan
             ));
         }
     }
+    if let Some(serve) = &t.serve {
+        if serve.port == 0 {
+            return Err(c.fail(
+                "boot.uboot_tftp.serve.port",
+                "expected a UDP port from 1 to 65535 (69 unless the board's U-Boot has CONFIG_TFTP_PORT)",
+            ));
+        }
+        if serve.address.parse::<std::net::IpAddr>().is_err() {
+            return Err(c.fail(
+                "boot.uboot_tftp.serve.address",
+                format!("{:?}: expected an IP address of this host to listen on, e.g. 0.0.0.0 or 192.168.1.2", serve.address),
+            ));
+        }
+    }
     if t.root.is_empty() || t.root.contains(['\n', '\0']) {
         return Err(c.fail(
             "boot.uboot_tftp.root",
@@ -160,19 +176,112 @@ fn uboot_values(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanError
         &u.prompt,
         "U-Boot's prompt, e.g. \"=> \", on one line",
     )?;
-    c.line(
-        "uboot.autoboot_text",
-        &u.autoboot_text,
-        "the line U-Boot prints while counting down, e.g. \"Hit any key to stop autoboot\"",
-    )?;
+    let texts = u.autoboot_text.all();
+    if texts.is_empty() || texts.len() > 8 {
+        return Err(c.fail(
+            "uboot.autoboot_text",
+            "expected the line U-Boot prints while counting down, or a list of 1 to 8 of them",
+        ));
+    }
+    for (i, t) in texts.iter().enumerate() {
+        let key = match &u.autoboot_text {
+            Texts::One(_) => "uboot.autoboot_text".to_string(),
+            Texts::Several(_) => format!("uboot.autoboot_text[{i}]"),
+        };
+        c.line(
+            &key,
+            t,
+            "the line U-Boot prints while counting down, e.g. \"Hit any key to stop autoboot\"",
+        )?;
+    }
     if u.interrupt.is_empty() || u.interrupt.len() > 16 {
         return Err(c.fail(
             "uboot.interrupt",
             "expected 1 to 16 characters to send to stop autoboot, e.g. \" \" or \"\\u0003\"",
         ));
     }
+    c.range("uboot.char_delay_ms", u.char_delay_ms, 0, 100)?;
+    // Below 128 the `setenv bootargs` pieces get too short to hold a word.
+    c.range("uboot.max_line", u.max_line, 128, 4096)?;
+    if let Some(a) = &u.addresses {
+        for name in LOAD_ADDRESSES {
+            if let Some(v) = a.get(name) {
+                let hex = v.strip_prefix("0x").unwrap_or("");
+                if hex.is_empty() || hex.len() > 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(c.fail(
+                        &format!("uboot.addresses.{name}"),
+                        format!("{v:?}: expected an address in hex with 0x, e.g. \"0x08080000\" (quoted, or YAML reads a number)"),
+                    ));
+                }
+            }
+        }
+    }
     Ok(())
 }
+
+/// Module names reach the initramfs as file names and its /init's list,
+/// and are looked up in each variant's kernel only when a run prepares it:
+/// here they are checked as names, so that a typo in their form is a
+/// board-file error; a name no kernel has is caught, naming the kernel,
+/// when the run resolves it.
+fn initramfs_values(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanError> {
+    let Some(i) = &b.initramfs else {
+        return Ok(());
+    };
+    if i.modules.is_empty() {
+        return Err(c.fail(
+            "initramfs.modules",
+            "expected at least one module name, e.g. [meson-gx-mmc]; without any, leave `initramfs:` out",
+        ));
+    }
+    c.at_most("initramfs.modules", &i.modules, MAX_MODULES, "modules")?;
+    let mut seen = std::collections::BTreeMap::new();
+    for (n, m) in i.modules.iter().enumerate() {
+        let key = format!("initramfs.modules[{n}]");
+        if let Some(stem) = m.strip_suffix(".ko") {
+            return Err(c.fail(
+                &key,
+                format!("{m:?}: expected the module's name without .ko, e.g. {stem:?}"),
+            ));
+        }
+        if !is_module_name(m) {
+            return Err(c.fail(
+                &key,
+                format!("{m:?}: expected a module name as `modinfo` prints it (1-64 characters from [A-Za-z0-9_-], starting with a letter or digit), e.g. meson-gx-mmc"),
+            ));
+        }
+        if let Some(first) = seen.insert(hilt_kernels::normalize_module_name(m), n) {
+            return Err(c.fail(
+                &key,
+                format!("{m:?} is listed twice (also initramfs.modules[{first}]; `-` and `_` are the same in module names)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn is_module_name(s: &str) -> bool {
+    s.len() <= 64
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Only a board that boots hilt's initramfs (emulated, or U-Boot over
+/// TFTP) loads its modules; on one that boots its own OS the key would be
+/// silently ignored.
+fn initramfs_used(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanError> {
+    if b.initramfs.is_some() && matches!(b.kind(), BoardKind::OwnOs | BoardKind::Android) {
+        return Err(c.fail(
+            "initramfs.modules",
+            "this board boots its own OS, not hilt's initramfs, so `initramfs:` would do nothing: leave it out (only emulated boards and boot: uboot_tftp boards load it)",
+        ));
+    }
+    Ok(())
+}
+
+/// The U-Boot variables hilt's commands load into.
+const LOAD_ADDRESSES: [&str; 3] = ["kernel_addr_r", "ramdisk_addr_r", "fdt_addr_r"];
 
 fn console_and_power_values(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanError> {
     match &b.console {

@@ -61,10 +61,9 @@ fn run_inner(spec: &RunSpec, tx: &Sender, stop: &Arc<AtomicBool>) -> Option<Done
             "{} on {}{}, {} files",
             storage::MOUNT_POINT,
             m.device.display(),
-            if m.verity {
-                format!(" (dm-verity over {})", m.lower.display())
-            } else {
-                String::new()
+            match &m.verity {
+                Some(from) => format!(" (dm-verity over {} from {from})", m.lower.display()),
+                None => String::new(),
             },
             files.len()
         );

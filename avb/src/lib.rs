@@ -19,11 +19,13 @@ mod be;
 mod error;
 mod footer;
 mod hashtree;
+mod partition;
 pub mod vbmeta;
 
 pub use error::Error;
 pub use footer::{Footer, FOOTER_SIZE};
 pub use hashtree::{tree_size, HashtreeDescriptor};
+pub use partition::{read_footed, FootedPartition, MAX_VBMETA_SIZE};
 pub use vbmeta::{Descriptor, Vbmeta};
 
 /// Rounds `n` up to a multiple of `to` (a power of two or not), `None` on

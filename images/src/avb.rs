@@ -13,7 +13,7 @@
 //! veritysetup superblock, and the vbmeta is unsigned (algorithm NONE).
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 
 use hilt_avb::{Descriptor, Footer, HashtreeDescriptor, Vbmeta, FOOTER_SIZE};
@@ -152,44 +152,18 @@ pub fn add_hashtree_footer(
 
 /// Reads a footed partition image back: its footer, its vbmeta and the
 /// hashtree descriptor for `partition_name`, checked against the file's
-/// size as the board's agent checks them against the device's.
+/// size with the same code the board's agent checks a device with.
 pub fn read_footer(path: &Path, partition_name: &str) -> Result<FootedImage, Error> {
-    let read = || -> std::io::Result<(u64, Vec<u8>, Vec<u8>)> {
-        let mut f = File::open(path)?;
-        let size = f.metadata()?.len();
-        let mut footer = vec![0u8; FOOTER_SIZE.min(size as usize)];
-        f.seek(SeekFrom::Start(size - footer.len() as u64))?;
-        f.read_exact(&mut footer)?;
-        let mut vbmeta = Vec::new();
-        if let Ok(parsed) = Footer::parse(&footer) {
-            if parsed.check_fits(size).is_ok() {
-                f.seek(SeekFrom::Start(parsed.vbmeta_offset))?;
-                vbmeta.resize(parsed.vbmeta_size as usize, 0);
-                f.read_exact(&mut vbmeta)?;
-            }
-        }
-        Ok((size, footer, vbmeta))
-    };
-    let (size, footer, vbmeta) = read().map_err(|e| Error::io("reading", path, e))?;
-    let bad = |e: hilt_avb::Error| Error::Invalid(format!("{}: {e}", path.display()));
-    let footer = Footer::parse(&footer).map_err(bad)?;
-    footer.check_fits(size).map_err(bad)?;
-    let descriptor = Vbmeta::parse(&vbmeta)
-        .map_err(bad)?
-        .hashtree(partition_name)
-        .cloned()
-        .ok_or_else(|| {
-            Error::Invalid(format!(
-                "{}: its vbmeta has no hashtree descriptor for partition {partition_name:?}",
-                path.display()
-            ))
-        })?;
-    descriptor.check(size).map_err(bad)?;
+    let mut f = File::open(path).map_err(|e| Error::io("opening", path, e))?;
+    let p = hilt_avb::read_footed(&mut f, partition_name).map_err(|e| match e.kind() {
+        std::io::ErrorKind::InvalidData => Error::Invalid(format!("{}: {e}", path.display())),
+        _ => Error::io("reading the AVB footer of", path, e),
+    })?;
     Ok(FootedImage {
-        partition_size: size,
-        footer,
-        descriptor,
-        vbmeta,
+        partition_size: p.size,
+        footer: p.footer,
+        descriptor: p.descriptor,
+        vbmeta: p.vbmeta,
     })
 }
 

@@ -22,10 +22,7 @@ pub enum Error {
         minor: u32,
     },
     /// A field that is out of range or inconsistent with another.
-    Invalid {
-        what: &'static str,
-        reason: String,
-    },
+    Invalid { what: &'static str, reason: String },
 }
 
 impl fmt::Display for Error {

@@ -85,12 +85,14 @@ impl Footer {
     /// Checks that the vbmeta it points at lies inside a partition of
     /// `partition_size` bytes, before the footer, and after the image.
     pub fn check_fits(&self, partition_size: u64) -> Result<(), Error> {
-        let limit = partition_size.checked_sub(FOOTER_SIZE as u64).ok_or_else(|| {
-            invalid(
-                "AVB footer",
-                format!("a partition of {partition_size} bytes cannot hold a 64-byte footer"),
-            )
-        })?;
+        let limit = partition_size
+            .checked_sub(FOOTER_SIZE as u64)
+            .ok_or_else(|| {
+                invalid(
+                    "AVB footer",
+                    format!("a partition of {partition_size} bytes cannot hold a 64-byte footer"),
+                )
+            })?;
         let end = self.vbmeta_offset.checked_add(self.vbmeta_size);
         match end {
             Some(end) if end <= limit => {}
@@ -139,7 +141,11 @@ mod tests {
         let b = Footer::new(1, 4096, 64).to_bytes();
         assert!(matches!(
             Footer::parse(&b[..63]),
-            Err(Error::Truncated { need: 64, have: 63, .. })
+            Err(Error::Truncated {
+                need: 64,
+                have: 63,
+                ..
+            })
         ));
         let mut bad = b;
         bad[3] = b'g';

@@ -145,7 +145,10 @@ impl HashtreeDescriptor {
                 have: bytes.len() as u64,
             });
         }
-        let alg_len = alg_field.iter().position(|&b| b == 0).unwrap_or(ALGORITHM_FIELD);
+        let alg_len = alg_field
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(ALGORITHM_FIELD);
         if !all_zero(&alg_field[alg_len..]) {
             return Err(invalid(WHAT, "hash algorithm name is not NUL-padded"));
         }
@@ -437,7 +440,11 @@ mod tests {
             let e = bad.check(part).unwrap_err().to_string();
             assert!(e.contains(needle), "{e}");
         }
-        assert!(ok.check(303 * 4096).unwrap_err().to_string().contains("past the end"));
+        assert!(ok
+            .check(303 * 4096)
+            .unwrap_err()
+            .to_string()
+            .contains("past the end"));
     }
 
     #[test]

@@ -23,7 +23,10 @@ pub enum Descriptor {
     Hashtree(HashtreeDescriptor),
     /// Any other kind (property, hash, kernel cmdline, chain partition),
     /// kept whole so it can be written back unchanged.
-    Other { tag: u64, bytes: Vec<u8> },
+    Other {
+        tag: u64,
+        bytes: Vec<u8>,
+    },
 }
 
 impl Descriptor {
@@ -86,8 +89,7 @@ impl Vbmeta {
                 ),
             ));
         }
-        if self.release_string.len() >= RELEASE_STRING_SIZE || self.release_string.contains('\0')
-        {
+        if self.release_string.len() >= RELEASE_STRING_SIZE || self.release_string.contains('\0') {
             return Err(invalid(
                 "vbmeta",
                 format!(
@@ -109,7 +111,7 @@ impl Vbmeta {
         put_u64(&mut v, 0); // hash size
         put_u64(&mut v, 0); // signature offset
         put_u64(&mut v, 0); // signature size
-        // The public key and its metadata would follow the descriptors.
+                            // The public key and its metadata would follow the descriptors.
         put_u64(&mut v, descriptors.len() as u64);
         put_u64(&mut v, 0);
         put_u64(&mut v, descriptors.len() as u64);
@@ -308,10 +310,7 @@ mod tests {
             b.extend_from_slice(b"propprop");
             Descriptor::Other { tag: 0, bytes: b }
         };
-        let v = Vbmeta::unsigned(
-            vec![Descriptor::Hashtree(sample()), other],
-            "hilt test",
-        );
+        let v = Vbmeta::unsigned(vec![Descriptor::Hashtree(sample()), other], "hilt test");
         let b = v.to_bytes().unwrap();
         assert_eq!(b.len() % 64, 0);
         assert_eq!(&b[..4], b"AVB0");
@@ -361,7 +360,9 @@ mod tests {
         let mut v = Vbmeta::unsigned(vec![], "hilt");
         v.algorithm_type = 1;
         assert!(v.to_bytes().is_err());
-        assert!(Vbmeta::unsigned(vec![], &"x".repeat(48)).to_bytes().is_err());
+        assert!(Vbmeta::unsigned(vec![], &"x".repeat(48))
+            .to_bytes()
+            .is_err());
         assert_eq!(Vbmeta::unsigned(vec![], "").to_bytes().unwrap().len(), 256);
     }
 }

@@ -1134,6 +1134,10 @@ fn a_stopping_rule_ends_the_run_early_and_resume_keeps_it_stopped() {
 /// A one-variant, readers-only copy of smoke.yaml with `verity: avb`, in
 /// `dir`/plans beside the repository's boards and workloads.
 fn avb_plan(dir: &Path) -> PathBuf {
+    avb_plan_on(dir, "virtio")
+}
+
+fn avb_plan_on(dir: &Path, erofs_on: &str) -> PathBuf {
     let plan = dir.join("plans/avb.yaml");
     std::fs::create_dir_all(plan.parent().unwrap()).unwrap();
     for d in ["boards", "workloads"] {
@@ -1149,7 +1153,8 @@ fn avb_plan(dir: &Path) -> PathBuf {
             "",
         )
         .replace("  - hog-80pct\n", "")
-        .replace("  verity: true\n", "  verity: avb\n");
+        .replace("  verity: true\n", "  verity: avb\n")
+        .replace("  erofs_on: virtio\n", &format!("  erofs_on: {erofs_on}\n"));
     std::fs::write(&plan, text).unwrap();
     plan
 }
@@ -1194,7 +1199,8 @@ fn avb_footer_sets_up_verity_on_the_board() {
     // The agent's mount stage says where its verity parameters came from.
     let text = all_text(&out);
     assert!(
-        text.contains("(dm-verity over ") && text.contains("from its AVB footer: partition \\\"erofs\\\""),
+        text.contains("(dm-verity over ")
+            && text.contains("from its AVB footer: partition \\\"erofs\\\""),
         "no AVB mount detail in the run directory"
     );
     // run.json records the footed image's sha256, and the vbmeta in the
@@ -1202,7 +1208,9 @@ fn avb_footer_sets_up_verity_on_the_board() {
     let run_json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
     let media = &run_json["media"];
-    let sha = media["avb_image_sha256"].as_str().expect("avb_image_sha256");
+    let sha = media["avb_image_sha256"]
+        .as_str()
+        .expect("avb_image_sha256");
     assert_eq!(sha.len(), 64);
     let root = media["verity_root_hash"].as_str().unwrap();
     let vbmeta = hilt_avb::Vbmeta::parse(&std::fs::read(out.join("vbmeta.img")).unwrap()).unwrap();
@@ -1211,6 +1219,32 @@ fn avb_footer_sets_up_verity_on_the_board() {
     assert!(std::fs::read_to_string(out.join("vbmeta.txt"))
         .unwrap()
         .contains("vbmeta.img"));
+}
+
+/// On an SD card the partition is rounded up to the card's alignment; the
+/// footed image is made that size, so its footer still ends the partition
+/// the agent reads it from.
+#[test]
+#[ignore = "boots the emulated board: run by scripts/test"]
+fn avb_footer_ends_an_sd_card_partition() {
+    let tmp = TestDir::new();
+    let plan = avb_plan_on(tmp.path(), "sdcard");
+    let out = tmp.path().join("run");
+    let o = run(&plan, &out, &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let recs = records(&out);
+    assert_eq!(recs.len(), 1);
+    assert_all_pass(&recs);
+    assert!(
+        recs[0].reads > 10 && recs[0].read_errors == 0,
+        "{:?}",
+        recs[0]
+    );
+    let text = all_text(&out);
+    assert!(
+        text.contains("(dm-verity over /dev/mmcblk0p1 from its AVB footer"),
+        "no AVB mount detail for the card's partition in the run directory"
+    );
 }
 
 /// A flipped data block in the footed image: dm-verity, set up from the

@@ -785,7 +785,10 @@ fn verity_takes_true_false_or_avb_and_avb_needs_the_partition_size() {
     );
 
     let board = std::fs::read_to_string(&bench).unwrap();
-    assert!(board.contains("  swap: swap\n"), "bench-emulated.yaml changed");
+    assert!(
+        board.contains("  swap: swap\n"),
+        "bench-emulated.yaml changed"
+    );
     std::fs::write(
         &bench,
         board.replacen("  swap: swap\n", "  swap: swap\n  image_bytes: 1000\n", 1),
@@ -801,7 +804,11 @@ fn verity_takes_true_false_or_avb_and_avb_needs_the_partition_size() {
     );
     std::fs::write(
         &bench,
-        board.replacen("  swap: swap\n", "  swap: swap\n  image_bytes: 268435456\n", 1),
+        board.replacen(
+            "  swap: swap\n",
+            "  swap: swap\n  image_bytes: 268435456\n",
+            1,
+        ),
     )
     .unwrap();
     let out = hilt_check(&plan);

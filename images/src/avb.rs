@@ -58,6 +58,37 @@ pub struct FootedImage {
     pub vbmeta: Vec<u8>,
 }
 
+/// The smallest partition that holds an image of `image_bytes` with its
+/// tree, vbmeta and footer: what [`add_hashtree_footer`] makes when
+/// `partition_size` is None. Lets a caller that must round the partition
+/// (to a disk's alignment, say) ask for the rounded size up front.
+pub fn min_partition_size(image_bytes: u64, opts: &AvbOptions) -> Result<u64, Error> {
+    let block = u64::from(opts.verity.data_block_size);
+    let image_size = image_bytes.div_ceil(block) * block;
+    let tree_size = hilt_avb::tree_size(image_size, block as u32, 32);
+    // Only the lengths of salt, name and digest shape the vbmeta's size.
+    let shape = HashtreeDescriptor {
+        dm_verity_version: 1,
+        image_size,
+        tree_offset: image_size,
+        tree_size,
+        data_block_size: block as u32,
+        hash_block_size: block as u32,
+        fec_num_roots: 0,
+        fec_offset: 0,
+        fec_size: 0,
+        hash_algorithm: "sha256".into(),
+        partition_name: opts.partition_name.clone(),
+        salt: opts.verity.salt.clone(),
+        root_digest: vec![0; 32],
+        flags: 0,
+    };
+    let vbmeta = Vbmeta::unsigned(vec![Descriptor::Hashtree(shape)], &opts.release_string)
+        .to_bytes()
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+    Ok(image_size + tree_size + (vbmeta.len() as u64).next_multiple_of(block) + block)
+}
+
 /// Writes `out`: `image` with its hash tree, vbmeta and footer, sized to the
 /// partition.
 pub fn add_hashtree_footer(
@@ -108,6 +139,7 @@ pub fn add_hashtree_footer(
     .map_err(|e| Error::Invalid(e.to_string()))?;
     let vbmeta_offset = image_size + descriptor.tree_size;
     let needed = vbmeta_offset + (vbmeta.len() as u64).next_multiple_of(block) + block;
+    debug_assert_eq!(needed, min_partition_size(original_image_size, opts)?);
     let partition_size = match opts.partition_size {
         None => needed,
         Some(size) if size % block != 0 => {
@@ -173,7 +205,11 @@ mod tests {
 
     fn image(dir: &Path, bytes: usize) -> std::path::PathBuf {
         let p = dir.join("in.img");
-        std::fs::write(&p, (0..bytes).map(|i| (i * 13 % 251) as u8).collect::<Vec<_>>()).unwrap();
+        std::fs::write(
+            &p,
+            (0..bytes).map(|i| (i * 13 % 251) as u8).collect::<Vec<_>>(),
+        )
+        .unwrap();
         p
     }
 
@@ -225,13 +261,23 @@ mod tests {
         // One data block: no tree, a vbmeta block, a footer block.
         assert_eq!(f.descriptor.tree_size, 0);
         assert_eq!(f.partition_size, 3 * 4096);
+        assert_eq!(
+            min_partition_size(4096, &AvbOptions::new("p")).unwrap(),
+            3 * 4096
+        );
+        assert_eq!(
+            min_partition_size(300 * 4096 - 100, &AvbOptions::new("scratch")).unwrap(),
+            306 * 4096
+        );
         read_footer(&out, "p").unwrap();
 
         let small = AvbOptions {
             partition_size: Some(2 * 4096),
             ..AvbOptions::new("p")
         };
-        let e = add_hashtree_footer(&input, &out, &small).unwrap_err().to_string();
+        let e = add_hashtree_footer(&input, &out, &small)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("at least 12288"), "{e}");
         let odd = AvbOptions {
             partition_size: Some(5 * 4096 + 1),

@@ -39,7 +39,10 @@ fn parser_reads_avbtools_footer_and_descriptor() {
     assert_eq!(f.footer, Footer::new(606_208, 618_496, 512));
     let d = &f.descriptor;
     assert_eq!(d.dm_verity_version, 1);
-    assert_eq!((d.image_size, d.tree_offset, d.tree_size), (606_208, 606_208, 12_288));
+    assert_eq!(
+        (d.image_size, d.tree_offset, d.tree_size),
+        (606_208, 606_208, 12_288)
+    );
     assert_eq!((d.data_block_size, d.hash_block_size), (4096, 4096));
     assert_eq!((d.fec_num_roots, d.fec_offset, d.fec_size), (0, 0, 0));
     assert_eq!(d.hash_algorithm, "sha256");

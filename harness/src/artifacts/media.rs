@@ -229,14 +229,29 @@ pub fn build_media(cache: &Cache, plan: &Plan, say: &dyn Fn(&str)) -> anyhow::Re
     // With AVB, the one erofs disk or partition carries data, tree, vbmeta
     // and footer, and the agent reads the footer; there is no hash disk.
     let footed = match plan.image.verity {
-        Verity::Avb => Some(footed_image(
-            cache,
-            &img.erofs,
-            &img.erofs_info.sha256_hex(),
-            EMULATED_AVB_PARTITION,
-            None,
-            say,
-        )?),
+        Verity::Avb => {
+            // The footer must end the device: an SD card partition is
+            // rounded up to the card's alignment, so the image is made that
+            // size; a virtio disk is the image itself.
+            let size = match plan.storage.erofs_on {
+                ErofsOn::Virtio => None,
+                ErofsOn::Sdcard => {
+                    let min = avb::min_partition_size(
+                        img.erofs_info.size_bytes,
+                        &avb::AvbOptions::new(EMULATED_AVB_PARTITION),
+                    )?;
+                    Some(min.next_multiple_of(disk::ALIGN_BYTES))
+                }
+            };
+            Some(footed_image(
+                cache,
+                &img.erofs,
+                &img.erofs_info.sha256_hex(),
+                EMULATED_AVB_PARTITION,
+                size,
+                say,
+            )?)
+        }
         _ => None,
     };
     let erofs_disk = footed

@@ -44,7 +44,9 @@ pub struct MediaProvenance {
     pub verity_root_hash: Option<String>,
     pub verity_salt: Option<String>,
     /// With `verity: avb`, the image the emulated board reads: erofs with
-    /// its AVB hash tree, vbmeta and footer.
+    /// its AVB hash tree, vbmeta and footer. A board on the bench gets one
+    /// sized to its partition instead, recorded with its sha256 in
+    /// flash.jsonl.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub avb_image_sha256: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -281,3 +281,73 @@ fn android_board_never_flashes_userdata_nor_a_mounted_partition() {
         "fastboot flashed the image"
     );
 }
+
+/// `verity: avb` on the Android-style board: fastboot writes the AVB-footed
+/// image, sized to the scratch partition, and the agent sets dm-verity up
+/// from the footer at the partition's end.
+#[test]
+#[ignore = "boots the emulated board: run by scripts/test"]
+fn android_board_verifies_the_scratch_image_from_its_avb_footer() {
+    let bench = AndroidBench::new();
+    // scripts/android-board's scratch partition: 96 MiB.
+    const SCRATCH_BYTES: u64 = 96 << 20;
+    let file = bench.board_file();
+    let board = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        board.contains("  image: scratch\n"),
+        "android-emulated.yaml changed"
+    );
+    std::fs::write(
+        &file,
+        board.replacen(
+            "  image: scratch\n",
+            &format!("  image: scratch\n  image_bytes: {SCRATCH_BYTES}\n"),
+            1,
+        ),
+    )
+    .unwrap();
+    let plan = common::bench_plan(
+        bench.tmp.path(),
+        "android-test",
+        "avb",
+        &[
+            ("iterations: 2", "iterations: 1"),
+            ("duration_s: 15", "duration_s: 8"),
+            ("verity: true", "verity: avb"),
+        ],
+        "",
+    );
+    let (out, o) = bench.run(&plan, "avb");
+    assert!(o.status.success(), "{}", says(&o));
+    assert!(
+        says(&o).contains("--disable-verification vbmeta"),
+        "{}",
+        says(&o)
+    );
+    let recs = records(&out);
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0].outcome, Outcome::Pass, "{}", recs[0].detail);
+    assert!(
+        recs[0].reads > 0 && recs[0].read_errors == 0,
+        "{:?}",
+        recs[0]
+    );
+    let events = std::fs::read_to_string(out.join("events.jsonl")).unwrap();
+    assert!(
+        events.contains("from its AVB footer: partition \\\"scratch\\\""),
+        "the agent did not set verity up from the footer"
+    );
+    let flashes = json_lines(&out.join("flash.jsonl"));
+    assert_eq!(flashes.len(), 1);
+    assert_eq!(flashes[0]["target"], "scratch");
+    assert_eq!(flashes[0]["bytes"].as_u64(), Some(SCRATCH_BYTES));
+    let disk = std::fs::read(bench.state.join("disk.img")).unwrap();
+    // The scratch partition starts right after the eMMC's first MiB.
+    let part = &disk[1 << 20..(1 << 20) + SCRATCH_BYTES as usize];
+    assert_eq!(sha256(part), flashes[0]["sha256"].as_str().unwrap());
+    let footed = hilt_avb::read_footed(&mut std::io::Cursor::new(part), "scratch").unwrap();
+    assert_eq!(
+        std::fs::read(out.join("vbmeta.img")).unwrap(),
+        footed.vbmeta
+    );
+}

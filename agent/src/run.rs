@@ -80,10 +80,9 @@ fn run_inner(
             "{} on {}{}, {} files",
             storage::MOUNT_POINT,
             m.device.display(),
-            if m.verity {
-                format!(" (dm-verity over {})", m.lower.display())
-            } else {
-                String::new()
+            match &m.verity {
+                Some(from) => format!(" (dm-verity over {} from {from})", m.lower.display()),
+                None => String::new(),
             },
             files.len()
         );

@@ -3,7 +3,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use hilt_protocol::StorageSpec;
+use hilt_protocol::{StorageSpec, VeritySource, VeritySpec};
 
 use crate::{block, dm, sys};
 
@@ -13,7 +13,9 @@ pub const VERITY_NAME: &str = "hilt-verity";
 pub struct Mounted {
     pub device: PathBuf,
     pub lower: PathBuf,
-    pub verity: bool,
+    /// Where dm-verity's parameters came from, for the stage report; None
+    /// without verity.
+    pub verity: Option<String>,
 }
 
 pub fn set_up(spec: &StorageSpec) -> io::Result<Mounted> {
@@ -21,22 +23,20 @@ pub fn set_up(spec: &StorageSpec) -> io::Result<Mounted> {
     if let Some(s) = &spec.io_scheduler {
         set_scheduler(&lower, s)?;
     }
+    let mut verity = None;
     let device = match &spec.verity {
         None => lower.clone(),
-        Some(v) => {
-            let hash = block::resolve(&v.hash)?;
-            let sectors = v.data_blocks * (v.data_block_size as u64 / 512);
-            let params = format!(
-                "1 {} {} {} {} {} {} sha256 {} {}",
-                lower.display(),
-                hash.display(),
-                v.data_block_size,
-                v.hash_block_size,
-                v.data_blocks,
-                v.hash_start_block,
-                v.root_hash,
-                v.salt
-            );
+        Some(source) => {
+            let (sectors, params, from) = match source {
+                VeritySource::Explicit(v) => {
+                    let (sectors, params) = explicit_target(&lower, v)?;
+                    (sectors, params, "the host's numbers".to_owned())
+                }
+                VeritySource::AvbFooter { partition_name } => {
+                    footer_target(&lower, partition_name)?
+                }
+            };
+            verity = Some(from);
             let _ = dm::remove(VERITY_NAME);
             dm::create(
                 VERITY_NAME,
@@ -85,8 +85,52 @@ pub fn set_up(spec: &StorageSpec) -> io::Result<Mounted> {
     Ok(Mounted {
         device,
         lower,
-        verity: spec.verity.is_some(),
+        verity,
     })
+}
+
+/// The dm-verity target from the numbers the host computed.
+fn explicit_target(lower: &Path, v: &VeritySpec) -> io::Result<(u64, String)> {
+    let hash = block::resolve(&v.hash)?;
+    let sectors = v.data_blocks * (v.data_block_size as u64 / 512);
+    let params = format!(
+        "1 {} {} {} {} {} {} sha256 {} {}",
+        lower.display(),
+        hash.display(),
+        v.data_block_size,
+        v.hash_block_size,
+        v.data_blocks,
+        v.hash_start_block,
+        v.root_hash,
+        v.salt
+    );
+    Ok((sectors, params))
+}
+
+/// The dm-verity target from the AVB footer at the end of `lower` and the
+/// hashtree descriptor in the vbmeta it points at: data and tree are both
+/// on `lower`, the tree at the descriptor's tree_offset. Nothing comes from
+/// the host but the partition name the descriptor must carry. Also returns
+/// what was found, for the stage report.
+fn footer_target(lower: &Path, partition_name: &str) -> io::Result<(u64, String, String)> {
+    let mut dev = std::fs::File::open(lower)?;
+    let part = hilt_avb::read_footed(&mut dev, partition_name)
+        .map_err(|e| io::Error::new(e.kind(), format!("AVB footer of {}: {e}", lower.display())))?;
+    let d = &part.descriptor;
+    let from = format!(
+        "its AVB footer: partition {:?}, {} data blocks of {} bytes, tree at {} ({} bytes), root {}",
+        d.partition_name,
+        d.data_blocks(),
+        d.data_block_size,
+        d.tree_offset,
+        d.tree_size,
+        d.root_digest
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+    let (sectors, params) = d.verity_target(&lower.to_string_lossy());
+    Ok((sectors, params, from))
 }
 
 pub fn set_scheduler(dev: &Path, sched: &str) -> io::Result<()> {

@@ -1130,3 +1130,172 @@ fn a_stopping_rule_ends_the_run_early_and_resume_keeps_it_stopped() {
     );
     assert_eq!(records(&out).len(), 2, "the resumed run ran nothing more");
 }
+
+/// A one-variant, readers-only copy of smoke.yaml with `verity: avb`, in
+/// `dir`/plans beside the repository's boards and workloads.
+fn avb_plan(dir: &Path) -> PathBuf {
+    avb_plan_on(dir, "virtio")
+}
+
+fn avb_plan_on(dir: &Path, erofs_on: &str) -> PathBuf {
+    let plan = dir.join("plans/avb.yaml");
+    std::fs::create_dir_all(plan.parent().unwrap()).unwrap();
+    for d in ["boards", "workloads"] {
+        std::os::unix::fs::symlink(repo().join(d), dir.join(d)).unwrap();
+    }
+    let smoke = std::fs::read_to_string(repo().join("plans/smoke.yaml")).unwrap();
+    assert!(smoke.contains("  verity: true\n"), "smoke.yaml changed");
+    let text = smoke
+        .replace("iterations: 2", "iterations: 1")
+        .replace("duration_s: 20", "duration_s: 8")
+        .replace(
+            "  - name: patched\n    kernel:\n      debian: linux-image-6.1.0-45-arm64=6.1.170-1\n",
+            "",
+        )
+        .replace("  - hog-80pct\n", "")
+        .replace("  verity: true\n", "  verity: avb\n")
+        .replace("  erofs_on: virtio\n", &format!("  erofs_on: {erofs_on}\n"));
+    std::fs::write(&plan, text).unwrap();
+    plan
+}
+
+/// Every file under `dir`, as text, for finding what the agent reported.
+fn all_text(dir: &Path) -> String {
+    let mut out = String::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out += &all_text(&p);
+        } else if let Ok(t) = std::fs::read_to_string(&p) {
+            out += &t;
+        }
+    }
+    out
+}
+
+/// `verity: avb`: the erofs disk carries its own AVB hashtree footer, the
+/// agent sets dm-verity up from the footer's descriptor (the host passes
+/// only the partition name), and the image mounts and reads.
+#[test]
+#[ignore = "boots the emulated board: run by scripts/test"]
+fn avb_footer_sets_up_verity_on_the_board() {
+    let tmp = TestDir::new();
+    let plan = avb_plan(tmp.path());
+    let out = tmp.path().join("run");
+    let o = run(&plan, &out, &[]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("verity: avb: the image carries its own AVB hashtree footer"),
+        "{stderr}"
+    );
+    let recs = records(&out);
+    assert_eq!(recs.len(), 1);
+    assert_all_pass(&recs);
+    let r = &recs[0];
+    assert!(r.reads > 10, "{} reads", r.reads);
+    assert_eq!(r.read_errors, 0);
+
+    // The agent's mount stage says where its verity parameters came from.
+    let text = all_text(&out);
+    assert!(
+        text.contains("(dm-verity over ")
+            && text.contains("from its AVB footer: partition \\\"erofs\\\""),
+        "no AVB mount detail in the run directory"
+    );
+    // run.json records the footed image's sha256, and the vbmeta in the
+    // run directory is the one in that image.
+    let run_json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    let media = &run_json["media"];
+    let sha = media["avb_image_sha256"]
+        .as_str()
+        .expect("avb_image_sha256");
+    assert_eq!(sha.len(), 64);
+    let root = media["verity_root_hash"].as_str().unwrap();
+    let vbmeta = hilt_avb::Vbmeta::parse(&std::fs::read(out.join("vbmeta.img")).unwrap()).unwrap();
+    let d = vbmeta.hashtree("erofs").expect("the erofs descriptor");
+    assert_eq!(hex::encode(&d.root_digest), root);
+    assert!(std::fs::read_to_string(out.join("vbmeta.txt"))
+        .unwrap()
+        .contains("vbmeta.img"));
+}
+
+/// On an SD card the partition is rounded up to the card's alignment; the
+/// footed image is made that size, so its footer still ends the partition
+/// the agent reads it from.
+#[test]
+#[ignore = "boots the emulated board: run by scripts/test"]
+fn avb_footer_ends_an_sd_card_partition() {
+    let tmp = TestDir::new();
+    let plan = avb_plan_on(tmp.path(), "sdcard");
+    let out = tmp.path().join("run");
+    let o = run(&plan, &out, &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let recs = records(&out);
+    assert_eq!(recs.len(), 1);
+    assert_all_pass(&recs);
+    assert!(
+        recs[0].reads > 10 && recs[0].read_errors == 0,
+        "{:?}",
+        recs[0]
+    );
+    let text = all_text(&out);
+    assert!(
+        text.contains("(dm-verity over /dev/mmcblk0p1 from its AVB footer"),
+        "no AVB mount detail for the card's partition in the run directory"
+    );
+}
+
+/// A flipped data block in the footed image: dm-verity, set up from the
+/// footer, fails the reads that touch it with EIO.
+#[test]
+#[ignore = "boots the emulated board: run by scripts/test"]
+fn avb_footer_verity_fails_reads_of_a_corrupted_block_with_eio() {
+    let tmp = TestDir::new();
+    // A private cache, so corrupting the image cannot touch the shared one.
+    let cache = tmp.path().join("cache");
+    std::fs::create_dir(&cache).unwrap();
+    let shared = shared_cache();
+    for d in ["debs", "extracted"] {
+        std::os::unix::fs::symlink(shared.join(d), cache.join(d)).unwrap();
+    }
+    let plan = avb_plan(tmp.path());
+    let fetch = Command::new(env!("CARGO_BIN_EXE_hilt"))
+        .arg("fetch")
+        .arg(&plan)
+        .env("HILT_CACHE", &cache)
+        .output()
+        .unwrap();
+    assert!(
+        fetch.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fetch.stderr)
+    );
+    let footed: Vec<PathBuf> = std::fs::read_dir(cache.join("avb"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("partition.img"))
+        .filter(|p| p.exists())
+        .collect();
+    assert_eq!(footed.len(), 1, "{footed:?}");
+    let f = hilt_images::avb::read_footer(&footed[0], "erofs").unwrap();
+    // A block in the middle of the erofs data holds compressed file data,
+    // so the mount succeeds and only the reads that touch it fail.
+    let blocks = f.footer.original_image_size / 4096;
+    hilt_images::verity::corrupt_block(&footed[0], blocks / 2, 4096).unwrap();
+
+    let out = tmp.path().join("run");
+    let o = run(&plan, &out, &[("HILT_CACHE", &cache)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let recs = records(&out);
+    assert_eq!(recs.len(), 1);
+    let r = &recs[0];
+    assert!(r.read_errors > 0, "no read failed: {r:?}");
+    assert_eq!(r.last_read_errno, Some(5), "EIO expected");
+    let console =
+        String::from_utf8_lossy(&std::fs::read(out.join(&r.console_log)).unwrap()).into_owned();
+    assert!(
+        console.contains("device-mapper: verity") && console.contains("is corrupted"),
+        "{console}"
+    );
+}

@@ -30,6 +30,8 @@ const KERNELS: [&str; 2] = [
 
 /// Where scripts/android-board puts userdata and boot on the eMMC
 /// (512-byte sectors).
+const SCRATCH_START: u64 = 4096;
+const SCRATCH_BYTES: u64 = 96 << 20;
 const USERDATA_START: u64 = 462848;
 const BOOT_START: u64 = 495616;
 
@@ -272,10 +274,31 @@ fn android_board_runs_the_android_plan_through_fastboot_and_adb() {
     assert_eq!(mounts.len(), 2, "{stages:?}");
     for m in mounts.iter().chain(&details("mount", true)) {
         assert!(
-            m.contains("on /dev/block/dm-") && m.contains("(dm-verity over /dev/block/vda2)"),
+            m.contains("on /dev/block/dm-")
+                && m.contains(
+                    "dm-verity over /dev/block/vda2 from its AVB footer: partition \"scratch\""
+                ),
             "{m}"
         );
     }
+    // The image fastboot wrote ends in the AVB footer the agent read, and
+    // the run's vbmeta.img carries the same descriptor; the user is told
+    // what a device that checks vbmeta needs.
+    assert!(
+        says(&o).contains("--disable-verification vbmeta"),
+        "{}",
+        says(&o)
+    );
+    let disk = std::fs::read(bench.state.join("disk.img")).unwrap();
+    let at = (SCRATCH_START * 512) as usize;
+    let scratch = &disk[at..at + SCRATCH_BYTES as usize];
+    assert_eq!(flashes[0]["bytes"].as_u64(), Some(SCRATCH_BYTES));
+    assert_eq!(sha256(scratch), flashes[0]["sha256"].as_str().unwrap());
+    let footed = hilt_avb::read_footed(&mut std::io::Cursor::new(scratch), "scratch").unwrap();
+    assert_eq!(
+        std::fs::read(out.join("vbmeta.img")).unwrap(),
+        footed.vbmeta
+    );
     for swap in details("swap", false) {
         assert!(
             swap.contains("as the OS set it up") && swap.contains("/dev/block/zram0"),

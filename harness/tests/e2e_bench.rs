@@ -271,3 +271,87 @@ fn hilt_flash_writes_an_image_from_uboot() {
     );
     assert!(!bench.state.join("qemu.pid").exists());
 }
+
+/// `verity: avb` on a board on the bench: U-Boot writes the AVB-footed
+/// image, sized to the data partition, and the agent sets dm-verity up from
+/// the footer at the partition's end, whose descriptor names the partition.
+#[test]
+#[ignore = "boots the emulated board: run by scripts/test"]
+fn bench_board_gets_an_avb_footed_partition_and_the_agent_verifies_from_its_footer() {
+    let bench = Bench::new();
+    // scripts/bench-board's data partition: 196608 sectors.
+    const DATA_BYTES: u64 = 196_608 * 512;
+    let board = bench.tmp.path().join("boards/bench-test.yaml");
+    let text = std::fs::read_to_string(&board).unwrap();
+    assert!(
+        text.contains("  swap: swap\n"),
+        "bench-emulated.yaml changed"
+    );
+    std::fs::write(
+        &board,
+        text.replacen(
+            "  swap: swap\n",
+            &format!("  swap: swap\n  image_bytes: {DATA_BYTES}\n"),
+            1,
+        ),
+    )
+    .unwrap();
+    let plan = bench.plan(
+        &[
+            ("iterations: 2", "iterations: 1"),
+            ("duration_s: 15", "duration_s: 8"),
+            ("verity: true", "verity: avb"),
+        ],
+        "",
+    );
+    let out = bench.tmp.path().join("run");
+    let o = hilt_run(&plan, &out)
+        .env("HILT_LEASES", bench.tmp.path().join("leases"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    common::succeeded(&o);
+    assert!(
+        stderr
+            .contains("verity: avb: the image for bench-test carries its own AVB hashtree footer")
+            && stderr.contains("--disable-verification"),
+        "{stderr}"
+    );
+    let recs = records(&out);
+    assert_eq!(recs.len(), 1);
+    assert_all_pass(&recs);
+    assert!(
+        recs[0].reads > 0 && recs[0].read_errors == 0,
+        "{:?}",
+        recs[0]
+    );
+    assert!(
+        agent_said(&out, "from its AVB footer: partition \\\"data\\\""),
+        "the agent did not set verity up from the footer"
+    );
+
+    // What was written is the whole partition, recorded with its sha256,
+    // and the partition on the disk ends with the footer of that image.
+    let flashes = json_lines(&out.join("flash.jsonl"));
+    assert_eq!(flashes.len(), 1);
+    let f = &flashes[0];
+    assert_eq!(f["bytes"].as_u64(), Some(DATA_BYTES));
+    let mut disk = std::fs::File::open(bench.state.join("disk.img")).unwrap();
+    disk.seek(SeekFrom::Start(2048 * 512)).unwrap();
+    let mut part = vec![0u8; DATA_BYTES as usize];
+    disk.read_exact(&mut part).unwrap();
+    assert_eq!(
+        hex::encode(Sha256::digest(&part)),
+        f["sha256"].as_str().unwrap()
+    );
+    let footed = hilt_avb::read_footed(&mut std::io::Cursor::new(&part), "data").unwrap();
+    assert_eq!(
+        hex::encode(&footed.descriptor.root_digest),
+        f["verity_root_hash"].as_str().unwrap()
+    );
+    // The vbmeta handed to the user is the one on the partition.
+    assert_eq!(
+        std::fs::read(out.join("vbmeta.img")).unwrap(),
+        footed.vbmeta
+    );
+}

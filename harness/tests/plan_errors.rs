@@ -763,3 +763,79 @@ fn zram_of_the_os_is_refused_where_hilt_boots_its_own_initramfs() {
     let (code, err) = check(&android);
     assert_eq!(code, 0, "{err}");
 }
+
+#[test]
+fn verity_takes_true_false_or_avb_and_avb_needs_the_partition_size() {
+    let plan = smoke_with("verity: true", "verity: avb");
+    let (code, err) = check(&plan);
+    assert_eq!(code, 0, "{err}");
+
+    let plan = smoke_with("verity: true", "verity: avbf");
+    let (code, err) = check(&plan);
+    assert_eq!(code, 2);
+    let line = line_of(&plan, "verity: avbf");
+    assert!(
+        err.contains(&format!(
+            "P:{line}:11: key `image.verity`: invalid value: string \"avbf\", expected true, false or avb"
+        )),
+        "{err}"
+    );
+
+    // A real board: the footer goes at the end of its image partition.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("boards")).unwrap();
+    std::os::unix::fs::symlink(repo().join("workloads"), dir.path().join("workloads")).unwrap();
+    let bench = dir.path().join("boards/bench-emulated.yaml");
+    std::fs::copy(repo().join("boards/bench-emulated.yaml"), &bench).unwrap();
+    std::fs::create_dir(dir.path().join("plans")).unwrap();
+    let plan = dir.path().join("plans/p.yaml");
+    let text = std::fs::read_to_string(repo().join("plans/smoke-bench.yaml")).unwrap();
+    assert!(text.contains("verity: true"), "smoke-bench.yaml changed");
+    let text = text.replacen("verity: true", "verity: avb", 1);
+    std::fs::write(&plan, &text).unwrap();
+    let out = hilt_check(&plan);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let line = line_of(&text, "verity: avb");
+    assert!(
+        err.contains(&format!("p.yaml:{line}:11: key `image.verity`"))
+            && err.contains("board bench-emulated")
+            && err.contains("image_bytes"),
+        "{err}"
+    );
+
+    let board = std::fs::read_to_string(&bench).unwrap();
+    assert!(
+        board.contains("  swap: swap\n"),
+        "bench-emulated.yaml changed"
+    );
+    std::fs::write(
+        &bench,
+        board.replacen("  swap: swap\n", "  swap: swap\n  image_bytes: 1000\n", 1),
+    )
+    .unwrap();
+    let out = hilt_check(&plan);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("bench-emulated.yaml:")
+            && err.contains("key `storage.image_bytes`: 1000 is not a partition size"),
+        "{err}"
+    );
+    std::fs::write(
+        &bench,
+        board.replacen(
+            "  swap: swap\n",
+            "  swap: swap\n  image_bytes: 268435456\n",
+            1,
+        ),
+    )
+    .unwrap();
+    let out = hilt_check(&plan);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -6,6 +6,7 @@
 //! bytes, so images can be cached by input and a report's hashes identify
 //! exactly what a board ran on.
 
+pub mod avb;
 pub mod bootimg;
 pub mod cpio;
 pub mod dataset;

@@ -97,6 +97,31 @@ impl VerityInfo {
 /// truncated). `data` is streamed, never loaded whole; the tree itself is
 /// kept in memory (1/128 of the data size with 4 KiB blocks).
 pub fn format(data: &Path, hash_out: &Path, params: &VerityParams) -> io::Result<VerityInfo> {
+    let tree = hash_tree(data, params)?;
+    let hbs = params.hash_block_size as usize;
+    let mut out = BufWriter::with_capacity(1 << 20, File::create(hash_out)?);
+    let mut block0 = vec![0u8; hbs];
+    block0[..SUPERBLOCK_SIZE].copy_from_slice(&superblock(params, tree.info.data_blocks));
+    out.write_all(&block0)?;
+    out.write_all(&tree.levels)?;
+    out.flush()?;
+    Ok(tree.info)
+}
+
+/// A hash tree without the veritysetup superblock: what AVB appends to a
+/// partition, and what follows block 0 in [`format`]'s output.
+pub struct HashTree {
+    /// `hash_start_block` is [`HASH_START_BLOCK`], where the tree starts in
+    /// [`format`]'s output; add the tree's own position where it lies
+    /// elsewhere.
+    pub info: VerityInfo,
+    /// The levels, top first, each a whole number of hash blocks; empty for
+    /// a single data block.
+    pub levels: Vec<u8>,
+}
+
+/// Hashes `data` (a non-zero multiple of the data block size) into its tree.
+pub fn hash_tree(data: &Path, params: &VerityParams) -> io::Result<HashTree> {
     validate(params)?;
     let dbs = params.data_block_size as usize;
     let hbs = params.hash_block_size as usize;
@@ -133,22 +158,16 @@ pub fn format(data: &Path, hash_out: &Path, params: &VerityParams) -> io::Result
     let mut root = [0u8; 32];
     root.copy_from_slice(&digests);
 
-    let mut out = BufWriter::with_capacity(1 << 20, File::create(hash_out)?);
-    let mut block0 = vec![0u8; hbs];
-    block0[..SUPERBLOCK_SIZE].copy_from_slice(&superblock(params, data_blocks));
-    out.write_all(&block0)?;
-    for level in tree.iter().rev() {
-        out.write_all(level)?;
-    }
-    out.flush()?;
-
-    Ok(VerityInfo {
-        root_hash: root,
-        salt: params.salt.clone(),
-        data_blocks,
-        hash_start_block: HASH_START_BLOCK,
-        data_block_size: params.data_block_size,
-        hash_block_size: params.hash_block_size,
+    Ok(HashTree {
+        info: VerityInfo {
+            root_hash: root,
+            salt: params.salt.clone(),
+            data_blocks,
+            hash_start_block: HASH_START_BLOCK,
+            data_block_size: params.data_block_size,
+            hash_block_size: params.hash_block_size,
+        },
+        levels: tree.into_iter().rev().flatten().collect(),
     })
 }
 

@@ -62,13 +62,29 @@ pub enum BlockDevice {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StorageSpec {
     pub erofs: BlockDevice,
-    pub verity: Option<VeritySpec>,
+    pub verity: Option<VeritySource>,
     /// Passed to mount(2) as data, e.g. "cache_strategy=disabled".
     pub mount_options: String,
     /// Written to queue/scheduler of the devices under erofs and swap.
     pub io_scheduler: Option<String>,
     /// Written to /sys/fs/erofs/<dev>/sync_decompress when set (0, 1, 2).
     pub sync_decompress: Option<u8>,
+}
+
+/// Where the agent gets the dm-verity parameters for the erofs device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VeritySource {
+    /// Numbers the host computed when it built the hash tree.
+    Explicit(VeritySpec),
+    /// The AVB hashtree footer in the last 64 bytes of the erofs device
+    /// itself: the agent reads the vbmeta it points at and sets up
+    /// dm-verity from its hashtree descriptor, with the tree on the same
+    /// device. So a board is verified by what is on it, as Android does.
+    AvbFooter {
+        /// The descriptor must name this partition (no A/B suffix).
+        partition_name: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

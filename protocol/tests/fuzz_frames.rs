@@ -583,6 +583,10 @@ fn run_spec() -> BoxedStrategy<RunSpec> {
                 hash_start_block,
             },
         );
+    let verity = prop_oneof![
+        verity.prop_map(VeritySource::Explicit),
+        text().prop_map(|partition_name| VeritySource::AvbFooter { partition_name }),
+    ];
     let storage = (
         block_device(),
         proptest::option::of(verity),

@@ -3,17 +3,21 @@
 
 use std::path::{Path, PathBuf};
 
-use hilt_images::{dataset, disk, erofs, verity};
-use hilt_protocol::{BlockDevice, StorageSpec, SwapSpec, VeritySpec};
+use hilt_images::{avb, dataset, disk, erofs, verity};
+use hilt_protocol::{BlockDevice, StorageSpec, SwapSpec, VeritySource, VeritySpec};
 use serde::{Deserialize, Serialize};
 
 use super::disk::{Attach, Disk};
 use super::Cache;
-use crate::plan::{BoardFile, Compressor, ErofsOn, Plan, SwapCfg};
+use crate::plan::{BoardFile, Compressor, ErofsOn, Plan, SwapCfg, Verity};
 use anyhow::Context;
 
 /// The serial of the disk that positive controls put their swap on.
 pub const CONTROL_DISK: &str = "ctlswap";
+
+/// The partition name in the AVB descriptor of the emulated board's image;
+/// a real board's is its `storage.image` partition.
+pub const EMULATED_AVB_PARTITION: &str = "erofs";
 
 /// What the board is given, and how the agent will find it.
 #[derive(Debug, Clone)]
@@ -22,9 +26,13 @@ pub struct Media {
     pub storage: StorageSpec,
     pub swap: SwapSpec,
     pub provenance: MediaProvenance,
-    /// The images themselves, for boards on the bench (see [`bench_storage`]).
+    /// The standalone vbmeta image matching the emulated board's AVB
+    /// footer, when the plan asks for `verity: avb`.
+    pub vbmeta: Option<PathBuf>,
+    /// The images themselves, for boards on the bench (see [`partition_storage`]).
     erofs: PathBuf,
     verity: Option<(PathBuf, VerityRecord)>,
+    avb: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,6 +43,14 @@ pub struct MediaProvenance {
     pub erofs_sha256: String,
     pub verity_root_hash: Option<String>,
     pub verity_salt: Option<String>,
+    /// With `verity: avb`, the image the emulated board reads: erofs with
+    /// its AVB hash tree, vbmeta and footer. A board on the bench gets one
+    /// sized to its partition instead, recorded with its sha256 in
+    /// flash.jsonl.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avb_image_sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avb_image_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -87,7 +103,7 @@ fn build_images(cache: &Cache, plan: &Plan, say: &dyn Fn(&str)) -> anyhow::Resul
         Ok(())
     })?;
     let erofs_info = erofs_info(cache, &ekey, &erofs_path)?;
-    let verity = if plan.image.verity {
+    let verity = if plan.image.verity == Verity::Table {
         let params = verity::VerityParams::default();
         let vdir = cache.entry("verity", &ekey, "", |dir| {
             say("computing the dm-verity hash tree");
@@ -133,6 +149,75 @@ fn erofs_info(cache: &Cache, key: &str, img: &Path) -> anyhow::Result<erofs::Ero
     Ok(serde_json::from_slice(&std::fs::read(p)?)?)
 }
 
+/// An erofs image with its AVB hashtree footer, and the vbmeta image that
+/// describes it, cached by image, partition name and size.
+pub struct Footed {
+    /// `partition.img`: exactly the partition's size.
+    pub image: PathBuf,
+    /// `vbmeta.img`: the same vbmeta as in the partition, standalone.
+    pub vbmeta: PathBuf,
+    pub root_hash: String,
+    pub salt: String,
+    pub sha256: String,
+    pub bytes: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct FootedRecord {
+    root_hash: String,
+    salt: String,
+    sha256: String,
+    bytes: u64,
+}
+
+fn footed_image(
+    cache: &Cache,
+    erofs: &Path,
+    erofs_sha256: &str,
+    partition_name: &str,
+    partition_size: Option<u64>,
+    say: &dyn Fn(&str),
+) -> anyhow::Result<Footed> {
+    let opts = avb::AvbOptions {
+        partition_size,
+        ..avb::AvbOptions::new(partition_name)
+    };
+    let key = Cache::key(&[
+        b"avb-v1",
+        erofs_sha256.as_bytes(),
+        partition_name.as_bytes(),
+        &partition_size.unwrap_or(0).to_le_bytes(),
+        &opts.verity.salt,
+        opts.release_string.as_bytes(),
+    ]);
+    let dir = cache.entry("avb", &key, "", |dir| {
+        say(&format!(
+            "adding the AVB hashtree footer for partition {partition_name:?}"
+        ));
+        std::fs::create_dir_all(dir)?;
+        let image = dir.join("partition.img");
+        let f = avb::add_hashtree_footer(erofs, &image, &opts)?;
+        std::fs::write(dir.join("vbmeta.img"), &f.vbmeta)?;
+        let rec = FootedRecord {
+            root_hash: hex::encode(&f.descriptor.root_digest),
+            salt: hex::encode(&f.descriptor.salt),
+            sha256: super::sha256_file(&image)?,
+            bytes: f.partition_size,
+        };
+        std::fs::write(dir.join("avb.json"), serde_json::to_vec_pretty(&rec)?)?;
+        Ok(())
+    })?;
+    let rec: FootedRecord = serde_json::from_slice(&std::fs::read(dir.join("avb.json"))?)?;
+    Ok(Footed {
+        image: dir.join("partition.img"),
+        vbmeta: dir.join("vbmeta.img"),
+        root_hash: rec.root_hash,
+        salt: rec.salt,
+        sha256: rec.sha256,
+        bytes: rec.bytes,
+    })
+}
+
 fn zero_disk(cache: &Cache, size_mb: u64) -> anyhow::Result<PathBuf> {
     cache.entry("disks", &format!("zero-{size_mb}M"), ".img", |out| {
         let f = std::fs::File::create(out)?;
@@ -143,6 +228,37 @@ fn zero_disk(cache: &Cache, size_mb: u64) -> anyhow::Result<PathBuf> {
 
 pub fn build_media(cache: &Cache, plan: &Plan, say: &dyn Fn(&str)) -> anyhow::Result<Media> {
     let img = build_images(cache, plan, say)?;
+    // With AVB, the one erofs disk or partition carries data, tree, vbmeta
+    // and footer, and the agent reads the footer; there is no hash disk.
+    let footed = match plan.image.verity {
+        Verity::Avb => {
+            // The footer must end the device: an SD card partition is
+            // rounded up to the card's alignment, so the image is made that
+            // size; a virtio disk is the image itself.
+            let size = match plan.storage.erofs_on {
+                ErofsOn::Virtio => None,
+                ErofsOn::Sdcard => {
+                    let min = avb::min_partition_size(
+                        img.erofs_info.size_bytes,
+                        &avb::AvbOptions::new(EMULATED_AVB_PARTITION),
+                    )?;
+                    Some(min.next_multiple_of(disk::ALIGN_BYTES))
+                }
+            };
+            Some(footed_image(
+                cache,
+                &img.erofs,
+                &img.erofs_info.sha256_hex(),
+                EMULATED_AVB_PARTITION,
+                size,
+                say,
+            )?)
+        }
+        _ => None,
+    };
+    let erofs_disk = footed
+        .as_ref()
+        .map_or_else(|| img.erofs.clone(), |f| f.image.clone());
     let mut disks = Vec::new();
     let virtio = |id: &str, path: PathBuf, read_only: bool, snapshot: bool| Disk {
         id: id.into(),
@@ -153,7 +269,7 @@ pub fn build_media(cache: &Cache, plan: &Plan, say: &dyn Fn(&str)) -> anyhow::Re
     };
     let (erofs_dev, hash_dev, swap) = match plan.storage.erofs_on {
         ErofsOn::Virtio => {
-            disks.push(virtio("erofs", img.erofs.clone(), true, false));
+            disks.push(virtio("erofs", erofs_disk.clone(), true, false));
             let hash = img.verity.as_ref().map(|(p, _)| {
                 disks.push(virtio("hash", p.clone(), true, false));
                 BlockDevice::VirtioSerial("hash".into())
@@ -173,7 +289,7 @@ pub fn build_media(cache: &Cache, plan: &Plan, say: &dyn Fn(&str)) -> anyhow::Re
             // One card holds everything that should share its mmc queue:
             // erofs, then swap (when on the card), then the hash tree.
             let mut parts = vec![disk::PartitionSpec {
-                source: Some(img.erofs.clone()),
+                source: Some(erofs_disk.clone()),
                 size_bytes: 0,
                 type_id: disk::TYPE_LINUX,
             }];
@@ -211,6 +327,7 @@ pub fn build_media(cache: &Cache, plan: &Plan, say: &dyn Fn(&str)) -> anyhow::Re
                 b"sdcard-v1",
                 &serde_json::to_vec(&parts)?,
                 img.erofs_info.sha256_hex().as_bytes(),
+                footed.as_ref().map_or(&b""[..], |f| f.sha256.as_bytes()),
             ]);
             let card = cache.entry("sdcard", &key, ".img", |out| {
                 say("writing the SD card image");
@@ -230,7 +347,7 @@ pub fn build_media(cache: &Cache, plan: &Plan, say: &dyn Fn(&str)) -> anyhow::Re
     if !plan.controls.is_empty() {
         disks.push(virtio(CONTROL_DISK, zero_disk(cache, 128)?, false, true));
     }
-    let verity = match (&img.verity, hash_dev) {
+    let explicit = match (&img.verity, hash_dev) {
         (Some((_, r)), Some(hash)) => Some(VeritySpec {
             hash,
             root_hash: r.root_hash.clone(),
@@ -242,13 +359,26 @@ pub fn build_media(cache: &Cache, plan: &Plan, say: &dyn Fn(&str)) -> anyhow::Re
         }),
         _ => None,
     };
+    let (root, salt) = match (&explicit, &footed) {
+        (Some(v), _) => (Some(v.root_hash.clone()), Some(v.salt.clone())),
+        (None, Some(f)) => (Some(f.root_hash.clone()), Some(f.salt.clone())),
+        (None, None) => (None, None),
+    };
+    let verity = match &footed {
+        Some(_) => Some(VeritySource::AvbFooter {
+            partition_name: EMULATED_AVB_PARTITION.into(),
+        }),
+        None => explicit.map(VeritySource::Explicit),
+    };
     let provenance = MediaProvenance {
         dataset_bytes: plan.dataset.size_mb << 20,
         dataset_files: plan.dataset.files,
         erofs_bytes: img.erofs_info.size_bytes,
         erofs_sha256: img.erofs_info.sha256_hex(),
-        verity_root_hash: verity.as_ref().map(|v| v.root_hash.clone()),
-        verity_salt: verity.as_ref().map(|v| v.salt.clone()),
+        verity_root_hash: root,
+        verity_salt: salt,
+        avb_image_sha256: footed.as_ref().map(|f| f.sha256.clone()),
+        avb_image_bytes: footed.as_ref().map(|f| f.bytes),
     };
     Ok(Media {
         disks,
@@ -261,8 +391,10 @@ pub fn build_media(cache: &Cache, plan: &Plan, say: &dyn Fn(&str)) -> anyhow::Re
         },
         swap,
         provenance,
+        vbmeta: footed.map(|f| f.vbmeta),
         erofs: img.erofs,
         verity: img.verity,
+        avb: plan.image.verity == Verity::Avb,
     })
 }
 
@@ -279,6 +411,8 @@ pub struct PartitionImage {
 /// are the board file's partitions, not QEMU disks.
 pub struct PartitionStorage {
     pub image: PartitionImage,
+    /// With `verity: avb`, the vbmeta image matching the partition's footer.
+    pub vbmeta: Option<PathBuf>,
     pub storage: StorageSpec,
     pub swap: SwapSpec,
     /// The device a positive control freezes its swap on.
@@ -323,6 +457,39 @@ pub fn partition_storage(
         },
         other => generic_swap(other),
     };
+    if media.avb {
+        let size = cfg.image_bytes.with_context(|| {
+            format!(
+                "board {}: `verity: avb` puts the AVB footer in the last bytes of partition {:?}, so hilt must know its size: \
+                 add storage: {{image_bytes: N}} (on the board, `blockdev --getsize64 <node>`)",
+                board.name, cfg.image
+            )
+        })?;
+        let f = footed_image(
+            cache,
+            &media.erofs,
+            &media.provenance.erofs_sha256,
+            &cfg.image,
+            Some(size),
+            &|_| {},
+        )?;
+        return Ok(PartitionStorage {
+            image: PartitionImage {
+                path: f.image,
+                verity_root_hash: Some(f.root_hash),
+            },
+            vbmeta: Some(f.vbmeta),
+            storage: StorageSpec {
+                erofs: device,
+                verity: Some(VeritySource::AvbFooter {
+                    partition_name: cfg.image.clone(),
+                }),
+                ..media.storage.clone()
+            },
+            swap,
+            control_device: swap_part,
+        });
+    }
     let erofs_bytes = std::fs::metadata(&media.erofs)?.len();
     let (image, verity) = match &media.verity {
         None => (
@@ -375,9 +542,10 @@ pub fn partition_storage(
     };
     Ok(PartitionStorage {
         image,
+        vbmeta: None,
         storage: StorageSpec {
             erofs: device,
-            verity,
+            verity: verity.map(VeritySource::Explicit),
             ..media.storage.clone()
         },
         swap,

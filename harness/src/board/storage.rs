@@ -22,6 +22,9 @@ pub struct BoardStorage {
     pub control: BlockDevice,
     /// What a real board gets written to its image partition.
     pub image: Option<PartitionImage>,
+    /// With `verity: avb`, the vbmeta image matching the image's footer,
+    /// for the user to flash where the device checks vbmeta.
+    pub vbmeta: Option<PathBuf>,
 }
 
 impl BoardStorage {
@@ -47,6 +50,7 @@ impl BoardStorage {
             swap: b.swap,
             control,
             image: Some(b.image),
+            vbmeta: b.vbmeta,
         })
     }
 }
@@ -105,4 +109,51 @@ impl FlashJob {
         self.done.store(true, Ordering::Relaxed);
         Ok(())
     }
+}
+
+/// With `verity: avb`: copies each distinct vbmeta image into the run
+/// directory (`vbmeta.img`, or `vbmeta-<board>.img` when boards differ) and
+/// returns, for each, the line that tells the user what a device that checks
+/// vbmeta needs. hilt never flashes vbmeta or changes verification itself.
+pub fn publish_vbmeta(
+    storages: &[BoardStorage],
+    boards: &[BoardFile],
+    run_dir: &std::path::Path,
+) -> anyhow::Result<Vec<String>> {
+    let mut distinct: Vec<&PathBuf> = storages.iter().filter_map(|s| s.vbmeta.as_ref()).collect();
+    distinct.sort();
+    distinct.dedup();
+    let mut lines = Vec::new();
+    let mut copied = Vec::new();
+    for (s, b) in storages.iter().zip(boards) {
+        let Some(src) = &s.vbmeta else { continue };
+        if copied.contains(&src) {
+            continue;
+        }
+        copied.push(src);
+        let dst = run_dir.join(if distinct.len() == 1 {
+            "vbmeta.img".to_owned()
+        } else {
+            format!("vbmeta-{}.img", b.name)
+        });
+        std::fs::copy(src, &dst)
+            .with_context(|| format!("copying {} to {}", src.display(), dst.display()))?;
+        lines.push(if b.qemu.is_some() {
+            format!(
+                "verity: avb: the image carries its own AVB hashtree footer; its unsigned vbmeta is {} (the emulated board does not check vbmeta)",
+                dst.display()
+            )
+        } else {
+            format!(
+                "verity: avb: the image for {} carries its own AVB hashtree footer; its unsigned vbmeta (algorithm NONE) is {}. \
+                 If this device's bootloader verifies that partition, unlock the bootloader, or flash vbmeta yourself with \
+                 `fastboot flash --disable-verification vbmeta {}` (this disables verification of every partition), \
+                 or include the descriptor in your own signed vbmeta; hilt does none of this for you",
+                b.name,
+                dst.display(),
+                dst.display()
+            )
+        });
+    }
+    Ok(lines)
 }

@@ -293,7 +293,7 @@ pub struct ImageCfg {
     pub level: Option<u32>,
     /// Physical cluster size; large ones make decompression allocate.
     pub pcluster_kb: u32,
-    pub verity: bool,
+    pub verity: Verity,
 }
 
 impl Default for ImageCfg {
@@ -302,8 +302,53 @@ impl Default for ImageCfg {
             compressor: Compressor::Lz4hc,
             level: None,
             pcluster_kb: 64,
-            verity: true,
+            verity: Verity::Table,
         }
+    }
+}
+
+/// `verity:` in a plan's image: `false`, `true` or `avb`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verity {
+    /// `false`: erofs mounted straight from its device.
+    Off,
+    /// `true`: hilt computes the hash tree and hands the agent its numbers;
+    /// the tree goes on its own disk (emulated boards) or after the image.
+    Table,
+    /// `avb`: the image gets an AVB hashtree footer as avbtool writes it,
+    /// and the agent sets up dm-verity from the footer on the device.
+    Avb,
+}
+
+impl Serialize for Verity {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Verity::Off => s.serialize_bool(false),
+            Verity::Table => s.serialize_bool(true),
+            Verity::Avb => s.serialize_str("avb"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Verity {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Verity;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("true, false or avb")
+            }
+            fn visit_bool<E: serde::de::Error>(self, b: bool) -> Result<Verity, E> {
+                Ok(if b { Verity::Table } else { Verity::Off })
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Verity, E> {
+                match s {
+                    "avb" => Ok(Verity::Avb),
+                    _ => Err(E::invalid_value(serde::de::Unexpected::Str(s), &self)),
+                }
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -737,6 +782,10 @@ pub struct BoardStorageCfg {
     /// The partition a plan's disk swap goes on.
     #[serde(default)]
     pub swap: Option<String>,
+    /// The size in bytes of the `image` partition. `verity: avb` needs it:
+    /// the AVB footer goes in the partition's last 64 bytes.
+    #[serde(default)]
+    pub image_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

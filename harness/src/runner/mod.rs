@@ -133,6 +133,16 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
     }
 
     let (variants, media, storages) = prepare_boards(&plan, &instances, &progress).await?;
+    // Said even with --quiet, and kept beside the image, because it asks
+    // the user to act on the device.
+    let avb_lines = board::storage::publish_vbmeta(&storages, &instances, &out)?;
+    if !avb_lines.is_empty() {
+        for line in &avb_lines {
+            eprintln!("hilt: {line}");
+        }
+        std::fs::write(out.join("vbmeta.txt"), avb_lines.join("\n") + "\n")
+            .with_context(|| format!("writing {}", out.join("vbmeta.txt").display()))?;
+    }
     if opts.resume {
         run_json::record_resume(&run_dir, &names, earlier.done.len(), &earlier.set_aside)?;
     } else {

@@ -38,6 +38,7 @@ impl Strategy for Emulated {
             swap: media.swap.clone(),
             control: BlockDevice::VirtioSerial(artifacts::media::CONTROL_DISK.into()),
             image: None,
+            vbmeta: media.vbmeta.clone(),
         })
     }
 

@@ -515,6 +515,14 @@ fn storage_partitions_listed(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<
                 }
             }
         }
+        if let Some(n) = st.image_bytes {
+            if n == 0 || n % 4096 != 0 {
+                return Err(c.fail(
+                    "storage.image_bytes",
+                    format!("{n} is not a partition size: expected a non-zero multiple of 4096 bytes, as `blockdev --getsize64` prints it"),
+                ));
+            }
+        }
     }
     Ok(())
 }

@@ -38,7 +38,8 @@ pub fn plan(
     stopping_rule(&c, p)?;
     total_iterations(&c, p)?;
     faults(&c, p)?;
-    machine_and_instances(&c, p, boards)
+    machine_and_instances(&c, p, boards)?;
+    avb_partition_sizes(&c, p, boards)
 }
 
 fn plan_header(c: &Check<'_, Plan>, p: &Plan) -> Result<(), PlanError> {
@@ -406,6 +407,31 @@ fn machine_and_instances(
             "instances",
             "copies of a board exist only for emulated boards: name each real board in `boards:`",
         ));
+    }
+    Ok(())
+}
+
+/// `verity: avb` writes the footer in the last bytes of a real board's image
+/// partition, so every real board must give that partition's size.
+fn avb_partition_sizes(
+    c: &Check<'_, Plan>,
+    p: &Plan,
+    boards: &[BoardFile],
+) -> Result<(), PlanError> {
+    if p.image.verity != Verity::Avb {
+        return Ok(());
+    }
+    for b in boards.iter().filter(|b| b.kind() != BoardKind::Emulated) {
+        if b.storage.as_ref().and_then(|s| s.image_bytes).is_none() {
+            return Err(c.fail(
+                "image.verity",
+                format!(
+                    "`avb` puts the AVB footer at the end of the image partition, and board {} does not say how large it is: \
+                     add `image_bytes:` (the partition's size, `blockdev --getsize64 <node>` on the board) to its `storage:`",
+                    b.name
+                ),
+            ));
+        }
     }
     Ok(())
 }

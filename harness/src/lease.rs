@@ -72,7 +72,7 @@ pub fn hostname() -> String {
         .unwrap_or_default()
 }
 
-fn user() -> String {
+pub fn user() -> String {
     let uid = unsafe { libc::getuid() };
     user_name(uid).unwrap_or_else(|| std::env::var("USER").unwrap_or_else(|_| uid.to_string()))
 }

@@ -281,3 +281,19 @@ async fn read(mut stream: tonic::Streaming<proto::ClientOutMessage>, tx: watch::
     };
     tx.send_modify(|s| s.closed = Some(why));
 }
+
+/// Releases `place` if `fromuser` still holds it, over a connection of its
+/// own: what a process that is exiting (or whose session's runtime is gone)
+/// can still do, since ReleasePlace needs no session.
+pub async fn release_without_session(addr: &str, place: &str, fromuser: &str) -> Result<()> {
+    let mut c = CoordinatorClient::new(channel(addr).await?);
+    let req = proto::ReleasePlaceRequest {
+        placename: place.to_string(),
+        fromuser: Some(fromuser.to_string()),
+    };
+    tokio::time::timeout(CALL_TIMEOUT, c.release_place(req))
+        .await
+        .map_err(|_| Error::Session("ReleasePlace timed out".into(), addr.into()))?
+        .map_err(|s| call_error(addr, format!("ReleasePlace {place}"), s))?;
+    Ok(())
+}

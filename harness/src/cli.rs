@@ -356,10 +356,10 @@ fn deploy(cmd: DeployCmd) -> i32 {
             boot_dir: cmd.boot_dir,
         };
         let rt = tokio::runtime::Runtime::new()?;
-        println!(
-            "{}",
-            rt.block_on(crate::commands::deploy::deploy(&p, &b, &args))?
-        );
+        let out = rt.block_on(crate::commands::on_held_board(b, |b| async move {
+            crate::commands::deploy::deploy(&p, &b, &args).await
+        }))?;
+        println!("{out}");
         Ok(exit::OK)
     })
 }
@@ -473,7 +473,9 @@ fn flash(board: &str, req: crate::commands::flash::FlashRequest, record: Option<
     };
     fallible(|| {
         let rt = tokio::runtime::Runtime::new()?;
-        let rec = rt.block_on(crate::commands::flash::flash(&b, &home(), &req))?;
+        let rec = rt.block_on(crate::commands::on_held_board(b, |b| async move {
+            crate::commands::flash::flash(&b, &home(), &req).await
+        }))?;
         if let Some(path) = &record {
             crate::durable::append_json_line(path, &rec)?;
         }
@@ -494,7 +496,16 @@ fn doctor(board: &str) -> i32 {
             return exit::INFRA;
         }
     };
-    let results = rt.block_on(crate::commands::doctor::check(&b, &home()));
+    let results = rt.block_on(crate::commands::on_held_board(b, |b| async move {
+        Ok(crate::commands::doctor::check(&b, &home()).await)
+    }));
+    let results = match results {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return exit::INFRA;
+        }
+    };
     let mut ok = true;
     for (what, r) in results {
         match r {

@@ -42,10 +42,11 @@ impl Record {
         }
     }
 
-    /// `host=H;pid=P;boot=B;expires=E`: labgrid tag values are one string.
+    /// `host:H,pid:P,boot:B,expires:E`: labgrid tag values are one string,
+    /// and `labgrid-client set-tags` splits its argument at `=`.
     pub fn encode(&self) -> String {
         format!(
-            "host={};pid={};boot={};expires={}",
+            "host:{},pid:{},boot:{},expires:{}",
             self.host, self.pid, self.boot, self.expires
         )
     }
@@ -55,8 +56,8 @@ impl Record {
         let mut pid = None;
         let mut boot = None;
         let mut expires = None;
-        for kv in s.split(';') {
-            let (k, v) = kv.split_once('=')?;
+        for kv in s.split(',') {
+            let (k, v) = kv.split_once(':')?;
             match k {
                 "host" => host = Some(v.to_string()),
                 "pid" => pid = v.parse().ok(),
@@ -113,7 +114,7 @@ mod tests {
     fn records_round_trip_and_only_provably_gone_holders_are_gone() {
         let me = Record::mine(Duration::from_secs(60));
         assert_eq!(Record::decode(&me.encode()), Some(me.clone()));
-        assert_eq!(Record::decode("pid=1"), None);
+        assert_eq!(Record::decode("pid:1"), None);
         assert_eq!(me.gone(), None, "this process is alive");
         let at = now();
         let host = crate::lease::hostname();

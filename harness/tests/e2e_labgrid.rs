@@ -9,9 +9,7 @@
 //! Slow, so `#[ignore]`d; scripts/test runs it.
 
 mod common;
-use common::{
-    control_suspected_by_watcher, free_port, records, repo, says, shared_cache, TestDir,
-};
+use common::{control_suspected_by_watcher, free_port, records, repo, says, shared_cache, TestDir};
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -41,7 +39,10 @@ fn venv() -> PathBuf {
 fn wait_port(port: u16, what: &str) {
     let t0 = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(t0.elapsed() < Duration::from_secs(30), "{what} did not listen on {port}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "{what} did not listen on {port}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -72,7 +73,13 @@ impl Uart {
     fn open() -> Uart {
         let (mut m, mut s) = (-1, -1);
         let rc = unsafe {
-            libc::openpty(&mut m, &mut s, std::ptr::null_mut(), std::ptr::null(), std::ptr::null())
+            libc::openpty(
+                &mut m,
+                &mut s,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null(),
+            )
         };
         assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
         let (master, slave) = unsafe { (OwnedFd::from_raw_fd(m), OwnedFd::from_raw_fd(s)) };
@@ -83,7 +90,8 @@ impl Uart {
             libc::tcsetattr(slave.as_raw_fd(), libc::TCSANOW, &t);
         }
         let mut name = [0u8; 128];
-        let rc = unsafe { libc::ttyname_r(slave.as_raw_fd(), name.as_mut_ptr().cast(), name.len()) };
+        let rc =
+            unsafe { libc::ttyname_r(slave.as_raw_fd(), name.as_mut_ptr().cast(), name.len()) };
         assert_eq!(rc, 0);
         let len = name.iter().position(|&b| b == 0).unwrap();
         Uart {
@@ -142,7 +150,10 @@ impl Power {
             match TcpStream::connect(("127.0.0.1", port)) {
                 Ok(s) => break s,
                 Err(e) => {
-                    assert!(t0.elapsed() < Duration::from_secs(10), "QEMU's UART port: {e}");
+                    assert!(
+                        t0.elapsed() < Duration::from_secs(10),
+                        "QEMU's UART port: {e}"
+                    );
                     std::thread::sleep(Duration::from_millis(50));
                 }
             }
@@ -257,7 +268,9 @@ impl Relay {
                 }
                 let on = power.qemu.lock().unwrap().is_some();
                 let (status, body) = match path.as_str() {
-                    "/relay/0/1" | "/relay/0/0" | "/relay/0" => ("200 OK", if on { "1" } else { "0" }),
+                    "/relay/0/1" | "/relay/0/0" | "/relay/0" => {
+                        ("200 OK", if on { "1" } else { "0" })
+                    }
                     _ => ("404 Not Found", ""),
                 };
                 let _ = write!(
@@ -354,7 +367,11 @@ impl Lab {
             if text.contains("exp1/bench/NetworkSerialPort") && text.contains("NetworkPowerPort") {
                 break;
             }
-            assert!(t0.elapsed() < Duration::from_secs(30), "the exporter published nothing: {}", says(&o));
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "the exporter published nothing: {}",
+                says(&o)
+            );
             std::thread::sleep(Duration::from_millis(300));
         }
         lab.ok(None, &["-p", PLACE, "create"]);
@@ -400,13 +417,21 @@ impl Lab {
         let text = cut(&text, "console:\n  ser2net:", "protocol: telnet\n");
         let text = cut(&text, "power:\n  command:", "/tmp/hilt-bench-emulated]\n");
         assert!(
-            !text.lines().any(|l| l.starts_with("console:") || l.starts_with("power:")),
+            !text
+                .lines()
+                .any(|l| l.starts_with("console:") || l.starts_with("power:")),
             "{text}"
         );
         let text = text
             .replace("name: bench-emulated", "name: lab-bench")
-            .replace("/tmp/hilt-bench-emulated", self.tmp.path().join("board").to_str().unwrap())
-            + &format!("labgrid:\n  coordinator: \"{}\"\n  place: {PLACE}\n", self.addr);
+            .replace(
+                "/tmp/hilt-bench-emulated",
+                self.tmp.path().join("board").to_str().unwrap(),
+            )
+            + &format!(
+                "labgrid:\n  coordinator: \"{}\"\n  place: {PLACE}\n",
+                self.addr
+            );
         let dir = self.tmp.path().join("boards");
         std::fs::create_dir_all(&dir).unwrap();
         for d in ["workloads", "scripts"] {
@@ -440,10 +465,16 @@ impl Drop for Lab {
 /// it) would hold the test's stderr: found by its command line, killed
 /// by pid.
 fn kill_ser2net_on(pty: &Path) {
-    let Ok(procs) = std::fs::read_dir("/proc") else { return };
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return;
+    };
     for p in procs.flatten() {
-        let Ok(pid) = p.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let Ok(cmd) = std::fs::read(p.path().join("cmdline")) else { continue };
+        let Ok(pid) = p.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(p.path().join("cmdline")) else {
+            continue;
+        };
         let cmd = String::from_utf8_lossy(&cmd);
         if cmd.starts_with("ser2net") && cmd.contains(pty.to_str().unwrap()) {
             unsafe { libc::kill(pid, libc::SIGKILL) };
@@ -460,15 +491,25 @@ fn a_lab_board_runs_a_plan_through_its_place_and_gives_it_back() {
 
     // hilt doctor acquires the place, reaches the console through the
     // exporter's ser2net and asks the relay for the power state.
-    let o = lab.hilt().args(["doctor", board.to_str().unwrap()]).output().unwrap();
+    let o = lab
+        .hilt()
+        .args(["doctor", board.to_str().unwrap()])
+        .output()
+        .unwrap();
     let doc = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(o.status.success(), "{}", says(&o));
     assert!(doc.contains("ok    console ser2net 127.0.0.1:"), "{doc}");
     assert!(doc.contains("RFC 2217"), "{doc}");
     assert!(doc.contains("answers: off"), "{doc}");
     let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(stderr.contains(&format!("acquired labgrid place {PLACE}")), "{stderr}");
-    assert!(stderr.contains(&format!("released labgrid place {PLACE}")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("acquired labgrid place {PLACE}")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("released labgrid place {PLACE}")),
+        "{stderr}"
+    );
     assert_eq!(lab.holder(), None, "doctor gave the place back");
 
     // The smoke plan and a positive control, through the place.
@@ -476,7 +517,10 @@ fn a_lab_board_runs_a_plan_through_its_place_and_gives_it_back() {
         lab.tmp.path(),
         "lab-bench",
         "lab",
-        &[("iterations: 2", "iterations: 1"), ("duration_s: 15", "duration_s: 8")],
+        &[
+            ("iterations: 2", "iterations: 1"),
+            ("duration_s: 15", "duration_s: 8"),
+        ],
         "controls:\n  - swap_freeze\n",
     );
     let out = lab.tmp.path().join("run");
@@ -495,20 +539,45 @@ fn a_lab_board_runs_a_plan_through_its_place_and_gives_it_back() {
     // hilt's holder record on it.
     let me = format!(
         "{}/{}",
-        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim(),
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .unwrap()
+            .trim(),
         String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout)
             .unwrap()
             .trim()
     );
     let t0 = Instant::now();
-    while lab.holder().is_none() {
-        assert!(child.try_wait().unwrap().is_none(), "hilt ended before acquiring");
-        assert!(t0.elapsed() < Duration::from_secs(300), "hilt never acquired the place");
+    let mut holder = None;
+    while holder.is_none() {
+        if child.try_wait().unwrap().is_some() {
+            panic!(
+                "hilt ended before acquiring: {}",
+                says(&child.wait_with_output().unwrap())
+            );
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(300),
+            "hilt never acquired the place"
+        );
         std::thread::sleep(Duration::from_millis(500));
+        holder = lab.holder();
     }
-    assert_eq!(lab.holder().as_deref(), Some(me.as_str()));
+    if holder.as_deref() != Some(me.as_str()) || lab.holder() != holder {
+        let _ = child.kill();
+        panic!(
+            "holder {holder:?}, then {:?}: {}",
+            lab.holder(),
+            says(&child.wait_with_output().unwrap())
+        );
+    }
     let show = lab.ok(None, &["-p", PLACE, "show"]);
-    assert!(show.contains(&format!("hilt_holder=host:{}", me.split('/').next().unwrap())), "{show}");
+    assert!(
+        show.contains(&format!(
+            "hilt_holder=host:{}",
+            me.split('/').next().unwrap()
+        )),
+        "{show}"
+    );
     assert!(show.contains(&format!("pid:{}", child.id())), "{show}");
 
     // A second hilt on the place meanwhile waits, then gives up naming
@@ -520,8 +589,15 @@ fn a_lab_board_runs_a_plan_through_its_place_and_gives_it_back() {
         .unwrap();
     assert!(!o.status.success(), "{}", says(&o));
     let e = String::from_utf8_lossy(&o.stderr);
-    assert!(e.contains(&format!("acquired by {me}")) && e.contains(&format!("hilt pid {}", child.id())), "{e}");
-    assert_eq!(lab.holder().as_deref(), Some(me.as_str()), "the run kept its place");
+    assert!(
+        e.contains(&format!("acquired by {me}")) && e.contains(&format!("hilt pid {}", child.id())),
+        "{e}"
+    );
+    assert_eq!(
+        lab.holder().as_deref(),
+        Some(me.as_str()),
+        "the run kept its place"
+    );
 
     let o = child.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", says(&o));
@@ -532,12 +608,18 @@ fn a_lab_board_runs_a_plan_through_its_place_and_gives_it_back() {
     assert_eq!(run.outcome, Outcome::Pass, "{}", run.detail);
     assert_eq!(run.board, "lab-bench");
     assert!(run.boot_ms.is_some() && run.reads > 0, "{run:?}");
-    assert!(stdout.contains("control swap_freeze on unpatched: detected"), "{stdout}");
+    assert!(
+        stdout.contains("control swap_freeze on unpatched: detected"),
+        "{stdout}"
+    );
     control_suspected_by_watcher(&recs, "the UART through ser2net");
-    // The boards's power went through the relay, and its console through
+    // The board's power went through the relay, and its console through
     // labgrid's ser2net: U-Boot and Linux on it, in the run's console log.
     let reqs = lab.relay.requests();
-    assert!(reqs.iter().filter(|r| *r == "/relay/0/1").count() >= 2, "{reqs:?}");
+    assert!(
+        reqs.iter().filter(|r| *r == "/relay/0/1").count() >= 2,
+        "{reqs:?}"
+    );
     assert!(reqs.iter().any(|r| r == "/relay/0/0"), "{reqs:?}");
     let console = std::fs::read_to_string(out.join("iterations/unpatched-0/console.log"))
         .or_else(|_| {
@@ -549,7 +631,9 @@ fn a_lab_board_runs_a_plan_through_its_place_and_gives_it_back() {
                 .ok_or(())
         })
         .unwrap();
-    assert!(console.contains("U-Boot") && console.contains("Linux version"), "{console}");
+    for seen in ["U-Boot", "Starting kernel", "hilt-init: starting agent"] {
+        assert!(console.contains(seen), "{seen:?} not in\n{console}");
+    }
 
     // Released at the end: labgrid says nobody holds it, and the holder
     // record went with it.
@@ -583,7 +667,10 @@ fn a_live_holder_keeps_its_place_and_a_dead_hilt_holder_is_taken_over() {
     let o = doctor();
     assert!(!o.status.success(), "{}", says(&o));
     let e = String::from_utf8_lossy(&o.stderr);
-    assert!(e.contains(&format!("acquired by {holder}")) && e.contains("waited 10 s"), "{e}");
+    assert!(
+        e.contains(&format!("acquired by {holder}")) && e.contains("waited 10 s"),
+        "{e}"
+    );
     assert_eq!(lab.holder().as_deref(), Some(holder.as_str()));
 
     // A hilt record of a live process (this test) on this boot: not taken.
@@ -595,7 +682,9 @@ fn a_live_holder_keeps_its_place_and_a_dead_hilt_holder_is_taken_over() {
     lab.ok(None, &["-p", PLACE, "set-tags", &live]);
     let o = doctor();
     assert!(!o.status.success(), "{}", says(&o));
-    assert!(String::from_utf8_lossy(&o.stderr).contains(&format!("hilt pid {}", std::process::id())));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(&format!("hilt pid {}", std::process::id()))
+    );
     assert_eq!(lab.holder().as_deref(), Some(holder.as_str()));
 
     // The record of a hilt that was killed (its pid is gone): taken over,
@@ -604,17 +693,33 @@ fn a_live_holder_keeps_its_place_and_a_dead_hilt_holder_is_taken_over() {
     let pid = killed.id();
     killed.kill().unwrap();
     killed.wait().unwrap();
-    let dead = format!("hilt_holder=host:{},pid:{pid},boot:{boot},expires:{far}", host.trim());
+    let dead = format!(
+        "hilt_holder=host:{},pid:{pid},boot:{boot},expires:{far}",
+        host.trim()
+    );
     lab.ok(None, &["-p", PLACE, "set-tags", &dead]);
     let o = doctor();
     assert!(o.status.success(), "{}", says(&o));
     let e = String::from_utf8_lossy(&o.stderr);
-    assert!(e.contains(&format!("taking it over from {holder} (its pid {pid} is dead)")), "{e}");
+    assert!(
+        e.contains(&format!(
+            "taking it over from {holder} (its pid {pid} is dead)"
+        )),
+        "{e}"
+    );
     assert_eq!(lab.holder(), None, "given back after the takeover");
 
     // An expired record of a holder on another host: taken over too.
     lab.ok(Some(OTHER), &["-p", PLACE, "acquire"]);
-    lab.ok(None, &["-p", PLACE, "set-tags", "hilt_holder=host:elsewhere,pid:1,boot:0,expires:1000"]);
+    lab.ok(
+        None,
+        &[
+            "-p",
+            PLACE,
+            "set-tags",
+            "hilt_holder=host:elsewhere,pid:1,boot:0,expires:1000",
+        ],
+    );
     let o = doctor();
     assert!(o.status.success(), "{}", says(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("its record expired"));

@@ -77,7 +77,11 @@ pub async fn places(addr: &str) -> Result<Vec<PlaceView>> {
         .await
         .map_err(|_| Error::Session("GetPlaces timed out".into(), addr.into()))?
         .map_err(|s| call_error(addr, "GetPlaces", s))?;
-    Ok(r.into_inner().places.into_iter().map(state::place).collect())
+    Ok(r.into_inner()
+        .places
+        .into_iter()
+        .map(state::place)
+        .collect())
 }
 
 impl Session {
@@ -93,7 +97,10 @@ impl Session {
         // StartupDone, and the coordinator only answers a stream that has one.
         for m in [
             msg(client_in_message::Kind::Startup(proto::StartupDone {
-                version: format!("hilt {} (labgrid {LABGRID_VERSION} protocol)", env!("CARGO_PKG_VERSION")),
+                version: format!(
+                    "hilt {} (labgrid {LABGRID_VERSION} protocol)",
+                    env!("CARGO_PKG_VERSION")
+                ),
                 name: name.to_string(),
             })),
             msg(client_in_message::Kind::Subscribe(proto::Subscribe {
@@ -107,14 +114,14 @@ impl Session {
         ] {
             tx.send(m).await.expect("the receiver is held above");
         }
-        let stream = tokio::time::timeout(
-            CALL_TIMEOUT,
-            client.client_stream(ReceiverStream::new(rx)),
-        )
-        .await
-        .map_err(|_| Error::Session("opening the client stream timed out".into(), addr.into()))?
-        .map_err(|s| call_error(addr, "ClientStream", s))?
-        .into_inner();
+        let stream =
+            tokio::time::timeout(CALL_TIMEOUT, client.client_stream(ReceiverStream::new(rx)))
+                .await
+                .map_err(|_| {
+                    Error::Session("opening the client stream timed out".into(), addr.into())
+                })?
+                .map_err(|s| call_error(addr, "ClientStream", s))?
+                .into_inner();
         let (state_tx, state) = watch::channel(State::default());
         let reader = tokio::spawn(read(stream, state_tx));
         let s = Session {
@@ -192,7 +199,10 @@ impl Session {
         match tokio::time::timeout(CALL_TIMEOUT, f(self.client.clone())).await {
             Ok(Ok(r)) => Ok(r.into_inner()),
             Ok(Err(s)) => Err(call_error(&self.addr, call, s)),
-            Err(_) => Err(Error::Session(format!("{call} timed out"), self.addr.clone())),
+            Err(_) => Err(Error::Session(
+                format!("{call} timed out"),
+                self.addr.clone(),
+            )),
         }
     }
 
@@ -276,7 +286,13 @@ async fn read(mut stream: tonic::Streaming<proto::ClientOutMessage>, tx: watch::
                 }
             }),
             Ok(None) => break "the coordinator closed the session".to_string(),
-            Err(e) => break format!("the session's stream failed: {:?}: {}", e.code(), e.message()),
+            Err(e) => {
+                break format!(
+                    "the session's stream failed: {:?}: {}",
+                    e.code(),
+                    e.message()
+                )
+            }
         }
     };
     tx.send_modify(|s| s.closed = Some(why));

@@ -256,9 +256,16 @@ mod tests {
             acquired_resources: vec![],
             reservation: None,
         };
-        let got: Vec<String> = s.matching(&place).iter().map(|r| r.path.name.clone()).collect();
+        let got: Vec<String> = s
+            .matching(&place)
+            .iter()
+            .map(|r| r.path.name.clone())
+            .collect();
         assert_eq!(got, ["NetworkPowerPort", "RawSerialPort"]);
-        assert!(s.offline_matches(&place).is_empty(), "one available is enough");
+        assert!(
+            s.offline_matches(&place).is_empty(),
+            "one available is enough"
+        );
         let power_only = PlaceView {
             matches: vec![m("NetworkPowerPort", None), m("*", Some("Raw*"))],
             ..place

@@ -184,22 +184,28 @@ pub async fn drive_board(
     k: usize,
     board: BoardFile,
     storage: BoardStorage,
-    lost: Option<watch::Receiver<Option<String>>>,
+    lost: Vec<watch::Receiver<Option<String>>>,
 ) {
     let line = sh.progress.board(&board.name);
     // This board stops when the run does, or at once when its lease is
     // lost: another holder may be driving it already.
     let (stop_tx, stop) = watch::channel(false);
     let mut run_cancel = sh.cancel.clone();
-    let mut lost_rx = lost.clone();
+    let lost_rx = lost.clone();
     let watcher = tokio::spawn(async move {
         let lease_lost = async {
-            match lost_rx.as_mut() {
-                Some(rx) => {
-                    let _ = rx.wait_for(|w| w.is_some()).await;
-                }
-                None => std::future::pending::<()>().await,
+            if lost_rx.is_empty() {
+                std::future::pending::<()>().await;
             }
+            futures_util::future::select_all(lost_rx.into_iter().map(|mut rx| {
+                Box::pin(async move {
+                    // A lease whose keeper is gone says nothing more.
+                    if rx.wait_for(|w| w.is_some()).await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                })
+            }))
+            .await;
         };
         tokio::select! {
             _ = run_cancel.wait_for(|c| *c) => {}
@@ -207,7 +213,7 @@ pub async fn drive_board(
         }
         let _ = stop_tx.send(true);
     });
-    let lost_why = || lost.as_ref().and_then(|rx| rx.borrow().clone());
+    let lost_why = || lost.iter().find_map(|rx| rx.borrow().clone());
     // The iteration sees a plan whose board is this instance, so its
     // records and events name the board that ran them.
     let mut bplan = sh.plan.clone();

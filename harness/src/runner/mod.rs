@@ -188,7 +188,12 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
             .enumerate()
             .zip(storages)
             .map(|((k, b), st)| {
-                let lost = places.iter().find(|p| p.board == b.name).map(|p| p.lost());
+                let lost: Vec<_> = places
+                    .iter()
+                    .filter(|p| p.board == b.name)
+                    .map(|p| p.lost())
+                    .chain(held.lost(&b.name))
+                    .collect();
                 board_loop::drive_board(&shared, k, b, st, lost)
             }),
     )

@@ -133,7 +133,10 @@ mod tests {
             boot: "0".into(),
             ..me.clone()
         };
-        assert!(rebooted.gone_at(at, &host, &boot).unwrap().contains("rebooted"));
+        assert!(rebooted
+            .gone_at(at, &host, &boot)
+            .unwrap()
+            .contains("rebooted"));
         // Another host's holder, alive as far as anyone here can tell.
         let elsewhere = Record {
             host: "other-host".into(),
@@ -145,6 +148,9 @@ mod tests {
             expires: at - 5,
             ..elsewhere
         };
-        assert!(expired.gone_at(at, &host, &boot).unwrap().contains("expired"));
+        assert!(expired
+            .gone_at(at, &host, &boot)
+            .unwrap()
+            .contains("expired"));
     }
 }

@@ -177,7 +177,13 @@ pub async fn take(board: &mut BoardFile, w: &Wanted<'_>) -> anyhow::Result<HeldP
         return Err(anyhow::Error::new(e).context("recording hilt as the place's holder"));
     }
     let (lost_tx, lost) = watch::channel(None);
-    let keeper = tokio::spawn(keep(session.clone(), cfg.place.clone(), me.clone(), w.ttl, lost_tx));
+    let keeper = tokio::spawn(keep(
+        session.clone(),
+        cfg.place.clone(),
+        me.clone(),
+        w.ttl,
+        lost_tx,
+    ));
     let h = held(lost, keeper);
     // Errors from here on drop `h`, which releases the place.
     let state = resolve::wait_for_ports(&session, &cfg).await;
@@ -187,7 +193,12 @@ pub async fn take(board: &mut BoardFile, w: &Wanted<'_>) -> anyhow::Result<HeldP
 
 /// Acquires the place once it is free (or its hilt holder provably gone),
 /// with its matches online.
-async fn acquire(session: &Session, cfg: &LabgridCfg, me: &str, w: &Wanted<'_>) -> anyhow::Result<()> {
+async fn acquire(
+    session: &Session,
+    cfg: &LabgridCfg,
+    me: &str,
+    w: &Wanted<'_>,
+) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + w.wait;
     let mut told = false;
     let mut watch = session.watch();

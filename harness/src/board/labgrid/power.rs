@@ -172,7 +172,9 @@ mod tests {
                 s2.lock().unwrap().push(line);
                 let body = if on { "1" } else { "0" };
                 let _ = c
-                    .write_all(format!("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n{body}").as_bytes())
+                    .write_all(
+                        format!("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n{body}").as_bytes(),
+                    )
                     .await;
             }
         });

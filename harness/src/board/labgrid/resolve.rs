@@ -216,14 +216,21 @@ mod tests {
             res(
                 "RawSerialPort",
                 "NetworkSerialPort",
-                &[("host", Str("127.0.0.1".into())), ("port", Int(40001)), ("speed", Int(115200))],
+                &[
+                    ("host", Str("127.0.0.1".into())),
+                    ("port", Int(40001)),
+                    ("speed", Int(115200)),
+                ],
             ),
             res(
                 "NetworkPowerPort",
                 "NetworkPowerPort",
                 &[
                     ("model", Str("simplerest".into())),
-                    ("host", Str("http://127.0.0.1:9/relay/{index}/{value}".into())),
+                    (
+                        "host",
+                        Str("http://127.0.0.1:9/relay/{index}/{value}".into()),
+                    ),
                     ("index", Str("0".into())),
                 ],
             ),
@@ -255,14 +262,24 @@ mod tests {
             res(
                 n,
                 "NetworkSerialPort",
-                &[("host", Str("h".into())), ("port", Int(port)), ("protocol", Str("raw".into()))],
+                &[
+                    ("host", Str("h".into())),
+                    ("port", Int(port)),
+                    ("protocol", Str("raw".into())),
+                ],
             )
         };
-        let e = format!("{:#}", resolve(&mut board(), &cfg(), &state(vec![])).unwrap_err());
+        let e = format!(
+            "{:#}",
+            resolve(&mut board(), &cfg(), &state(vec![])).unwrap_err()
+        );
         assert!(e.contains("no NetworkSerialPort for the console"), "{e}");
         let two = state(vec![serial("uart0", 1), serial("uart1", 2)]);
         let e = format!("{:#}", resolve(&mut board(), &cfg(), &two).unwrap_err());
-        assert!(e.contains("2 NetworkSerialPorts") && e.contains("console: NAME"), "{e}");
+        assert!(
+            e.contains("2 NetworkSerialPorts") && e.contains("console: NAME"),
+            "{e}"
+        );
         let mut c = cfg();
         c.console = Some("uart1".into());
         let mut b = board();
@@ -272,18 +289,35 @@ mod tests {
             cycle: None,
         };
         resolve(&mut b, &c, &two).unwrap();
-        assert!(matches!(b.console, ConsoleCfg::Ser2net { port: 2, protocol: Ser2netProtocol::Raw, .. }));
+        assert!(matches!(
+            b.console,
+            ConsoleCfg::Ser2net {
+                port: 2,
+                protocol: Ser2netProtocol::Raw,
+                ..
+            }
+        ));
         c.console = Some("uart9".into());
         let e = format!("{:#}", resolve(&mut board(), &c, &two).unwrap_err());
         assert!(e.contains("named \"uart9\""), "{e}");
         let unpublished = state(vec![serial("uart0", 0)]);
-        let e = format!("{:#}", resolve(&mut board(), &cfg(), &unpublished).unwrap_err());
+        let e = format!(
+            "{:#}",
+            resolve(&mut board(), &cfg(), &unpublished).unwrap_err()
+        );
         assert!(e.contains("publishes no port"), "{e}");
         let gude = state(vec![
             serial("uart0", 1),
-            res("NetworkPowerPort", "NetworkPowerPort", &[("model", Str("gude".into())), ("host", Str("pdu".into()))]),
+            res(
+                "NetworkPowerPort",
+                "NetworkPowerPort",
+                &[("model", Str("gude".into())), ("host", Str("pdu".into()))],
+            ),
         ]);
         let e = format!("{:#}", resolve(&mut board(), &cfg(), &gude).unwrap_err());
-        assert!(e.contains("power model \"gude\"") && e.contains("labgrid-client"), "{e}");
+        assert!(
+            e.contains("power model \"gude\"") && e.contains("labgrid-client"),
+            "{e}"
+        );
     }
 }

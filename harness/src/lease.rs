@@ -555,6 +555,38 @@ mod tests {
     }
 
     #[test]
+    fn an_unreadable_lease_counts_as_held_and_a_rebooted_holder_is_gone() {
+        let d = tempfile::tempdir().unwrap();
+        let l = Leases::new(d.path().to_path_buf());
+        std::fs::write(l.lease_path("b1"), b"{\"board\": \"b1\", half a lease").unwrap();
+        let e = format!("{:#}", l.try_take("b1", &claim(60)).unwrap_err());
+        assert!(
+            e.contains("is not a lease") && e.contains("counts as held"),
+            "{e}"
+        );
+        assert!(std::fs::read(l.lease_path("b1"))
+            .unwrap()
+            .starts_with(b"{\"board"));
+        std::fs::remove_file(l.lease_path("b1")).unwrap();
+        // This very process's lease, but from an earlier boot of the host.
+        let mut h = l.try_take("b1", &claim(60)).unwrap().unwrap();
+        assert_eq!(h.boot_id, boot_id());
+        assert!(matches!(&l.list()[0], State::Held(_)));
+        h.boot_id = "0".repeat(32);
+        l.write(&h).unwrap();
+        assert!(matches!(
+            &l.list()[0],
+            State::Stale(_, "holder's host rebooted")
+        ));
+        // A lease from before boot ids were recorded still reads.
+        let old = serde_json::to_value(&h).unwrap();
+        let mut old = old.as_object().unwrap().clone();
+        old.remove("boot_id");
+        std::fs::write(l.lease_path("b1"), serde_json::to_vec(&old).unwrap()).unwrap();
+        assert!(matches!(&l.list()[0], State::Held(_)));
+    }
+
+    #[test]
     fn renewing_a_lease_taken_over_says_so() {
         let d = tempfile::tempdir().unwrap();
         let l = Leases::new(d.path().to_path_buf());

@@ -725,3 +725,114 @@ fn a_live_holder_keeps_its_place_and_a_dead_hilt_holder_is_taken_over() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("its record expired"));
     assert_eq!(lab.holder(), None);
 }
+
+#[test]
+#[ignore = "starts a labgrid lab and boots the emulated board: run by scripts/test"]
+fn a_place_taken_away_mid_run_stops_the_board_at_once_and_says_why() {
+    let lab = Lab::start();
+    lab.board_file();
+    let plan = common::bench_plan(
+        lab.tmp.path(),
+        "lab-bench",
+        "long",
+        &[
+            ("iterations: 2", "iterations: 1"),
+            ("duration_s: 15", "duration_s: 120"),
+        ],
+        "",
+    );
+    let out = lab.tmp.path().join("run");
+    let child = lab
+        .hilt()
+        .arg("run")
+        .arg(&plan)
+        .arg("--out")
+        .arg(&out)
+        .arg("--quiet")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once the board is powered on for its iteration, another runner
+    // kicks hilt out and takes the place.
+    let t0 = Instant::now();
+    while !lab.relay.requests().iter().any(|r| r == "/relay/0/1") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(400),
+            "the board was never powered on"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(5));
+    lab.ok(Some(OTHER), &["-p", PLACE, "release", "--kick"]);
+    lab.ok(Some(OTHER), &["-p", PLACE, "acquire"]);
+    let kicked = Instant::now();
+    let o = child.wait_with_output().unwrap();
+    let took = kicked.elapsed();
+    // The iteration had two minutes of workload left.
+    assert!(
+        took < Duration::from_secs(45),
+        "hilt went on for {took:?}: {}",
+        says(&o)
+    );
+    let recs = records(&out);
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    assert_ne!(recs[0].outcome, Outcome::Pass, "{:?}", recs[0]);
+    assert!(
+        recs[0]
+            .detail
+            .contains(&format!("labgrid place {PLACE} was taken by"))
+            || recs[0].detail.contains("released by someone else"),
+        "{}",
+        recs[0].detail
+    );
+    let events = std::fs::read_to_string(out.join("events.jsonl")).unwrap();
+    assert!(events.contains("\"kind\":\"lease_lost\""), "{events}");
+    // hilt never releases a place that is no longer its own.
+    let holder = lab.holder().unwrap();
+    assert!(holder.ends_with(&format!("/{OTHER}")), "{holder}");
+}
+
+#[test]
+#[ignore = "starts a labgrid lab and boots the emulated board: run by scripts/test"]
+fn an_interrupted_run_gives_the_place_back() {
+    let lab = Lab::start();
+    lab.board_file();
+    let plan = common::bench_plan(
+        lab.tmp.path(),
+        "lab-bench",
+        "long",
+        &[
+            ("iterations: 2", "iterations: 1"),
+            ("duration_s: 15", "duration_s: 120"),
+        ],
+        "",
+    );
+    let out = lab.tmp.path().join("run");
+    let child = lab
+        .hilt()
+        .arg("run")
+        .arg(&plan)
+        .arg("--out")
+        .arg(&out)
+        .arg("--quiet")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while !lab.relay.requests().iter().any(|r| r == "/relay/0/1") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(400),
+            "the board was never powered on"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(lab.holder().is_some());
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", says(&o));
+    assert_eq!(lab.holder(), None, "{}", says(&o));
+    let show = lab.ok(None, &["-p", PLACE, "show"]);
+    assert!(!show.contains("hilt_holder"), "{show}");
+}

@@ -743,3 +743,62 @@ fn android_boards_keep_their_own_partitions_and_check_asks_the_strategy() {
         "{err}"
     );
 }
+
+/// A board in a labgrid lab: its console and power may come from its
+/// place, its `labgrid:` values are checked like any other key, and a
+/// board with neither console nor place is told what to add.
+#[test]
+fn labgrid_board_files_are_checked() {
+    let bench = std::fs::read_to_string(repo().join("boards/bench-emulated.yaml")).unwrap();
+    let cut = |text: &str, from: &str, to: &str| -> String {
+        let a = text.find(from).unwrap();
+        let b = a + text[a..].find(to).unwrap() + to.len();
+        format!("{}{}", &text[..a], &text[b..])
+    };
+    let bare = cut(&bench, "console:\n  ser2net:", "protocol: telnet\n");
+    let bare = cut(&bare, "power:\n  command:", "/tmp/hilt-bench-emulated]\n");
+    let check_board = |board: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("boards")).unwrap();
+        std::os::unix::fs::symlink(repo().join("workloads"), dir.path().join("workloads")).unwrap();
+        std::fs::write(dir.path().join("boards/bench-emulated.yaml"), board).unwrap();
+        std::fs::create_dir(dir.path().join("plans")).unwrap();
+        let plan = dir.path().join("plans/p.yaml");
+        std::fs::copy(repo().join("plans/smoke-bench.yaml"), &plan).unwrap();
+        let out = hilt_check(&plan);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let lab = |coordinator: &str, place: &str| {
+        format!("{bare}labgrid:\n  coordinator: \"{coordinator}\"\n  place: {place}\n")
+    };
+    let (code, err) = check_board(&lab("lab.example:20408", "bench-1"));
+    assert_eq!(code, Some(0), "{err}");
+    let (code, err) = check_board(&bare);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("key `console`: missing: expected the board's `console:`, or `labgrid: {coordinator: HOST:PORT, place: NAME}`"),
+        "{err}"
+    );
+    let bad = lab("lab.example", "bench-1");
+    let (code, err) = check_board(&bad);
+    assert_eq!(code, Some(2));
+    let line = line_of(&bad, "coordinator:");
+    assert!(
+        err.contains(&format!("boards/bench-emulated.yaml:{line}:16: key `labgrid.coordinator`: \"lab.example\": expected the coordinator's HOST:PORT")),
+        "{err}"
+    );
+    let bad = lab("lab.example:20408", "bench 1");
+    let (code, err) = check_board(&bad);
+    assert_eq!(code, Some(2));
+    let line = line_of(&bad, "place:");
+    assert!(
+        err.contains(&format!("boards/bench-emulated.yaml:{line}:10: key `labgrid.place`: \"bench 1\": expected a labgrid place name")),
+        "{err}"
+    );
+    let (code, err) = check_board(&format!("{}  consol: uart\n", lab("h:1", "p")));
+    assert_eq!(code, Some(2));
+    assert!(err.contains("unknown field `consol`"), "{err}");
+}

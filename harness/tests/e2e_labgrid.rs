@@ -579,6 +579,24 @@ fn a_lab_board_runs_a_plan_through_its_place_and_gives_it_back() {
         "{show}"
     );
     assert!(show.contains(&format!("pid:{}", child.id())), "{show}");
+    // `hilt boards` lists the place beside the board file, with its holder.
+    let o = lab.hilt().arg("boards").output().unwrap();
+    let boards = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{}", says(&o));
+    assert!(
+        boards.contains(&format!("labgrid places at {}:", lab.addr)),
+        "{boards}"
+    );
+    let line = boards
+        .lines()
+        .skip_while(|l| !l.starts_with("labgrid places at"))
+        .find(|l| l.starts_with(PLACE))
+        .unwrap_or_else(|| panic!("{boards}"));
+    assert!(
+        line.contains("board lab-bench")
+            && line.contains(&format!("held by {me} (hilt pid {}", child.id())),
+        "{line}"
+    );
 
     // A second hilt on the place meanwhile waits, then gives up naming
     // the holder; it never takes a live holder's place.

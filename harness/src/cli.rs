@@ -414,7 +414,7 @@ fn boards() -> i32 {
     for (path, b) in known {
         match b {
             Ok(b) => {
-                if let Some(l) = &b.labgrid {
+                if let Some(l) = b.labgrid.as_ref().filter(|l| !l.place.is_empty()) {
                     match labs.iter_mut().find(|(a, _)| *a == l.coordinator) {
                         Some((_, v)) => v.push((l.place.clone(), b.name.clone())),
                         None => labs.push((

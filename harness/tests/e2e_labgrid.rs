@@ -854,3 +854,49 @@ fn an_interrupted_run_gives_the_place_back() {
     let show = lab.ok(None, &["-p", PLACE, "show"]);
     assert!(!show.contains("hilt_holder"), "{show}");
 }
+
+#[test]
+#[ignore = "starts a labgrid lab: run by scripts/test"]
+fn a_board_asking_for_tags_gets_a_place_through_a_reservation() {
+    let lab = Lab::start();
+    let board = lab.board_file();
+    let text = std::fs::read_to_string(&board).unwrap();
+    let place_line = format!("  place: {PLACE}\n");
+    assert!(text.contains(&place_line));
+    std::fs::write(
+        &board,
+        text.replace(&place_line, "  tags:\n    rig: bench_a\n"),
+    )
+    .unwrap();
+    let doctor = || {
+        lab.hilt()
+            .args(["doctor", board.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    let reservations = || lab.ok(None, &["reservations"]);
+
+    // No place has the tag yet: the reservation waits, then is cancelled.
+    let o = doctor();
+    assert!(!o.status.success(), "{}", says(&o));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("no place with tags rig=bench_a was allocated within 10 s"),
+        "{e}"
+    );
+    assert!(!reservations().contains("owner"), "{}", reservations());
+
+    // Tagged, the place is allocated, acquired, checked, and given back
+    // with the reservation cancelled.
+    lab.ok(None, &["-p", PLACE, "set-tags", "rig=bench_a"]);
+    let o = doctor();
+    assert!(o.status.success(), "{}", says(&o));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains(&format!("place {PLACE} allocated for tags rig=bench_a")),
+        "{e}"
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).contains("RFC 2217"));
+    assert_eq!(lab.holder(), None);
+    assert!(!reservations().contains("owner"), "{}", reservations());
+}

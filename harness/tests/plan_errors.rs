@@ -798,6 +798,22 @@ fn labgrid_board_files_are_checked() {
         err.contains(&format!("boards/bench-emulated.yaml:{line}:10: key `labgrid.place`: \"bench 1\": expected a labgrid place name")),
         "{err}"
     );
+    // Any place with some tags, reserved; but a place or tags, not both.
+    let tagged = format!("{bare}labgrid:\n  coordinator: \"h:1\"\n  tags: {{rig: bench_a}}\n");
+    let (code, err) = check_board(&tagged);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, err) = check_board(&format!("{}  tags: {{rig: a}}\n", lab("h:1", "p")));
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("key `labgrid`: expected either `place: NAME`"),
+        "{err}"
+    );
+    let (code, err) = check_board(&tagged.replace("rig: bench_a", "Rig: x"));
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("key `labgrid.tags.Rig`: Rig=x: expected a labgrid tag"),
+        "{err}"
+    );
     let (code, err) = check_board(&format!("{}  consol: uart\n", lab("h:1", "p")));
     assert_eq!(code, Some(2));
     assert!(err.contains("unknown field `consol`"), "{err}");

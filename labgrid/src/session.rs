@@ -245,6 +245,67 @@ impl Session {
         self.sync().await
     }
 
+    /// Reserves any place whose tags include `tags`; returns the token.
+    pub async fn reserve(&self, tags: HashMap<String, String>, prio: f64) -> Result<String> {
+        let req = proto::CreateReservationRequest {
+            filters: HashMap::from([(
+                "main".to_string(),
+                proto::reservation::Filter { filter: tags },
+            )]),
+            prio,
+        };
+        let r = self
+            .unary("CreateReservation", |mut c| async move {
+                c.create_reservation(req).await
+            })
+            .await?;
+        r.reservation
+            .map(|r| r.token)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                Error::Session(
+                    "CreateReservation returned no token".into(),
+                    self.addr.clone(),
+                )
+            })
+    }
+
+    /// The reservation's state and, once allocated, its place. Polling also
+    /// keeps a waiting reservation alive (it expires a minute after the
+    /// last poll).
+    pub async fn poll_reservation(&self, token: &str) -> Result<Reservation> {
+        let req = proto::PollReservationRequest {
+            token: token.to_string(),
+        };
+        let r = self
+            .unary("PollReservation", |mut c| async move {
+                c.poll_reservation(req).await
+            })
+            .await?;
+        let r = r.reservation.unwrap_or_default();
+        Ok(Reservation {
+            state: match r.state {
+                0 => ReservationState::Waiting,
+                1 => ReservationState::Allocated,
+                2 => ReservationState::Acquired,
+                3 => ReservationState::Expired,
+                _ => ReservationState::Invalid,
+            },
+            place: r.allocations.get("main").cloned(),
+        })
+    }
+
+    pub async fn cancel_reservation(&self, token: &str) -> Result<()> {
+        let req = proto::CancelReservationRequest {
+            token: token.to_string(),
+        };
+        self.unary("CancelReservation", |mut c| async move {
+            c.cancel_reservation(req).await
+        })
+        .await
+        .map(|_| ())
+    }
+
     pub async fn add_place(&self, place: &str) -> Result<()> {
         let req = proto::AddPlaceRequest {
             name: place.to_string(),
@@ -268,6 +329,23 @@ impl Session {
         .await?;
         self.sync().await
     }
+}
+
+/// labgrid's `ReservationState`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReservationState {
+    Waiting,
+    Allocated,
+    Acquired,
+    Expired,
+    Invalid,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    pub state: ReservationState,
+    /// The place allocated to it, once it is.
+    pub place: Option<String>,
 }
 
 /// Applies the coordinator's messages to the view until the stream ends,

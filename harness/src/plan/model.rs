@@ -766,7 +766,14 @@ pub enum Arch {
 pub struct LabgridCfg {
     /// The coordinator's gRPC address (labgrid's LG_COORDINATOR).
     pub coordinator: String,
+    /// The board's place; or, instead, `tags`.
+    #[serde(default)]
     pub place: String,
+    /// Any place with these tags, through a labgrid reservation: hilt
+    /// reserves one, waits for it to be allocated, acquires it and cancels
+    /// the reservation at the end.
+    #[serde(default)]
+    pub tags: std::collections::BTreeMap<String, String>,
     /// The name of the place's resource that is the console (e.g.
     /// `RawSerialPort`, or the `name:` an exporter gave it), when the place
     /// has more than one serial port.

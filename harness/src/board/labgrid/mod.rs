@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use hilt_labgrid::Session;
+use hilt_labgrid::{ReservationState, Session};
 use tokio::sync::watch;
 
 use crate::plan::{BoardFile, LabgridCfg};
@@ -81,6 +81,8 @@ pub struct HeldPlace {
     lost: watch::Receiver<Option<String>>,
     keeper: tokio::task::JoinHandle<()>,
     released: bool,
+    /// The reservation the place was allocated by, cancelled on release.
+    reservation: Option<String>,
 }
 
 impl HeldPlace {
@@ -99,10 +101,18 @@ impl HeldPlace {
         if self.still_ours() {
             let _ = self.session.set_tags(&self.place, clear).await;
         }
-        self.session
+        let released = self
+            .session
             .release(&self.place, Some(&self.me))
             .await
-            .with_context(|| format!("releasing labgrid place {}", self.place))
+            .with_context(|| format!("releasing labgrid place {}", self.place));
+        if let Some(t) = &self.reservation {
+            self.session
+                .cancel_reservation(t)
+                .await
+                .with_context(|| format!("cancelling labgrid reservation {t}"))?;
+        }
+        released
     }
 
     fn still_ours(&self) -> bool {
@@ -144,7 +154,7 @@ pub struct Wanted<'a> {
 /// board file leaves to it. Waits up to `wait` for a place another holder
 /// has; takes over only a holder hilt recorded that is provably gone.
 pub async fn take(board: &mut BoardFile, w: &Wanted<'_>) -> anyhow::Result<HeldPlace> {
-    let cfg = board
+    let mut cfg = board
         .labgrid
         .clone()
         .context("the board has no `labgrid:` section")?;
@@ -154,9 +164,25 @@ pub async fn take(board: &mut BoardFile, w: &Wanted<'_>) -> anyhow::Result<HeldP
             .await
             .with_context(|| format!("board {}: opening a labgrid session", board.name))?,
     );
-    acquire(&session, &cfg, &me, w)
-        .await
-        .with_context(|| format!("board {}: labgrid place {}", board.name, cfg.place))?;
+    let reservation = if cfg.place.is_empty() {
+        let (token, place) = reserve(&session, &cfg.tags, w)
+            .await
+            .with_context(|| format!("board {}: reserving a labgrid place", board.name))?;
+        (w.say)(&format!(
+            "labgrid reservation {token}: place {place} allocated for tags {}",
+            tags_text(&cfg.tags)
+        ));
+        cfg.place = place;
+        Some(token)
+    } else {
+        None
+    };
+    if let Err(e) = acquire(&session, &cfg, &me, w).await {
+        if let Some(t) = &reservation {
+            let _ = session.cancel_reservation(t).await;
+        }
+        return Err(e.context(format!("board {}: labgrid place {}", board.name, cfg.place)));
+    }
     register(&cfg.coordinator, &cfg.place, &me);
     let record = Record::mine(w.ttl);
     let held = |lost, keeper| HeldPlace {
@@ -167,6 +193,7 @@ pub async fn take(board: &mut BoardFile, w: &Wanted<'_>) -> anyhow::Result<HeldP
         lost,
         keeper,
         released: false,
+        reservation: reservation.clone(),
     };
     if let Err(e) = session
         .set_tags(&cfg.place, HashMap::from([(TAG.into(), record.encode())]))
@@ -189,6 +216,60 @@ pub async fn take(board: &mut BoardFile, w: &Wanted<'_>) -> anyhow::Result<HeldP
     let state = resolve::wait_for_ports(&session, &cfg).await;
     resolve(board, &cfg, &state)?;
     Ok(h)
+}
+
+fn tags_text(tags: &std::collections::BTreeMap<String, String>) -> String {
+    tags.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Reserves any place with `tags` and waits (up to `wait`) for the
+/// coordinator to allocate one: the token and the place. The reservation
+/// is cancelled if none is allocated in time.
+async fn reserve(
+    session: &Session,
+    tags: &std::collections::BTreeMap<String, String>,
+    w: &Wanted<'_>,
+) -> anyhow::Result<(String, String)> {
+    let filter: HashMap<String, String> =
+        tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let token = session.reserve(filter, 0.0).await?;
+    let deadline = tokio::time::Instant::now() + w.wait;
+    let mut told = false;
+    let why = loop {
+        match session.poll_reservation(&token).await {
+            Ok(r) => match (r.state, r.place) {
+                (ReservationState::Allocated | ReservationState::Acquired, Some(p)) => {
+                    return Ok((token, p))
+                }
+                (ReservationState::Expired | ReservationState::Invalid, _) => {
+                    break format!("the coordinator marked reservation {token} {:?}", r.state)
+                }
+                _ => {}
+            },
+            Err(e) => break e.to_string(),
+        }
+        if tokio::time::Instant::now() >= deadline {
+            break format!(
+                "no place with tags {} was allocated within {} s (see `labgrid-client reservations` and `places`)",
+                tags_text(tags),
+                w.wait.as_secs()
+            );
+        }
+        if !told {
+            (w.say)(&format!(
+                "labgrid reservation {token} for tags {} is waiting for a place",
+                tags_text(tags)
+            ));
+            told = true;
+        }
+        // Well inside the minute after which a waiting reservation expires.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    let _ = session.cancel_reservation(&token).await;
+    bail!("{why}")
 }
 
 /// Acquires the place once it is free (or its hilt holder provably gone),

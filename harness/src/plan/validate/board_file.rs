@@ -236,12 +236,37 @@ fn labgrid_values(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanErr
         &l.coordinator,
         "the coordinator's HOST:PORT, e.g. labgrid.example.com:20408",
     )?;
-    c.word(
-        "labgrid.place",
-        &l.place,
-        "._-",
-        "a labgrid place name, as `labgrid-client places` lists it",
-    )?;
+    match (l.place.is_empty(), l.tags.is_empty()) {
+        (false, true) => c.word(
+            "labgrid.place",
+            &l.place,
+            "._-",
+            "a labgrid place name, as `labgrid-client places` lists it",
+        )?,
+        (true, false) => {
+            for (k, v) in &l.tags {
+                let key = format!("labgrid.tags.{k}");
+                let ok = |s: &str, first_letter: bool| {
+                    !s.is_empty()
+                        && (!first_letter || s.starts_with(|c: char| c.is_ascii_lowercase()))
+                        && s.bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                };
+                if !ok(k, true) || k.len() < 2 || !ok(v, false) {
+                    return Err(c.fail(
+                        &key,
+                        format!("{k}={v}: expected a labgrid tag: a key of [a-z][a-z0-9_]+ and a value of [a-z0-9_]+"),
+                    ));
+                }
+            }
+        }
+        _ => {
+            return Err(c.fail(
+                "labgrid",
+                "expected either `place: NAME` (this board's place) or `tags: {KEY: VALUE}` (any place with these tags, reserved), not both or neither",
+            ))
+        }
+    }
     for (key, v) in [("labgrid.console", &l.console), ("labgrid.power", &l.power)] {
         if let Some(v) = v {
             c.word(key, v, "._-", "the name of one of the place's resources")?;

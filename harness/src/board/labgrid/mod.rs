@@ -311,6 +311,9 @@ async fn acquire(
                             cfg.place
                         ));
                         session.release(&cfg.place, Some(holder)).await?;
+                        // Whoever acquires next, this loop looks again
+                        // rather than hammering the coordinator.
+                        tokio::time::sleep(Duration::from_millis(200)).await;
                         continue;
                     }
                     None => format!(

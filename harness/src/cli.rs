@@ -356,10 +356,10 @@ fn deploy(cmd: DeployCmd) -> i32 {
             boot_dir: cmd.boot_dir,
         };
         let rt = tokio::runtime::Runtime::new()?;
-        println!(
-            "{}",
-            rt.block_on(crate::commands::deploy::deploy(&p, &b, &args))?
-        );
+        let out = rt.block_on(crate::commands::on_held_board(b, |b| async move {
+            crate::commands::deploy::deploy(&p, &b, &args).await
+        }))?;
+        println!("{out}");
         Ok(exit::OK)
     })
 }
@@ -410,9 +410,19 @@ fn boards() -> i32 {
     );
     let mut code = exit::OK;
     let mut names = Vec::new();
+    let mut labs: Vec<(String, Vec<(String, String)>)> = Vec::new();
     for (path, b) in known {
         match b {
             Ok(b) => {
+                if let Some(l) = b.labgrid.as_ref().filter(|l| !l.place.is_empty()) {
+                    match labs.iter_mut().find(|(a, _)| *a == l.coordinator) {
+                        Some((_, v)) => v.push((l.place.clone(), b.name.clone())),
+                        None => labs.push((
+                            l.coordinator.clone(),
+                            vec![(l.place.clone(), b.name.clone())],
+                        )),
+                    }
+                }
                 let [soc, console, power, agent, flash] = crate::commands::doctor::describe(&b);
                 println!(
                     "{:<16} {soc:<16} {console:<48} {power:<20} {agent:<14} {flash:<10} {}",
@@ -441,7 +451,61 @@ fn boards() -> i32 {
             println!("{:<16} {}", crate::lease::holder(s).board, lease_text(s));
         }
     }
+    if !labs.is_empty() && !print_places(&labs) {
+        code = exit::INFRA;
+    }
     code
+}
+
+/// Every place of each coordinator a board file names, with its holder:
+/// labgrid's lock is the lease of a board in a lab. False when a
+/// coordinator could not be asked.
+fn print_places(labs: &[(String, Vec<(String, String)>)]) -> bool {
+    let Ok(rt) = tokio::runtime::Runtime::new() else {
+        return false;
+    };
+    let mut ok = true;
+    for (addr, ours) in labs {
+        println!("\nlabgrid places at {addr}:");
+        match rt.block_on(hilt_labgrid::places(addr)) {
+            Ok(places) => {
+                let known: Vec<String> = places.iter().map(|p| p.name.clone()).collect();
+                for p in places {
+                    let board = ours
+                        .iter()
+                        .filter(|(place, _)| *place == p.name)
+                        .map(|(_, b)| b.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    let holder = match &p.acquired {
+                        Some(h) => {
+                            let rec = p
+                                .tags
+                                .get(crate::board::labgrid::TAG)
+                                .and_then(|t| crate::board::labgrid::holder::Record::decode(t));
+                            match rec {
+                                Some(r) => format!("held by {h} ({})", r.describe()),
+                                None => format!("held by {h}"),
+                            }
+                        }
+                        None => "free".to_string(),
+                    };
+                    let board = if board.is_empty() { "-".into() } else { board };
+                    println!("{:<16} board {board:<16} {holder}", p.name);
+                }
+                for (place, b) in ours.iter().filter(|(p, _)| !known.contains(p)) {
+                    println!(
+                        "{place:<16} board {b:<16} MISSING: the coordinator has no such place"
+                    );
+                }
+            }
+            Err(e) => {
+                println!("unreachable: {e}");
+                ok = false;
+            }
+        }
+    }
+    ok
 }
 
 fn lease_text(s: &crate::lease::State) -> String {
@@ -473,7 +537,9 @@ fn flash(board: &str, req: crate::commands::flash::FlashRequest, record: Option<
     };
     fallible(|| {
         let rt = tokio::runtime::Runtime::new()?;
-        let rec = rt.block_on(crate::commands::flash::flash(&b, &home(), &req))?;
+        let rec = rt.block_on(crate::commands::on_held_board(b, |b| async move {
+            crate::commands::flash::flash(&b, &home(), &req).await
+        }))?;
         if let Some(path) = &record {
             crate::durable::append_json_line(path, &rec)?;
         }
@@ -494,7 +560,16 @@ fn doctor(board: &str) -> i32 {
             return exit::INFRA;
         }
     };
-    let results = rt.block_on(crate::commands::doctor::check(&b, &home()));
+    let results = rt.block_on(crate::commands::on_held_board(b, |b| async move {
+        Ok(crate::commands::doctor::check(&b, &home()).await)
+    }));
+    let results = match results {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return exit::INFRA;
+        }
+    };
     let mut ok = true;
     for (what, r) in results {
         match r {

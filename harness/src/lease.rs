@@ -34,6 +34,10 @@ pub struct Holder {
     /// Distinguishes two leases of one pid (a reused pid, a second run in
     /// one process).
     pub token: String,
+    /// The holder host's boot: its pid means nothing on another boot.
+    /// Empty in leases written before it was recorded.
+    #[serde(default)]
+    pub boot_id: String,
 }
 
 /// What a lease file says, as `hilt boards` shows it.
@@ -72,7 +76,7 @@ pub fn hostname() -> String {
         .unwrap_or_default()
 }
 
-fn user() -> String {
+pub fn user() -> String {
     let uid = unsafe { libc::getuid() };
     user_name(uid).unwrap_or_else(|| std::env::var("USER").unwrap_or_else(|_| uid.to_string()))
 }
@@ -99,6 +103,13 @@ fn user_name(uid: libc::uid_t) -> Option<String> {
     }
 }
 
+/// This boot of this host.
+pub fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().replace('-', ""))
+        .unwrap_or_default()
+}
+
 fn pid_alive(pid: u32) -> bool {
     // EPERM means it exists under another user.
     let r = unsafe { libc::kill(pid as i32, 0) };
@@ -109,7 +120,11 @@ impl Holder {
     fn staleness(&self, at: u64) -> Option<&'static str> {
         if self.expires_at <= at {
             Some("expired")
-        } else if self.host == hostname() && !pid_alive(self.pid) {
+        } else if self.host != hostname() {
+            None
+        } else if !self.boot_id.is_empty() && self.boot_id != boot_id() {
+            Some("holder's host rebooted")
+        } else if !pid_alive(self.pid) {
             Some("holder died")
         } else {
             None
@@ -167,8 +182,30 @@ impl Leases {
     }
 
     fn read(&self, board: &str) -> Option<Holder> {
-        let text = std::fs::read(self.lease_path(board)).ok()?;
-        serde_json::from_slice(&text).ok()
+        self.read_checked(board).ok().flatten()
+    }
+
+    /// The lease, None when there is none; an error when there is a file
+    /// that cannot be read or understood, which must count as held: it may
+    /// be a live holder's, written by a newer hilt or damaged.
+    fn read_checked(&self, board: &str) -> anyhow::Result<Option<Holder>> {
+        let path = self.lease_path(board);
+        let text = match std::fs::read(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => bail!(
+                "the lease file {} cannot be read ({e}); board {board} counts as held: \
+                 fix its permissions, or remove it once no hilt drives the board",
+                path.display()
+            ),
+        };
+        serde_json::from_slice(&text).map(Some).map_err(|e| {
+            anyhow::anyhow!(
+                "the lease file {} is not a lease ({e}); board {board} counts as held: \
+                 remove it once no hilt drives the board",
+                path.display()
+            )
+        })
     }
 
     /// Replaces the lease whole: a reader without the lock (`hilt boards`)
@@ -184,7 +221,7 @@ impl Leases {
     pub fn try_take(&self, board: &str, claim: &Claim) -> anyhow::Result<Result<Holder, Holder>> {
         self.locked(board, || {
             let at = now();
-            if let Some(h) = self.read(board) {
+            if let Some(h) = self.read_checked(board)? {
                 if h.staleness(at).is_none() {
                     return Ok(Err(h));
                 }
@@ -199,6 +236,7 @@ impl Leases {
                 taken_at: at,
                 expires_at: at + claim.ttl.as_secs().max(1),
                 token: format!("{:x}", rand_token()),
+                boot_id: boot_id(),
             };
             self.write(&h)?;
             Ok(Ok(h))
@@ -285,9 +323,16 @@ pub struct Held {
     leases: Leases,
     held: Arc<std::sync::Mutex<Vec<Holder>>>,
     heartbeat: tokio::task::JoinHandle<()>,
+    lost: Arc<std::collections::BTreeMap<String, tokio::sync::watch::Sender<Option<String>>>>,
 }
 
 impl Held {
+    /// Fires with the reason once the board's lease is no longer this
+    /// run's: the board must not be driven any more.
+    pub fn lost(&self, board: &str) -> Option<tokio::sync::watch::Receiver<Option<String>>> {
+        self.lost.get(board).map(|tx| tx.subscribe())
+    }
+
     pub fn boards(&self) -> Vec<String> {
         self.held
             .lock()
@@ -365,8 +410,13 @@ pub async fn acquire(
             }
         }
     }
+    let lost = Arc::new(
+        got.iter()
+            .map(|h| (h.board.clone(), tokio::sync::watch::channel(None).0))
+            .collect::<std::collections::BTreeMap<_, _>>(),
+    );
     let held = Arc::new(std::sync::Mutex::new(got));
-    let (l2, h2, ttl) = (leases.clone(), held.clone(), claim.ttl);
+    let (l2, h2, ttl, lost2) = (leases.clone(), held.clone(), claim.ttl, lost.clone());
     let beat = (ttl / 6).clamp(Duration::from_millis(200), HEARTBEAT);
     let heartbeat = tokio::spawn(async move {
         let mut tick = tokio::time::interval(beat);
@@ -390,7 +440,13 @@ pub async fn acquire(
             .await
             .unwrap_or_default();
             for b in lost {
-                eprintln!("hilt: warning: the lease of board {b} was taken over (this run was not renewing it in time)");
+                let why = format!(
+                    "its lease was taken over (this run did not renew it within {} s)",
+                    ttl.as_secs()
+                );
+                if let Some(tx) = lost2.get(&b) {
+                    let _ = tx.send(Some(why));
+                }
             }
         }
     });
@@ -398,6 +454,7 @@ pub async fn acquire(
         leases: leases.clone(),
         held,
         heartbeat,
+        lost,
     })
 }
 
@@ -495,6 +552,38 @@ mod tests {
         let l = Leases::new(d.path().to_path_buf());
         assert_eq!(l.read("b1").unwrap().run_dir, "runs/x");
         assert_eq!(crate::durable::temps_in(d.path()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn an_unreadable_lease_counts_as_held_and_a_rebooted_holder_is_gone() {
+        let d = tempfile::tempdir().unwrap();
+        let l = Leases::new(d.path().to_path_buf());
+        std::fs::write(l.lease_path("b1"), b"{\"board\": \"b1\", half a lease").unwrap();
+        let e = format!("{:#}", l.try_take("b1", &claim(60)).unwrap_err());
+        assert!(
+            e.contains("is not a lease") && e.contains("counts as held"),
+            "{e}"
+        );
+        assert!(std::fs::read(l.lease_path("b1"))
+            .unwrap()
+            .starts_with(b"{\"board"));
+        std::fs::remove_file(l.lease_path("b1")).unwrap();
+        // This very process's lease, but from an earlier boot of the host.
+        let mut h = l.try_take("b1", &claim(60)).unwrap().unwrap();
+        assert_eq!(h.boot_id, boot_id());
+        assert!(matches!(&l.list()[0], State::Held(_)));
+        h.boot_id = "0".repeat(32);
+        l.write(&h).unwrap();
+        assert!(matches!(
+            &l.list()[0],
+            State::Stale(_, "holder's host rebooted")
+        ));
+        // A lease from before boot ids were recorded still reads.
+        let old = serde_json::to_value(&h).unwrap();
+        let mut old = old.as_object().unwrap().clone();
+        old.remove("boot_id");
+        std::fs::write(l.lease_path("b1"), serde_json::to_vec(&old).unwrap()).unwrap();
+        assert!(matches!(&l.list()[0], State::Held(_)));
     }
 
     #[test]

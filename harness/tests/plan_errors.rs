@@ -839,3 +839,78 @@ fn verity_takes_true_false_or_avb_and_avb_needs_the_partition_size() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A board in a labgrid lab: its console and power may come from its
+/// place, its `labgrid:` values are checked like any other key, and a
+/// board with neither console nor place is told what to add.
+#[test]
+fn labgrid_board_files_are_checked() {
+    let bench = std::fs::read_to_string(repo().join("boards/bench-emulated.yaml")).unwrap();
+    let cut = |text: &str, from: &str, to: &str| -> String {
+        let a = text.find(from).unwrap();
+        let b = a + text[a..].find(to).unwrap() + to.len();
+        format!("{}{}", &text[..a], &text[b..])
+    };
+    let bare = cut(&bench, "console:\n  ser2net:", "protocol: telnet\n");
+    let bare = cut(&bare, "power:\n  command:", "/tmp/hilt-bench-emulated]\n");
+    let check_board = |board: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("boards")).unwrap();
+        std::os::unix::fs::symlink(repo().join("workloads"), dir.path().join("workloads")).unwrap();
+        std::fs::write(dir.path().join("boards/bench-emulated.yaml"), board).unwrap();
+        std::fs::create_dir(dir.path().join("plans")).unwrap();
+        let plan = dir.path().join("plans/p.yaml");
+        std::fs::copy(repo().join("plans/smoke-bench.yaml"), &plan).unwrap();
+        let out = hilt_check(&plan);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let lab = |coordinator: &str, place: &str| {
+        format!("{bare}labgrid:\n  coordinator: \"{coordinator}\"\n  place: {place}\n")
+    };
+    let (code, err) = check_board(&lab("lab.example:20408", "bench-1"));
+    assert_eq!(code, Some(0), "{err}");
+    let (code, err) = check_board(&bare);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("key `console`: missing: expected the board's `console:`, or `labgrid: {coordinator: HOST:PORT, place: NAME}`"),
+        "{err}"
+    );
+    let bad = lab("lab.example", "bench-1");
+    let (code, err) = check_board(&bad);
+    assert_eq!(code, Some(2));
+    let line = line_of(&bad, "coordinator:");
+    assert!(
+        err.contains(&format!("boards/bench-emulated.yaml:{line}:16: key `labgrid.coordinator`: \"lab.example\": expected the coordinator's HOST:PORT")),
+        "{err}"
+    );
+    let bad = lab("lab.example:20408", "bench 1");
+    let (code, err) = check_board(&bad);
+    assert_eq!(code, Some(2));
+    let line = line_of(&bad, "place:");
+    assert!(
+        err.contains(&format!("boards/bench-emulated.yaml:{line}:10: key `labgrid.place`: \"bench 1\": expected a labgrid place name")),
+        "{err}"
+    );
+    // Any place with some tags, reserved; but a place or tags, not both.
+    let tagged = format!("{bare}labgrid:\n  coordinator: \"h:1\"\n  tags: {{rig: bench_a}}\n");
+    let (code, err) = check_board(&tagged);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, err) = check_board(&format!("{}  tags: {{rig: a}}\n", lab("h:1", "p")));
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("key `labgrid`: expected either `place: NAME`"),
+        "{err}"
+    );
+    let (code, err) = check_board(&tagged.replace("rig: bench_a", "Rig: x"));
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("key `labgrid.tags.Rig`: Rig=x: expected a labgrid tag"),
+        "{err}"
+    );
+    let (code, err) = check_board(&format!("{}  consol: uart\n", lab("h:1", "p")));
+    assert_eq!(code, Some(2));
+    assert!(err.contains("unknown field `consol`"), "{err}");
+}

@@ -10,6 +10,7 @@
 //! loop only sees [`Strategy`], [`Board`], [`Boot`] and the [`Session`]
 //! they produce.
 
+pub mod labgrid;
 pub mod preflight;
 pub mod qemu;
 pub mod remote;

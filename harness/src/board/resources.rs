@@ -158,7 +158,16 @@ pub fn power_switching_on_with(
             "board {}: a USB relay switches the power only: to power on into the bootloader, `power:` must be a command",
             b.name
         ),
+        (PowerCfg::Http(cfg), None) => Ok(Box::new(super::labgrid::power::HttpPower::new(cfg)?)),
+        (PowerCfg::Http(_), Some(_)) => bail!(
+            "board {}: a labgrid power port switches the power only: to power on into the bootloader, `power:` must be a command",
+            b.name
+        ),
         (PowerCfg::Qemu, _) => bail!("board {}: QEMU power belongs to an emulated board", b.name),
+        (PowerCfg::FromLabgrid, _) => bail!(
+            "board {}: its power comes from its labgrid place, which is not acquired here",
+            b.name
+        ),
     }
 }
 
@@ -200,6 +209,10 @@ pub async fn open_console(b: &BoardFile, limit: Duration) -> anyhow::Result<Box<
                 b.name
             )
         }
+        ConsoleCfg::FromLabgrid => bail!(
+            "board {}: its console comes from its labgrid place, which is not acquired here",
+            b.name
+        ),
     })
 }
 

@@ -36,6 +36,10 @@ pub fn describe(b: &BoardFile) -> [String; 5] {
             port,
             protocol,
         } => format!("ser2net {host}:{port} ({protocol:?})"),
+        ConsoleCfg::FromLabgrid => match &b.labgrid {
+            Some(l) => format!("labgrid {} place {}", l.coordinator, l.place),
+            None => "-".into(),
+        },
     };
     let power = match &b.power {
         PowerCfg::Qemu => "qemu process".to_string(),
@@ -43,6 +47,8 @@ pub fn describe(b: &BoardFile) -> [String; 5] {
             format!("command {}", on.first().map(String::as_str).unwrap_or("?"))
         }
         PowerCfg::UsbRelay { relay, .. } => format!("usb relay #{relay}"),
+        PowerCfg::FromLabgrid => "labgrid place".to_string(),
+        PowerCfg::Http(h) => format!("labgrid {:?} {}", h.model, h.url).to_lowercase(),
     };
     let agent = format!("{:?}", b.agent).to_lowercase();
     let flash = match &b.flash {
@@ -97,6 +103,10 @@ pub async fn check(b: &BoardFile, home: &Path) -> Vec<(String, Result<String, St
             };
             (format!("console ser2net {host}:{port}"), r)
         }
+        ConsoleCfg::FromLabgrid => (
+            "console".to_string(),
+            Err("comes from the labgrid place, which doctor acquires first".to_string()),
+        ),
     };
     out.push(console);
     let power = match &b.power {
@@ -111,6 +121,21 @@ pub async fn check(b: &BoardFile, home: &Path) -> Vec<(String, Result<String, St
                 .map(|_| "found".to_string())
                 .map_err(|e| format!("{e:#}")),
         )),
+        PowerCfg::FromLabgrid => Some((
+            "power".to_string(),
+            Err("comes from the labgrid place, which doctor acquires first".to_string()),
+        )),
+        PowerCfg::Http(h) => {
+            let r = match crate::board::labgrid::power::HttpPower::new(h) {
+                Ok(p) => p
+                    .get()
+                    .await
+                    .map(|on| format!("answers: {}", if on { "on" } else { "off" }))
+                    .map_err(|e| format!("{e:#}")),
+                Err(e) => Err(format!("{e:#}")),
+            };
+            Some((format!("power {:?} {}", h.model, h.url).to_lowercase(), r))
+        }
     };
     out.extend(power);
     if let Some(s) = &b.ssh {

@@ -541,10 +541,17 @@ pub struct BoardFile {
     pub description: String,
     pub arch: Arch,
     pub soc: Option<String>,
-    #[serde(with = "serde_yaml_ng::with::singleton_map")]
+    /// Absent on a board whose console comes from its labgrid place.
+    #[serde(default, with = "serde_yaml_ng::with::singleton_map")]
     pub console: ConsoleCfg,
-    #[serde(with = "serde_yaml_ng::with::singleton_map")]
+    /// Absent on a board whose power comes from its labgrid place.
+    #[serde(default, with = "serde_yaml_ng::with::singleton_map")]
     pub power: PowerCfg,
+    /// The labgrid place the board lives in: hilt acquires it for as long
+    /// as it drives the board, and takes the console and power it lacks
+    /// from the place's resources.
+    #[serde(default)]
+    pub labgrid: Option<LabgridCfg>,
     pub agent: AgentChannelCfg,
     pub qemu: Option<QemuCfg>,
     /// Network and USB transports the board offers besides its console.
@@ -918,9 +925,39 @@ pub enum Arch {
     Arm64,
 }
 
+/// `labgrid: {coordinator: HOST:PORT, place: NAME}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabgridCfg {
+    /// The coordinator's gRPC address (labgrid's LG_COORDINATOR).
+    pub coordinator: String,
+    /// The board's place; or, instead, `tags`.
+    #[serde(default)]
+    pub place: String,
+    /// Any place with these tags, through a labgrid reservation: hilt
+    /// reserves one, waits for it to be allocated, acquires it and cancels
+    /// the reservation at the end.
+    #[serde(default)]
+    pub tags: std::collections::BTreeMap<String, String>,
+    /// The name of the place's resource that is the console (e.g.
+    /// `RawSerialPort`, or the `name:` an exporter gave it), when the place
+    /// has more than one serial port.
+    #[serde(default)]
+    pub console: Option<String>,
+    /// The name of the place's resource that is the power switch, when it
+    /// has more than one.
+    #[serde(default)]
+    pub power: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConsoleCfg {
+    /// Not in the board file: the console is the labgrid place's serial
+    /// port, filled in when the place is acquired.
+    #[default]
+    #[serde(skip)]
+    FromLabgrid,
     /// QEMU's serial on a telnet chardev (carries BREAK as IAC BRK).
     QemuTelnet,
     /// QEMU's serial on a pty (no BREAK: the kernel never sees one).
@@ -957,9 +994,18 @@ pub enum Ser2netProtocol {
     Raw,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PowerCfg {
+    /// Not in the board file: the power is the labgrid place's power port,
+    /// filled in when the place is acquired.
+    #[default]
+    #[serde(skip)]
+    FromLabgrid,
+    /// A labgrid `NetworkPowerPort` of an HTTP model, as its place
+    /// publishes it (only ever filled in from a place).
+    #[serde(skip)]
+    Http(HttpPowerCfg),
     /// Power on starts the QEMU process, power off kills it.
     Qemu,
     /// Commands run without a shell (uhubctl, a relay CLI, a PDU client).
@@ -975,6 +1021,24 @@ pub enum PowerCfg {
         serial: Option<String>,
         relay: u8,
     },
+}
+
+/// labgrid's `NetworkPowerPort` with the `simplerest` or `rest` model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HttpPowerCfg {
+    pub model: HttpPowerModel,
+    /// A URL with `{index}` and, for simplerest, `{value}` in it.
+    pub url: String,
+    pub index: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HttpPowerModel {
+    /// GET the URL with {value} 1 or 0; GET it with {value} empty for the state.
+    Simplerest,
+    /// PUT 1 or 0 to the URL; GET it for the state.
+    Rest,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

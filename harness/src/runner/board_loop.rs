@@ -87,6 +87,21 @@ impl Shared<'_> {
         true
     }
 
+    /// Takes a board whose lease was lost out of the run, saying why: the
+    /// slots it would have run go to the other boards, or are recorded as
+    /// not run with this reason.
+    fn lose(&self, board: &str, why: &str) {
+        let why = format!("board {board} stopped: {why}");
+        self.progress.note(&why);
+        let _ = self.run_dir.event(
+            &serde_json::json!({"source": "host", "kind": "lease_lost", "board": board, "detail": why}),
+        );
+        self.quarantined
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((board.to_string(), why));
+    }
+
     pub fn record(&self, rec: IterationRecord) {
         if let Err(e) = self.run_dir.record(&rec) {
             self.progress.note(&format!(
@@ -162,10 +177,43 @@ impl Shared<'_> {
 }
 
 /// One board's loop: take the next slot from the shared queue, run it,
-/// record it, until the queue is empty, the run is stopped, or the board
-/// is quarantined.
-pub async fn drive_board(sh: &Shared<'_>, k: usize, board: BoardFile, storage: BoardStorage) {
+/// record it, until the queue is empty, the run is stopped, the board is
+/// quarantined, or (`lost`) the board's lab lease is lost.
+pub async fn drive_board(
+    sh: &Shared<'_>,
+    k: usize,
+    board: BoardFile,
+    storage: BoardStorage,
+    lost: Vec<watch::Receiver<Option<String>>>,
+) {
     let line = sh.progress.board(&board.name);
+    // This board stops when the run does, or at once when its lease is
+    // lost: another holder may be driving it already.
+    let (stop_tx, stop) = watch::channel(false);
+    let mut run_cancel = sh.cancel.clone();
+    let lost_rx = lost.clone();
+    let watcher = tokio::spawn(async move {
+        let lease_lost = async {
+            if lost_rx.is_empty() {
+                std::future::pending::<()>().await;
+            }
+            futures_util::future::select_all(lost_rx.into_iter().map(|mut rx| {
+                Box::pin(async move {
+                    // A lease whose keeper is gone says nothing more.
+                    if rx.wait_for(|w| w.is_some()).await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                })
+            }))
+            .await;
+        };
+        tokio::select! {
+            _ = run_cancel.wait_for(|c| *c) => {}
+            _ = lease_lost => {}
+        }
+        let _ = stop_tx.send(true);
+    });
+    let lost_why = || lost.iter().find_map(|rx| rx.borrow().clone());
     // The iteration sees a plan whose board is this instance, so its
     // records and events name the board that ran them.
     let mut bplan = sh.plan.clone();
@@ -182,7 +230,12 @@ pub async fn drive_board(sh: &Shared<'_>, k: usize, board: BoardFile, storage: B
     let mut infra_in_a_row = 0u32;
     let mut last = "done: no slots left";
     loop {
-        if *sh.cancel.borrow() {
+        if let Some(why) = lost_why() {
+            sh.lose(&board.name, &why);
+            last = "stopped: lease lost";
+            break;
+        }
+        if *stop.borrow() {
             last = "stopped";
             break;
         }
@@ -227,12 +280,16 @@ pub async fn drive_board(sh: &Shared<'_>, k: usize, board: BoardFile, storage: B
             previous_dir: previous_dir.clone(),
             progress: &say,
         };
-        let mut rec = iteration::run(input, boot, sh.cancel.clone()).await;
+        let mut rec = iteration::run(input, boot, stop.clone()).await;
         previous_dir = Some(dir);
         rec.control = slot.control.map(|c| c.name().to_string());
         rec.board = board.name.clone();
         line.done(sh.progress, &label, &rec);
-        let was_cancelled = rec.outcome == Outcome::NotRun;
+        let lease_lost = lost_why();
+        if let Some(why) = &lease_lost {
+            rec.detail = format!("{why}; {}", rec.detail);
+        }
+        let was_cancelled = rec.outcome == Outcome::NotRun && lease_lost.is_none();
         infra_in_a_row = if rec.outcome == Outcome::InfraError {
             infra_in_a_row + 1
         } else {
@@ -245,6 +302,11 @@ pub async fn drive_board(sh: &Shared<'_>, k: usize, board: BoardFile, storage: B
             last = "stopped: results cannot be written";
             break;
         }
+        if let Some(why) = lease_lost {
+            sh.lose(&board.name, &why);
+            last = "stopped: lease lost";
+            break;
+        }
         if was_cancelled {
             sh.interrupted.store(true, Ordering::Relaxed);
             last = "stopped";
@@ -255,5 +317,6 @@ pub async fn drive_board(sh: &Shared<'_>, k: usize, board: BoardFile, storage: B
             break;
         }
     }
+    watcher.abort();
     line.idle(last);
 }

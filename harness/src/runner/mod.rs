@@ -82,6 +82,8 @@ fn signals() -> watch::Receiver<bool> {
         );
         let _ = tx.send(true);
         let _ = tokio::signal::ctrl_c().await;
+        // No destructor runs after exit: the lab's places go back now.
+        board::labgrid::release_all_blocking();
         std::process::exit(exit::INTERRUPTED);
     });
     rx
@@ -97,12 +99,16 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
         );
     }
     let cancel = signals();
-    let instances = plan.instances();
+    let mut instances = plan.instances();
     let names: Vec<String> = instances.iter().map(|b| b.name.clone()).collect();
     // Boards first: a run that cannot have them leaves no run directory
     // behind to trip over.
     let Some(held) = lease_boards(&plan, &opts, &out, &names, &progress, cancel.clone()).await?
     else {
+        progress.finish();
+        return Ok(exit::INTERRUPTED);
+    };
+    let Some(places) = take_places(&mut instances, &opts, &progress, cancel.clone()).await? else {
         progress.finish();
         return Ok(exit::INTERRUPTED);
     };
@@ -191,9 +197,24 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
             .into_iter()
             .enumerate()
             .zip(storages)
-            .map(|((k, b), st)| board_loop::drive_board(&shared, k, b, st)),
+            .map(|((k, b), st)| {
+                let lost: Vec<_> = places
+                    .iter()
+                    .filter(|p| p.board == b.name)
+                    .map(|p| p.lost())
+                    .chain(held.lost(&b.name))
+                    .collect();
+                board_loop::drive_board(&shared, k, b, st, lost)
+            }),
     )
     .await;
+    for p in places {
+        let (board, place) = (p.board.clone(), p.place.clone());
+        match p.release().await {
+            Ok(()) => progress.note(&format!("released labgrid place {place} ({board})")),
+            Err(e) => progress.note(&format!("warning: {e:#}")),
+        }
+    }
     drop(held);
     if *cancel.borrow() {
         shared.interrupted.store(true, Ordering::Relaxed);
@@ -230,6 +251,38 @@ async fn lease_boards(
         held.boards().join(", "),
         leases.dir().display()
     ));
+    Ok(Some(held))
+}
+
+/// Acquires the labgrid place of each board that lives in one, and fills
+/// in the console and power the place provides; None when the run was
+/// interrupted while it waited. A place is released if a later one fails.
+async fn take_places(
+    instances: &mut [BoardFile],
+    opts: &RunOptions,
+    progress: &Progress,
+    mut cancel: watch::Receiver<bool>,
+) -> anyhow::Result<Option<Vec<board::labgrid::HeldPlace>>> {
+    let say = |m: &str| progress.note(m);
+    let wanted = board::labgrid::Wanted {
+        wait: opts.lease_wait,
+        ttl: opts.lease_ttl,
+        say: &say,
+    };
+    let mut held = Vec::new();
+    for b in instances.iter_mut().filter(|b| b.labgrid.is_some()) {
+        let h = tokio::select! {
+            r = board::labgrid::take(b, &wanted) => r?,
+            _ = cancel.wait_for(|c| *c) => return Ok(None),
+        };
+        progress.note(&format!(
+            "acquired labgrid place {} for board {} as {}",
+            h.place,
+            b.name,
+            board::labgrid::identity()
+        ));
+        held.push(h);
+    }
     Ok(Some(held))
 }
 

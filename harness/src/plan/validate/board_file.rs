@@ -18,6 +18,7 @@ pub fn board(file: &Path, doc: &Loaded<BoardFile>) -> Result<(), PlanError> {
         c.word("soc", soc, "._-", "a SoC name such as amlogic-s905x")?;
     }
     board_values(&c, b)?;
+    labgrid_values(&c, b)?;
     console_line_and_power_lists(&c, b)?;
     needed_sections(&c, b)?;
     flash_partition_listed(&c, b)?;
@@ -308,6 +309,83 @@ fn console_and_power_values(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(
         if let Some(cy) = cycle {
             c.at_most("power.command.cycle", cy, MAX_ARGS, "arguments")?;
         }
+    }
+    Ok(())
+}
+
+/// `labgrid:` and the console and power it stands in for: a board without
+/// its own console or power must name the place they come from.
+fn labgrid_values(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanError> {
+    let Some(l) = &b.labgrid else {
+        for (key, missing) in [
+            ("console", b.console == ConsoleCfg::FromLabgrid),
+            ("power", b.power == PowerCfg::FromLabgrid),
+        ] {
+            if missing {
+                return Err(c.fail(
+                    key,
+                    format!("missing: expected the board's `{key}:`, or `labgrid: {{coordinator: HOST:PORT, place: NAME}}` for a board whose {key} comes from a labgrid place"),
+                ));
+            }
+        }
+        return Ok(());
+    };
+    let port_ok = l
+        .coordinator
+        .rsplit_once(':')
+        .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+    if !port_ok {
+        return Err(c.fail(
+            "labgrid.coordinator",
+            format!("{:?}: expected the coordinator's HOST:PORT, e.g. labgrid.example.com:20408 (labgrid's LG_COORDINATOR)", l.coordinator),
+        ));
+    }
+    c.host(
+        "labgrid.coordinator",
+        &l.coordinator,
+        "the coordinator's HOST:PORT, e.g. labgrid.example.com:20408",
+    )?;
+    match (l.place.is_empty(), l.tags.is_empty()) {
+        (false, true) => c.word(
+            "labgrid.place",
+            &l.place,
+            "._-",
+            "a labgrid place name, as `labgrid-client places` lists it",
+        )?,
+        (true, false) => {
+            for (k, v) in &l.tags {
+                let key = format!("labgrid.tags.{k}");
+                let ok = |s: &str, first_letter: bool| {
+                    !s.is_empty()
+                        && (!first_letter || s.starts_with(|c: char| c.is_ascii_lowercase()))
+                        && s.bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                };
+                if !ok(k, true) || k.len() < 2 || !ok(v, false) {
+                    return Err(c.fail(
+                        &key,
+                        format!("{k}={v}: expected a labgrid tag: a key of [a-z][a-z0-9_]+ and a value of [a-z0-9_]+"),
+                    ));
+                }
+            }
+        }
+        _ => {
+            return Err(c.fail(
+                "labgrid",
+                "expected either `place: NAME` (this board's place) or `tags: {KEY: VALUE}` (any place with these tags, reserved), not both or neither",
+            ))
+        }
+    }
+    for (key, v) in [("labgrid.console", &l.console), ("labgrid.power", &l.power)] {
+        if let Some(v) = v {
+            c.word(key, v, "._-", "the name of one of the place's resources")?;
+        }
+    }
+    if b.qemu.is_some() {
+        return Err(c.fail(
+            "labgrid",
+            "an emulated board (`qemu:`) is made by hilt, not acquired from a lab: remove `labgrid:` or `qemu:`",
+        ));
     }
     Ok(())
 }

@@ -287,17 +287,14 @@ impl Watcher {
             }
             // Out of D, or exited. A bio waiter is kept through a slice's
             // wake-up, as long as it is not seen waiting somewhere else.
-            let wn = if s.bio.since_ms.is_some() {
-                self.read_task_file(&mut path, s.pid, s.tid, b"/wchan")
-            } else {
-                0
+            let wn = match s.bio.since_ms {
+                Some(_) => self.read_task_file(&mut path, s.pid, s.tid, b"/wchan"),
+                None => None,
             };
-            let wchan = &self.filebuf[..wn];
             let slot = &mut self.slots[i];
-            if slot.bio.since_ms.is_some() && slot.bio.observe_away(now_ms, wchan) {
-                slot.away = true;
-            } else {
-                *slot = EMPTY;
+            match wn {
+                Some(n) if slot.bio.observe_away(now_ms, &self.filebuf[..n]) => slot.away = true,
+                _ => *slot = EMPTY,
             }
         }
     }
@@ -307,12 +304,19 @@ impl Watcher {
     fn read_bio_slice_ms(&mut self, path: &mut PathBuf) -> u64 {
         let mark = path.len;
         path.push(b"/sys/kernel/hung_task_timeout_secs");
-        let n = read_path(path, &mut self.filebuf);
+        let n = read_path(path, &mut self.filebuf).unwrap_or(0);
         path.len = mark;
         parse_u64(&self.filebuf[..n]).map_or(0, |secs| secs * 500)
     }
 
-    fn read_task_file(&mut self, path: &mut PathBuf, pid: i32, tid: i32, file: &[u8]) -> usize {
+    /// None when the task is gone.
+    fn read_task_file(
+        &mut self,
+        path: &mut PathBuf,
+        pid: i32,
+        tid: i32,
+        file: &[u8],
+    ) -> Option<usize> {
         let mark = path.len;
         let mut num = [0u8; 12];
         path.push(b"/");
@@ -639,14 +643,15 @@ impl RelPath {
     }
 }
 
-fn read_path(path: &mut PathBuf, buf: &mut [u8]) -> usize {
+/// None when the file cannot be opened.
+fn read_path(path: &mut PathBuf, buf: &mut [u8]) -> Option<usize> {
     let fd = unsafe { libc::open(path.c().as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
     if fd < 0 {
-        return 0;
+        return None;
     }
     let n = unsafe { libc::read(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
     unsafe { libc::close(fd) };
-    n.max(0) as usize
+    Some(n.max(0) as usize)
 }
 
 /// The decimal digits of `n` (non-negative: pids and tids), without allocating.
@@ -944,6 +949,31 @@ mod tests {
             hits.extend(suspects(&mut w, t * 1000));
         }
         assert!(hits.is_empty(), "{hits:?}");
+    }
+
+    #[test]
+    fn an_exited_bio_waiter_is_forgotten_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = bio_watcher(dir.path(), 10);
+        w.progress_ms = Some(1);
+        for t in 0..=9u64 {
+            fake_task(
+                dir.path(),
+                95,
+                95,
+                "gone",
+                'D',
+                1 + t / 5,
+                "submit_bio_wait",
+            );
+            assert!(suspects(&mut w, t * 1000).is_empty());
+        }
+        fake_task(dir.path(), 95, 95, "gone", 'R', 3, "0");
+        w.scan(10_000, &mut |_| {});
+        assert!(w.slots.iter().any(|s| s.tid == 95), "kept while awake");
+        std::fs::remove_dir_all(dir.path().join("95")).unwrap();
+        w.scan(11_000, &mut |_| {});
+        assert!(w.slots.iter().all(|s| s.tid != 95), "gone is gone");
     }
 
     #[test]

@@ -3,9 +3,15 @@
 //! Every scan walks /proc/*/task/* and looks at the state letter only; tasks
 //! in D are tracked in a small fixed table. A task is suspected when it has
 //! stayed in D with no context switch for the threshold, or, because some
-//! stuck tasks wake periodically (submit_bio_wait sleeps in slices) and so
-//! keep switching, when it has stayed in D on the same wchan for a longer
-//! "same wchan" threshold.
+//! stuck tasks wake periodically and so keep switching, when it has stayed in
+//! D on the same wchan for a longer "same wchan" threshold.
+//!
+//! One such periodic waiter gets a rule of its own, because it is the wait the
+//! erofs deadlock ends in: `submit_bio_wait()` waits through `blk_wait_io()`
+//! (block/blk.h), which sleeps in slices of half the hung-task timeout just so
+//! that khungtaskd never reports it. A task whose wchan stays in that wait for
+//! the D threshold while the workloads make no progress is suspected (see
+//! [`BioWait`]); being caught awake between two slices does not reset it.
 //!
 //! The scan allocates nothing: directories are read with getdents64 into a
 //! fixed buffer and paths are formatted on the stack. It runs once a second
@@ -16,6 +22,93 @@ use std::ffi::CStr;
 pub const MAX_TRACKED: usize = 512;
 const COMM: usize = 16;
 const WCHAN: usize = 48;
+
+/// Where a task waiting for its own bio sleeps, as /proc/PID/wchan names it:
+/// `blk_wait_io()` is inline, so 6.x shows its caller `submit_bio_wait`, and
+/// 7.x moved the wait into `bio_await`, which `submit_bio_wait` calls.
+pub const BIO_WAITS: &[&str] = &["submit_bio_wait", "bio_await", "blk_wait_io"];
+
+/// How long a bio waiter may be seen awake, or not at all, between two
+/// sightings in the wait and still count as the same wait: a 1 s scan can
+/// catch it running between slices, but not for long.
+pub const BIO_AWAY_MS: u64 = 2_500;
+
+pub fn is_bio_wait(wchan: &[u8]) -> bool {
+    let w = wchan.trim_ascii();
+    BIO_WAITS.iter().any(|f| f.as_bytes() == w)
+}
+
+/// One task's time in a bio wait: the decision behind [`Reason::BioWait`].
+///
+/// The wait counts from the first sighting in it. It restarts when the task
+/// is seen waiting anywhere else, when it was out of sight for longer than
+/// [`BIO_AWAY_MS`], or when it switched more often than `blk_wait_io()`'s
+/// slices allow: a task that keeps issuing synchronous bios also sits in
+/// `submit_bio_wait` at most scans, but each bio that completes wakes it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BioWait {
+    /// Board uptime of the first sighting in this wait; None: not in one.
+    pub since_ms: Option<u64>,
+    /// The last sighting in the wait.
+    pub seen_ms: u64,
+    /// schedstat's count of runs at `since_ms`.
+    switches: u64,
+}
+
+impl BioWait {
+    /// A scan saw the task in D at `wchan`, after `switches` runs. `slice_ms`
+    /// is blk_wait_io's slice (half the hung-task timeout; 0: it never wakes).
+    pub fn observe(&mut self, now: u64, wchan: &[u8], switches: u64, slice_ms: u64) {
+        if !is_bio_wait(wchan) {
+            *self = Self::default();
+            return;
+        }
+        // One run per slice, and one of slack for the slice the wait began in.
+        let waking_allows = |since: u64| match slice_ms {
+            0 => 2,
+            s => now.saturating_sub(since) / s + 2,
+        };
+        let fresh = match self.since_ms {
+            None => true,
+            Some(since) => {
+                now.saturating_sub(self.seen_ms) > BIO_AWAY_MS
+                    || switches.saturating_sub(self.switches) > waking_allows(since)
+            }
+        };
+        if fresh {
+            self.since_ms = Some(now);
+            self.switches = switches;
+        }
+        self.seen_ms = now;
+    }
+
+    /// A scan did not see the task in D; `wchan` is where it is now (empty
+    /// or "0" while it runs). False when the wait is over.
+    pub fn observe_away(&mut self, now: u64, wchan: &[u8]) -> bool {
+        let w = wchan.trim_ascii();
+        let running = w.is_empty() || w == b"0";
+        let kept = self.since_ms.is_some()
+            && now.saturating_sub(self.seen_ms) <= BIO_AWAY_MS
+            && (running || is_bio_wait(w));
+        if !kept {
+            *self = Self::default();
+        }
+        kept
+    }
+
+    /// When the task stopped getting anywhere, if it has been stuck in the
+    /// wait for `threshold_ms` with the workloads' last progress
+    /// (`progress_ms`; None: no workload is running) no later than that.
+    pub fn stuck_since(
+        &self,
+        now: u64,
+        progress_ms: Option<u64>,
+        threshold_ms: u64,
+    ) -> Option<u64> {
+        let stopped = self.since_ms?.max(progress_ms?);
+        (now.saturating_sub(stopped) >= threshold_ms).then_some(stopped)
+    }
+}
 
 #[derive(Clone, Copy)]
 struct Slot {
@@ -31,6 +124,10 @@ struct Slot {
     comm: [u8; COMM],
     comm_len: u8,
     suspected: bool,
+    bio: BioWait,
+    /// Seen out of D since the last scan that found it in D (a bio waiter
+    /// kept through a slice's wake-up): its D clocks start again.
+    away: bool,
 }
 
 const EMPTY: Slot = Slot {
@@ -46,6 +143,12 @@ const EMPTY: Slot = Slot {
     comm: [0; COMM],
     comm_len: 0,
     suspected: false,
+    bio: BioWait {
+        since_ms: None,
+        seen_ms: 0,
+        switches: 0,
+    },
+    away: false,
 };
 
 /// What a suspicion says, borrowed from the watcher's own buffers.
@@ -56,6 +159,8 @@ pub struct Suspect<'a> {
     pub wchan: &'a str,
     pub d_since_ms: u64,
     pub last_switch_ms: u64,
+    /// When it was last seen getting anywhere, by the rule that suspects it.
+    pub stopped_ms: u64,
     pub reason: Reason,
 }
 
@@ -63,6 +168,19 @@ pub struct Suspect<'a> {
 pub enum Reason {
     NoContextSwitch,
     SameWchan,
+    /// Stuck in submit_bio_wait (see [`BioWait`]) while the workloads made no progress.
+    BioWait,
+}
+
+impl Reason {
+    /// The name the protocol's `SuspectReport::reason` carries.
+    pub fn name(self) -> &'static str {
+        match self {
+            Reason::NoContextSwitch => "no_context_switch",
+            Reason::SameWchan => "same_wchan",
+            Reason::BioWait => "bio_wait",
+        }
+    }
 }
 
 pub struct Watcher {
@@ -72,6 +190,11 @@ pub struct Watcher {
     scan: u64,
     pub threshold_ms: u64,
     pub same_wchan_ms: u64,
+    /// When the workloads last made progress (board uptime); None while none
+    /// runs, which keeps the bio-wait rule quiet.
+    pub progress_ms: Option<u64>,
+    /// blk_wait_io's slice, read from the kernel's hung-task timeout each scan.
+    bio_slice_ms: u64,
     // Taken out of self while a scan walks them, so the per-thread code can
     // borrow self mutably; Option::take moves without allocating.
     dirbuf: Option<Box<[u8; 32 * 1024]>>,
@@ -96,6 +219,8 @@ impl Watcher {
             scan: 0,
             threshold_ms,
             same_wchan_ms,
+            progress_ms: None,
+            bio_slice_ms: 0,
             dirbuf: Some(Box::new([0; 32 * 1024])),
             taskbuf: Some(Box::new([0; 8 * 1024])),
             task_dirs: Some(FdTable::new()),
@@ -113,6 +238,7 @@ impl Watcher {
         self.in_d = 0;
         self.threads = 0;
         let mut path = PathBuf::new(&self.root[..self.root_len]);
+        self.bio_slice_ms = self.read_bio_slice_ms(&mut path);
         let Some(proc_fd) = open_dir(&mut path) else {
             return;
         };
@@ -154,11 +280,53 @@ impl Watcher {
         self.dirbuf = Some(dirbuf);
         self.taskbuf = Some(taskbuf);
         self.task_dirs = Some(task_dirs);
-        for s in self.slots.iter_mut() {
-            if s.tid != 0 && s.seen != self.scan {
-                *s = EMPTY; // left D state, or exited
+        for i in 0..MAX_TRACKED {
+            let s = self.slots[i];
+            if s.tid == 0 || s.seen == self.scan {
+                continue;
+            }
+            // Out of D, or exited. A bio waiter is kept through a slice's
+            // wake-up, as long as it is not seen waiting somewhere else.
+            let wn = match s.bio.since_ms {
+                Some(_) => self.read_task_file(&mut path, s.pid, s.tid, b"/wchan"),
+                None => None,
+            };
+            let slot = &mut self.slots[i];
+            match wn {
+                Some(n) if slot.bio.observe_away(now_ms, &self.filebuf[..n]) => slot.away = true,
+                _ => *slot = EMPTY,
             }
         }
+    }
+
+    /// Half of `<root>/sys/kernel/hung_task_timeout_secs`, in ms; 0 when
+    /// hung-task detection is off (blk_wait_io then sleeps in one piece).
+    fn read_bio_slice_ms(&mut self, path: &mut PathBuf) -> u64 {
+        let mark = path.len;
+        path.push(b"/sys/kernel/hung_task_timeout_secs");
+        let n = read_path(path, &mut self.filebuf).unwrap_or(0);
+        path.len = mark;
+        parse_u64(&self.filebuf[..n]).map_or(0, |secs| secs * 500)
+    }
+
+    /// None when the task is gone.
+    fn read_task_file(
+        &mut self,
+        path: &mut PathBuf,
+        pid: i32,
+        tid: i32,
+        file: &[u8],
+    ) -> Option<usize> {
+        let mark = path.len;
+        let mut num = [0u8; 12];
+        path.push(b"/");
+        path.push(format_i32(pid, &mut num));
+        path.push(b"/task/");
+        path.push(format_i32(tid, &mut num));
+        path.push(file);
+        let n = read_path(path, &mut self.filebuf);
+        path.len = mark;
+        n
     }
 
     fn thread(
@@ -226,6 +394,8 @@ impl Watcher {
                         comm,
                         comm_len: comm_len as u8,
                         suspected: false,
+                        bio: BioWait::default(),
+                        away: false,
                     };
                     i
                 }
@@ -234,6 +404,14 @@ impl Watcher {
         };
         let s = &mut self.slots[idx];
         s.seen = scan;
+        s.bio
+            .observe(now, &wchan[..wn], switches, self.bio_slice_ms);
+        if std::mem::take(&mut s.away) {
+            // Back in D after being seen out of it: the D clocks start again.
+            s.d_since_ms = now;
+            s.last_switch_ms = now;
+            s.wchan_since_ms = now;
+        }
         if s.switches != switches {
             s.switches = switches;
             s.last_switch_ms = now;
@@ -246,10 +424,13 @@ impl Watcher {
         if s.suspected {
             return;
         }
-        let reason = if now.saturating_sub(s.last_switch_ms) >= self.threshold_ms {
-            Reason::NoContextSwitch
+        let bio_stuck = s.bio.stuck_since(now, self.progress_ms, self.threshold_ms);
+        let (reason, stopped_ms) = if now.saturating_sub(s.last_switch_ms) >= self.threshold_ms {
+            (Reason::NoContextSwitch, s.last_switch_ms)
+        } else if let Some(stopped) = bio_stuck {
+            (Reason::BioWait, stopped)
         } else if wn > 0 && now.saturating_sub(s.wchan_since_ms) >= self.same_wchan_ms {
-            Reason::SameWchan
+            (Reason::SameWchan, s.d_since_ms)
         } else {
             return;
         };
@@ -264,6 +445,7 @@ impl Watcher {
                 .trim(),
             d_since_ms: s.d_since_ms,
             last_switch_ms: s.last_switch_ms,
+            stopped_ms,
             reason,
         });
     }
@@ -461,6 +643,31 @@ impl RelPath {
     }
 }
 
+/// None when the file cannot be opened.
+fn read_path(path: &mut PathBuf, buf: &mut [u8]) -> Option<usize> {
+    let fd = unsafe { libc::open(path.c().as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return None;
+    }
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
+    unsafe { libc::close(fd) };
+    Some(n.max(0) as usize)
+}
+
+/// The decimal digits of `n` (non-negative: pids and tids), without allocating.
+fn format_i32(n: i32, buf: &mut [u8; 12]) -> &[u8] {
+    let mut v = n.max(0) as u32;
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
 fn read_at(dir: i32, rel: &mut RelPath, suffix: &[u8], buf: &mut [u8]) -> usize {
     let fd = rel.open_at(dir, suffix);
     if fd < 0 {
@@ -622,6 +829,217 @@ mod tests {
                 assert_eq!(s[0].3, Reason::SameWchan);
             }
         }
+    }
+
+    fn bio_watcher(root: &std::path::Path, hung_task_timeout_s: u64) -> Watcher {
+        let sys = root.join("sys/kernel");
+        std::fs::create_dir_all(&sys).unwrap();
+        std::fs::write(
+            sys.join("hung_task_timeout_secs"),
+            format!("{hung_task_timeout_s}\n"),
+        )
+        .unwrap();
+        // A same-wchan threshold far away, so only the bio-wait rule can fire.
+        Watcher::new(root.to_str().unwrap(), 10_000, 600_000)
+    }
+
+    /// blk_wait_io with a 10 s hung-task timeout: a wake-up every 5 s, the
+    /// scan at 1 Hz catching the task awake (state R, wchan 0) now and then.
+    #[test]
+    fn a_bio_waiter_waking_in_slices_is_suspected_when_the_workloads_stop() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = bio_watcher(dir.path(), 10);
+        w.progress_ms = Some(2_000);
+        let mut hits = Vec::new();
+        for t in 0..=12u64 {
+            let switches = 40 + t / 5;
+            let (state, wchan) = if t % 5 == 0 && t > 0 {
+                ('R', "0")
+            } else {
+                ('D', "submit_bio_wait")
+            };
+            fake_task(dir.path(), 50, 51, "kworker/u4:2", state, switches, wchan);
+            for s in suspects(&mut w, t * 1000) {
+                hits.push((t, s));
+            }
+        }
+        // In the wait since 0 s, no progress since 2 s: stuck from 2 s, suspected at 12 s.
+        assert_eq!(hits.len(), 1, "{hits:?}");
+        let (t, (tid, comm, wchan, reason)) = &hits[0];
+        assert_eq!(
+            (*t, *tid, comm.as_str(), wchan.as_str(), *reason),
+            (12, 51, "kworker/u4:2", "submit_bio_wait", Reason::BioWait)
+        );
+    }
+
+    #[test]
+    fn the_stopped_time_is_the_later_of_entering_the_wait_and_the_last_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = bio_watcher(dir.path(), 10);
+        w.progress_ms = Some(3_000);
+        let mut stopped = Vec::new();
+        for t in 0..=13u64 {
+            fake_task(dir.path(), 60, 60, "dd", 'D', 7, "bio_await");
+            w.scan(t * 1000, &mut |s| stopped.push((t, s.stopped_ms, s.reason)));
+        }
+        // 7.x names the wait bio_await. It never switched, so khungtaskd's
+        // own rule (no context switch for 10 s) fires first, at 10 s.
+        assert_eq!(stopped, vec![(10, 0, Reason::NoContextSwitch)]);
+
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = bio_watcher(dir.path(), 10);
+        w.progress_ms = Some(3_000);
+        let mut stopped = Vec::new();
+        for t in 0..=13u64 {
+            // A switch every 5 s, as blk_wait_io's slices give.
+            fake_task(dir.path(), 60, 60, "dd", 'D', 7 + t / 5, "bio_await");
+            w.scan(t * 1000, &mut |s| stopped.push((t, s.stopped_ms, s.reason)));
+        }
+        assert_eq!(stopped, vec![(13, 3_000, Reason::BioWait)]);
+    }
+
+    #[test]
+    fn a_bio_waiter_is_not_suspected_while_the_workloads_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = bio_watcher(dir.path(), 10);
+        for t in 0..=30u64 {
+            fake_task(
+                dir.path(),
+                70,
+                70,
+                "reader",
+                'D',
+                5 + t / 5,
+                "submit_bio_wait",
+            );
+            w.progress_ms = Some(t * 1000);
+            assert!(suspects(&mut w, t * 1000).is_empty(), "at {t} s");
+        }
+        // No workloads running: the rule has nothing to go on and stays quiet.
+        w.progress_ms = None;
+        for t in 31..=60u64 {
+            fake_task(
+                dir.path(),
+                70,
+                70,
+                "reader",
+                'D',
+                5 + t / 5,
+                "submit_bio_wait",
+            );
+            assert!(suspects(&mut w, t * 1000).is_empty(), "at {t} s");
+        }
+    }
+
+    #[test]
+    fn a_task_that_leaves_the_bio_wait_is_not_suspected() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = bio_watcher(dir.path(), 10);
+        w.progress_ms = Some(1);
+        let mut hits = Vec::new();
+        for t in 0..=40u64 {
+            // Every 4 s it is seen sleeping elsewhere (the bio completed and it
+            // went on); it is back in a new submit_bio_wait the next second.
+            let (state, wchan) = if t % 4 == 3 {
+                ('S', "do_epoll_wait")
+            } else {
+                ('D', "submit_bio_wait")
+            };
+            fake_task(dir.path(), 80, 80, "writer", state, 100 + t, wchan);
+            hits.extend(suspects(&mut w, t * 1000));
+        }
+        assert!(hits.is_empty(), "{hits:?}");
+    }
+
+    #[test]
+    fn an_exited_bio_waiter_is_forgotten_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = bio_watcher(dir.path(), 10);
+        w.progress_ms = Some(1);
+        for t in 0..=9u64 {
+            fake_task(
+                dir.path(),
+                95,
+                95,
+                "gone",
+                'D',
+                1 + t / 5,
+                "submit_bio_wait",
+            );
+            assert!(suspects(&mut w, t * 1000).is_empty());
+        }
+        fake_task(dir.path(), 95, 95, "gone", 'R', 3, "0");
+        w.scan(10_000, &mut |_| {});
+        assert!(w.slots.iter().any(|s| s.tid == 95), "kept while awake");
+        std::fs::remove_dir_all(dir.path().join("95")).unwrap();
+        w.scan(11_000, &mut |_| {});
+        assert!(w.slots.iter().all(|s| s.tid != 95), "gone is gone");
+    }
+
+    #[test]
+    fn a_task_issuing_bio_after_bio_is_not_one_stuck_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = bio_watcher(dir.path(), 10);
+        w.progress_ms = Some(1);
+        for t in 0..=40u64 {
+            // Always caught in submit_bio_wait, but each completed bio wakes
+            // it: 20 runs a second, where blk_wait_io allows one per 5 s.
+            fake_task(
+                dir.path(),
+                90,
+                90,
+                "swapper-ish",
+                'D',
+                20 * t,
+                "submit_bio_wait",
+            );
+            assert!(suspects(&mut w, t * 1000).is_empty(), "at {t} s");
+        }
+    }
+
+    #[test]
+    fn bio_wait_decisions() {
+        let mut b = BioWait::default();
+        b.observe(1_000, b"submit_bio_wait\n", 10, 5_000);
+        assert_eq!(b.since_ms, Some(1_000));
+        // Caught running between slices: the wait goes on.
+        assert!(b.observe_away(2_000, b"0\n"));
+        b.observe(3_000, b"submit_bio_wait", 11, 5_000);
+        assert_eq!(b.since_ms, Some(1_000));
+        assert_eq!(b.stuck_since(11_000, Some(500), 10_000), Some(1_000));
+        assert_eq!(b.stuck_since(10_999, Some(500), 10_000), None);
+        assert_eq!(b.stuck_since(11_000, Some(4_000), 10_000), None);
+        assert_eq!(b.stuck_since(20_000, None, 10_000), None);
+        assert!(b.observe_away(4_000, b"0"));
+        b.observe(5_000, b"submit_bio_wait", 12, 5_000);
+        assert_eq!(b.since_ms, Some(1_000), "2 s since the last sighting");
+        // Out of sight too long: a later sighting is a new wait.
+        let mut gone = b;
+        assert!(!gone.observe_away(7_600, b"0"));
+        let mut late = b;
+        late.observe(7_600, b"submit_bio_wait", 12, 5_000);
+        assert_eq!(late.since_ms, Some(7_600), "2.6 s out of sight");
+        // More runs than the slices allow: bios completing, a new wait.
+        let mut busy = b;
+        busy.observe(6_000, b"submit_bio_wait", 16, 5_000);
+        assert_eq!(busy.since_ms, Some(6_000));
+        // Seen waiting elsewhere, in D or not: the wait is over.
+        let mut elsewhere = b;
+        elsewhere.observe(6_000, b"folio_wait_bit_common", 12, 5_000);
+        assert_eq!(elsewhere, BioWait::default());
+        let mut asleep = b;
+        assert!(!asleep.observe_away(6_000, b"do_sys_poll"));
+        assert_eq!(asleep, BioWait::default());
+        // With the hung-task detector off, blk_wait_io never wakes: past the
+        // slack, runs mean new bios.
+        let mut off = BioWait::default();
+        off.observe(0, b"submit_bio_wait", 3, 0);
+        off.observe(1_000, b"submit_bio_wait", 5, 0);
+        assert_eq!(off.since_ms, Some(0));
+        off.observe(2_000, b"submit_bio_wait", 8, 0);
+        assert_eq!(off.since_ms, Some(2_000));
+        assert!(is_bio_wait(b"blk_wait_io"));
+        assert!(!is_bio_wait(b"submit_bio"));
     }
 
     #[test]

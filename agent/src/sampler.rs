@@ -3,6 +3,7 @@
 
 use hilt_protocol::histo::buckets;
 use hilt_protocol::{IntervalStats, LatencyHisto, MemSnapshot, PsiMemory, ThreadCpu, VmstatDelta};
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 
 use crate::shm::{self, Shared};
@@ -70,11 +71,33 @@ pub fn read_mem() -> MemSnapshot {
     }
 }
 
+/// Board uptime (ms) of the workloads' last progress as the sampler saw it;
+/// 0 while no sampler runs. The D-state watcher's bio-wait rule reads it.
+static LAST_PROGRESS_MS: AtomicU64 = AtomicU64::new(0);
+
+/// When the workloads last got anywhere (a read completed, the hog touched
+/// memory); None while no workloads run.
+pub fn last_progress_ms() -> Option<u64> {
+    match LAST_PROGRESS_MS.load(Relaxed) {
+        0 => None,
+        t => Some(t),
+    }
+}
+
 /// Keeps the previous cumulative counters so each interval reports deltas.
 pub struct Sampler {
     vm: Vmstat,
     hist_prev: Vec<[u64; buckets::COUNT]>,
     readers: usize,
+    /// The workloads' progress counters at the last sample (see `sample`).
+    work_prev: Option<[u64; 3]>,
+}
+
+impl Drop for Sampler {
+    fn drop(&mut self) {
+        // The workloads are over: nothing to compare a waiter against.
+        LAST_PROGRESS_MS.store(0, Relaxed);
+    }
 }
 
 impl Sampler {
@@ -83,6 +106,7 @@ impl Sampler {
             vm: read_vmstat(),
             hist_prev: vec![[0; buckets::COUNT]; readers],
             readers,
+            work_prev: None,
         }
     }
 
@@ -118,6 +142,23 @@ impl Sampler {
                 e => errno = Some(e as i32),
             }
         }
+        // The readers are the workload whose progress a hang stops; the hog only
+        // makes pressure, and may keep cycling while a reader is stuck. It
+        // counts when there are no readers.
+        let work = if self.readers > 0 {
+            [reads, 0, 0]
+        } else {
+            [
+                0,
+                shared.hog_bytes.load(Relaxed),
+                shared.hog_passes.load(Relaxed),
+            ]
+        };
+        // The first sample counts as progress: the workloads just started.
+        if self.work_prev != Some(work) {
+            LAST_PROGRESS_MS.store(uptime_ms.max(1), Relaxed);
+        }
+        self.work_prev = Some(work);
         let read_latency_us = LatencyHisto {
             buckets: merged
                 .iter()
@@ -225,6 +266,36 @@ pub fn stalled(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn progress_is_the_readers_reads_and_ends_with_the_sampler() {
+        let map = shm::Mapping::create().unwrap();
+        let shared = map.get();
+        {
+            let mut s = Sampler::new(1);
+            assert_eq!(last_progress_ms(), None);
+            s.sample(shared, 1_000);
+            assert_eq!(last_progress_ms(), Some(1_000), "the start counts");
+            s.sample(shared, 2_000);
+            assert_eq!(last_progress_ms(), Some(1_000));
+            // The hog cycling does not stand in for a stuck reader.
+            shared.hog_bytes.fetch_add(4096, Relaxed);
+            shared.hog_passes.fetch_add(1, Relaxed);
+            s.sample(shared, 3_000);
+            assert_eq!(last_progress_ms(), Some(1_000));
+            shared.readers[0].record(50, 4096, 3_500);
+            s.sample(shared, 4_000);
+            assert_eq!(last_progress_ms(), Some(4_000));
+        }
+        assert_eq!(last_progress_ms(), None, "no workloads, no progress");
+        let mut hog_only = Sampler::new(0);
+        hog_only.sample(shared, 5_000);
+        hog_only.sample(shared, 6_000);
+        assert_eq!(last_progress_ms(), Some(5_000));
+        shared.hog_passes.fetch_add(1, Relaxed);
+        hog_only.sample(shared, 7_000);
+        assert_eq!(last_progress_ms(), Some(7_000));
+    }
 
     #[test]
     fn own_footprint_agrees_with_proc_status() {

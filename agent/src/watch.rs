@@ -54,9 +54,9 @@ fn task_state(pid: i32, tid: i32) -> Option<u8> {
 
 /// Whether a confirmed task has moved since it was confirmed. A task
 /// suspected for not running moves when it runs at all (khungtaskd's own
-/// rule); one suspected on an unchanging wait while it wakes in slices
-/// (submit_bio_wait) moves when it waits somewhere else, or is seen out of
-/// D in two scans in a row.
+/// rule); one suspected on an unchanging wait while it wakes in slices moves
+/// when it waits somewhere else (for a bio waiter: anywhere but a bio wait),
+/// or is seen out of D in two scans in a row.
 fn has_moved(p: &mut Pending) -> bool {
     let state = task_state(p.pid, p.tid);
     let Some(state) = state else {
@@ -71,7 +71,14 @@ fn has_moved(p: &mut Pending) -> bool {
     match p.reason {
         Reason::NoContextSwitch => now.runs != then.runs || p.out_of_d >= 2,
         Reason::SameWchan => p.out_of_d >= 2 || (!now.wchan.is_empty() && now.wchan != then.wchan),
+        Reason::BioWait => p.out_of_d >= 2 || left_bio_wait(&now.wchan),
     }
+}
+
+/// A bio waiter moved when it waits anywhere but in a bio wait; "0" (or
+/// nothing) is a waiter caught awake between two of blk_wait_io's slices.
+fn left_bio_wait(wchan: &str) -> bool {
+    !matches!(wchan, "" | "0") && !crate::dstate::is_bio_wait(wchan.as_bytes())
 }
 
 pub fn spawn(tx: Sender, shared: Arc<Shared>) {
@@ -108,19 +115,16 @@ fn run(tx: Sender, shared: Arc<Shared>) {
         };
         w.threshold_ms = spec.0;
         w.same_wchan_ms = spec.1;
+        w.progress_ms = sampler::last_progress_ms();
         let now = sys::uptime_ms();
         w.scan(now, &mut |s| {
-            let stopped = match s.reason {
-                Reason::NoContextSwitch => s.last_switch_ms,
-                Reason::SameWchan => s.d_since_ms,
-            };
             new.push((
                 s.pid,
                 s.tid,
                 s.comm.to_string(),
                 s.wchan.to_string(),
                 s.reason,
-                stopped,
+                s.stopped_ms,
             ));
         });
         for (pid, tid, comm, wchan, reason, stopped) in new.drain(..) {
@@ -247,10 +251,7 @@ fn evidence(
         tid,
         comm,
         wchan,
-        reason: match reason {
-            Reason::NoContextSwitch => "no_context_switch".into(),
-            Reason::SameWchan => "same_wchan".into(),
-        },
+        reason: reason.name().into(),
         stopped_ms,
         stack,
         psi: sampler::read_psi(),

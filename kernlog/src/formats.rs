@@ -161,7 +161,9 @@ const USB_URB_SKIP: &[&str] = &[
 // ---------------------------------------------------------------------------------
 // Report groups, in the order a line is tested against them.
 
-pub(crate) const GROUPS: &[Group] = &[
+// A static, not a const: the compiled tables point back at their source (compile.rs),
+// and only a static has one address wherever it is used.
+pub(crate) static GROUPS: &[Group] = &[
     Group {
         headers: &["BUG:"],
         require: None,
@@ -201,6 +203,12 @@ pub(crate) const GROUPS: &[Group] = &[
         suppress: &[
             "INFO: lockdep is turned off",
             "INFO: Stall ended before state dump start",
+            // 7.x: the stall ended while its CPUs were being dumped.
+            "INFO: Stall ended during stack backtracing",
+            "INFO: Expedited stall ended before state dump start",
+            // Newer hung-task reports name the lock's owner after the task's stack
+            // (CONFIG_DETECT_HUNG_TASK_BLOCKER): part of that report, not a new one.
+            r"INFO: task .*:\d+ (?:<\w+> )?(?:is )?blocked on an? (?:mutex|semaphore|rw-semaphore)",
             "INFO: NMI handler",
             "INFO: recovery required on readonly filesystem",
             "(handler|interrupt).*took too long",
@@ -996,7 +1004,8 @@ const BUG_FORMATS: &[Format] = &[
         template: "BUG: workqueue lockup",
         kind: WorkqueueLockup,
         no_stack_trace: true,
-        end: End::While(r"^(?:BUG: workqueue lockup|Showing busy workqueues|workqueue |pool |\s)"),
+        // 6.9+ follows the pools with the stacks of workers hogging a stalled CPU.
+        end: End::While(r"^(?:BUG: workqueue lockup|Showing busy workqueues|Showing backtraces of running workers|workqueue |pool |\s)"),
         ..F
     },
     Format {
@@ -1012,6 +1021,16 @@ const BUG_FORMATS: &[Format] = &[
         template: "BUG: using {1}() in preemptible code in {2}",
         kind: Bug,
         stack: Some(stack(CALL_STACK, &["dump_stack", "preemption", "preempt", "debug_", "processor_id", "this_cpu"])),
+        end: End::Stack,
+        ..F
+    },
+    Format {
+        // 6.9+ wording, with the work function on the line after the header.
+        title: "BUG: workqueue leaked atomic, lock or RCU",
+        report: Some(r"BUG: workqueue leaked atomic, lock or RCU.*\n.*workfn=([a-zA-Z0-9_]+)"),
+        template: "BUG: workqueue leaked atomic, lock or RCU in {1}",
+        kind: Bug,
+        no_stack_trace: true,
         end: End::Stack,
         ..F
     },
@@ -1372,6 +1391,24 @@ const INFO_FORMATS: &[Format] = &[
         "inconsistent lock state in {1}",
     ),
     Format {
+        // 6.6+: a CPU stuck in a CSD lock got its own report first; RCU says only this.
+        title: "INFO: rcu_(?:preempt|sched|bh) detected(?: expedited)? stalls?, but suppressed full report due to a stuck CSD-lock",
+        template: "INFO: rcu detected stall (report suppressed: stuck CSD-lock)",
+        kind: RcuStall,
+        no_stack_trace: true,
+        end: End::Lines(1),
+        ..F
+    },
+    Format {
+        // Tasks RCU lists the holdout tasks, not a CPU's stack.
+        title: "INFO: (rcu_tasks(?:_trace|_rude)?) detected stalls on tasks",
+        template: "INFO: {1} detected stall",
+        kind: RcuStall,
+        no_stack_trace: true,
+        end: End::Lines(1),
+        ..F
+    },
+    Format {
         title: "INFO: rcu_(?:preempt|sched|bh) (?:self-)?detected(?: expedited)? stall",
         template: "INFO: rcu detected stall in {1}",
         kind: RcuStall,
@@ -1410,7 +1447,8 @@ const INFO_FORMATS: &[Format] = &[
         ..F
     },
     Format {
-        title: "INFO: task .* blocked for more than [0-9]+ seconds",
+        // 7.1+ says "blocked in I/O wait for more than" for a task in io_schedule().
+        title: "INFO: task .* blocked (?:in I/O wait )?for more than [0-9]+ seconds",
         template: "INFO: task hung in {1}",
         kind: HungTask,
         stack: Some(Stack {
@@ -2048,7 +2086,7 @@ pub(crate) const TASK_PATTERNS: &[(&str, &str)] = &[
     // (a literal the pattern needs, which makes most non-matches cheap; the pattern)
     (
         "INFO: task ",
-        r"(?m)INFO: task (?P<comm>.+):(?P<pid>\d+) (?:blocked for more than|can't die for more than)",
+        r"(?m)INFO: task (?P<comm>.+):(?P<pid>\d+) (?:blocked (?:in I/O wait )?for more than|can't die for more than)",
     ),
     (
         "soft lockup",

@@ -44,7 +44,25 @@ pub(crate) struct Line<'a> {
     pub context: Context,
     /// A `/dev/kmsg` dictionary continuation (` SUBSYSTEM=...`): metadata, not a message.
     pub kmsg_dict: bool,
+    /// The console said it dropped messages just before this line.
+    pub dropped_before: bool,
+    /// What the console printer says it is doing, not a kernel message (see [`Marker`]).
+    pub marker: Option<Marker>,
 }
+
+/// Lines the console printer adds on its own (kernel/printk/printk.c,
+/// `console_prepend_dropped` and `console_prepend_replay`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Marker {
+    /// `** 5 printk messages dropped **` alone on its line (6.x prints it with a newline).
+    Dropped,
+    /// `** replaying previous printk message **`: an nbcon console (6.12+) took over
+    /// from a context that was cut off inside a record and prints that record again.
+    /// Whatever precedes the marker on its line is the cut-off copy.
+    Replay,
+}
+
+const REPLAY_MARKER: &[u8] = b"** replaying previous printk message **";
 
 /// The timestamp as found; converted only for the few lines that start a report.
 #[derive(Debug, Clone, Copy)]
@@ -74,6 +92,16 @@ pub(crate) fn split(line: &[u8]) -> Line<'_> {
     while let [rest @ .., b'\r' | b'\n'] = s {
         s = rest;
     }
+    if s.ends_with(REPLAY_MARKER) {
+        return Line {
+            text: b"",
+            stamp: Stamp::None,
+            context: Context::Bare,
+            kmsg_dict: false,
+            dropped_before: false,
+            marker: Some(Marker::Replay),
+        };
+    }
     // The common shape first: `[  123.456789] ` with an optional caller id.
     if s.first() == Some(&b'[') {
         if let Some((secs, frac, used)) = bracket_timestamp(s) {
@@ -89,6 +117,8 @@ pub(crate) fn split(line: &[u8]) -> Line<'_> {
                 stamp: Stamp::Console(secs, frac),
                 context,
                 kmsg_dict: false,
+                dropped_before: false,
+                marker: None,
             };
         }
     }
@@ -103,10 +133,24 @@ pub(crate) fn split(line: &[u8]) -> Line<'_> {
             stamp: Stamp::None,
             context: Context::Bare,
             kmsg_dict: true,
+            dropped_before: false,
+            marker: None,
         };
     }
+    let mut dropped_before = false;
     if let Some(rest) = strip_dropped_marker(s) {
+        if rest.is_empty() {
+            return Line {
+                text: b"",
+                stamp: Stamp::None,
+                context: Context::Bare,
+                kmsg_dict: false,
+                dropped_before: true,
+                marker: Some(Marker::Dropped),
+            };
+        }
         s = rest;
+        dropped_before = true;
     }
     if !matches!(s.first(), Some(b'[' | b'<')) {
         if let Some(rest) = strip_login(s) {
@@ -137,6 +181,8 @@ pub(crate) fn split(line: &[u8]) -> Line<'_> {
         stamp,
         context,
         kmsg_dict: false,
+        dropped_before,
+        marker: None,
     }
 }
 
@@ -166,6 +212,8 @@ fn kmsg_record(s: &[u8]) -> Option<Line<'_>> {
         stamp: Stamp::Micros(parse_u64(usec)?),
         context,
         kmsg_dict: false,
+        dropped_before: false,
+        marker: None,
     })
 }
 
@@ -180,10 +228,20 @@ fn is_kmsg_dict(s: &[u8]) -> bool {
             .all(|b| b.is_ascii_uppercase() || *b == b'_')
 }
 
+/// `** 5 printk messages dropped ** ` in front of a line (older kernels), or the
+/// whole line (6.x); returns what follows it.
 fn strip_dropped_marker(s: &[u8]) -> Option<&[u8]> {
     let rest = s.strip_prefix(b"** ")?;
     let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-    rest[digits..].strip_prefix(b" printk messages dropped ** ")
+    if digits == 0 {
+        return None;
+    }
+    let rest = rest[digits..].strip_prefix(b" printk messages dropped **")?;
+    match rest {
+        [] => Some(rest),
+        [b' ', rest @ ..] => Some(rest),
+        _ => None,
+    }
 }
 
 /// `syzkaller login: [   36.85] ...`: a getty prompt glued to the next kernel line.
@@ -326,6 +384,24 @@ mod tests {
     fn crlf_and_markers() {
         assert_eq!(text(b"[    1.000000] hello\r"), b"hello");
         assert_eq!(text(b"** 5 printk messages dropped ** [    1.0] hi"), b"hi");
+        assert!(split(b"** 5 printk messages dropped ** [    1.0] hi").dropped_before);
+        let alone = split(b"** 12 printk messages dropped **\r");
+        assert_eq!(
+            (alone.text, alone.marker, alone.dropped_before),
+            (&b""[..], Some(Marker::Dropped), true)
+        );
+        for replay in [
+            &b"** replaying previous printk message **"[..],
+            b"[   40.100000] INFO: task a:1 blocked for mo** replaying previous printk message **",
+        ] {
+            let l = split(replay);
+            assert_eq!((l.text, l.marker), (&b""[..], Some(Marker::Replay)));
+        }
+        assert_eq!(split(b"[    1.0] hi").marker, None);
+        assert_eq!(
+            text(b"** many printk messages dropped ** x"),
+            b"** many printk messages dropped ** x"
+        );
         assert_eq!(
             text(b"syzkaller login: [   36.852785][ T3615] traps: x"),
             b"traps: x"

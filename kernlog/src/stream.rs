@@ -12,7 +12,7 @@ use std::cell::Cell;
 use crate::compile::{self, screen, tables, CEnd, CGroup, HeaderHit, LineKind};
 use crate::extract::{self, Corruption, Description};
 use crate::formats::{self, MAX_LINE_BYTES, MAX_OPEN_REPORTS, MAX_REPORT_BYTES, MAX_REPORT_LINES};
-use crate::prefix::{self, Context};
+use crate::prefix::{self, Context, Marker};
 use crate::stack::{self, LineClass};
 use crate::task;
 use crate::title;
@@ -35,6 +35,10 @@ use crate::Event;
 pub struct StreamParser {
     open: Vec<OpenReport>,
     seq: u64,
+    /// The previous line as received, to recognise the copy a replay prints again.
+    last_line: Vec<u8>,
+    /// The console announced a replay: the next line repeats a record.
+    replaying: bool,
 }
 
 impl StreamParser {
@@ -113,6 +117,30 @@ impl StreamParser {
     fn feed(&mut self, raw: &[u8], emit: &mut dyn FnMut(u64, Event)) {
         let line = prefix::split(raw);
         if line.kmsg_dict {
+            return;
+        }
+        if line.dropped_before {
+            // Records went missing while these reports were open.
+            for r in &mut self.open {
+                r.lost_lines = true;
+            }
+        }
+        match line.marker {
+            Some(Marker::Replay) => {
+                // A cut-off copy in front of the marker is dropped with it; a copy that
+                // was printed whole is recognised when the replay repeats it.
+                self.replaying = true;
+                return;
+            }
+            Some(Marker::Dropped) => return,
+            None => {}
+        }
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        let repeat = std::mem::take(&mut self.replaying) && raw == self.last_line.as_slice();
+        self.last_line.clear();
+        self.last_line
+            .extend_from_slice(&raw[..raw.len().min(MAX_LINE_BYTES)]);
+        if repeat {
             return;
         }
         self.seq += 1;
@@ -439,6 +467,8 @@ struct OpenReport {
     stack_frames: usize,
     /// For `End::StackAfter`: the keyword was seen.
     armed: bool,
+    /// The console dropped records while this report was open.
+    lost_lines: bool,
     kmsan: bool,
     trace: stack::FirstTrace,
     /// The last description computed, and the text length it was computed for.
@@ -475,6 +505,7 @@ impl OpenReport {
             in_stack: false,
             stack_frames: 0,
             armed: false,
+            lost_lines: false,
             kmsan: header.contains("BUG: KMSAN:"),
             trace: stack::FirstTrace::default(),
             described: None,
@@ -697,8 +728,9 @@ impl OpenReport {
         let kind = desc
             .format
             .map_or(group.src.kind, |i| group.formats[i].src.kind);
-        let corrupted =
-            desc.corruption != Corruption::None || extract::damaged(group, &desc, &self.text);
+        let corrupted = self.lost_lines
+            || desc.corruption != Corruption::None
+            || extract::damaged(group, &desc, &self.text);
         let event = Event {
             kind,
             title: title::normalise(&desc.title),

@@ -120,7 +120,8 @@ pub struct SuspectReport {
     pub tid: i32,
     pub comm: String,
     pub wchan: String,
-    /// "no_context_switch" or "same_wchan".
+    /// "no_context_switch", "same_wchan", or "bio_wait" (in submit_bio_wait
+    /// while the workloads made no progress).
     pub reason: String,
     /// When the task was last seen making progress (a context switch, or a
     /// change of wchan), board uptime.

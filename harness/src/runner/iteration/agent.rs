@@ -281,7 +281,8 @@ impl Iteration<'_> {
                     excerpt: stack.join("\n"),
                     timing: Some(timing),
                 };
-                let title = format!("hang: {} stuck in D state at {wchan}", c.comm);
+                let reason = suspect.as_ref().map(|s| s.reason.as_str());
+                let title = watcher_title(&c.comm, wchan, reason);
                 let failure = named(
                     Detector::Dstate,
                     title,
@@ -362,4 +363,33 @@ fn stale_agent(what: &str) -> String {
         "{what}: the agent on the board was built from other sources than this hilt; \
          rebuild it with scripts/build-agent (it installs target/agent/hilt-agent) and run again"
     )
+}
+
+/// The title of a hang the agent's watcher confirmed. A bio waiter wakes in
+/// slices, so "stuck in D" would undersell what was seen: the same wait, and
+/// the workloads going nowhere.
+fn watcher_title(comm: &str, wchan: &str, reason: Option<&str>) -> String {
+    match reason {
+        Some("bio_wait") => format!("hang: {comm} stuck in {wchan} with no workload progress"),
+        _ => format!("hang: {comm} stuck in D state at {wchan}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::watcher_title;
+
+    #[test]
+    fn titles_name_the_rule_that_caught_the_task() {
+        assert_eq!(
+            watcher_title("kworker/u4:2", "submit_bio_wait", Some("bio_wait")),
+            "hang: kworker/u4:2 stuck in submit_bio_wait with no workload progress"
+        );
+        for reason in [Some("no_context_switch"), Some("same_wchan"), None] {
+            assert_eq!(
+                watcher_title("hilt-swapoff", "folio_wait_bit_common", reason),
+                "hang: hilt-swapoff stuck in D state at folio_wait_bit_common"
+            );
+        }
+    }
 }

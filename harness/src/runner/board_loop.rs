@@ -179,25 +179,20 @@ impl Shared<'_> {
 /// One board's loop: take the next slot from the shared queue, run it,
 /// record it, until the queue is empty, the run is stopped, the board is
 /// quarantined, or (`lost`) the board's lab lease is lost.
-pub async fn drive_board(
-    sh: &Shared<'_>,
-    k: usize,
-    board: BoardFile,
-    storage: BoardStorage,
+/// This board stops when the run does, or at once when one of its leases
+/// (local, or a labgrid place) is lost: another holder may be driving it
+/// already. The task that watches for either is aborted with the board.
+fn stop_signal(
+    mut run_cancel: watch::Receiver<bool>,
     lost: Vec<watch::Receiver<Option<String>>>,
-) {
-    let line = sh.progress.board(&board.name);
-    // This board stops when the run does, or at once when its lease is
-    // lost: another holder may be driving it already.
+) -> (watch::Receiver<bool>, tokio::task::JoinHandle<()>) {
     let (stop_tx, stop) = watch::channel(false);
-    let mut run_cancel = sh.cancel.clone();
-    let lost_rx = lost.clone();
     let watcher = tokio::spawn(async move {
         let lease_lost = async {
-            if lost_rx.is_empty() {
+            if lost.is_empty() {
                 std::future::pending::<()>().await;
             }
-            futures_util::future::select_all(lost_rx.into_iter().map(|mut rx| {
+            futures_util::future::select_all(lost.into_iter().map(|mut rx| {
                 Box::pin(async move {
                     // A lease whose keeper is gone says nothing more.
                     if rx.wait_for(|w| w.is_some()).await.is_err() {
@@ -213,6 +208,18 @@ pub async fn drive_board(
         }
         let _ = stop_tx.send(true);
     });
+    (stop, watcher)
+}
+
+pub async fn drive_board(
+    sh: &Shared<'_>,
+    k: usize,
+    board: BoardFile,
+    storage: BoardStorage,
+    lost: Vec<watch::Receiver<Option<String>>>,
+) {
+    let line = sh.progress.board(&board.name);
+    let (stop, watcher) = stop_signal(sh.cancel.clone(), lost.clone());
     let lost_why = || lost.iter().find_map(|rx| rx.borrow().clone());
     // The iteration sees a plan whose board is this instance, so its
     // records and events name the board that ran them.

@@ -139,16 +139,7 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
     }
 
     let (variants, media, storages) = prepare_boards(&plan, &instances, &progress).await?;
-    // Said even with --quiet, and kept beside the image, because it asks
-    // the user to act on the device.
-    let avb_lines = board::storage::publish_vbmeta(&storages, &instances, &out)?;
-    if !avb_lines.is_empty() {
-        for line in &avb_lines {
-            eprintln!("hilt: {line}");
-        }
-        std::fs::write(out.join("vbmeta.txt"), avb_lines.join("\n") + "\n")
-            .with_context(|| format!("writing {}", out.join("vbmeta.txt").display()))?;
-    }
+    tell_about_vbmeta(&storages, &instances, &out)?;
     if opts.resume {
         run_json::record_resume(&run_dir, &names, earlier.done.len(), &earlier.set_aside)?;
     } else {
@@ -208,13 +199,7 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
             }),
     )
     .await;
-    for p in places {
-        let (board, place) = (p.board.clone(), p.place.clone());
-        match p.release().await {
-            Ok(()) => progress.note(&format!("released labgrid place {place} ({board})")),
-            Err(e) => progress.note(&format!("warning: {e:#}")),
-        }
-    }
+    release_places(places, &progress).await;
     drop(held);
     if *cancel.borrow() {
         shared.interrupted.store(true, Ordering::Relaxed);
@@ -252,6 +237,35 @@ async fn lease_boards(
         leases.dir().display()
     ));
     Ok(Some(held))
+}
+
+/// Writes vbmeta.img beside the results and tells the user what a device
+/// that checks vbmeta needs: said even with --quiet, because it asks the
+/// user to act on the device.
+fn tell_about_vbmeta(
+    storages: &[board::storage::BoardStorage],
+    instances: &[BoardFile],
+    out: &std::path::Path,
+) -> anyhow::Result<()> {
+    let lines = board::storage::publish_vbmeta(storages, instances, out)?;
+    if lines.is_empty() {
+        return Ok(());
+    }
+    for line in &lines {
+        eprintln!("hilt: {line}");
+    }
+    std::fs::write(out.join("vbmeta.txt"), lines.join("\n") + "\n")
+        .with_context(|| format!("writing {}", out.join("vbmeta.txt").display()))
+}
+
+async fn release_places(places: Vec<board::labgrid::HeldPlace>, progress: &Progress) {
+    for p in places {
+        let (board, place) = (p.board.clone(), p.place.clone());
+        match p.release().await {
+            Ok(()) => progress.note(&format!("released labgrid place {place} ({board})")),
+            Err(e) => progress.note(&format!("warning: {e:#}")),
+        }
+    }
 }
 
 /// Acquires the labgrid place of each board that lives in one, and fills

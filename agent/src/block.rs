@@ -53,6 +53,7 @@ fn try_resolve(dev: &BlockDevice) -> io::Result<PathBuf> {
                 format!("no virtio disk with serial {serial:?}"),
             ))
         }
+        BlockDevice::NewZram { size_bytes } => new_zram(*size_bytes),
         BlockDevice::Mmc { partition } => {
             let mut cards: Vec<String> = fs::read_dir("/sys/block")?
                 .filter_map(|e| e.ok())
@@ -69,6 +70,23 @@ fn try_resolve(dev: &BlockDevice) -> io::Result<PathBuf> {
             }
         }
     }
+}
+
+/// Adds a zram device of `size_bytes` and returns its node; it goes with
+/// the board's next power cycle.
+fn new_zram(size_bytes: u64) -> io::Result<PathBuf> {
+    let id = crate::sys::read_trimmed("/sys/class/zram-control/hot_add").map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("/sys/class/zram-control/hot_add: {e} (is the zram module loaded?)"),
+        )
+    })?;
+    let name = format!("zram{id}");
+    crate::sys::write_attr(
+        format!("/sys/block/{name}/disksize"),
+        &size_bytes.to_string(),
+    )?;
+    crate::devnode::block(&name)
 }
 
 /// The sysfs name of the whole disk holding `dev` (mmcblk0p1 -> mmcblk0).

@@ -388,13 +388,23 @@ fn android_board_never_flashes_userdata_nor_a_mounted_partition() {
 
     // The lab's way into the bootloader (a key held at power on, the board
     // file's bootloader_on), with hilt sizing zram itself and putting
-    // Android's back: the same board, now on its spare partition.
-    std::fs::write(&file, &original).unwrap();
+    // Android's back: the same board, now on its spare partition, and with
+    // no swap partition named, as on most devices: the control's swap goes
+    // on a zram device the agent adds.
+    let no_swap_partition = original.replace("  swap: swap\n", "");
+    assert_ne!(no_swap_partition, original);
+    std::fs::write(&file, &no_swap_partition).unwrap();
+    let plan = bench.plan("controls:\n  - swap_freeze\n");
     let (out, o) = bench.run(&plan, "bootloader-key");
     assert!(o.status.success(), "{}", says(&o));
     let recs = records(&out);
+    control_suspected_by_watcher(&recs, "adb");
     each_variant_passed_on_its_kernel(&recs, &bench.releases);
     let events = std::fs::read_to_string(out.join("events.jsonl")).unwrap();
+    assert!(
+        events.contains("(dm-linear over /dev/block/zram1, freezable, highest priority)"),
+        "the control's swap is not on an added zram device: {events}"
+    );
     assert!(
         events.contains("(the OS's 64 MiB") && events.contains("the OS's zram swap restored"),
         "{events}"

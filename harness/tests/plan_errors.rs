@@ -724,8 +724,9 @@ fn android_boards_keep_their_own_partitions_and_check_asks_the_strategy() {
         )),
         "{err}"
     );
-    // Allowed by the file, it passes; without a swap partition for the
-    // plan's control, the strategy refuses it in `hilt check` too.
+    // Allowed by the file, it passes, and without a swap partition the
+    // plan's control goes on a zram device the agent adds; but swap on a
+    // disk needs the partition, and the strategy says so in `hilt check`.
     let allowed = board
         .replace(
             "    bootloader_on:",
@@ -734,7 +735,17 @@ fn android_boards_keep_their_own_partitions_and_check_asks_the_strategy() {
         .replace("  swap: swap\n", "");
     std::fs::write(&file, &allowed).unwrap();
     let with_control = std::fs::read_to_string(&plan).unwrap() + "controls:\n  - swap_freeze\n";
-    std::fs::write(&plan, with_control).unwrap();
+    std::fs::write(&plan, &with_control).unwrap();
+    let out = hilt_check(&plan);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let zram = "swap:\n  zram:\n    size_mb: 128\n";
+    assert!(with_control.contains(zram));
+    std::fs::write(
+        &plan,
+        with_control.replace(zram, "swap:\n  disk:\n    size_mb: 64\n"),
+    )
+    .unwrap();
     let out = hilt_check(&plan);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");

@@ -57,6 +57,10 @@ pub enum BlockDevice {
     Mmc { partition: Option<u32> },
     /// An explicit device node, for real boards.
     Path(String),
+    /// A zram device the agent adds for the run (zram-control's hot_add),
+    /// of this size: swap for the positive control on a board with no
+    /// spare partition, as most Android devices have none.
+    NewZram { size_bytes: u64 },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -15,11 +15,10 @@ pub fn check_partitions(b: &BoardFile, plan: &Plan) -> anyhow::Result<()> {
         )
     })?;
     let disk_swap = matches!(plan.swap, SwapCfg::Disk { .. } | SwapCfg::Sdcard { .. });
-    if storage.swap.is_none() && (disk_swap || !plan.controls.is_empty()) {
+    if storage.swap.is_none() && disk_swap {
         bail!(
-            "board {}: the plan {} swap on a disk, and the board names no swap partition (storage: {{swap: <partition>}})",
-            b.name,
-            if disk_swap { "puts" } else { "has a positive control, which freezes" }
+            "board {}: the plan puts swap on a disk, and the board names no swap partition (storage: {{swap: <partition>}})",
+            b.name
         );
     }
     Ok(())

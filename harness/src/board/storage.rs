@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use hilt_protocol::{BlockDevice, StorageSpec, SwapSpec};
 
 use crate::artifacts::media::PartitionImage;
@@ -27,9 +27,13 @@ pub struct BoardStorage {
     pub vbmeta: Option<PathBuf>,
 }
 
+/// Room for the control's stuck writeback (tens of MiB) and then some.
+const CONTROL_ZRAM_BYTES: u64 = 128 << 20;
+
 impl BoardStorage {
     /// On the board file's partitions: the image partition, and the swap
-    /// partition when the plan swaps on a disk or has a positive control.
+    /// partition when the plan swaps on a disk (the positive control uses
+    /// it too, or a zram device when there is none).
     pub fn on_partitions(
         cache: &Cache,
         plan: &ResolvedPlan,
@@ -37,14 +41,11 @@ impl BoardStorage {
         board: &BoardFile,
     ) -> anyhow::Result<Self> {
         let b = artifacts::media::partition_storage(cache, media, &plan.plan, board)?;
-        let control = match (&b.control_device, plan.plan.controls.is_empty()) {
-            (Some(d), _) => d.clone(),
-            (None, true) => BlockDevice::Path(String::new()),
-            (None, false) => bail!(
-                "board {}: a positive control freezes swap on the board's swap partition, and it names none (storage: {{swap: <partition>}})",
-                board.name
-            ),
-        };
+        // Without a spare partition (most Android devices have none), the
+        // control's swap goes on a zram device the agent adds for the run.
+        let control = b.control_device.clone().unwrap_or(BlockDevice::NewZram {
+            size_bytes: CONTROL_ZRAM_BYTES,
+        });
         Ok(Self {
             storage: b.storage,
             swap: b.swap,

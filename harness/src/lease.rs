@@ -48,19 +48,107 @@ pub enum State {
     Stale(Holder, &'static str),
 }
 
-/// `$HILT_LEASES`, else `$XDG_STATE_HOME/hilt/leases`, else
-/// `~/.local/state/hilt/leases`.
+/// The lease directory every user of this host shares, so that two
+/// users' runs see each other's boards. `scripts/setup` creates it owned by
+/// the group [`GROUP`], mode 2775: group members may create, replace and
+/// remove any lease in it. It is deliberately not a sticky world-writable
+/// directory like /tmp: there only a file's owner may rename over it or
+/// remove it, so a run could neither take over another user's stale lease
+/// (the lease is replaced by an atomic rename) nor clean it up. setgid makes
+/// every file in it belong to the group whatever the creator's own group.
+pub const HOST_DIR: &str = "/var/lib/hilt/leases";
+/// The group whose members share [`HOST_DIR`].
+pub const GROUP: &str = "hilt";
+
+/// `$HILT_LEASES` (a directory of one's own, e.g. for tests), else the
+/// host-wide [`HOST_DIR`].
 pub fn default_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("HILT_LEASES").filter(|d| !d.is_empty()) {
-        return PathBuf::from(d);
+    match std::env::var_os("HILT_LEASES").filter(|d| !d.is_empty()) {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(HOST_DIR),
     }
-    let state = std::env::var_os("XDG_STATE_HOME")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".local/state")
-        });
-    state.join("hilt").join("leases")
+}
+
+/// What to do about a lease directory that cannot be used: `e` is the
+/// error of creating it or a file in it.
+fn dir_advice(dir: &Path, e: &std::io::Error) -> String {
+    let own = "or set HILT_LEASES to a directory of your own (boards are then not shared with other users' runs)";
+    if e.kind() == std::io::ErrorKind::NotFound && dir == Path::new(HOST_DIR) {
+        return format!(
+            "the host-wide lease directory {HOST_DIR} does not exist: run scripts/setup \
+             (it creates it for the group {GROUP}), {own}"
+        );
+    }
+    if e.kind() != std::io::ErrorKind::PermissionDenied {
+        return format!("lease directory {}: {e}; {own}", dir.display());
+    }
+    let Ok(meta) = std::fs::metadata(dir) else {
+        return format!("lease directory {}: {e}; {own}", dir.display());
+    };
+    use std::os::unix::fs::MetadataExt;
+    let group = group_name(meta.gid()).unwrap_or_else(|| meta.gid().to_string());
+    if !in_group(meta.gid()) {
+        return format!(
+            "lease directory {}: {e}: it belongs to the group {group} and you ({}) are not in it: \
+             have an administrator run `usermod -aG {group} {}`, then log in again (or run \
+             `newgrp {group}`); {own}",
+            dir.display(),
+            user(),
+            user()
+        );
+    }
+    format!(
+        "lease directory {}: {e}: it must be writable by its group {group} (mode 2775, as \
+         scripts/setup makes it: `chmod 2775 {}`); {own}",
+        dir.display(),
+        dir.display()
+    )
+}
+
+/// Whether this process has `gid` as its own or a supplementary group.
+fn in_group(gid: libc::gid_t) -> bool {
+    if unsafe { libc::getegid() } == gid {
+        return true;
+    }
+    let n = unsafe { libc::getgroups(0, std::ptr::null_mut()) };
+    if n <= 0 {
+        return false;
+    }
+    let mut groups = vec![0 as libc::gid_t; n as usize];
+    let n = unsafe { libc::getgroups(n, groups.as_mut_ptr()) };
+    n > 0 && groups[..n as usize].contains(&gid)
+}
+
+/// The name of group `gid`, with the reentrant lookup (see [`user_name`]).
+fn group_name(gid: libc::gid_t) -> Option<String> {
+    let mut buf = vec![0u8; 1024];
+    loop {
+        let mut gr: libc::group = unsafe { std::mem::zeroed() };
+        let mut out: *mut libc::group = std::ptr::null_mut();
+        let r =
+            unsafe { libc::getgrgid_r(gid, &mut gr, buf.as_mut_ptr().cast(), buf.len(), &mut out) };
+        if r == libc::ERANGE && buf.len() < 1 << 20 {
+            buf.resize(buf.len() * 4, 0);
+            continue;
+        }
+        if r != 0 || out.is_null() || gr.gr_name.is_null() {
+            return None;
+        }
+        let name = unsafe { std::ffi::CStr::from_ptr(gr.gr_name) };
+        return Some(name.to_string_lossy().into_owned());
+    }
+}
+
+/// Lets the other users of a shared lease directory use a file this
+/// process created, whatever its umask: they must read its lease and open
+/// its lock. Files of other owners are theirs to set.
+fn share(f: &File) -> std::io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = f.metadata()?;
+    if meta.uid() == unsafe { libc::geteuid() } && meta.mode() & 0o664 != 0o664 {
+        f.set_permissions(std::fs::Permissions::from_mode(0o664))?;
+    }
+    Ok(())
 }
 
 fn now() -> u64 {
@@ -155,24 +243,51 @@ impl Leases {
         &self.dir
     }
 
+    /// Whether this process may take leases here at all, said before it
+    /// waits for a board it could never take.
+    pub fn check_writable(&self) -> anyhow::Result<()> {
+        if !self.dir.exists() && self.dir != Path::new(HOST_DIR) {
+            return Ok(()); // created on first use
+        }
+        let c = std::ffi::CString::new(self.dir.as_os_str().as_encoded_bytes())?;
+        if unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } != 0 {
+            let e = std::io::Error::last_os_error();
+            bail!("{}", dir_advice(&self.dir, &e));
+        }
+        Ok(())
+    }
+
     fn lease_path(&self, board: &str) -> PathBuf {
         self.dir.join(format!("{board}.lease"))
     }
 
     /// Runs `f` with the board's lock held.
     fn locked<T>(&self, board: &str, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
-        std::fs::create_dir_all(&self.dir).with_context(|| {
-            format!(
-                "creating the lease directory {} (set HILT_LEASES to a writable directory)",
-                self.dir.display()
-            )
-        })?;
+        // The host-wide directory is setup's to create: made here, it
+        // would have this user's group and umask, and lock out the others.
+        if self.dir != Path::new(HOST_DIR) {
+            std::fs::create_dir_all(&self.dir).map_err(|e| {
+                anyhow::anyhow!(
+                    "creating the lease directory: {}",
+                    dir_advice(&self.dir, &e)
+                )
+            })?;
+        }
+        // Read-only: flock needs no write access, so another user's lock
+        // file only has to be readable.
+        use std::os::unix::fs::OpenOptionsExt;
         let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
+            .read(true)
+            .custom_flags(libc::O_CREAT)
+            .mode(0o664)
             .open(self.dir.join(format!("{board}.lock")))
-            .with_context(|| format!("opening the lock of board {board}"))?;
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "opening the lock of board {board}: {}",
+                    dir_advice(&self.dir, &e)
+                )
+            })?;
+        share(&lock).with_context(|| format!("sharing the lock of board {board}"))?;
         if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
             bail!("locking board {board}: {}", std::io::Error::last_os_error());
         }
@@ -213,8 +328,17 @@ impl Leases {
     /// old one or the new one, never an empty file that frees the board.
     fn write(&self, h: &Holder) -> anyhow::Result<()> {
         let path = self.lease_path(&h.board);
-        crate::durable::write_atomic(&path, &serde_json::to_vec_pretty(h)?)
-            .with_context(|| format!("writing the lease {}", path.display()))
+        crate::durable::write_atomic(&path, &serde_json::to_vec_pretty(h)?).map_err(|e| {
+            anyhow::anyhow!(
+                "writing the lease {}: {}",
+                path.display(),
+                dir_advice(&self.dir, &e)
+            )
+        })?;
+        // Under the lock, so no taker reads it before it is readable.
+        File::open(&path)
+            .and_then(|f| share(&f))
+            .with_context(|| format!("sharing the lease {}", path.display()))
     }
 
     /// Takes the lease if it is free or stale; otherwise says who holds it.
@@ -362,6 +486,7 @@ pub async fn acquire(
     wait: Duration,
     say: &dyn Fn(&str),
 ) -> anyhow::Result<Held> {
+    leases.check_writable()?;
     let mut names: Vec<String> = boards.to_vec();
     names.sort();
     let deadline = tokio::time::Instant::now() + wait;

@@ -254,23 +254,43 @@ impl Relay {
                 if r.read_line(&mut line).is_err() {
                     continue;
                 }
-                // The rest of the head.
+                // The rest of the head, and the body it announces.
                 let mut h = String::new();
+                let mut length = 0usize;
                 while r.read_line(&mut h).is_ok_and(|n| n > 2) {
+                    if let Some((k, v)) = h.split_once(':') {
+                        if k.eq_ignore_ascii_case("content-length") {
+                            length = v.trim().parse().unwrap_or(0);
+                        }
+                    }
                     h.clear();
                 }
+                let mut body = vec![0u8; length];
+                if r.read_exact(&mut body).is_err() {
+                    continue;
+                }
+                let body = String::from_utf8_lossy(&body).into_owned();
                 let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
-                reqs.lock().unwrap().push(path.clone());
-                match path.as_str() {
-                    "/relay/0/1" => power.on(),
-                    "/relay/0/0" => power.off(),
+                // Relay 1 speaks the Shelly Gen1 API, a model hilt leaves
+                // to labgrid-client: POST `turn=on|off`, state as JSON.
+                let shelly = path == "/relay/1";
+                reqs.lock().unwrap().push(if body.is_empty() {
+                    path.clone()
+                } else {
+                    format!("{path} {body}")
+                });
+                match (path.as_str(), body.as_str()) {
+                    ("/relay/0/1", _) | ("/relay/1", "turn=on") => power.on(),
+                    ("/relay/0/0", _) | ("/relay/1", "turn=off") => power.off(),
                     _ => {}
                 }
                 let on = power.qemu.lock().unwrap().is_some();
+                let json = format!("{{\"ison\": {on}}}");
                 let (status, body) = match path.as_str() {
                     "/relay/0/1" | "/relay/0/0" | "/relay/0" => {
                         ("200 OK", if on { "1" } else { "0" })
                     }
+                    _ if shelly => ("200 OK", json.as_str()),
                     _ => ("404 Not Found", ""),
                 };
                 let _ = write!(
@@ -317,6 +337,14 @@ struct Lab {
 
 impl Lab {
     fn start() -> Lab {
+        Lab::start_with(
+            "model: simplerest\n    host: 'http://127.0.0.1:{relay}/relay/{{index}}/{{value}}'\n    index: '0'",
+        )
+    }
+
+    /// A lab whose `NetworkPowerPort` has these parameters (`{relay}`: the
+    /// relay's port; `{{`, `}}`: labgrid's own braces).
+    fn start_with(power: &str) -> Lab {
         let tmp = TestDir::new();
         let venv = venv();
         let uart = Uart::open();
@@ -339,9 +367,12 @@ impl Lab {
         std::fs::write(
             &config,
             format!(
-                "bench:\n  RawSerialPort:\n    port: {}\n    speed: 115200\n  NetworkPowerPort:\n    model: simplerest\n    host: 'http://127.0.0.1:{}/relay/{{index}}/{{value}}'\n    index: '0'\n",
+                "bench:\n  RawSerialPort:\n    port: {}\n    speed: 115200\n  NetworkPowerPort:\n    {}\n",
                 uart.path.display(),
-                relay.port
+                power
+                    .replace("{relay}", &relay.port.to_string())
+                    .replace("{{", "{")
+                    .replace("}}", "}")
             ),
         )
         .unwrap();
@@ -742,6 +773,36 @@ fn a_live_holder_keeps_its_place_and_a_dead_hilt_holder_is_taken_over() {
     assert!(o.status.success(), "{}", says(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("its record expired"));
     assert_eq!(lab.holder(), None);
+
+    // A second hilt waits for a place another runner holds, and gets it
+    // once that runner releases it within the wait.
+    lab.ok(Some(OTHER), &["-p", PLACE, "acquire"]);
+    let mut waiting = lab
+        .hilt()
+        .args(["doctor", board.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = waiting.stderr.take().unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    while !seen.contains("waiting up to") {
+        let n = err.read(&mut buf).unwrap();
+        assert!(n > 0, "the second hilt did not wait:\n{seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert_eq!(lab.holder().as_deref(), Some(holder.as_str()));
+    lab.ok(Some(OTHER), &["-p", PLACE, "release"]);
+    err.read_to_string(&mut seen).unwrap();
+    let status = waiting.wait().unwrap();
+    assert!(status.success(), "{seen}");
+    assert!(
+        seen.contains(&format!("acquired labgrid place {PLACE}"))
+            && seen.contains(&format!("released labgrid place {PLACE}")),
+        "{seen}"
+    );
+    assert_eq!(lab.holder(), None);
 }
 
 #[test]
@@ -899,4 +960,47 @@ fn a_board_asking_for_tags_gets_a_place_through_a_reservation() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("RFC 2217"));
     assert_eq!(lab.holder(), None);
     assert!(!reservations().contains("owner"), "{}", reservations());
+}
+
+#[test]
+#[ignore = "starts a labgrid lab and boots the emulated board: run by scripts/test"]
+fn a_power_model_hilt_does_not_speak_goes_through_labgrid_client_as_hilt() {
+    // shelly_gen1: plain HTTP, so the test's relay can be the switch, but
+    // a model only labgrid's own driver speaks.
+    let lab =
+        Lab::start_with("model: shelly_gen1\n    host: 'http://127.0.0.1:{relay}'\n    index: '1'");
+    lab.board_file();
+    let plan = common::bench_plan(
+        lab.tmp.path(),
+        "lab-bench",
+        "shelly",
+        &[
+            ("iterations: 2", "iterations: 1"),
+            ("duration_s: 15", "duration_s: 8"),
+        ],
+        "",
+    );
+    let out = lab.tmp.path().join("run");
+    let o = lab
+        .hilt()
+        .env("LABGRID_CLIENT", venv().join("bin/labgrid-client"))
+        .arg("run")
+        .arg(&plan)
+        .arg("--out")
+        .arg(&out)
+        .arg("--quiet")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", says(&o));
+    let recs = records(&out);
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    assert_eq!(recs[0].outcome, Outcome::Pass, "{}", recs[0].detail);
+    assert!(recs[0].boot_ms.is_some(), "{:?}", recs[0]);
+    // labgrid-client drove the switch, speaking as hilt: it refuses a
+    // place acquired by another identity, so a request proves it.
+    let reqs = lab.relay.requests();
+    assert!(reqs.iter().any(|r| r == "/relay/1 turn=on"), "{reqs:?}");
+    assert!(reqs.iter().any(|r| r == "/relay/1 turn=off"), "{reqs:?}");
+    assert!(!reqs.iter().any(|r| r.starts_with("/relay/0")), "{reqs:?}");
+    assert_eq!(lab.holder(), None, "the place was given back");
 }

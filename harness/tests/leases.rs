@@ -146,3 +146,196 @@ fn a_second_run_waits_for_the_board_and_says_so() {
     let _ = holder.kill();
     holder.wait().unwrap();
 }
+
+/// Runs hilt as a user other than root: root may write anywhere, so only
+/// another uid shows what the host-wide directory's permissions allow.
+/// `groups` are its supplementary groups. umask 077 shows that the files
+/// it creates are still usable by the other users.
+fn hilt_as(uid: u32, groups: &[u32], home: &Path) -> Command {
+    use std::os::unix::process::CommandExt;
+    let mut c = Command::new("setpriv");
+    c.arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={uid}"));
+    if groups.is_empty() {
+        c.arg("--clear-groups");
+    } else {
+        let g: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+        c.arg(format!("--groups={}", g.join(",")));
+    }
+    c.arg("--").arg(env!("CARGO_BIN_EXE_hilt"));
+    c.current_dir(repo())
+        .env_remove("HILT_LEASES")
+        .env("HOME", home)
+        .env("USER", format!("u{uid}"))
+        .env("HILT_HISTORY", home.join("history.sqlite"));
+    unsafe {
+        c.pre_exec(|| {
+            libc::umask(0o077);
+            Ok(())
+        });
+    }
+    c
+}
+
+/// The gid of the group scripts/setup made for the host-wide directory,
+/// checking the directory is as setup leaves it.
+fn host_dir_group() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    let dir = Path::new("/var/lib/hilt/leases");
+    let meta = std::fs::metadata(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}: run scripts/setup first", dir.display()));
+    assert_eq!(
+        meta.mode() & 0o7777,
+        0o2775,
+        "{} is not mode 2775",
+        dir.display()
+    );
+    let g = Command::new("getent")
+        .args(["group", "hilt"])
+        .output()
+        .unwrap();
+    let line = String::from_utf8_lossy(&g.stdout).into_owned();
+    let gid: u32 = line
+        .split(':')
+        .nth(2)
+        .unwrap_or("")
+        .parse()
+        .unwrap_or_else(|_| panic!("no group hilt ({line:?}): run scripts/setup first"));
+    assert_eq!(meta.gid(), gid, "{} is not the group hilt's", dir.display());
+    gid
+}
+
+#[test]
+#[ignore = "needs root (to run as two other users) and scripts/setup's lease directory: run by scripts/test"]
+fn two_users_share_the_host_wide_lease_directory() {
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "run as root: the test switches to other uids"
+    );
+    let gid = host_dir_group();
+    // uids with no account: setpriv needs none, and the test leaves none.
+    let (alice, bob, carol) = (64201u32, 64202u32, 64203u32);
+    let board = "qemu-virt-a53";
+    let dir = Path::new("/var/lib/hilt/leases");
+    let (lease, lock) = (
+        dir.join(format!("{board}.lease")),
+        dir.join(format!("{board}.lock")),
+    );
+    assert!(
+        !lease.exists(),
+        "{} exists: a real run holds the board, try later",
+        lease.display()
+    );
+    let _ = std::fs::remove_file(&lock);
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let home = |uid: u32| {
+        let h = tmp.path().join(format!("home-{uid}"));
+        std::fs::create_dir_all(&h).unwrap();
+        std::os::unix::fs::chown(&h, Some(uid), Some(uid)).unwrap();
+        h
+    };
+    let (ha, hb, hc) = (home(alice), home(bob), home(carol));
+    let run = |uid: u32, h: &Path, wait: &str| {
+        let mut c = hilt_as(uid, &[gid], h);
+        c.args(["run", "plans/smoke.yaml", "--no-history"])
+            .args(["--lease-wait", wait, "--out"])
+            .arg(h.join("run"));
+        c
+    };
+
+    // Alice holds the board; her files are usable by the group despite
+    // her umask.
+    let mut holder = run(alice, &ha, "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while !lease.exists() {
+        assert!(t0.elapsed() < Duration::from_secs(30), "no lease taken");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(&lease).unwrap();
+        assert_eq!((m.uid(), m.gid(), m.mode() & 0o777), (alice, gid, 0o664));
+        let m = std::fs::metadata(&lock).unwrap();
+        assert_eq!((m.uid(), m.gid(), m.mode() & 0o777), (alice, gid, 0o664));
+    }
+
+    // Bob sees it, and is refused naming Alice's run.
+    let o = hilt_as(bob, &[gid], &hb).arg("boards").output().unwrap();
+    let listed = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        line_of(&listed, board).contains(&format!("pid {}", holder.id())),
+        "{listed}"
+    );
+    let o = run(bob, &hb, "1").output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains(&format!("board {board} is leased to u{alice}@")),
+        "{err}"
+    );
+
+    // Carol is not in the group: told what to do, before anything else.
+    let o = hilt_as(carol, &[], &hc)
+        .args([
+            "run",
+            "plans/smoke.yaml",
+            "--no-history",
+            "--lease-wait",
+            "1",
+            "--out",
+        ])
+        .arg(hc.join("run"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_ne!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("group hilt")
+            && err.contains("usermod -aG hilt")
+            && err.contains("HILT_LEASES"),
+        "{err}"
+    );
+
+    // Alice dies (-9: no release); Bob takes her lease over, replacing
+    // a file he does not own in a directory that is not sticky.
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let mut second = run(bob, &hb, "10")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = second.stderr.take().unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    while !seen.contains(&format!("leased {board}")) {
+        use std::io::Read;
+        let n = err.read(&mut buf).unwrap();
+        assert!(n > 0, "Bob's run ended without the board:\n{seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(&lease).unwrap();
+        assert_eq!((m.uid(), m.gid()), (bob, gid));
+    }
+    let text = std::fs::read_to_string(&lease).unwrap();
+    assert!(
+        text.contains(&format!("\"pid\": {}", second.id())),
+        "{text}"
+    );
+    second.kill().unwrap();
+    second.wait().unwrap();
+    let _ = std::fs::remove_file(&lease);
+    let _ = std::fs::remove_file(&lock);
+}

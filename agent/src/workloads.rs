@@ -148,6 +148,12 @@ fn reader(
     let mut buf = vec![0u8; block_size];
     let mut rng = Rng(index as u64 + 1);
     let mut round = 0u32;
+    if drop_caches {
+        // 4 silences the kernel's "drop_caches" line after this one: each
+        // drop would otherwise print it, and on a UART shared with the
+        // agent every console line is a chance to tear one of its frames.
+        let _ = sys::write_attr("/proc/sys/vm/drop_caches", "4");
+    }
     'rounds: while rounds.is_none_or(|r| round < r) {
         if drop_caches {
             let _ = sys::write_attr("/proc/sys/vm/drop_caches", "3");

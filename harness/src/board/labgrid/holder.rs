@@ -2,7 +2,7 @@
 //! which host holds the place, until when. labgrid's locks never expire,
 //! so this is what lets a later hilt tell a dead holder from a live one.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
@@ -13,24 +13,7 @@ pub struct Record {
     pub expires: u64,
 }
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-/// This boot of this host: a pid is only meaningful within one.
-pub fn boot_id() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-        .map(|s| s.trim().replace('-', ""))
-        .unwrap_or_default()
-}
-
-fn pid_alive(pid: u32) -> bool {
-    let r = unsafe { libc::kill(pid as i32, 0) };
-    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-}
+use crate::lease::{boot_id, now, pid_alive};
 
 impl Record {
     pub fn mine(ttl: Duration) -> Record {

@@ -100,14 +100,15 @@ pub struct ZramBefore {
     algorithm: String,
 }
 
-/// The active swap areas, as /proc/swaps names them.
-fn active_swaps() -> Vec<String> {
+/// Whether `dev` is an active swap area. /proc/swaps names it as it was
+/// swapped on (/dev/zram0 or /dev/block/zram0), so by its kernel name.
+fn is_swap(dev: &Path) -> bool {
     std::fs::read_to_string("/proc/swaps")
         .unwrap_or_default()
         .lines()
         .skip(1)
-        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
-        .collect()
+        .filter_map(|l| l.split_whitespace().next())
+        .any(|s| Path::new(s).file_name() == dev.file_name())
 }
 
 fn zram0() -> io::Result<PathBuf> {
@@ -149,10 +150,7 @@ pub fn set_up(spec: &SwapSpec) -> io::Result<SwapSetUp> {
         SwapSpec::None => Ok(set_up_as(None, None)),
         SwapSpec::ZramExisting => {
             let dev = zram0()?;
-            let in_use = active_swaps()
-                .iter()
-                .any(|s| Path::new(s).file_name() == dev.file_name());
-            if !in_use {
+            if !is_swap(&dev) {
                 return Err(io::Error::new(
                     io::ErrorKind::NotFound,
                     format!(
@@ -177,9 +175,7 @@ pub fn set_up(spec: &SwapSpec) -> io::Result<SwapSetUp> {
             algorithm,
         } => {
             let dev = zram0()?;
-            let was_swap = active_swaps()
-                .iter()
-                .any(|s| Path::new(s).file_name() == dev.file_name());
+            let was_swap = is_swap(&dev);
             let before = was_swap.then(|| ZramBefore {
                 node: dev.clone(),
                 disksize: sys::read_trimmed("/sys/block/zram0/disksize").unwrap_or_default(),

@@ -29,7 +29,8 @@ Exit codes:
   2    bad plan or usage: nothing was run (the error names file:line:col and key)
   3    infrastructure failure: artifacts could not be prepared, every iteration
        was an infrastructure error, the results could not be written (disk
-       full), or a --junit/--json file could not be written
+       full), a --junit/--json file could not be written, or hilt's loop for
+       a board panicked (a bug in hilt)
   4    invalid run: a positive control was not detected
   130  interrupted (Ctrl-C or SIGTERM): boards off, results and report written";
 
@@ -68,7 +69,11 @@ enum Cmd {
     /// List the known boards (boards/*.yaml).
     Boards,
     /// Check that a connected board answers on every transport its file declares.
-    Doctor { board: String },
+    Doctor {
+        board: String,
+        #[command(flatten)]
+        wait: LeaseWait,
+    },
     /// Write an image to a real board's storage with its board file's `flash:`
     /// method, read it back where the transport can, and print the record.
     Flash {
@@ -83,6 +88,8 @@ enum Cmd {
         /// Append the record (JSON) to this file.
         #[arg(long)]
         record: Option<PathBuf>,
+        #[command(flatten)]
+        wait: LeaseWait,
     },
     /// Put a variant's kernel and initramfs on a real board; prints what
     /// the board received, with SHA256s, as JSON.
@@ -133,6 +140,21 @@ struct RunCmd {
     json: Option<PathBuf>,
 }
 
+/// How long `doctor`, `flash` and `deploy` wait for their board.
+#[derive(clap::Args, Clone, Copy)]
+struct LeaseWait {
+    /// Seconds to wait for a board another hilt (or, in a labgrid lab,
+    /// another client) holds before failing.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    lease_wait: u64,
+}
+
+impl LeaseWait {
+    fn get(self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.lease_wait)
+    }
+}
+
 #[derive(clap::Args)]
 struct DeployCmd {
     plan: PathBuf,
@@ -156,6 +178,8 @@ struct DeployCmd {
     partition: String,
     #[arg(long, default_value = "/boot")]
     boot_dir: String,
+    #[command(flatten)]
+    wait: LeaseWait,
 }
 
 pub fn main() -> i32 {
@@ -195,13 +219,14 @@ pub fn main() -> i32 {
         Cmd::Deploy(cmd) => deploy(cmd),
         Cmd::Parse { log, json } => parse(&log, json),
         Cmd::Boards => boards(),
-        Cmd::Doctor { board } => doctor(&board),
+        Cmd::Doctor { board, wait } => doctor(&board, wait),
         Cmd::Flash {
             board,
             image,
             partition,
             root_hash,
             record,
+            wait,
         } => flash(
             &board,
             crate::commands::flash::FlashRequest {
@@ -210,6 +235,7 @@ pub fn main() -> i32 {
                 verity_root_hash: root_hash,
             },
             record,
+            wait,
         ),
     }
 }
@@ -356,9 +382,12 @@ fn deploy(cmd: DeployCmd) -> i32 {
             boot_dir: cmd.boot_dir,
         };
         let rt = tokio::runtime::Runtime::new()?;
-        let out = rt.block_on(crate::commands::on_held_board(b, |b| async move {
-            crate::commands::deploy::deploy(&p, &b, &args).await
-        }))?;
+        let out = rt.block_on(crate::commands::on_held_board(
+            b,
+            "deploy",
+            cmd.wait.get(),
+            |b| async move { crate::commands::deploy::deploy(&p, &b, &args).await },
+        ))?;
         println!("{out}");
         Ok(exit::OK)
     })
@@ -530,16 +559,24 @@ fn board_file(board: &str) -> Result<plan::BoardFile, i32> {
     })
 }
 
-fn flash(board: &str, req: crate::commands::flash::FlashRequest, record: Option<PathBuf>) -> i32 {
+fn flash(
+    board: &str,
+    req: crate::commands::flash::FlashRequest,
+    record: Option<PathBuf>,
+    wait: LeaseWait,
+) -> i32 {
     let b = match board_file(board) {
         Ok(b) => b,
         Err(code) => return code,
     };
     fallible(|| {
         let rt = tokio::runtime::Runtime::new()?;
-        let rec = rt.block_on(crate::commands::on_held_board(b, |b| async move {
-            crate::commands::flash::flash(&b, &home(), &req).await
-        }))?;
+        let rec = rt.block_on(crate::commands::on_held_board(
+            b,
+            "flash",
+            wait.get(),
+            |b| async move { crate::commands::flash::flash(&b, &home(), &req).await },
+        ))?;
         if let Some(path) = &record {
             crate::durable::append_json_line(path, &rec)?;
         }
@@ -548,7 +585,7 @@ fn flash(board: &str, req: crate::commands::flash::FlashRequest, record: Option<
     })
 }
 
-fn doctor(board: &str) -> i32 {
+fn doctor(board: &str, wait: LeaseWait) -> i32 {
     let b = match board_file(board) {
         Ok(b) => b,
         Err(code) => return code,
@@ -560,15 +597,15 @@ fn doctor(board: &str) -> i32 {
             return exit::INFRA;
         }
     };
-    let results = rt.block_on(crate::commands::on_held_board(b, |b| async move {
-        Ok(crate::commands::doctor::check(&b, &home()).await)
-    }));
+    let results = rt.block_on(crate::commands::on_held_board(
+        b,
+        "doctor",
+        wait.get(),
+        |b| async move { Ok(crate::commands::doctor::check(&b, &home()).await) },
+    ));
     let results = match results {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return exit::INFRA;
-        }
+        Err(e) => return failed(e),
     };
     let mut ok = true;
     for (what, r) in results {
@@ -588,13 +625,17 @@ fn doctor(board: &str) -> i32 {
 }
 
 fn fallible(f: impl FnOnce() -> anyhow::Result<i32>) -> i32 {
-    match f() {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            exit::INFRA
-        }
+    f().unwrap_or_else(failed)
+}
+
+/// The exit code of a command that failed, having said why.
+fn failed(e: anyhow::Error) -> i32 {
+    if e.is::<crate::interrupt::Interrupted>() {
+        eprintln!("hilt: interrupted");
+        return exit::INTERRUPTED;
     }
+    eprintln!("error: {e:#}");
+    exit::INFRA
 }
 
 fn with_plan(

@@ -38,6 +38,10 @@ pub struct Holder {
     /// Empty in leases written before it was recorded.
     #[serde(default)]
     pub boot_id: String,
+    /// The command holding the board when it is not a run (`doctor`,
+    /// `flash`, `deploy`); empty for a run.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub command: String,
 }
 
 /// What a lease file says, as `hilt boards` shows it.
@@ -232,6 +236,8 @@ pub struct Claim {
     pub run_dir: String,
     pub plan: String,
     pub ttl: Duration,
+    /// See [`Holder::command`].
+    pub command: String,
 }
 
 impl Leases {
@@ -361,6 +367,7 @@ impl Leases {
                 expires_at: at + claim.ttl.as_secs().max(1),
                 token: format!("{:x}", rand_token()),
                 boot_id: boot_id(),
+                command: claim.command.clone(),
             };
             self.write(&h)?;
             Ok(Ok(h))
@@ -425,10 +432,37 @@ pub fn holder(s: &State) -> &Holder {
 /// One line for people: who, where, what, until when.
 pub fn describe(h: &Holder) -> String {
     let left = h.expires_at.saturating_sub(now());
+    let what = match h.command.as_str() {
+        "" => format!("plan {}, run {}", h.plan, h.run_dir),
+        c => format!("`hilt {c}`"),
+    };
     format!(
-        "{}@{} pid {}, plan {}, run {}, expires in {left} s",
-        h.user, h.host, h.pid, h.plan, h.run_dir
+        "{}@{} pid {}, {what}, expires in {left} s",
+        h.user, h.host, h.pid
     )
+}
+
+/// Every lease this process holds, for the exit path that cannot wait for
+/// their owners' drops (a second Ctrl-C exits at once, and no destructor
+/// runs after `process::exit`).
+static TAKEN: std::sync::Mutex<Vec<(PathBuf, Holder)>> = std::sync::Mutex::new(Vec::new());
+
+fn taken() -> std::sync::MutexGuard<'static, Vec<(PathBuf, Holder)>> {
+    TAKEN.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Releases every lease this process still holds. Blocking file work,
+/// callable from anywhere, including just before `process::exit`.
+pub fn release_all_now() {
+    let held = std::mem::take(&mut *taken());
+    for (dir, h) in held {
+        if let Err(e) = Leases::new(dir).release(&h) {
+            eprintln!(
+                "hilt: warning: could not release the lease of board {}: {e:#}",
+                h.board
+            );
+        }
+    }
 }
 
 fn rand_token() -> u64 {
@@ -448,6 +482,8 @@ pub struct Held {
     held: Arc<std::sync::Mutex<Vec<Holder>>>,
     heartbeat: tokio::task::JoinHandle<()>,
     lost: Arc<std::collections::BTreeMap<String, tokio::sync::watch::Sender<Option<String>>>>,
+    /// Of every lease taken, including those lost since.
+    tokens: Vec<String>,
 }
 
 impl Held {
@@ -470,10 +506,42 @@ impl Held {
 impl Drop for Held {
     fn drop(&mut self) {
         self.heartbeat.abort();
-        for h in self.held.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        let mine = self.held.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        for h in &mine {
             let _ = self.leases.release(h);
         }
+        // Unregistered only once released: an exit in between still
+        // releases them (a release is conditional on the token, so twice
+        // is harmless).
+        taken().retain(|(_, h)| !self.tokens.contains(&h.token));
     }
+}
+
+/// Why the first of a board's leases (its lease here, or its labgrid
+/// place: each a receiver that turns Some(why) when lost) was lost;
+/// pending while none is. Whoever holds the lease now may already be
+/// driving the board.
+pub async fn first_loss(lost: Vec<tokio::sync::watch::Receiver<Option<String>>>) -> String {
+    let each: Vec<_> = lost
+        .into_iter()
+        .map(|mut rx| {
+            Box::pin(async move {
+                let why = rx
+                    .wait_for(|w| w.is_some())
+                    .await
+                    .map(|w| w.clone().unwrap_or_default());
+                match why {
+                    Ok(why) => why,
+                    // A keeper that is gone says nothing more.
+                    Err(_) => std::future::pending().await,
+                }
+            })
+        })
+        .collect();
+    if each.is_empty() {
+        return std::future::pending().await;
+    }
+    futures_util::future::select_all(each).await.0
 }
 
 /// Takes every board's lease, in name order so that two runs wanting the
@@ -535,6 +603,8 @@ pub async fn acquire(
             }
         }
     }
+    taken().extend(got.iter().map(|h| (leases.dir().to_path_buf(), h.clone())));
+    let tokens = got.iter().map(|h| h.token.clone()).collect();
     let lost = Arc::new(
         got.iter()
             .map(|h| (h.board.clone(), tokio::sync::watch::channel(None).0))
@@ -580,6 +650,7 @@ pub async fn acquire(
         held,
         heartbeat,
         lost,
+        tokens,
     })
 }
 
@@ -623,6 +694,7 @@ mod tests {
             run_dir: "runs/x".into(),
             plan: "smoke".into(),
             ttl: Duration::from_secs(ttl),
+            command: String::new(),
         }
     }
 

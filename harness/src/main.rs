@@ -6,6 +6,8 @@ mod cli;
 mod commands;
 mod console;
 mod durable;
+mod failpoint;
+mod interrupt;
 mod lease;
 mod plan;
 mod reporting;

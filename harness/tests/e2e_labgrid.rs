@@ -1,517 +1,25 @@
 //! A board in a labgrid lab, end to end, on one machine: the real
-//! labgrid-coordinator and labgrid-exporter (the labgrid scripts/setup
-//! installs into the cache) on 127.0.0.1. The emulated bench board's UART is
-//! a pseudo-terminal exported as a `RawSerialPort`, so the console hilt gets
-//! is the exporter's own ser2net speaking RFC 2217; its power switch is a
-//! small HTTP relay in this test, exported as a `NetworkPowerPort` of the
-//! `simplerest` model. The board file says only where the place is.
-//! labgrid's own `labgrid-client show` is asked what it sees at each step.
-//! Slow, so `#[ignore]`d; scripts/test runs it.
+//! labgrid-coordinator and labgrid-exporter on 127.0.0.1 (tests/common/lab.rs).
+//! The emulated bench board's UART is a pseudo-terminal exported as a
+//! `RawSerialPort`, so the console hilt gets is the exporter's own ser2net
+//! speaking RFC 2217; its power switch is a small HTTP relay in the test,
+//! exported as a `NetworkPowerPort` of the `simplerest` model. The board file
+//! says only where the place is. labgrid's own `labgrid-client show` is asked
+//! what it sees at each step. Slow, so `#[ignore]`d; scripts/test runs it.
 
 mod common;
-use common::{control_suspected_by_watcher, free_port, records, repo, says, shared_cache, TestDir};
+#[path = "common/lab.rs"]
+mod lab;
+#[path = "common/os_board.rs"]
+mod os_board;
+use common::{control_suspected_by_watcher, free_port, read_until, records, says, shared_cache};
+use lab::{venv, Lab, OTHER, PLACE};
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::io::Read;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hilt_reports::Outcome;
-
-const PLACE: &str = "lab-bench";
-/// Who holds the place when it is not hilt: another CI runner.
-const OTHER: &str = "other-runner";
-
-fn venv() -> PathBuf {
-    let v = shared_cache().join("labgrid/venv");
-    assert!(
-        v.join("bin/labgrid-coordinator").is_file(),
-        "{} has no labgrid: run scripts/setup",
-        v.display()
-    );
-    v
-}
-
-fn wait_port(port: u16, what: &str) {
-    let t0 = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "{what} did not listen on {port}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// SIGTERM, then SIGKILL if it lingers; waits for it.
-fn stop(child: &mut Child) {
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let t0 = Instant::now();
-    while child.try_wait().ok().flatten().is_none() {
-        if t0.elapsed() > Duration::from_secs(10) {
-            let _ = child.kill();
-            let _ = child.wait();
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// The pseudo-terminal that is the board's UART: the test keeps its slave
-/// open too, so that the master never reads EIO while nobody else has it.
-struct Uart {
-    master: Arc<OwnedFd>,
-    _slave: OwnedFd,
-    path: PathBuf,
-}
-
-impl Uart {
-    fn open() -> Uart {
-        let (mut m, mut s) = (-1, -1);
-        let rc = unsafe {
-            libc::openpty(
-                &mut m,
-                &mut s,
-                std::ptr::null_mut(),
-                std::ptr::null(),
-                std::ptr::null(),
-            )
-        };
-        assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
-        let (master, slave) = unsafe { (OwnedFd::from_raw_fd(m), OwnedFd::from_raw_fd(s)) };
-        let mut t: libc::termios = unsafe { std::mem::zeroed() };
-        unsafe {
-            libc::tcgetattr(slave.as_raw_fd(), &mut t);
-            libc::cfmakeraw(&mut t);
-            libc::tcsetattr(slave.as_raw_fd(), libc::TCSANOW, &t);
-        }
-        let mut name = [0u8; 128];
-        let rc =
-            unsafe { libc::ttyname_r(slave.as_raw_fd(), name.as_mut_ptr().cast(), name.len()) };
-        assert_eq!(rc, 0);
-        let len = name.iter().position(|&b| b == 0).unwrap();
-        Uart {
-            master: Arc::new(master),
-            _slave: slave,
-            path: PathBuf::from(std::str::from_utf8(&name[..len]).unwrap()),
-        }
-    }
-}
-
-fn write_fd(fd: &OwnedFd, mut data: &[u8]) -> bool {
-    while !data.is_empty() {
-        let n = unsafe { libc::write(fd.as_raw_fd(), data.as_ptr().cast(), data.len()) };
-        if n <= 0 {
-            return false;
-        }
-        data = &data[n as usize..];
-    }
-    true
-}
-
-/// The bench board's power: HTTP GET `/relay/0/1` runs scripts/bench-board
-/// on (QEMU with its UART on a telnet port) and joins that port to the pty;
-/// `/relay/0/0` powers it off; `/relay/0` says 1 or 0. Every request line
-/// is kept, to show hilt drove the power through the place.
-struct Relay {
-    port: u16,
-    requests: Arc<Mutex<Vec<String>>>,
-    stop: Arc<AtomicBool>,
-    state: PathBuf,
-}
-
-struct Power {
-    state: PathBuf,
-    uart: Arc<OwnedFd>,
-    /// The QEMU end of the UART while the board is on.
-    qemu: Arc<Mutex<Option<TcpStream>>>,
-}
-
-impl Power {
-    fn on(&self) {
-        let mut q = self.qemu.lock().unwrap();
-        if q.is_some() {
-            return;
-        }
-        let port = free_port();
-        let o = Command::new(repo().join("scripts/bench-board"))
-            .arg("on")
-            .arg(&self.state)
-            .arg(port.to_string())
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "bench-board on: {}", says(&o));
-        let t0 = Instant::now();
-        let sock = loop {
-            match TcpStream::connect(("127.0.0.1", port)) {
-                Ok(s) => break s,
-                Err(e) => {
-                    assert!(
-                        t0.elapsed() < Duration::from_secs(10),
-                        "QEMU's UART port: {e}"
-                    );
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-            }
-        };
-        let (mut from_qemu, uart) = (sock.try_clone().unwrap(), self.uart.clone());
-        // QEMU's telnet server: drop its option negotiation, undo IAC IAC.
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            let mut skip = 0usize;
-            let mut iac = false;
-            while let Ok(n) = from_qemu.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                let mut out = Vec::with_capacity(n);
-                for &b in &buf[..n] {
-                    if skip > 0 {
-                        skip -= 1;
-                    } else if iac {
-                        iac = false;
-                        match b {
-                            255 => out.push(255),
-                            251..=254 => skip = 1,
-                            _ => {}
-                        }
-                    } else if b == 255 {
-                        iac = true;
-                    } else {
-                        out.push(b);
-                    }
-                }
-                if !write_fd(&uart, &out) {
-                    break;
-                }
-            }
-        });
-        *q = Some(sock);
-    }
-
-    fn off(&self) {
-        if let Some(s) = self.qemu.lock().unwrap().take() {
-            let _ = s.shutdown(std::net::Shutdown::Both);
-        }
-        let o = Command::new(repo().join("scripts/bench-board"))
-            .arg("off")
-            .arg(&self.state)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "bench-board off: {}", says(&o));
-    }
-}
-
-impl Relay {
-    fn start(state: PathBuf, uart: &Uart) -> Relay {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.set_nonblocking(true).unwrap();
-        let port = l.local_addr().unwrap().port();
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let power = Arc::new(Power {
-            state: state.clone(),
-            uart: uart.master.clone(),
-            qemu: Arc::new(Mutex::new(None)),
-        });
-        // What the board writes to its UART goes to QEMU while it is on,
-        // and nowhere while it is off, as on a real board.
-        let (m, q) = (uart.master.clone(), power.qemu.clone());
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            loop {
-                let n = unsafe { libc::read(m.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-                if n <= 0 {
-                    std::thread::sleep(Duration::from_millis(20));
-                    continue;
-                }
-                let mut escaped = Vec::with_capacity(n as usize);
-                for &b in &buf[..n as usize] {
-                    escaped.push(b);
-                    if b == 255 {
-                        escaped.push(255);
-                    }
-                }
-                if let Some(s) = q.lock().unwrap().as_mut() {
-                    let _ = s.write_all(&escaped);
-                }
-            }
-        });
-        let (reqs, stopping) = (requests.clone(), stop.clone());
-        std::thread::spawn(move || {
-            while !stopping.load(Ordering::Relaxed) {
-                let Ok((mut c, _)) = l.accept() else {
-                    std::thread::sleep(Duration::from_millis(20));
-                    continue;
-                };
-                c.set_nonblocking(false).unwrap();
-                let mut line = String::new();
-                let mut r = BufReader::new(c.try_clone().unwrap());
-                if r.read_line(&mut line).is_err() {
-                    continue;
-                }
-                // The rest of the head, and the body it announces.
-                let mut h = String::new();
-                let mut length = 0usize;
-                while r.read_line(&mut h).is_ok_and(|n| n > 2) {
-                    if let Some((k, v)) = h.split_once(':') {
-                        if k.eq_ignore_ascii_case("content-length") {
-                            length = v.trim().parse().unwrap_or(0);
-                        }
-                    }
-                    h.clear();
-                }
-                let mut body = vec![0u8; length];
-                if r.read_exact(&mut body).is_err() {
-                    continue;
-                }
-                let body = String::from_utf8_lossy(&body).into_owned();
-                let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
-                // Relay 1 speaks the Shelly Gen1 API, a model hilt leaves
-                // to labgrid-client: POST `turn=on|off`, state as JSON.
-                let shelly = path == "/relay/1";
-                reqs.lock().unwrap().push(if body.is_empty() {
-                    path.clone()
-                } else {
-                    format!("{path} {body}")
-                });
-                match (path.as_str(), body.as_str()) {
-                    ("/relay/0/1", _) | ("/relay/1", "turn=on") => power.on(),
-                    ("/relay/0/0", _) | ("/relay/1", "turn=off") => power.off(),
-                    _ => {}
-                }
-                let on = power.qemu.lock().unwrap().is_some();
-                let json = format!("{{\"ison\": {on}}}");
-                let (status, body) = match path.as_str() {
-                    "/relay/0/1" | "/relay/0/0" | "/relay/0" => {
-                        ("200 OK", if on { "1" } else { "0" })
-                    }
-                    _ if shelly => ("200 OK", json.as_str()),
-                    _ => ("404 Not Found", ""),
-                };
-                let _ = write!(
-                    c,
-                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-            }
-            power.off();
-        });
-        Relay {
-            port,
-            requests,
-            stop,
-            state,
-        }
-    }
-
-    fn requests(&self) -> Vec<String> {
-        self.requests.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        let _ = Command::new(repo().join("scripts/bench-board"))
-            .arg("off")
-            .arg(&self.state)
-            .status();
-    }
-}
-
-/// The lab: a coordinator, an exporter publishing the bench board's UART
-/// and relay as group `bench`, and the place `lab-bench` matching them.
-struct Lab {
-    tmp: TestDir,
-    addr: String,
-    coordinator: Child,
-    exporter: Child,
-    uart: Uart,
-    relay: Relay,
-}
-
-impl Lab {
-    fn start() -> Lab {
-        Lab::start_with(
-            "model: simplerest\n    host: 'http://127.0.0.1:{relay}/relay/{{index}}/{{value}}'\n    index: '0'",
-        )
-    }
-
-    /// A lab whose `NetworkPowerPort` has these parameters (`{relay}`: the
-    /// relay's port; `{{`, `}}`: labgrid's own braces).
-    fn start_with(power: &str) -> Lab {
-        let tmp = TestDir::new();
-        let venv = venv();
-        let uart = Uart::open();
-        // The TFTP root the board file names exists before the first power-on.
-        std::fs::create_dir_all(tmp.path().join("board/tftp")).unwrap();
-        let relay = Relay::start(tmp.path().join("board"), &uart);
-        let port = free_port();
-        let addr = format!("127.0.0.1:{port}");
-        let coord_dir = tmp.path().join("coordinator");
-        std::fs::create_dir_all(&coord_dir).unwrap();
-        let coordinator = Command::new(venv.join("bin/labgrid-coordinator"))
-            .args(["-l", &addr])
-            .current_dir(&coord_dir)
-            .stdout(std::fs::File::create(tmp.path().join("coordinator.log")).unwrap())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        wait_port(port, "labgrid-coordinator");
-        let config = tmp.path().join("exporter.yaml");
-        std::fs::write(
-            &config,
-            format!(
-                "bench:\n  RawSerialPort:\n    port: {}\n    speed: 115200\n  NetworkPowerPort:\n    {}\n",
-                uart.path.display(),
-                power
-                    .replace("{relay}", &relay.port.to_string())
-                    .replace("{{", "{")
-                    .replace("}}", "}")
-            ),
-        )
-        .unwrap();
-        let exporter = Command::new(venv.join("bin/labgrid-exporter"))
-            .args(["-c", &addr, "--name", "exp1", "--hostname", "127.0.0.1"])
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(tmp.path().join("exporter.log")).unwrap())
-            .spawn()
-            .unwrap();
-        let lab = Lab {
-            tmp,
-            addr,
-            coordinator,
-            exporter,
-            uart,
-            relay,
-        };
-        let t0 = Instant::now();
-        loop {
-            let o = lab.client(None, &["resources"]);
-            let text = String::from_utf8_lossy(&o.stdout);
-            if text.contains("exp1/bench/NetworkSerialPort") && text.contains("NetworkPowerPort") {
-                break;
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(30),
-                "the exporter published nothing: {}",
-                says(&o)
-            );
-            std::thread::sleep(Duration::from_millis(300));
-        }
-        lab.ok(None, &["-p", PLACE, "create"]);
-        lab.ok(None, &["-p", PLACE, "add-match", "exp1/bench/*"]);
-        lab
-    }
-
-    /// labgrid-client as `who` (another runner), or as hilt is (this
-    /// host and user).
-    fn client(&self, who: Option<&str>, args: &[&str]) -> Output {
-        let mut c = Command::new(venv().join("bin/labgrid-client"));
-        c.arg("-x").arg(&self.addr).args(args);
-        if let Some(who) = who {
-            c.env("LG_USERNAME", who);
-        }
-        c.output().unwrap()
-    }
-
-    fn ok(&self, who: Option<&str>, args: &[&str]) -> String {
-        let o = self.client(who, args);
-        assert!(o.status.success(), "labgrid-client {args:?}: {}", says(&o));
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    }
-
-    /// Who labgrid says holds the place, if anyone.
-    fn holder(&self) -> Option<String> {
-        let show = self.ok(None, &["-p", PLACE, "show"]);
-        let line = show
-            .lines()
-            .find(|l| l.trim_start().starts_with("acquired:"))
-            .unwrap_or_else(|| panic!("no acquired: line in\n{show}"));
-        let who = line.split_once(':').unwrap().1.trim();
-        (who != "None" && !who.is_empty()).then(|| who.to_string())
-    }
-
-    fn board_file(&self) -> PathBuf {
-        let text = std::fs::read_to_string(repo().join("boards/bench-emulated.yaml")).unwrap();
-        let cut = |text: &str, from: &str, to: &str| -> String {
-            let a = text.find(from).unwrap_or_else(|| panic!("{from}"));
-            let b = a + text[a..].find(to).unwrap_or_else(|| panic!("{to}")) + to.len();
-            format!("{}{}", &text[..a], &text[b..])
-        };
-        let text = cut(&text, "console:\n  ser2net:", "protocol: telnet\n");
-        let text = cut(&text, "power:\n  command:", "/tmp/hilt-bench-emulated]\n");
-        assert!(
-            !text
-                .lines()
-                .any(|l| l.starts_with("console:") || l.starts_with("power:")),
-            "{text}"
-        );
-        let text = text
-            .replace("name: bench-emulated", "name: lab-bench")
-            .replace(
-                "/tmp/hilt-bench-emulated",
-                self.tmp.path().join("board").to_str().unwrap(),
-            )
-            + &format!(
-                "labgrid:\n  coordinator: \"{}\"\n  place: {PLACE}\n",
-                self.addr
-            );
-        let dir = self.tmp.path().join("boards");
-        std::fs::create_dir_all(&dir).unwrap();
-        for d in ["workloads", "scripts"] {
-            let _ = std::os::unix::fs::symlink(repo().join(d), self.tmp.path().join(d));
-        }
-        let p = dir.join("lab-bench.yaml");
-        std::fs::write(&p, text).unwrap();
-        p
-    }
-
-    fn hilt(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_hilt"));
-        c.current_dir(self.tmp.path())
-            .env("HILT_LEASES", self.tmp.path().join("leases"))
-            .env("HILT_HISTORY", self.tmp.path().join("history.sqlite"))
-            .env("HILT_CACHE", shared_cache());
-        c
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        // The exporter stops the ser2net it started for the place.
-        stop(&mut self.exporter);
-        stop(&mut self.coordinator);
-        kill_ser2net_on(&self.uart.path);
-    }
-}
-
-/// A ser2net left on our pty (the exporter killed before it could stop
-/// it) would hold the test's stderr: found by its command line, killed
-/// by pid.
-fn kill_ser2net_on(pty: &Path) {
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return;
-    };
-    for p in procs.flatten() {
-        let Ok(pid) = p.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(cmd) = std::fs::read(p.path().join("cmdline")) else {
-            continue;
-        };
-        let cmd = String::from_utf8_lossy(&cmd);
-        if cmd.starts_with("ser2net") && cmd.contains(pty.to_str().unwrap()) {
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-    }
-}
 
 #[test]
 #[ignore = "starts a labgrid lab and boots the emulated board: run by scripts/test"]
@@ -522,11 +30,7 @@ fn a_lab_board_runs_a_plan_through_its_place_and_gives_it_back() {
 
     // hilt doctor acquires the place, reaches the console through the
     // exporter's ser2net and asks the relay for the power state.
-    let o = lab
-        .hilt()
-        .args(["doctor", board.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let o = lab.doctor(&board);
     let doc = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(o.status.success(), "{}", says(&o));
     assert!(doc.contains("ok    console ser2net 127.0.0.1:"), "{doc}");
@@ -544,39 +48,11 @@ fn a_lab_board_runs_a_plan_through_its_place_and_gives_it_back() {
     assert_eq!(lab.holder(), None, "doctor gave the place back");
 
     // The smoke plan and a positive control, through the place.
-    let plan = common::bench_plan(
-        lab.tmp.path(),
-        "lab-bench",
-        "lab",
-        &[
-            ("iterations: 2", "iterations: 1"),
-            ("duration_s: 15", "duration_s: 8"),
-        ],
-        "controls:\n  - swap_freeze\n",
-    );
-    let out = lab.tmp.path().join("run");
-    let mut child = lab
-        .hilt()
-        .arg("run")
-        .arg(&plan)
-        .arg("--out")
-        .arg(&out)
-        .arg("--quiet")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let plan = lab.plan("lab-bench", "lab", 1, 8, "controls:\n  - swap_freeze\n");
+    let (mut child, out) = lab.spawn_run(&plan, "run");
     // While it runs, labgrid agrees that hilt holds the place, with
     // hilt's holder record on it.
-    let me = format!(
-        "{}/{}",
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .unwrap()
-            .trim(),
-        String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout)
-            .unwrap()
-            .trim()
-    );
+    let me = lab::me();
     let t0 = Instant::now();
     let mut holder = None;
     while holder.is_none() {
@@ -629,17 +105,32 @@ fn a_lab_board_runs_a_plan_through_its_place_and_gives_it_back() {
         "{line}"
     );
 
-    // A second hilt on the place meanwhile waits, then gives up naming
-    // the holder; it never takes a live holder's place.
+    // A second hilt meanwhile waits, then gives up naming the holder; it
+    // never takes a live holder's place. On this host the board's lease
+    // stops it first; with lease files of its own, as on another host,
+    // the place does.
+    let o = lab.doctor_waiting(&board, 2);
+    assert!(!o.status.success(), "{}", says(&o));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains(&format!(
+            "board lab-bench is leased to {}@",
+            me.split('/').nth(1).unwrap()
+        )) && e.contains(&format!("pid {}, plan smoke-bench", child.id())),
+        "{e}"
+    );
     let o = lab
         .hilt()
-        .args(["doctor", board.to_str().unwrap()])
+        .env("HILT_LEASES", lab.tmp.path().join("other-host-leases"))
+        .args(["doctor", board.to_str().unwrap(), "--lease-wait", "2"])
         .output()
         .unwrap();
     assert!(!o.status.success(), "{}", says(&o));
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(
-        e.contains(&format!("acquired by {me}")) && e.contains(&format!("hilt pid {}", child.id())),
+        e.contains(&format!("acquired by {me}"))
+            && e.contains(&format!("hilt pid {}", child.id()))
+            && e.contains("waited 2 s"),
         "{e}"
     );
     assert_eq!(
@@ -664,7 +155,7 @@ fn a_lab_board_runs_a_plan_through_its_place_and_gives_it_back() {
     control_suspected_by_watcher(&recs, "the UART through ser2net");
     // The board's power went through the relay, and its console through
     // labgrid's ser2net: U-Boot and Linux on it, in the run's console log.
-    let reqs = lab.relay.requests();
+    let reqs = lab.relay().requests();
     assert!(
         reqs.iter().filter(|r| *r == "/relay/0/1").count() >= 2,
         "{reqs:?}"
@@ -687,37 +178,32 @@ fn a_lab_board_runs_a_plan_through_its_place_and_gives_it_back() {
     // Released at the end: labgrid says nobody holds it, and the holder
     // record went with it.
     assert_eq!(lab.holder(), None);
-    let show = lab.ok(None, &["-p", PLACE, "show"]);
-    assert!(!show.contains("hilt_holder"), "{show}");
+    lab.assert_no_record();
 }
 
+/// One lab for the ways a place is waited for, taken over and found by
+/// labgrid's own rules, in phases: a coordinator and exporter start once.
 #[test]
 #[ignore = "starts a labgrid lab: run by scripts/test"]
-fn a_live_holder_keeps_its_place_and_a_dead_hilt_holder_is_taken_over() {
+fn a_live_holder_keeps_its_place_a_dead_one_loses_it_and_tags_reserve_one() {
     let lab = Lab::start();
     let board = lab.board_file();
-    let doctor = || {
-        lab.hilt()
-            .args(["doctor", board.to_str().unwrap()])
-            .output()
-            .unwrap()
-    };
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
-    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-        .unwrap()
-        .trim()
-        .replace('-', "");
+    // A doctor that is to give up waits 2 s, not the default 10: what is
+    // checked is that it waited and named the holder.
+    let giving_up = || lab.doctor_waiting(&board, 2);
+    let doctor = || lab.doctor(&board);
+    let (host, boot) = (lab::hostname(), lab::boot_id());
     let far = 4_000_000_000u64;
 
     // Another runner holds the place, without a hilt record: never taken.
     lab.ok(Some(OTHER), &["-p", PLACE, "acquire"]);
     let holder = lab.holder().unwrap();
     assert!(holder.ends_with(&format!("/{OTHER}")), "{holder}");
-    let o = doctor();
+    let o = giving_up();
     assert!(!o.status.success(), "{}", says(&o));
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(
-        e.contains(&format!("acquired by {holder}")) && e.contains("waited 10 s"),
+        e.contains(&format!("acquired by {holder}")) && e.contains("waited 2 s"),
         "{e}"
     );
     assert_eq!(lab.holder().as_deref(), Some(holder.as_str()));
@@ -725,11 +211,11 @@ fn a_live_holder_keeps_its_place_and_a_dead_hilt_holder_is_taken_over() {
     // A hilt record of a live process (this test) on this boot: not taken.
     let live = format!(
         "hilt_holder=host:{},pid:{},boot:{boot},expires:{far}",
-        host.trim(),
+        host,
         std::process::id()
     );
     lab.ok(None, &["-p", PLACE, "set-tags", &live]);
-    let o = doctor();
+    let o = giving_up();
     assert!(!o.status.success(), "{}", says(&o));
     assert!(
         String::from_utf8_lossy(&o.stderr).contains(&format!("hilt pid {}", std::process::id()))
@@ -786,12 +272,7 @@ fn a_live_holder_keeps_its_place_and_a_dead_hilt_holder_is_taken_over() {
         .unwrap();
     let mut err = waiting.stderr.take().unwrap();
     let mut seen = String::new();
-    let mut buf = [0u8; 4096];
-    while !seen.contains("waiting up to") {
-        let n = err.read(&mut buf).unwrap();
-        assert!(n > 0, "the second hilt did not wait:\n{seen}");
-        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-    }
+    read_until(&mut err, "waiting up to", &mut seen);
     assert_eq!(lab.holder().as_deref(), Some(holder.as_str()));
     lab.ok(Some(OTHER), &["-p", PLACE, "release"]);
     err.read_to_string(&mut seen).unwrap();
@@ -803,45 +284,68 @@ fn a_live_holder_keeps_its_place_and_a_dead_hilt_holder_is_taken_over() {
         "{seen}"
     );
     assert_eq!(lab.holder(), None);
+
+    // A board asking for tags rather than a place gets one through a
+    // reservation.
+    let text = std::fs::read_to_string(&board).unwrap();
+    let place_line = format!("  place: {PLACE}\n");
+    assert!(text.contains(&place_line));
+    std::fs::write(
+        &board,
+        text.replace(&place_line, "  tags:\n    rig: bench_a\n"),
+    )
+    .unwrap();
+    let reservations = || lab.ok(None, &["reservations"]);
+
+    // No place has the tag yet: the reservation waits, then is cancelled.
+    let o = lab.doctor_waiting(&board, 2);
+    assert!(!o.status.success(), "{}", says(&o));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("no place with tags rig=bench_a was allocated within 2 s"),
+        "{e}"
+    );
+    assert!(!reservations().contains("owner"), "{}", reservations());
+
+    // Tagged, the place is allocated, acquired, checked, and given back
+    // with the reservation cancelled.
+    lab.ok(None, &["-p", PLACE, "set-tags", "rig=bench_a"]);
+    let o = lab.doctor(&board);
+    assert!(o.status.success(), "{}", says(&o));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains(&format!("place {PLACE} allocated for tags rig=bench_a")),
+        "{e}"
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).contains("RFC 2217"));
+    assert_eq!(lab.holder(), None);
+    assert!(!reservations().contains("owner"), "{}", reservations());
 }
 
+/// One lab for the two ways a run stops at its first boot, in phases: a
+/// coordinator and exporter start once.
 #[test]
 #[ignore = "starts a labgrid lab and boots the emulated board: run by scripts/test"]
-fn a_place_taken_away_mid_run_stops_the_board_at_once_and_says_why() {
+fn an_interrupted_run_gives_the_place_back_and_a_place_taken_away_stops_the_board() {
     let lab = Lab::start();
     lab.board_file();
-    let plan = common::bench_plan(
-        lab.tmp.path(),
-        "lab-bench",
-        "long",
-        &[
-            ("iterations: 2", "iterations: 1"),
-            ("duration_s: 15", "duration_s: 120"),
-        ],
-        "",
-    );
-    let out = lab.tmp.path().join("run");
-    let child = lab
-        .hilt()
-        .arg("run")
-        .arg(&plan)
-        .arg("--out")
-        .arg(&out)
-        .arg("--quiet")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Once the board is powered on for its iteration, another runner
-    // kicks hilt out and takes the place.
-    let t0 = Instant::now();
-    while !lab.relay.requests().iter().any(|r| r == "/relay/0/1") {
-        assert!(
-            t0.elapsed() < Duration::from_secs(400),
-            "the board was never powered on"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let plan = lab.plan("lab-bench", "long", 1, 120, "");
+
+    // Interrupted once it has powered the board on: the place goes back.
+    let (child, _) = lab.spawn_run(&plan, "interrupted");
+    lab.wait_powered_on(0);
+    assert!(lab.holder().is_some());
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", says(&o));
+    assert_eq!(lab.holder(), None, "{}", says(&o));
+    lab.assert_no_record();
+
+    // Taken away mid-run: once the board is powered on for its iteration,
+    // another runner kicks hilt out and takes the place.
+    let before = lab.power_ons();
+    let (child, out) = lab.spawn_run(&plan, "kicked");
+    lab.wait_powered_on(before);
     std::thread::sleep(Duration::from_secs(5));
     lab.ok(Some(OTHER), &["-p", PLACE, "release", "--kick"]);
     lab.ok(Some(OTHER), &["-p", PLACE, "acquire"]);
@@ -874,123 +378,15 @@ fn a_place_taken_away_mid_run_stops_the_board_at_once_and_says_why() {
 
 #[test]
 #[ignore = "starts a labgrid lab and boots the emulated board: run by scripts/test"]
-fn an_interrupted_run_gives_the_place_back() {
-    let lab = Lab::start();
-    lab.board_file();
-    let plan = common::bench_plan(
-        lab.tmp.path(),
-        "lab-bench",
-        "long",
-        &[
-            ("iterations: 2", "iterations: 1"),
-            ("duration_s: 15", "duration_s: 120"),
-        ],
-        "",
-    );
-    let out = lab.tmp.path().join("run");
-    let child = lab
-        .hilt()
-        .arg("run")
-        .arg(&plan)
-        .arg("--out")
-        .arg(&out)
-        .arg("--quiet")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    while !lab.relay.requests().iter().any(|r| r == "/relay/0/1") {
-        assert!(
-            t0.elapsed() < Duration::from_secs(400),
-            "the board was never powered on"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    assert!(lab.holder().is_some());
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let o = child.wait_with_output().unwrap();
-    assert_eq!(o.status.code(), Some(130), "{}", says(&o));
-    assert_eq!(lab.holder(), None, "{}", says(&o));
-    let show = lab.ok(None, &["-p", PLACE, "show"]);
-    assert!(!show.contains("hilt_holder"), "{show}");
-}
-
-#[test]
-#[ignore = "starts a labgrid lab: run by scripts/test"]
-fn a_board_asking_for_tags_gets_a_place_through_a_reservation() {
-    let lab = Lab::start();
-    let board = lab.board_file();
-    let text = std::fs::read_to_string(&board).unwrap();
-    let place_line = format!("  place: {PLACE}\n");
-    assert!(text.contains(&place_line));
-    std::fs::write(
-        &board,
-        text.replace(&place_line, "  tags:\n    rig: bench_a\n"),
-    )
-    .unwrap();
-    let doctor = || {
-        lab.hilt()
-            .args(["doctor", board.to_str().unwrap()])
-            .output()
-            .unwrap()
-    };
-    let reservations = || lab.ok(None, &["reservations"]);
-
-    // No place has the tag yet: the reservation waits, then is cancelled.
-    let o = doctor();
-    assert!(!o.status.success(), "{}", says(&o));
-    let e = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        e.contains("no place with tags rig=bench_a was allocated within 10 s"),
-        "{e}"
-    );
-    assert!(!reservations().contains("owner"), "{}", reservations());
-
-    // Tagged, the place is allocated, acquired, checked, and given back
-    // with the reservation cancelled.
-    lab.ok(None, &["-p", PLACE, "set-tags", "rig=bench_a"]);
-    let o = doctor();
-    assert!(o.status.success(), "{}", says(&o));
-    let e = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        e.contains(&format!("place {PLACE} allocated for tags rig=bench_a")),
-        "{e}"
-    );
-    assert!(String::from_utf8_lossy(&o.stdout).contains("RFC 2217"));
-    assert_eq!(lab.holder(), None);
-    assert!(!reservations().contains("owner"), "{}", reservations());
-}
-
-#[test]
-#[ignore = "starts a labgrid lab and boots the emulated board: run by scripts/test"]
 fn a_power_model_hilt_does_not_speak_goes_through_labgrid_client_as_hilt() {
     // shelly_gen1: plain HTTP, so the test's relay can be the switch, but
     // a model only labgrid's own driver speaks.
     let lab =
         Lab::start_with("model: shelly_gen1\n    host: 'http://127.0.0.1:{relay}'\n    index: '1'");
     lab.board_file();
-    let plan = common::bench_plan(
-        lab.tmp.path(),
-        "lab-bench",
-        "shelly",
-        &[
-            ("iterations: 2", "iterations: 1"),
-            ("duration_s: 15", "duration_s: 8"),
-        ],
-        "",
-    );
-    let out = lab.tmp.path().join("run");
-    let o = lab
-        .hilt()
-        .env("LABGRID_CLIENT", venv().join("bin/labgrid-client"))
-        .arg("run")
-        .arg(&plan)
-        .arg("--out")
-        .arg(&out)
-        .arg("--quiet")
-        .output()
-        .unwrap();
+    let plan = lab.plan("lab-bench", "shelly", 1, 8, "");
+    let client = venv().join("bin/labgrid-client");
+    let (o, out) = lab.run(&plan, "run", &[("LABGRID_CLIENT", client.as_os_str())]);
     assert!(o.status.success(), "{}", says(&o));
     let recs = records(&out);
     assert_eq!(recs.len(), 1, "{recs:?}");
@@ -998,9 +394,175 @@ fn a_power_model_hilt_does_not_speak_goes_through_labgrid_client_as_hilt() {
     assert!(recs[0].boot_ms.is_some(), "{:?}", recs[0]);
     // labgrid-client drove the switch, speaking as hilt: it refuses a
     // place acquired by another identity, so a request proves it.
-    let reqs = lab.relay.requests();
+    let reqs = lab.relay().requests();
     assert!(reqs.iter().any(|r| r == "/relay/1 turn=on"), "{reqs:?}");
     assert!(reqs.iter().any(|r| r == "/relay/1 turn=off"), "{reqs:?}");
     assert!(!reqs.iter().any(|r| r.starts_with("/relay/0")), "{reqs:?}");
     assert_eq!(lab.holder(), None, "the place was given back");
+}
+
+/// Waits (up to `limit`) until the run in `out` has `n` records.
+fn wait_records(out: &std::path::Path, n: usize, limit: Duration) {
+    let t0 = Instant::now();
+    while records(out).len() < n {
+        assert!(
+            t0.elapsed() < limit,
+            "{} records after {limit:?}",
+            records(out).len()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// The run's board lease, in the lab home's lease directory.
+fn lease_file(lab: &Lab) -> std::path::PathBuf {
+    lab.tmp.path().join("leases/lab-bench.lease")
+}
+
+/// Two ways a run ends early, each giving the place and the board's lease
+/// back, in phases on one lab (a coordinator and exporter start once).
+///
+/// Phase 1: A board loop that panics (a bug in hilt, injected at a failpoint right
+/// after the first iteration is recorded) takes only that board out: the
+/// record stays, the slot it would have run is recorded as not run with
+/// the reason, the run ends with its report and an infrastructure exit,
+/// and the place and the lease are given back.
+///
+/// Phase 2: A second Ctrl-C while the run is stopping exits at once, before the
+/// run's own release: the place and the board's lease are given back all
+/// the same, and the results so far stay on disk.
+#[test]
+#[ignore = "starts a labgrid lab and boots the emulated board: run by scripts/test"]
+fn a_panicking_board_loop_or_a_second_interrupt_still_gives_the_place_and_lease_back() {
+    let lab = Lab::start();
+    lab.board_file();
+    let plan = lab.plan("lab-bench", "twice", 2, 8, "");
+    let (o, out) = lab.run(
+        &plan,
+        "panicked",
+        &[("HILT_FAILPOINT", "board-loop-recorded".as_ref())],
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", says(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(
+            "board lab-bench stopped: hilt's loop for it panicked (failpoint board-loop-recorded)"
+        ),
+        "{err}"
+    );
+    let recs = records(&out);
+    assert_eq!(recs.len(), 2, "{recs:?}");
+    assert_eq!(recs[0].outcome, Outcome::Pass, "{}", recs[0].detail);
+    assert_eq!(recs[1].outcome, Outcome::NotRun, "{:?}", recs[1]);
+    assert!(recs[1].detail.contains("panicked"), "{}", recs[1].detail);
+    let events = std::fs::read_to_string(out.join("events.jsonl")).unwrap();
+    assert!(events.contains("\"kind\":\"hilt_panic\""), "{events}");
+    assert!(out.join("report/index.html").exists());
+    assert_eq!(lab.holder(), None, "{}", says(&o));
+    lab.assert_no_record();
+    assert!(!lease_file(&lab).exists());
+
+    // Phase 2: a second Ctrl-C while the run is stopping.
+    let (mut child, out) = lab.spawn_run(&plan, "interrupted");
+    wait_records(&out, 1, Duration::from_secs(400));
+    assert!(lease_file(&lab).exists());
+    assert_eq!(lab.holder().as_deref(), Some(lab::me().as_str()));
+
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let mut err = child.stderr.take().unwrap();
+    let mut seen = String::new();
+    read_until(&mut err, "interrupt again to abort", &mut seen);
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    err.read_to_string(&mut seen).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{seen}");
+    assert!(
+        seen.contains("interrupted again: releasing the boards still held and exiting"),
+        "{seen}"
+    );
+    // It exited before recording the iteration it stopped, which the run
+    // does before its own release: the place and lease went back on the
+    // second interrupt's path.
+    let recs = records(&out);
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    assert_eq!(recs[0].outcome, Outcome::Pass, "{}", recs[0].detail);
+    assert_eq!(lab.holder(), None, "{seen}");
+    lab.assert_no_record();
+    assert!(!lease_file(&lab).exists(), "{seen}");
+    assert!(out.join("run.json").exists());
+}
+
+/// A board whose SSH comes from its place: the exporter publishes the
+/// emulated own-OS board's sshd as a `NetworkService` (address, port,
+/// user), and the board file has no `ssh:` of its own, only the key and
+/// known_hosts labgrid's resource lacks. Its console and power are its
+/// own (a telnet port and scripts/os-board), as a lab's board may keep
+/// them. The smoke plan runs with the agent over that SSH.
+#[test]
+#[ignore = "starts a labgrid lab and boots the emulated own-OS board: run by scripts/test"]
+fn ssh_from_a_places_network_service_runs_the_plan() {
+    let mut lab = Lab::coordinator();
+    let state = lab.tmp.path().join("board");
+    let (console, ssh) = (free_port(), free_port());
+    os_board::build(
+        &shared_cache(),
+        &["linux-image-6.1.0-44-arm64=6.1.164-1"],
+        &state,
+        ssh,
+        &os_board::LINUX,
+    );
+    lab.export(
+        "dut",
+        &format!(
+            "dut:\n  NetworkService:\n    address: 127.0.0.1\n    port: {ssh}\n    username: root\n"
+        ),
+        &["exp1/dut/NetworkService"],
+    );
+    let text = std::fs::read_to_string(common::repo().join("boards/ssh-emulated.yaml")).unwrap();
+    let a = text
+        .find("\nssh:\n")
+        .expect("ssh-emulated.yaml has an ssh: section")
+        + 1;
+    let b = a + text[a..].find("\nflash:").unwrap() + 1;
+    let text = format!("{}{}", &text[..a], &text[b..])
+        .replace("name: ssh-emulated", "name: os-lab")
+        .replace("/tmp/hilt-ssh-emulated", state.to_str().unwrap())
+        .replace("5570", &console.to_string())
+        .replace("5522", &ssh.to_string())
+        + &lab.labgrid_section()
+        + &format!(
+            "  ssh:\n    key: {0}/id_ed25519\n    known_hosts: {0}/known_hosts\n",
+            state.display()
+        );
+    assert!(!text.contains("\nssh:"), "{text}");
+    let board = lab.write_board("os-lab", &text);
+
+    // doctor takes the address, port and user from the place: the board
+    // is off, so its sshd does not answer there yet.
+    let o = lab.doctor(&board);
+    let doc = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        doc.contains(&format!("FAIL  ssh root@127.0.0.1:{ssh}")),
+        "{}",
+        says(&o)
+    );
+    assert_eq!(lab.holder(), None);
+
+    let plan = lab.plan("os-lab", "os", 1, 8, "");
+    let (child, out) = lab.spawn_run(&plan, "run");
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", says(&o));
+    let recs = records(&out);
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    assert_eq!(recs[0].outcome, Outcome::Pass, "{}", recs[0].detail);
+    assert!(
+        recs[0].boot_ms.is_some() && recs[0].reads > 0,
+        "{:?}",
+        recs[0]
+    );
+    assert_eq!(lab.holder(), None, "the place was given back");
+    let _ = Command::new(common::repo().join("scripts/os-board"))
+        .arg("off")
+        .arg(&state)
+        .status();
 }

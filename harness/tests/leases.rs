@@ -6,16 +6,12 @@
 //! prepares its artifacts: it holds its board from before that, so no
 //! emulated board needs to boot.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+mod common;
+use common::{read_until, repo};
 
 fn hilt(leases: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_hilt"));
@@ -48,6 +44,30 @@ fn start_holder(leases: &Path, out: &Path) -> Child {
     child
 }
 
+/// hilt `args` with `--lease-wait 1` on the board the run `pid` holds:
+/// refused within seconds, naming that run, having done nothing (no
+/// check passed). Its stderr.
+fn refused(leases: &Path, args: &[&str], pid: u32) -> String {
+    let t0 = Instant::now();
+    let o = hilt(leases)
+        .args(args)
+        .args(["--lease-wait", "1"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(3), "{args:?}: {err}");
+    assert!(
+        err.contains("board qemu-virt-a53 is leased to") && err.contains(&format!("pid {pid}")),
+        "{args:?}: {err}"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(20), "{args:?}");
+    assert!(
+        !String::from_utf8_lossy(&o.stdout).contains("ok "),
+        "{args:?}"
+    );
+    err
+}
+
 fn boards(leases: &Path) -> String {
     let o = hilt(leases).arg("boards").output().unwrap();
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -74,22 +94,20 @@ fn a_held_board_refuses_a_second_run_until_its_holder_dies() {
     );
     assert!(line.contains("plan smoke"), "{line}");
 
-    let t0 = Instant::now();
-    let second = hilt(&leases)
-        .args(["run", "plans/smoke.yaml", "--quiet", "--no-history"])
-        .args(["--lease-wait", "1", "--out"])
-        .arg(tmp.path().join("run2"))
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&second.stderr);
-    assert_eq!(second.status.code(), Some(3), "{err}");
-    assert!(
-        err.contains("board qemu-virt-a53 is leased to")
-            && err.contains(&format!("pid {pid}"))
-            && err.contains("--lease-wait"),
-        "{err}"
+    let run2 = tmp.path().join("run2");
+    let err = refused(
+        &leases,
+        &[
+            "run",
+            "plans/smoke.yaml",
+            "--quiet",
+            "--no-history",
+            "--out",
+            run2.to_str().unwrap(),
+        ],
+        pid,
     );
-    assert!(t0.elapsed() < Duration::from_secs(20));
+    assert!(err.contains("--lease-wait"), "{err}");
     // Refused before anything was written.
     assert!(!tmp.path().join("run2").exists());
 
@@ -338,4 +356,138 @@ fn two_users_share_the_host_wide_lease_directory() {
     second.wait().unwrap();
     let _ = std::fs::remove_file(&lease);
     let _ = std::fs::remove_file(&lock);
+}
+
+/// `hilt doctor`, `flash` and `deploy` lease their board like a run: refused
+/// past their wait naming the run that holds it, and waiting within it
+/// until the holder is gone. The board is the emulated one, whose doctor
+/// only asks QEMU for its version: no board boots.
+#[test]
+fn doctor_flash_and_deploy_wait_for_a_board_a_run_holds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let leases = tmp.path().join("leases");
+    let mut holder = start_holder(&leases, &tmp.path().join("run1"));
+    let pid = holder.id();
+    let image = tmp.path().join("image.img");
+    std::fs::write(&image, vec![0u8; 4096]).unwrap();
+
+    for args in [
+        vec!["doctor", "qemu-virt-a53"],
+        vec!["flash", "qemu-virt-a53", image.to_str().unwrap()],
+        vec![
+            "deploy",
+            "plans/smoke.yaml",
+            "--variant",
+            "unpatched",
+            "--board",
+            "qemu-virt-a53",
+            "--via",
+            "ssh",
+        ],
+    ] {
+        let err = refused(&leases, &args, pid);
+        assert!(
+            err.contains(&format!("pid {pid}, plan smoke")) && err.contains("waited 1 s"),
+            "{args:?}: {err}"
+        );
+    }
+
+    // Within its wait, doctor gets the board once the run is gone (killed
+    // with -9: its lease names a dead pid), checks it, and gives it back.
+    let mut doctor = hilt(&leases)
+        .args(["doctor", "qemu-virt-a53", "--lease-wait", "60"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = doctor.stderr.take().unwrap();
+    let mut seen = String::new();
+    read_until(&mut err, "waiting up to", &mut seen);
+    assert!(seen.contains(&format!("pid {pid}")), "{seen}");
+    assert!(leases.join("qemu-virt-a53.lease").exists());
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    std::io::Read::read_to_string(&mut err, &mut seen).unwrap();
+    let o = doctor.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}\n{seen}");
+    assert!(out.contains("ok    console (QEMU)"), "{out}");
+    assert!(
+        seen.contains("leased board qemu-virt-a53")
+            && seen.contains("released the lease of board qemu-virt-a53"),
+        "{seen}"
+    );
+    assert!(!leases.join("qemu-virt-a53.lease").exists());
+}
+
+/// A command holds its board for as long as it works on it: others see
+/// who has it and are refused, and Ctrl-C gives it back at once. The
+/// board's console is a TCP port that accepts and never answers, so doctor
+/// is still checking it when interrupted.
+#[test]
+fn a_command_holds_its_board_until_ctrl_c_gives_it_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let leases = tmp.path().join("leases");
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(home.join("boards")).unwrap();
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut open = Vec::new();
+        for c in silent.incoming() {
+            open.push(c);
+        }
+    });
+    let board = std::fs::read_to_string(repo().join("boards/bench-emulated.yaml"))
+        .unwrap()
+        .replace("name: bench-emulated", "name: silent")
+        .replace("port: 5560", &format!("port: {port}"))
+        .replace("protocol: telnet", "protocol: rfc2217");
+    std::fs::write(home.join("boards/silent.yaml"), board).unwrap();
+    let in_home = |args: &[&str]| {
+        let mut c = hilt(&leases);
+        c.current_dir(&home).args(args);
+        c
+    };
+
+    let mut doctor = in_home(&["doctor", "silent"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = doctor.stderr.take().unwrap();
+    let mut seen = String::new();
+    read_until(&mut err, "leased board silent", &mut seen);
+    let o = in_home(&["boards"]).output().unwrap();
+    let listed = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        line_of(&listed, "silent").contains(&format!("pid {}, `hilt doctor`", doctor.id())),
+        "{listed}"
+    );
+    let o = in_home(&["flash", "silent", "/dev/null", "--lease-wait", "1"])
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{e}");
+    assert!(
+        e.contains(&format!("pid {}, `hilt doctor`", doctor.id())),
+        "{e}"
+    );
+
+    let t0 = Instant::now();
+    unsafe { libc::kill(doctor.id() as i32, libc::SIGINT) };
+    std::io::Read::read_to_string(&mut err, &mut seen).unwrap();
+    let status = doctor.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{seen}");
+    // The console check had seconds left: doctor did not finish it.
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    assert!(
+        seen.contains("interrupted: giving the board back")
+            && seen.contains("released the lease of board silent"),
+        "{seen}"
+    );
+    assert!(!leases.join("silent.lease").exists());
+    let o = in_home(&["boards"]).output().unwrap();
+    let listed = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(line_of(&listed, "silent").ends_with(" free"), "{listed}");
 }

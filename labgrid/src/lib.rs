@@ -11,7 +11,10 @@ pub mod glob;
 mod session;
 mod state;
 
-pub use session::{places, release_without_session, Reservation, ReservationState, Session};
+pub use session::{
+    places, release_without_session, set_tags_without_session, Reservation, ReservationState,
+    Session,
+};
 pub use state::{Match, ParamValue, PlaceView, ResourcePath, ResourceView, State};
 
 /// The labgrid release whose `.proto` is vendored in `proto/` and that the

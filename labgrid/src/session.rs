@@ -391,3 +391,22 @@ pub async fn release_without_session(addr: &str, place: &str, fromuser: &str) ->
         .map_err(|s| call_error(addr, format!("ReleasePlace {place}"), s))?;
     Ok(())
 }
+
+/// Sets (or with an empty value, removes) tags of `place` over a
+/// connection of its own: SetPlaceTags needs no session either.
+pub async fn set_tags_without_session(
+    addr: &str,
+    place: &str,
+    tags: HashMap<String, String>,
+) -> Result<()> {
+    let mut c = CoordinatorClient::new(channel(addr).await?);
+    let req = proto::SetPlaceTagsRequest {
+        placename: place.to_string(),
+        tags,
+    };
+    tokio::time::timeout(CALL_TIMEOUT, c.set_place_tags(req))
+        .await
+        .map_err(|_| Error::Session("SetPlaceTags timed out".into(), addr.into()))?
+        .map_err(|s| call_error(addr, format!("SetPlaceTags {place}"), s))?;
+    Ok(())
+}

@@ -50,6 +50,9 @@ pub struct ResourceView {
     /// published as a `NetworkSerialPort`).
     pub cls: String,
     pub params: BTreeMap<String, ParamValue>,
+    /// What the exporter adds about how to reach it (`proxy`,
+    /// `proxy_required`).
+    pub extra: BTreeMap<String, ParamValue>,
     /// The place that holds it, or empty.
     pub acquired: String,
     pub avail: bool,
@@ -58,6 +61,11 @@ pub struct ResourceView {
 impl ResourceView {
     pub fn param(&self, key: &str) -> Option<String> {
         self.params.get(key).map(ParamValue::text)
+    }
+
+    /// A true boolean in `extra`.
+    pub fn extra_flag(&self, key: &str) -> bool {
+        self.extra.get(key) == Some(&ParamValue::Bool(true))
     }
 }
 
@@ -187,6 +195,11 @@ fn resource(r: proto::Resource) -> ResourceView {
             .into_iter()
             .filter_map(|(k, v)| value(v).map(|v| (k, v)))
             .collect(),
+        extra: r
+            .extra
+            .into_iter()
+            .filter_map(|(k, v)| value(v).map(|v| (k, v)))
+            .collect(),
         acquired: r.acquired,
         avail: r.avail,
     }
@@ -226,6 +239,7 @@ mod tests {
             },
             cls: cls.into(),
             params: BTreeMap::new(),
+            extra: BTreeMap::new(),
             acquired: String::new(),
             avail,
         }

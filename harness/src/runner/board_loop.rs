@@ -34,6 +34,8 @@ pub struct Shared<'a> {
     pub records: Mutex<Vec<IterationRecord>>,
     /// Why each quarantined board was taken out.
     pub quarantined: Mutex<Vec<(String, String)>>,
+    /// A board's loop panicked.
+    pub crashed: AtomicBool,
     pub interrupted: AtomicBool,
     pub started: std::time::Instant,
     pub cpu0: u64,
@@ -95,6 +97,31 @@ impl Shared<'_> {
         self.progress.note(&why);
         let _ = self.run_dir.event(
             &serde_json::json!({"source": "host", "kind": "lease_lost", "board": board, "detail": why}),
+        );
+        self.quarantined
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((board.to_string(), why));
+    }
+
+    /// Takes a board whose loop panicked out of the run, saying so as a
+    /// bug to report: its remaining slots go to the other boards, or are
+    /// recorded as not run with this reason.
+    pub fn crash(&self, board: &str, panic: &(dyn std::any::Any + Send)) {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".into());
+        let why = format!(
+            "board {board} stopped: hilt's loop for it panicked ({what}); this is a bug in hilt: \
+             please report it with {}",
+            self.run_dir.path.display()
+        );
+        eprintln!("hilt: error: {why}");
+        self.crashed.store(true, Ordering::Relaxed);
+        let _ = self.run_dir.event(
+            &serde_json::json!({"source": "host", "kind": "hilt_panic", "board": board, "detail": why}),
         );
         self.quarantined
             .lock()
@@ -188,23 +215,9 @@ fn stop_signal(
 ) -> (watch::Receiver<bool>, tokio::task::JoinHandle<()>) {
     let (stop_tx, stop) = watch::channel(false);
     let watcher = tokio::spawn(async move {
-        let lease_lost = async {
-            if lost.is_empty() {
-                std::future::pending::<()>().await;
-            }
-            futures_util::future::select_all(lost.into_iter().map(|mut rx| {
-                Box::pin(async move {
-                    // A lease whose keeper is gone says nothing more.
-                    if rx.wait_for(|w| w.is_some()).await.is_err() {
-                        std::future::pending::<()>().await;
-                    }
-                })
-            }))
-            .await;
-        };
         tokio::select! {
             _ = run_cancel.wait_for(|c| *c) => {}
-            _ = lease_lost => {}
+            _ = crate::lease::first_loss(lost) => {}
         }
         let _ = stop_tx.send(true);
     });
@@ -303,6 +316,7 @@ pub async fn drive_board(
             0
         };
         sh.record(rec);
+        crate::failpoint::hit("board-loop-recorded");
         sh.check_inputs();
         // Without room for results, going on only burns board time.
         if sh.run_dir.write_failure().is_some() {

@@ -16,6 +16,9 @@ pub struct Facts {
     pub interrupted: bool,
     /// A result file could not be written (a full disk).
     pub results_lost: bool,
+    /// hilt's own loop for a board panicked: a bug in hilt, whatever the
+    /// boards did.
+    pub crashed: bool,
     /// A positive control went undetected.
     pub controls_failed: bool,
     /// Every iteration was an infrastructure error or did not run.
@@ -34,6 +37,8 @@ pub fn verdict(f: &Facts) -> (i32, &'static str) {
         (INTERRUPTED, "interrupted")
     } else if f.results_lost {
         (INFRA, "results_not_written")
+    } else if f.crashed {
+        (INFRA, "hilt_crashed")
     } else if f.controls_failed {
         (INVALID, "invalid")
     } else if f.all_infra {
@@ -55,6 +60,7 @@ mod tests {
         Facts {
             interrupted: false,
             results_lost: false,
+            crashed: false,
             controls_failed: false,
             all_infra: false,
             regressions: 0,
@@ -95,6 +101,14 @@ mod tests {
                     ..facts()
                 },
                 (INFRA, "results_not_written"),
+            ),
+            (
+                Facts {
+                    crashed: true,
+                    controls_failed: true,
+                    ..reg
+                },
+                (INFRA, "hilt_crashed"),
             ),
             (
                 Facts {

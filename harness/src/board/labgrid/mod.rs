@@ -64,12 +64,36 @@ pub fn release_all_blocking() {
             return;
         };
         for (addr, place, me) in held {
+            rt.block_on(clear_own_record(&addr, &place, &me));
             if let Err(e) = rt.block_on(hilt_labgrid::release_without_session(&addr, &place, &me)) {
                 eprintln!("hilt: warning: could not release labgrid place {place}: {e}");
             }
         }
     })
     .join();
+}
+
+/// Removes this process's holder record from a place it still holds,
+/// before releasing it: a record left on a free place would name a dead
+/// hilt, and let a later hilt take over whoever acquires the place next
+/// under the same `host/user` (e.g. its user with `labgrid-client`).
+/// Best effort: the release matters more.
+async fn clear_own_record(addr: &str, place: &str, me: &str) {
+    let Ok(places) = hilt_labgrid::places(addr).await else {
+        return;
+    };
+    let Some(p) = places.iter().find(|p| p.name == place) else {
+        return;
+    };
+    let ours = p.acquired.as_deref() == Some(me)
+        && p.tags
+            .get(TAG)
+            .and_then(|t| Record::decode(t))
+            .is_some_and(|r| r.pid == std::process::id() && r.host == crate::lease::hostname());
+    if ours {
+        let clear = HashMap::from([(TAG.to_string(), String::new())]);
+        let _ = hilt_labgrid::set_tags_without_session(addr, place, clear).await;
+    }
 }
 
 /// A place this process holds: renewed and watched until released.
@@ -94,7 +118,6 @@ impl HeldPlace {
     pub async fn release(mut self) -> anyhow::Result<()> {
         self.released = true;
         self.keeper.abort();
-        unregister(self.session.addr(), &self.place);
         let clear = HashMap::from([(TAG.to_string(), String::new())]);
         // Only our own record is cleared: if the place is no longer ours,
         // the record is its new holder's.
@@ -106,6 +129,9 @@ impl HeldPlace {
             .release(&self.place, Some(&self.me))
             .await
             .with_context(|| format!("releasing labgrid place {}", self.place));
+        // Unregistered only now: a second Ctrl-C before this point still
+        // releases the place (with `fromuser`, releasing twice is harmless).
+        unregister(self.session.addr(), &self.place);
         if let Some(t) = &self.reservation {
             self.session
                 .cancel_reservation(t)

@@ -9,7 +9,8 @@ use anyhow::bail;
 use hilt_labgrid::{ResourceView, Session, State};
 
 use crate::plan::{
-    BoardFile, ConsoleCfg, HttpPowerCfg, HttpPowerModel, LabgridCfg, PowerCfg, Ser2netProtocol,
+    BoardFile, ConsoleCfg, FastbootCfg, HttpPowerCfg, HttpPowerModel, LabgridCfg, LabgridSshCfg,
+    PowerCfg, Ser2netProtocol, SshCfg,
 };
 
 /// A serial port the exporter serves through ser2net only while the place
@@ -126,18 +127,91 @@ fn resolve_with(
         )?;
         board.power = power_of(r, cfg, several, client)?;
     }
+    if let (None, Some(login)) = (&board.ssh, &cfg.ssh) {
+        let r = pick(
+            of("NetworkService"),
+            login.name.as_deref(),
+            "ssh",
+            "NetworkService",
+            "ssh: {name",
+            &cfg.place,
+        )?;
+        board.ssh = Some(ssh_of(r, login)?);
+    }
+    if board.fastboot.is_none() {
+        let nets = of("RemoteAndroidNetFastboot");
+        if nets.len() == 1 {
+            board.fastboot = Some(fastboot_of(nets[0])?);
+        }
+    }
     unused_transports(board, &cfg.place, &resources)
 }
 
-/// labgrid's transport classes that hilt has a transport for but does not
-/// yet take from a place, with the board-file key that gives it instead.
+/// A `NetworkService` as the board's `ssh:`: its address, port and user,
+/// with the key and known_hosts the board file gives.
+fn ssh_of(r: &ResourceView, login: &LabgridSshCfg) -> anyhow::Result<SshCfg> {
+    let host = r.param("address").unwrap_or_default();
+    if host.is_empty() {
+        bail!("{} publishes no address", r.path);
+    }
+    // labgrid reaches a link-local address (fe80::1%eth1) through the
+    // exporter host, which hilt does not.
+    if host.contains('%') || r.extra_flag("proxy_required") {
+        bail!(
+            "{}: address {host} is reachable only through the exporter host (labgrid proxies              it over SSH); hilt connects directly: give the NetworkService an address this              host can reach, or give the board file its own `ssh:`",
+            r.path
+        );
+    }
+    let user = r.param("username").unwrap_or_default();
+    if user.is_empty() {
+        bail!("{} publishes no username", r.path);
+    }
+    // labgrid's own default when the exporter's config leaves it out.
+    let port = match r.param("port") {
+        None => 22,
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| anyhow::anyhow!("{}: port {p:?} is not a TCP port", r.path))?,
+    };
+    Ok(SshCfg {
+        host,
+        port,
+        user,
+        key: login.key.clone(),
+        known_hosts: login.known_hosts.clone(),
+    })
+}
+
+/// An `AndroidNetFastboot` an exporter publishes, as the board's
+/// `fastboot:`: hilt's fastboot speaks TCP.
+fn fastboot_of(r: &ResourceView) -> anyhow::Result<FastbootCfg> {
+    let address = r.param("address").unwrap_or_default();
+    let port = r.param("port").unwrap_or_else(|| "5554".into());
+    match r.param("protocol").as_deref().unwrap_or("udp") {
+        "tcp" if !address.is_empty() => Ok(FastbootCfg {
+            target: format!("tcp:{address}:{port}"),
+        }),
+        "tcp" => bail!("{} publishes no address", r.path),
+        other => bail!(
+            "{}: fastboot over {other}: hilt speaks fastboot over TCP (and USB on its own host):              set `protocol: tcp` on the exporter's AndroidNetFastboot if the device serves TCP,              or give the board file its own `fastboot:`",
+            r.path
+        ),
+    }
+}
+
+/// What a place may offer that hilt does not take from it by itself, and
+/// the board-file key that gives the job a transport instead.
 const TRANSPORT_CLASSES: &[(&str, &str)] = &[
-    ("NetworkAndroidFastboot", "fastboot"),
-    ("AndroidNetFastboot", "fastboot"),
     ("NetworkService", "ssh"),
+    ("RemoteAndroidNetFastboot", "fastboot"),
+    ("RemoteAndroidUSBFastboot", "fastboot"),
+    ("NetworkAndroidFastboot", "fastboot"),
     ("NetworkUSBMassStorage", "flash"),
     ("NetworkUSBSDMuxDevice", "flash"),
     ("NetworkUSBSDWireDevice", "flash"),
+    ("NetworkUSBSDWire3Device", "flash"),
     ("NetworkUSBFlashableDevice", "flash"),
     ("NetworkDFUDevice", "flash"),
     ("NetworkIMXUSBLoader", "flash"),
@@ -162,18 +236,45 @@ fn unused_transports(
         .iter()
         .filter_map(|r| {
             let (_, key) = TRANSPORT_CLASSES.iter().find(|(c, _)| *c == r.cls)?;
-            (!has(key)).then(|| format!("{} ({}, board-file key `{key}:`)", r.cls, r.path))
+            (!has(key)).then(|| format!("{} ({}): {}", r.cls, r.path, what_to_do(r, key)))
         })
         .collect();
     if !missing.is_empty() {
         bail!(
             "place {place} offers resources hilt does not take from a labgrid place: {}; \
-             give the board file that key, reaching the board from this host, or remove the \
-             resource from the place's matches",
+             or remove the resource from the place's matches",
             missing.join("; ")
         );
     }
     Ok(())
+}
+
+/// How a board file gets the job of a resource hilt does not take.
+fn what_to_do(r: &ResourceView, key: &str) -> String {
+    match (r.cls.as_str(), key) {
+        ("NetworkService", _) => "give `labgrid: {ssh: {key: FILE, known_hosts: FILE}}` to log in \
+             to it (the resource carries no key and no host key), or the board file's own `ssh:`"
+            .into(),
+        // A USB device is the exporter host's: labgrid's client reaches it
+        // there over SSH (usbip or the tool run remotely), hilt only on the
+        // host it runs on.
+        (_, _) if r.param("busnum").is_some() || r.params.contains_key("path") => {
+            let host = r
+                .param("host")
+                .unwrap_or_else(|| "the exporter host".into());
+            format!(
+                "a USB device on {host}, which hilt reaches only on the host it runs on: \
+                 run hilt on {host} with the board file's own `{key}:`{}",
+                if key == "fastboot" {
+                    ", or have the device serve fastboot over TCP and export it as an \
+                     AndroidNetFastboot with `protocol: tcp`"
+                } else {
+                    ""
+                }
+            )
+        }
+        _ => format!("give the board file its own `{key}:`, reaching the board from this host"),
+    }
 }
 
 /// The power resources `labgrid-client power` drives; hilt drives the HTTP
@@ -324,6 +425,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.clone()))
                 .collect(),
+            extra: BTreeMap::new(),
             acquired: "b1".into(),
             avail: true,
         }
@@ -561,22 +663,8 @@ mod tests {
 
     #[test]
     fn a_transport_the_board_leaves_to_the_place_is_refused_by_class() {
-        let rs = vec![
-            res(
-                "uart0",
-                "NetworkSerialPort",
-                &[("host", Str("h".into())), ("port", Int(1))],
-            ),
-            res(
-                "NetworkPowerPort",
-                "NetworkPowerPort",
-                &[
-                    ("model", Str("simplerest".into())),
-                    ("host", Str("http://h/{index}/{value}".into())),
-                ],
-            ),
-            res("fastboot", "NetworkAndroidFastboot", &[]),
-        ];
+        let mut rs = console_and_power();
+        rs.push(res("fastboot", "NetworkAndroidFastboot", &[]));
         let e = format!(
             "{:#}",
             resolve(&mut board(), &cfg(), &state(rs.clone())).unwrap_err()
@@ -590,5 +678,152 @@ mod tests {
             target: "tcp:10.0.0.2:5554".into(),
         });
         resolve(&mut b, &cfg(), &state(rs)).unwrap();
+    }
+
+    fn console_and_power() -> Vec<ResourceView> {
+        vec![
+            res(
+                "uart0",
+                "NetworkSerialPort",
+                &[("host", Str("h".into())), ("port", Int(1))],
+            ),
+            res(
+                "NetworkPowerPort",
+                "NetworkPowerPort",
+                &[
+                    ("model", Str("simplerest".into())),
+                    ("host", Str("http://h/{index}/{value}".into())),
+                ],
+            ),
+        ]
+    }
+
+    /// Why resolving `rs` for the stock board with `c` fails.
+    fn refusal(c: &LabgridCfg, rs: Vec<ResourceView>) -> String {
+        format!("{:#}", resolve(&mut board(), c, &state(rs)).unwrap_err())
+    }
+
+    fn login() -> LabgridSshCfg {
+        LabgridSshCfg {
+            key: "/k/id".into(),
+            known_hosts: "/k/known_hosts".into(),
+            name: None,
+        }
+    }
+
+    #[test]
+    fn a_network_service_becomes_the_boards_ssh_with_the_files_key() {
+        let service = |name: &str, port: Option<i64>| {
+            let mut p = vec![
+                ("address", Str("192.0.2.7".into())),
+                ("username", Str("root".into())),
+                ("password", Str("labgrid-only".into())),
+            ];
+            if let Some(port) = port {
+                p.push(("port", Int(port)));
+            }
+            res(name, "NetworkService", &p)
+        };
+        let mut rs = console_and_power();
+        rs.push(service("NetworkService", Some(2222)));
+        // Without `labgrid.ssh`, the service is refused by name, saying
+        // what to add.
+        let e = refusal(&cfg(), rs.clone());
+        assert!(
+            e.contains("NetworkService (exp1/b1/NetworkService)")
+                && e.contains("labgrid: {ssh: {key: FILE, known_hosts: FILE}}"),
+            "{e}"
+        );
+        let mut c = cfg();
+        c.ssh = Some(login());
+        let mut b = board();
+        resolve(&mut b, &c, &state(rs.clone())).unwrap();
+        assert_eq!(
+            b.ssh,
+            Some(SshCfg {
+                host: "192.0.2.7".into(),
+                port: 2222,
+                user: "root".into(),
+                key: "/k/id".into(),
+                known_hosts: "/k/known_hosts".into(),
+            })
+        );
+        // labgrid's default port; of two services, the one named.
+        let mut two = console_and_power();
+        two.push(service("dut", None));
+        two.push(service("dut-alt", Some(2222)));
+        let e = refusal(&c, two.clone());
+        assert!(e.contains("2 NetworkServices"), "{e}");
+        c.ssh.as_mut().unwrap().name = Some("dut".into());
+        let mut b = board();
+        resolve(&mut b, &c, &state(two)).unwrap();
+        assert_eq!(b.ssh.as_ref().unwrap().port, 22);
+        // A link-local address labgrid would reach through the exporter.
+        let mut ll = console_and_power();
+        let mut r = service("NetworkService", None);
+        r.params
+            .insert("address".into(), Str("fe80::2%eth1".into()));
+        ll.push(r.clone());
+        let mut c = cfg();
+        c.ssh = Some(login());
+        let e = refusal(&c, ll);
+        assert!(e.contains("only through the exporter host"), "{e}");
+        let mut proxied = console_and_power();
+        r.params.insert("address".into(), Str("10.0.0.2".into()));
+        r.extra
+            .insert("proxy_required".into(), ParamValue::Bool(true));
+        proxied.push(r);
+        let e = refusal(&c, proxied);
+        assert!(e.contains("only through the exporter host"), "{e}");
+    }
+
+    #[test]
+    fn network_fastboot_over_tcp_is_taken_and_usb_elsewhere_is_explained() {
+        let net = |protocol: &str| {
+            res(
+                "AndroidNetFastboot",
+                "RemoteAndroidNetFastboot",
+                &[
+                    ("host", Str("exporter1".into())),
+                    ("address", Str("192.0.2.9".into())),
+                    ("port", Int(5554)),
+                    ("protocol", Str(protocol.into())),
+                ],
+            )
+        };
+        let mut rs = console_and_power();
+        rs.push(net("tcp"));
+        let mut b = board();
+        resolve(&mut b, &cfg(), &state(rs)).unwrap();
+        assert_eq!(
+            b.fastboot.map(|f| f.target).as_deref(),
+            Some("tcp:192.0.2.9:5554")
+        );
+        let mut rs = console_and_power();
+        rs.push(net("udp"));
+        let e = refusal(&cfg(), rs);
+        assert!(
+            e.contains("fastboot over udp") && e.contains("protocol: tcp"),
+            "{e}"
+        );
+        let mut rs = console_and_power();
+        rs.push(res(
+            "AndroidUSBFastboot",
+            "RemoteAndroidUSBFastboot",
+            &[
+                ("host", Str("exporter1".into())),
+                ("busnum", Int(1)),
+                ("devnum", Int(4)),
+                ("path", Str("1-1.2".into())),
+            ],
+        ));
+        let e = refusal(&cfg(), rs);
+        assert!(
+            e.contains("RemoteAndroidUSBFastboot (exp1/b1/AndroidUSBFastboot)")
+                && e.contains("a USB device on exporter1")
+                && e.contains("run hilt on exporter1")
+                && e.contains("AndroidNetFastboot with `protocol: tcp`"),
+            "{e}"
+        );
     }
 }

@@ -124,11 +124,21 @@ impl Drop for OsBench {
     }
 }
 
-/// A real hang on a board with its own OS: the kernel's report from the
-/// UART, and the agent's watcher, stacks and sysrq over SSH.
+/// Two runs on one board with its own OS reached over SSH, in phases (the
+/// board is built once).
+///
+/// Phase 1: a real hang: the kernel's report from the UART, and the
+/// agent's watcher, stacks and sysrq over SSH.
+///
+/// Phase 2: the A/B plan's shape on a board with its own OS: each variant's kernel
+/// is installed where the board's bootloader loads it, and the board is
+/// power cycled into it; the plan's image is written once with dd over SSH
+/// and read back; the agent's frames travel over SSH, never on the UART. A
+/// board file that does not say where the kernel goes gets an
+/// infrastructure error naming both kernels, never a result.
 #[test]
 #[ignore = "boots the emulated board: run by scripts/test"]
-fn os_board_detects_the_control_hang_with_the_watchers_times_over_ssh() {
+fn os_board_detects_the_control_hang_and_gets_each_variants_kernel_installed_over_ssh() {
     let bench = OsBench::new(Via::Ssh);
     let plan = bench.plan(
         &[
@@ -149,18 +159,9 @@ fn os_board_detects_the_control_hang_with_the_watchers_times_over_ssh() {
             .any(|l| l.contains("\"source\":\"agent\"") && l.contains("sysrq: Show Blocked State")),
         "the agent's sysrq dump, relayed over SSH"
     );
-}
 
-/// The A/B plan's shape on a board with its own OS: each variant's kernel
-/// is installed where the board's bootloader loads it, and the board is
-/// power cycled into it; the plan's image is written once with dd over SSH
-/// and read back; the agent's frames travel over SSH, never on the UART. A
-/// board file that does not say where the kernel goes gets an
-/// infrastructure error naming both kernels, never a result.
-#[test]
-#[ignore = "boots the emulated board: run by scripts/test"]
-fn os_board_gets_each_variants_kernel_installed_and_booted() {
-    let bench = OsBench::new(Via::Ssh);
+    // Phase 2. The control's run left the board on its own kernel, the
+    // first of KERNELS, as it was built: the A/B run starts from there.
     let board_file = bench.tmp.path().join("boards/os-test.yaml");
     let with_path = std::fs::read_to_string(&board_file).unwrap();
     std::fs::write(

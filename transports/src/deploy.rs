@@ -3,7 +3,7 @@
 //!
 //! - [`fastboot_boot`]: `fastboot boot boot.img`, runs once without flashing;
 //! - [`fastboot_flash`]: `fastboot flash boot boot.img`;
-//! - [`ssh_boot_files`]: kernel, initrd and dtb copied into /boot over SFTP,
+//! - [`ssh_boot_files`]: kernel, initrd and dtb copied into /boot over SSH,
 //!   each read back and checked, then renamed into place so the board never
 //!   sees a half-written kernel under its final name.
 
@@ -73,7 +73,7 @@ pub struct BootFiles<'a> {
     pub dtb: Option<(&'a str, &'a [u8])>,
 }
 
-/// Writes one file on the board (over SFTP or adb) under a temporary name,
+/// Writes one file on the board (over SSH or adb) under a temporary name,
 /// reads it back, and renames it into place: a power cut leaves the old
 /// file or the new one, never half of one under the name a bootloader loads.
 pub async fn install<S: BoardShell + ?Sized>(
@@ -102,7 +102,7 @@ pub async fn install<S: BoardShell + ?Sized>(
     })
 }
 
-/// Copies `files` into `boot_dir` (normally `/boot`) over SFTP.
+/// Copies `files` into `boot_dir` (normally `/boot`) over SSH.
 pub async fn ssh_boot_files(
     sess: &SshSession,
     boot_dir: &str,

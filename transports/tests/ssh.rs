@@ -57,7 +57,7 @@ fn sshd() -> Sshd {
         "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_ed25519\nPidFile {d}/sshd.pid\n\
          AuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nPasswordAuthentication no\n\
          KbdInteractiveAuthentication no\nUsePAM no\nPermitRootLogin prohibit-password\n\
-         Subsystem sftp internal-sftp\nLogLevel ERROR\n",
+         LogLevel ERROR\n",
         d = d.display()
     );
     std::fs::write(d.join("sshd_config"), cfg).unwrap();
@@ -353,9 +353,24 @@ async fn push_writes_and_reads_back_the_same_bytes() {
         .await
         .unwrap_err();
     assert!(
-        err.to_string().contains("creating /nonexistent-dir/x"),
+        err.to_string()
+            .contains("writing /nonexistent-dir/x failed"),
         "{err}"
     );
+    // More than the channel's window: the shell gives up before reading
+    // it, and what it said still comes back instead of a broken write.
+    let err = s
+        .push_bytes(vec![7; 8 << 20], "/nonexistent-dir/y", 0o644)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("writing /nonexistent-dir/y failed")
+            && err.to_string().contains("nonexistent"),
+        "{err}"
+    );
+    // The session is still good for the next command.
+    assert_eq!(run(&s, "echo after").await.0, 0);
 }
 
 #[tokio::test]

@@ -78,21 +78,31 @@ pub fn build_initramfs(
             w.file_from_path("bin/busybox", 0o755, &busybox.path)?;
             w.file_from_path("sbin/hilt-agent", 0o755, agent)?;
             w.file("init", 0o755, INIT.as_bytes())?;
-            let mut order = String::new();
-            for m in &kernel.modules {
-                let file = m
-                    .path
-                    .file_name()
-                    .context("module without a file name")?
-                    .to_string_lossy()
-                    .into_owned();
-                w.file_from_path(&format!("lib/modules/{file}"), 0o644, &m.path)?;
-                order.push_str(&file);
-                order.push('\n');
-            }
-            w.file("etc/hilt/modules", 0o644, order.as_bytes())?;
+            write_modules(&mut w, &kernel.modules)?;
             w.finish()?;
             Ok(())
         },
     )
+}
+
+/// The modules under lib/modules/, and their load order, one file name a
+/// line, in etc/hilt/modules, which /init reads.
+pub(super) fn write_modules<W: std::io::Write>(
+    w: &mut CpioWriter<W>,
+    modules: &[hilt_kernels::Module],
+) -> anyhow::Result<()> {
+    let mut order = String::new();
+    for m in modules {
+        let file = m
+            .path
+            .file_name()
+            .context("module without a file name")?
+            .to_string_lossy()
+            .into_owned();
+        w.file_from_path(&format!("lib/modules/{file}"), 0o644, &m.path)?;
+        order.push_str(&file);
+        order.push('\n');
+    }
+    w.file("etc/hilt/modules", 0o644, order.as_bytes())?;
+    Ok(())
 }

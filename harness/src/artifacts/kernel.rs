@@ -51,16 +51,11 @@ pub fn prepare_kernel(
 }
 
 fn boot_kernel(kernel: Kernel) -> anyhow::Result<BootKernel> {
-    let plan = kernel.plan(BOARD_MODULES).with_context(|| {
+    let release = kernel.release.clone();
+    BootKernel::resolved(kernel, BOARD_MODULES, Vec::new()).with_context(|| {
         format!(
-            "kernel {}: resolving the board's modules (with a source build, set them =y in the config)",
-            kernel.release
+            "kernel {release}: resolving the board's modules (with a source build, set them =y in the config)"
         )
-    })?;
-    Ok(BootKernel {
-        kernel,
-        modules: plan.modules,
-        builtin: plan.builtin,
     })
 }
 

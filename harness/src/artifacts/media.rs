@@ -3,13 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
-use hilt_images::{avb, dataset, disk, erofs, verity};
-use hilt_protocol::{BlockDevice, StorageSpec, SwapSpec, VeritySource, VeritySpec};
+use hilt_images::{avb, datafs, dataset, disk, erofs, verity};
+use hilt_protocol::{BlockDevice, DataSpec, StorageSpec, SwapSpec, VeritySource, VeritySpec};
 use serde::{Deserialize, Serialize};
 
 use super::disk::{Attach, Disk};
 use super::Cache;
-use crate::plan::{BoardFile, Compressor, ErofsOn, Plan, SwapCfg, Verity};
+use crate::plan::{BoardFile, Compressor, DataCfg, ErofsOn, Plan, SwapCfg, Verity};
 use anyhow::Context;
 
 /// The serial of the disk that positive controls put their swap on.
@@ -218,6 +218,16 @@ fn footed_image(
     })
 }
 
+/// An empty filesystem of the plan's kind; the agent writes its files on
+/// the board, so one image serves every plan of that size.
+fn data_fs(cache: &Cache, d: &DataCfg) -> anyhow::Result<PathBuf> {
+    let name = d.fs.name();
+    cache.entry("disks", &format!("{name}-{}M", d.size_mb), ".img", |out| {
+        datafs::format(out, name, d.size_mb << 20)?;
+        Ok(())
+    })
+}
+
 fn zero_disk(cache: &Cache, size_mb: u64) -> anyhow::Result<PathBuf> {
     cache.entry("disks", &format!("zero-{size_mb}M"), ".img", |out| {
         let f = std::fs::File::create(out)?;
@@ -260,6 +270,7 @@ pub fn build_media(cache: &Cache, plan: &Plan, say: &dyn Fn(&str)) -> anyhow::Re
         .as_ref()
         .map_or_else(|| img.erofs.clone(), |f| f.image.clone());
     let mut disks = Vec::new();
+    let mut data = None;
     let virtio = |id: &str, path: PathBuf, read_only: bool, snapshot: bool| Disk {
         id: id.into(),
         path,
@@ -315,6 +326,21 @@ pub fn build_media(cache: &Cache, plan: &Plan, say: &dyn Fn(&str)) -> anyhow::Re
                 });
                 hash = Some(BlockDevice::Mmc {
                     partition: Some(parts.len() as u32),
+                });
+            }
+            if let Some(d) = &plan.storage.data {
+                parts.push(disk::PartitionSpec {
+                    source: Some(data_fs(cache, d)?),
+                    size_bytes: 0,
+                    type_id: disk::TYPE_LINUX,
+                });
+                data = Some(DataSpec {
+                    device: BlockDevice::Mmc {
+                        partition: Some(parts.len() as u32),
+                    },
+                    fs: d.fs,
+                    files: d.files,
+                    file_bytes: d.file_mb << 20,
                 });
             }
             if let SwapCfg::Disk { size_mb } = &plan.swap {
@@ -388,6 +414,7 @@ pub fn build_media(cache: &Cache, plan: &Plan, say: &dyn Fn(&str)) -> anyhow::Re
             mount_options: plan.storage.mount_options.clone(),
             io_scheduler: plan.storage.io_scheduler.clone(),
             sync_decompress: plan.storage.sync_decompress,
+            data,
         },
         swap,
         provenance,

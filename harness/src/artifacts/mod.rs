@@ -7,6 +7,8 @@ pub mod disk;
 pub mod initramfs;
 pub mod kernel;
 pub mod media;
+pub mod modules_archive;
+pub mod root_initrd;
 
 pub use cache::Cache;
 pub use initramfs::build_initramfs;
@@ -18,7 +20,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use hilt_kernels::{normalize_module_name, Busybox, Kernel, Module, PackageRef};
 
-use crate::plan::BoardFile;
+use crate::plan::{BoardFile, Plan};
 
 /// Modules the board needs, by name; the kernel's own dependencies are
 /// added and built-ins skipped when the load order is resolved.
@@ -41,21 +43,57 @@ pub struct BootKernel {
     pub kernel: Kernel,
     pub modules: Vec<Module>,
     pub builtin: Vec<String>,
+    /// What the plan adds to every board's list (its data filesystem).
+    plan_modules: Vec<String>,
 }
 
 impl BootKernel {
-    /// The kernel as `board` boots it: the modules every board gets, then
-    /// those its file names under `initramfs.modules`, each resolved with
-    /// its dependencies from this kernel. A name the kernel has built in
-    /// adds nothing (it joins `builtin`).
+    pub(super) fn resolved(
+        kernel: Kernel,
+        wanted: &[&str],
+        plan_modules: Vec<String>,
+    ) -> Result<Self, hilt_kernels::Error> {
+        let plan = kernel.plan(wanted)?;
+        Ok(BootKernel {
+            kernel,
+            modules: plan.modules,
+            builtin: plan.builtin,
+            plan_modules,
+        })
+    }
+
+    /// The kernel with the modules `plan` needs on any board: the driver of
+    /// its data filesystem (nothing when built in).
+    pub fn for_plan(&self, plan: &Plan) -> anyhow::Result<BootKernel> {
+        let Some(d) = &plan.storage.data else {
+            return Ok(self.clone());
+        };
+        let name = d.fs.name();
+        let mut wanted: Vec<&str> = BOARD_MODULES.to_vec();
+        wanted.push(name);
+        let k = &self.kernel;
+        Self::resolved(k.clone(), &wanted, vec![name.to_string()]).with_context(|| {
+            format!(
+                "storage.data: kernel {} ({} {}) has no {name}, neither built in nor as a module: \
+                 pick a kernel that has it, or build one with kernels/configs/{name}.config",
+                k.release, k.package, k.package_version
+            )
+        })
+    }
+
+    /// The kernel as `board` boots it: the modules every board gets, the
+    /// plan's, then those its file names under `initramfs.modules`, each
+    /// resolved with its dependencies from this kernel. A name the kernel
+    /// has built in adds nothing (it joins `builtin`).
     pub fn for_board(&self, board: &BoardFile) -> anyhow::Result<BootKernel> {
         let Some(extra) = board.initramfs.as_ref().map(|i| &i.modules) else {
             return Ok(self.clone());
         };
         let mut wanted: Vec<&str> = BOARD_MODULES.to_vec();
+        wanted.extend(self.plan_modules.iter().map(String::as_str));
         wanted.extend(extra.iter().map(String::as_str));
         let k = &self.kernel;
-        let plan = k.plan(&wanted).map_err(|e| match e {
+        Self::resolved(k.clone(), &wanted, self.plan_modules.clone()).map_err(|e| match e {
             hilt_kernels::Error::ModuleNotFound { ref name, .. }
                 if extra.iter().any(|m| normalize_module_name(m) == *name) =>
             {
@@ -72,11 +110,6 @@ impl BootKernel {
                 "board {}: resolving its initramfs modules in kernel {}",
                 board.name, k.release
             )),
-        })?;
-        Ok(BootKernel {
-            kernel: k.clone(),
-            modules: plan.modules,
-            builtin: plan.builtin,
         })
     }
 }
@@ -87,14 +120,8 @@ pub fn fetch_kernel(cache: &Cache, package: &str) -> anyhow::Result<BootKernel> 
         hilt_kernels::fetch(&pkg, cache.root()).with_context(|| format!("fetching {package}"))?;
     let root = hilt_kernels::extract(&deb, cache.root())?;
     let kernel = Kernel::from_extracted(&root, &deb.name, &deb.version)?;
-    let plan = kernel
-        .plan(BOARD_MODULES)
-        .context("resolving the board's kernel modules")?;
-    Ok(BootKernel {
-        kernel,
-        modules: plan.modules,
-        builtin: plan.builtin,
-    })
+    BootKernel::resolved(kernel, BOARD_MODULES, Vec::new())
+        .context("resolving the board's kernel modules")
 }
 
 pub fn fetch_busybox(cache: &Cache) -> anyhow::Result<Busybox> {

@@ -1,7 +1,7 @@
 //! The emulated board as a board that boots its own Linux, reached over
 //! SSH or adb: a stock Debian arm64 kernel and a small OS of its own
-//! (busybox, Debian's dropbear sshd and sftp-server, the kernel's modules)
-//! with no trace of hilt in it but hilt-adbd, the adbd that stands in for
+//! (busybox, Debian's dropbear sshd without any sftp-server, the kernel's
+//! modules) with no trace of hilt in it but hilt-adbd, the adbd that stands in for
 //! an Android device's (no adbd can be had here). `scripts/os-board` is
 //! its power switch and its firmware: it boots whatever is in `STATE/boot/`.
 //!
@@ -30,7 +30,8 @@ const MODULES: &[&str] = &[
     "9p",
 ];
 
-/// dropbear, its libraries, and the loader; sftp-server for hilt's pushes.
+/// dropbear, its libraries, and the loader. No sftp-server: hilt pushes
+/// through `cat`, as it must to boards whose dropbear has none.
 const USERLAND: &[&str] = &[
     "dropbear-bin",
     "libc6",
@@ -39,7 +40,6 @@ const USERLAND: &[&str] = &[
     "libtommath1",
     "libgmp10",
     "zlib1g",
-    "openssh-sftp-server",
 ];
 
 const LIBS: &[&str] = &[
@@ -260,11 +260,6 @@ pub fn build(
         adbd.display()
     );
     w.file_from_path("usr/bin/hilt-adbd", 0o755, &adbd).unwrap();
-    let sftp = find("usr/lib/openssh/sftp-server");
-    w.file_from_path("usr/lib/sftp-server", 0o755, &sftp)
-        .unwrap();
-    w.symlink("usr/libexec/sftp-server", "/usr/lib/sftp-server")
-        .unwrap();
     for lib in LIBS.iter().chain(["ld-linux-aarch64.so.1"].iter()) {
         w.file_from_path(
             &format!("lib/aarch64-linux-gnu/{lib}"),
@@ -294,4 +289,190 @@ pub fn build(
     }
     w.finish().unwrap();
     kernels.iter().map(|k| k.release.clone()).collect()
+}
+
+/// What the board's own initrd loads to reach its root, as a distribution's
+/// initramfs would for the board's root device (here a virtio-9p share).
+#[allow(dead_code)] // only the install tests boot from a root of their own
+pub const ROOT_MODULES: &[&str] = &["virtio_mmio", "9pnet_virtio", "9p"];
+
+/// The board's kernel command line: its root on the 9p share `root`.
+#[allow(dead_code)]
+pub const ROOT_APPEND: &str = "console=ttyAMA0 loglevel=4 panic=5 root=root rootfstype=9p rootflags=trans=virtio,version=9p2000.L,cache=mmap,msize=262144 rw";
+
+/// libubootenv's fw_setenv for this board's U-Boot environment, which
+/// scripts/os-board keeps as NAME=VALUE lines in /boot/uboot.env: the
+/// same command line (NAME alone deletes it).
+const FW_SETENV: &str = r#"#!/bin/sh
+set -e
+env=/boot/uboot.env
+name=$1
+shift
+touch "$env"
+{ grep -v "^$name=" "$env" || true; [ $# -eq 0 ] || echo "$name=$*"; } > "$env.new"
+mv "$env.new" "$env"
+sync
+"#;
+
+/// The board's own initrd's /init, as small as a distribution's is in
+/// effect: the root's modules, mount `root=`, switch_root.
+const BOOT_INIT: &str = r#"#!/bin/busybox sh
+/bin/busybox mkdir -p /proc /sys /dev /root
+/bin/busybox mount -t proc proc /proc
+/bin/busybox mount -t devtmpfs devtmpfs /dev
+while read -r m; do /bin/busybox insmod "/lib/modules/$m"; done < /etc/modules-initrd
+for a in $(/bin/busybox cat /proc/cmdline); do
+  case "$a" in root=*) root=${a#root=} ;; rootfstype=*) fstype=${a#rootfstype=} ;; rootflags=*) flags=${a#rootflags=} ;; esac
+done
+/bin/busybox mount -t "$fstype" -o "$flags" "$root" /root || { echo "os-board initrd: cannot mount root $root"; exit 1; }
+/bin/busybox umount /proc
+/bin/busybox umount /dev
+exec /bin/busybox switch_root /root /sbin/init
+"#;
+
+/// The OS on its root: what the initrd-only OS's /init does, with the
+/// running kernel's modules loaded by modprobe from /lib/modules on the
+/// root (only the kernels installed there have them) and /etc/modules
+/// loaded as Debian loads it at boot.
+#[allow(dead_code)]
+pub const ROOT_INIT: &str = r#"#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
+mount -t tmpfs tmpfs /tmp
+mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+echo "os-board: root on 9p, kernel $(uname -r)"
+# crc32c_generic first: busybox's modprobe does not follow libcrc32c's
+# softdep on it, as kmod's would, and erofs needs libcrc32c.
+for m in virtio_blk virtio_net dm-mod dm-verity crc32c_generic erofs zram; do
+  modprobe "$m" || echo "os-board: modprobe $m failed"
+done
+for m in $(cat /etc/modules); do
+  if modprobe "$m" && grep -q "^$m " /proc/modules; then echo "os-board: modprobe $m: loaded"; else echo "os-board: modprobe $m failed"; fi
+done
+mount -t 9p -o trans=virtio,version=9p2000.L boot /boot || echo "os-board: no /boot"
+ip link set lo up
+ip link set eth0 up
+ip addr add 10.0.2.15/24 dev eth0
+ip route add default via 10.0.2.2
+echo "os-board: sshd on port 22"
+/usr/sbin/dropbear -F -E -s -r /etc/dropbear/dropbear_ed25519_host_key &
+while true; do sleep 3600; done
+"#;
+
+/// The board as a Debian board is laid out: its root (STATE/root, a
+/// virtio-9p share) holds the OS and /lib/modules/<release> of the kernel
+/// it boots (the first of `kernel_packages`, every module, depmod run);
+/// its /boot (STATE/boot) holds that kernel, its own initrd (only what
+/// mounting the root needs) and extlinux/extlinux.conf naming them, which
+/// scripts/os-board reads as U-Boot's distro boot does. Returns the
+/// kernels' releases.
+#[allow(dead_code)]
+pub fn build_rooted(
+    cache: &Path,
+    kernel_packages: &[&str],
+    state: &Path,
+    ssh_port: u16,
+) -> Vec<String> {
+    let os = Os {
+        init: ROOT_INIT,
+        files: &[("etc/modules", 0o644, b"dummy\n")],
+    };
+    // The initrd-only OS, unpacked as the root; its init becomes /sbin/init
+    // and its modules give way to the kernel's whole tree.
+    build(cache, &kernel_packages[..1], state, ssh_port, &os);
+    let root = state.join("root");
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    let initrd = std::fs::File::open(state.join("boot/initrd")).unwrap();
+    let st = Command::new("cpio")
+        .args(["-idm", "--quiet", "--no-absolute-filenames"])
+        .current_dir(&root)
+        .stdin(initrd)
+        .status()
+        .unwrap();
+    assert!(st.success(), "cpio -idm");
+    std::fs::create_dir_all(root.join("sbin")).unwrap();
+    std::fs::rename(root.join("init"), root.join("sbin/init")).unwrap();
+    let fw_setenv = root.join("usr/bin/fw_setenv");
+    std::fs::write(&fw_setenv, FW_SETENV).unwrap();
+    Command::new("chmod")
+        .arg("755")
+        .arg(&fw_setenv)
+        .status()
+        .unwrap();
+    std::fs::remove_dir_all(root.join("lib/modules")).unwrap();
+    std::fs::create_dir_all(root.join("lib/modules")).unwrap();
+    let deb = fetch(&PackageRef::parse(kernel_packages[0]).unwrap(), cache).unwrap();
+    let extracted = extract(&deb, cache).unwrap();
+    let kernel = Kernel::from_extracted(&extracted, &deb.name, &deb.version).unwrap();
+    let r = &kernel.release;
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(&kernel.modules_dir)
+        .arg(root.join("lib/modules"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let st = Command::new("depmod")
+        .arg("-b")
+        .arg(&root)
+        .arg(r)
+        .status()
+        .expect("depmod (kmod) on this host");
+    assert!(st.success(), "depmod -b {} {r}", root.display());
+
+    let boot = state.join("boot");
+    std::fs::rename(boot.join("Image"), boot.join(format!("vmlinuz-{r}"))).unwrap();
+    std::fs::remove_file(boot.join("initrd")).unwrap();
+    let busybox = hilt_kernels::busybox_from_extracted(
+        &extract(
+            &fetch(&PackageRef::parse("busybox-static:arm64").unwrap(), cache).unwrap(),
+            cache,
+        )
+        .unwrap(),
+        "",
+    )
+    .unwrap();
+    let out = std::fs::File::create(boot.join(format!("initrd.img-{r}"))).unwrap();
+    let mut w = CpioWriter::new(std::io::BufWriter::new(out));
+    for d in ["bin", "dev", "etc", "lib", "lib/modules", "proc", "root"] {
+        w.dir(d, 0o755).unwrap();
+    }
+    w.char_dev("dev/console", 0o600, 5, 1).unwrap();
+    w.file_from_path("bin/busybox", 0o755, &busybox.path)
+        .unwrap();
+    w.file("init", 0o755, BOOT_INIT.as_bytes()).unwrap();
+    let mut order = String::new();
+    for m in kernel.plan(ROOT_MODULES).unwrap().modules {
+        let file = m.path.file_name().unwrap().to_string_lossy().into_owned();
+        w.file_from_path(&format!("lib/modules/{file}"), 0o644, &m.path)
+            .unwrap();
+        order += &file;
+        order.push('\n');
+    }
+    w.file("etc/modules-initrd", 0o644, order.as_bytes())
+        .unwrap();
+    w.finish().unwrap();
+
+    std::fs::create_dir_all(boot.join("extlinux")).unwrap();
+    std::fs::write(
+        boot.join("extlinux/extlinux.conf"),
+        format!(
+            "## written as Debian's u-boot-menu writes it\ndefault l0\nmenu title U-Boot menu\ntimeout 1\n\nlabel l0\n\tmenu label Debian GNU/Linux, kernel {r}\n\tlinux /vmlinuz-{r}\n\tinitrd /initrd.img-{r}\n\tappend {ROOT_APPEND}\n"
+        ),
+    )
+    .unwrap();
+    kernel_packages
+        .iter()
+        .map(|spec| {
+            let deb = fetch(&PackageRef::parse(spec).unwrap(), cache).unwrap();
+            Kernel::from_extracted(&extract(&deb, cache).unwrap(), &deb.name, &deb.version)
+                .unwrap()
+                .release
+        })
+        .collect()
 }

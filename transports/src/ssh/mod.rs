@@ -233,6 +233,7 @@ pub async fn collect_chunks(mut rx: mpsc::Receiver<ExecChunk>) -> (Vec<u8>, Vec<
 pub struct SshSession {
     session: Arc<Mutex<Session>>,
     target: String,
+    timeout: Duration,
 }
 
 impl fmt::Debug for SshSession {
@@ -455,12 +456,14 @@ impl SshSession {
     pub async fn connect(cfg: &SshConfig) -> Result<Self, SshError> {
         let cfg = cfg.clone();
         let target = format!("{}@{}", cfg.user, cfg.host_entry());
+        let timeout = cfg.timeout;
         let sess = tokio::task::spawn_blocking(move || connect_blocking(&cfg))
             .await
             .map_err(|e| SshError::Other(format!("SSH connect task: {e}")))??;
         Ok(Self {
             session: Arc::new(Mutex::new(sess)),
             target,
+            timeout,
         })
     }
 
@@ -480,6 +483,7 @@ impl SshSession {
     /// Runs a shell command line on the board; output goes to `out` as it
     /// comes; returns the exit status. The line is run by the remote user's
     /// shell: build it with [`shell_quote`], or use [`Self::exec_argv`].
+    /// The command's stdin is closed at once, as `ssh host cmd </dev/null`.
     pub async fn exec(
         &self,
         command: &str,
@@ -489,18 +493,10 @@ impl SshSession {
         let command = command.to_string();
         let target = self.target.clone();
         self.blocking(move |sess| {
-            sess.set_blocking(true);
-            let mut ch = sess
-                .channel_session()
-                .map_err(ctx(format!("{target}: opening a channel")))?;
-            ch.exec(&command).map_err(ctx(format!("{target}: exec")))?;
-            // Non-blocking from here so that stdout and stderr are both read
-            // as they come: a blocking read of one could wait forever while
-            // the other fills the window.
-            sess.set_blocking(false);
-            let res = stream_output(sess, &mut ch, timeout, &out, &target);
-            sess.set_blocking(true);
-            res
+            run_channel(sess, &command, &[], timeout, &target, &mut |chunk| {
+                // A receiver that went away only stops the forwarding.
+                let _ = out.blocking_send(chunk);
+            })
         })
         .await
     }
@@ -533,9 +529,22 @@ impl SshSession {
         Ok((status, o, e))
     }
 
-    /// Writes `data` to `remote` over SFTP with `mode`, reads it back, and
-    /// returns the sha256 (hex) of what is on the board, after checking it
-    /// is the sha256 of `data`.
+    /// Writes `data` to `remote` with `mode`, reads it back, and returns
+    /// the sha256 (hex) of what is on the board, after checking it is the
+    /// sha256 of `data`.
+    ///
+    /// The bytes go to `cat` on the board's stdin, not over SFTP: libssh2
+    /// lets go of an SFTP channel after reading any one packet, so the
+    /// sftp-server may still be exiting when the next command's channel
+    /// opens. dropbear before 2024.86 (Debian 12 ships 2022.83) closes a
+    /// channel that opens in the same turn of its loop as a child's
+    /// SIGCHLD, then aborts the whole connection when that channel's
+    /// command writes ("Failed assertion (common-channel.c:705):
+    /// `!channel->sent_close'", dropbear issue #321, fixed by its PR
+    /// #326). Every channel here ends with the server's close, which
+    /// dropbear sends only after it reaped the channel's process, so no
+    /// exit is left to race the next channel. No sftp-server is needed
+    /// on the board either.
     pub async fn push_bytes(
         &self,
         data: Vec<u8>,
@@ -544,39 +553,55 @@ impl SshSession {
     ) -> Result<String, SshError> {
         let remote = remote.to_string();
         let target = self.target.clone();
+        let timeout = self.transfer_timeout(data.len());
         self.blocking(move |sess| {
-            sess.set_blocking(true);
             let want = hex::encode(Sha256::digest(&data));
-            let sftp = sess.sftp().map_err(ctx(format!("{target}: starting SFTP (is the sftp subsystem enabled in sshd?)")))?;
-            let path = Path::new(&remote);
-            {
-                let mut f = sftp
-                    .open_mode(
-                        path,
-                        ssh2::OpenFlags::WRITE | ssh2::OpenFlags::CREATE | ssh2::OpenFlags::TRUNCATE,
-                        mode,
-                        ssh2::OpenType::File,
-                    )
-                    .map_err(ctx(format!("{target}: creating {remote}")))?;
-                write_sftp(&mut f, &data).map_err(|e| SshError::Other(format!("{target}: writing {remote}: {e}")))?;
-                f.fsync().or_else(|e| if e.code() == ssh2::ErrorCode::SFTP(8) { Ok(()) } else { Err(e) }).map_err(ctx(format!("{target}: fsync {remote}")))?;
+            let quoted = shell_quote(&remote);
+            let write = format!("cat > {quoted} && chmod {mode:o} {quoted}");
+            let mut err = Vec::new();
+            let status = run_channel(sess, &write, &data, timeout, &target, &mut |c| {
+                if let ExecChunk::Stderr(b) = c {
+                    err.extend(b)
+                }
+            })?;
+            if status != 0 {
+                return Err(SshError::Other(format!(
+                    "{target}: writing {remote} failed ({status}): {}",
+                    String::from_utf8_lossy(&err).trim()
+                )));
             }
-            let mut back = Vec::with_capacity(data.len());
-            sftp.open(path)
-                .map_err(ctx(format!("{target}: reopening {remote}")))?
-                .read_to_end(&mut back)
-                .map_err(|e| SshError::Other(format!("{target}: reading back {remote}: {e}")))?;
-            let got = hex::encode(Sha256::digest(&back));
+            let (mut hash, mut len) = (Sha256::new(), 0usize);
+            err.clear();
+            let status = run_channel(sess, &format!("cat {quoted}"), &[], timeout, &target, &mut |c| match c {
+                ExecChunk::Stdout(b) => {
+                    len += b.len();
+                    hash.update(&b);
+                }
+                ExecChunk::Stderr(b) => err.extend(b),
+            })?;
+            if status != 0 {
+                return Err(SshError::Other(format!(
+                    "{target}: reading back {remote} failed ({status}): {}",
+                    String::from_utf8_lossy(&err).trim()
+                )));
+            }
+            let got = hex::encode(hash.finalize());
             if got != want {
                 return Err(SshError::Other(format!(
-                    "{target}: {remote} reads back with sha256 {got} ({} bytes), not the pushed {want} ({} bytes)",
-                    back.len(),
+                    "{target}: {remote} reads back with sha256 {got} ({len} bytes), not the pushed {want} ({} bytes)",
                     data.len()
                 )));
             }
             Ok(got)
         })
         .await
+    }
+
+    /// How long one way of a push may take: the session's timeout, plus
+    /// the bytes at 512 KiB/s (a slow board's SD card, or an emulated
+    /// board decrypting in software).
+    fn transfer_timeout(&self, bytes: usize) -> Duration {
+        self.timeout + Duration::from_secs((bytes >> 19) as u64 + 1)
     }
 
     /// [`Self::push_bytes`] of a local file.
@@ -588,43 +613,70 @@ impl SshSession {
     }
 }
 
-/// libssh2's SFTP write can return 0 when a slow server has not yet
-/// acknowledged what was queued (seen with dropbear's sftp-server on an
-/// emulated board): 0 then means "again", not "never", so it is retried
-/// while the session's own timeout bounds each try.
-fn write_sftp(f: &mut ssh2::File, mut data: &[u8]) -> io::Result<()> {
-    let mut stalled = 0;
-    while !data.is_empty() {
-        let n = f.write(&data[..data.len().min(256 * 1024)])?;
-        if n == 0 {
-            stalled += 1;
-            if stalled > 1000 {
-                return Err(io::Error::new(
-                    io::ErrorKind::WriteZero,
-                    "the SFTP server accepted nothing in 1000 tries",
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(10));
-            continue;
-        }
-        stalled = 0;
-        data = &data[n..];
-    }
-    Ok(())
+/// Runs `command` on a channel of its own: `stdin` is written as the
+/// server's window allows (then EOF), stdout and stderr go to `sink` as
+/// they come, and the channel is done only when the server closed it.
+/// Non-blocking throughout, so that a full stdout window never stalls the
+/// stdin writes nor the other way round.
+fn run_channel(
+    sess: &mut Session,
+    command: &str,
+    stdin: &[u8],
+    timeout: Duration,
+    target: &str,
+    sink: &mut dyn FnMut(ExecChunk),
+) -> Result<i32, SshError> {
+    sess.set_blocking(true);
+    let mut ch = sess
+        .channel_session()
+        .map_err(ctx(format!("{target}: opening a channel")))?;
+    ch.exec(command).map_err(ctx(format!("{target}: exec")))?;
+    sess.set_blocking(false);
+    let res = drive_channel(sess, &mut ch, stdin, timeout, target, sink);
+    sess.set_blocking(true);
+    res
 }
 
-fn stream_output(
+fn drive_channel(
     sess: &Session,
     ch: &mut ssh2::Channel,
+    mut stdin: &[u8],
     timeout: Duration,
-    out: &mpsc::Sender<ExecChunk>,
     target: &str,
+    sink: &mut dyn FnMut(ExecChunk),
 ) -> Result<i32, SshError> {
     let deadline = Instant::now() + timeout;
     let mut buf = vec![0u8; 32 * 1024];
-    let (mut out_eof, mut err_eof) = (false, false);
+    let (mut out_eof, mut err_eof, mut eof_sent) = (false, false, false);
+    // A command that exits before reading all of its stdin (`cat` that
+    // cannot create its file) closes the channel under the writes: its
+    // exit status and stderr say why, so they are still read.
+    let mut stdin_lost = None;
     loop {
         let mut progressed = false;
+        if !stdin.is_empty() {
+            match ch.write(&stdin[..stdin.len().min(256 * 1024)]) {
+                Ok(n) => {
+                    stdin = &stdin[n..];
+                    progressed |= n > 0;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => {
+                    stdin_lost = Some(format!("{} bytes of its stdin unsent: {e}", stdin.len()));
+                    stdin = &[];
+                    eof_sent = true;
+                }
+            }
+        } else if !eof_sent {
+            match ch.send_eof() {
+                Ok(()) => {
+                    eof_sent = true;
+                    progressed = true;
+                }
+                Err(e) if would_block(&e) => {}
+                Err(e) => return Err(ctx(format!("{target}: closing the command's stdin"))(e)),
+            }
+        }
         for is_err in [false, true] {
             if (is_err && err_eof) || (!is_err && out_eof) {
                 continue;
@@ -645,13 +697,11 @@ fn stream_output(
                 Ok(n) => {
                     progressed = true;
                     let chunk = buf[..n].to_vec();
-                    let chunk = if is_err {
+                    sink(if is_err {
                         ExecChunk::Stderr(chunk)
                     } else {
                         ExecChunk::Stdout(chunk)
-                    };
-                    // A receiver that went away only stops the forwarding.
-                    let _ = out.blocking_send(chunk);
+                    });
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => {
@@ -665,6 +715,8 @@ fn stream_output(
             break;
         }
         if Instant::now() >= deadline {
+            // Not waited for: the command is still running, and the
+            // server keeps its channel until it exits.
             let _ = ch.close();
             return Err(SshError::Io(io::Error::new(
                 io::ErrorKind::TimedOut,
@@ -678,6 +730,9 @@ fn stream_output(
             wait_socket(sess, deadline.saturating_duration_since(Instant::now()));
         }
     }
+    // The server's close, not only its EOF: dropbear sends it once it has
+    // reaped the command, and a channel opened before that may be lost
+    // (see push_bytes).
     loop {
         match ch.wait_close() {
             Ok(()) => break,
@@ -695,7 +750,12 @@ fn stream_output(
             "{target}: command killed by SIG{sig}"
         )));
     }
-    Ok(status)
+    match stdin_lost {
+        Some(lost) if status == 0 => Err(SshError::Other(format!(
+            "{target}: the command exited 0 with {lost}"
+        ))),
+        _ => Ok(status),
+    }
 }
 
 #[cfg(test)]

@@ -21,7 +21,8 @@ use hilt_transports::flash::{DdFlasher, Flasher};
 use crate::board::preflight;
 use crate::board::storage::FlashJob;
 use crate::board::{
-    remote, resources, AgentLink, Board, Boot, BootRequest, Power, RunBoard, Session, Strategy,
+    install, remote, resources, AgentLink, Board, Boot, BootRequest, Power, RunBoard, Session,
+    Strategy, VariantDidNotBoot,
 };
 use crate::plan::{AgentChannelCfg, BoardFile, FlashCfg, Plan};
 
@@ -31,12 +32,12 @@ impl Strategy for OwnOs {
     fn preflight(&self, b: &BoardFile, plan: &Plan) -> anyhow::Result<()> {
         match b.agent {
             AgentChannelCfg::Ssh => {
-                b.ssh.as_ref().with_context(|| {
-                    format!(
+                if !b.has_ssh() {
+                    bail!(
                         "board {}: `agent: ssh` needs an `ssh:` section (host, user, key, known_hosts)",
                         b.name
-                    )
-                })?;
+                    );
+                }
                 if !matches!(b.flash, Some(FlashCfg::SshDd { .. })) {
                     bail!(
                         "board {}: with the agent over SSH, hilt run writes the plan's image with dd over SSH (flash: {{ssh_dd: {{partition: <name>}}}})",
@@ -89,6 +90,8 @@ impl Board for OwnOsBoard {
             variant: req.kernel.variant.clone(),
             kernel_image: req.kernel.image.clone(),
             kernel_release: req.kernel.release.clone(),
+            modules_archive: req.kernel.modules_archive.clone(),
+            root_initrd: req.kernel.root_initrd.clone(),
             deploy_record: self.run.run_dir.join("deploy.jsonl"),
         })
     }
@@ -108,6 +111,9 @@ struct OwnOsBoot {
     variant: String,
     kernel_image: PathBuf,
     kernel_release: String,
+    /// Its modules, which `install:` copies to the board.
+    modules_archive: Option<PathBuf>,
+    root_initrd: Option<PathBuf>,
     /// Where installs are recorded (the run directory's deploy.jsonl).
     deploy_record: PathBuf,
 }
@@ -118,6 +124,14 @@ enum BootOutcome {
     Ready(tokio::io::DuplexStream),
     /// The variant's kernel was installed; the next boot runs it.
     Installed,
+    /// After the install the board did not answer within the boot limit:
+    /// the variant's kernel may have failed, and a power cycle lets the
+    /// bootloader's fallback act.
+    Silent(anyhow::Error),
+    /// The bootloader's fallback booted the board's own kernel (what
+    /// /proc/version says), and hilt restored the board's boot
+    /// configuration.
+    FellBack(String),
 }
 
 #[async_trait::async_trait]
@@ -130,6 +144,7 @@ impl Boot for OwnOsBoot {
         // belongs in console.log too.
         let mut heard = Vec::new();
         let mut installed = false;
+        let mut cycled = false;
         loop {
             let (mut power, mut console) =
                 resources::power_cycle_to_console(&self.board, &self.home).await?;
@@ -150,6 +165,29 @@ impl Boot for OwnOsBoot {
                         .off()
                         .await
                         .context("powering off to boot the installed kernel")?;
+                }
+                Ok(BootOutcome::Silent(_)) if !cycled => {
+                    cycled = true;
+                    power
+                        .off()
+                        .await
+                        .context("powering off so that the bootloader's fallback can act")?;
+                }
+                Ok(BootOutcome::Silent(e)) => {
+                    let _ = power.off().await;
+                    return Err(crate::console::with_console_tail(e, &heard));
+                }
+                Ok(BootOutcome::FellBack(running)) => {
+                    let _ = power.off().await;
+                    let tail = String::from_utf8_lossy(&heard[heard.len().saturating_sub(3000)..])
+                        .into_owned();
+                    return Err(VariantDidNotBoot(format!(
+                        "the variant did not boot: kernel {} of variant {} was installed and made the default, and {}the board's bootloader fell back to its own kernel (\"{running}\"); hilt restored the board's boot configuration\n--- the console said ---\n{tail}",
+                        self.kernel_release,
+                        self.variant,
+                        if cycled { "it did not answer within the boot limit; after a power cycle " } else { "" },
+                    ))
+                    .into());
                 }
                 Err(e) => {
                     let _ = power.off().await;
@@ -180,37 +218,74 @@ impl OwnOsBoot {
         installed: bool,
     ) -> anyhow::Result<BootOutcome> {
         let b = &self.board;
-        let remote = remote::connect(b, limit).await?;
+        let has_fallback = b.install.as_ref().is_some_and(|i| i.fallback.is_some());
+        let remote = match remote::connect(b, limit).await {
+            Ok(r) => r,
+            Err(e) if installed && has_fallback => return Ok(BootOutcome::Silent(e)),
+            Err(e) => return Err(e),
+        };
         let via = remote.via();
         let (is_variants, running) = remote.runs_kernel(banner, &self.kernel_release).await?;
         if !is_variants {
             let want = banner.unwrap_or(&self.kernel_release);
-            match (&b.kernel_path, installed) {
-                (Some(path), false) => {
-                    let rec = deploy::install(remote.shell(), path, image).await.with_context(|| {
-                        format!("installing the kernel of {} at {path} over {via}", self.variant)
+            if let (true, Some(cfg)) = (installed, &b.install) {
+                if cfg.fallback.is_some() {
+                    let rec = install::restore(&*remote, cfg).await.with_context(|| {
+                        format!(
+                            "restoring board {}'s boot configuration after its fallback",
+                            b.name
+                        )
                     })?;
-                    crate::durable::append_json_line(&self.deploy_record, &InstallRecord {
+                    crate::durable::append_json_line(
+                        &self.deploy_record,
+                        &RestoreRecord {
+                            board: &b.name,
+                            variant: &self.variant,
+                            running: &running,
+                            restored: rec,
+                        },
+                    )
+                    .context("recording the restore")?;
+                    return Ok(BootOutcome::FellBack(running));
+                }
+            }
+            if !installed {
+                let (file, also) = self.install(&*remote, image, b, &running, want).await?;
+                crate::durable::append_json_line(
+                    &self.deploy_record,
+                    &InstallRecord {
                         board: &b.name,
                         variant: &self.variant,
                         kernel_release: &self.kernel_release,
                         banner,
                         replaced: &running,
-                        file: rec,
-                    })
-                    .context("recording the install")?;
-                    return Ok(BootOutcome::Installed);
-                }
-                (Some(path), true) => bail!(
-                    "hilt installed the kernel of variant {} at {path}, and after a power cycle the board still runs \"{running}\", not \"{want}\": does its bootloader load {path}?",
-                    self.variant
-                ),
-                (None, _) => bail!(
-                    "the board runs \"{running}\", and variant {} is \"{want}\": set `kernel_path` in board {} (the file its bootloader loads) so that hilt installs it, or install it yourself (on Android: hilt deploy flashes a boot image with fastboot) and run again",
-                    self.variant,
-                    b.name
-                ),
+                        file,
+                        also,
+                    },
+                )
+                .context("recording the install")?;
+                return Ok(BootOutcome::Installed);
             }
+            let wrote = match (&b.install, &b.kernel_path) {
+                (Some(i), _) => format!(
+                    "with `install:` (layout {:?}, boot_dir {})",
+                    i.layout, i.boot_dir
+                ),
+                (None, Some(path)) => format!("at {path}"),
+                (None, None) => unreachable!("install() refused a board with neither"),
+            };
+            bail!(
+                "hilt installed the kernel of variant {} {wrote}, and after a power cycle the board still runs \"{running}\", not \"{want}\": does its bootloader read what hilt wrote?",
+                self.variant
+            );
+        }
+        if let Some(cfg) = &b.install {
+            install::booted(&*remote, cfg).await.with_context(|| {
+                format!(
+                    "telling board {}'s bootloader that the variant booted",
+                    b.name
+                )
+            })?;
         }
         let scratch = remote.scratch();
         if let Some(job) = FlashJob::pending(self.flash.as_ref()) {
@@ -241,6 +316,67 @@ impl OwnOsBoot {
     }
 }
 
+impl OwnOsBoot {
+    /// Puts the variant's kernel where the board's bootloader finds it:
+    /// completely (`install:`), or its Image alone (`kernel_path`).
+    async fn install(
+        &self,
+        remote: &(dyn remote::Remote + 'static),
+        image: &[u8],
+        b: &BoardFile,
+        running: &str,
+        want: &str,
+    ) -> anyhow::Result<(deploy::DeployedFile, Vec<deploy::DeployedFile>)> {
+        let via = remote.via();
+        if let Some(cfg) = &b.install {
+            let w = install::install(
+                remote,
+                cfg,
+                &install::VariantKernel {
+                    variant: &self.variant,
+                    release: &self.kernel_release,
+                    image,
+                    modules_archive: self
+                        .modules_archive
+                        .as_deref()
+                        .context("no modules were packed for this board's `install:`")?,
+                    root_initrd: self.root_initrd.as_deref(),
+                },
+            )
+            .await
+            .with_context(|| format!("installing the kernel of {} over {via}", self.variant))?;
+            return Ok((w.kernel, w.others));
+        }
+        let Some(path) = &b.kernel_path else {
+            bail!(
+                "the board runs \"{running}\", and variant {} is \"{want}\": give board {name} an `install:` section (layout: extlinux) so that hilt installs the kernel with its modules, or set `kernel_path` in board {name} (the file its bootloader loads) for the Image alone, or install it yourself (on Android: hilt deploy flashes a boot image with fastboot) and run again",
+                self.variant,
+                name = b.name
+            );
+        };
+        let rec = deploy::install(remote.shell(), path, image)
+            .await
+            .with_context(|| {
+                format!(
+                    "installing the kernel of {} at {path} over {via}",
+                    self.variant
+                )
+            })?;
+        Ok((rec, Vec::new()))
+    }
+}
+
+/// The board's own boot configuration put back after its bootloader fell
+/// back from a variant that did not boot, a line of deploy.jsonl.
+#[derive(serde::Serialize)]
+struct RestoreRecord<'a> {
+    board: &'a str,
+    variant: &'a str,
+    /// What /proc/version said: the board's own kernel.
+    running: &'a str,
+    restored: deploy::DeployedFile,
+}
+
 /// One kernel install, a line of the run directory's deploy.jsonl.
 #[derive(serde::Serialize)]
 struct InstallRecord<'a> {
@@ -251,5 +387,10 @@ struct InstallRecord<'a> {
     banner: Option<&'a str>,
     /// What /proc/version said before.
     replaced: &'a str,
+    /// The kernel.
     file: deploy::DeployedFile,
+    /// What a complete install wrote besides: the modules (as the archive
+    /// pushed), the boot configuration.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    also: Vec<deploy::DeployedFile>,
 }

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
-use crate::{dm, sampler, swap, sys};
+use crate::{dm, dstate, sampler, swap, sys};
 
 /// What the filler pushes into the frozen swap device.
 pub const FILLER_BYTES: usize = 32 << 20;
@@ -122,6 +122,67 @@ impl SwapFreeze {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// The bio-wait control: `hilt-agent zeroout` asks the kernel to zero a
+/// MiB of the suspended device, and the kernel's BLKZEROOUT waits for that
+/// bio in submit_bio_wait(), as the seed's reclaim waits for its swap-out.
+/// Returns once the task is seen there, with the stage report's line.
+pub fn bio_wait_freeze(dev: &Path, within_ms: u64) -> io::Result<String> {
+    let deadline = sys::uptime_ms() + within_ms;
+    let node = swap::freezable(dev)?;
+    dm::suspend_noflush(swap::CONTROL_DM)
+        .map_err(|e| other(format!("suspending {}: {e}", swap::CONTROL_DM)))?;
+    let mut task = Command::new(std::env::current_exe()?)
+        .arg("zeroout")
+        .arg(&node)
+        .spawn()?;
+    let pid = task.id();
+    let mut in_wait_since = None;
+    loop {
+        let now = sys::uptime_ms();
+        if let Some(status) = task.try_wait()? {
+            let _ = dm::resume(swap::CONTROL_DM);
+            return Err(other(format!(
+                "zeroout (pid {pid}) returned before it blocked: {status}"
+            )));
+        }
+        let wchan = sys::read_trimmed(format!("/proc/{pid}/wchan")).unwrap_or_default();
+        let waiting = proc_state(pid) == Some('D') && dstate::is_bio_wait(wchan.as_bytes());
+        in_wait_since = if waiting {
+            in_wait_since.or(Some(now))
+        } else {
+            None
+        };
+        if in_wait_since.is_some_and(|t| now - t >= BLOCKED_MS) {
+            // It stays in the wait for the rest of the boot, or until a
+            // stall control resumes the device.
+            std::mem::forget(task);
+            return Ok(format!(
+                "bio-wait: {} suspended; zeroout pid {pid} waiting in D at {wchan}",
+                node.display()
+            ));
+        }
+        if now >= deadline {
+            // Resumed, the bio completes and the task can be reaped.
+            let _ = dm::resume(swap::CONTROL_DM);
+            let _ = task.wait();
+            return Err(other(format!(
+                "zeroout (pid {pid}) was not seen waiting in submit_bio_wait in time (wchan {wchan:?})"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `hilt-agent zeroout NODE`: BLKZEROOUT over the first MiB of NODE, which
+/// the kernel turns into bios it waits for with submit_bio_wait().
+pub fn zeroout(node: &Path) -> io::Result<()> {
+    const BLKZEROOUT: libc::c_ulong = 0x127f;
+    let f = std::fs::OpenOptions::new().write(true).open(node)?;
+    let range: [u64; 2] = [0, 1 << 20];
+    let ret = unsafe { libc::ioctl(f.as_raw_fd(), BLKZEROOUT as _, range.as_ptr()) };
+    sys::check(ret, &format!("BLKZEROOUT {}", node.display()))
 }
 
 /// Lets a frozen swap go after `ms`: the hang it caused then recovers, which

@@ -4,6 +4,7 @@
 pub mod block;
 pub mod channel;
 pub mod control;
+pub mod data;
 pub mod devnode;
 pub mod dm;
 pub mod dstate;

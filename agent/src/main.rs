@@ -29,6 +29,15 @@ fn main() {
         }
         Some("--port") => agent(args.get(2).map(PathBuf::from)),
         Some("swap-filler") => hilt_agent::control::swap_filler(),
+        // The bio-wait control's task: blocks in submit_bio_wait, by design.
+        Some("zeroout") => {
+            unsafe { libc::prctl(libc::PR_SET_NAME, c"hilt-zeroout".as_ptr()) };
+            let node = std::path::Path::new(args.get(2).map(String::as_str).unwrap_or(""));
+            if let Err(e) = hilt_agent::control::zeroout(node) {
+                eprintln!("hilt-agent zeroout: {e}");
+                std::process::exit(1);
+            }
+        }
         // The positive control's victim: blocks in the kernel, by design.
         Some("swapoff") => {
             // Wait for the go from the control, which first freezes swap.

@@ -5,12 +5,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hilt_protocol::{AgentMsg, ControlSpec, DoneReason, RunSpec, Stage, StageReport, WorkloadSpec};
+use hilt_protocol::{
+    AgentMsg, ControlSpec, DoneReason, ReadFrom, RunSpec, Stage, StageReport, WorkloadSpec,
+};
 
 use crate::channel::Sender;
 use crate::shm::{self, Mapping};
 use crate::workloads::{self, WorkerArgs};
-use crate::{control, kprobe, sampler, settings, storage, swap, sys};
+use crate::{control, data, kprobe, sampler, settings, storage, swap, sys};
 
 fn stage<T>(
     tx: &Sender,
@@ -89,6 +91,10 @@ fn run_inner(
         Ok(((m, files), detail))
     })?;
     let (_mount, files) = mounted;
+    let data_files = match &spec.storage.data {
+        Some(d) => stage(tx, Stage::Data, || data::set_up(d))?,
+        None => Vec::new(),
+    };
     let control_swap = stage(tx, Stage::Swap, || {
         if let Some(ControlSpec::SwapFreeze { device, .. }) = &spec.control {
             let (node, detail) = swap::set_up_freezable(&crate::block::resolve(device)?)?;
@@ -126,6 +132,12 @@ fn run_inner(
             }
         })?;
     }
+    if let Some(ControlSpec::BioWaitFreeze { device, within_ms }) = &spec.control {
+        stage(tx, Stage::Control, || {
+            let dev = crate::block::resolve(device)?;
+            control::bio_wait_freeze(&dev, *within_ms).map(|d| ((), d))
+        })?;
+    }
     let map = stage(tx, Stage::Workloads, || {
         Mapping::create().map(|m| (m, String::new()))
     })?;
@@ -134,10 +146,14 @@ fn run_inner(
     let deadline = start + spec.duration_ms;
     let mut children: Vec<(String, Child)> = Vec::new();
     let mut slot_base = 0;
+    // What each reader slot reads, in slot order.
+    let mut slots: Vec<ReadFrom> = Vec::new();
     for w in &spec.workloads {
-        let (name, threads) = match w {
-            WorkloadSpec::Hog { name, .. } => (name.clone(), 0),
-            WorkloadSpec::Readers { name, threads, .. } => (name.clone(), *threads as usize),
+        let (name, threads, from) = match w {
+            WorkloadSpec::Hog { name, .. } => (name.clone(), 0, ReadFrom::Erofs),
+            WorkloadSpec::Readers {
+                name, threads, on, ..
+            } => (name.clone(), *threads as usize, *on),
         };
         if slot_base + threads > shm::MAX_READERS {
             tx.send(&AgentMsg::Error {
@@ -146,12 +162,24 @@ fn run_inner(
             });
             return None;
         }
+        let files = match from {
+            ReadFrom::Data => data_files.clone(),
+            ReadFrom::Erofs => files.clone(),
+        };
+        if threads > 0 && files.is_empty() {
+            // A reader with nothing to read would spin through empty rounds.
+            tx.send(&AgentMsg::Error {
+                stage: Stage::Workloads,
+                message: format!("{name}: no files to read on {from:?}"),
+            });
+            return None;
+        }
         let args = WorkerArgs {
             spec: w.clone(),
             shm_fd: map.fd,
             slot_base,
             deadline_uptime_ms: deadline,
-            files: files.clone(),
+            files,
             mem_total_kb,
         };
         match workloads::spawn(&args) {
@@ -165,8 +193,14 @@ fn run_inner(
             }
         }
         slot_base += threads;
+        slots.extend(std::iter::repeat_n(from, threads));
     }
     let readers = slot_base;
+    if matches!(spec.control, Some(ControlSpec::BioWaitFreeze { .. })) {
+        stage(tx, Stage::Control, || {
+            stop_readers(spec, &children).map(|d| ((), d))
+        })?;
+    }
     // Probes go in after the mount: erofs' symbols exist once it is loaded.
     let probes = if spec.watch.decompress_probes {
         stage(tx, Stage::Probes, kprobe::start).unwrap_or_default()
@@ -176,6 +210,7 @@ fn run_inner(
     let running = Running {
         map: &map,
         readers,
+        slots: &slots,
         deadline,
         children: &mut children,
         probes: &probes,
@@ -196,6 +231,7 @@ fn run_inner(
 struct Running<'a> {
     map: &'a Mapping,
     readers: usize,
+    slots: &'a [ReadFrom],
     deadline: u64,
     children: &'a mut [(String, Child)],
     probes: &'a [Arc<kprobe::Func>],
@@ -205,11 +241,12 @@ fn watch(spec: &RunSpec, tx: &Sender, stop: &Arc<AtomicBool>, w: Running<'_>) ->
     let Running {
         map,
         readers,
+        slots,
         deadline,
         children,
         probes,
     } = w;
-    let mut sampler = sampler::Sampler::new(readers);
+    let mut sampler = sampler::Sampler::new(slots);
     let mut stalled = vec![false; readers];
     // Each workload's exit is reported once.
     let mut exited = vec![false; children.len()];
@@ -271,6 +308,25 @@ fn watch(spec: &RunSpec, tx: &Sender, stop: &Arc<AtomicBool>, w: Running<'_>) ->
             return DoneReason::Completed;
         }
     }
+}
+
+/// The bio-wait control's other half: the readers stand still, as they do
+/// behind the seed's deadlock, so the waiter is one with no progress.
+fn stop_readers(spec: &RunSpec, children: &[(String, Child)]) -> std::io::Result<String> {
+    let mut stopped = Vec::new();
+    for (w, (name, child)) in spec.workloads.iter().zip(children) {
+        if matches!(w, WorkloadSpec::Readers { .. }) {
+            let ret = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGSTOP) };
+            sys::check(ret, &format!("SIGSTOP {name}"))?;
+            stopped.push(name.as_str());
+        }
+    }
+    if stopped.is_empty() {
+        return Err(std::io::Error::other(
+            "bio-wait: the plan has no readers to stop, so the waiter could never be one with no progress",
+        ));
+    }
+    Ok(format!("bio-wait: readers stopped: {}", stopped.join(", ")))
 }
 
 fn reader_workload(spec: &RunSpec, reader: usize) -> String {

@@ -2,7 +2,9 @@
 //! progress. Never touches the erofs mount, so it cannot block on it.
 
 use hilt_protocol::histo::buckets;
-use hilt_protocol::{IntervalStats, LatencyHisto, MemSnapshot, PsiMemory, ThreadCpu, VmstatDelta};
+use hilt_protocol::{
+    IntervalStats, LatencyHisto, MemSnapshot, PsiMemory, ReadFrom, ThreadCpu, VmstatDelta,
+};
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -88,7 +90,8 @@ pub fn last_progress_ms() -> Option<u64> {
 pub struct Sampler {
     vm: Vmstat,
     hist_prev: Vec<[u64; buckets::COUNT]>,
-    readers: usize,
+    /// What each reader slot reads: data readers are load, not the figure.
+    slots: Vec<ReadFrom>,
     /// The workloads' progress counters at the last sample (see `sample`).
     work_prev: Option<[u64; 3]>,
 }
@@ -101,11 +104,11 @@ impl Drop for Sampler {
 }
 
 impl Sampler {
-    pub fn new(readers: usize) -> Self {
+    pub fn new(slots: &[ReadFrom]) -> Self {
         Self {
             vm: read_vmstat(),
-            hist_prev: vec![[0; buckets::COUNT]; readers],
-            readers,
+            hist_prev: vec![[0; buckets::COUNT]; slots.len()],
+            slots: slots.to_vec(),
             work_prev: None,
         }
     }
@@ -122,20 +125,27 @@ impl Sampler {
         };
         self.vm = vm;
         let mut merged = [0u64; buckets::COUNT];
-        let mut reader_bytes = Vec::with_capacity(self.readers);
+        let mut reader_bytes = Vec::with_capacity(self.slots.len());
         let (mut reads, mut bytes, mut errors, mut errno) = (0, 0, 0, None);
-        for (slot, prev) in shared.readers[..self.readers]
+        let (mut data_reads, mut data_bytes) = (0, 0);
+        for ((slot, prev), from) in shared.readers[..self.slots.len()]
             .iter()
             .zip(self.hist_prev.iter_mut())
+            .zip(&self.slots)
         {
-            for (i, (cell, p)) in slot.hist.iter().zip(prev.iter_mut()).enumerate() {
-                let now = cell.load(Relaxed);
-                merged[i] += now - *p;
-                *p = now;
-            }
             reader_bytes.push(slot.bytes.load(Relaxed));
-            reads += slot.reads.load(Relaxed);
-            bytes += slot.bytes.load(Relaxed);
+            if *from == ReadFrom::Data {
+                data_reads += slot.reads.load(Relaxed);
+                data_bytes += slot.bytes.load(Relaxed);
+            } else {
+                for (i, (cell, p)) in slot.hist.iter().zip(prev.iter_mut()).enumerate() {
+                    let now = cell.load(Relaxed);
+                    merged[i] += now - *p;
+                    *p = now;
+                }
+                reads += slot.reads.load(Relaxed);
+                bytes += slot.bytes.load(Relaxed);
+            }
             errors += slot.errors.load(Relaxed);
             match slot.last_errno.load(Relaxed) {
                 0 => {}
@@ -145,8 +155,8 @@ impl Sampler {
         // The readers are the workload whose progress a hang stops; the hog only
         // makes pressure, and may keep cycling while a reader is stuck. It
         // counts when there are no readers.
-        let work = if self.readers > 0 {
-            [reads, 0, 0]
+        let work = if !self.slots.is_empty() {
+            [reads + data_reads, 0, 0]
         } else {
             [
                 0,
@@ -182,6 +192,8 @@ impl Sampler {
             agent_rss_kb: self_rss_kb(),
             agent_cpu_ms: self_cpu_ms(),
             decompress: Vec::new(),
+            data_reads,
+            data_bytes,
         }
     }
 }
@@ -272,7 +284,7 @@ mod tests {
         let map = shm::Mapping::create().unwrap();
         let shared = map.get();
         {
-            let mut s = Sampler::new(1);
+            let mut s = Sampler::new(&[ReadFrom::Erofs]);
             assert_eq!(last_progress_ms(), None);
             s.sample(shared, 1_000);
             assert_eq!(last_progress_ms(), Some(1_000), "the start counts");
@@ -288,13 +300,25 @@ mod tests {
             assert_eq!(last_progress_ms(), Some(4_000));
         }
         assert_eq!(last_progress_ms(), None, "no workloads, no progress");
-        let mut hog_only = Sampler::new(0);
+        let mut hog_only = Sampler::new(&[]);
         hog_only.sample(shared, 5_000);
         hog_only.sample(shared, 6_000);
         assert_eq!(last_progress_ms(), Some(5_000));
         shared.hog_passes.fetch_add(1, Relaxed);
         hog_only.sample(shared, 7_000);
         assert_eq!(last_progress_ms(), Some(7_000));
+        drop(hog_only);
+        // In this one test: the progress clock is one per process.
+        let mut mixed = Sampler::new(&[ReadFrom::Erofs, ReadFrom::Data]);
+        let first = mixed.sample(shared, 8_000);
+        assert_eq!((first.reads, first.data_reads), (1, 0));
+        shared.readers[1].record(70, 8192, 8_500);
+        let iv = mixed.sample(shared, 9_000);
+        assert_eq!(last_progress_ms(), Some(9_000), "a data read is progress");
+        assert_eq!((iv.reads, iv.bytes_read), (1, 4096), "not an erofs read");
+        assert_eq!((iv.data_reads, iv.data_bytes), (1, 8192));
+        assert!(iv.read_latency_us.buckets.is_empty(), "nor its latency");
+        assert_eq!(iv.reader_bytes, vec![4096, 8192]);
     }
 
     #[test]

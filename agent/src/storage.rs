@@ -51,25 +51,12 @@ pub fn set_up(spec: &StorageSpec) -> io::Result<Mounted> {
         }
     };
     std::fs::create_dir_all(MOUNT_POINT)?;
-    let src = sys::cstr(&device.to_string_lossy())?;
-    let dst = sys::cstr(MOUNT_POINT)?;
-    let data = sys::cstr(&spec.mount_options)?;
-    let ret = unsafe {
-        libc::mount(
-            src.as_ptr(),
-            dst.as_ptr(),
-            c"erofs".as_ptr(),
-            libc::MS_RDONLY,
-            data.as_ptr() as *const libc::c_void,
-        )
-    };
-    sys::check(
-        ret,
-        &format!(
-            "mount -t erofs {} {MOUNT_POINT} -o {}",
-            device.display(),
-            spec.mount_options
-        ),
+    sys::mount(
+        &device,
+        MOUNT_POINT,
+        "erofs",
+        libc::MS_RDONLY,
+        &spec.mount_options,
     )?;
     if let Some(mode) = spec.sync_decompress {
         let dev = device

@@ -66,19 +66,7 @@ pub const CONTROL_DM: &str = "hilt-ctlswap";
 
 /// Swap on a dm-linear device over `dev`, so it can later be suspended.
 pub fn set_up_freezable(dev: &Path) -> io::Result<(PathBuf, String)> {
-    let sectors = crate::dm::sectors(dev)?;
-    let _ = crate::dm::remove(CONTROL_DM);
-    let params = format!("{} 0", dev.display());
-    let node = crate::dm::create(
-        CONTROL_DM,
-        &[crate::dm::Target {
-            start: 0,
-            sectors,
-            kind: "linear",
-            params: &params,
-        }],
-        false,
-    )?;
+    let node = freezable(dev)?;
     let size = mkswap(&node)?;
     swapon_with(&node, PREFER_HIGHEST)?;
     Ok((
@@ -90,6 +78,24 @@ pub fn set_up_freezable(dev: &Path) -> io::Result<(PathBuf, String)> {
             size >> 20
         ),
     ))
+}
+
+/// A dm-linear device over `dev` that a control can suspend: bios sent to
+/// it then wait for the resume.
+pub fn freezable(dev: &Path) -> io::Result<PathBuf> {
+    let sectors = crate::dm::sectors(dev)?;
+    let _ = crate::dm::remove(CONTROL_DM);
+    let params = format!("{} 0", dev.display());
+    crate::dm::create(
+        CONTROL_DM,
+        &[crate::dm::Target {
+            start: 0,
+            sectors,
+            kind: "linear",
+            params: &params,
+        }],
+        false,
+    )
 }
 
 /// How the OS had zram0 set up before the agent reconfigured it, so that

@@ -44,6 +44,36 @@ pub fn check(ret: libc::c_int, what: &str) -> io::Result<()> {
     Ok(())
 }
 
+/// mount(2), with the command a person would type in the error.
+pub fn mount(
+    src: &Path,
+    dst: &str,
+    fstype: &str,
+    flags: libc::c_ulong,
+    data: &str,
+) -> io::Result<()> {
+    let (c_src, c_dst) = (cstr(&src.to_string_lossy())?, cstr(dst)?);
+    let (c_fs, c_data) = (cstr(fstype)?, cstr(data)?);
+    let ret = unsafe {
+        libc::mount(
+            c_src.as_ptr(),
+            c_dst.as_ptr(),
+            c_fs.as_ptr(),
+            flags,
+            c_data.as_ptr() as *const libc::c_void,
+        )
+    };
+    let opts = if data.is_empty() {
+        String::new()
+    } else {
+        format!(" -o {data}")
+    };
+    check(
+        ret,
+        &format!("mount -t {fstype} {} {dst}{opts}", src.display()),
+    )
+}
+
 const PR_SET_IO_FLUSHER: libc::c_int = 57;
 
 /// Keeps the watcher resident and last in line for the OOM killer: it must

@@ -66,17 +66,23 @@ pub fn worker_main(json: &str) -> io::Result<()> {
             drop_caches,
             rounds,
             start_after_ms,
+            readahead,
             ..
         } => {
             std::thread::sleep(Duration::from_millis(*start_after_ms));
             std::thread::scope(|s| {
                 for t in 0..*threads as usize {
+                    let how = ReadHow {
+                        pattern: *pattern,
+                        block_size: *block_size as usize,
+                        drop_caches: *drop_caches,
+                        rounds: *rounds,
+                        readahead: *readahead,
+                        deadline: args.deadline_uptime_ms,
+                    };
                     let slot = &map.get().readers[args.slot_base + t];
                     let files = &args.files;
-                    let (pattern, bs, drop, rounds) =
-                        (*pattern, *block_size as usize, *drop_caches, *rounds);
-                    let deadline = args.deadline_uptime_ms;
-                    s.spawn(move || reader(slot, t, files, pattern, bs, drop, rounds, deadline));
+                    s.spawn(move || reader(slot, t, files, &how));
                 }
             });
             Ok(())
@@ -132,17 +138,24 @@ impl Rng {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn reader(
-    slot: &shm::ReaderSlot,
-    index: usize,
-    files: &[PathBuf],
+/// One reader thread's settings, from its workload.
+struct ReadHow {
     pattern: ReadPattern,
     block_size: usize,
     drop_caches: bool,
     rounds: Option<u32>,
+    readahead: bool,
     deadline: u64,
-) {
+}
+
+fn reader(slot: &shm::ReaderSlot, index: usize, files: &[PathBuf], how: &ReadHow) {
+    let ReadHow {
+        block_size,
+        drop_caches,
+        rounds,
+        deadline,
+        ..
+    } = *how;
     slot.state.store(shm::RUNNING, Relaxed);
     slot.last_progress_ms.store(sys::uptime_ms(), Relaxed);
     let mut buf = vec![0u8; block_size];
@@ -165,7 +178,7 @@ fn reader(
                 break 'rounds;
             }
             let path = &files[(k + index) % files.len()];
-            if let Err(e) = read_file(slot, path, pattern, &mut buf, &mut rng, deadline) {
+            if let Err(e) = read_file(slot, path, how, &mut buf, &mut rng) {
                 slot.errors.fetch_add(1, Relaxed);
                 slot.last_errno
                     .store(e.raw_os_error().unwrap_or(0) as u64, Relaxed);
@@ -180,14 +193,19 @@ fn reader(
 fn read_file(
     slot: &shm::ReaderSlot,
     path: &PathBuf,
-    pattern: ReadPattern,
+    how: &ReadHow,
     buf: &mut [u8],
     rng: &mut Rng,
-    deadline: u64,
 ) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
     let mut f = File::open(path)?;
     let len = f.metadata()?.len();
-    match pattern {
+    if !how.readahead {
+        // Advice only: a kernel that ignores it reads as before.
+        unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_RANDOM) };
+    }
+    let deadline = how.deadline;
+    match how.pattern {
         ReadPattern::Sequential => loop {
             let t = Instant::now();
             let n = f.read(buf)?;
@@ -209,7 +227,7 @@ fn read_file(
             }
             Ok(())
         }
-        ReadPattern::Mmap => read_mapped(slot, &f, len as usize, buf.len()),
+        ReadPattern::Mmap => read_mapped(slot, &f, len as usize, buf.len(), how.readahead),
     }
 }
 
@@ -256,7 +274,13 @@ fn catch_sigbus() {
 
 /// Reads `len` bytes of `f` through a shared mapping, one chunk of `block`
 /// bytes at a time (one touch per page faults the chunk in).
-fn read_mapped(slot: &shm::ReaderSlot, f: &File, len: usize, block: usize) -> io::Result<()> {
+fn read_mapped(
+    slot: &shm::ReaderSlot,
+    f: &File,
+    len: usize,
+    block: usize,
+    readahead: bool,
+) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     if len == 0 {
         return Ok(());
@@ -274,6 +298,10 @@ fn read_mapped(slot: &shm::ReaderSlot, f: &File, len: usize, block: usize) -> io
     };
     if p == libc::MAP_FAILED {
         return Err(io::Error::last_os_error());
+    }
+    if !readahead {
+        // Each fault then reads its one page through ->read_folio, unplugged.
+        unsafe { libc::madvise(p, len, libc::MADV_RANDOM) };
     }
     MAPPED_READ_FAILED.with(|f| f.set(false));
     let data = unsafe { std::slice::from_raw_parts(p as *const u8, len) };
@@ -314,7 +342,7 @@ mod tests {
         let slot: shm::ReaderSlot = unsafe { std::mem::zeroed() };
         // Mapped as if 64 KiB long: every page after the first is past the
         // end of the file, and touching it raises SIGBUS.
-        let err = read_mapped(&slot, &f, 64 << 10, 4096).unwrap_err();
+        let err = read_mapped(&slot, &f, 64 << 10, 4096, true).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::EIO));
         assert_eq!(
             slot.bytes.load(Relaxed),
@@ -322,7 +350,7 @@ mod tests {
             "the page inside the file was read"
         );
         // The thread goes on reading: a whole file is no error.
-        read_mapped(&slot, &f, 4096, 4096).unwrap();
+        read_mapped(&slot, &f, 4096, 4096, false).unwrap();
         assert_eq!(slot.bytes.load(Relaxed), 8192);
         std::fs::remove_dir_all(&dir).unwrap();
     }

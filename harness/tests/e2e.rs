@@ -244,7 +244,7 @@ fn corrupted_verity_data_block_fails_reads_with_eio() {
 /// as a stall.
 #[test]
 #[ignore = "boots the emulated board: run by scripts/test"]
-fn swap_freeze_control_is_a_deadlock_and_swap_stall_a_stall() {
+fn swap_freeze_and_bio_wait_controls_are_deadlocks_and_swap_stall_a_stall() {
     let tmp = TestDir::new();
     for d in ["boards", "workloads"] {
         std::os::unix::fs::symlink(repo().join(d), tmp.path().join(d)).unwrap();
@@ -259,7 +259,7 @@ fn swap_freeze_control_is_a_deadlock_and_swap_stall_a_stall() {
             "  - name: patched\n    kernel:\n      debian: linux-image-6.1.0-45-arm64=6.1.170-1\n",
             "",
         )
-        + "controls:\n  - swap_freeze\n  - swap_stall\n";
+        + "controls:\n  - swap_freeze\n  - swap_stall\n  - bio_wait\n";
     std::fs::write(&plan, text).unwrap();
     let out = tmp.path().join("run");
     let stdout = run_ok(&plan, &out);
@@ -269,7 +269,36 @@ fn swap_freeze_control_is_a_deadlock_and_swap_stall_a_stall() {
     );
 
     let recs = records(&out);
-    assert_eq!(recs.len(), 3, "two controls and one iteration");
+    assert_eq!(recs.len(), 4, "three controls and one iteration");
+
+    // bio_wait: a task waits in submit_bio_wait(), which wakes in slices so
+    // that khungtaskd stays silent; the watcher must find it by the
+    // readers' standstill, and nothing else may.
+    let bio = recs
+        .iter()
+        .find(|r| r.control.as_deref() == Some("bio_wait"))
+        .unwrap();
+    assert_eq!(bio.outcome, Outcome::Deadlock, "{}", bio.detail);
+    let f = bio.failure.as_ref().expect("the watcher's finding");
+    assert_eq!(
+        f.title,
+        "hang: hilt-zeroout stuck in submit_bio_wait with no workload progress"
+    );
+    assert!(
+        f.frames.iter().any(|x| x == "submit_bio_wait")
+            && f.frames.iter().any(|x| x == "blkdev_issue_zeroout"),
+        "{:?}",
+        f.frames
+    );
+    assert!(
+        !bio.kernel_events.iter().any(|t| t.contains("hung")),
+        "khungtaskd reported something: {:?}",
+        bio.kernel_events
+    );
+    assert!(
+        stdout.contains("control bio_wait on unpatched: detected"),
+        "{stdout}"
+    );
     let stall = recs
         .iter()
         .find(|r| r.control.as_deref() == Some("swap_stall"))
@@ -306,7 +335,13 @@ fn swap_freeze_control_is_a_deadlock_and_swap_stall_a_stall() {
         suspected - t.stopped_ms
     );
     assert!(evidence >= suspected && evidence - suspected < 5_000);
-    assert!(confirmed >= suspected);
+    // Confirmed by whichever came first, the watcher or khungtaskd's own
+    // report, which under load can land a moment before the suspicion.
+    assert!(
+        confirmed >= t.stopped_ms + 9_000,
+        "confirmed {} ms after stopping, threshold 10 s",
+        confirmed - t.stopped_ms
+    );
     let events = std::fs::read_to_string(out.join("events.jsonl")).unwrap();
     assert!(
         events.contains("\"type\":\"suspect\""),
@@ -315,6 +350,11 @@ fn swap_freeze_control_is_a_deadlock_and_swap_stall_a_stall() {
     assert!(
         events.contains("swap-freeze:"),
         "the control stage reported the freeze"
+    );
+    assert!(
+        events.contains("waiting in D at submit_bio_wait")
+            && events.contains("bio-wait: readers stopped: readers-seq-1"),
+        "the bio-wait control's stages"
     );
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
@@ -1223,27 +1263,46 @@ fn avb_footer_sets_up_verity_on_the_board() {
 
 /// On an SD card the partition is rounded up to the card's alignment; the
 /// footed image is made that size, so its footer still ends the partition
-/// the agent reads it from.
+/// the agent reads it from. The same card carries an f2fs data partition
+/// (`storage.data`, loaded as Debian's module) with its own reader, whose
+/// reads are counted apart from erofs'.
 #[test]
 #[ignore = "boots the emulated board: run by scripts/test"]
-fn avb_footer_ends_an_sd_card_partition() {
+fn avb_footer_ends_an_sd_card_partition_beside_an_f2fs_data_partition() {
     let tmp = TestDir::new();
     let plan = avb_plan_on(tmp.path(), "sdcard");
+    let text = std::fs::read_to_string(&plan)
+        .unwrap()
+        .replace(
+            "  erofs_on: sdcard\n",
+            "  erofs_on: sdcard\n  data: {fs: f2fs, size_mb: 64, files: 2, file_mb: 2}\n",
+        )
+        .replace(
+            "  - readers-seq-1\n",
+            "  - readers-seq-1\n  - data-readers-seq-1\n",
+        );
+    assert!(text.contains("data-readers-seq-1") && text.contains("fs: f2fs"));
+    std::fs::write(&plan, text).unwrap();
     let out = tmp.path().join("run");
     let o = run(&plan, &out, &[]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let recs = records(&out);
     assert_eq!(recs.len(), 1);
     assert_all_pass(&recs);
+    let r = &recs[0];
+    assert!(r.reads > 10 && r.read_errors == 0, "{r:?}");
     assert!(
-        recs[0].reads > 10 && recs[0].read_errors == 0,
-        "{:?}",
-        recs[0]
+        r.data_reads > 0 && r.data_bytes >= r.data_reads,
+        "the data reader read nothing: {r:?}"
     );
     let text = all_text(&out);
     assert!(
         text.contains("(dm-verity over /dev/mmcblk0p1 from its AVB footer"),
         "no AVB mount detail for the card's partition in the run directory"
+    );
+    assert!(
+        text.contains("f2fs on /dev/mmcblk0p2 at /mnt/data, 2 files of 2048 KiB (2 written"),
+        "no data stage detail in the run directory"
     );
 }
 

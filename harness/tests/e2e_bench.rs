@@ -106,15 +106,37 @@ fn console(out: &Path, iteration: &str) -> String {
     .into_owned()
 }
 
+/// The smoke plan with the positive control, in one run: the board is
+/// flashed from U-Boot on the run's first boot (the control's: controls
+/// run first) and never again, and the plan's iterations pass with the
+/// agent on the board's UART. The control is a real hang, detected on a
+/// board whose only channel is its UART: the kernel's report from the
+/// console, the agent's watcher and its stack dumps from its frames.
 #[test]
 #[ignore = "boots the emulated board: run by scripts/test"]
-fn bench_board_is_flashed_from_uboot_and_runs_a_plan_with_the_agent_on_its_uart() {
+fn bench_board_is_flashed_from_uboot_runs_a_plan_and_detects_the_control_hang_over_its_uart() {
     let bench = Bench::new();
-    let plan = bench.plan(&[("duration_s: 15", "duration_s: 8")], "");
-    let (out, _) = bench.run(&plan);
+    // Under load the kernel can report the task first; the watcher's own
+    // suspicion then reaches the host behind the sysrq dumps on the UART, 3 s
+    // later in a run with a CPU hog beside it. The default evidence window
+    // leaves it room.
+    let plan = bench.plan(
+        &[
+            ("duration_s: 15", "duration_s: 8"),
+            ("evidence_s: 5", "evidence_s: 10"),
+        ],
+        "controls:\n  - swap_freeze\n",
+    );
+    let (out, stdout) = bench.run(&plan);
 
-    let recs = records(&out);
-    assert_eq!(recs.len(), 2);
+    let all = records(&out);
+    let recs: Vec<_> = all
+        .iter()
+        .filter(|r| r.control.is_none())
+        .cloned()
+        .collect();
+    assert_eq!(recs.len(), 2, "{all:?}");
+    assert_eq!(all.len(), 3, "{all:?}");
     assert_all_pass(&recs);
     for r in &recs {
         assert_eq!(r.board, "bench-test");
@@ -150,25 +172,39 @@ fn bench_board_is_flashed_from_uboot_and_runs_a_plan_with_the_agent_on_its_uart(
         media["erofs_sha256"].as_str().unwrap()
     );
 
+    // The run's first boot, the control's, wrote the image; the plan's
+    // iterations booted from it without writing it again.
+    let control = console(&out, "unpatched-control-swap_freeze");
     let first = console(&out, "unpatched-000");
     let second = console(&out, "unpatched-001");
     for needle in [
         "Hit any key to stop autoboot",
         "blocks written: OK",
         "booti ",
+    ] {
+        assert!(
+            control.contains(needle),
+            "first boot's console lacks {needle:?}"
+        );
+    }
+    for needle in [
+        "Hit any key to stop autoboot",
+        "booti ",
         "hilt-init: starting agent",
         "erofs: (device dm-0): mounted",
     ] {
         assert!(
             first.contains(needle),
-            "first boot's console lacks {needle:?}"
+            "the first iteration's console lacks {needle:?}"
         );
     }
-    assert!(!second.contains("blocks written"), "flashed twice");
+    for log in [&first, &second] {
+        assert!(!log.contains("blocks written"), "flashed twice");
+    }
     assert!(second.contains("booti "));
     // The agent's frames travel on the UART, but belong to the agent: the
     // console log keeps the kernel's words only.
-    for log in [&first, &second] {
+    for log in [&control, &first, &second] {
         assert!(
             !log.contains("@H2 "),
             "agent frames leaked into console.log"
@@ -178,38 +214,19 @@ fn bench_board_is_flashed_from_uboot_and_runs_a_plan_with_the_agent_on_its_uart(
         agent_said(&out, "\"hello\""),
         "no agent hello in events.jsonl"
     );
-}
 
-/// A real hang, detected on a board whose only channel is its UART: the
-/// kernel's report from the console, the agent's watcher and its stack
-/// dumps from its frames.
-#[test]
-#[ignore = "boots the emulated board: run by scripts/test"]
-fn bench_board_detects_the_control_hang_over_its_uart() {
-    let bench = Bench::new();
-    // Under load the kernel can report the task first; the watcher's own
-    // suspicion then reaches the host behind the sysrq dumps on the UART, 3 s
-    // later in a run with a CPU hog beside it. The default evidence window
-    // leaves it room.
-    let plan = bench.plan(
-        &[
-            ("iterations: 2", "iterations: 1"),
-            ("evidence_s: 5", "evidence_s: 10"),
-        ],
-        "controls:\n  - swap_freeze\n",
-    );
-    let (out, stdout) = bench.run(&plan);
+    // The control: the kernel's report on the console, the watcher's
+    // suspicion and sysrq dump in the agent's frames.
     assert!(
         stdout.contains("control swap_freeze on unpatched: detected"),
         "{stdout}"
     );
-    let recs = records(&out);
-    control_suspected_by_watcher(&recs, "the UART");
+    control_suspected_by_watcher(&all, "the UART");
     assert!(
         agent_said(&out, "sysrq: Show Blocked State"),
         "the agent's sysrq dump, relayed in its frames"
     );
-    assert!(console(&out, "unpatched-control-swap_freeze").contains("task:hilt-swapoff"));
+    assert!(control.contains("task:hilt-swapoff"));
 }
 
 /// `hilt flash` on a U-Boot board: power cycle, stop autoboot, TFTP, block

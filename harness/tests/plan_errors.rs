@@ -864,20 +864,7 @@ fn labgrid_board_files_are_checked() {
     };
     let bare = cut(&bench, "console:\n  ser2net:", "protocol: telnet\n");
     let bare = cut(&bare, "power:\n  command:", "/tmp/hilt-bench-emulated]\n");
-    let check_board = |board: &str| {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("boards")).unwrap();
-        std::os::unix::fs::symlink(repo().join("workloads"), dir.path().join("workloads")).unwrap();
-        std::fs::write(dir.path().join("boards/bench-emulated.yaml"), board).unwrap();
-        std::fs::create_dir(dir.path().join("plans")).unwrap();
-        let plan = dir.path().join("plans/p.yaml");
-        std::fs::copy(repo().join("plans/smoke-bench.yaml"), &plan).unwrap();
-        let out = hilt_check(&plan);
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let check_board = check_bench_board;
     let lab = |coordinator: &str, place: &str| {
         format!("{bare}labgrid:\n  coordinator: \"{coordinator}\"\n  place: {place}\n")
     };
@@ -924,4 +911,110 @@ fn labgrid_board_files_are_checked() {
     let (code, err) = check_board(&format!("{}  consol: uart\n", lab("h:1", "p")));
     assert_eq!(code, Some(2));
     assert!(err.contains("unknown field `consol`"), "{err}");
+}
+
+#[test]
+fn a_data_filesystem_is_checked_against_the_card_and_its_readers() {
+    let data =
+        "storage:\n  erofs_on: sdcard\n  data: {fs: f2fs, size_mb: 128, files: 8, file_mb: 4}";
+    let ok = smoke_with("storage:\n  erofs_on: virtio", data);
+    let (code, err) = check(&ok);
+    assert_eq!(code, 0, "{err}");
+
+    let virtio = smoke_with(
+        "storage:\n  erofs_on: virtio",
+        "storage:\n  erofs_on: virtio\n  data: {fs: ext4, size_mb: 64}",
+    );
+    let (code, err) = check(&virtio);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("key `storage.data`: a data partition needs storage.erofs_on: sdcard"),
+        "{err}"
+    );
+
+    let small = ok.replace("size_mb: 128", "size_mb: 48");
+    let (code, err) = check(&small);
+    assert_eq!(code, 2);
+    assert!(err.contains("key `storage.data.size_mb`"), "{err}");
+    assert!(err.contains("64"), "f2fs' minimum: {err}");
+
+    let full = ok.replace("files: 8, file_mb: 4", "files: 8, file_mb: 16");
+    let (code, err) = check(&full);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("8 files of 16 MiB do not fit on 128 MiB of f2fs"),
+        "{err}"
+    );
+
+    let fs = ok.replace("fs: f2fs", "fs: btrfs");
+    let (code, err) = check(&fs);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("storage.data.fs") && err.contains("f2fs"),
+        "{err}"
+    );
+
+    // A reader of /data in a plan that has none.
+    let orphan = smoke_with(
+        "  - readers-seq-1",
+        "  - readers-seq-1\n  - data-readers-seq-1",
+    );
+    let (code, err) = check(&orphan);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("data-readers-seq-1: reads `on: data`, and the plan has no storage.data"),
+        "{err}"
+    );
+    let both = ok.replace(
+        "  - readers-seq-1",
+        "  - readers-seq-1\n  - data-readers-seq-1",
+    );
+    let (code, err) = check(&both);
+    assert_eq!(code, 0, "{err}");
+}
+
+/// A board whose SSH comes from its labgrid place's `NetworkService`
+/// gives the key and known_hosts in `labgrid.ssh`, and not its own `ssh:`
+/// as well.
+#[test]
+fn ssh_from_a_labgrid_place_is_checked() {
+    let text = std::fs::read_to_string(repo().join("boards/ssh-emulated.yaml")).unwrap();
+    let a = text.find("\nssh:\n").unwrap() + 1;
+    let b = a + text[a..].find("\nflash:").unwrap() + 1;
+    let own_ssh = &text[a..b];
+    let without = format!("{}{}", &text[..a], &text[b..]).replace("ssh-emulated", "bench-emulated");
+    let lab = "labgrid:\n  coordinator: \"lab.example:20408\"\n  place: os-1\n";
+    let login = "  ssh: {key: /k/id, known_hosts: /k/known_hosts}\n";
+
+    let (code, err) = check_bench_board(&format!("{without}{lab}{login}"));
+    assert_eq!(code, Some(0), "{err}");
+    let (code, err) = check_bench_board(&format!("{without}{lab}"));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("agent: ssh needs an `ssh:` section (or, for a board in a labgrid lab, `labgrid: {ssh: {key, known_hosts}}`)"),
+        "{err}"
+    );
+    let (code, err) = check_bench_board(&format!("{without}{own_ssh}{lab}{login}"));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("key `labgrid.ssh`: the board has its own `ssh:` too"),
+        "{err}"
+    );
+}
+
+/// `hilt check` of plans/smoke-bench.yaml with `board` as its board
+/// (boards/bench-emulated.yaml): the exit code and stderr.
+fn check_bench_board(board: &str) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("boards")).unwrap();
+    std::os::unix::fs::symlink(repo().join("workloads"), dir.path().join("workloads")).unwrap();
+    std::fs::write(dir.path().join("boards/bench-emulated.yaml"), board).unwrap();
+    std::fs::create_dir(dir.path().join("plans")).unwrap();
+    let plan = dir.path().join("plans/p.yaml");
+    std::fs::copy(repo().join("plans/smoke-bench.yaml"), &plan).unwrap();
+    let out = hilt_check(&plan);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }

@@ -9,6 +9,7 @@
 pub mod avb;
 pub mod bootimg;
 pub mod cpio;
+pub mod datafs;
 pub mod dataset;
 pub mod disk;
 pub mod erofs;

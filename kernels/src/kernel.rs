@@ -33,8 +33,6 @@ pub struct Kernel {
     /// Module files by normalized name.
     module_files: BTreeMap<String, PathBuf>,
     builtin: BuiltinSource,
-    /// Plain aliases of built-in code, from modules.builtin.modinfo.
-    builtin_aliases: BTreeSet<String>,
     /// Alias -> module names. Building it reads every module file, so it is built only
     /// when a softdep names something that is not a module file name.
     aliases: OnceLock<Result<BTreeMap<String, BTreeSet<String>>, String>>,
@@ -123,7 +121,7 @@ impl Kernel {
 
         let mut module_files = BTreeMap::new();
         index_modules(&modules_dir, &mut module_files)?;
-        let (builtin, builtin_aliases) = read_builtin_lists(&modules_dir)?;
+        let builtin = read_builtin_lists(&modules_dir)?;
 
         Ok(Kernel {
             package: package.to_string(),
@@ -136,7 +134,6 @@ impl Kernel {
             config_values,
             module_files,
             builtin,
-            builtin_aliases,
             aliases: OnceLock::new(),
         })
     }
@@ -219,15 +216,17 @@ impl Kernel {
 }
 
 impl Kernel {
-    /// Module files that satisfy softdep names, the way modprobe resolves them: a module
-    /// name first, then built-in code (nothing to load), then every module with that alias.
+    /// Module files that satisfy softdep names, the way modprobe (libkmod) resolves them:
+    /// a module name first, then every module with that alias, and only then built-in
+    /// code (nothing to load). The order matters where a name is both: f2fs asks for
+    /// "crc32", which is the built-in lib/crc32 and also the alias of the crypto driver
+    /// f2fs actually needs (crc32_generic); stopping at the built-in, f2fs fails to mount
+    /// with "Cannot load crc32 driver".
     fn softdep_providers(&self, names: &[String]) -> Result<Vec<String>, Error> {
         let mut out = Vec::new();
         for name in names {
             if self.module_files.contains_key(name) {
                 out.push(name.clone());
-            } else if self.is_builtin(name) || self.builtin_aliases.contains(name) {
-                continue;
             } else if let Some(providers) = self.alias_index()?.get(name) {
                 out.extend(providers.iter().cloned());
             }
@@ -340,9 +339,8 @@ fn index_modules(dir: &Path, out: &mut BTreeMap<String, PathBuf>) -> Result<(), 
     Ok(())
 }
 
-fn read_builtin_lists(modules_dir: &Path) -> Result<(BuiltinSource, BTreeSet<String>), Error> {
+fn read_builtin_lists(modules_dir: &Path) -> Result<BuiltinSource, Error> {
     let mut names = BTreeSet::new();
-    let mut aliases = BTreeSet::new();
     let mut found = false;
     let list = modules_dir.join("modules.builtin");
     if list.is_file() {
@@ -363,23 +361,17 @@ fn read_builtin_lists(modules_dir: &Path) -> Result<(BuiltinSource, BTreeSet<Str
         let data = fs::read(&modinfo).map_err(|e| Error::io(&modinfo, e))?;
         for entry in data.split(|&b| b == 0).filter(|e| !e.is_empty()) {
             let entry = String::from_utf8_lossy(entry);
-            let Some((name, rest)) = entry.split_once('.') else {
+            let Some((name, _)) = entry.split_once('.') else {
                 continue;
             };
             names.insert(normalize_module_name(name));
-            if let Some(alias) = rest.strip_prefix("alias=") {
-                if !alias.contains(['*', '?', '[']) {
-                    aliases.insert(normalize_module_name(alias));
-                }
-            }
         }
     }
-    let source = if found {
+    Ok(if found {
         BuiltinSource::Listed(names)
     } else {
         BuiltinSource::ConfigGuess
-    };
-    Ok((source, aliases))
+    })
 }
 
 #[cfg(test)]
@@ -451,10 +443,18 @@ mod tests {
             with("needs_builtin", "softdep=pre: sha256\0"),
         )
         .unwrap();
+        // Debian's f2fs: "crc32" is both built-in lib/crc32 and the crypto
+        // driver's alias, and only the driver will do.
+        fs::write(mods.join("f2fs.ko"), with("f2fs", "softdep=pre: crc32\0")).unwrap();
+        fs::write(
+            mods.join("crc32_generic.ko"),
+            with("crc32_generic", "alias=crypto-crc32\0alias=crc32\0"),
+        )
+        .unwrap();
         if builtin_list {
             fs::write(
                 root.join(format!("lib/modules/{rel}/modules.builtin")),
-                "kernel/drivers/virtio/virtio_mmio.ko\nkernel/drivers/mmc/core/mmc_block.ko\n",
+                "kernel/drivers/virtio/virtio_mmio.ko\nkernel/drivers/mmc/core/mmc_block.ko\nkernel/lib/crc32.ko\n",
             )
             .unwrap();
             fs::write(
@@ -505,6 +505,11 @@ mod tests {
         assert_eq!(names, ["crc32c_generic", "libcrc32c", "needs_builtin"]);
         assert_eq!(order[1].softdeps, ["crc32c_generic"]);
         assert!(order[2].softdeps.is_empty());
+        // An alias wins over a built-in of the same name, as in libkmod.
+        assert!(k.is_builtin("crc32"));
+        let order = k.load_order(&["f2fs"]).unwrap();
+        let names: Vec<&str> = order.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["crc32_generic", "f2fs"]);
 
         let err = k.load_order(&["nonesuch"]).unwrap_err();
         assert!(err.to_string().contains("6.1.0-99-arm64"), "{err}");

@@ -17,7 +17,7 @@ pub use spec::*;
 
 /// Bumped whenever a record changes shape; the host refuses an agent that
 /// speaks another version instead of misreading it.
-pub const PROTOCOL_VERSION: u32 = 7;
+pub const PROTOCOL_VERSION: u32 = 8;
 
 /// The name of the virtio-serial port the agent talks on. The host creates
 /// the port with this name and the agent looks it up under

@@ -180,6 +180,8 @@ pub enum Stage {
     Settings,
     Verity,
     Mount,
+    /// The data filesystem beside erofs, and its files.
+    Data,
     Swap,
     Workloads,
     Watch,
@@ -246,6 +248,12 @@ pub struct IntervalStats {
     /// In-kernel latency of erofs' decompression functions, when probed.
     #[serde(default)]
     pub decompress: Vec<FuncLatency>,
+    /// Cumulative reads and bytes of the `on: data` readers, kept out of
+    /// the erofs figures above.
+    #[serde(default)]
+    pub data_reads: u64,
+    #[serde(default)]
+    pub data_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

@@ -44,6 +44,13 @@ pub enum ControlSpec {
         #[serde(default)]
         resume_after_ms: Option<u64>,
     },
+    /// A task waits in `submit_bio_wait()` on a dm-linear device over
+    /// `device`, suspended without flushing, and the readers are stopped
+    /// (SIGSTOP): what the seed's deadlock looks like from outside. That
+    /// wait wakes in slices, so khungtaskd never reports it; only the
+    /// agent's watcher can. The stage fails unless the task is seen in the
+    /// wait within `within_ms`.
+    BioWaitFreeze { device: BlockDevice, within_ms: u64 },
 }
 
 /// How the agent finds a block device without relying on enumeration order
@@ -73,6 +80,52 @@ pub struct StorageSpec {
     pub io_scheduler: Option<String>,
     /// Written to /sys/fs/erofs/<dev>/sync_decompress when set (0, 1, 2).
     pub sync_decompress: Option<u8>,
+    /// A writable filesystem beside erofs on the same device (Android's
+    /// /data), whose own reads make submit_bio calls that erofs completions
+    /// can run inside.
+    #[serde(default)]
+    pub data: Option<DataSpec>,
+}
+
+/// Where the agent mounts the data filesystem.
+pub const DATA_MOUNT_POINT: &str = "/mnt/data";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataSpec {
+    /// The partition, already formatted by the host.
+    pub device: BlockDevice,
+    pub fs: DataFs,
+    /// Files the agent writes at setup for `on: data` readers to read.
+    pub files: u32,
+    pub file_bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataFs {
+    F2fs,
+    Ext4,
+}
+
+impl DataFs {
+    /// The name mount(2) and /proc/filesystems use.
+    pub fn name(self) -> &'static str {
+        match self {
+            DataFs::F2fs => "f2fs",
+            DataFs::Ext4 => "ext4",
+        }
+    }
+}
+
+/// Which files a readers workload reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadFrom {
+    /// The erofs dataset: its reads are the latency the plan measures.
+    #[default]
+    Erofs,
+    /// The data filesystem's files: load on the same device, counted apart.
+    Data,
 }
 
 /// Where the agent gets the dm-verity parameters for the erofs device.
@@ -157,7 +210,18 @@ pub enum WorkloadSpec {
         drop_caches: bool,
         rounds: Option<u32>,
         start_after_ms: u64,
+        #[serde(default)]
+        on: ReadFrom,
+        /// false: the files are marked random access (POSIX_FADV_RANDOM,
+        /// MADV_RANDOM), so a mapped read faults one page in with no
+        /// readahead and no plug: its bio is issued from inside submit_bio().
+        #[serde(default = "readahead_default")]
+        readahead: bool,
     },
+}
+
+fn readahead_default() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

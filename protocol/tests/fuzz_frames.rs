@@ -256,6 +256,8 @@ fn interval() -> BoxedStrategy<IntervalStats> {
             ),
             0..3,
         ),
+        any::<u64>(),
+        any::<u64>(),
     )
         .prop_map(
             |(
@@ -270,6 +272,8 @@ fn interval() -> BoxedStrategy<IntervalStats> {
                 ),
                 (hog_bytes, psi, mem, vmstat, agent_rss_kb, agent_cpu_ms),
                 decompress,
+                data_reads,
+                data_bytes,
             )| IntervalStats {
                 uptime_ms,
                 read_latency_us,
@@ -285,6 +289,8 @@ fn interval() -> BoxedStrategy<IntervalStats> {
                 agent_rss_kb,
                 agent_cpu_ms,
                 decompress,
+                data_reads,
+                data_bytes,
             },
         )
         .boxed()
@@ -587,20 +593,34 @@ fn run_spec() -> BoxedStrategy<RunSpec> {
         verity.prop_map(VeritySource::Explicit),
         text().prop_map(|partition_name| VeritySource::AvbFooter { partition_name }),
     ];
+    let data = (
+        block_device(),
+        select(vec![DataFs::F2fs, DataFs::Ext4]),
+        any::<u32>(),
+        any::<u64>(),
+    )
+        .prop_map(|(device, fs, files, file_bytes)| DataSpec {
+            device,
+            fs,
+            files,
+            file_bytes,
+        });
     let storage = (
         block_device(),
         proptest::option::of(verity),
         text(),
         proptest::option::of(text()),
         any::<Option<u8>>(),
+        proptest::option::of(data),
     )
         .prop_map(
-            |(erofs, verity, mount_options, io_scheduler, sync_decompress)| StorageSpec {
+            |(erofs, verity, mount_options, io_scheduler, sync_decompress, data)| StorageSpec {
                 erofs,
                 verity,
                 mount_options,
                 io_scheduler,
                 sync_decompress,
+                data,
             },
         );
     let swap = prop_oneof![
@@ -659,10 +679,20 @@ fn run_spec() -> BoxedStrategy<RunSpec> {
             any::<u32>(),
             any::<bool>(),
             any::<Option<u32>>(),
-            any::<u64>()
+            any::<u64>(),
+            (select(vec![ReadFrom::Erofs, ReadFrom::Data]), any::<bool>()),
         )
             .prop_map(
-                |(name, threads, pattern, block_size, drop_caches, rounds, start_after_ms)| {
+                |(
+                    name,
+                    threads,
+                    pattern,
+                    block_size,
+                    drop_caches,
+                    rounds,
+                    start_after_ms,
+                    (on, readahead),
+                )| {
                     WorkloadSpec::Readers {
                         name,
                         threads,
@@ -671,6 +701,8 @@ fn run_spec() -> BoxedStrategy<RunSpec> {
                         drop_caches,
                         rounds,
                         start_after_ms,
+                        on,
+                        readahead,
                     }
                 }
             ),
@@ -693,7 +725,7 @@ fn run_spec() -> BoxedStrategy<RunSpec> {
             }
         },
     );
-    let control = proptest::option::of(
+    let control = proptest::option::of(prop_oneof![
         (
             block_device(),
             any::<u64>(),
@@ -708,7 +740,9 @@ fn run_spec() -> BoxedStrategy<RunSpec> {
                     resume_after_ms,
                 }
             }),
-    );
+        (block_device(), any::<u64>())
+            .prop_map(|(device, within_ms)| ControlSpec::BioWaitFreeze { device, within_ms }),
+    ]);
     (
         (text(), text(), any::<u32>(), any::<u64>()),
         (storage, swap, kernel, vec(workload, 0..4), watch, control),

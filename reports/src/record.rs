@@ -176,6 +176,12 @@ pub struct IterationRecord {
     pub read_errors: u64,
     #[serde(default)]
     pub last_read_errno: Option<i32>,
+    /// Reads of the plan's data filesystem (`on: data` readers): load on
+    /// the same card, kept out of the erofs figures.
+    #[serde(default)]
+    pub data_reads: u64,
+    #[serde(default)]
+    pub data_bytes: u64,
     pub read_latency_us: LatencyHisto,
     /// In-kernel time of erofs' top decompression function, when probed
     /// (empty otherwise), with the calls made by kworkers (deferred) and
@@ -232,6 +238,8 @@ impl IterationRecord {
             bytes_read: 0,
             read_errors: 0,
             last_read_errno: None,
+            data_reads: 0,
+            data_bytes: 0,
             read_latency_us: Default::default(),
             decompress_latency_us: Default::default(),
             decompress_func: None,

@@ -300,10 +300,21 @@ pub struct ControlRow {
 /// hang and the kernel's own hung-task report was seen: that is what proves
 /// the detectors work end to end (the harness's rule for `summary.json`).
 pub fn control_detected(r: &IterationRecord) -> bool {
-    matches!(
+    let hung = matches!(
         r.outcome,
         Outcome::Hang | Outcome::Deadlock | Outcome::Stall
-    ) && r
+    );
+    if r.control.as_deref() == Some("bio_wait") {
+        // khungtaskd never reports a bio wait: the agent's watcher must,
+        // naming the waiter and the workloads' standstill.
+        return hung
+            && r.failure.as_ref().is_some_and(|f| {
+                f.detector == Detector::Dstate
+                    && f.title.ends_with("with no workload progress")
+                    && f.frames.iter().any(|x| x == "submit_bio_wait")
+            });
+    }
+    hung && r
         .kernel_events
         .iter()
         .any(|t| t.starts_with("INFO: task hung in") || t.contains("blocked for more than"))
@@ -1305,6 +1316,7 @@ fn timelines(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Failure;
 
     fn run_in(dir: &Path) -> RunData {
         RunData {
@@ -1315,6 +1327,39 @@ mod tests {
             records: Vec::new(),
             warnings: Vec::new(),
         }
+    }
+
+    #[test]
+    fn the_bio_wait_control_counts_only_the_watchers_evidence() {
+        let mut r = IterationRecord::blank("v", 0, "b");
+        r.control = Some("bio_wait".into());
+        r.outcome = Outcome::Deadlock;
+        let failure = |detector, title: &str, frame: &str| Failure {
+            detector,
+            title: title.into(),
+            task: Some("hilt-zeroout:90".into()),
+            frames: vec![frame.into(), "blkdev_issue_zeroout".into()],
+            uptime_ms: None,
+            detected_after_ms: 40_000,
+            excerpt: String::new(),
+            timing: None,
+        };
+        let watcher = "hang: hilt-zeroout stuck in submit_bio_wait with no workload progress";
+        r.failure = Some(failure(Detector::Dstate, watcher, "submit_bio_wait"));
+        assert!(control_detected(&r));
+        // A hung-task report is what this control must do without.
+        r.kernel_events = vec!["INFO: task hung in rq_qos_wait".into()];
+        r.failure = Some(failure(
+            Detector::AgentKmsg,
+            "INFO: task hung in rq_qos_wait",
+            "rq_qos_wait",
+        ));
+        assert!(!control_detected(&r));
+        r.failure = Some(failure(Detector::Dstate, watcher, "folio_wait_bit_common"));
+        assert!(!control_detected(&r), "not a bio wait");
+        // The swap freeze keeps its own rule.
+        r.control = Some("swap_freeze".into());
+        assert!(control_detected(&r));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! loop only sees [`Strategy`], [`Board`], [`Boot`] and the [`Session`]
 //! they produce.
 
+pub mod install;
 pub mod labgrid;
 pub mod preflight;
 pub mod qemu;
@@ -101,12 +102,30 @@ impl RunBoard {
     }
 }
 
+/// A boot that ended with the board back on its own kernel through its
+/// bootloader's fallback: the variant's kernel did not come up. A result
+/// about the kernel, not about the lab, so the iteration records it as one.
+#[derive(Debug)]
+pub struct VariantDidNotBoot(pub String);
+
+impl std::fmt::Display for VariantDidNotBoot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for VariantDidNotBoot {}
+
 /// A variant's kernel, as prepared for boards.
 pub struct KernelFiles {
     pub variant: String,
     pub image: PathBuf,
     pub initramfs: PathBuf,
     pub release: String,
+    /// Its modules as a board with `install:` gets them.
+    pub modules_archive: Option<PathBuf>,
+    /// The initrd hilt built for the board's `install.root_modules`.
+    pub root_initrd: Option<PathBuf>,
 }
 
 /// One boot: the variant it runs, and where its logs go.

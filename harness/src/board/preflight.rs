@@ -14,6 +14,13 @@ pub fn check_partitions(b: &BoardFile, plan: &Plan) -> anyhow::Result<()> {
             b.name
         )
     })?;
+    if plan.storage.data.is_some() {
+        bail!(
+            "board {}: storage.data is a partition hilt formats on the emulated SD card, and this board keeps its own partitions: \
+             run that plan on an emulated board, or drop storage.data and the `on: data` readers",
+            b.name
+        );
+    }
     let disk_swap = matches!(plan.swap, SwapCfg::Disk { .. } | SwapCfg::Sdcard { .. });
     if storage.swap.is_none() && disk_swap {
         bail!(

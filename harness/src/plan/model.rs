@@ -170,6 +170,10 @@ pub enum Control {
     /// The same freeze, let go 30 s later: a hang that recovers, which
     /// must come out as a stall.
     SwapStall,
+    /// A task waiting in submit_bio_wait() on a suspended dm device, with
+    /// the readers stopped: khungtaskd never reports that wait, so only the
+    /// agent's watcher can find it. Must come out as a deadlock.
+    BioWait,
 }
 
 impl Control {
@@ -177,6 +181,7 @@ impl Control {
         match self {
             Control::SwapFreeze => "swap_freeze",
             Control::SwapStall => "swap_stall",
+            Control::BioWait => "bio_wait",
         }
     }
 }
@@ -370,6 +375,30 @@ pub struct StorageCfg {
     pub mount_options: String,
     pub io_scheduler: Option<String>,
     pub sync_decompress: Option<u8>,
+    /// A writable filesystem on the same card as erofs (Android's /data),
+    /// read by `on: data` readers.
+    pub data: Option<DataCfg>,
+}
+
+/// `storage.data`: a partition hilt formats on the emulated card.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataCfg {
+    pub fs: hilt_protocol::DataFs,
+    pub size_mb: u64,
+    /// Files the agent writes there for the readers, and their size.
+    #[serde(default = "default_data_files")]
+    pub files: u32,
+    #[serde(default = "default_data_file_mb")]
+    pub file_mb: u64,
+}
+
+fn default_data_files() -> u32 {
+    4
+}
+
+fn default_data_file_mb() -> u64 {
+    4
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -526,6 +555,17 @@ pub struct ReadersCfg {
     pub rounds: Option<u32>,
     #[serde(default)]
     pub start_after_s: f64,
+    /// erofs (the default) or the plan's `storage.data` filesystem.
+    #[serde(default)]
+    pub on: hilt_protocol::ReadFrom,
+    /// false marks the files random access: no readahead, so mapped reads
+    /// fault single pages in, each bio issued inside its own submit_bio().
+    #[serde(default = "default_readahead")]
+    pub readahead: bool,
+}
+
+fn default_readahead() -> bool {
+    true
 }
 
 fn default_block_kb() -> u32 {
@@ -583,6 +623,11 @@ pub struct BoardFile {
     /// cycles it; without it, the board must already run the variant's.
     #[serde(default)]
     pub kernel_path: Option<String>,
+    /// On a board that boots its own Linux: a complete install (the
+    /// kernel, its modules, a boot entry) in the layout its bootloader
+    /// reads. Replaces `kernel_path`, which writes the Image alone.
+    #[serde(default)]
+    pub install: Option<InstallCfg>,
     /// Which of `partitions:` a run writes its image to and swaps on.
     #[serde(default)]
     pub storage: Option<BoardStorageCfg>,
@@ -605,6 +650,59 @@ pub struct InitramfsCfg {
     /// from the variant's kernel. A name the kernel has built in adds
     /// nothing; one it has neither built in nor as a module is an error.
     pub modules: Vec<String>,
+}
+
+/// Where a variant's kernel goes on a board that boots its own Linux.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstallCfg {
+    /// The boot configuration the board's bootloader reads.
+    pub layout: InstallLayout,
+    /// The directory on the board holding the kernels and the layout's
+    /// configuration (extlinux/extlinux.conf under it).
+    #[serde(default = "default_boot_dir")]
+    pub boot_dir: String,
+    /// What the board's root needs before it can be mounted (its storage
+    /// controller, or the filesystem's modules): hilt builds each variant
+    /// an initrd that loads these, with their dependencies from the
+    /// variant's kernel, mounts `root=` and switches to it. Without it the
+    /// variant boots with the initrd of the board's own default entry,
+    /// which holds the modules of the board's kernel, not the variant's.
+    #[serde(default)]
+    pub root_modules: Option<Vec<String>>,
+    /// Which of the variant's modules go to /lib/modules/<release>, each
+    /// with its dependencies; without it, all of them, as the kernel's
+    /// package installs them.
+    #[serde(default)]
+    pub modules: Option<Vec<String>>,
+    /// How a variant that does not boot gives the board back its own
+    /// kernel after a power cycle. Without it, such a variant leaves the
+    /// board booting it until someone restores /boot by hand.
+    #[serde(default)]
+    pub fallback: Option<InstallFallback>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InstallFallback {
+    /// U-Boot's boot count limit (CONFIG_BOOTCOUNT_LIMIT, the count kept
+    /// in its environment): hilt sets `upgrade_available=1`, `bootlimit=1`,
+    /// `bootcount=0` and an `altbootcmd` that boots the board's own
+    /// extlinux entry (`pxe_label_override`) with fw_setenv on the board,
+    /// and resets `bootcount` each time the variant comes up. A second
+    /// power on without that reset boots the board's own kernel.
+    Bootcount,
+}
+
+fn default_boot_dir() -> String {
+    "/boot".into()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InstallLayout {
+    /// U-Boot's distro boot: `<boot_dir>/extlinux/extlinux.conf`.
+    Extlinux,
 }
 
 /// What kind of board a board file describes. The board file does not say
@@ -635,6 +733,12 @@ impl BoardKind {
 }
 
 impl BoardFile {
+    /// Whether the board reaches its OS over SSH, by its own `ssh:` or by
+    /// its place's `NetworkService` (filled in once the place is acquired).
+    pub fn has_ssh(&self) -> bool {
+        self.ssh.is_some() || self.labgrid.as_ref().is_some_and(|l| l.ssh.is_some())
+    }
+
     pub fn kind(&self) -> BoardKind {
         if self.qemu.is_some() {
             BoardKind::Emulated
@@ -948,6 +1052,26 @@ pub struct LabgridCfg {
     /// has more than one.
     #[serde(default)]
     pub power: Option<String>,
+    /// SSH to the address, port and user of the place's `NetworkService`,
+    /// in place of the board's own `ssh:`.
+    #[serde(default)]
+    pub ssh: Option<LabgridSshCfg>,
+}
+
+/// What hilt needs beside a place's `NetworkService` to log in: labgrid's
+/// resource carries neither a key hilt can use (only a password, for
+/// labgrid's own sshpass) nor the board's host key, which hilt always checks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabgridSshCfg {
+    /// Private key file; `~` is the user's home.
+    pub key: String,
+    /// known_hosts file holding the board's host key, under the address and
+    /// port the place publishes.
+    pub known_hosts: String,
+    /// The `NetworkService`'s name, when the place has more than one.
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -33,7 +33,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use futures_util::future::join_all;
+use futures_util::FutureExt;
 use hilt_reports::Outcome;
+use std::panic::AssertUnwindSafe;
 use tokio::sync::watch;
 
 use crate::artifacts::{self, Cache, Media};
@@ -69,24 +71,9 @@ pub fn default_out(plan: &ResolvedPlan) -> PathBuf {
 }
 
 fn signals() -> watch::Receiver<bool> {
-    let (tx, rx) = watch::channel(false);
-    tokio::spawn(async move {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-        }
-        eprintln!(
-            "hilt: stopping: powering boards off and writing results (interrupt again to abort)"
-        );
-        let _ = tx.send(true);
-        let _ = tokio::signal::ctrl_c().await;
-        // No destructor runs after exit: the lab's places go back now.
-        board::labgrid::release_all_blocking();
-        std::process::exit(exit::INTERRUPTED);
-    });
-    rx
+    crate::interrupt::watch(
+        "stopping: powering boards off and writing results (interrupt again to abort)",
+    )
 }
 
 pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i32> {
@@ -170,6 +157,7 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
         queue: Mutex::new(todo),
         records: Mutex::new(earlier.done),
         quarantined: Mutex::new(Vec::new()),
+        crashed: AtomicBool::new(false),
         interrupted: AtomicBool::new(false),
         started: std::time::Instant::now(),
         cpu0: iteration::host_cpu_ms(),
@@ -183,6 +171,7 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
     // The boards' loops run concurrently on this task: they wait on their
     // boards, and share the queue and the records without locks held
     // across an await.
+    let sh = &shared;
     join_all(
         instances
             .into_iter()
@@ -195,7 +184,18 @@ pub async fn run_plan(plan: ResolvedPlan, opts: RunOptions) -> anyhow::Result<i3
                     .map(|p| p.lost())
                     .chain(held.lost(&b.name))
                     .collect();
-                board_loop::drive_board(&shared, k, b, st, lost)
+                let name = b.name.clone();
+                // A panicking board loop is a bug in hilt: caught here, it
+                // takes that board out of the run and nothing else, so the
+                // other boards go on, the results so far are summed up, and
+                // the places and leases are given back as after any run.
+                AssertUnwindSafe(board_loop::drive_board(&shared, k, b, st, lost))
+                    .catch_unwind()
+                    .map(move |r| {
+                        if let Err(panic) = r {
+                            sh.crash(&name, panic.as_ref());
+                        }
+                    })
             }),
     )
     .await;
@@ -225,6 +225,7 @@ async fn lease_boards(
             .to_string(),
         plan: plan.plan.name.clone(),
         ttl: opts.lease_ttl,
+        command: String::new(),
     };
     let say = |m: &str| progress.note(m);
     let held = tokio::select! {
@@ -287,7 +288,12 @@ async fn take_places(
     for b in instances.iter_mut().filter(|b| b.labgrid.is_some()) {
         let h = tokio::select! {
             r = board::labgrid::take(b, &wanted) => r?,
-            _ = cancel.wait_for(|c| *c) => return Ok(None),
+            _ = cancel.wait_for(|c| *c) => {
+                // A place acquired but not yet handed over is only in the
+                // registry of places this process holds.
+                board::labgrid::release_all_blocking();
+                return Ok(None);
+            }
         };
         progress.note(&format!(
             "acquired labgrid place {} for board {} as {}",
@@ -360,6 +366,7 @@ fn finish(shared: Shared<'_>, opts: &RunOptions, out: &Path) -> anyhow::Result<i
     let (code, status) = exit::verdict(&exit::Facts {
         interrupted: summary.interrupted,
         results_lost: write_failure.is_some(),
+        crashed: shared.crashed.load(Ordering::Relaxed),
         controls_failed: summary.valid == Some(false),
         all_infra: !records.is_empty()
             && records

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
+
 use crate::artifacts::{self, Cache};
 use crate::board::KernelFiles;
 use crate::plan::{BoardFile, ResolvedPlan};
@@ -12,6 +14,12 @@ pub struct PreparedVariant {
     pub kernel: KernelFiles,
     /// The initramfs of each board whose file adds modules of its own.
     pub boards: Vec<BoardInitramfs>,
+    /// The initrd installed with the kernel for each `install.root_modules`
+    /// list among the run's boards.
+    pub root_initrds: Vec<(Vec<String>, PathBuf)>,
+    /// The modules installed with the kernel for each `install.modules`
+    /// choice among the run's boards (None: the whole tree).
+    pub module_archives: Vec<(Option<Vec<String>>, PathBuf)>,
     pub kernel_package: String,
     pub kernel_image_sha256: String,
     pub builtin_modules: Vec<String>,
@@ -48,6 +56,18 @@ impl PreparedVariant {
             image: self.kernel.image.clone(),
             initramfs: own.unwrap_or_else(|| self.kernel.initramfs.clone()),
             release: self.kernel.release.clone(),
+            modules_archive: board.install.as_ref().and_then(|i| {
+                self.module_archives
+                    .iter()
+                    .find(|(want, _)| *want == i.modules)
+                    .map(|(_, p)| p.clone())
+            }),
+            root_initrd: board
+                .install
+                .as_ref()
+                .and_then(|i| i.root_modules.as_ref())
+                .and_then(|m| self.root_initrds.iter().find(|(want, _)| want == m))
+                .map(|(_, p)| p.clone()),
         }
     }
 }
@@ -63,7 +83,8 @@ pub fn prepare(
     let busybox = artifacts::fetch_busybox(&cache)?;
     let mut out = Vec::new();
     for v in &plan.plan.variants {
-        let pk = artifacts::prepare_kernel(&cache, &plan.path, &v.name, &v.kernel, say)?;
+        let mut pk = artifacts::prepare_kernel(&cache, &plan.path, &v.name, &v.kernel, say)?;
+        pk.boot = pk.boot.for_plan(&plan.plan)?;
         let k = &pk.boot;
         let initramfs = artifacts::build_initramfs(&cache, k, &busybox, &agent)?;
         let mut boards = Vec::new();
@@ -97,6 +118,43 @@ pub fn prepare(
                 builtin_modules: bk.builtin.clone(),
             });
         }
+        let mut root_initrds: Vec<(Vec<String>, PathBuf)> = Vec::new();
+        for b in &plan.boards {
+            let Some(m) = b.install.as_ref().and_then(|i| i.root_modules.as_ref()) else {
+                continue;
+            };
+            if root_initrds.iter().any(|(want, _)| want == m) {
+                continue;
+            }
+            let initrd = artifacts::root_initrd::build_root_initrd(&cache, &k.kernel, m, &busybox)
+                .with_context(|| format!("board {}", b.name))?;
+            say(&format!(
+                "{}: board {}: initrd for its root with {} for kernel {}",
+                v.name,
+                b.name,
+                m.join(", "),
+                k.kernel.release
+            ));
+            root_initrds.push((m.clone(), initrd));
+        }
+        let mut module_archives: Vec<(Option<Vec<String>>, PathBuf)> = Vec::new();
+        for b in &plan.boards {
+            let Some(i) = &b.install else { continue };
+            if module_archives.iter().any(|(want, _)| *want == i.modules) {
+                continue;
+            }
+            say(&format!(
+                "{}: board {}: packing the modules of kernel {}",
+                v.name, b.name, k.kernel.release
+            ));
+            let archive = artifacts::modules_archive::build_modules_archive(
+                &cache,
+                &k.kernel,
+                i.modules.as_deref(),
+            )
+            .with_context(|| format!("board {}", b.name))?;
+            module_archives.push((i.modules.clone(), archive));
+        }
         out.push(PreparedVariant {
             boards,
             kernel: KernelFiles {
@@ -104,7 +162,11 @@ pub fn prepare(
                 image: k.kernel.image.clone(),
                 initramfs,
                 release: k.kernel.release.clone(),
+                modules_archive: None,
+                root_initrd: None,
             },
+            root_initrds,
+            module_archives,
             kernel_package: pk.label.clone(),
             kernel_build: pk.build.clone(),
             kernel_prebuilt: pk.prebuilt.clone(),

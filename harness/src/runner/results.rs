@@ -446,6 +446,13 @@ fn control_result(r: &IterationRecord) -> Option<ControlResult> {
             f.detected_after_ms as f64 / 1000.0
         ),
         (Some(t), None) => t.clone(),
+        // The bio-wait control's evidence is the watcher's, never khungtaskd's.
+        (None, Some(f)) if detected => format!(
+            "{}; seen by {:?} after {:.1} s",
+            f.title,
+            f.detector,
+            f.detected_after_ms as f64 / 1000.0
+        ),
         (None, _) => format!("{}: {}", r.outcome.as_str(), r.detail),
     };
     Some(ControlResult {

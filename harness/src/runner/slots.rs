@@ -68,6 +68,10 @@ pub fn run_spec(plan: &ResolvedPlan, storage: &BoardStorage, run_id: &str, slot:
             within_ms: 30_000,
             resume_after_ms: Some(SWAP_STALL_MS),
         },
+        Control::BioWait => ControlSpec::BioWaitFreeze {
+            device: storage.control.clone(),
+            within_ms: 30_000,
+        },
     });
     let workloads = plan
         .workloads
@@ -94,6 +98,8 @@ pub fn run_spec(plan: &ResolvedPlan, storage: &BoardStorage, run_id: &str, slot:
                 drop_caches: r.drop_caches,
                 rounds: r.rounds,
                 start_after_ms: ms(r.start_after_s),
+                on: r.on,
+                readahead: r.readahead,
             })
         })
         .collect();

@@ -10,8 +10,10 @@ use hilt_reports::{IterationRecord, Outcome};
 /// when the test passes; kept, and its path printed, when the test fails or
 /// HILT_KEEP_TEST_DIRS is set, so a failed nightly run leaves its consoles,
 /// events and records behind for a post-mortem.
+#[allow(dead_code)] // tests/leases.rs keeps its own directories
 pub struct TestDir(Option<tempfile::TempDir>);
 
+#[allow(dead_code)]
 impl TestDir {
     pub fn new() -> Self {
         Self(Some(
@@ -44,6 +46,7 @@ pub fn repo() -> PathBuf {
 }
 
 /// `results.jsonl` of a run directory; empty while the run has none yet.
+#[allow(dead_code)]
 pub fn records(dir: &Path) -> Vec<IterationRecord> {
     std::fs::read_to_string(dir.join("results.jsonl"))
         .unwrap_or_default()
@@ -250,5 +253,22 @@ pub fn each_variant_passed_on_its_kernel(recs: &[IterationRecord], releases: &[S
         let want = if r.variant == "unpatched" { 0 } else { 1 };
         assert_eq!(r.kernel_release.as_ref(), Some(&releases[want]));
         assert!(r.reads > 0 && r.read_errors == 0, "{r:?}");
+    }
+}
+
+/// Reads `from` (a hilt's piped stderr) into `seen` until `want` appears;
+/// fails if it ends first or takes over a minute.
+#[allow(dead_code)]
+pub fn read_until(from: &mut impl std::io::Read, want: &str, seen: &mut String) {
+    let mut buf = [0u8; 4096];
+    let t0 = std::time::Instant::now();
+    while !seen.contains(want) {
+        let n = from.read(&mut buf).unwrap();
+        assert!(n > 0, "ended before {want:?}:\n{seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        assert!(
+            t0.elapsed().as_secs() < 60,
+            "no {want:?} in a minute:\n{seen}"
+        );
     }
 }

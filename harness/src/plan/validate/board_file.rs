@@ -26,6 +26,7 @@ pub fn board(file: &Path, doc: &Loaded<BoardFile>) -> Result<(), PlanError> {
     android_needs(&c, b)?;
     storage_partitions_listed(&c, b)?;
     initramfs_used(&c, b)?;
+    install_used(&c, b)?;
     emulation(&c, b)
 }
 
@@ -59,6 +60,42 @@ fn kernel_values(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanErro
             "/",
             "an absolute path on the board such as /boot/Image (letters, digits and /._+:@-, no `..`)",
         )?;
+    }
+    if let Some(i) = &b.install {
+        c.board_path(
+            "install.boot_dir",
+            &i.boot_dir,
+            "/",
+            "an absolute directory on the board such as /boot (letters, digits and /._+:@-, no `..`)",
+        )?;
+        if let Some(m) = &i.root_modules {
+            module_names(c, "install.root_modules", m)?;
+        }
+        if let Some(m) = &i.modules {
+            module_names(c, "install.modules", m)?;
+        }
+    }
+    Ok(())
+}
+
+/// `install:` drives the kernel install of a board that boots its own
+/// Linux; `kernel_path` is the older, Image-only way, and two ways to put
+/// a kernel on the board would leave which one ran to chance.
+fn install_used(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanError> {
+    if b.install.is_none() {
+        return Ok(());
+    }
+    if b.kind() != BoardKind::OwnOs {
+        return Err(c.fail(
+            "install",
+            "only a board that boots its own Linux (agent: ssh, or agent: adb without fastboot) installs kernels this way: leave `install:` out",
+        ));
+    }
+    if b.kernel_path.is_some() {
+        return Err(c.fail(
+            "install",
+            "`install:` installs the kernel with its modules and a boot entry; `kernel_path` writes the Image alone: keep one of them (install: is the one that can fall back)",
+        ));
     }
     Ok(())
 }
@@ -229,16 +266,21 @@ fn initramfs_values(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanE
     let Some(i) = &b.initramfs else {
         return Ok(());
     };
-    if i.modules.is_empty() {
+    module_names(c, "initramfs.modules", &i.modules)
+}
+
+/// A list of module names (`initramfs.modules`, `install.root_modules`).
+fn module_names(c: &Check<'_, BoardFile>, at: &str, modules: &[String]) -> Result<(), PlanError> {
+    if modules.is_empty() {
         return Err(c.fail(
-            "initramfs.modules",
-            "expected at least one module name, e.g. [meson-gx-mmc]; without any, leave `initramfs:` out",
+            at,
+            "expected at least one module name, e.g. [meson-gx-mmc]; without any, leave the key out",
         ));
     }
-    c.at_most("initramfs.modules", &i.modules, MAX_MODULES, "modules")?;
+    c.at_most(at, modules, MAX_MODULES, "modules")?;
     let mut seen = std::collections::BTreeMap::new();
-    for (n, m) in i.modules.iter().enumerate() {
-        let key = format!("initramfs.modules[{n}]");
+    for (n, m) in modules.iter().enumerate() {
+        let key = format!("{at}[{n}]");
         if let Some(stem) = m.strip_suffix(".ko") {
             return Err(c.fail(
                 &key,
@@ -254,7 +296,7 @@ fn initramfs_values(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanE
         if let Some(first) = seen.insert(hilt_kernels::normalize_module_name(m), n) {
             return Err(c.fail(
                 &key,
-                format!("{m:?} is listed twice (also initramfs.modules[{first}]; `-` and `_` are the same in module names)"),
+                format!("{m:?} is listed twice (also {at}[{first}]; `-` and `_` are the same in module names)"),
             ));
         }
     }
@@ -376,6 +418,22 @@ fn labgrid_values(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanErr
             ))
         }
     }
+    if let Some(s) = &l.ssh {
+        if b.ssh.is_some() {
+            return Err(c.fail(
+                "labgrid.ssh",
+                "the board has its own `ssh:` too: keep one (`labgrid.ssh` logs in to the place's NetworkService)",
+            ));
+        }
+        if let Some(n) = &s.name {
+            c.word(
+                "labgrid.ssh.name",
+                n,
+                "._-",
+                "the name of one of the place's resources",
+            )?;
+        }
+    }
     for (key, v) in [("labgrid.console", &l.console), ("labgrid.power", &l.power)] {
         if let Some(v) = v {
             c.word(key, v, "._-", "the name of one of the place's resources")?;
@@ -441,8 +499,11 @@ fn console_line_and_power_lists(c: &Check<'_, BoardFile>, b: &BoardFile) -> Resu
 /// The agent and flash methods name a transport whose section says how to
 /// reach the board.
 fn needed_sections(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanError> {
-    if matches!(b.agent, AgentChannelCfg::Ssh) && b.ssh.is_none() {
-        return Err(c.fail("agent", "agent: ssh needs an `ssh:` section"));
+    if matches!(b.agent, AgentChannelCfg::Ssh) && !b.has_ssh() {
+        return Err(c.fail(
+            "agent",
+            "agent: ssh needs an `ssh:` section (or, for a board in a labgrid lab, `labgrid: {ssh: {key, known_hosts}}`)",
+        ));
     }
     if matches!(b.agent, AgentChannelCfg::Adb) && b.adb.is_none() {
         return Err(c.fail("agent", "agent: adb needs an `adb:` section"));
@@ -451,7 +512,7 @@ fn needed_sections(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanEr
         Some(FlashCfg::Fastboot { .. }) if b.fastboot.is_none() => {
             Err(c.fail("flash", "flash: fastboot needs a `fastboot:` section"))
         }
-        Some(FlashCfg::SshDd { .. }) if b.ssh.is_none() => {
+        Some(FlashCfg::SshDd { .. }) if !b.has_ssh() => {
             Err(c.fail("flash", "flash: ssh_dd needs an `ssh:` section"))
         }
         Some(FlashCfg::AdbDd { .. }) if b.adb.is_none() => {

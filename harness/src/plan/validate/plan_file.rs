@@ -1,5 +1,6 @@
 //! The checks of a plan file.
 
+use hilt_protocol::ReadFrom;
 use std::collections::HashSet;
 use std::path::Path;
 
@@ -122,6 +123,32 @@ fn storage(c: &Check<'_, Plan>, p: &Plan) -> Result<(), PlanError> {
             format!("{mo:?}: expected comma-separated erofs mount options such as cache_strategy=disabled (letters, digits and _=.:/+-)"),
         ));
     }
+    if let Some(d) = &p.storage.data {
+        if p.storage.erofs_on != ErofsOn::Sdcard {
+            return Err(c.fail(
+                "storage.data",
+                "a data partition needs storage.erofs_on: sdcard: it is there to share erofs' card and mmc queue",
+            ));
+        }
+        let name = d.fs.name();
+        let min_mb = hilt_images::datafs::min_bytes(name)
+            .map_err(|e| c.fail("storage.data.fs", e.to_string()))?
+            >> 20;
+        c.range("storage.data.size_mb", d.size_mb, min_mb, 65_536)?;
+        c.range("storage.data.files", u64::from(d.files), 1, 256)?;
+        c.range("storage.data.file_mb", d.file_mb, 1, 4096)?;
+        // What the filesystem's own metadata and reserve leave free, roughly.
+        let room = d.size_mb * 3 / 4;
+        if u64::from(d.files) * d.file_mb > room {
+            return Err(c.fail(
+                "storage.data.files",
+                format!(
+                    "{} files of {} MiB do not fit on {} MiB of {name}: expected at most {room} MiB in all",
+                    d.files, d.file_mb, d.size_mb
+                ),
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -167,6 +194,20 @@ fn reader_threads(
         .filter_map(|w| w.readers.as_ref())
         .map(|r| r.threads)
         .sum();
+    if p.storage.data.is_none() {
+        if let Some(w) = workloads
+            .iter()
+            .find(|w| w.readers.as_ref().is_some_and(|r| r.on == ReadFrom::Data))
+        {
+            return Err(c.fail(
+                "workloads",
+                format!(
+                    "{}: reads `on: data`, and the plan has no storage.data filesystem: add storage: {{data: {{fs: f2fs, size_mb: 128}}}}",
+                    w.name
+                ),
+            ));
+        }
+    }
     if threads > 32 {
         return Err(c.fail(
             "workloads",

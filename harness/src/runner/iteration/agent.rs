@@ -346,6 +346,8 @@ fn record_interval(
     }
     rec.reads = iv.reads;
     rec.bytes_read = iv.bytes_read;
+    rec.data_reads = iv.data_reads;
+    rec.data_bytes = iv.data_bytes;
     rec.read_errors = iv.read_errors;
     rec.last_read_errno = iv.last_read_errno.or(rec.last_read_errno);
     let swap_used_kb = iv.mem.swap_total_kb.saturating_sub(iv.mem.swap_free_kb);

@@ -75,6 +75,7 @@ impl<'a> Journal<'a> {
                     ..
                 } => "swap_freeze",
                 ControlSpec::SwapFreeze { .. } => "swap_stall",
+                ControlSpec::BioWaitFreeze { .. } => "bio_wait",
             }),
             t0,
             write_error: None,

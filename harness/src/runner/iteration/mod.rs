@@ -118,6 +118,9 @@ async fn power_on(
     };
     match started {
         Some(Ok(s)) => Ok(s),
+        Some(Err(e)) if e.is::<crate::board::VariantDidNotBoot>() => {
+            Err((Outcome::Crash, format!("{e:#}")))
+        }
         Some(Err(e)) => Err((Outcome::InfraError, format!("power on: {e:#}"))),
         None => {
             if let Some(p) = power_switch.as_mut() {

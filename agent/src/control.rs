@@ -95,32 +95,57 @@ impl SwapFreeze {
         tell(&mut self.victim, "go")?;
         let pid = self.victim.id();
         // D for a moment is any disk wait; D for a while is the freeze.
-        let mut d_since = None;
-        loop {
-            if let Some(status) = self.victim.try_wait()? {
-                return Err(other(format!(
-                    "swapoff (pid {pid}) returned before it blocked: {status}"
-                )));
-            }
-            let now = sys::uptime_ms();
-            d_since = match proc_state(pid) {
-                Some('D') => d_since.or(Some(now)),
-                _ => None,
-            };
-            if d_since.is_some_and(|t| now - t >= BLOCKED_MS) {
-                let wchan = sys::read_trimmed(format!("/proc/{pid}/wchan")).unwrap_or_default();
-                return Ok(format!(
-                    "swap-freeze: {} suspended with {stuck} kB of writeback in it; swapoff pid {pid} blocked in D at {wchan}",
-                    swap::CONTROL_DM
-                ));
-            }
-            if sys::uptime_ms() >= deadline {
-                return Err(other(format!(
-                    "swapoff (pid {pid}) was not blocked in D state in time"
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        match wait_blocked(&mut self.victim, deadline, |state, _| state == 'D')? {
+            Blocked::At(wchan) => Ok(format!(
+                "swap-freeze: {} suspended with {stuck} kB of writeback in it; swapoff pid {pid} blocked in D at {wchan}",
+                swap::CONTROL_DM
+            )),
+            Blocked::Exited(status) => Err(other(format!(
+                "swapoff (pid {pid}) returned before it blocked: {status}"
+            ))),
+            Blocked::TimedOut(_) => Err(other(format!(
+                "swapoff (pid {pid}) was not blocked in D state in time"
+            ))),
         }
+    }
+}
+
+/// How the wait for a control's task to block ended.
+enum Blocked {
+    /// Blocked for BLOCKED_MS, at this wchan.
+    At(String),
+    Exited(std::process::ExitStatus),
+    /// The deadline passed; the last wchan seen.
+    TimedOut(String),
+}
+
+/// Polls `task` until it has stayed blocked, as `blocked` judges its state
+/// and wchan, for BLOCKED_MS: a moment's wait is any disk I/O, a while is
+/// the control's freeze.
+fn wait_blocked(
+    task: &mut Child,
+    deadline: u64,
+    blocked: impl Fn(char, &str) -> bool,
+) -> io::Result<Blocked> {
+    let pid = task.id();
+    let mut since = None;
+    loop {
+        if let Some(status) = task.try_wait()? {
+            return Ok(Blocked::Exited(status));
+        }
+        let now = sys::uptime_ms();
+        let wchan = sys::read_trimmed(format!("/proc/{pid}/wchan")).unwrap_or_default();
+        since = match proc_state(pid) {
+            Some(state) if blocked(state, &wchan) => since.or(Some(now)),
+            _ => None,
+        };
+        if since.is_some_and(|t| now - t >= BLOCKED_MS) {
+            return Ok(Blocked::At(wchan));
+        }
+        if now >= deadline {
+            return Ok(Blocked::TimedOut(wchan));
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -138,40 +163,31 @@ pub fn bio_wait_freeze(dev: &Path, within_ms: u64) -> io::Result<String> {
         .arg(&node)
         .spawn()?;
     let pid = task.id();
-    let mut in_wait_since = None;
-    loop {
-        let now = sys::uptime_ms();
-        if let Some(status) = task.try_wait()? {
-            let _ = dm::resume(swap::CONTROL_DM);
-            return Err(other(format!(
-                "zeroout (pid {pid}) returned before it blocked: {status}"
-            )));
-        }
-        let wchan = sys::read_trimmed(format!("/proc/{pid}/wchan")).unwrap_or_default();
-        let waiting = proc_state(pid) == Some('D') && dstate::is_bio_wait(wchan.as_bytes());
-        in_wait_since = if waiting {
-            in_wait_since.or(Some(now))
-        } else {
-            None
-        };
-        if in_wait_since.is_some_and(|t| now - t >= BLOCKED_MS) {
+    let in_bio_wait = |state, wchan: &str| state == 'D' && dstate::is_bio_wait(wchan.as_bytes());
+    match wait_blocked(&mut task, deadline, in_bio_wait)? {
+        Blocked::At(wchan) => {
             // It stays in the wait for the rest of the boot, or until a
             // stall control resumes the device.
             std::mem::forget(task);
-            return Ok(format!(
+            Ok(format!(
                 "bio-wait: {} suspended; zeroout pid {pid} waiting in D at {wchan}",
                 node.display()
-            ));
+            ))
         }
-        if now >= deadline {
+        Blocked::Exited(status) => {
+            let _ = dm::resume(swap::CONTROL_DM);
+            Err(other(format!(
+                "zeroout (pid {pid}) returned before it blocked: {status}"
+            )))
+        }
+        Blocked::TimedOut(wchan) => {
             // Resumed, the bio completes and the task can be reaped.
             let _ = dm::resume(swap::CONTROL_DM);
             let _ = task.wait();
-            return Err(other(format!(
+            Err(other(format!(
                 "zeroout (pid {pid}) was not seen waiting in submit_bio_wait in time (wchan {wchan:?})"
-            )));
+            )))
         }
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

@@ -163,16 +163,7 @@ fn prebuilt(cache: &Cache, plan_path: &Path, p: &PrebuiltCfg) -> anyhow::Result<
         modules_hash.as_bytes(),
         release.as_bytes(),
     ]);
-    // Laid out like an unpacked package so the same reader finds the
-    // Image, its modules and its built-in list.
-    let root = cache.entry("prebuilt", &key, "", |out| {
-        std::fs::create_dir_all(out.join("boot"))?;
-        std::fs::copy(&image, out.join("boot").join(format!("vmlinuz-{release}")))?;
-        let lib = out.join("lib/modules");
-        std::fs::create_dir_all(&lib)?;
-        std::os::unix::fs::symlink(std::path::absolute(&modules)?, lib.join(&release))?;
-        Ok(())
-    })?;
+    let root = prebuilt_root(cache, &key, &image, &modules, &release)?;
     let kernel = Kernel::from_extracted(&root, "prebuilt", &key)?;
     Ok(PreparedKernel {
         label: format!("prebuilt:{}", image.display()),
@@ -183,4 +174,103 @@ fn prebuilt(cache: &Cache, plan_path: &Path, p: &PrebuiltCfg) -> anyhow::Result<
             sha256: image_sha,
         }),
     })
+}
+
+/// The cache entry of a prebuilt kernel, laid out like an unpacked package
+/// so that the same reader finds the Image, its modules and its built-in
+/// list. The modules are taken into the entry, not linked to: the entry
+/// outlives the user's directory. An entry from a hilt that linked to them,
+/// its link now dangling, is made again.
+fn prebuilt_root(
+    cache: &Cache,
+    key: &str,
+    image: &Path,
+    modules: &Path,
+    release: &str,
+) -> anyhow::Result<std::path::PathBuf> {
+    let make = |out: &Path| -> anyhow::Result<()> {
+        std::fs::create_dir_all(out.join("boot"))?;
+        std::fs::copy(image, out.join("boot").join(format!("vmlinuz-{release}")))?;
+        let lib = out.join("lib/modules");
+        std::fs::create_dir_all(&lib)?;
+        Ok(link_or_copy_tree(modules, &lib.join(release))?)
+    };
+    let root = cache.entry("prebuilt", key, "", make)?;
+    if root.join("lib/modules").join(release).is_dir() {
+        return Ok(root);
+    }
+    std::fs::remove_dir_all(&root)
+        .with_context(|| format!("removing the stale cache entry {}", root.display()))?;
+    cache.entry("prebuilt", key, "", make)
+}
+
+/// `from`'s tree at `to`: files hard-linked where both are on one
+/// filesystem (a module tree is hundreds of MB), copied where not;
+/// symbolic links kept as they are.
+fn link_or_copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            link_or_copy_tree(&src, &dst)?;
+        } else if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dst)?;
+        } else if std::fs::hard_link(&src, &dst).is_err() {
+            std::fs::copy(&src, &dst)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user_kernel(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+        let modules = dir.join("lib/modules/6.1.0-test");
+        std::fs::create_dir_all(modules.join("kernel/fs")).unwrap();
+        std::fs::write(modules.join("kernel/fs/erofs.ko"), b"module").unwrap();
+        std::fs::write(modules.join("modules.builtin"), b"").unwrap();
+        std::os::unix::fs::symlink("/nonexistent/build", modules.join("build")).unwrap();
+        let image = dir.join("Image");
+        std::fs::write(&image, b"image").unwrap();
+        (image, modules)
+    }
+
+    #[test]
+    fn a_prebuilt_entry_outlives_the_users_module_tree() {
+        let cache_dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(cache_dir.path().to_path_buf());
+        let user = tempfile::tempdir().unwrap();
+        let (image, modules) = user_kernel(user.path());
+        let root = prebuilt_root(&cache, "k", &image, &modules, "6.1.0-test").unwrap();
+        drop(user);
+        let tree = root.join("lib/modules/6.1.0-test");
+        assert_eq!(
+            std::fs::read(tree.join("kernel/fs/erofs.ko")).unwrap(),
+            b"module"
+        );
+        assert_eq!(
+            std::fs::read_link(tree.join("build")).unwrap(),
+            Path::new("/nonexistent/build")
+        );
+    }
+
+    #[test]
+    fn an_entry_whose_module_link_dangles_is_made_again() {
+        let cache_dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(cache_dir.path().to_path_buf());
+        // As an earlier hilt left it: a link to a directory now gone.
+        let stale = cache_dir.path().join("prebuilt/k/lib/modules");
+        std::fs::create_dir_all(&stale).unwrap();
+        std::os::unix::fs::symlink("/nonexistent/modules", stale.join("6.1.0-test")).unwrap();
+        let user = tempfile::tempdir().unwrap();
+        let (image, modules) = user_kernel(user.path());
+        let root = prebuilt_root(&cache, "k", &image, &modules, "6.1.0-test").unwrap();
+        assert!(root
+            .join("lib/modules/6.1.0-test/kernel/fs/erofs.ko")
+            .is_file());
+    }
 }

@@ -131,8 +131,8 @@ fn mismatched_kernel(plans: &Path) -> (String, String) {
 ///   modules are under /lib/modules/<release> on the board's root with
 ///   depmod's index, and the board's boot loads one with modprobe. Each
 ///   file is recorded with the sha256 the board read back.
-/// - `broken` panics at boot: the board does not answer, hilt power cycles
-///   it, U-Boot's boot count (kept by the emulated firmware) boots the
+/// - `broken` panics at boot: hilt sees the panic on the console, power
+///   cycles it at once, U-Boot's boot count (kept by the emulated firmware) boots the
 ///   board's own entry, and hilt records "the variant did not boot" as a
 ///   kernel result and restores the board's extlinux.conf.
 #[test]
@@ -231,6 +231,8 @@ fn variants_are_installed_completely_and_one_that_does_not_boot_falls_back() {
         "the variant did not boot",
         "fell back to its own kernel",
         "hilt-initrd: insmod 9p.ko failed",
+        // Seen on the console, not waited out for the boot limit.
+        "it did not answer (the kernel panicked while booting); after a power cycle",
     ] {
         assert!(
             broken.detail.contains(needle),

@@ -15,18 +15,46 @@ pub async fn record_while<T>(
     heard: &mut Vec<u8>,
     work: impl std::future::Future<Output = T>,
 ) -> T {
+    match record_until(console, heard, work, |_| false).await {
+        Some(r) => r,
+        None => unreachable!("nothing stops the recording"),
+    }
+}
+
+/// `record_while` that gives up on `work` (None) as soon as `stop` is true
+/// of what the console said during this call: a kernel that panicked while
+/// booting will not answer, and waiting out the boot limit for it is time
+/// lost on every such boot.
+pub async fn record_until<T>(
+    console: &mut Box<dyn Console>,
+    heard: &mut Vec<u8>,
+    work: impl std::future::Future<Output = T>,
+    stop: impl Fn(&[u8]) -> bool,
+) -> Option<T> {
     use tokio::io::AsyncReadExt;
     tokio::pin!(work);
+    let from = heard.len();
     let mut buf = vec![0u8; 4096];
     loop {
         tokio::select! {
-            r = &mut work => return r,
+            r = &mut work => return Some(r),
             n = console.read(&mut buf) => match n {
-                Ok(n) if n > 0 => heard.extend_from_slice(&buf[..n]),
-                _ => return work.await,
+                Ok(n) if n > 0 => {
+                    heard.extend_from_slice(&buf[..n]);
+                    if stop(&heard[from..]) {
+                        return None;
+                    }
+                }
+                _ => return Some(work.await),
             },
         }
     }
+}
+
+/// Whether a console's text holds the kernel's panic line.
+pub fn kernel_panicked(text: &[u8]) -> bool {
+    const PANIC: &[u8] = b"Kernel panic - not syncing";
+    text.windows(PANIC.len()).any(|w| w == PANIC)
 }
 
 /// A failed bring-up's error with the end of what the console said: on a

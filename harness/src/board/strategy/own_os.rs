@@ -144,13 +144,24 @@ impl Boot for OwnOsBoot {
         // belongs in console.log too.
         let mut heard = Vec::new();
         let mut installed = false;
-        let mut cycled = false;
+        // Why the board was power cycled for its fallback, once it was.
+        let mut cycled: Option<anyhow::Error> = None;
         loop {
             let (mut power, mut console) =
                 resources::power_cycle_to_console(&self.board, &self.home).await?;
             let work = self.boot_once(boot_limit, &image, banner.as_deref(), installed);
-            // The console is read while SSH comes up.
-            let result = crate::console::record_while(&mut console, &mut heard, work).await;
+            // The console is read while SSH comes up. A variant that panics
+            // on its first boot is silent at once: the fallback need not
+            // wait out the boot limit.
+            let watch_panic = installed && cycled.is_none() && self.has_fallback();
+            let stop = |said: &[u8]| watch_panic && crate::console::kernel_panicked(said);
+            let result = crate::console::record_until(&mut console, &mut heard, work, stop)
+                .await
+                .unwrap_or_else(|| {
+                    Ok(BootOutcome::Silent(anyhow::anyhow!(
+                        "the kernel panicked while booting"
+                    )))
+                });
             match result {
                 Ok(BootOutcome::Ready(stream)) => {
                     return Ok(Session {
@@ -166,8 +177,8 @@ impl Boot for OwnOsBoot {
                         .await
                         .context("powering off to boot the installed kernel")?;
                 }
-                Ok(BootOutcome::Silent(_)) if !cycled => {
-                    cycled = true;
+                Ok(BootOutcome::Silent(why)) if cycled.is_none() => {
+                    cycled = Some(why);
                     power
                         .off()
                         .await
@@ -185,7 +196,10 @@ impl Boot for OwnOsBoot {
                         "the variant did not boot: kernel {} of variant {} was installed and made the default, and {}the board's bootloader fell back to its own kernel (\"{running}\"); hilt restored the board's boot configuration\n--- the console said ---\n{tail}",
                         self.kernel_release,
                         self.variant,
-                        if cycled { "it did not answer within the boot limit; after a power cycle " } else { "" },
+                        match &cycled {
+                            Some(why) => format!("it did not answer ({why:#}); after a power cycle "),
+                            None => String::new(),
+                        },
                     ))
                     .into());
                 }
@@ -210,6 +224,15 @@ impl Boot for OwnOsBoot {
 impl OwnOsBoot {
     /// One power-on: the agent talking, or the variant's kernel installed
     /// for the next.
+    /// Whether the board's bootloader falls back by itself from a variant
+    /// that does not boot.
+    fn has_fallback(&self) -> bool {
+        self.board
+            .install
+            .as_ref()
+            .is_some_and(|i| i.fallback.is_some())
+    }
+
     async fn boot_once(
         &self,
         limit: Duration,
@@ -218,10 +241,9 @@ impl OwnOsBoot {
         installed: bool,
     ) -> anyhow::Result<BootOutcome> {
         let b = &self.board;
-        let has_fallback = b.install.as_ref().is_some_and(|i| i.fallback.is_some());
         let remote = match remote::connect(b, limit).await {
             Ok(r) => r,
-            Err(e) if installed && has_fallback => return Ok(BootOutcome::Silent(e)),
+            Err(e) if installed && self.has_fallback() => return Ok(BootOutcome::Silent(e)),
             Err(e) => return Err(e),
         };
         let via = remote.via();

@@ -1,0 +1,401 @@
+//! The layouts whose U-Boot runs a boot script: `boot_scr` (hilt writes
+//! its own boot.scr around the board's) and `armbian` (the Image and
+//! uInitrd links repointed, Armbian's boot.scr rewritten only for the
+//! fallback). The board's boot.scr (and boot.cmd) are saved as
+//! `*.hilt-orig` before the first install and every later install starts
+//! from them, as the extlinux layout does with its extlinux.conf.
+
+use anyhow::{bail, Context};
+use hilt_transports::deploy::{self, DeployedFile};
+use hilt_transports::ssh::shell_quote;
+
+use super::boot_scr::{self, Fallback, InitrdForm, Names, OwnScript, Variant};
+use super::uimage;
+use super::{
+    board_path, fw_setenv, install_modules, root_sh, saved_original, VariantKernel, Written,
+};
+use crate::board::remote::Remote;
+use crate::plan::{InstallCfg, InstallFallback};
+
+struct Paths {
+    dir: String,
+    scr: String,
+    cmd: String,
+}
+
+impl Paths {
+    fn of(cfg: &InstallCfg) -> Self {
+        let dir = cfg.boot_dir.trim_end_matches('/').to_string();
+        Self {
+            scr: format!("{dir}/boot.scr"),
+            cmd: format!("{dir}/boot.cmd"),
+            dir,
+        }
+    }
+}
+
+fn orig(path: &str) -> String {
+    format!("{path}.hilt-orig")
+}
+
+/// The board's own script (saved first), and whether it has a boot.cmd.
+async fn own_script(
+    remote: &(dyn Remote + 'static),
+    p: &Paths,
+    layout: &str,
+) -> anyhow::Result<(OwnScript, bool)> {
+    let scr = saved_original(remote, &p.scr, &orig(&p.scr))
+        .await?
+        .with_context(|| {
+            format!("the board file's `install: {{layout: {layout}}}` needs {}, the script the board's U-Boot runs", p.scr)
+        })?;
+    let has_cmd = saved_original(remote, &p.cmd, &orig(&p.cmd))
+        .await?
+        .is_some();
+    let text =
+        boot_scr::own_text(&scr).with_context(|| format!("reading the board's {}", p.scr))?;
+    let own = OwnScript::parse(&text).with_context(|| format!("reading the board's {}", p.scr))?;
+    Ok((own, has_cmd))
+}
+
+/// hilt's boot.cmd (where the board keeps one) and boot.scr.
+async fn write_script(
+    remote: &(dyn Remote + 'static),
+    p: &Paths,
+    text: &str,
+    has_cmd: bool,
+    others: &mut Vec<DeployedFile>,
+) -> anyhow::Result<()> {
+    if has_cmd {
+        others.push(
+            deploy::install(remote.shell(), &p.cmd, text.as_bytes())
+                .await
+                .with_context(|| format!("writing {}", p.cmd))?,
+        );
+    }
+    others.push(
+        deploy::install(remote.shell(), &p.scr, &boot_scr::compile(text))
+            .await
+            .with_context(|| format!("writing {}", p.scr))?,
+    );
+    Ok(())
+}
+
+/// hilt's root initrd in the form the board's script hands to booti.
+fn initrd_bytes(path: &std::path::Path, form: InitrdForm) -> anyhow::Result<Vec<u8>> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(match form {
+        InitrdForm::Raw => bytes,
+        InitrdForm::UImage => uimage::wrap(uimage::Kind::Ramdisk, "hilt root initrd", &bytes),
+    })
+}
+
+fn fallback(cfg: &InstallCfg) -> Fallback {
+    match cfg.fallback {
+        None => Fallback::None,
+        Some(InstallFallback::Bootcount) => Fallback::Env,
+        Some(InstallFallback::BootFile) => Fallback::File,
+    }
+}
+
+/// Clears the script's mark that the variant is being tried: once the
+/// variant is up, and before an install (a fallback taken before must not
+/// send the new variant straight to the board's own kernel).
+pub(super) async fn clear_mark(
+    remote: &(dyn Remote + 'static),
+    cfg: &InstallCfg,
+) -> anyhow::Result<()> {
+    match fallback(cfg) {
+        Fallback::None => Ok(()),
+        Fallback::Env => fw_setenv(remote, &[(boot_scr::TRYING, None)]).await,
+        Fallback::File => {
+            let p = Paths::of(cfg);
+            let own = remote
+                .pull(&orig(&p.scr), super::CONF_LIMIT)
+                .await
+                .with_context(|| {
+                    format!(
+                        "reading the board's own {}, saved as {}",
+                        p.scr,
+                        orig(&p.scr)
+                    )
+                })?;
+            let text =
+                boot_scr::own_text(&own).with_context(|| format!("reading {}", orig(&p.scr)))?;
+            let own =
+                OwnScript::parse(&text).with_context(|| format!("reading {}", orig(&p.scr)))?;
+            let mark = boot_scr::on_board(&cfg.boot_dir, own.kernel_path(), boot_scr::TRYING_FILE)?;
+            root_sh(
+                remote,
+                &format!("rm -f {}; sync", shell_quote(&mark)),
+                "deleting the boot script's mark that the variant is being tried",
+            )
+            .await?;
+            Ok(())
+        }
+    }
+}
+
+pub(super) async fn install_boot_scr(
+    remote: &(dyn Remote + 'static),
+    cfg: &InstallCfg,
+    k: &VariantKernel<'_>,
+) -> anyhow::Result<Written> {
+    let p = Paths::of(cfg);
+    let (own, has_cmd) = own_script(remote, &p, "boot_scr").await?;
+    let kernel_name = format!("vmlinuz-{}", k.release);
+    let at = boot_scr::on_board(&cfg.boot_dir, own.kernel_path(), &kernel_name)
+        .with_context(|| format!("reading the board's {}", p.scr))?;
+    let kernel = deploy::install(remote.shell(), &at, k.image)
+        .await
+        .with_context(|| format!("installing the kernel of {} at {at}", k.variant))?;
+    let mut others = vec![install_modules(remote, k).await?];
+    let initrd = match k.root_initrd {
+        Some(path) => {
+            let form = own
+                .initrd_form()
+                .with_context(|| format!("reading the board's {}", p.scr))?;
+            // Not initrd.img-<release>: that name is the distribution's.
+            let name = match form {
+                InitrdForm::Raw => format!("initrd.hilt-{}", k.release),
+                InitrdForm::UImage => format!("uInitrd.hilt-{}", k.release),
+            };
+            let own_path = own.initrd_path().expect("initrd_form found a load");
+            let at = boot_scr::on_board(&cfg.boot_dir, own_path, &name)?;
+            others.push(
+                deploy::install(remote.shell(), &at, &initrd_bytes(path, form)?)
+                    .await
+                    .with_context(|| format!("installing the initrd of {} at {at}", k.variant))?,
+            );
+            Some(Names::variant(&name))
+        }
+        None => None,
+    };
+    clear_mark(remote, cfg).await?;
+    let text = own.with_variant(&Variant {
+        variant: k.variant,
+        release: k.release,
+        kernel: Names::variant(&kernel_name),
+        initrd,
+        fallback: fallback(cfg),
+    })?;
+    write_script(remote, &p, &text, has_cmd, &mut others).await?;
+    Ok(Written { kernel, others })
+}
+
+/// Writes the board's own boot.scr (and boot.cmd) back.
+async fn restore_script(
+    remote: &(dyn Remote + 'static),
+    p: &Paths,
+) -> anyhow::Result<DeployedFile> {
+    let own = remote
+        .pull(&orig(&p.scr), super::CONF_LIMIT)
+        .await
+        .with_context(|| {
+            format!(
+                "reading the board's own {}, saved as {}",
+                p.scr,
+                orig(&p.scr)
+            )
+        })?;
+    let rec = deploy::install(remote.shell(), &p.scr, &own)
+        .await
+        .with_context(|| format!("restoring {}", p.scr))?;
+    let script = format!(
+        "if [ -f {o} ]; then cp {o} {c}.hilt-new && mv -f {c}.hilt-new {c}; fi; sync",
+        o = shell_quote(&orig(&p.cmd)),
+        c = shell_quote(&p.cmd)
+    );
+    root_sh(remote, &script, &format!("restoring {}", p.cmd)).await?;
+    Ok(rec)
+}
+
+pub(super) async fn restore_boot_scr(
+    remote: &(dyn Remote + 'static),
+    cfg: &InstallCfg,
+) -> anyhow::Result<DeployedFile> {
+    let rec = restore_script(remote, &Paths::of(cfg)).await?;
+    clear_mark(remote, cfg).await?;
+    Ok(rec)
+}
+
+/// Armbian's links in the boot directory, each naming the versioned file
+/// its kernel package installed.
+pub const LINKS: [&str; 2] = ["Image", "uInitrd"];
+
+/// `<link> <target>` lines: where the board's links pointed before hilt.
+pub fn parse_links(text: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let Some((link, target)) = line.split_once(' ') else {
+            bail!("`{line}` is not `<link> <target>`");
+        };
+        out.push((link.to_string(), target.to_string()));
+    }
+    for l in LINKS {
+        if !out.iter().any(|(k, _)| k == l) {
+            bail!("it does not say where {l} pointed");
+        }
+    }
+    Ok(out)
+}
+
+fn target<'a>(links: &'a [(String, String)], link: &str) -> &'a str {
+    links
+        .iter()
+        .find(|(l, _)| l == link)
+        .map(|(_, t)| t.as_str())
+        .expect("parse_links checked")
+}
+
+/// The known-good links, saved as `<boot_dir>/armbian-links.hilt-orig`
+/// before hilt first repoints them.
+async fn own_links(
+    remote: &(dyn Remote + 'static),
+    p: &Paths,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let saved = format!("{}/armbian-links.hilt-orig", p.dir);
+    let mut script = format!(
+        "if [ -f {s} ]; then cat {s}; exit 0; fi",
+        s = shell_quote(&saved)
+    );
+    for l in LINKS {
+        let path = shell_quote(&format!("{}/{l}", p.dir));
+        script.push_str(&format!(
+            "; [ -L {path} ] || {{ echo '{path} is not a link' >&2; exit 3; }}; printf '%s %s\\n' {l} \"$(readlink {path})\""
+        ));
+    }
+    let text = root_sh(remote, &script, "reading Armbian's Image and uInitrd links")
+        .await
+        .with_context(|| {
+            format!("`install: {{layout: armbian}}` needs {0}/Image and {0}/uInitrd to be links to the versioned files, as Armbian's kernel packages install them", p.dir)
+        })?;
+    let links = parse_links(&text).with_context(|| format!("reading the links of {}", p.dir))?;
+    let rec = root_sh(
+        remote,
+        &format!(
+            "[ -f {s} ] || {{ printf %s {t} > {s}.hilt-new && mv -f {s}.hilt-new {s}; }}; sync",
+            s = shell_quote(&saved),
+            t = shell_quote(&text)
+        ),
+        "saving Armbian's links",
+    )
+    .await;
+    rec.with_context(|| {
+        format!(
+            "saving where {}/Image and uInitrd pointed as {saved}",
+            p.dir
+        )
+    })?;
+    Ok(links)
+}
+
+async fn point(
+    remote: &(dyn Remote + 'static),
+    p: &Paths,
+    links: &[(&str, &str)],
+) -> anyhow::Result<()> {
+    let mut script = String::from("set -e");
+    for (link, to) in links {
+        let path = format!("{}/{link}", p.dir);
+        // A new link renamed over the old one: never a moment without it.
+        script.push_str(&format!(
+            "; ln -sfn {to} {new}; mv -Tf {new} {path}",
+            to = shell_quote(to),
+            new = shell_quote(&format!("{path}.hilt-new")),
+            path = shell_quote(&path)
+        ));
+    }
+    script.push_str("; sync");
+    root_sh(remote, &script, "pointing Armbian's links").await?;
+    Ok(())
+}
+
+pub(super) async fn install_armbian(
+    remote: &(dyn Remote + 'static),
+    cfg: &InstallCfg,
+    k: &VariantKernel<'_>,
+) -> anyhow::Result<Written> {
+    let p = Paths::of(cfg);
+    let links = own_links(remote, &p).await?;
+    let (own, has_cmd) = own_script(remote, &p, "armbian").await?;
+    if !own.kernel_path().ends_with("Image") {
+        bail!("the board's {} loads its kernel from {}, not the Image link Armbian's boot scripts load: use `layout: boot_scr`", p.scr, own.kernel_path());
+    }
+    // Armbian's own names for a kernel package's files.
+    let kernel_name = format!("vmlinuz-{}", k.release);
+    let at = board_path(&cfg.boot_dir, &kernel_name);
+    let kernel = deploy::install(remote.shell(), &at, k.image)
+        .await
+        .with_context(|| format!("installing the kernel of {} at {at}", k.variant))?;
+    let mut others = vec![install_modules(remote, k).await?];
+    let mut repoint = vec![("Image", kernel_name.as_str())];
+    let initrd_name = format!("uInitrd-{}", k.release);
+    if let Some(path) = k.root_initrd {
+        let at = board_path(&cfg.boot_dir, &initrd_name);
+        others.push(
+            deploy::install(
+                remote.shell(),
+                &at,
+                &initrd_bytes(path, InitrdForm::UImage)?,
+            )
+            .await
+            .with_context(|| format!("installing the initrd of {} at {at}", k.variant))?,
+        );
+        repoint.push(("uInitrd", initrd_name.as_str()));
+    }
+    clear_mark(remote, cfg).await?;
+    // The script first: from the moment the links name the variant a
+    // power on tries it, and the fallback must already be there.
+    if cfg.fallback.is_some() {
+        let base = |t: &str| t.rsplit('/').next().unwrap_or(t).to_string();
+        let text = own.with_variant(&Variant {
+            variant: k.variant,
+            release: k.release,
+            kernel: Names {
+                variant: None,
+                own: Some(base(target(&links, "Image"))),
+            },
+            initrd: k.root_initrd.map(|_| Names {
+                variant: None,
+                own: Some(base(target(&links, "uInitrd"))),
+            }),
+            fallback: fallback(cfg),
+        })?;
+        write_script(remote, &p, &text, has_cmd, &mut others).await?;
+    }
+    point(remote, &p, &repoint).await?;
+    Ok(Written { kernel, others })
+}
+
+pub(super) async fn restore_armbian(
+    remote: &(dyn Remote + 'static),
+    cfg: &InstallCfg,
+) -> anyhow::Result<DeployedFile> {
+    let p = Paths::of(cfg);
+    let links = own_links(remote, &p).await?;
+    point(remote, &p, &LINKS.map(|l| (l, target(&links, l)))).await?;
+    let rec = restore_script(remote, &p).await?;
+    clear_mark(remote, cfg).await?;
+    Ok(rec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn saved_links_name_both_targets() {
+        let l = parse_links(
+            "Image vmlinuz-6.6.16-current-meson64\nuInitrd uInitrd-6.6.16-current-meson64\n",
+        )
+        .unwrap();
+        assert_eq!(target(&l, "Image"), "vmlinuz-6.6.16-current-meson64");
+        assert_eq!(target(&l, "uInitrd"), "uInitrd-6.6.16-current-meson64");
+        assert!(parse_links("Image vmlinuz-x\n")
+            .unwrap_err()
+            .to_string()
+            .contains("uInitrd"));
+        assert!(parse_links("Image\n").is_err());
+    }
+}

@@ -325,7 +325,7 @@ pub fn own_text(boot_scr: &[u8]) -> anyhow::Result<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// The shape of Debian's flash-kernel generic boot script

@@ -8,6 +8,7 @@
 //! every later install starts from it, so the board's known-good entry is
 //! never lost and `restore` can write it back.
 
+pub mod armbian;
 pub mod boot_scr;
 pub mod extlinux;
 mod script;

@@ -5,10 +5,11 @@
 //! `*.hilt-orig` before the first install and every later install starts
 //! from them, as the extlinux layout does with its extlinux.conf.
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use hilt_transports::deploy::{self, DeployedFile};
 use hilt_transports::ssh::shell_quote;
 
+use super::armbian::{self, parse_links, target, LINKS};
 use super::boot_scr::{self, Fallback, InitrdForm, Names, OwnScript, Variant};
 use super::uimage;
 use super::{
@@ -219,35 +220,6 @@ pub(super) async fn restore_boot_scr(
     Ok(rec)
 }
 
-/// Armbian's links in the boot directory, each naming the versioned file
-/// its kernel package installed.
-pub const LINKS: [&str; 2] = ["Image", "uInitrd"];
-
-/// `<link> <target>` lines: where the board's links pointed before hilt.
-pub fn parse_links(text: &str) -> anyhow::Result<Vec<(String, String)>> {
-    let mut out = Vec::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let Some((link, target)) = line.split_once(' ') else {
-            bail!("`{line}` is not `<link> <target>`");
-        };
-        out.push((link.to_string(), target.to_string()));
-    }
-    for l in LINKS {
-        if !out.iter().any(|(k, _)| k == l) {
-            bail!("it does not say where {l} pointed");
-        }
-    }
-    Ok(out)
-}
-
-fn target<'a>(links: &'a [(String, String)], link: &str) -> &'a str {
-    links
-        .iter()
-        .find(|(l, _)| l == link)
-        .map(|(_, t)| t.as_str())
-        .expect("parse_links checked")
-}
-
 /// The known-good links, saved as `<boot_dir>/armbian-links.hilt-orig`
 /// before hilt first repoints them.
 async fn own_links(
@@ -319,20 +291,22 @@ pub(super) async fn install_armbian(
     let p = Paths::of(cfg);
     let links = own_links(remote, &p).await?;
     let (own, has_cmd) = own_script(remote, &p, "armbian").await?;
-    if !own.kernel_path().ends_with("Image") {
-        bail!("the board's {} loads its kernel from {}, not the Image link Armbian's boot scripts load: use `layout: boot_scr`", p.scr, own.kernel_path());
-    }
-    // Armbian's own names for a kernel package's files.
-    let kernel_name = format!("vmlinuz-{}", k.release);
-    let at = board_path(&cfg.boot_dir, &kernel_name);
+    let plan = armbian::plan(
+        &own,
+        &links,
+        k.variant,
+        k.release,
+        k.root_initrd.is_some(),
+        fallback(cfg),
+    )
+    .with_context(|| format!("reading the board's {}", p.scr))?;
+    let at = board_path(&cfg.boot_dir, &plan.kernel);
     let kernel = deploy::install(remote.shell(), &at, k.image)
         .await
         .with_context(|| format!("installing the kernel of {} at {at}", k.variant))?;
     let mut others = vec![install_modules(remote, k).await?];
-    let mut repoint = vec![("Image", kernel_name.as_str())];
-    let initrd_name = format!("uInitrd-{}", k.release);
-    if let Some(path) = k.root_initrd {
-        let at = board_path(&cfg.boot_dir, &initrd_name);
+    if let (Some(path), Some(name)) = (k.root_initrd, &plan.initrd) {
+        let at = board_path(&cfg.boot_dir, name);
         others.push(
             deploy::install(
                 remote.shell(),
@@ -342,28 +316,14 @@ pub(super) async fn install_armbian(
             .await
             .with_context(|| format!("installing the initrd of {} at {at}", k.variant))?,
         );
-        repoint.push(("uInitrd", initrd_name.as_str()));
     }
     clear_mark(remote, cfg).await?;
     // The script first: from the moment the links name the variant a
     // power on tries it, and the fallback must already be there.
-    if cfg.fallback.is_some() {
-        let base = |t: &str| t.rsplit('/').next().unwrap_or(t).to_string();
-        let text = own.with_variant(&Variant {
-            variant: k.variant,
-            release: k.release,
-            kernel: Names {
-                variant: None,
-                own: Some(base(target(&links, "Image"))),
-            },
-            initrd: k.root_initrd.map(|_| Names {
-                variant: None,
-                own: Some(base(target(&links, "uInitrd"))),
-            }),
-            fallback: fallback(cfg),
-        })?;
-        write_script(remote, &p, &text, has_cmd, &mut others).await?;
+    if let Some(text) = &plan.script {
+        write_script(remote, &p, text, has_cmd, &mut others).await?;
     }
+    let repoint: Vec<(&str, &str)> = plan.links.iter().map(|(l, t)| (*l, t.as_str())).collect();
     point(remote, &p, &repoint).await?;
     Ok(Written { kernel, others })
 }
@@ -378,24 +338,4 @@ pub(super) async fn restore_armbian(
     let rec = restore_script(remote, &p).await?;
     clear_mark(remote, cfg).await?;
     Ok(rec)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn saved_links_name_both_targets() {
-        let l = parse_links(
-            "Image vmlinuz-6.6.16-current-meson64\nuInitrd uInitrd-6.6.16-current-meson64\n",
-        )
-        .unwrap();
-        assert_eq!(target(&l, "Image"), "vmlinuz-6.6.16-current-meson64");
-        assert_eq!(target(&l, "uInitrd"), "uInitrd-6.6.16-current-meson64");
-        assert!(parse_links("Image vmlinuz-x\n")
-            .unwrap_err()
-            .to_string()
-            .contains("uInitrd"));
-        assert!(parse_links("Image\n").is_err());
-    }
 }

@@ -5,7 +5,10 @@
 //! (known good) and the variant's. First a variant that comes up; then one
 //! that panics, left hanging as hilt leaves a board that misses boot_s,
 //! power cycled, and U-Boot boots the known-good kernel from the mark the
-//! script wrote (`fallback: boot_file`).
+//! script wrote (`fallback: boot_file`). Then an Armbian-shaped /boot on
+//! ext4: Armbian's boot.scr boots the variant through the links hilt
+//! repointed (its initrd a U-Boot ramdisk image hilt wrote), and the
+//! known-good kernel once they point back.
 //!
 //! `fallback: bootcount` (saveenv) is not booted here: QEMU 7.2's pflash
 //! fails U-Boot's buffered writes ("Flash buffer write timeout", QEMU issue
@@ -18,7 +21,9 @@ use std::time::{Duration, Instant};
 use hilt_images::cpio::CpioWriter;
 use hilt_kernels::{extract, fetch, Kernel, PackageRef};
 
+use super::armbian;
 use super::boot_scr::{self, Fallback, Names, OwnScript, Variant};
+use super::uimage;
 
 const UBOOT: &str = "/usr/lib/u-boot/qemu_arm64/u-boot.bin";
 const GOOD: &str = "linux-image-6.1.0-44-arm64=6.1.164-1";
@@ -94,13 +99,18 @@ fn disk(dir: &Path, files: &[(String, PathBuf)]) -> PathBuf {
             .arg(from)
             .arg(format!("::{name}")));
     }
+    whole_disk(dir, &part, "c")
+}
+
+/// An MBR disk whose one bootable partition (of `kind`) is `part`.
+fn whole_disk(dir: &Path, part: &Path, kind: &str) -> PathBuf {
     let disk = dir.join("disk.img");
     std::fs::write(&disk, vec![0u8; 1 << 20]).unwrap();
     let mut d = std::fs::OpenOptions::new()
         .append(true)
         .open(&disk)
         .unwrap();
-    std::io::copy(&mut std::fs::File::open(&part).unwrap(), &mut d).unwrap();
+    std::io::copy(&mut std::fs::File::open(part).unwrap(), &mut d).unwrap();
     drop(d);
     let mut sfdisk = Command::new("sfdisk")
         .arg("-q")
@@ -113,7 +123,7 @@ fn disk(dir: &Path, files: &[(String, PathBuf)]) -> PathBuf {
         .stdin
         .take()
         .unwrap()
-        .write_all(b"label: dos\nstart=2048, type=c, bootable\n")
+        .write_all(format!("label: dos\nstart=2048, type={kind}, bootable\n").as_bytes())
         .unwrap();
     assert!(sfdisk.wait().unwrap().success());
     disk
@@ -125,45 +135,64 @@ struct Board {
 }
 
 impl Board {
+    /// QEMU's command line for the board, `machine` its -machine value.
+    fn qemu(machine: &str, disk: &Path, log: &Path) -> Command {
+        let mut c = Command::new("qemu-system-aarch64");
+        c.args([
+            "-machine",
+            machine,
+            "-cpu",
+            "cortex-a53",
+            "-smp",
+            "2",
+            "-m",
+            "1024",
+        ])
+        .args(["-bios", UBOOT])
+        .arg("-drive")
+        .arg(format!(
+            "if=none,id=boot,file={},format=raw",
+            disk.display()
+        ))
+        .args(["-device", "virtio-blk-device,drive=boot"])
+        .args([
+            "-display",
+            "none",
+            "-monitor",
+            "none",
+            "-nic",
+            "none",
+            "-no-reboot",
+        ])
+        .arg("-serial")
+        .arg(format!("file:{}", log.display()))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null());
+        c
+    }
+
     fn on(disk: &Path, log: &Path) -> Self {
         let _ = std::fs::remove_file(log);
-        let qemu = Command::new("qemu-system-aarch64")
-            .args([
-                "-machine",
-                "virt",
-                "-cpu",
-                "cortex-a53",
-                "-smp",
-                "2",
-                "-m",
-                "1024",
-            ])
-            .args(["-bios", UBOOT])
-            .arg("-drive")
-            .arg(format!(
-                "if=none,id=boot,file={},format=raw",
-                disk.display()
-            ))
-            .args(["-device", "virtio-blk-device,drive=boot"])
-            .args([
-                "-display",
-                "none",
-                "-monitor",
-                "none",
-                "-nic",
-                "none",
-                "-no-reboot",
-            ])
-            .arg("-serial")
-            .arg(format!("file:{}", log.display()))
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
+        let qemu = Self::qemu("virt", disk, log)
             .spawn()
             .expect("qemu-system-aarch64 (qemu-system-arm)");
         Self {
             qemu,
             log: log.to_path_buf(),
         }
+    }
+
+    /// The device tree QEMU gives this board, dumped with exactly its
+    /// command line (a DTB of another command line, -nodefaults say,
+    /// names other devices and the kernel goes silent).
+    fn device_tree(disk: &Path, out: &Path) {
+        let log = out.with_extension("log");
+        run(&mut Self::qemu(
+            &format!("virt,dumpdtb={}", out.display()),
+            disk,
+            &log,
+        ));
+        assert!(std::fs::metadata(out).unwrap().len() > 0);
     }
 
     fn console(&self) -> String {
@@ -354,4 +383,180 @@ fn hilts_boot_scr_boots_the_variant_and_falls_back_in_real_u_boot() {
     assert!(!text.contains("hilt: booting variant"), "{text}");
     board.off();
     eprintln!("the known-good kernel came up at {:?}", t0.elapsed());
+
+    // Armbian: its boot.scr loads the Image and uInitrd links; hilt
+    // installs the variant's versioned files and repoints the links, and a
+    // restore points them back.
+    let c = tmp.path().join("c");
+    let dtb = c.join("qemu-virt.dtb");
+    std::fs::create_dir_all(&c).unwrap();
+    Board::device_tree(&disk_a, &dtb);
+    let mut arm = Armbian::new(&c, &good, &busybox.path, &dtb);
+    let own = OwnScript::parse(&arm.own_text).unwrap();
+    let plan = armbian::plan(
+        &own,
+        &arm.links(),
+        "e2e",
+        &variant.release,
+        true,
+        Fallback::None,
+    )
+    .unwrap();
+    assert!(plan.script.is_none(), "Armbian's own boot.scr stays");
+    std::fs::copy(&variant.image, arm.boot.join(&plan.kernel)).unwrap();
+    arm.ramdisk(&busybox.path, plan.initrd.as_deref().unwrap());
+    arm.point(&plan.links);
+    let mut board = Board::on(&arm.disk(), &c.join("console-1.log"));
+    board.expect(
+        &[
+            "Found U-Boot script /boot/boot.scr",
+            "Image Type:   AArch64 Linux RAMDisk Image (uncompressed)",
+            "Starting kernel",
+            &format!("hilt-e2e: up on {}", variant.release),
+        ],
+        boot_limit,
+    );
+    board.off();
+    eprintln!(
+        "Armbian's boot.scr booted the variant at {:?}",
+        t0.elapsed()
+    );
+    let saved = arm.links();
+    let back: Vec<(&'static str, String)> = armbian::LINKS
+        .iter()
+        .map(|l| (*l, armbian::target(&saved, l).to_string()))
+        .collect();
+    arm.point(&back);
+    let mut board = Board::on(&arm.disk(), &c.join("console-2.log"));
+    board.expect(
+        &[
+            "Starting kernel",
+            &format!("hilt-e2e: up on {}", good.release),
+        ],
+        boot_limit,
+    );
+    board.off();
+    eprintln!(
+        "restored, the known-good kernel came up at {:?}",
+        t0.elapsed()
+    );
+}
+
+/// The shape of Armbian's boot.cmd for arm64 boards (armbian/build,
+/// config/bootscripts), with load addresses for QEMU's virt machine.
+const ARMBIAN_CMD: &str = r#"# DO NOT EDIT THIS FILE
+#
+# Please edit /boot/armbianEnv.txt to set supported parameters
+#
+setenv load_addr "0x4f000000"
+setenv fdt_addr_r "0x4fa00000"
+setenv overlay_error "false"
+# default values
+setenv rootdev "/dev/vda1"
+setenv verbosity "1"
+setenv console "serial"
+setenv rootfstype "ext4"
+
+if test -e ${devtype} ${devnum} ${prefix}armbianEnv.txt; then
+	load ${devtype} ${devnum} ${load_addr} ${prefix}armbianEnv.txt
+	env import -t ${load_addr} ${filesize}
+fi
+if test "${console}" = "serial"; then setenv consoleargs "console=ttyAMA0"; fi
+setenv bootargs "root=${rootdev} rootwait rootfstype=${rootfstype} ${consoleargs} consoleblank=0 loglevel=${verbosity} ${extraargs}"
+load ${devtype} ${devnum} ${ramdisk_addr_r} ${prefix}uInitrd
+load ${devtype} ${devnum} ${kernel_addr_r} ${prefix}Image
+load ${devtype} ${devnum} ${fdt_addr_r} ${prefix}dtb/${fdtfile}
+fdt addr ${fdt_addr_r}
+fdt resize 65536
+for overlay_file in ${overlays}; do
+	if load ${devtype} ${devnum} ${load_addr} ${prefix}dtb/overlay/${overlay_prefix}-${overlay_file}.dtbo; then
+		echo "Applying kernel provided DT overlay ${overlay_prefix}-${overlay_file}.dtbo"
+		fdt apply ${load_addr} || setenv overlay_error "true"
+	fi
+done
+booti ${kernel_addr_r} ${ramdisk_addr_r} ${fdt_addr_r}
+# Recompile with:
+# mkimage -C none -A arm -T script -d /boot/boot.cmd /boot/boot.scr
+"#;
+
+/// An Armbian root filesystem's /boot (ext4, with links), the board's
+/// own kernel installed as Armbian's packages install one.
+struct Armbian {
+    dir: PathBuf,
+    boot: PathBuf,
+    own_text: String,
+    good: String,
+}
+
+impl Armbian {
+    fn new(dir: &Path, good: &Kernel, busybox: &Path, dtb: &Path) -> Self {
+        let root = dir.join("root");
+        let boot = root.join("boot");
+        let r = &good.release;
+        std::fs::create_dir_all(boot.join(format!("dtb-{r}"))).unwrap();
+        std::fs::copy(&good.image, boot.join(format!("vmlinuz-{r}"))).unwrap();
+        std::fs::copy(dtb, boot.join(format!("dtb-{r}/qemu-virt.dtb"))).unwrap();
+        std::os::unix::fs::symlink(format!("dtb-{r}"), boot.join("dtb")).unwrap();
+        std::fs::write(
+            boot.join("armbianEnv.txt"),
+            "verbosity=1\nbootlogo=false\nconsole=serial\noverlay_prefix=qemu\nfdtfile=qemu-virt.dtb\nrootdev=/dev/vda1\nrootfstype=ext4\nextraargs=earlycon panic=0\nusbstoragequirks=0x2537:0x1066:u,0x2537:0x1068:u\n",
+        )
+        .unwrap();
+        std::fs::write(boot.join("boot.cmd"), ARMBIAN_CMD).unwrap();
+        std::fs::write(
+            boot.join("boot.scr"),
+            uimage::wrap(uimage::Kind::Script, "boot", ARMBIAN_CMD.as_bytes()),
+        )
+        .unwrap();
+        let mut a = Self {
+            dir: dir.to_path_buf(),
+            boot,
+            own_text: ARMBIAN_CMD.to_string(),
+            good: r.clone(),
+        };
+        a.ramdisk(busybox, &format!("uInitrd-{r}"));
+        a.point(&[
+            ("Image", format!("vmlinuz-{r}")),
+            ("uInitrd", format!("uInitrd-{r}")),
+        ]);
+        a
+    }
+
+    /// The initrd that says where it came up, as a U-Boot ramdisk image.
+    fn ramdisk(&mut self, busybox: &Path, name: &str) {
+        let cpio = self.dir.join(format!("{name}.cpio"));
+        initrd(busybox, UP, &cpio);
+        let bytes = std::fs::read(&cpio).unwrap();
+        std::fs::write(
+            self.boot.join(name),
+            uimage::wrap(uimage::Kind::Ramdisk, "uInitrd", &bytes),
+        )
+        .unwrap();
+    }
+
+    fn point(&mut self, links: &[(&str, String)]) {
+        for (link, to) in links {
+            let path = self.boot.join(link);
+            let _ = std::fs::remove_file(&path);
+            std::os::unix::fs::symlink(to, &path).unwrap();
+        }
+    }
+
+    /// Where the links pointed before hilt, as hilt saves them.
+    fn links(&self) -> Vec<(String, String)> {
+        let r = &self.good;
+        armbian::parse_links(&format!("Image vmlinuz-{r}\nuInitrd uInitrd-{r}\n")).unwrap()
+    }
+
+    /// The root partition (ext4, Armbian's default), /boot on it.
+    fn disk(&self) -> PathBuf {
+        let part = self.dir.join("root.ext4");
+        let _ = std::fs::remove_file(&part);
+        run(Command::new("mkfs.ext4")
+            .args(["-q", "-F", "-d"])
+            .arg(self.dir.join("root"))
+            .arg(&part)
+            .arg("160M"));
+        whole_disk(&self.dir, &part, "83")
+    }
 }

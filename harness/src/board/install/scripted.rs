@@ -226,51 +226,64 @@ async fn own_links(
     remote: &(dyn Remote + 'static),
     p: &Paths,
 ) -> anyhow::Result<Vec<(String, String)>> {
-    let saved = format!("{}/armbian-links.hilt-orig", p.dir);
-    let mut script = format!(
-        "if [ -f {s} ]; then cat {s}; exit 0; fi",
-        s = shell_quote(&saved)
-    );
-    for l in LINKS {
-        let path = shell_quote(&format!("{}/{l}", p.dir));
-        script.push_str(&format!(
-            "; [ -L {path} ] || {{ echo '{path} is not a link' >&2; exit 3; }}; printf '%s %s\\n' {l} \"$(readlink {path})\""
-        ));
-    }
-    let text = root_sh(remote, &script, "reading Armbian's Image and uInitrd links")
+    let text = root_sh(remote, &read_links_script(&p.dir), "reading Armbian's Image and uInitrd links")
         .await
         .with_context(|| {
             format!("`install: {{layout: armbian}}` needs {0}/Image and {0}/uInitrd to be links to the versioned files, as Armbian's kernel packages install them", p.dir)
         })?;
     let links = parse_links(&text).with_context(|| format!("reading the links of {}", p.dir))?;
-    let rec = root_sh(
+    root_sh(
         remote,
-        &format!(
-            "[ -f {s} ] || {{ printf %s {t} > {s}.hilt-new && mv -f {s}.hilt-new {s}; }}; sync",
-            s = shell_quote(&saved),
-            t = shell_quote(&text)
-        ),
+        &save_links_script(&p.dir, &text),
         "saving Armbian's links",
     )
-    .await;
-    rec.with_context(|| {
+    .await
+    .with_context(|| {
         format!(
-            "saving where {}/Image and uInitrd pointed as {saved}",
-            p.dir
+            "saving where {}/Image and uInitrd pointed as {}",
+            p.dir,
+            saved_links(&p.dir)
         )
     })?;
     Ok(links)
 }
 
-async fn point(
-    remote: &(dyn Remote + 'static),
-    p: &Paths,
-    links: &[(&str, &str)],
-) -> anyhow::Result<()> {
+fn saved_links(dir: &str) -> String {
+    format!("{dir}/armbian-links.hilt-orig")
+}
+
+/// Prints `<link> <target>` lines: the saved ones once hilt has saved
+/// them, else where the links point now.
+fn read_links_script(dir: &str) -> String {
+    let mut script = format!(
+        "if [ -f {s} ]; then cat {s}; exit 0; fi",
+        s = shell_quote(&saved_links(dir))
+    );
+    for l in LINKS {
+        let path = shell_quote(&format!("{dir}/{l}"));
+        script.push_str(&format!(
+            "; [ -L {path} ] || {{ echo {msg} >&2; exit 3; }}; printf '%s %s\\n' {l} \"$(readlink {path})\"",
+            msg = shell_quote(&format!("{dir}/{l} is not a link"))
+        ));
+    }
+    script
+}
+
+/// Saves `text` (from [`read_links_script`]) unless a copy is saved.
+fn save_links_script(dir: &str, text: &str) -> String {
+    format!(
+        "[ -f {s} ] || {{ printf %s {t} > {s}.hilt-new && mv -f {s}.hilt-new {s}; }}; sync",
+        s = shell_quote(&saved_links(dir)),
+        t = shell_quote(text)
+    )
+}
+
+/// Points each link at its file: a new link renamed over the old one, so
+/// that there is never a moment without it.
+fn point_script(dir: &str, links: &[(&str, &str)]) -> String {
     let mut script = String::from("set -e");
     for (link, to) in links {
-        let path = format!("{}/{link}", p.dir);
-        // A new link renamed over the old one: never a moment without it.
+        let path = format!("{dir}/{link}");
         script.push_str(&format!(
             "; ln -sfn {to} {new}; mv -Tf {new} {path}",
             to = shell_quote(to),
@@ -279,7 +292,20 @@ async fn point(
         ));
     }
     script.push_str("; sync");
-    root_sh(remote, &script, "pointing Armbian's links").await?;
+    script
+}
+
+async fn point(
+    remote: &(dyn Remote + 'static),
+    p: &Paths,
+    links: &[(&str, &str)],
+) -> anyhow::Result<()> {
+    root_sh(
+        remote,
+        &point_script(&p.dir, links),
+        "pointing Armbian's links",
+    )
+    .await?;
     Ok(())
 }
 
@@ -338,4 +364,78 @@ pub(super) async fn restore_armbian(
     let rec = restore_script(remote, &p).await?;
     clear_mark(remote, cfg).await?;
     Ok(rec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(script: &str) -> (bool, String, String) {
+        let o = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .output()
+            .unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    }
+
+    /// The shell an install runs on an Armbian board, run here on a
+    /// directory laid out as Armbian's /boot.
+    #[test]
+    fn links_are_read_saved_once_repointed_and_pointed_back() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("boot dir");
+        std::fs::create_dir(&dir).unwrap();
+        let d = dir.to_str().unwrap();
+        for f in [
+            "vmlinuz-6.6.16-current-meson64",
+            "uInitrd-6.6.16-current-meson64",
+            "vmlinuz-R",
+        ] {
+            std::fs::write(dir.join(f), f).unwrap();
+        }
+        std::os::unix::fs::symlink("vmlinuz-6.6.16-current-meson64", dir.join("Image")).unwrap();
+        std::os::unix::fs::symlink("uInitrd-6.6.16-current-meson64", dir.join("uInitrd")).unwrap();
+
+        let (ok, text, err) = sh(&read_links_script(d));
+        assert!(ok, "{err}");
+        let links = parse_links(&text).unwrap();
+        assert_eq!(target(&links, "Image"), "vmlinuz-6.6.16-current-meson64");
+        let (ok, _, err) = sh(&save_links_script(d, &text));
+        assert!(ok, "{err}");
+
+        let (ok, _, err) = sh(&point_script(d, &[("Image", "vmlinuz-R")]));
+        assert!(ok, "{err}");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("Image")).unwrap(),
+            "vmlinuz-R"
+        );
+        assert!(!dir.join("Image.hilt-new").exists());
+        // Once saved, the saved targets are read, not the repointed links.
+        let (_, again, _) = sh(&read_links_script(d));
+        assert_eq!(again, text);
+        let (ok, _, err) = sh(&save_links_script(d, "Image vmlinuz-R\nuInitrd x\n"));
+        assert!(ok, "{err}");
+        assert_eq!(sh(&read_links_script(d)).1, text, "the first save stays");
+
+        let back: Vec<(&str, &str)> = LINKS.iter().map(|l| (*l, target(&links, l))).collect();
+        let (ok, _, err) = sh(&point_script(d, &back));
+        assert!(ok, "{err}");
+        assert_eq!(
+            std::fs::read_link(dir.join("Image")).unwrap().to_str(),
+            Some("vmlinuz-6.6.16-current-meson64")
+        );
+
+        // A board whose Image is a file is told what the layout needs.
+        let plain = t.path().join("plain");
+        std::fs::create_dir(&plain).unwrap();
+        std::fs::write(plain.join("Image"), "k").unwrap();
+        let (ok, _, err) = sh(&read_links_script(plain.to_str().unwrap()));
+        assert!(!ok);
+        assert!(err.contains("plain/Image is not a link"), "{err}");
+    }
 }

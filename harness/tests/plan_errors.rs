@@ -1018,3 +1018,37 @@ fn check_bench_board(board: &str) -> (Option<i32>, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// `install.layout` takes the three presets; `fallback: boot_file` is a
+/// mark hilt's own boot script writes, which extlinux has none of.
+#[test]
+fn install_layouts_and_their_fallbacks_are_checked() {
+    let boot_file = board_with(
+        "boards/debian-emulated.yaml",
+        "  fallback: bootcount",
+        "  fallback: boot_file",
+    );
+    let (code, err) = check_board(&boot_file);
+    assert_eq!(code, 2, "{err}");
+    let line = line_of(&boot_file, "fallback: boot_file");
+    assert!(err.starts_with(&format!("error: B:{line}:")), "{err}");
+    assert!(
+        err.contains("key `install.fallback`: boot_file is a mark hilt's boot script writes"),
+        "{err}"
+    );
+    for layout in ["boot_scr", "armbian"] {
+        let (_, err) =
+            check_board(&boot_file.replace("layout: extlinux", &format!("layout: {layout}")));
+        assert!(!err.contains("install"), "{layout}: {err}");
+    }
+    let (code, err) = check_board(&board_with(
+        "boards/debian-emulated.yaml",
+        "layout: extlinux",
+        "layout: grub",
+    ));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("layout") && err.contains("boot_scr") && err.contains("armbian"),
+        "{err}"
+    );
+}

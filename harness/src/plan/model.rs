@@ -659,7 +659,8 @@ pub struct InstallCfg {
     /// The boot configuration the board's bootloader reads.
     pub layout: InstallLayout,
     /// The directory on the board holding the kernels and the layout's
-    /// configuration (extlinux/extlinux.conf under it).
+    /// configuration (extlinux/extlinux.conf, boot.scr or armbianEnv.txt
+    /// under it).
     #[serde(default = "default_boot_dir")]
     pub boot_dir: String,
     /// What the board's root needs before it can be mounted (its storage
@@ -685,13 +686,25 @@ pub struct InstallCfg {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum InstallFallback {
-    /// U-Boot's boot count limit (CONFIG_BOOTCOUNT_LIMIT, the count kept
-    /// in its environment): hilt sets `upgrade_available=1`, `bootlimit=1`,
-    /// `bootcount=0` and an `altbootcmd` that boots the board's own
-    /// extlinux entry (`pxe_label_override`) with fw_setenv on the board,
-    /// and resets `bootcount` each time the variant comes up. A second
+    /// A boot count in U-Boot's environment. With `layout: extlinux`, U-Boot's
+    /// own (CONFIG_BOOTCOUNT_LIMIT): hilt sets `upgrade_available=1`,
+    /// `bootlimit=1`, `bootcount=0` and an `altbootcmd` that boots the
+    /// board's own extlinux entry (`pxe_label_override`) with fw_setenv on
+    /// the board, and resets `bootcount` each time the variant comes up.
+    /// With `boot_scr` and `armbian`, hilt's boot script keeps the count
+    /// (`hilt_trying`, set with saveenv before the variant boots; hilt clears
+    /// it with fw_setenv once the variant is up), so U-Boot needs no
+    /// bootcount support, only a saveable environment. Either way a second
     /// power on without that reset boots the board's own kernel.
     Bootcount,
+    /// `boot_scr` and `armbian` only: hilt's boot script marks a try with a
+    /// file beside the kernel (`hilt-trying`, written with U-Boot's `save`
+    /// before the variant's first load) and hilt deletes it once the
+    /// variant is up. For a U-Boot whose environment cannot be saved, or a
+    /// board without fw_setenv; U-Boot must be able to write the boot
+    /// partition's filesystem (CONFIG_FAT_WRITE for FAT, CONFIG_EXT4_WRITE
+    /// for ext4).
+    BootFile,
 }
 
 fn default_boot_dir() -> String {
@@ -703,6 +716,17 @@ fn default_boot_dir() -> String {
 pub enum InstallLayout {
     /// U-Boot's distro boot: `<boot_dir>/extlinux/extlinux.conf`.
     Extlinux,
+    /// A U-Boot boot script, `<boot_dir>/boot.scr` (from `boot.cmd`), that
+    /// loads the kernel and boots it with `booti`: hilt's script is the
+    /// board's own with its kernel (and initrd) loads switched to the
+    /// variant's files.
+    BootScr,
+    /// Armbian: its boot.scr loads `<boot_dir>/Image`, `uInitrd` and
+    /// `dtb/`, links to the versioned files its kernel packages install,
+    /// with settings from `armbianEnv.txt`. hilt installs the variant's
+    /// versioned files and repoints the links to them; its boot.scr loads
+    /// the known-good ones by their versioned names once the variant fails.
+    Armbian,
 }
 
 /// What kind of board a board file describes. The board file does not say

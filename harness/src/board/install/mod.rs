@@ -8,7 +8,14 @@
 //! every later install starts from it, so the board's known-good entry is
 //! never lost and `restore` can write it back.
 
+pub mod armbian;
+pub mod boot_scr;
 pub mod extlinux;
+mod script;
+mod scripted;
+#[cfg(test)]
+mod uboot_e2e;
+pub mod uimage;
 
 use std::path::Path;
 use std::time::Duration;
@@ -47,6 +54,8 @@ pub async fn install(
 ) -> anyhow::Result<Written> {
     match cfg.layout {
         InstallLayout::Extlinux => install_extlinux(remote, cfg, k).await,
+        InstallLayout::BootScr => scripted::install_boot_scr(remote, cfg, k).await,
+        InstallLayout::Armbian => scripted::install_armbian(remote, cfg, k).await,
     }
 }
 
@@ -157,15 +166,34 @@ async fn arm_bootcount(remote: &(dyn Remote + 'static), good_label: &str) -> any
 
 /// The variant came up: the next power on may boot it again.
 pub async fn booted(remote: &(dyn Remote + 'static), cfg: &InstallCfg) -> anyhow::Result<()> {
-    match cfg.fallback {
-        Some(InstallFallback::Bootcount) => fw_setenv(remote, &[("bootcount", Some("0"))]).await,
-        None => Ok(()),
+    match (cfg.fallback, cfg.layout) {
+        (None, _) => Ok(()),
+        (Some(InstallFallback::Bootcount), InstallLayout::Extlinux) => {
+            fw_setenv(remote, &[("bootcount", Some("0"))]).await
+        }
+        (Some(_), InstallLayout::BootScr | InstallLayout::Armbian) => {
+            scripted::clear_mark(remote, cfg).await
+        }
+        (Some(InstallFallback::BootFile), InstallLayout::Extlinux) => {
+            unreachable!("the board file's check refuses fallback: boot_file with layout: extlinux")
+        }
     }
 }
 
 /// Puts back the board's own boot configuration (after its fallback
 /// booted its own kernel) and disarms the fallback.
 pub async fn restore(
+    remote: &(dyn Remote + 'static),
+    cfg: &InstallCfg,
+) -> anyhow::Result<DeployedFile> {
+    match cfg.layout {
+        InstallLayout::Extlinux => restore_extlinux(remote, cfg).await,
+        InstallLayout::BootScr => scripted::restore_boot_scr(remote, cfg).await,
+        InstallLayout::Armbian => scripted::restore_armbian(remote, cfg).await,
+    }
+}
+
+async fn restore_extlinux(
     remote: &(dyn Remote + 'static),
     cfg: &InstallCfg,
 ) -> anyhow::Result<DeployedFile> {
@@ -195,23 +223,72 @@ async fn board_config(
     conf: &str,
     orig: &str,
 ) -> anyhow::Result<String> {
-    let (saved, _) = remote
-        .output(
-            &format!("test -f {}", shell_quote(orig)),
-            Duration::from_secs(30),
-        )
-        .await?;
-    let path = if saved == 0 { orig } else { conf };
-    let bytes = remote.pull(path, CONF_LIMIT).await.with_context(|| {
-        format!("the board file's `install: {{layout: extlinux}}` needs {conf}, which U-Boot's distro boot reads")
-    })?;
-    let text = String::from_utf8(bytes).with_context(|| format!("{path} is not text"))?;
-    if saved != 0 {
-        deploy::install(remote.shell(), orig, text.as_bytes())
+    let bytes = saved_original(remote, conf, orig)
+        .await?
+        .with_context(|| {
+            format!("the board file's `install: {{layout: extlinux}}` needs {conf}, which U-Boot's distro boot reads")
+        })?;
+    String::from_utf8(bytes).with_context(|| format!("{conf} is not text"))
+}
+
+/// The board's own `path`: its saved copy `orig` once there is one, else
+/// the live file, saved as `orig` first. None when neither exists.
+async fn saved_original(
+    remote: &(dyn Remote + 'static),
+    path: &str,
+    orig: &str,
+) -> anyhow::Result<Option<Vec<u8>>> {
+    let exists = |p: &str| format!("test -f {}", shell_quote(p));
+    if remote
+        .output(&exists(orig), Duration::from_secs(30))
+        .await?
+        .0
+        == 0
+    {
+        let bytes = remote
+            .pull(orig, CONF_LIMIT)
             .await
-            .with_context(|| format!("saving the board's own {conf} as {orig}"))?;
+            .with_context(|| format!("reading the board's own {path}, saved as {orig}"))?;
+        return Ok(Some(bytes));
     }
-    Ok(text)
+    if remote
+        .output(&exists(path), Duration::from_secs(30))
+        .await?
+        .0
+        != 0
+    {
+        return Ok(None);
+    }
+    let bytes = remote
+        .pull(path, CONF_LIMIT)
+        .await
+        .with_context(|| format!("reading {path}"))?;
+    deploy::install(remote.shell(), orig, &bytes)
+        .await
+        .with_context(|| format!("saving the board's own {path} as {orig}"))?;
+    Ok(Some(bytes))
+}
+
+/// A shell script run as root on the board; its stdout.
+async fn root_sh(
+    remote: &(dyn Remote + 'static),
+    script: &str,
+    what: &str,
+) -> anyhow::Result<String> {
+    let line = remote.as_root(&format!("sh -c {}", shell_quote(script)));
+    let (status, out, err) = remote
+        .shell()
+        .run(&line, Duration::from_secs(60))
+        .await
+        .with_context(|| format!("{what} over {}", remote.via()))?;
+    if status != 0 {
+        bail!(
+            "{what}: `{script}` failed ({status}): {} {}",
+            out.trim(),
+            err.trim()
+        );
+    }
+    Ok(out)
 }
 
 /// A path the bootloader reads, as a file on the running board: the

@@ -371,7 +371,7 @@ impl OwnOsBoot {
         }
         let Some(path) = &b.kernel_path else {
             bail!(
-                "the board runs \"{running}\", and variant {} is \"{want}\": give board {name} an `install:` section (layout: extlinux) so that hilt installs the kernel with its modules, or set `kernel_path` in board {name} (the file its bootloader loads) for the Image alone, or install it yourself (on Android: hilt deploy flashes a boot image with fastboot) and run again",
+                "the board runs \"{running}\", and variant {} is \"{want}\": give board {name} an `install:` section (layout: extlinux, boot_scr or armbian) so that hilt installs the kernel with its modules, or set `kernel_path` in board {name} (the file its bootloader loads) for the Image alone, or install it yourself (on Android: hilt deploy flashes a boot image with fastboot) and run again",
                 self.variant,
                 name = b.name
             );

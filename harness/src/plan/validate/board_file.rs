@@ -97,6 +97,14 @@ fn install_used(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanError
             "`install:` installs the kernel with its modules and a boot entry; `kernel_path` writes the Image alone: keep one of them (install: is the one that can fall back)",
         ));
     }
+    if let Some(i) = &b.install {
+        if i.layout == InstallLayout::Extlinux && i.fallback == Some(InstallFallback::BootFile) {
+            return Err(c.fail(
+                "install.fallback",
+                "boot_file is a mark hilt's boot script writes, and with `layout: extlinux` U-Boot reads no script of hilt's: use `fallback: bootcount` (U-Boot's CONFIG_BOOTCOUNT_LIMIT), or `layout: boot_scr`",
+            ));
+        }
+    }
     Ok(())
 }
 

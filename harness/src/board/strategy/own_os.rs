@@ -157,6 +157,7 @@ impl Boot for OwnOsBoot {
                         power,
                         console: Box::new(Replayed::new(heard, console)),
                         agent: AgentLink::Own(Box::new(stream)),
+                        warm: None,
                     })
                 }
                 Ok(BootOutcome::Installed) => {

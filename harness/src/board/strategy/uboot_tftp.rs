@@ -8,18 +8,24 @@
 //! agent then shares the console with printk (`hilt.agent_port=console`).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use hilt_transports::uboot::{TftpBoot, UBoot};
+use hilt_transports::uboot::{Reserved, TftpBoot, UBoot};
 
+use crate::board::mmc_identity::{self, UbootCard};
 use crate::board::preflight;
 use crate::board::storage::FlashJob;
 use crate::board::{
     resources, uboot, AgentLink, Board, Boot, BootRequest, Power, RunBoard, Session, Strategy,
+    WarmReset,
 };
 use crate::console::Console;
-use crate::plan::{AgentChannelCfg, BenchBootCfg, BoardFile, Plan, UbootTftpCfg};
+use crate::plan::{
+    AgentChannelCfg, BenchBootCfg, BoardFile, Plan, RamoopsCfg, RamoopsReserve, UbootTftpCfg,
+};
 
 pub struct UbootTftp;
 
@@ -57,7 +63,12 @@ impl Strategy for UbootTftp {
 
     fn attach(&self, run: RunBoard) -> Box<dyn Board> {
         let flash = FlashJob::for_run(&run);
-        Box::new(BenchBoard { run, flash })
+        Box::new(BenchBoard {
+            run,
+            flash,
+            left_on: Arc::new(AtomicBool::new(false)),
+            card: Arc::new(OnceLock::new()),
+        })
     }
 }
 
@@ -72,31 +83,65 @@ fn tftp_cfg(b: &BoardFile) -> anyhow::Result<&UbootTftpCfg> {
     }
 }
 
-/// The kernel command line's console= for a board on the bench, and how
-/// its agent reaches the host.
-fn cmdline(board: &BoardFile) -> String {
+/// The kernel command line's console= for a board on the bench, how its
+/// agent reaches the host, and its ramoops region.
+fn cmdline(board: &BoardFile, reset_after: Duration) -> String {
     let console = board.kernel_console.as_deref().unwrap_or("ttyAML0,115200");
-    // panic=0: a board that rebooted by itself would run its own autoboot
-    // into the evidence window; the host power-cycles it instead.
-    format!("console={console} hilt.agent_port=console panic=0 loglevel=4")
+    let base = format!("console={console} hilt.agent_port=console loglevel=4");
+    match board.ramoops.as_ref().and_then(RamoopsCfg::numbers) {
+        // panic=0: a board that rebooted by itself would run its own
+        // autoboot into the evidence window; the host power-cycles it.
+        None => format!("{base} panic=0"),
+        // With ramoops the reset must be warm, which only the board itself
+        // can do after a panic: late enough that the host has finished the
+        // iteration and waits for U-Boot on the console.
+        Some((address, size, record)) => format!(
+            "{base} panic={} ramoops.mem_address={address:#x} ramoops.mem_size={size:#x} ramoops.record_size={record:#x} ramoops.max_reason=2",
+            reset_after.as_secs()
+        ),
+    }
+}
+
+/// How long after a panic a board with ramoops resets itself: the evidence
+/// window, the end of the iteration and the start of the next boot fit in
+/// it.
+fn reset_after(plan: &Plan) -> Duration {
+    Duration::from_secs(plan.watch.evidence_s + 20)
 }
 
 struct BenchBoard {
     run: RunBoard,
     flash: Option<FlashJob>,
+    /// The last boot left the board on, to reset itself warm (ramoops).
+    left_on: Arc<AtomicBool>,
+    /// Whether U-Boot's `mmc` device and Linux's disk are one card, once
+    /// the identification boot has said.
+    card: Arc<OnceLock<Result<(), String>>>,
 }
 
 impl Board for BenchBoard {
     fn boot(&self, req: &BootRequest<'_>) -> Box<dyn Boot> {
+        let reset_after = reset_after(&self.run.plan.plan);
         Box::new(RamdiskBoot {
             board: self.run.board().clone(),
             home: self.run.home(),
             kernel: req.kernel.image.clone(),
             initrd: req.kernel.initramfs.clone(),
-            append: cmdline(self.run.board()),
+            append: cmdline(self.run.board(), reset_after),
             flash: self.flash.as_ref().map(FlashJob::share),
             tftp_record: self.run.run_dir.join("tftp.jsonl"),
+            warm_record: self.run.run_dir.join("warm_reset.jsonl"),
+            left_on: self.left_on.clone(),
+            card: self.card.clone(),
+            reset_after,
         })
+    }
+
+    fn left_on(&self) -> Option<Box<dyn Power>> {
+        if !self.left_on.swap(false, Ordering::Relaxed) {
+            return None;
+        }
+        resources::open_power(self.run.board(), &self.run.home()).ok()
     }
 }
 
@@ -111,6 +156,27 @@ struct RamdiskBoot {
     /// Where the transfers of hilt's own TFTP server are recorded (the run
     /// directory's tftp.jsonl).
     tftp_record: PathBuf,
+    /// Where each boot that met a board left on is recorded (the run
+    /// directory's warm_reset.jsonl).
+    warm_record: PathBuf,
+    /// Shared by the board's boots: the previous one left it on.
+    left_on: Arc<AtomicBool>,
+    /// Shared by the board's boots: what the identification boot found.
+    card: Arc<OnceLock<Result<(), String>>>,
+    /// The kernel's panic= delay on a board with ramoops.
+    reset_after: Duration,
+}
+
+/// A boot that met a board left on after a panic, a line of the run's
+/// warm_reset.jsonl: whether U-Boot came back by itself (RAM kept) or the
+/// board had to be power-cycled (the previous boot's ramoops log is lost).
+#[derive(serde::Serialize)]
+struct WarmRecord<'a> {
+    board: &'a str,
+    met_uboot: bool,
+    waited_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
 }
 
 /// One transfer of hilt's TFTP server, a line of the run's tftp.jsonl.
@@ -133,9 +199,24 @@ impl Boot for RamdiskBoot {
         // Served for this boot's U-Boot steps only: once booti is typed,
         // everything the board fetches is in its RAM.
         let server = resources::serve_tftp(tftp, &self.home)?;
-        let (mut power, console) =
-            resources::power_cycle_to_console(&self.board, &self.home).await?;
-        let booted = self.uboot(console, tftp, files, boot_limit).await;
+        self.check_card(tftp, &files, boot_limit)
+            .await
+            .map_err(|e| match uboot::server_said(server.as_ref(), tftp) {
+                served if served.is_empty() => e,
+                served => anyhow::anyhow!("{e:#}{served}"),
+            })?;
+        let warm = match self.left_on.swap(false, Ordering::Relaxed) {
+            true => self.meet_warm_reset(tftp, &files, boot_limit).await?,
+            false => None,
+        };
+        let (mut power, booted) = match warm {
+            Some((power, console)) => (power, Ok(console)),
+            None => {
+                let (power, console) =
+                    resources::power_cycle_to_console(&self.board, &self.home).await?;
+                (power, self.uboot(console, tftp, &files, boot_limit).await)
+            }
+        };
         let booted = booted.map_err(|e| match uboot::server_said(server.as_ref(), tftp) {
             served if served.is_empty() => e,
             served => anyhow::anyhow!("{e:#}{served}"),
@@ -148,6 +229,11 @@ impl Boot for RamdiskBoot {
                 power,
                 console,
                 agent: AgentLink::Console,
+                warm: self
+                    .board
+                    .ramoops
+                    .is_some()
+                    .then(|| WarmReset::new(self.left_on.clone())),
             }),
             Err(e) => {
                 let _ = power.off().await;
@@ -161,8 +247,141 @@ impl Boot for RamdiskBoot {
     }
 
     fn keeps_ramoops(&self) -> bool {
-        // hilt's ramdisk kernel on a real board is given no ramoops region.
-        false
+        self.board.ramoops.is_some()
+    }
+}
+
+impl RamdiskBoot {
+    /// The previous boot left the board on after a panic: with the console
+    /// open and no power cut, waits for the kernel's panic= delay to reset
+    /// it into U-Boot, and boots from there. None when U-Boot did not come
+    /// (or failed): the boot then starts over from a power cycle, and
+    /// warm_reset.jsonl says why the previous boot's log is lost.
+    async fn meet_warm_reset(
+        &self,
+        tftp: &UbootTftpCfg,
+        files: &TftpFiles,
+        boot_limit: Duration,
+    ) -> anyhow::Result<Option<(Box<dyn Power>, Box<dyn Console>)>> {
+        let t0 = std::time::Instant::now();
+        let met = async {
+            let power = resources::open_power(&self.board, &self.home)?;
+            let console = resources::open_console(&self.board, Duration::from_secs(5)).await?;
+            let console = self
+                .uboot(console, tftp, files, boot_limit + self.reset_after)
+                .await?;
+            anyhow::Ok((power, console))
+        }
+        .await;
+        let waited_ms = t0.elapsed().as_millis() as u64;
+        match met {
+            Ok((power, console)) => {
+                self.record_warm(true, waited_ms, None)?;
+                Ok(Some((power, console)))
+            }
+            Err(e) => {
+                self.record_warm(false, waited_ms, Some(format!("{e:#}")))?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Before the run's first write to an SD card or eMMC: one boot that
+    /// writes nothing, where U-Boot's `mmc info` of the board file's
+    /// `mmc_dev` and the agent's report of Linux's cards are compared (see
+    /// [`mmc_identity`]). A mismatch fails this boot and every later one
+    /// of the run, without powering the board again.
+    async fn check_card(
+        &self,
+        tftp: &UbootTftpCfg,
+        files: &TftpFiles,
+        limit: Duration,
+    ) -> anyhow::Result<()> {
+        if let Some(found) = self.card.get() {
+            return found.clone().map_err(anyhow::Error::msg);
+        }
+        if FlashJob::pending(self.flash.as_ref()).is_none() {
+            return Ok(());
+        }
+        let Some((dev, ..)) = mmc_identity::pairing(&self.board) else {
+            return Ok(());
+        };
+        let (mut power, console) =
+            resources::power_cycle_to_console(&self.board, &self.home).await?;
+        let seen = self.identify(console, tftp, files, dev, limit).await;
+        let _ = power.off().await;
+        let (uboot, linux) = seen.context("the identification boot, before the first write")?;
+        crate::durable::append_json_line(
+            &self.tftp_record.with_file_name("mmc_identity.jsonl"),
+            &serde_json::json!({
+                "board": self.board.name,
+                "mmc_dev": dev,
+                "uboot": uboot,
+                "linux": linux,
+            }),
+        )?;
+        let found = mmc_identity::check(&self.board, &uboot, &linux).map_err(|e| format!("{e:#}"));
+        let _ = self.card.set(found.clone());
+        found.map_err(anyhow::Error::msg)
+    }
+
+    /// U-Boot's `mmc info` for `mmc dev`, then the kernel and initramfs
+    /// booted without writing, until the agent's hello lists Linux's cards.
+    async fn identify(
+        &self,
+        console: Box<dyn Console>,
+        tftp: &UbootTftpCfg,
+        files: &TftpFiles,
+        dev: u32,
+        limit: Duration,
+    ) -> anyhow::Result<(UbootCard, Vec<hilt_protocol::MmcCard>)> {
+        let mut u = UBoot::new(console, uboot::config(&self.board, limit)?);
+        let boot = self.tftp_boot(tftp, files);
+        let step = async {
+            u.stop_autoboot().await?;
+            uboot::point_at_server(&mut u, tftp).await?;
+            uboot::load_addresses(&mut u, &self.board, needed(&boot)).await?;
+            u.run_checked_for("mmc rescan", limit).await?;
+            u.run_checked(&format!("mmc dev {dev}")).await?;
+            let card = mmc_identity::parse_mmc_info(&u.run_checked("mmc info").await?)?;
+            u.tftp_boot(&boot, limit).await?;
+            anyhow::Ok(card)
+        }
+        .await;
+        let card = match step {
+            Ok(card) => card,
+            Err(e) => {
+                let said = String::from_utf8_lossy(u.transcript()).into_owned();
+                let tail = &said[said.len().saturating_sub(600)..];
+                bail!("{e:#}\n--- U-Boot said ---\n{tail}");
+            }
+        };
+        let hello = tokio::time::timeout(limit, agent_hello(u.into_console()))
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "no hello from the agent within {} s of booti: hilt cannot see which cards Linux found",
+                    limit.as_secs()
+                )
+            })??;
+        Ok((card, hello.mmc))
+    }
+
+    fn record_warm(
+        &self,
+        met_uboot: bool,
+        waited_ms: u64,
+        error: Option<String>,
+    ) -> anyhow::Result<()> {
+        crate::durable::append_json_line(
+            &self.warm_record,
+            &WarmRecord {
+                board: &self.board.name,
+                met_uboot,
+                waited_ms,
+                error,
+            },
+        )
     }
 }
 
@@ -185,6 +404,7 @@ fn drop_and_record(server: hilt_tftpd::Server, board: &str, record: &Path) -> an
     Ok(())
 }
 
+#[derive(Clone)]
 struct TftpFiles {
     kernel: String,
     initrd: String,
@@ -224,17 +444,11 @@ impl RamdiskBoot {
         &self,
         console: Box<dyn Console>,
         cfg: &UbootTftpCfg,
-        files: TftpFiles,
+        files: &TftpFiles,
         limit: Duration,
     ) -> anyhow::Result<Box<dyn Console>> {
         let ucfg = uboot::config(&self.board, limit)?;
-        let boot = TftpBoot {
-            network: uboot::network(cfg),
-            kernel: files.kernel,
-            initrd: Some(files.initrd),
-            dtb: files.dtb,
-            bootargs: self.append.clone(),
-        };
+        let boot = self.tftp_boot(cfg, files);
         let flash = match FlashJob::pending(self.flash.as_ref()) {
             Some(job) => Some((job, uboot::flash_target(&self.board)?)),
             None => None,
@@ -243,12 +457,7 @@ impl RamdiskBoot {
         let step = async {
             u.stop_autoboot().await?;
             uboot::point_at_server(&mut u, cfg).await?;
-            let needed: &[&str] = if boot.dtb.is_some() {
-                &["kernel_addr_r", "ramdisk_addr_r", "fdt_addr_r"]
-            } else {
-                &["kernel_addr_r", "ramdisk_addr_r"]
-            };
-            uboot::load_addresses(&mut u, &self.board, needed).await?;
+            uboot::load_addresses(&mut u, &self.board, needed(&boot)).await?;
             if let Some((job, target)) = flash {
                 u.net_up(&boot.network, limit).await?;
                 let image = job.read_image()?;
@@ -261,5 +470,68 @@ impl RamdiskBoot {
         }
         .await;
         uboot::console_after(u, step)
+    }
+
+    fn tftp_boot(&self, cfg: &UbootTftpCfg, files: &TftpFiles) -> TftpBoot {
+        TftpBoot {
+            network: uboot::network(cfg),
+            kernel: files.kernel.clone(),
+            initrd: Some(files.initrd.clone()),
+            dtb: files.dtb.clone(),
+            bootargs: self.append.clone(),
+            reserve: self.reserved(),
+        }
+    }
+
+    /// What hilt adds to the kernel's device tree: the ramoops region,
+    /// unless the board's own tree reserves it.
+    fn reserved(&self) -> Vec<Reserved> {
+        match &self.board.ramoops {
+            Some(r) if r.reserve == RamoopsReserve::Uboot => r
+                .numbers()
+                .map(|(address, size, _)| Reserved {
+                    name: "hilt-ramoops".into(),
+                    address,
+                    size,
+                })
+                .into_iter()
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// The load addresses a boot uses.
+fn needed(boot: &TftpBoot) -> &'static [&'static str] {
+    if boot.dtb.is_some() || !boot.reserve.is_empty() {
+        &["kernel_addr_r", "ramdisk_addr_r", "fdt_addr_r"]
+    } else {
+        &["kernel_addr_r", "ramdisk_addr_r"]
+    }
+}
+
+/// Reads the console (printk with the agent's frames in it) until the
+/// agent's hello.
+async fn agent_hello(mut console: Box<dyn Console>) -> anyhow::Result<hilt_protocol::Hello> {
+    use hilt_protocol::{AgentMsg, Decoded, FrameDecoder};
+    use tokio::io::AsyncReadExt;
+    let mut dec = FrameDecoder::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut out = Vec::new();
+    loop {
+        let n = console.read(&mut buf).await?;
+        if n == 0 {
+            bail!("the console closed before the agent's hello");
+        }
+        dec.feed::<AgentMsg>(&buf[..n], &mut out);
+        for d in out.drain(..) {
+            if let Decoded::Record {
+                msg: AgentMsg::Hello(h),
+                ..
+            } = d
+            {
+                return Ok(h);
+            }
+        }
     }
 }

@@ -703,6 +703,19 @@ fn ramoops_regions_are_checked_where_they_are_written() {
         );
         assert!(err.contains(want), "{want}: {err}");
     }
+    // The SD/eMMC pairing check needs the image partition's mmcblk disk.
+    let board = board_with(
+        "boards/le-potato.yaml",
+        "data: /dev/mmcblk1p3",
+        "data: /dev/disk/by-partlabel/data",
+    );
+    let (code, err) = check_board(&board);
+    assert_eq!(code, 2, "{err}");
+    let line = line_of(&board, "data: /dev/disk");
+    assert!(
+        err.contains(&format!("B:{line}:9: key `partitions.data`: \"/dev/disk/by-partlabel/data\": with flash: uboot_mmc, expected the partition's node on an SD card or eMMC as hilt's initramfs names it, /dev/mmcblkNpM")),
+        "{err}"
+    );
     // A good region passes the board's checks (the smoke plan's machine
     // override is then what a real board refuses).
     let (code, err) = check_board(&potato(

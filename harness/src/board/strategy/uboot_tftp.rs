@@ -356,14 +356,7 @@ impl RamdiskBoot {
                 bail!("{e:#}\n--- U-Boot said ---\n{tail}");
             }
         };
-        let hello = tokio::time::timeout(limit, agent_hello(u.into_console()))
-            .await
-            .map_err(|_| {
-                anyhow::anyhow!(
-                    "no hello from the agent within {} s of booti: hilt cannot see which cards Linux found",
-                    limit.as_secs()
-                )
-            })??;
+        let hello = agent_hello(u.into_console(), limit).await?;
         Ok((card, hello.mmc))
     }
 
@@ -511,17 +504,37 @@ fn needed(boot: &TftpBoot) -> &'static [&'static str] {
 }
 
 /// Reads the console (printk with the agent's frames in it) until the
-/// agent's hello.
-async fn agent_hello(mut console: Box<dyn Console>) -> anyhow::Result<hilt_protocol::Hello> {
+/// agent's hello; without one, the error ends with what the board said.
+async fn agent_hello(
+    mut console: Box<dyn Console>,
+    limit: Duration,
+) -> anyhow::Result<hilt_protocol::Hello> {
     use hilt_protocol::{AgentMsg, Decoded, FrameDecoder};
     use tokio::io::AsyncReadExt;
+    let deadline = tokio::time::Instant::now() + limit;
     let mut dec = FrameDecoder::new();
     let mut buf = vec![0u8; 16 * 1024];
     let mut out = Vec::new();
+    let mut heard: Vec<u8> = Vec::new();
     loop {
-        let n = console.read(&mut buf).await?;
-        if n == 0 {
-            bail!("the console closed before the agent's hello");
+        let n = match tokio::time::timeout_at(deadline, console.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => n,
+            outcome => {
+                let why = match outcome {
+                    Ok(Err(e)) => format!("reading the console: {e}"),
+                    Err(_) => format!(
+                        "no hello from the agent within {} s of booti: hilt cannot see which cards Linux found",
+                        limit.as_secs()
+                    ),
+                    Ok(_) => "the console closed before the agent's hello".to_string(),
+                };
+                let tail = String::from_utf8_lossy(&heard[heard.len().saturating_sub(1500)..]);
+                bail!("{why}\n--- the board said ---\n{tail}");
+            }
+        };
+        heard.extend_from_slice(&buf[..n]);
+        if heard.len() > 64 << 10 {
+            heard.drain(..heard.len() - (16 << 10));
         }
         dec.feed::<AgentMsg>(&buf[..n], &mut out);
         for d in out.drain(..) {
@@ -533,5 +546,90 @@ async fn agent_hello(mut console: Box<dyn Console>) -> anyhow::Result<hilt_proto
                 return Ok(h);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hilt_protocol::{encode_frame, AgentMsg, Hello, MmcCard};
+    use tokio::io::AsyncWriteExt;
+
+    /// The identification boot reads the agent's hello off a console that
+    /// carries printk too, a frame split across reads included.
+    #[tokio::test]
+    async fn the_agent_hello_is_found_among_the_kernels_lines() {
+        let hello = Hello {
+            protocol: hilt_protocol::PROTOCOL_VERSION,
+            agent_version: "0.1.0".into(),
+            kernel_release: "6.1.0-44-arm64".into(),
+            kernel_version: "#1 SMP Debian 6.1.164-1".into(),
+            machine: "aarch64".into(),
+            uptime_ms: 7_500,
+            mem_total_kb: 200_000,
+            cpus: 2,
+            facts: Default::default(),
+            mmc: vec![MmcCard {
+                disk: "mmcblk0".into(),
+                kind: "SD".into(),
+                manfid: 0xaa,
+                oemid: 0x5859,
+                name: "QEMU!".into(),
+                sectors: 131_072,
+            }],
+        };
+        let mut frame = Vec::new();
+        encode_frame(0, &AgentMsg::Hello(hello.clone()), &mut frame);
+        let (ours, mut board) = tokio::io::duplex(1 << 16);
+        let writer = tokio::spawn(async move {
+            board
+                .write_all(b"[    7.45] ramoops: using 0x100000@0x4d000000\r\nhilt-init: starting agent\r\n")
+                .await
+                .unwrap();
+            let (a, b) = frame.split_at(frame.len() / 2);
+            board.write_all(a).await.unwrap();
+            board.flush().await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            board.write_all(b).await.unwrap();
+            board
+        });
+        let console = Box::new(crate::console::TelnetConsole::new(ours));
+        let got = super::agent_hello(console, std::time::Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(got, hello);
+        drop(writer.await.unwrap());
+
+        let (ours, board) = tokio::io::duplex(64);
+        drop(board);
+        let err = super::agent_hello(
+            Box::new(crate::console::TelnetConsole::new(ours)),
+            std::time::Duration::from_secs(5),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("closed before the agent's hello"),
+            "{err}"
+        );
+
+        // Silence: the error says how long it waited and what came before.
+        let (ours, mut board) = tokio::io::duplex(1 << 10);
+        board
+            .write_all(b"[    2.10] mmc0: new SD card\r\n")
+            .await
+            .unwrap();
+        let err = super::agent_hello(
+            Box::new(crate::console::TelnetConsole::new(ours)),
+            std::time::Duration::from_millis(200),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("no hello from the agent within 0 s of booti")
+                && err.ends_with("--- the board said ---\n[    2.10] mmc0: new SD card\r\n"),
+            "{err}"
+        );
+        drop(board);
     }
 }

@@ -724,6 +724,17 @@ fn storage_partitions_listed(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<
                 }
             }
         }
+        // `hilt run` checks that U-Boot's mmc N is the card holding this
+        // partition by asking Linux about the partition's disk.
+        if let (Some(FlashCfg::UbootMmc { .. }), BoardKind::UbootTftp) = (&b.flash, b.kind()) {
+            let node = &b.partitions[&st.image];
+            if !is_mmc_partition(node) {
+                return Err(c.fail(
+                    &format!("partitions.{}", st.image),
+                    format!("{node:?}: with flash: uboot_mmc, expected the partition's node on an SD card or eMMC as hilt's initramfs names it, /dev/mmcblkNpM (hilt checks that U-Boot's mmc_dev is Linux's mmcblkN before writing)"),
+                ));
+            }
+        }
         if let Some(n) = st.image_bytes {
             if n == 0 || n % 4096 != 0 {
                 return Err(c.fail(
@@ -778,4 +789,17 @@ fn is_kernel_cmdline(s: &str) -> bool {
     s.len() <= 1024
         && s.bytes()
             .all(|b| (0x20..0x7f).contains(&b) && !b"'\"\\;".contains(&b))
+}
+
+/// `/dev/mmcblk1p3`: a partition of an SD card or eMMC.
+fn is_mmc_partition(node: &str) -> bool {
+    let Some(rest) = node.strip_prefix("/dev/mmcblk") else {
+        return false;
+    };
+    match rest.split_once('p') {
+        Some((disk, part)) => [disk, part]
+            .iter()
+            .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())),
+        None => false,
+    }
 }

@@ -196,6 +196,12 @@ pub fn check(b: &BoardFile, uboot: &UbootCard, linux: &[MmcCard]) -> anyhow::Res
     )
 }
 
+/// [`tests`]' `mmc info` text, for the strategy's U-Boot double.
+#[cfg(test)]
+pub fn tests_sd_info() -> String {
+    tests::SD_INFO.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,7 +209,7 @@ mod tests {
     /// U-Boot 2023.01's print_mmcinfo for QEMU's sd-card, laid out as
     /// cmd/mmc.c prints it, with the CID fields and size of the card Linux
     /// reported from QEMU's sdhci-pci below.
-    const SD_INFO: &str = "Device: sdhci@0\nManufacturer ID: aa\nOEM: 5859\nName: QEMU! \nBus Speed: 25000000\nMode: SD Legacy\nRd Block Len: 512\nSD version 2.0\nHigh Capacity: No\nCapacity: 256 MiB\nBus Width: 4-bit\nErase Group Size: 512 Bytes\n";
+    pub(super) const SD_INFO: &str = "Device: sdhci@0\nManufacturer ID: aa\nOEM: 5859\nName: QEMU! \nBus Speed: 25000000\nMode: SD Legacy\nRd Block Len: 512\nSD version 2.0\nHigh Capacity: No\nCapacity: 256 MiB\nBus Width: 4-bit\nErase Group Size: 512 Bytes\n";
 
     fn qemu_sd(disk: &str) -> MmcCard {
         MmcCard {

@@ -105,6 +105,7 @@ fn agent(port: Option<PathBuf>) {
             .map(|n| n.get() as u32)
             .unwrap_or(1),
         facts: sys::kernel_facts(),
+        mmc: sys::mmc_cards(),
     }));
     let pstore = sys::take_pstore();
     if !pstore.is_empty() {

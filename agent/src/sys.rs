@@ -171,6 +171,70 @@ pub fn kernel_facts() -> std::collections::BTreeMap<String, String> {
     f
 }
 
+/// The SD cards and eMMCs in /sys/block (mmcblkN, not their boot and
+/// RPMB areas), each by its card's identity. A card still being probed
+/// when the agent starts is waited for, briefly: the host compares these
+/// with U-Boot's `mmc info` before it writes anything.
+pub fn mmc_cards() -> Vec<hilt_protocol::MmcCard> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        let cards = read_mmc_cards(Path::new("/sys/block"));
+        // Every host with a card has its disk once the card is probed.
+        if cards.len() >= cards_on_hosts() || std::time::Instant::now() >= deadline {
+            return cards;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Cards the MMC hosts have found (`/sys/class/mmc_host/mmcN/mmcN:RCA`).
+fn cards_on_hosts() -> usize {
+    let Ok(hosts) = fs::read_dir("/sys/class/mmc_host") else {
+        return 0;
+    };
+    hosts
+        .flatten()
+        .filter_map(|h| fs::read_dir(h.path()).ok())
+        .flat_map(|d| d.flatten())
+        .filter(|e| e.file_name().to_string_lossy().contains(':'))
+        .filter(|e| {
+            // SDIO cards (Wi-Fi) have no disk.
+            read_trimmed(e.path().join("type")).is_ok_and(|t| t == "SD" || t == "MMC")
+        })
+        .count()
+}
+
+pub fn read_mmc_cards(block: &Path) -> Vec<hilt_protocol::MmcCard> {
+    let Ok(dir) = fs::read_dir(block) else {
+        return Vec::new();
+    };
+    let mut cards: Vec<_> = dir
+        .flatten()
+        .filter_map(|e| {
+            let disk = e.file_name().to_string_lossy().into_owned();
+            let n = disk.strip_prefix("mmcblk")?;
+            if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let p = e.path();
+            let hex = |f: &str| {
+                let t = read_trimmed(p.join("device").join(f)).ok()?;
+                u32::from_str_radix(t.trim_start_matches("0x"), 16).ok()
+            };
+            Some(hilt_protocol::MmcCard {
+                kind: read_trimmed(p.join("device/type")).ok()?,
+                manfid: hex("manfid")?,
+                oemid: hex("oemid")?,
+                name: read_trimmed(p.join("device/name")).ok()?,
+                sectors: read_trimmed(p.join("size")).ok()?.parse().ok()?,
+                disk,
+            })
+        })
+        .collect();
+    cards.sort_by(|a, b| a.disk.cmp(&b.disk));
+    cards
+}
+
 /// Reads what the previous boot left in pstore, then deletes it so the
 /// next boot does not report it again.
 pub fn take_pstore() -> Vec<hilt_protocol::PstoreFile> {
@@ -218,5 +282,47 @@ mod cmdline_tests {
         );
         assert_eq!(super::find_arg(line, "hilt.agent"), None);
         assert_eq!(super::find_arg(line, "quiet"), None);
+    }
+}
+
+#[cfg(test)]
+mod mmc_tests {
+    /// The sysfs of QEMU's sd-card behind sdhci-pci, as Debian's 6.1 kernel
+    /// showed it (`cat /sys/block/mmcblk0/device/*`, `size`), beside an
+    /// eMMC's boot area and a virtio disk that are not cards.
+    #[test]
+    fn cards_are_read_from_sysfs_and_other_disks_skipped() {
+        let root = tempfile::tempdir().unwrap();
+        let card = |disk: &str, files: &[(&str, &str)]| {
+            let d = root.path().join(disk);
+            std::fs::create_dir_all(d.join("device")).unwrap();
+            for (f, v) in files {
+                std::fs::write(d.join(f), format!("{v}\n")).unwrap();
+            }
+        };
+        let qemu_sd = [
+            ("device/type", "SD"),
+            ("device/manfid", "0x0000aa"),
+            ("device/oemid", "0x5859"),
+            ("device/name", "QEMU!"),
+            ("size", "524288"),
+        ];
+        card("mmcblk0", &qemu_sd);
+        card("mmcblk0boot0", &qemu_sd);
+        card("vda", &[("size", "460800")]);
+        // A card whose sysfs lacks a field is left out, not guessed.
+        card("mmcblk1", &qemu_sd[..4]);
+        let cards = super::read_mmc_cards(root.path());
+        assert_eq!(
+            cards,
+            vec![hilt_protocol::MmcCard {
+                disk: "mmcblk0".into(),
+                kind: "SD".into(),
+                manfid: 0xaa,
+                oemid: 0x5859,
+                name: "QEMU!".into(),
+                sectors: 524_288,
+            }]
+        );
     }
 }

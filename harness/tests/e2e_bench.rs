@@ -372,3 +372,136 @@ fn bench_board_gets_an_avb_footed_partition_and_the_agent_verifies_from_its_foot
         footed.vbmeta
     );
 }
+
+/// ramoops on a board on the bench: the board file gives a region, hilt
+/// reserves it in the kernel's device tree from U-Boot and passes it to
+/// ramoops on the command line. A kernel panic leaves the board on; the
+/// kernel's own panic= delay resets it warm (QEMU's system reset keeps RAM),
+/// the next boot meets U-Boot without a power cycle, and its agent reads the
+/// panic's log from pstore into the panicked iteration's directory.
+#[test]
+#[ignore = "boots the emulated board: run by scripts/test"]
+fn bench_board_keeps_a_panics_log_in_ramoops_across_its_own_warm_reset() {
+    let bench = Bench::new();
+    let board = bench.tmp.path().join("boards/bench-test.yaml");
+    let text = std::fs::read_to_string(&board).unwrap();
+    let autoboot = "  autoboot_text: \"Hit any key to stop autoboot\"\n";
+    assert!(text.contains(autoboot), "bench-emulated.yaml changed");
+    // Below U-Boot's own memory (0x4ddb2000 up, from `bdinfo`) and above
+    // the initramfs at ramdisk_addr_r (0x44000000); the kernel's tree is
+    // edited at 0x40000000, where QEMU put its own.
+    let text = text.replacen(
+        autoboot,
+        &format!("{autoboot}  addresses: {{fdt_addr_r: \"0x40000000\"}}\n"),
+        1,
+    ) + "ramoops:\n  address: \"0x4d000000\"\n  size: \"0x100000\"\n";
+    std::fs::write(&board, text).unwrap();
+    let plan = bench.plan(
+        &[("duration_s: 15", "duration_s: 10")],
+        "faults:\n  - { kind: kernel_panic, after_s: 3, iteration: 0 }\n",
+    );
+    let (out, stdout) = bench.run(&plan);
+
+    let recs = records(&out);
+    assert_eq!(recs.len(), 2, "{recs:?}");
+    let by_iter = |i: u32| recs.iter().find(|r| r.iteration == i).unwrap();
+    assert_eq!(
+        by_iter(0).outcome,
+        hilt_reports::Outcome::Crash,
+        "{}\n{stdout}",
+        by_iter(0).detail
+    );
+    assert_all_pass(&[by_iter(1).clone()]);
+
+    // The panic's log, as the second boot read it from pstore.
+    let dir = out.join("iterations/unpatched-000/pstore");
+    let files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|f| f.unwrap().path())
+        .collect();
+    assert!(!files.is_empty(), "no pstore files");
+    let all: String = files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect();
+    for needle in [
+        "sysrq: Trigger a crash",
+        "Kernel panic - not syncing: sysrq triggered crash",
+    ] {
+        assert!(all.contains(needle), "pstore lacks {needle:?}: {files:?}");
+    }
+    assert!(
+        !out.join("iterations/unpatched-001/pstore").exists(),
+        "the second boot left nothing in ramoops"
+    );
+
+    // The board reset itself: one power on in the whole run, and the
+    // second boot met U-Boot on a board that was never switched off.
+    let power = std::fs::read_to_string(bench.state.join("power.log")).unwrap();
+    assert_eq!(
+        power.lines().filter(|l| *l == "on").count(),
+        1,
+        "power-cycled instead of a warm reset:\n{power}"
+    );
+    let warm = json_lines(&out.join("warm_reset.jsonl"));
+    assert_eq!(warm.len(), 1, "{warm:?}");
+    assert_eq!(warm[0]["met_uboot"], true, "{}", warm[0]);
+    let second = console(&out, "unpatched-001");
+    assert!(second.contains("Hit any key to stop autoboot"), "{second}");
+    assert!(
+        second.contains("hilt-ramoops@4d000000"),
+        "U-Boot's fdt commands are in the second boot's console"
+    );
+    // The board is off once the run is over.
+    assert!(!bench.state.join("qemu.pid").exists());
+}
+
+/// Linux's side of the SD/eMMC pairing check, on a booted board: the
+/// emulated bench board with an SD card (QEMU's sd-card behind sdhci-pci),
+/// whose agent reports it in its hello from sysfs with the identity
+/// `board::mmc_identity` compares with U-Boot's `mmc info` (the values its
+/// unit tests use). U-Boot's side cannot run here: Debian's U-Boot for QEMU
+/// has no `mmc` command.
+#[test]
+#[ignore = "boots the emulated board: run by scripts/test"]
+fn bench_board_agent_reports_its_sd_card_identity_from_sysfs() {
+    let bench = Bench::new();
+    let board = bench.tmp.path().join("boards/bench-test.yaml");
+    let text = std::fs::read_to_string(&board).unwrap();
+    let port = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("port: "))
+        .unwrap()
+        .to_string();
+    let on = format!("\"{port}\"]");
+    assert!(text.contains(&on), "bench-emulated.yaml changed");
+    std::fs::write(&board, text.replacen(&on, &format!("\"{port}\", sd]"), 1)).unwrap();
+    let plan = bench.plan(
+        &[
+            ("iterations: 2", "iterations: 1"),
+            ("duration_s: 15", "duration_s: 5"),
+        ],
+        "",
+    );
+    let (out, _) = bench.run(&plan);
+    assert_all_pass(&records(&out));
+    let hello: serde_json::Value = std::fs::read_to_string(out.join("events.jsonl"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("\"source\":\"agent\"") && l.contains("\"kernel_release\""))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .next()
+        .expect("no hello in events.jsonl");
+    assert_eq!(
+        hello["mmc"],
+        serde_json::json!([{
+            "disk": "mmcblk0",
+            "kind": "SD",
+            "manfid": 0xaa,
+            "oemid": 0x5859,
+            "name": "QEMU!",
+            "sectors": 131072,
+        }]),
+        "{hello}"
+    );
+}

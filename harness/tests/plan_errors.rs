@@ -639,6 +639,95 @@ fn values_for_command_lines_are_checked_before_a_board_is_touched() {
     assert_eq!(code, 0, "{err}");
 }
 
+/// `ramoops:` is checked as the kernel and U-Boot's `fdt` would take it,
+/// each error located at the value, naming the key and what it expects;
+/// and only a board booted through U-Boot and TFTP takes it.
+#[test]
+fn ramoops_regions_are_checked_where_they_are_written() {
+    let potato = |ramoops: &str| {
+        board_with(
+            "boards/le-potato.yaml",
+            "initramfs:\n",
+            &format!("ramoops:\n{ramoops}initramfs:\n"),
+        )
+    };
+    let cases: Vec<(String, &str, &str)> = vec![
+        (
+            potato("  address: \"3e000000\"\n  size: \"0x100000\"\n"),
+            "address:",
+            "key `ramoops.address`: \"3e000000\": expected a number in hex with 0x, e.g. \"0x4d000000\"",
+        ),
+        (
+            potato("  address: \"0x3e000800\"\n  size: \"0x100000\"\n"),
+            "address:",
+            "key `ramoops.address`: 0x3e000800: expected the region's physical address in RAM, 4 KiB aligned",
+        ),
+        (
+            potato("  address: \"0x3e000000\"\n  size: \"0x100\"\n"),
+            "size:",
+            "key `ramoops.size`: 0x100: expected a multiple of 4 KiB from 0x1000 to 0x40000000",
+        ),
+        (
+            potato("  address: \"0xfffffffffff00000\"\n  size: \"0x200000\"\n"),
+            "size:",
+            "key `ramoops.size`: 0x200000 at 0xfffffffffff00000 runs past the end of the address space",
+        ),
+        (
+            potato("  address: \"0x3e000000\"\n  size: \"0x100000\"\n  record_size: \"0x30000\"\n"),
+            "record_size:",
+            "key `ramoops.record_size`: 0x30000: expected a power of two from 0x1000 up to the region's size (0x100000)",
+        ),
+        (
+            potato("  address: \"0x3e000000\"\n  size: \"0x100000\"\n  reserve: bootloader\n"),
+            "reserve:",
+            "ramoops.reserve",
+        ),
+        (
+            board_with(
+                "boards/ssh-emulated.yaml",
+                "kernel_path: /boot/Image",
+                "kernel_path: /boot/Image\nramoops:\n  address: \"0x4d000000\"\n  size: \"0x100000\"",
+            ),
+            // A mapping's position is where its first key starts.
+            "  address: \"0x4d000000\"",
+            "key `ramoops`: only a board booted through U-Boot and TFTP (boot: uboot_tftp) takes `ramoops:`",
+        ),
+    ];
+    for (board, at, want) in cases {
+        let (code, err) = check_board(&board);
+        assert_eq!(code, 2, "{want}: {err}");
+        let line = line_of(&board, at);
+        assert!(
+            err.starts_with(&format!("error: B:{line}:")),
+            "{want}: {err}"
+        );
+        assert!(err.contains(want), "{want}: {err}");
+    }
+    // The SD/eMMC pairing check needs the image partition's mmcblk disk.
+    let board = board_with(
+        "boards/le-potato.yaml",
+        "data: /dev/mmcblk1p3",
+        "data: /dev/disk/by-partlabel/data",
+    );
+    let (code, err) = check_board(&board);
+    assert_eq!(code, 2, "{err}");
+    let line = line_of(&board, "data: /dev/disk");
+    assert!(
+        err.contains(&format!("B:{line}:9: key `partitions.data`: \"/dev/disk/by-partlabel/data\": with flash: uboot_mmc, expected the partition's node on an SD card or eMMC as hilt's initramfs names it, /dev/mmcblkNpM")),
+        "{err}"
+    );
+    // A good region passes the board's checks (the smoke plan's machine
+    // override is then what a real board refuses).
+    let (code, err) = check_board(&potato(
+        "  address: 0x3e000000\n  size: \"0x100000\"\n  record_size: \"0x20000\"\n  reserve: devicetree\n",
+    ));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        !err.contains("ramoops") && err.contains("machine overrides apply only to emulated boards"),
+        "{err}"
+    );
+}
+
 #[test]
 fn counts_are_capped() {
     let variants: String = (0..33)

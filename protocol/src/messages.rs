@@ -172,6 +172,25 @@ pub struct Hello {
     /// What the kernel offers that the run relies on ("psi": "yes", ...).
     #[serde(default)]
     pub facts: std::collections::BTreeMap<String, String>,
+    /// The SD cards and eMMCs Linux found, by the identity their card
+    /// reports: how the host tells which of U-Boot's `mmc` devices each is.
+    #[serde(default)]
+    pub mmc: Vec<MmcCard>,
+}
+
+/// One `/sys/block/mmcblkN`, from its card's CID and its size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MmcCard {
+    /// `mmcblk1`.
+    pub disk: String,
+    /// "SD" or "MMC" (eMMC), as the card's `type` says.
+    pub kind: String,
+    pub manfid: u32,
+    pub oemid: u32,
+    /// The product name (5 characters on SD, 6 on eMMC).
+    pub name: String,
+    /// 512-byte sectors of the user area.
+    pub sectors: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

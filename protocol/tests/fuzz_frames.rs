@@ -421,6 +421,7 @@ fn agent_msg() -> BoxedStrategy<AgentMsg> {
                         mem_total_kb,
                         cpus,
                         facts,
+                        mmc: Vec::new(),
                     })
                 }
             ),

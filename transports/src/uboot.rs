@@ -115,6 +115,20 @@ pub struct TftpBoot {
     /// QEMU the one QEMU generated).
     pub dtb: Option<String>,
     pub bootargs: String,
+    /// RAM the kernel must leave alone, added to the device tree it boots
+    /// with (see [`UBoot::reserve_memory`]); needs `fdt_addr_r`.
+    #[serde(default)]
+    pub reserve: Vec<Reserved>,
+}
+
+/// A region for the device tree's `/reserved-memory`, mapped by no one but
+/// the driver that claims it (ramoops).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Reserved {
+    /// The node's name before its `@address`.
+    pub name: String,
+    pub address: u64,
+    pub size: u64,
 }
 
 /// U-Boot on a console. `C` is any console (`Box<dyn Console>` too).
@@ -539,8 +553,21 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> UBoot<C> {
                 self.tftp("fdt_addr_r", dtb, transfer_limit).await?;
                 "${fdt_addr_r}"
             }
+            None if !b.reserve.is_empty() => {
+                // U-Boot's own tree is live (its drivers hold offsets into
+                // it): the kernel gets an edited copy instead.
+                self.run_checked("fdt addr ${fdtcontroladdr}").await?;
+                self.run_checked("fdt header get hilt_fdt_size totalsize")
+                    .await?;
+                self.run_checked("fdt move ${fdtcontroladdr} ${fdt_addr_r} ${hilt_fdt_size}")
+                    .await?;
+                "${fdt_addr_r}"
+            }
             None => "${fdtcontroladdr}",
         };
+        if !b.reserve.is_empty() {
+            self.reserve_memory("fdt_addr_r", &b.reserve).await?;
+        }
         let initrd = match &b.initrd {
             Some(initrd) => {
                 let size = self.tftp("ramdisk_addr_r", initrd, transfer_limit).await?;
@@ -553,6 +580,74 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> UBoot<C> {
         self.type_line(&format!("booti ${{kernel_addr_r}} {initrd} {fdt}"))
             .await?;
         Ok(())
+    }
+
+    /// Adds `regions` to the device tree at `${fdt_var}` as `no-map`
+    /// children of `/reserved-memory` (created when the tree has none), in
+    /// the cell sizes that node declares. Needs `fdt` (CONFIG_CMD_FDT).
+    pub async fn reserve_memory(
+        &mut self,
+        fdt_var: &str,
+        regions: &[Reserved],
+    ) -> Result<(), UBootError> {
+        check_name(fdt_var)?;
+        self.run_checked(&format!("fdt addr ${{{fdt_var}}}"))
+            .await?;
+        // Room for the new nodes: a tree loaded from a file has none.
+        self.run_checked("fdt resize 0x1000").await?;
+        let cells = if self.run_checked("fdt list /reserved-memory").await.is_ok() {
+            [
+                self.fdt_cells("#address-cells").await?,
+                self.fdt_cells("#size-cells").await?,
+            ]
+        } else {
+            self.run_checked("fdt mknode / reserved-memory").await?;
+            // `#` starts a comment in U-Boot's shell unless quoted.
+            self.run_checked("fdt set /reserved-memory '#address-cells' <2>")
+                .await?;
+            self.run_checked("fdt set /reserved-memory '#size-cells' <2>")
+                .await?;
+            self.run_checked("fdt set /reserved-memory ranges").await?;
+            [2, 2]
+        };
+        for r in regions {
+            check_word("region name", &r.name)?;
+            let node = format!("{}@{:x}", r.name, r.address);
+            let reg = [(r.address, cells[0]), (r.size, cells[1])]
+                .iter()
+                .map(|&(v, n)| as_cells(v, n))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| {
+                    UBootError::Invalid(format!(
+                        "{node} (size {:#x}) does not fit this device tree's /reserved-memory cells {cells:?}",
+                        r.size
+                    ))
+                })?
+                .join(" ");
+            self.run_checked(&format!("fdt mknode /reserved-memory {node}"))
+                .await?;
+            self.run_checked(&format!("fdt set /reserved-memory/{node} reg <{reg}>"))
+                .await?;
+            self.run_checked(&format!("fdt set /reserved-memory/{node} no-map"))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// One of `/reserved-memory`'s cell counts (1 or 2).
+    async fn fdt_cells(&mut self, prop: &str) -> Result<u32, UBootError> {
+        self.run_checked(&format!(
+            "fdt get value hilt_cells /reserved-memory '{prop}'"
+        ))
+        .await?;
+        let text = self.getenv("hilt_cells").await?.unwrap_or_default();
+        let n = match text.trim().strip_prefix("0x") {
+            Some(hex) => u32::from_str_radix(hex, 16).ok(),
+            None => text.trim().parse().ok(),
+        };
+        n.filter(|n| (1..=2).contains(n)).ok_or_else(|| {
+            UBootError::Invalid(format!("/reserved-memory {prop} is {text:?}, not 1 or 2"))
+        })
     }
 
     /// Writes `bytes` (already in RAM at `${addr_var}`, e.g. after tftp)
@@ -632,6 +727,16 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> UBoot<C> {
     }
 }
 
+/// `v` as `n` device-tree cells (`0x0 0x4d000000` for two), None if it
+/// does not fit.
+fn as_cells(v: u64, n: u32) -> Option<String> {
+    match n {
+        1 => u32::try_from(v).ok().map(|v| format!("{v:#x}")),
+        2 => Some(format!("{:#x} {:#x}", v >> 32, v & 0xffff_ffff)),
+        _ => None,
+    }
+}
+
 /// U-Boot block device commands that share `dev` and `write addr blk cnt`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -667,6 +772,19 @@ impl BlockInterface {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reserved_regions_are_written_in_the_nodes_cells() {
+        assert_eq!(as_cells(0x4d00_0000, 2).as_deref(), Some("0x0 0x4d000000"));
+        assert_eq!(
+            as_cells(0x1_0000_0000, 2).as_deref(),
+            Some("0x1 0x0"),
+            "above 4 GiB"
+        );
+        assert_eq!(as_cells(0x10_0000, 1).as_deref(), Some("0x100000"));
+        assert_eq!(as_cells(0x1_0000_0000, 1), None, "does not fit one cell");
+        assert_eq!(as_cells(1, 3), None);
+    }
 
     /// A scripted U-Boot on the far side of a duplex pipe: enough of its
     /// line editor (echo, prompt) to check the matching logic alone.

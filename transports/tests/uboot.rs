@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use common::{require, Peer};
 use hilt_transports::console::TelnetConsole;
 use hilt_transports::flash::{FlashImage, Flasher, UBootFlasher};
-use hilt_transports::uboot::{BlockInterface, Network, TftpBoot, UBoot, UBootConfig, UBootError};
+use hilt_transports::uboot::{
+    BlockInterface, Network, Reserved, TftpBoot, UBoot, UBootConfig, UBootError,
+};
 use tokio::io::AsyncReadExt;
 
 const UBOOT_BIN: &str = "/usr/lib/u-boot/qemu_arm64/u-boot.bin";
@@ -228,13 +230,20 @@ async fn uboot_on_the_emulated_board() {
     );
 
     // The whole boot sequence; the "kernel" is not one, so booti refuses it
-    // and says so, which shows every step before it worked.
+    // and says so, which shows every step before it worked. The kernel's
+    // tree is a copy of U-Boot's (QEMU's) with a reserved region added.
+    u.setenv("fdt_addr_r", "0x40000000").await.unwrap();
     let boot = TftpBoot {
         network: Network::Dhcp { serverip: None },
         kernel: "image.bin".into(),
         initrd: Some("initrd.bin".into()),
         dtb: None,
         bootargs: "console=ttyAMA0 panic=-1".into(),
+        reserve: vec![Reserved {
+            name: "hilt-ramoops".into(),
+            address: 0x4d00_0000,
+            size: 0x10_0000,
+        }],
     };
     u.tftp_boot(&boot, T).await.unwrap();
     u.expect("Bad Linux ARM64 Image magic", T).await.unwrap();
@@ -250,8 +259,22 @@ async fn uboot_on_the_emulated_board() {
         "{transcript}"
     );
     assert!(
-        transcript.contains("booti ${kernel_addr_r} ${ramdisk_addr_r}:0x1388 ${fdtcontroladdr}"),
+        transcript.contains("booti ${kernel_addr_r} ${ramdisk_addr_r}:0x1388 ${fdt_addr_r}"),
         "{transcript}"
+    );
+    let node = u.run("fdt print /reserved-memory").await.unwrap();
+    for want in [
+        "hilt-ramoops@4d000000 {",
+        "reg = <0x00000000 0x4d000000 0x00000000 0x00100000>;",
+        "no-map;",
+        "#address-cells = <0x00000002>;",
+    ] {
+        assert!(node.contains(want), "{want:?} not in {node}");
+    }
+    u.run_checked("fdt addr ${fdtcontroladdr}").await.unwrap();
+    assert!(
+        u.run_checked("fdt list /reserved-memory").await.is_err(),
+        "U-Boot's own tree is left as it was"
     );
     assert!(
         t0.elapsed() < Duration::from_secs(60),

@@ -12,6 +12,7 @@
 
 pub mod install;
 pub mod labgrid;
+pub mod mmc_identity;
 pub mod preflight;
 pub mod qemu;
 pub mod remote;
@@ -60,6 +61,11 @@ pub trait Strategy: Sync {
 /// with ramoops, whether the image was written) and makes each boot.
 pub trait Board {
     fn boot(&self, req: &BootRequest<'_>) -> Box<dyn Boot>;
+    /// After the run's last boot: the switch of a board that boot left on
+    /// (see [`WarmReset`]), to turn it off.
+    fn left_on(&self) -> Option<Box<dyn Power>> {
+        None
+    }
 }
 
 /// How one iteration brings its board up.
@@ -155,4 +161,24 @@ pub struct Session {
     pub power: Box<dyn Power>,
     pub console: Box<dyn Console>,
     pub agent: AgentLink,
+    /// Set on a board that resets itself after a panic with its RAM kept
+    /// (ramoops on a bench board): instead of cutting its power, the
+    /// iteration hands it on to the next boot through this.
+    pub warm: Option<WarmReset>,
+}
+
+/// A board left powered after its kernel panicked, for its next boot to
+/// meet at the bootloader once the kernel's `panic=` delay resets it: a
+/// power cut would lose the panic's log in ramoops.
+pub struct WarmReset(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl WarmReset {
+    pub fn new(flag: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Self {
+        Self(flag)
+    }
+
+    /// The board stays on; its next boot does not power-cycle it.
+    pub fn leave_on(self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }

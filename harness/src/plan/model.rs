@@ -635,6 +635,60 @@ pub struct BoardFile {
     /// gets (the storage stack's own modules).
     #[serde(default)]
     pub initramfs: Option<InitramfsCfg>,
+    /// A RAM region hilt's kernel keeps its panic log in (ramoops), on a
+    /// board booted through U-Boot and TFTP: read back by the next boot
+    /// after a warm reset, which keeps RAM.
+    #[serde(default)]
+    pub ramoops: Option<RamoopsCfg>,
+}
+
+/// Where ramoops lives in a bench board's RAM. The region must be out of
+/// the way of U-Boot (it relocates itself to the top of RAM: `bdinfo`
+/// shows `relocaddr` and what its memory map reserves) and of what hilt
+/// loads (kernel_addr_r, ramdisk_addr_r and fdt_addr_r, plus each file's
+/// size), or the next boot overwrites the log before Linux reads it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RamoopsCfg {
+    /// Physical address, in hex with 0x, 4 KiB aligned.
+    pub address: String,
+    /// In hex with 0x: a multiple of 4 KiB holding at least one record.
+    pub size: String,
+    /// Each dump's share of the region (`ramoops.record_size`), a power of
+    /// two: a panic's log goes into one record.
+    #[serde(default = "default_ramoops_record")]
+    pub record_size: String,
+    /// Who keeps the kernel off the region.
+    #[serde(default)]
+    pub reserve: RamoopsReserve,
+}
+
+fn default_ramoops_record() -> String {
+    "0x40000".into()
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RamoopsReserve {
+    /// hilt adds a `/reserved-memory` node (no-map) with U-Boot's `fdt`
+    /// commands to the device tree it boots with (CONFIG_CMD_FDT).
+    #[default]
+    Uboot,
+    /// The device tree the board boots with already reserves the region
+    /// (a vendor DT's ramoops node): hilt adds nothing.
+    Devicetree,
+}
+
+impl RamoopsCfg {
+    /// (address, size, record size), once the board file's checks passed.
+    pub fn numbers(&self) -> Option<(u64, u64, u64)> {
+        let hex = |s: &str| u64::from_str_radix(s.strip_prefix("0x")?, 16).ok();
+        Some((
+            hex(&self.address)?,
+            hex(&self.size)?,
+            hex(&self.record_size)?,
+        ))
+    }
 }
 
 /// Modules the board's own hardware needs in hilt's initramfs: its

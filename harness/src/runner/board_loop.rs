@@ -338,6 +338,11 @@ pub async fn drive_board(
             break;
         }
     }
+    // A board its last boot left on to reset itself (ramoops) would boot
+    // on, unattended, from its own autoboot.
+    if let Some(mut power) = attached.left_on() {
+        let _ = power.off().await;
+    }
     watcher.abort();
     line.idle(last);
 }

@@ -213,6 +213,7 @@ impl Boot for AndroidBoot {
                 power,
                 console: Box::new(Replayed::new(heard, console)),
                 agent: AgentLink::Own(Box::new(stream)),
+                warm: None,
             }),
             Err(e) => {
                 let _ = power.off().await;

@@ -164,6 +164,7 @@ impl Boot for QemuBoot {
             power: Box::new(power),
             console,
             agent: AgentLink::Own(Box::new(agent)),
+            warm: None,
         })
     }
 
@@ -198,6 +199,7 @@ async fn through_uboot(
             initrd: Some(qemu::TFTP_INITRD.into()),
             dtb: None,
             bootargs: launch.append.clone(),
+            reserve: Vec::new(),
         };
         u.tftp_boot(&boot, limit).await?;
         anyhow::Ok(())

@@ -168,6 +168,7 @@ impl Boot for OwnOsBoot {
                         power,
                         console: Box::new(Replayed::new(heard, console)),
                         agent: AgentLink::Own(Box::new(stream)),
+                        warm: None,
                     })
                 }
                 Ok(BootOutcome::Installed) => {

@@ -26,6 +26,7 @@ pub fn board(file: &Path, doc: &Loaded<BoardFile>) -> Result<(), PlanError> {
     android_needs(&c, b)?;
     storage_partitions_listed(&c, b)?;
     initramfs_used(&c, b)?;
+    ramoops_used(&c, b)?;
     install_used(&c, b)?;
     emulation(&c, b)
 }
@@ -39,6 +40,7 @@ fn board_values(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanError
     partition_values(c, b)?;
     uboot_tftp_values(c, b)?;
     uboot_values(c, b)?;
+    ramoops_values(c, b)?;
     initramfs_values(c, b)?;
     console_and_power_values(c, b)?;
     transport_values(c, b)
@@ -261,6 +263,74 @@ fn uboot_values(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanError
                 }
             }
         }
+    }
+    Ok(())
+}
+
+/// The region goes into the kernel's command line and U-Boot's `fdt`
+/// commands as numbers; each is checked as the kernel would take it, so a
+/// region ramoops would refuse (or silently round) is a board-file error.
+fn ramoops_values(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanError> {
+    let Some(r) = &b.ramoops else {
+        return Ok(());
+    };
+    let hex = |key: &str, v: &str, example: &str| -> Result<u64, PlanError> {
+        let digits = v.strip_prefix("0x").unwrap_or("");
+        match u64::from_str_radix(digits, 16) {
+            Ok(n) if digits.len() <= 16 => Ok(n),
+            _ => Err(c.fail(
+                key,
+                format!("{v:?}: expected a number in hex with 0x, e.g. \"{example}\" (quoted, or YAML reads a number)"),
+            )),
+        }
+    };
+    let address = hex("ramoops.address", &r.address, "0x4d000000")?;
+    let size = hex("ramoops.size", &r.size, "0x100000")?;
+    let record = hex("ramoops.record_size", &r.record_size, "0x40000")?;
+    const PAGE: u64 = 0x1000;
+    if address == 0 || address % PAGE != 0 {
+        return Err(c.fail(
+            "ramoops.address",
+            format!("{}: expected the region's physical address in RAM, 4 KiB aligned (ending in 000); `bdinfo` at the U-Boot prompt shows the RAM", r.address),
+        ));
+    }
+    if !(PAGE..=1 << 30).contains(&size) || size % PAGE != 0 {
+        return Err(c.fail(
+            "ramoops.size",
+            format!(
+                "{}: expected a multiple of 4 KiB from 0x1000 to 0x40000000, e.g. 0x100000 (1 MiB)",
+                r.size
+            ),
+        ));
+    }
+    if address.checked_add(size).is_none() {
+        return Err(c.fail(
+            "ramoops.size",
+            format!(
+                "{} at {} runs past the end of the address space",
+                r.size, r.address
+            ),
+        ));
+    }
+    if !record.is_power_of_two() || !(PAGE..=size).contains(&record) {
+        return Err(c.fail(
+            "ramoops.record_size",
+            format!("{}: expected a power of two from 0x1000 up to the region's size ({}); ramoops rounds other sizes down and a panic's log goes into one record", r.record_size, r.size),
+        ));
+    }
+    Ok(())
+}
+
+/// Only a board hilt boots through U-Boot and TFTP gets hilt's kernel
+/// command line and its U-Boot's device tree; the emulated board keeps
+/// its ramoops in a RAM file (`qemu.ramoops`), and a board that boots its
+/// own OS has its own kernel's settings.
+fn ramoops_used(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<(), PlanError> {
+    if b.ramoops.is_some() && b.kind() != BoardKind::UbootTftp {
+        return Err(c.fail(
+            "ramoops",
+            "only a board booted through U-Boot and TFTP (boot: uboot_tftp) takes `ramoops:`; an emulated board uses `qemu: {ramoops: true}`, and a board that boots its own OS keeps its own kernel's: leave it out",
+        ));
     }
     Ok(())
 }
@@ -662,6 +732,17 @@ fn storage_partitions_listed(c: &Check<'_, BoardFile>, b: &BoardFile) -> Result<
                 }
             }
         }
+        // `hilt run` checks that U-Boot's mmc N is the card holding this
+        // partition by asking Linux about the partition's disk.
+        if let (Some(FlashCfg::UbootMmc { .. }), BoardKind::UbootTftp) = (&b.flash, b.kind()) {
+            let node = &b.partitions[&st.image];
+            if !is_mmc_partition(node) {
+                return Err(c.fail(
+                    &format!("partitions.{}", st.image),
+                    format!("{node:?}: with flash: uboot_mmc, expected the partition's node on an SD card or eMMC as hilt's initramfs names it, /dev/mmcblkNpM (hilt checks that U-Boot's mmc_dev is Linux's mmcblkN before writing)"),
+                ));
+            }
+        }
         if let Some(n) = st.image_bytes {
             if n == 0 || n % 4096 != 0 {
                 return Err(c.fail(
@@ -716,4 +797,17 @@ fn is_kernel_cmdline(s: &str) -> bool {
     s.len() <= 1024
         && s.bytes()
             .all(|b| (0x20..0x7f).contains(&b) && !b"'\"\\;".contains(&b))
+}
+
+/// `/dev/mmcblk1p3`: a partition of an SD card or eMMC.
+fn is_mmc_partition(node: &str) -> bool {
+    let Some(rest) = node.strip_prefix("/dev/mmcblk") else {
+        return false;
+    };
+    match rest.split_once('p') {
+        Some((disk, part)) => [disk, part]
+            .iter()
+            .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())),
+        None => false,
+    }
 }

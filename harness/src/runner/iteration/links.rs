@@ -6,7 +6,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::board::{AgentLink, AgentStream, Power, Session};
+use crate::board::{AgentLink, AgentStream, Power, Session, WarmReset};
 use crate::console::capture::{self, ConsoleCmd, ConsoleNote, Recorder};
 
 pub(super) enum AgentNote {
@@ -47,6 +47,8 @@ pub(super) struct Inbox {
 
 pub(super) struct Links {
     pub(super) power: Box<dyn Power>,
+    /// The board's way to its next boot without a power cut, if it has one.
+    pub(super) warm: Option<WarmReset>,
     agent: WriteHalf<Box<dyn AgentStream>>,
     /// The sequence number of the next frame to the agent.
     host_seq: u64,
@@ -64,6 +66,7 @@ pub(super) fn connect(session: Session, recorder: Recorder) -> (Links, Inbox) {
         power,
         console,
         agent,
+        warm,
     } = session;
     let (agent, tap): (Box<dyn AgentStream>, _) = match agent {
         AgentLink::Own(s) => (s, None),
@@ -78,6 +81,7 @@ pub(super) fn connect(session: Session, recorder: Recorder) -> (Links, Inbox) {
     let agent_task = tokio::spawn(read_agent(agent_rd, agent_tx));
     let links = Links {
         power,
+        warm,
         agent: agent_wr,
         host_seq: 0,
         console: cmd_tx,
@@ -138,6 +142,19 @@ impl Links {
     /// comes back unless its task is stuck.
     pub(super) async fn power_off(mut self) -> Option<Recorder> {
         let _ = self.power.off().await;
+        self.stop_reading().await
+    }
+
+    /// Stops reading a board that stays powered for its next boot (a warm
+    /// reset after a panic), and hands it on.
+    pub(super) async fn leave_on(mut self) -> Option<Recorder> {
+        if let Some(w) = self.warm.take() {
+            w.leave_on();
+        }
+        self.stop_reading().await
+    }
+
+    async fn stop_reading(self) -> Option<Recorder> {
         drop(self.console);
         self.agent_task.abort();
         let waited = tokio::time::timeout(std::time::Duration::from_secs(5), self.console_task);

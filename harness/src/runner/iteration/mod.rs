@@ -209,7 +209,16 @@ impl Iteration<'_> {
         // A silent board is crashed on purpose before its power cycle: the
         // panic writes the kernel log into ramoops, where the next boot finds
         // it. (On a board without a console capture this is the only copy.)
-        if outcome == Outcome::SilentHang && self.keeps_ramoops {
+        // A board that resets itself keeps its RAM only without a power
+        // cut: after a crash or a hang it is left on, crashed on purpose
+        // (a kernel that already panicked ignores the key), so that the log
+        // goes into ramoops and the kernel's panic= delay resets it.
+        let warm = self.links.warm.is_some()
+            && matches!(
+                outcome,
+                Outcome::Crash | Outcome::Hang | Outcome::Deadlock | Outcome::SilentHang
+            );
+        if warm || (outcome == Outcome::SilentHang && self.keeps_ramoops) {
             self.sysrq('c', Via::Console).await;
             tokio::time::sleep(Duration::from_secs(3)).await;
         }
@@ -220,7 +229,18 @@ impl Iteration<'_> {
             links,
             ..
         } = self;
-        if let Some(recorder) = links.power_off().await {
+        let stopped = if warm {
+            journal.log(
+                "host",
+                &HostEvent::Phase {
+                    phase: "left_on_for_warm_reset",
+                },
+            );
+            links.leave_on().await
+        } else {
+            links.power_off().await
+        };
+        if let Some(recorder) = stopped {
             if let Some(e) = recorder.write_error() {
                 journal.write_failed(|| format!("console.log: {e}"));
             }

@@ -456,26 +456,37 @@ fn bench_board_keeps_a_panics_log_in_ramoops_across_its_own_warm_reset() {
     assert!(!bench.state.join("qemu.pid").exists());
 }
 
-/// Linux's side of the SD/eMMC pairing check, on a booted board: the
-/// emulated bench board with an SD card (QEMU's sd-card behind sdhci-pci),
-/// whose agent reports it in its hello from sysfs with the identity
-/// `board::mmc_identity` compares with U-Boot's `mmc info` (the values its
-/// unit tests use). U-Boot's side cannot run here: Debian's U-Boot for QEMU
-/// has no `mmc` command.
+/// The SD/eMMC pairing check against a real U-Boot and a real kernel, then
+/// the write it guards: the emulated bench board with an SD card (QEMU's
+/// sd-card behind sdhci-pci, one partition from block 2048) and its
+/// firmware built with an MMC driver (scripts/build-uboot). The board file
+/// says U-Boot's mmc 0 is Linux's mmcblk0: one identification boot compares
+/// U-Boot's `mmc info` with the agent's report from sysfs, then U-Boot
+/// writes the image to the card (`flash: uboot_mmc`) and Linux mounts erofs
+/// from mmcblk0p1.
 #[test]
 #[ignore = "boots the emulated board: run by scripts/test"]
-fn bench_board_agent_reports_its_sd_card_identity_from_sysfs() {
+fn bench_board_checks_its_sd_card_is_one_card_to_u_boot_and_linux_then_writes_it() {
     let bench = Bench::new();
     let board = bench.tmp.path().join("boards/bench-test.yaml");
-    let text = std::fs::read_to_string(&board).unwrap();
+    let mut text = std::fs::read_to_string(&board).unwrap();
     let port = text
         .lines()
         .find_map(|l| l.trim().strip_prefix("port: "))
         .unwrap()
         .to_string();
-    let on = format!("\"{port}\"]");
-    assert!(text.contains(&on), "bench-emulated.yaml changed");
-    std::fs::write(&board, text.replacen(&on, &format!("\"{port}\", sd]"), 1)).unwrap();
+    for (from, to) in [
+        (format!("\"{port}\"]"), format!("\"{port}\", sd]")),
+        (
+            "  uboot_block:\n    interface: virtio\n    dev: 0\n".into(),
+            "  uboot_mmc:\n    mmc_dev: 0\n".into(),
+        ),
+        ("data: /dev/vda1".into(), "data: /dev/mmcblk0p1".into()),
+    ] {
+        assert!(text.contains(&from), "bench-emulated.yaml lacks {from:?}");
+        text = text.replacen(&from, &to, 1);
+    }
+    std::fs::write(&board, text).unwrap();
     let plan = bench.plan(
         &[
             ("iterations: 2", "iterations: 1"),
@@ -485,6 +496,27 @@ fn bench_board_agent_reports_its_sd_card_identity_from_sysfs() {
     );
     let (out, _) = bench.run(&plan);
     assert_all_pass(&records(&out));
+
+    // Both sides of one card, as each reported it, and agreeing.
+    let qemu_card = serde_json::json!({
+        "disk": "mmcblk0",
+        "kind": "SD",
+        "manfid": 0xaa,
+        "oemid": 0x5859,
+        "name": "QEMU!",
+        "sectors": 131072,
+    });
+    let ids = json_lines(&out.join("mmc_identity.jsonl"));
+    assert_eq!(ids.len(), 1, "one identification boot: {ids:?}");
+    let id = &ids[0];
+    assert_eq!(id["mmc_dev"], 0, "{id}");
+    assert_eq!(id["linux"], serde_json::json!([qemu_card]), "{id}");
+    let uboot = &id["uboot"];
+    assert_eq!(uboot["manfid"], 0xaa, "U-Boot's mmc info, parsed: {id}");
+    assert_eq!(uboot["oem"], 0x5859, "{id}");
+    assert_eq!(uboot["capacity"], "64 MiB", "{id}");
+    assert_eq!(uboot["name"], "QEMU!", "{id}");
+    assert_eq!(uboot["kind"], "SD", "{id}");
     let hello: serde_json::Value = std::fs::read_to_string(out.join("events.jsonl"))
         .unwrap()
         .lines()
@@ -492,16 +524,24 @@ fn bench_board_agent_reports_its_sd_card_identity_from_sysfs() {
         .map(|l| serde_json::from_str(l).unwrap())
         .next()
         .expect("no hello in events.jsonl");
+    assert_eq!(hello["mmc"], serde_json::json!([qemu_card]), "{hello}");
+
+    // The write it guarded: U-Boot's mmc write, on the card Linux read.
+    let flashes = json_lines(&out.join("flash.jsonl"));
+    assert_eq!(flashes.len(), 1, "{flashes:?}");
+    assert_eq!(flashes[0]["method"], "uboot_mmc", "{}", flashes[0]);
+    let run: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    let erofs_bytes = run["media"]["erofs_bytes"].as_u64().unwrap();
+    let mut card = std::fs::File::open(bench.state.join("sd.img")).unwrap();
+    card.seek(SeekFrom::Start(2048 * 512)).unwrap();
+    let mut erofs = vec![0u8; erofs_bytes as usize];
+    card.read_exact(&mut erofs).unwrap();
     assert_eq!(
-        hello["mmc"],
-        serde_json::json!([{
-            "disk": "mmcblk0",
-            "kind": "SD",
-            "manfid": 0xaa,
-            "oemid": 0x5859,
-            "name": "QEMU!",
-            "sectors": 131072,
-        }]),
-        "{hello}"
+        hex::encode(Sha256::digest(&erofs)),
+        run["media"]["erofs_sha256"].as_str().unwrap()
     );
+    let first = console(&out, "unpatched-000");
+    assert!(first.contains("pci_mmc: 0"), "U-Boot's mmc list");
+    assert!(first.contains("blocks written: OK"), "{first}");
 }

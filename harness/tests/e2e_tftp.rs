@@ -6,7 +6,8 @@
 //!
 //! Not 10.0.2.2 (the host as QEMU's user network shows it): QEMU answers
 //! UDP port 69 there itself, with "Access violation" when it has no TFTP
-//! root. And port 69, because Debian's U-Boot for QEMU is built without
+//! root. And port 69, because U-Boot in Debian's configuration for QEMU
+//! (the bench board's, scripts/build-uboot) is built without
 //! CONFIG_TFTP_PORT and so ignores `tftpdstp`; binding it needs root (or
 //! CAP_NET_BIND_SERVICE), as scripts/test runs in CI. Slow, so `#[ignore]`d.
 

@@ -650,6 +650,21 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> UBoot<C> {
         })
     }
 
+    /// Scans `interface` and makes `dev` its current device (`mmc dev 0`),
+    /// as the commands that follow (`mmc info`, `mmc write`) need.
+    pub async fn select_device(
+        &mut self,
+        interface: BlockInterface,
+        dev: u32,
+        limit: Duration,
+    ) -> Result<(), UBootError> {
+        self.run_checked_for(interface.scan_command(), limit)
+            .await?;
+        self.run_checked(&format!("{} dev {dev}", interface.name()))
+            .await?;
+        Ok(())
+    }
+
     /// Writes `bytes` (already in RAM at `${addr_var}`, e.g. after tftp)
     /// to block device `dev` of `interface` from block `start` (512-byte
     /// blocks), and checks U-Boot's "blocks written: OK".
@@ -664,9 +679,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> UBoot<C> {
     ) -> Result<(), UBootError> {
         check_name(addr_var)?;
         let name = interface.name();
-        self.run_checked_for(interface.scan_command(), limit)
-            .await?;
-        self.run_checked(&format!("{name} dev {dev}")).await?;
+        self.select_device(interface, dev, limit).await?;
         let blocks = bytes.div_ceil(512);
         let out = self
             .run_checked_for(
@@ -758,10 +771,12 @@ impl BlockInterface {
     }
 
     /// Devices are only known to U-Boot after a scan, which autoboot may
-    /// not have reached when it was stopped.
+    /// not have reached when it was stopped. `mmc list` probes every MMC
+    /// host first: one found late (on PCI, after U-Boot's MMC init) is
+    /// otherwise "no mmc device at slot 0" to `mmc rescan`.
     fn scan_command(self) -> &'static str {
         match self {
-            Self::Mmc => "mmc rescan",
+            Self::Mmc => "mmc list; mmc rescan",
             Self::Virtio => "virtio scan",
             Self::Usb => "usb start",
             Self::Scsi => "scsi scan",

@@ -13,7 +13,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use hilt_transports::uboot::{Reserved, TftpBoot, UBoot};
+use hilt_transports::uboot::{BlockInterface, Reserved, TftpBoot, UBoot};
 
 use crate::board::mmc_identity::{self, UbootCard};
 use crate::board::preflight;
@@ -341,8 +341,7 @@ impl RamdiskBoot {
             u.stop_autoboot().await?;
             uboot::point_at_server(&mut u, tftp).await?;
             uboot::load_addresses(&mut u, &self.board, needed(&boot)).await?;
-            u.run_checked_for("mmc rescan", limit).await?;
-            u.run_checked(&format!("mmc dev {dev}")).await?;
+            u.select_device(BlockInterface::Mmc, dev, limit).await?;
             let card = mmc_identity::parse_mmc_info(&u.run_checked("mmc info").await?)?;
             u.tftp_boot(&boot, limit).await?;
             anyhow::Ok(card)

@@ -10,7 +10,7 @@ use hilt_kernlog::{Event, StreamParser};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use super::Console;
+use super::{find, Console};
 
 /// What the capture tells the iteration loop.
 #[derive(Debug)]
@@ -25,10 +25,6 @@ pub enum ConsoleNote {
 /// Printed by the initramfs' /init (artifacts/initramfs.rs) when the agent
 /// process ends.
 pub const AGENT_EXITED: &[u8] = b"hilt-init: agent exited with status";
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
 
 /// What the iteration loop asks of the console.
 #[derive(Debug)]

@@ -53,8 +53,12 @@ pub async fn record_until<T>(
 
 /// Whether a console's text holds the kernel's panic line.
 pub fn kernel_panicked(text: &[u8]) -> bool {
-    const PANIC: &[u8] = b"Kernel panic - not syncing";
-    text.windows(PANIC.len()).any(|w| w == PANIC)
+    find(text, b"Kernel panic - not syncing").is_some()
+}
+
+/// Where `needle` first occurs in what a console said.
+pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 /// A failed bring-up's error with the end of what the console said: on a

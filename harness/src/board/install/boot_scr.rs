@@ -14,7 +14,11 @@
 //! `fallback: boot_file` in a file beside the kernel written with U-Boot's
 //! `save` (the board's OS deletes it). Neither needs U-Boot's
 //! CONFIG_BOOTCOUNT_LIMIT, which few board U-Boots (and neither Debian's
-//! nor Armbian's) are built with.
+//! nor Armbian's) are built with. A mark U-Boot cannot save (an
+//! environment it cannot write; ext4 with metadata_csum, which U-Boot's
+//! ext4 write refuses) would leave a variant that does not boot booted at
+//! every power on: the script then boots the board's own kernel and says
+//! why ([`MARK_NOT_SAVED`]).
 
 use std::collections::BTreeSet;
 
@@ -30,6 +34,13 @@ pub const TRYING: &str = "hilt_trying";
 /// The file the script marks a try with (`fallback: boot_file`), beside
 /// the kernel.
 pub const TRYING_FILE: &str = "hilt-trying";
+
+/// What the script says when U-Boot cannot save its mark (a read-only
+/// environment, a filesystem its `save` cannot write): the variant is not
+/// booted without a way back, the board's own kernel is, and hilt tells
+/// this from a variant that did not come up.
+pub const MARK_NOT_SAVED: &str =
+    "hilt: U-Boot could not save the mark that the variant is being tried";
 
 /// Where the script keeps its mark that the variant is being tried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,6 +223,7 @@ impl OwnScript {
             "echo \"hilt: variant {} did not come up: booting the known-good kernel\"",
             v.variant
         );
+        let unsaved = format!("echo \"{MARK_NOT_SAVED}: booting the known-good kernel\"");
         match v.fallback {
             Fallback::None => {
                 out.push_str(&up);
@@ -225,7 +237,7 @@ impl OwnScript {
             }
             Fallback::Env => {
                 out.push_str(&format!(
-                    "# {TRYING}=1 is saved before the variant boots and cleared (fw_setenv) by hilt once\n# it is up: still set at the next power on, the variant did not come up.\nif test \"${{{TRYING}}}\" = \"1\"; then\n\t{down}\n\tsetenv hilt_boot own\nelse\n\t{up}\n\tsetenv hilt_boot variant\n\tsetenv {TRYING} 1\n\tsaveenv\nfi\n"
+                    "# {TRYING}=1 is saved before the variant boots and cleared (fw_setenv) by hilt once\n# it is up: still set at the next power on, the variant did not come up.\nif test \"${{{TRYING}}}\" = \"1\"; then\n\t{down}\n\tsetenv hilt_boot own\nelse\n\tsetenv {TRYING} 1\n\tif saveenv; then\n\t\t{up}\n\t\tsetenv hilt_boot variant\n\telse\n\t\t{unsaved}\n\t\tsetenv hilt_boot own\n\tfi\nfi\n"
                 ));
                 for (n, (c, names)) in switched.iter().enumerate() {
                     out.push_str(&format!("setenv hilt_load_{n} '{}'\n", either(c, names)));
@@ -248,7 +260,7 @@ impl OwnScript {
                     let dev = c.words[1..3].join(" ");
                     let addr = &c.words[3];
                     out.push_str(&format!(
-                        "setenv hilt_decide_{n} 'if test -z \"${{hilt_boot}}\"; then if test -e {dev} {file}; then {down}; setenv hilt_boot own; else {up}; setenv hilt_boot variant; mw.b {addr} 0x31 1; save {dev} {addr} {file} 1; fi; fi'\nsetenv hilt_load_{n} 'run hilt_decide_{n}; {}'\n",
+                        "setenv hilt_decide_{n} 'if test -z \"${{hilt_boot}}\"; then if test -e {dev} {file}; then {down}; setenv hilt_boot own; else mw.b {addr} 0x31 1; if save {dev} {addr} {file} 1; then {up}; setenv hilt_boot variant; else {unsaved}; setenv hilt_boot own; fi; fi; fi'\nsetenv hilt_load_{n} 'run hilt_decide_{n}; {}'\n",
                         either(c, names)
                     ));
                 }
@@ -424,7 +436,7 @@ booti ${kernel_addr_r} ${ramdisk_addr_r} ${fdt_addr_r}
         let (own_branch, variant_branch) = head.split_once("\nelse\n").unwrap();
         assert!(own_branch.contains("if test \"${hilt_trying}\" = \"1\"; then"));
         assert!(own_branch.contains("setenv hilt_boot own") && !own_branch.contains("saveenv"));
-        assert!(variant_branch.contains("setenv hilt_trying 1\n\tsaveenv\nfi\n"));
+        assert!(variant_branch.contains("\tsetenv hilt_trying 1\n\tif saveenv; then\n\t\techo \"hilt: booting variant patched (kernel 6.1.0-45-arm64)\"\n\t\tsetenv hilt_boot variant\n\telse\n\t\techo \"hilt: U-Boot could not save the mark that the variant is being tried: booting the known-good kernel\"\n\t\tsetenv hilt_boot own\n\tfi\nfi\n"), "{variant_branch}");
         assert_eq!(tail(&out).matches("run hilt_load_").count(), 2);
         assert_eq!(tail(&out).matches(" load ").count(), 1, "{}", tail(&out));
         // A script hilt wrote is never taken for the board's own.
@@ -443,7 +455,7 @@ booti ${kernel_addr_r} ${ramdisk_addr_r} ${fdt_addr_r}
             out.contains("\nsetenv hilt_boot\n"),
             "cleared at every boot: {out}"
         );
-        assert!(out.contains("\nsetenv hilt_decide_0 'if test -z \"${hilt_boot}\"; then if test -e ${devtype} ${devnum}:${partition} ${pathprefix}hilt-trying; then echo \"hilt: variant patched did not come up: booting the known-good kernel\"; setenv hilt_boot own; else echo \"hilt: booting variant patched (kernel 6.1.0-45-arm64)\"; setenv hilt_boot variant; mw.b ${kernel_addr_r} 0x31 1; save ${devtype} ${devnum}:${partition} ${kernel_addr_r} ${pathprefix}hilt-trying 1; fi; fi'\n"), "{out}");
+        assert!(out.contains("\nsetenv hilt_decide_0 'if test -z \"${hilt_boot}\"; then if test -e ${devtype} ${devnum}:${partition} ${pathprefix}hilt-trying; then echo \"hilt: variant patched did not come up: booting the known-good kernel\"; setenv hilt_boot own; else mw.b ${kernel_addr_r} 0x31 1; if save ${devtype} ${devnum}:${partition} ${kernel_addr_r} ${pathprefix}hilt-trying 1; then echo \"hilt: booting variant patched (kernel 6.1.0-45-arm64)\"; setenv hilt_boot variant; else echo \"hilt: U-Boot could not save the mark that the variant is being tried: booting the known-good kernel\"; setenv hilt_boot own; fi; fi; fi'\n"), "{out}");
         assert!(
             out.contains("\nsetenv hilt_load_0 'run hilt_decide_0; if test"),
             "{out}"

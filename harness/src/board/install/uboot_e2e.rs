@@ -1,18 +1,20 @@
-//! The boot script hilt writes, booted by real U-Boot: Debian's qemu_arm64
-//! build (u-boot-qemu) in qemu-system-aarch64, whose distro boot finds
-//! boot.scr on a disk laid out as `install: {layout: boot_scr}` leaves a
-//! board's boot partition. One board, two Debian kernels: the board's own
-//! (known good) and the variant's. First a variant that comes up; then one
-//! that panics, left hanging as hilt leaves a board that misses boot_s,
-//! power cycled, and U-Boot boots the known-good kernel from the mark the
-//! script wrote (`fallback: boot_file`). Then an Armbian-shaped /boot on
-//! ext4: Armbian's boot.scr boots the variant through the links hilt
-//! repointed (its initrd a U-Boot ramdisk image hilt wrote), and the
-//! known-good kernel once they point back.
-//!
-//! `fallback: bootcount` (saveenv) is not booted here: QEMU 7.2's pflash
-//! fails U-Boot's buffered writes ("Flash buffer write timeout", QEMU issue
-//! 2343), so this U-Boot cannot save its environment.
+//! The boot script hilt writes, booted by real U-Boot in
+//! qemu-system-aarch64: Debian's U-Boot source for qemu_arm64, built by
+//! scripts/build-uboot so that it can save its environment to QEMU's flash
+//! and write ext4, whose distro boot finds boot.scr on a disk laid out as
+//! `install: {layout: boot_scr}` leaves a board's boot partition. One
+//! board, two Debian kernels: the board's own (known good) and the
+//! variant's. A variant that comes up; then ones that panic, left hanging
+//! as hilt leaves a board that misses boot_s, power cycled, and U-Boot
+//! boots the known-good kernel from the mark the script saved: in its
+//! environment (`fallback: bootcount`), and in a file on the FAT boot
+//! partition (`fallback: boot_file`). Then an Armbian-shaped /boot on ext4:
+//! Armbian's boot.scr boots the variant through the links hilt repointed
+//! (its initrd a U-Boot ramdisk image hilt wrote); hilt's script falls back
+//! from a panicking variant through a mark on ext4 formatted as Armbian
+//! formats it, and boots the known-good kernel at once, saying why, where
+//! U-Boot cannot write the ext4 (metadata_csum, Debian's mkfs default);
+//! and the known-good kernel boots once the links point back.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -25,7 +27,6 @@ use super::armbian;
 use super::boot_scr::{self, Fallback, Names, OwnScript, Variant};
 use super::uimage;
 
-const UBOOT: &str = "/usr/lib/u-boot/qemu_arm64/u-boot.bin";
 const GOOD: &str = "linux-image-6.1.0-44-arm64=6.1.164-1";
 const VARIANT: &str = "linux-image-6.1.0-45-arm64=6.1.170-1";
 
@@ -61,6 +62,18 @@ fn cache() -> PathBuf {
     std::env::var_os("HILT_CACHE")
         .map(PathBuf::from)
         .unwrap_or(repo().join(".cache"))
+}
+
+/// The U-Boot scripts/build-uboot builds (Debian's u-boot-qemu saves no
+/// environment on QEMU 7.2's flash and cannot write ext4).
+fn uboot() -> PathBuf {
+    let bin = cache().join("uboot/u-boot.bin");
+    assert!(
+        bin.exists(),
+        "{} is missing: run scripts/build-uboot (scripts/setup does)",
+        bin.display()
+    );
+    bin
 }
 
 fn kernel(spec: &str) -> Kernel {
@@ -136,7 +149,15 @@ struct Board {
 
 impl Board {
     /// QEMU's command line for the board, `machine` its -machine value.
+    /// U-Boot keeps its environment in the second flash bank, a file
+    /// beside the disk that outlives power cycles as a board's does.
     fn qemu(machine: &str, disk: &Path, log: &Path) -> Command {
+        let flash = disk.with_file_name("env-flash.img");
+        if !flash.exists() {
+            // QEMU's virt machine takes a flash bank of exactly 64 MiB.
+            let f = std::fs::File::create(&flash).unwrap();
+            f.set_len(64 << 20).unwrap();
+        }
         let mut c = Command::new("qemu-system-aarch64");
         c.args([
             "-machine",
@@ -146,9 +167,15 @@ impl Board {
             "-smp",
             "2",
             "-m",
-            "1024",
+            "512",
         ])
-        .args(["-bios", UBOOT])
+        .arg("-bios")
+        .arg(uboot())
+        .arg("-drive")
+        .arg(format!(
+            "if=pflash,unit=1,file={},format=raw",
+            flash.display()
+        ))
         .arg("-drive")
         .arg(format!(
             "if=none,id=boot,file={},format=raw",
@@ -308,12 +335,9 @@ fn installed(
 }
 
 #[test]
-#[ignore = "boots Debian's qemu_arm64 U-Boot and two Debian kernels: run by scripts/test"]
+#[ignore = "boots U-Boot built from Debian's source and two Debian kernels: run by scripts/test"]
 fn hilts_boot_scr_boots_the_variant_and_falls_back_in_real_u_boot() {
-    assert!(
-        Path::new(UBOOT).exists(),
-        "{UBOOT} is missing: scripts/setup installs u-boot-qemu"
-    );
+    uboot();
     let t0 = Instant::now();
     let good = kernel(GOOD);
     let variant = kernel(VARIANT);
@@ -332,25 +356,24 @@ fn hilts_boot_scr_boots_the_variant_and_falls_back_in_real_u_boot() {
     .unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let boot_limit = Duration::from_secs(120);
+    let up_on = |k: &Kernel| format!("hilt-e2e: up on {}", k.release);
+    let trying = format!("hilt: booting variant e2e (kernel {})", variant.release);
 
-    // A variant that comes up: U-Boot runs hilt's boot.scr, which loads
-    // the variant's kernel and initrd through the board's own script
-    // (`fallback: bootcount`: its head saves the mark with saveenv, which
-    // QEMU's pflash fails; the way back is booted below with boot_file).
+    // A variant that comes up: U-Boot runs hilt's boot.scr, which saves the
+    // mark beside the kernel and loads the variant's kernel and initrd
+    // through the board's own script.
     let a = tmp.path().join("a");
     std::fs::create_dir_all(&a).unwrap();
-    let disk_a = installed(&a, &good, &variant, &busybox.path, UP, Fallback::Env);
+    let disk_a = installed(&a, &good, &variant, &busybox.path, UP, Fallback::File);
     eprintln!("disk laid out in {:?}", t0.elapsed());
     let mut board = Board::on(&disk_a, &a.join("console.log"));
     let text = board.expect(
         &[
             "Found U-Boot script /boot.scr",
-            &format!("hilt: booting variant e2e (kernel {})", variant.release),
-            // `fallback: bootcount`'s mark; QEMU's pflash then fails the write.
-            "Saving Environment to Flash",
+            &trying,
             &format!("Booting Debian {} from virtio 0:1", good.release),
             "Starting kernel",
-            &format!("hilt-e2e: up on {}", variant.release),
+            &up_on(&variant),
         ],
         boot_limit,
     );
@@ -358,36 +381,24 @@ fn hilts_boot_scr_boots_the_variant_and_falls_back_in_real_u_boot() {
     board.off();
     eprintln!("the variant came up at {:?}", t0.elapsed());
 
-    // A variant that panics: the board hangs (panic=0) until hilt's
-    // boot_s runs out and it power cycles it; then the mark the script
-    // left sends U-Boot to the board's own kernel.
-    let b = tmp.path().join("b");
-    std::fs::create_dir_all(&b).unwrap();
-    let disk_b = installed(&b, &good, &variant, &busybox.path, FAILS, Fallback::File);
-    let mut board = Board::on(&disk_b, &b.join("console-1.log"));
-    board.expect(
-        &[
-            &format!("hilt: booting variant e2e (kernel {})", variant.release),
-            &format!("hilt-e2e: the variant fails on {}", variant.release),
-            "Kernel panic - not syncing",
-        ],
-        boot_limit,
-    );
-    board.off();
-    eprintln!("the variant panicked at {:?}", t0.elapsed());
-    let mut board = Board::on(&disk_b, &b.join("console-2.log"));
-    let text = board.expect(
-        &[
-            "Found U-Boot script /boot.scr",
-            "hilt: variant e2e did not come up: booting the known-good kernel",
-            "Starting kernel",
-            &format!("hilt-e2e: up on {}", good.release),
-        ],
-        boot_limit,
-    );
-    assert!(!text.contains("hilt: booting variant"), "{text}");
-    board.off();
-    eprintln!("the known-good kernel came up at {:?}", t0.elapsed());
+    // Variants that panic: the board hangs (panic=0) until hilt's boot_s
+    // runs out and it power cycles it; then the mark the script saved
+    // sends U-Boot to the board's own kernel. `fallback: bootcount` keeps
+    // the mark in U-Boot's environment (word by word into QEMU's flash,
+    // about a minute under TCG), `boot_file` in a file on FAT.
+    for (name, fallback, saving) in [
+        ("bootcount", Fallback::Env, "Saving Environment to Flash"),
+        ("boot_file", Fallback::File, "Found U-Boot script /boot.scr"),
+    ] {
+        let dir = tmp.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let disk = installed(&dir, &good, &variant, &busybox.path, FAILS, fallback);
+        panics_then_falls_back(&disk, &dir, saving, &trying, &up_on(&good), boot_limit);
+        eprintln!(
+            "{name}: the known-good kernel came up at {:?}",
+            t0.elapsed()
+        );
+    }
 
     // Armbian: its boot.scr loads the Image and uInitrd links; hilt
     // installs the variant's versioned files and repoints the links, and a
@@ -398,26 +409,24 @@ fn hilts_boot_scr_boots_the_variant_and_falls_back_in_real_u_boot() {
     Board::device_tree(&disk_a, &dtb);
     let mut arm = Armbian::new(&c, &good, &busybox.path, &dtb);
     let own = OwnScript::parse(&arm.own_text).unwrap();
-    let plan = armbian::plan(
-        &own,
-        &arm.links(),
-        "e2e",
-        &variant.release,
-        true,
-        Fallback::None,
-    )
-    .unwrap();
+    let saved = arm.links();
+    let install = |arm: &mut Armbian, init: &str, fallback: Fallback| {
+        let plan = armbian::plan(&own, &saved, "e2e", &variant.release, true, fallback).unwrap();
+        std::fs::copy(&variant.image, arm.boot.join(&plan.kernel)).unwrap();
+        arm.ramdisk(&busybox.path, plan.initrd.as_deref().unwrap(), init);
+        arm.point(&plan.links);
+        arm.script(plan.script.as_deref().unwrap_or(ARMBIAN_CMD));
+        plan
+    };
+    let plan = install(&mut arm, UP, Fallback::None);
     assert!(plan.script.is_none(), "Armbian's own boot.scr stays");
-    std::fs::copy(&variant.image, arm.boot.join(&plan.kernel)).unwrap();
-    arm.ramdisk(&busybox.path, plan.initrd.as_deref().unwrap());
-    arm.point(&plan.links);
-    let mut board = Board::on(&arm.disk(), &c.join("console-1.log"));
+    let mut board = Board::on(&arm.disk(Ext4::Armbian), &c.join("console-1.log"));
     board.expect(
         &[
             "Found U-Boot script /boot/boot.scr",
             "Image Type:   AArch64 Linux RAMDisk Image (uncompressed)",
             "Starting kernel",
-            &format!("hilt-e2e: up on {}", variant.release),
+            &up_on(&variant),
         ],
         boot_limit,
     );
@@ -426,25 +435,92 @@ fn hilts_boot_scr_boots_the_variant_and_falls_back_in_real_u_boot() {
         "Armbian's boot.scr booted the variant at {:?}",
         t0.elapsed()
     );
-    let saved = arm.links();
+
+    // A panicking variant with `fallback: boot_file`: hilt's script (the
+    // board's own with its loads switched) saves the mark on the ext4 root
+    // filesystem, formatted as Armbian's build formats it.
+    install(&mut arm, FAILS, Fallback::File);
+    let disk = arm.disk(Ext4::Armbian);
+    panics_then_falls_back(
+        &disk,
+        &c.join("armbian"),
+        "Found U-Boot script /boot/boot.scr",
+        &trying,
+        &up_on(&good),
+        boot_limit,
+    );
+    eprintln!(
+        "Armbian on ext4: the known-good kernel came up at {:?}",
+        t0.elapsed()
+    );
+
+    // The same on ext4 as Debian's mke2fs makes it (metadata_csum), which
+    // U-Boot's ext4 write refuses: the script cannot save its mark, so it
+    // boots the known-good kernel at once and says why.
+    let mut board = Board::on(&arm.disk(Ext4::Debian), &c.join("console-csum.log"));
+    let text = board.expect(
+        &[
+            "Unsupported feature metadata_csum found, not writing.",
+            boot_scr::MARK_NOT_SAVED,
+            "Starting kernel",
+            &up_on(&good),
+        ],
+        boot_limit,
+    );
+    assert!(!text.contains(&trying), "{text}");
+    board.off();
+
+    // Restored: the links point back and Armbian's own boot.scr is back.
     let back: Vec<(&'static str, String)> = armbian::LINKS
         .iter()
         .map(|l| (*l, armbian::target(&saved, l).to_string()))
         .collect();
     arm.point(&back);
-    let mut board = Board::on(&arm.disk(), &c.join("console-2.log"));
-    board.expect(
-        &[
-            "Starting kernel",
-            &format!("hilt-e2e: up on {}", good.release),
-        ],
-        boot_limit,
-    );
+    arm.script(ARMBIAN_CMD);
+    let mut board = Board::on(&arm.disk(Ext4::Armbian), &c.join("console-2.log"));
+    board.expect(&["Starting kernel", &up_on(&good)], boot_limit);
     board.off();
     eprintln!(
         "restored, the known-good kernel came up at {:?}",
         t0.elapsed()
     );
+}
+
+/// A variant that panics on its first boot (after `first`, where the
+/// script saves its mark, and `trying`), the power cut as hilt cuts it,
+/// and the second power on booting the known-good kernel (`good_up`)
+/// through the script's fallback.
+fn panics_then_falls_back(
+    disk: &Path,
+    logs: &Path,
+    first: &str,
+    trying: &str,
+    good_up: &str,
+    limit: Duration,
+) {
+    std::fs::create_dir_all(logs).unwrap();
+    let mut board = Board::on(disk, &logs.join("console-1.log"));
+    board.expect(
+        &[
+            first,
+            trying,
+            "hilt-e2e: the variant fails on",
+            "Kernel panic - not syncing",
+        ],
+        limit,
+    );
+    board.off();
+    let mut board = Board::on(disk, &logs.join("console-2.log"));
+    let text = board.expect(
+        &[
+            "hilt: variant e2e did not come up: booting the known-good kernel",
+            "Starting kernel",
+            good_up,
+        ],
+        limit,
+    );
+    assert!(!text.contains(trying), "{text}");
+    board.off();
 }
 
 /// The shape of Armbian's boot.cmd for arm64 boards (armbian/build,
@@ -484,6 +560,16 @@ booti ${kernel_addr_r} ${ramdisk_addr_r} ${fdt_addr_r}
 # mkimage -C none -A arm -T script -d /boot/boot.cmd /boot/boot.scr
 "#;
 
+#[derive(Clone, Copy)]
+enum Ext4 {
+    /// As Armbian's build formats a root filesystem: without 64bit and
+    /// metadata_csum.
+    Armbian,
+    /// As Debian's mke2fs formats one by default: metadata_csum, which
+    /// U-Boot's ext4 write refuses.
+    Debian,
+}
+
 /// An Armbian root filesystem's /boot (ext4, with links), the board's
 /// own kernel installed as Armbian's packages install one.
 struct Armbian {
@@ -507,19 +593,14 @@ impl Armbian {
             "verbosity=1\nbootlogo=false\nconsole=serial\noverlay_prefix=qemu\nfdtfile=qemu-virt.dtb\nrootdev=/dev/vda1\nrootfstype=ext4\nextraargs=earlycon panic=0\nusbstoragequirks=0x2537:0x1066:u,0x2537:0x1068:u\n",
         )
         .unwrap();
-        std::fs::write(boot.join("boot.cmd"), ARMBIAN_CMD).unwrap();
-        std::fs::write(
-            boot.join("boot.scr"),
-            uimage::wrap(uimage::Kind::Script, "boot", ARMBIAN_CMD.as_bytes()),
-        )
-        .unwrap();
         let mut a = Self {
             dir: dir.to_path_buf(),
             boot,
             own_text: ARMBIAN_CMD.to_string(),
             good: r.clone(),
         };
-        a.ramdisk(busybox, &format!("uInitrd-{r}"));
+        a.script(ARMBIAN_CMD);
+        a.ramdisk(busybox, &format!("uInitrd-{r}"), UP);
         a.point(&[
             ("Image", format!("vmlinuz-{r}")),
             ("uInitrd", format!("uInitrd-{r}")),
@@ -527,10 +608,10 @@ impl Armbian {
         a
     }
 
-    /// The initrd that says where it came up, as a U-Boot ramdisk image.
-    fn ramdisk(&mut self, busybox: &Path, name: &str) {
+    /// An initrd running `init`, as a U-Boot ramdisk image.
+    fn ramdisk(&mut self, busybox: &Path, name: &str, init: &str) {
         let cpio = self.dir.join(format!("{name}.cpio"));
-        initrd(busybox, UP, &cpio);
+        initrd(busybox, init, &cpio);
         let bytes = std::fs::read(&cpio).unwrap();
         std::fs::write(
             self.boot.join(name),
@@ -553,11 +634,28 @@ impl Armbian {
         armbian::parse_links(&format!("Image vmlinuz-{r}\nuInitrd uInitrd-{r}\n")).unwrap()
     }
 
-    /// The root partition (ext4, Armbian's default), /boot on it.
-    fn disk(&self) -> PathBuf {
+    /// The boot script U-Boot runs, and the boot.cmd it was made from.
+    fn script(&mut self, text: &str) {
+        std::fs::write(self.boot.join("boot.cmd"), text).unwrap();
+        std::fs::write(
+            self.boot.join("boot.scr"),
+            uimage::wrap(uimage::Kind::Script, "boot", text.as_bytes()),
+        )
+        .unwrap();
+    }
+
+    /// The root partition (ext4), /boot on it.
+    fn disk(&self, format: Ext4) -> PathBuf {
         let part = self.dir.join("root.ext4");
         let _ = std::fs::remove_file(&part);
+        let features = match format {
+            // armbian/build formats its root filesystems so that U-Boot
+            // can write them (lib/functions/image/partitioning.sh).
+            Ext4::Armbian => ["-O", "^64bit,^metadata_csum"],
+            Ext4::Debian => ["-O", "metadata_csum"],
+        };
         run(Command::new("mkfs.ext4")
+            .args(features)
             .args(["-q", "-F", "-d"])
             .arg(self.dir.join("root"))
             .arg(&part)

@@ -18,6 +18,7 @@ use hilt_transports::console::Replayed;
 use hilt_transports::deploy;
 use hilt_transports::flash::{DdFlasher, Flasher};
 
+use crate::board::install::boot_scr::MARK_NOT_SAVED;
 use crate::board::preflight;
 use crate::board::storage::FlashJob;
 use crate::board::{
@@ -191,6 +192,9 @@ impl Boot for OwnOsBoot {
                 }
                 Ok(BootOutcome::FellBack(running)) => {
                     let _ = power.off().await;
+                    if let Some(e) = mark_not_saved(&heard, &running) {
+                        return Err(e);
+                    }
                     let tail = String::from_utf8_lossy(&heard[heard.len().saturating_sub(3000)..])
                         .into_owned();
                     return Err(VariantDidNotBoot(format!(
@@ -220,6 +224,19 @@ impl Boot for OwnOsBoot {
         // Its kernel is its own: hilt does not know where its ramoops is.
         false
     }
+}
+
+/// The lab's error when hilt's boot script could not save its mark (it
+/// then boots the board's own kernel rather than a variant with no way
+/// back): not a result about the variant's kernel.
+fn mark_not_saved(heard: &[u8], running: &str) -> Option<anyhow::Error> {
+    let at = crate::console::find(heard, MARK_NOT_SAVED.as_bytes())?;
+    let said = String::from_utf8_lossy(&heard[at..]);
+    let line = said.lines().next().unwrap_or_default();
+    Some(anyhow::anyhow!(
+        "the variant was not booted: {}, so hilt's boot script booted the board's own kernel (\"{running}\") rather than leave the board with no way back; hilt restored the board's boot configuration. Make U-Boot able to save it: for `fallback: bootcount` a writable environment (saveenv), for `fallback: boot_file` a boot filesystem U-Boot can write (FAT, or ext4 without metadata_csum: `tune2fs -O ^metadata_csum`, as Armbian formats it)",
+        line.trim_end().trim_end_matches(": booting the known-good kernel")
+    ))
 }
 
 impl OwnOsBoot {
@@ -416,4 +433,28 @@ struct InstallRecord<'a> {
     /// pushed), the boot configuration.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     also: Vec<deploy::DeployedFile>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mark_u_boot_could_not_save_is_the_labs_error_and_says_what_to_change() {
+        let heard = format!(
+            "Unsupported feature metadata_csum found, not writing.\r\n{MARK_NOT_SAVED}: booting the known-good kernel\r\nStarting kernel ...\r\n"
+        );
+        let e = mark_not_saved(heard.as_bytes(), "Linux version 6.1.0-44-arm64")
+            .unwrap()
+            .to_string();
+        assert!(
+            e.starts_with(&format!(
+                "the variant was not booted: {MARK_NOT_SAVED}, so "
+            )),
+            "{e}"
+        );
+        assert!(e.contains("(\"Linux version 6.1.0-44-arm64\")"), "{e}");
+        assert!(e.contains("tune2fs -O ^metadata_csum"), "{e}");
+        assert!(mark_not_saved(b"hilt: variant p did not come up", "x").is_none());
+    }
 }

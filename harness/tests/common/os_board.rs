@@ -58,14 +58,11 @@ pub struct Os<'a> {
     pub files: &'a [(&'a str, u32, &'a [u8])],
 }
 
-/// The Linux board's OS: devtmpfs, the disk under its kernel names.
-#[allow(dead_code)] // e2e_android builds only the Android flavour
-pub const LINUX: Os = Os {
-    init: INIT,
-    files: &[],
-};
-
-const INIT: &str = r#"#!/bin/busybox sh
+/// The start of both OSes' /init: busybox's applets, and the kernel's
+/// filesystems mounted.
+macro_rules! os_start {
+    () => {
+        r#"#!/bin/busybox sh
 /bin/busybox --install -s /bin
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 mount -t proc proc /proc
@@ -74,22 +71,46 @@ mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /tmp
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
-# Every installed kernel has its modules here, as on a Debian system: the
-# one that booted loads its own.
-r=$(uname -r)
-while read -r m; do insmod "/lib/modules/$r/$m" || echo "os-board: insmod $m failed"; done < "/lib/modules/$r/order"
-# /boot is where the bootloader (scripts/os-board) finds the kernel.
-mount -t 9p -o trans=virtio,version=9p2000.L boot /boot || echo "os-board: no /boot"
+"#
+    };
+}
+
+/// The end both share: /boot from the bootloader's share, the network,
+/// and sshd.
+macro_rules! os_network {
+    () => {
+        r#"mount -t 9p -o trans=virtio,version=9p2000.L boot /boot || echo "os-board: no /boot"
 ip link set lo up
 ip link set eth0 up
 ip addr add 10.0.2.15/24 dev eth0
 ip route add default via 10.0.2.2
 echo "os-board: sshd on port 22"
 /usr/sbin/dropbear -F -E -s -r /etc/dropbear/dropbear_ed25519_host_key &
-echo "os-board: adbd on port 5555"
+"#
+    };
+}
+
+/// The Linux board's OS: devtmpfs, the disk under its kernel names.
+#[allow(dead_code)] // e2e_android builds only the Android flavour
+pub const LINUX: Os = Os {
+    init: INIT,
+    files: &[],
+};
+
+const INIT: &str = concat!(
+    os_start!(),
+    r#"# Every installed kernel has its modules here, as on a Debian system: the
+# one that booted loads its own.
+r=$(uname -r)
+while read -r m; do insmod "/lib/modules/$r/$m" || echo "os-board: insmod $m failed"; done < "/lib/modules/$r/order"
+"#,
+    // /boot is where the bootloader (scripts/os-board) finds the kernel.
+    os_network!(),
+    r#"echo "os-board: adbd on port 5555"
 /usr/bin/hilt-adbd --port 5555 --product os_board &
 while true; do sleep 3600; done
-"#;
+"#
+);
 
 /// Builds the board's OS into `state`: boot/Image (the first of
 /// `kernel_packages`; the modules of all of them are installed),
@@ -335,16 +356,9 @@ exec /bin/busybox switch_root /root /sbin/init
 /// root (only the kernels installed there have them) and /etc/modules
 /// loaded as Debian loads it at boot.
 #[allow(dead_code)]
-pub const ROOT_INIT: &str = r#"#!/bin/busybox sh
-/bin/busybox --install -s /bin
-export PATH=/bin:/sbin:/usr/bin:/usr/sbin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev
-mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
-mount -t tmpfs tmpfs /tmp
-mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
-echo "os-board: root on 9p, kernel $(uname -r)"
+pub const ROOT_INIT: &str = concat!(
+    os_start!(),
+    r#"echo "os-board: root on 9p, kernel $(uname -r)"
 # crc32c_generic first: busybox's modprobe does not follow libcrc32c's
 # softdep on it, as kmod's would, and erofs needs libcrc32c.
 for m in virtio_blk virtio_net dm-mod dm-verity crc32c_generic erofs zram; do
@@ -353,15 +367,10 @@ done
 for m in $(cat /etc/modules); do
   if modprobe "$m" && grep -q "^$m " /proc/modules; then echo "os-board: modprobe $m: loaded"; else echo "os-board: modprobe $m failed"; fi
 done
-mount -t 9p -o trans=virtio,version=9p2000.L boot /boot || echo "os-board: no /boot"
-ip link set lo up
-ip link set eth0 up
-ip addr add 10.0.2.15/24 dev eth0
-ip route add default via 10.0.2.2
-echo "os-board: sshd on port 22"
-/usr/sbin/dropbear -F -E -s -r /etc/dropbear/dropbear_ed25519_host_key &
-while true; do sleep 3600; done
-"#;
+"#,
+    os_network!(),
+    "while true; do sleep 3600; done\n"
+);
 
 /// The board as a Debian board is laid out: its root (STATE/root, a
 /// virtio-9p share) holds the OS and /lib/modules/<release> of the kernel

@@ -456,6 +456,93 @@ fn bench_board_keeps_a_panics_log_in_ramoops_across_its_own_warm_reset() {
     assert!(!bench.state.join("qemu.pid").exists());
 }
 
+/// The SD/eMMC pairing check refusing a wrong pair, on a real U-Boot and a
+/// real kernel: the bench board with two SD cards (64 MiB on the first
+/// controller, 128 MiB on the second; QEMU gives both the same CID), and a
+/// board file that pairs U-Boot's mmc 0 with Linux's mmcblk1. The
+/// identification boot sees two different cards and the run stops before
+/// anything is written to either, naming the disk to use instead.
+#[test]
+#[ignore = "boots the emulated board: run by scripts/test"]
+fn bench_board_refuses_to_write_when_u_boot_and_linux_name_different_cards() {
+    let bench = Bench::new();
+    let board = bench.tmp.path().join("boards/bench-test.yaml");
+    let mut text = std::fs::read_to_string(&board).unwrap();
+    let port = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("port: "))
+        .unwrap()
+        .to_string();
+    for (from, to) in [
+        (format!("\"{port}\"]"), format!("\"{port}\", sd2]")),
+        (
+            "  uboot_block:\n    interface: virtio\n    dev: 0\n".into(),
+            "  uboot_mmc:\n    mmc_dev: 0\n".into(),
+        ),
+        ("data: /dev/vda1".into(), "data: /dev/mmcblk1p1".into()),
+    ] {
+        assert!(text.contains(&from), "bench-emulated.yaml lacks {from:?}");
+        text = text.replacen(&from, &to, 1);
+    }
+    std::fs::write(&board, text).unwrap();
+    let plan = bench.plan(
+        &[
+            ("iterations: 2", "iterations: 1"),
+            ("duration_s: 15", "duration_s: 5"),
+        ],
+        "",
+    );
+    let out = bench.tmp.path().join("run");
+    let o = hilt_run(&plan, &out)
+        .env("HILT_LEASES", bench.tmp.path().join("leases"))
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    eprintln!("{said}");
+    assert!(!o.status.success(), "{said}");
+
+    let ids = json_lines(&out.join("mmc_identity.jsonl"));
+    assert_eq!(ids.len(), 1, "one identification boot: {ids:?}");
+    assert_eq!(ids[0]["uboot"]["capacity"], "64 MiB", "{}", ids[0]);
+    let linux = ids[0]["linux"].as_array().unwrap();
+    let sectors: Vec<(&str, u64)> = linux
+        .iter()
+        .map(|c| (c["disk"].as_str().unwrap(), c["sectors"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        sectors,
+        [("mmcblk0", 131072), ("mmcblk1", 262144)],
+        "{}",
+        ids[0]
+    );
+    let detail = records(&out)
+        .iter()
+        .map(|r| r.detail.clone())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let shown = format!("{said}\n{detail}");
+    for needle in [
+        "pairs U-Boot's mmc 0 (flash.uboot_mmc.mmc_dev: 0) with Linux's mmcblk1 (partitions.data: /dev/mmcblk1p1), and they are different cards",
+        "Nothing was written",
+        "Linux's mmcblk0 is U-Boot's mmc 0",
+    ] {
+        assert!(shown.contains(needle), "{needle:?} not in:\n{shown}");
+    }
+    // Neither card was written.
+    assert!(!out.join("flash.jsonl").exists());
+    for card in ["sd.img", "sd2.img"] {
+        let mut f = std::fs::File::open(bench.state.join(card)).unwrap();
+        f.seek(SeekFrom::Start(2048 * 512)).unwrap();
+        let mut head = vec![0u8; 1 << 20];
+        f.read_exact(&mut head).unwrap();
+        assert!(head.iter().all(|b| *b == 0), "{card} was written");
+    }
+}
+
 /// The SD/eMMC pairing check against a real U-Boot and a real kernel, then
 /// the write it guards: the emulated bench board with an SD card (QEMU's
 /// sd-card behind sdhci-pci, one partition from block 2048) and its

@@ -385,7 +385,7 @@ fn hilts_boot_scr_boots_the_variant_and_falls_back_in_real_u_boot() {
     // runs out and it power cycles it; then the mark the script saved
     // sends U-Boot to the board's own kernel. `fallback: bootcount` keeps
     // the mark in U-Boot's environment (word by word into QEMU's flash,
-    // about a minute under TCG), `boot_file` in a file on FAT.
+    // 30 s under TCG), `boot_file` in a file on FAT.
     for (name, fallback, saving) in [
         ("bootcount", Fallback::Env, "Saving Environment to Flash"),
         ("boot_file", Fallback::File, "Found U-Boot script /boot.scr"),

@@ -1312,11 +1312,23 @@ fn avb_footer_ends_an_sd_card_partition_beside_an_f2fs_data_partition() {
 #[ignore = "boots the emulated board: run by scripts/test"]
 fn avb_footer_verity_fails_reads_of_a_corrupted_block_with_eio() {
     let tmp = TestDir::new();
-    // A private cache, so corrupting the image cannot touch the shared one.
+    // A cache of its own for the footed image and what is built from it
+    // (avb/, sdcard/, ...), so corrupting it cannot touch the shared one;
+    // what comes before the footer (dataset, erofs image, kernel, initramfs)
+    // is shared, as building it again took two minutes.
     let cache = tmp.path().join("cache");
     std::fs::create_dir(&cache).unwrap();
     let shared = shared_cache();
-    for d in ["debs", "extracted"] {
+    for d in [
+        "debs",
+        "extracted",
+        "datasets",
+        "erofs",
+        "initramfs",
+        "modules",
+        "prebuilt",
+    ] {
+        std::fs::create_dir_all(shared.join(d)).unwrap();
         std::os::unix::fs::symlink(shared.join(d), cache.join(d)).unwrap();
     }
     let plan = avb_plan(tmp.path());

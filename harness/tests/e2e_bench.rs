@@ -22,6 +22,8 @@ use sha2::{Digest, Sha256};
 struct Bench {
     tmp: TestDir,
     state: PathBuf,
+    /// The board's console port, in its power-on command too.
+    port: u16,
 }
 
 impl Bench {
@@ -43,7 +45,42 @@ impl Bench {
         for d in ["workloads", "scripts"] {
             std::os::unix::fs::symlink(repo().join(d), tmp.path().join(d)).unwrap();
         }
-        Self { tmp, state }
+        Self { tmp, state, port }
+    }
+
+    /// Edits this bench's board file: each `from` must be in it, once
+    /// replaced by its `to`.
+    fn edit_board(&self, edits: &[(&str, &str)]) {
+        let board = self.tmp.path().join("boards/bench-test.yaml");
+        let mut text = std::fs::read_to_string(&board).unwrap();
+        for (from, to) in edits {
+            assert!(text.contains(from), "bench-emulated.yaml lacks {from:?}");
+            text = text.replacen(from, to, 1);
+        }
+        std::fs::write(&board, text).unwrap();
+    }
+
+    /// The board with its SD cards (`cards`: scripts/bench-board's `sd` or
+    /// `sd2`), U-Boot writing the image to mmc 0 and the run reading it from
+    /// Linux's `data` partition; and the smoke plan cut to one short
+    /// iteration.
+    fn sd_card_plan(&self, cards: &str, data: &str) -> PathBuf {
+        let port = self.port;
+        self.edit_board(&[
+            (&format!("\"{port}\"]"), &format!("\"{port}\", {cards}]")),
+            (
+                "  uboot_block:\n    interface: virtio\n    dev: 0\n",
+                "  uboot_mmc:\n    mmc_dev: 0\n",
+            ),
+            ("data: /dev/vda1", &format!("data: {data}")),
+        ]);
+        self.plan(
+            &[
+                ("iterations: 2", "iterations: 1"),
+                ("duration_s: 15", "duration_s: 5"),
+            ],
+            "",
+        )
     }
 
     /// plans/smoke-bench.yaml on this board, with `edits` applied.
@@ -298,21 +335,10 @@ fn bench_board_gets_an_avb_footed_partition_and_the_agent_verifies_from_its_foot
     let bench = Bench::new();
     // scripts/bench-board's data partition: 196608 sectors.
     const DATA_BYTES: u64 = 196_608 * 512;
-    let board = bench.tmp.path().join("boards/bench-test.yaml");
-    let text = std::fs::read_to_string(&board).unwrap();
-    assert!(
-        text.contains("  swap: swap\n"),
-        "bench-emulated.yaml changed"
-    );
-    std::fs::write(
-        &board,
-        text.replacen(
-            "  swap: swap\n",
-            &format!("  swap: swap\n  image_bytes: {DATA_BYTES}\n"),
-            1,
-        ),
-    )
-    .unwrap();
+    bench.edit_board(&[(
+        "  swap: swap\n",
+        &format!("  swap: swap\n  image_bytes: {DATA_BYTES}\n"),
+    )]);
     let plan = bench.plan(
         &[
             ("iterations: 2", "iterations: 1"),
@@ -387,9 +413,9 @@ fn bench_board_keeps_a_panics_log_in_ramoops_across_its_own_warm_reset() {
     let text = std::fs::read_to_string(&board).unwrap();
     let autoboot = "  autoboot_text: \"Hit any key to stop autoboot\"\n";
     assert!(text.contains(autoboot), "bench-emulated.yaml changed");
-    // Below U-Boot's own memory (0x4ddb2000 up, from `bdinfo`) and above
-    // the initramfs at ramdisk_addr_r (0x44000000); the kernel's tree is
-    // edited at 0x40000000, where QEMU put its own.
+    // Below U-Boot's own memory (its stack at 0x4edaada0 up, from
+    // `bdinfo`) and above the initramfs at ramdisk_addr_r (0x44000000); the
+    // kernel's tree is edited at 0x40000000, where QEMU put its own.
     let text = text.replacen(
         autoboot,
         &format!("{autoboot}  addresses: {{fdt_addr_r: \"0x40000000\"}}\n"),
@@ -466,32 +492,7 @@ fn bench_board_keeps_a_panics_log_in_ramoops_across_its_own_warm_reset() {
 #[ignore = "boots the emulated board: run by scripts/test"]
 fn bench_board_refuses_to_write_when_u_boot_and_linux_name_different_cards() {
     let bench = Bench::new();
-    let board = bench.tmp.path().join("boards/bench-test.yaml");
-    let mut text = std::fs::read_to_string(&board).unwrap();
-    let port = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("port: "))
-        .unwrap()
-        .to_string();
-    for (from, to) in [
-        (format!("\"{port}\"]"), format!("\"{port}\", sd2]")),
-        (
-            "  uboot_block:\n    interface: virtio\n    dev: 0\n".into(),
-            "  uboot_mmc:\n    mmc_dev: 0\n".into(),
-        ),
-        ("data: /dev/vda1".into(), "data: /dev/mmcblk1p1".into()),
-    ] {
-        assert!(text.contains(&from), "bench-emulated.yaml lacks {from:?}");
-        text = text.replacen(&from, &to, 1);
-    }
-    std::fs::write(&board, text).unwrap();
-    let plan = bench.plan(
-        &[
-            ("iterations: 2", "iterations: 1"),
-            ("duration_s: 15", "duration_s: 5"),
-        ],
-        "",
-    );
+    let plan = bench.sd_card_plan("sd2", "/dev/mmcblk1p1");
     let out = bench.tmp.path().join("run");
     let o = hilt_run(&plan, &out)
         .env("HILT_LEASES", bench.tmp.path().join("leases"))
@@ -555,32 +556,7 @@ fn bench_board_refuses_to_write_when_u_boot_and_linux_name_different_cards() {
 #[ignore = "boots the emulated board: run by scripts/test"]
 fn bench_board_checks_its_sd_card_is_one_card_to_u_boot_and_linux_then_writes_it() {
     let bench = Bench::new();
-    let board = bench.tmp.path().join("boards/bench-test.yaml");
-    let mut text = std::fs::read_to_string(&board).unwrap();
-    let port = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("port: "))
-        .unwrap()
-        .to_string();
-    for (from, to) in [
-        (format!("\"{port}\"]"), format!("\"{port}\", sd]")),
-        (
-            "  uboot_block:\n    interface: virtio\n    dev: 0\n".into(),
-            "  uboot_mmc:\n    mmc_dev: 0\n".into(),
-        ),
-        ("data: /dev/vda1".into(), "data: /dev/mmcblk0p1".into()),
-    ] {
-        assert!(text.contains(&from), "bench-emulated.yaml lacks {from:?}");
-        text = text.replacen(&from, &to, 1);
-    }
-    std::fs::write(&board, text).unwrap();
-    let plan = bench.plan(
-        &[
-            ("iterations: 2", "iterations: 1"),
-            ("duration_s: 15", "duration_s: 5"),
-        ],
-        "",
-    );
+    let plan = bench.sd_card_plan("sd", "/dev/mmcblk0p1");
     let (out, _) = bench.run(&plan);
     assert_all_pass(&records(&out));
 
